@@ -1,0 +1,424 @@
+//! A shareable TLS configuration: one `SSL_CTX` per distinct [`Options`].
+
+use super::error::Error;
+use super::options::{CaSource, CertSource, KeySource, Options, Role, Verify};
+use super::version::Version;
+use once_cell::sync::Lazy;
+use openssl::dh::Dh;
+use openssl::pkey::{PKey, Private};
+use openssl::ssl::{
+    AlpnError, SslContext, SslContextBuilder, SslMethod, SslMode, SslOptions, SslVerifyMode,
+};
+use openssl::stack::Stack;
+use openssl::x509::{X509Name, X509};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// An immutable, thread-safe TLS configuration. Cloning is cheap.
+#[derive(Clone)]
+pub struct Config {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    context: SslContext,
+    options: Options,
+}
+
+/// Configurations by their options, so that PEM files are parsed once.
+static CACHE: Lazy<Mutex<HashMap<Options, Config>>> = Lazy::new(|| Mutex::new(HashMap::new()));
+/// Bound on cached configurations; the cache is emptied when it is reached.
+const CACHE_LIMIT: usize = 256;
+
+impl Config {
+    /// Returns the shared configuration for `options`, building it on first use.
+    pub fn get(options: &Options) -> Result<Config, Error> {
+        if let Some(config) = CACHE.lock().get(options) {
+            return Ok(config.clone());
+        }
+        let config = Config::build(options.clone())?;
+        let mut cache = CACHE.lock();
+        if cache.len() >= CACHE_LIMIT {
+            cache.clear();
+        }
+        Ok(cache.entry(options.clone()).or_insert(config).clone())
+    }
+
+    /// Forgets every cached configuration (files are read again on next use).
+    pub fn clear_cache() {
+        CACHE.lock().clear();
+    }
+
+    /// Builds a fresh, uncached configuration.
+    pub fn build(options: Options) -> Result<Config, Error> {
+        options.validate()?;
+        let context = build_context(&options)?;
+        Ok(Config {
+            inner: Arc::new(Inner { context, options }),
+        })
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.inner.options
+    }
+
+    pub fn role(&self) -> Role {
+        self.inner.options.role
+    }
+
+    pub(crate) fn context(&self) -> &SslContext {
+        &self.inner.context
+    }
+}
+
+fn openssl_error(what: &str, err: openssl::error::ErrorStack) -> Error {
+    Error::Internal(format!("{what}: {err}"))
+}
+
+fn build_context(o: &Options) -> Result<SslContext, Error> {
+    let method = match o.role {
+        Role::Client => SslMethod::tls_client(),
+        Role::Server => SslMethod::tls_server(),
+    };
+    let mut b = SslContext::builder(method).map_err(|e| openssl_error("SSL_CTX_new", e))?;
+
+    let mut ssl_options = SslOptions::NO_COMPRESSION | SslOptions::IGNORE_UNEXPECTED_EOF;
+    if o.honor_cipher_order {
+        ssl_options |= SslOptions::CIPHER_SERVER_PREFERENCE;
+    }
+    if o.role == Role::Server && !o.client_renegotiation {
+        ssl_options |= SslOptions::NO_RENEGOTIATION;
+    }
+    if !o.secure_renegotiate {
+        ssl_options |= SslOptions::ALLOW_UNSAFE_LEGACY_RENEGOTIATION;
+    }
+    b.set_options(ssl_options);
+    b.set_mode(SslMode::RELEASE_BUFFERS | SslMode::ACCEPT_MOVING_WRITE_BUFFER);
+
+    set_versions(&mut b, &o.versions)?;
+    if let Some(list) = &o.cipher_list {
+        b.set_cipher_list(list).map_err(|_| {
+            Error::Option("ciphers".into(), format!("no usable cipher in {list:?}"))
+        })?;
+    }
+    if let Some(list) = &o.ciphersuites {
+        b.set_ciphersuites(list)
+            .map_err(|_| Error::Option("ciphers".into(), format!("no usable suite in {list:?}")))?;
+    }
+    if let Some(groups) = &o.groups {
+        b.set_groups_list(groups)
+            .map_err(|_| Error::Option("supported_groups".into(), groups.clone()))?;
+    }
+
+    load_identity(&mut b, o)?;
+    let ca_names = load_trust(&mut b, o)?;
+
+    let mut mode = match o.verify {
+        Verify::None => SslVerifyMode::NONE,
+        Verify::Peer => SslVerifyMode::PEER,
+    };
+    if o.role == Role::Server && o.verify == Verify::Peer && o.fail_if_no_peer_cert {
+        mode |= SslVerifyMode::FAIL_IF_NO_PEER_CERT;
+    }
+    b.set_verify(mode);
+    b.set_verify_depth(o.depth);
+    if o.role == Role::Server && o.verify == Verify::Peer {
+        if let Some(names) = ca_names {
+            b.set_client_ca_list(names);
+        }
+    }
+
+    load_dh(&mut b, o)?;
+
+    match o.role {
+        Role::Client => {
+            if !o.alpn.is_empty() {
+                b.set_alpn_protos(&alpn_wire(&o.alpn))
+                    .map_err(|e| openssl_error("alpn", e))?;
+            }
+        }
+        Role::Server => {
+            // TLS 1.3 tickets are off by default, as OTP's session_tickets.
+            b.set_num_tickets(0)
+                .map_err(|e| openssl_error("num_tickets", e))?;
+            if !o.reuse_sessions {
+                b.set_session_cache_mode(openssl::ssl::SslSessionCacheMode::OFF);
+                b.set_options(SslOptions::NO_TICKET);
+            }
+            if !o.alpn.is_empty() {
+                let preferred = o.alpn.clone();
+                b.set_alpn_select_callback(move |_, client| {
+                    crate::engine::connection::guard(Err(AlpnError::ALERT_FATAL), || {
+                        select_alpn(&preferred, client).ok_or(AlpnError::ALERT_FATAL)
+                    })
+                });
+            }
+        }
+    }
+    Ok(b.build())
+}
+
+fn set_versions(b: &mut SslContextBuilder, versions: &[Version]) -> Result<(), Error> {
+    let min = versions.iter().min().copied().unwrap_or(Version::Tls12);
+    let max = versions.iter().max().copied().unwrap_or(Version::Tls13);
+    let bad = |_| Error::Option("versions".into(), "not supported".into());
+    b.set_min_proto_version(Some(min.to_openssl()))
+        .map_err(bad)?;
+    b.set_max_proto_version(Some(max.to_openssl()))
+        .map_err(bad)?;
+    // Gaps in the list (e.g. 1.3 and 1.1 without 1.2) are switched off one by one.
+    for (version, off) in [
+        (Version::Tls10, SslOptions::NO_TLSV1),
+        (Version::Tls11, SslOptions::NO_TLSV1_1),
+        (Version::Tls12, SslOptions::NO_TLSV1_2),
+        (Version::Tls13, SslOptions::NO_TLSV1_3),
+    ] {
+        if version > min && version < max && !versions.contains(&version) {
+            b.set_options(off);
+        }
+    }
+    if min < Version::Tls12 {
+        // OpenSSL 3 refuses TLS 1.0/1.1 above security level 0; only this
+        // context, which asked for them explicitly, is lowered.
+        b.set_security_level(0);
+    }
+    Ok(())
+}
+
+fn read_file(option: &str, path: &str) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|e| Error::File {
+        option: option.into(),
+        path: path.into(),
+        reason: posix_name(&e).into(),
+    })
+}
+
+fn posix_name(e: &std::io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::ENOENT) => "enoent",
+        Some(libc::EACCES) => "eacces",
+        Some(libc::EISDIR) => "eisdir",
+        Some(libc::ENOTDIR) => "enotdir",
+        Some(libc::ENAMETOOLONG) => "enametoolong",
+        _ => "eio",
+    }
+}
+
+fn bad_file(option: &str, path: &str, reason: &str) -> Error {
+    Error::File {
+        option: option.into(),
+        path: path.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Our certificate, its chain and the private key.
+fn load_identity(b: &mut SslContextBuilder, o: &Options) -> Result<(), Error> {
+    let Some(cert_source) = &o.cert else {
+        return Ok(());
+    };
+    let (certs, cert_pem) = match cert_source {
+        CertSource::File(path) => {
+            let pem = read_file("certfile", path)?;
+            let certs = X509::stack_from_pem(&pem).unwrap_or_default();
+            if certs.is_empty() {
+                return Err(bad_file("certfile", path, "no certificate"));
+            }
+            (certs, Some(pem))
+        }
+        CertSource::Pem(pem) => {
+            let certs = X509::stack_from_pem(pem).unwrap_or_default();
+            if certs.is_empty() {
+                return Err(Error::Option("cert".into(), "no PEM certificate".into()));
+            }
+            (certs, Some(pem.clone()))
+        }
+        CertSource::Der(ders) => {
+            let certs = ders
+                .iter()
+                .map(|der| X509::from_der(der))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| Error::Option("cert".into(), "not a DER certificate".into()))?;
+            if certs.is_empty() {
+                return Err(Error::Option(
+                    "cert".into(),
+                    "empty certificate list".into(),
+                ));
+            }
+            (certs, None)
+        }
+    };
+    let mut certs = certs.into_iter();
+    let leaf = certs.next().expect("checked non-empty");
+    b.set_certificate(&leaf)
+        .map_err(|_| Error::Option("cert".into(), "certificate not usable".into()))?;
+    for extra in certs {
+        b.add_extra_chain_cert(extra)
+            .map_err(|e| openssl_error("chain", e))?;
+    }
+
+    let password = o.password.as_deref().unwrap_or("");
+    let (key, option, path) = match (&o.key, cert_source, cert_pem) {
+        (Some(KeySource::File(path)), _, _) => {
+            let pem = read_file("keyfile", path)?;
+            (parse_pem_key(&pem, password), "keyfile", path.clone())
+        }
+        (Some(KeySource::Pem(pem)), _, _) => (parse_pem_key(pem, password), "key", String::new()),
+        (Some(KeySource::Der(_, der)), _, _) => (
+            PKey::private_key_from_der(der).map_err(|_| "bad_key"),
+            "key",
+            String::new(),
+        ),
+        // As OTP: the key defaults to the certificate file.
+        (None, CertSource::File(path), Some(pem)) => {
+            (parse_pem_key(&pem, password), "keyfile", path.clone())
+        }
+        (None, _, Some(pem)) => (parse_pem_key(&pem, password), "key", String::new()),
+        (None, _, None) => return Err(Error::Option("key".into(), "no private key".into())),
+    };
+    let key = key.map_err(|reason| bad_file(option, &path, reason))?;
+    b.set_private_key(&key)
+        .map_err(|_| bad_file(option, &path, "bad_key"))?;
+    b.check_private_key()
+        .map_err(|_| bad_file(option, &path, "key_does_not_match_certificate"))?;
+    Ok(())
+}
+
+fn parse_pem_key(pem: &[u8], password: &str) -> Result<PKey<Private>, &'static str> {
+    PKey::private_key_from_pem_passphrase(pem, password.as_bytes()).map_err(|_| {
+        if password.is_empty() && is_encrypted_pem(pem) {
+            "no_password"
+        } else if is_encrypted_pem(pem) {
+            "bad_password"
+        } else {
+            "bad_key"
+        }
+    })
+}
+
+fn is_encrypted_pem(pem: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(pem);
+    text.contains("ENCRYPTED")
+}
+
+/// Loads trusted CAs into the context's store; returns their names for the
+/// server's certificate request.
+fn load_trust(b: &mut SslContextBuilder, o: &Options) -> Result<Option<Stack<X509Name>>, Error> {
+    let cas = match &o.cacerts {
+        None => return Ok(None),
+        Some(CaSource::File(path)) => {
+            let pem = read_file("cacertfile", path)?;
+            let certs =
+                X509::stack_from_pem(&pem).map_err(|_| bad_file("cacertfile", path, "bad_pem"))?;
+            if certs.is_empty() && !pem.iter().all(u8::is_ascii_whitespace) {
+                return Err(bad_file("cacertfile", path, "no certificate"));
+            }
+            certs
+        }
+        Some(CaSource::Der(ders)) => ders
+            .iter()
+            .map(|der| X509::from_der(der))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| Error::Option("cacerts".into(), "not a DER certificate".into()))?,
+    };
+    let mut names = Stack::new().map_err(|e| openssl_error("stack", e))?;
+    for ca in cas {
+        if let Ok(name) = ca.subject_name().to_owned() {
+            let _ = names.push(name);
+        }
+        // Duplicates in a CA file are harmless; OpenSSL reports them as errors.
+        let _ = b.cert_store_mut().add_cert(ca);
+    }
+    Ok(Some(names))
+}
+
+fn load_dh(b: &mut SslContextBuilder, o: &Options) -> Result<(), Error> {
+    let params = match (&o.dh, &o.dhfile) {
+        (Some(bytes), _) => Some(("dh", String::new(), bytes.clone())),
+        (None, Some(path)) => Some(("dhfile", path.clone(), read_file("dhfile", path)?)),
+        (None, None) => None,
+    };
+    match params {
+        Some((option, path, bytes)) => {
+            let dh = Dh::params_from_pem(&bytes)
+                .or_else(|_| Dh::params_from_der(&bytes))
+                .map_err(|_| bad_file(option, &path, "bad_dh_params"))?;
+            b.set_tmp_dh(&dh)
+                .map_err(|_| bad_file(option, &path, "bad_dh_params"))?;
+        }
+        None => unsafe {
+            // Let OpenSSL pick DH parameters matching the certificate strength.
+            openssl_sys::SSL_CTX_set_dh_auto(b.as_ptr(), 1);
+        },
+    }
+    Ok(())
+}
+
+/// ALPN protocol list in wire format (length-prefixed strings).
+fn alpn_wire(protocols: &[Vec<u8>]) -> Vec<u8> {
+    let mut wire = Vec::new();
+    for p in protocols {
+        wire.push(p.len() as u8);
+        wire.extend_from_slice(p);
+    }
+    wire
+}
+
+/// The server's first preferred protocol that the client offered.
+fn select_alpn<'a>(preferred: &[Vec<u8>], client: &'a [u8]) -> Option<&'a [u8]> {
+    let mut offered = Vec::new();
+    let mut rest = client;
+    while let Some((&len, tail)) = rest.split_first() {
+        let len = len as usize;
+        if tail.len() < len {
+            break;
+        }
+        offered.push(&tail[..len]);
+        rest = &tail[len..];
+    }
+    preferred
+        .iter()
+        .find_map(|p| offered.iter().find(|o| **o == p.as_slice()).copied())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alpn_picks_server_preference() {
+        let client = alpn_wire(&[b"h2".to_vec(), b"http/1.1".to_vec()]);
+        let preferred = vec![b"http/1.1".to_vec(), b"h2".to_vec()];
+        assert_eq!(select_alpn(&preferred, &client), Some(&b"http/1.1"[..]));
+        assert_eq!(select_alpn(&[b"spdy".to_vec()], &client), None);
+    }
+
+    #[test]
+    fn missing_certfile_is_an_enoent_file_error() {
+        let mut o = Options::new(Role::Server);
+        o.cert = Some(CertSource::File("/nonexistent/cert.pem".into()));
+        match Config::build(o) {
+            Err(Error::File { option, reason, .. }) => {
+                assert_eq!(option, "certfile");
+                assert_eq!(reason, "enoent");
+            }
+            other => panic!("unexpected {:?}", other.map(|_| ())),
+        }
+    }
+
+    #[test]
+    fn bad_cipher_list_is_an_option_error() {
+        let mut o = Options::new(Role::Client);
+        o.cipher_list = Some("NO-SUCH-CIPHER".into());
+        assert!(matches!(Config::build(o), Err(Error::Option(name, _)) if name == "ciphers"));
+    }
+
+    #[test]
+    fn equal_options_share_one_context() {
+        let o = Options::new(Role::Client);
+        let a = Config::get(&o).unwrap();
+        let b = Config::get(&o).unwrap();
+        assert!(Arc::ptr_eq(&a.inner, &b.inner));
+    }
+}

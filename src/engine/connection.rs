@@ -1,0 +1,567 @@
+//! One TLS connection, sans I/O: ciphertext in, ciphertext out.
+
+use super::alert::Alert;
+use super::config::Config;
+use super::error::Error;
+use super::ffi;
+use super::options::Role;
+use super::suite::Suite;
+use super::version::Version;
+use super::wire::Wire;
+use foreign_types::{ForeignType, ForeignTypeRef};
+use libc::c_int;
+use once_cell::sync::Lazy;
+use openssl::ssl::{ErrorCode, Ssl, SslRef, SslStream};
+use openssl::x509::X509VerifyResult;
+use std::net::IpAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Runs an OpenSSL callback body; a panic becomes `on_panic` instead of
+/// unwinding into C.
+pub(crate) fn guard<T>(on_panic: T, body: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or(on_panic)
+}
+
+/// Who the client expects to talk to.
+#[derive(Debug, Clone, Default)]
+pub struct PeerName {
+    /// Sent as SNI (a host name, never an address).
+    pub sni: Option<String>,
+    /// Checked against the certificate when verifying the peer.
+    pub verify_host: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    Done,
+    /// Needs more input from the peer (after sending what is in the output).
+    Pending,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadOutcome {
+    Data(usize),
+    /// No complete record is buffered.
+    WouldBlock,
+    /// The peer sent close_notify or the transport ended.
+    Closed,
+}
+
+/// The fatal alerts seen on a connection, recorded by the info callback.
+#[derive(Default)]
+struct AlertLog {
+    sent: Option<u8>,
+    received: Option<u8>,
+}
+
+static ALERT_LOG: Lazy<openssl::ex_data::Index<Ssl, AlertLog>> =
+    Lazy::new(|| Ssl::new_ex_index().expect("SSL ex_data index"));
+
+unsafe extern "C" fn record_alert(ssl: *const openssl_sys::SSL, where_: c_int, ret: c_int) {
+    guard((), || {
+        if where_ & ffi::SSL_CB_ALERT == 0 {
+            return;
+        }
+        let level = (ret >> 8) & 0xff;
+        let desc = (ret & 0xff) as u8;
+        if level != 2 {
+            return; // warnings (close_notify among them) are not failures
+        }
+        let ssl = SslRef::from_ptr_mut(ssl as *mut openssl_sys::SSL);
+        if let Some(log) = ssl.ex_data_mut(*ALERT_LOG) {
+            if where_ & ffi::SSL_CB_READ != 0 {
+                log.received.get_or_insert(desc);
+            } else {
+                log.sent.get_or_insert(desc);
+            }
+        }
+    })
+}
+
+pub struct Connection {
+    stream: SslStream<Wire>,
+    role: Role,
+    established: bool,
+    /// Plaintext accepted by `write` but not yet encrypted (renegotiation in progress).
+    pending_plain: Vec<u8>,
+    failure: Option<Error>,
+}
+
+impl Connection {
+    pub fn new(config: &Config, peer: &PeerName) -> Result<Connection, Error> {
+        let internal = |e: openssl::error::ErrorStack| Error::Internal(e.to_string());
+        let mut ssl = Ssl::new(config.context()).map_err(internal)?;
+        ssl.set_ex_data(*ALERT_LOG, AlertLog::default());
+        unsafe { ffi::SSL_set_info_callback(ssl.as_ptr(), Some(record_alert)) };
+        let role = config.role();
+        match role {
+            Role::Client => {
+                if let Some(sni) = &peer.sni {
+                    ssl.set_hostname(sni)
+                        .map_err(|_| Error::Option("server_name_indication".into(), sni.clone()))?;
+                }
+                if let Some(host) = &peer.verify_host {
+                    let param = ssl.param_mut();
+                    match host.parse::<IpAddr>() {
+                        Ok(ip) => param.set_ip(ip),
+                        Err(_) => param.set_host(host),
+                    }
+                    .map_err(|_| Error::Option("server_name_indication".into(), host.clone()))?;
+                }
+                ssl.set_connect_state();
+            }
+            Role::Server => ssl.set_accept_state(),
+        }
+        let stream = SslStream::new(ssl, Wire::default()).map_err(internal)?;
+        Ok(Connection {
+            stream,
+            role,
+            established: false,
+            pending_plain: Vec::new(),
+            failure: None,
+        })
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    pub fn is_established(&self) -> bool {
+        self.established
+    }
+
+    /// Advances the handshake with whatever input is buffered.
+    pub fn handshake(&mut self) -> Result<Progress, Error> {
+        if let Some(err) = &self.failure {
+            return Err(err.clone());
+        }
+        if self.established {
+            return Ok(Progress::Done);
+        }
+        match self.stream.do_handshake() {
+            Ok(()) => {
+                self.established = true;
+                Ok(Progress::Done)
+            }
+            Err(e) if e.code() == ErrorCode::WANT_READ => Ok(Progress::Pending),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Appends ciphertext received from the peer.
+    pub fn receive(&mut self, ciphertext: &[u8]) {
+        self.stream.get_mut().push_incoming(ciphertext);
+    }
+
+    /// Reads ciphertext straight from the transport into the input buffer.
+    pub fn receive_with<E>(
+        &mut self,
+        max: usize,
+        fill: impl FnOnce(&mut [u8]) -> Result<usize, E>,
+    ) -> Result<usize, E> {
+        self.stream.get_mut().fill_incoming(max, fill)
+    }
+
+    /// Ciphertext received but not yet decrypted.
+    pub fn buffered_input(&self) -> usize {
+        self.stream.get_ref().incoming_len()
+    }
+
+    /// The transport has ended: no more ciphertext will come.
+    pub fn receive_eof(&mut self) {
+        self.stream.get_mut().eof = true;
+    }
+
+    /// Ciphertext waiting to be sent to the peer.
+    pub fn output(&self) -> &[u8] {
+        self.stream.get_ref().outgoing()
+    }
+
+    pub fn consume_output(&mut self, n: usize) {
+        self.stream.get_mut().consume_outgoing(n);
+    }
+
+    /// Decrypts buffered input into `buf`.
+    pub fn read(&mut self, buf: &mut [u8]) -> Result<ReadOutcome, Error> {
+        if let Some(err) = &self.failure {
+            return Err(err.clone());
+        }
+        let outcome = match self.stream.ssl_read(buf) {
+            Ok(n) => ReadOutcome::Data(n),
+            Err(e) if e.code() == ErrorCode::WANT_READ => ReadOutcome::WouldBlock,
+            Err(e) if e.code() == ErrorCode::ZERO_RETURN => ReadOutcome::Closed,
+            Err(e) if e.code() == ErrorCode::SYSCALL && e.io_error().is_none() => {
+                ReadOutcome::Closed
+            }
+            Err(e) => return Err(self.fail(e)),
+        };
+        // A renegotiation may have been waiting for this input.
+        self.flush_pending_plain()?;
+        Ok(outcome)
+    }
+
+    /// Encrypts all of `data` into the output.
+    pub fn write(&mut self, data: &[u8]) -> Result<(), Error> {
+        if let Some(err) = &self.failure {
+            return Err(err.clone());
+        }
+        if !self.pending_plain.is_empty() {
+            self.pending_plain.extend_from_slice(data);
+            return self.flush_pending_plain();
+        }
+        let written = self.write_some(data)?;
+        self.pending_plain.extend_from_slice(&data[written..]);
+        Ok(())
+    }
+
+    /// Plaintext accepted but still waiting on a handshake message.
+    pub fn pending_plaintext(&self) -> usize {
+        self.pending_plain.len()
+    }
+
+    fn flush_pending_plain(&mut self) -> Result<(), Error> {
+        if self.pending_plain.is_empty() {
+            return Ok(());
+        }
+        let data = std::mem::take(&mut self.pending_plain);
+        let written = self.write_some(&data)?;
+        self.pending_plain = data[written..].to_vec();
+        Ok(())
+    }
+
+    fn write_some(&mut self, data: &[u8]) -> Result<usize, Error> {
+        let mut written = 0;
+        while written < data.len() {
+            match self.stream.ssl_write(&data[written..]) {
+                Ok(n) => written += n,
+                Err(e) if e.code() == ErrorCode::WANT_READ => break,
+                Err(e) => return Err(self.fail(e)),
+            }
+        }
+        Ok(written)
+    }
+
+    /// Queues close_notify in the output.
+    pub fn close(&mut self) {
+        if self.failure.is_none() {
+            let _ = self.stream.shutdown();
+        }
+    }
+
+    /// Turns an OpenSSL failure into the error OTP would report, and keeps it.
+    fn fail(&mut self, e: openssl::ssl::Error) -> Error {
+        let log = self.stream.ssl().ex_data(*ALERT_LOG);
+        let (sent, received) = log.map_or((None, None), |l| (l.sent, l.received));
+        let verify = unsafe { ffi::SSL_get_verify_result(self.stream.ssl().as_ptr()) };
+        let detail = if verify != 0 {
+            // SAFETY: the value comes from SSL_get_verify_result.
+            unsafe { X509VerifyResult::from_raw(verify as c_int) }
+                .error_string()
+                .to_string()
+        } else {
+            e.ssl_error()
+                .and_then(|stack| stack.errors().first().and_then(|err| err.reason()))
+                .unwrap_or("")
+                .to_string()
+        };
+        let err = match (sent, received) {
+            (Some(code), _) => Error::Alert {
+                alert: Alert(code),
+                role: self.role,
+                local: true,
+                detail,
+            },
+            (None, Some(code)) => Error::Alert {
+                alert: Alert(code),
+                role: self.role,
+                local: false,
+                detail: String::new(),
+            },
+            (None, None) if e.code() == ErrorCode::ZERO_RETURN || e.ssl_error().is_none() => {
+                Error::Closed
+            }
+            (None, None) => Error::Internal(e.to_string()),
+        };
+        self.failure = Some(err.clone());
+        err
+    }
+
+    // --- What was negotiated ---
+
+    pub fn version(&self) -> Option<Version> {
+        Version::from_openssl_str(self.stream.ssl().version_str())
+    }
+
+    pub fn suite(&self) -> Option<Suite> {
+        self.stream.ssl().current_cipher().map(Suite::from_cipher)
+    }
+
+    /// The peer's certificate, DER encoded.
+    pub fn peer_certificate(&self) -> Option<Vec<u8>> {
+        self.stream
+            .ssl()
+            .peer_certificate()
+            .and_then(|c| c.to_der().ok())
+    }
+
+    /// The host name the client asked for (SNI).
+    pub fn sni_hostname(&self) -> Option<String> {
+        self.stream
+            .ssl()
+            .servername(openssl::ssl::NameType::HOST_NAME)
+            .map(str::to_string)
+    }
+
+    pub fn alpn_protocol(&self) -> Option<Vec<u8>> {
+        self.stream
+            .ssl()
+            .selected_alpn_protocol()
+            .map(<[u8]>::to_vec)
+    }
+
+    pub fn session_reused(&self) -> bool {
+        self.stream.ssl().session_reused()
+    }
+
+    /// RFC 5705 keying material export.
+    pub fn export_keying_material(
+        &self,
+        label: &str,
+        context: Option<&[u8]>,
+        len: usize,
+    ) -> Result<Vec<u8>, Error> {
+        let mut out = vec![0; len];
+        self.stream
+            .ssl()
+            .export_keying_material(&mut out, label, context)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::engine::options::{CaSource, CertSource, KeySource, Options, Verify};
+    use openssl::asn1::Asn1Time;
+    use openssl::bn::BigNum;
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::hash::MessageDigest;
+    use openssl::nid::Nid;
+    use openssl::pkey::PKey;
+    use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
+    use openssl::x509::{X509NameBuilder, X509};
+
+    /// A throwaway CA and a server certificate for "localhost" signed by it (DER).
+    pub(crate) struct TestPki {
+        pub ca: Vec<u8>,
+        pub cert: Vec<u8>,
+        pub key: Vec<u8>,
+    }
+
+    fn ec_key() -> PKey<openssl::pkey::Private> {
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+        PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap()
+    }
+
+    fn name(cn: &str) -> openssl::x509::X509Name {
+        let mut b = X509NameBuilder::new().unwrap();
+        b.append_entry_by_text("CN", cn).unwrap();
+        b.build()
+    }
+
+    pub(crate) fn test_pki() -> TestPki {
+        static SERIAL: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let ca_name = format!(
+            "test CA {}",
+            SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let ca_key = ec_key();
+        let mut ca = X509::builder().unwrap();
+        ca.set_version(2).unwrap();
+        ca.set_serial_number(&BigNum::from_u32(1).unwrap().to_asn1_integer().unwrap())
+            .unwrap();
+        ca.set_subject_name(&name(&ca_name)).unwrap();
+        ca.set_issuer_name(&name(&ca_name)).unwrap();
+        ca.set_pubkey(&ca_key).unwrap();
+        ca.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        ca.set_not_after(&Asn1Time::days_from_now(30).unwrap())
+            .unwrap();
+        ca.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
+            .unwrap();
+        ca.sign(&ca_key, MessageDigest::sha256()).unwrap();
+        let ca = ca.build();
+
+        let key = ec_key();
+        let mut cert = X509::builder().unwrap();
+        cert.set_version(2).unwrap();
+        cert.set_serial_number(&BigNum::from_u32(2).unwrap().to_asn1_integer().unwrap())
+            .unwrap();
+        cert.set_subject_name(&name("localhost")).unwrap();
+        cert.set_issuer_name(ca.subject_name()).unwrap();
+        cert.set_pubkey(&key).unwrap();
+        cert.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        cert.set_not_after(&Asn1Time::days_from_now(30).unwrap())
+            .unwrap();
+        let san = SubjectAlternativeName::new()
+            .dns("localhost")
+            .build(&cert.x509v3_context(Some(&ca), None))
+            .unwrap();
+        cert.append_extension(san).unwrap();
+        cert.sign(&ca_key, MessageDigest::sha256()).unwrap();
+        TestPki {
+            ca: ca.to_der().unwrap(),
+            cert: cert.build().to_der().unwrap(),
+            key: key.private_key_to_der().unwrap(),
+        }
+    }
+
+    pub(crate) fn server_options(pki: &TestPki) -> Options {
+        let mut o = Options::new(Role::Server);
+        o.cert = Some(CertSource::Der(vec![pki.cert.clone()]));
+        o.key = Some(KeySource::Der("ECPrivateKey".into(), pki.key.clone()));
+        o
+    }
+
+    pub(crate) fn client_options(pki: &TestPki) -> Options {
+        let mut o = Options::new(Role::Client);
+        o.verify = Verify::Peer;
+        o.cacerts = Some(CaSource::Der(vec![pki.ca.clone()]));
+        o
+    }
+
+    fn shuttle(from: &mut Connection, to: &mut Connection) {
+        let out = from.output().to_vec();
+        from.consume_output(out.len());
+        to.receive(&out);
+    }
+
+    /// Runs both handshakes in memory until neither makes progress.
+    fn handshake_pair(
+        client: &mut Connection,
+        server: &mut Connection,
+    ) -> (Result<Progress, Error>, Result<Progress, Error>) {
+        let mut c = client.handshake();
+        let mut s = Ok(Progress::Pending);
+        for _ in 0..10 {
+            shuttle(client, server);
+            s = server.handshake();
+            shuttle(server, client);
+            c = client.handshake();
+            if c.is_err() || s.is_err() || (c == Ok(Progress::Done) && s == Ok(Progress::Done)) {
+                shuttle(client, server);
+                if c == Ok(Progress::Done) && s == Ok(Progress::Pending) {
+                    s = server.handshake();
+                }
+                if c.is_err() {
+                    s = server.handshake();
+                }
+                break;
+            }
+        }
+        (c, s)
+    }
+
+    fn pair(client_opts: Options, server_opts: Options, host: &str) -> (Connection, Connection) {
+        let client_cfg = Config::build(client_opts).unwrap();
+        let server_cfg = Config::build(server_opts).unwrap();
+        let peer = PeerName {
+            sni: Some(host.into()),
+            verify_host: Some(host.into()),
+        };
+        (
+            Connection::new(&client_cfg, &peer).unwrap(),
+            Connection::new(&server_cfg, &PeerName::default()).unwrap(),
+        )
+    }
+
+    #[test]
+    fn handshake_and_data_both_versions() {
+        let pki = test_pki();
+        for version in [Version::Tls12, Version::Tls13] {
+            let mut co = client_options(&pki);
+            co.versions = vec![version];
+            let (mut client, mut server) = pair(co, server_options(&pki), "localhost");
+            let (c, s) = handshake_pair(&mut client, &mut server);
+            assert_eq!(c, Ok(Progress::Done));
+            assert_eq!(s, Ok(Progress::Done));
+            assert_eq!(client.version(), Some(version));
+            assert_eq!(server.sni_hostname().as_deref(), Some("localhost"));
+
+            client.write(b"ping").unwrap();
+            shuttle(&mut client, &mut server);
+            let mut buf = [0u8; 64];
+            assert_eq!(server.read(&mut buf).unwrap(), ReadOutcome::Data(4));
+            assert_eq!(&buf[..4], b"ping");
+            assert_eq!(server.read(&mut buf).unwrap(), ReadOutcome::WouldBlock);
+
+            server.close();
+            shuttle(&mut server, &mut client);
+            assert_eq!(client.read(&mut buf).unwrap(), ReadOutcome::Closed);
+        }
+    }
+
+    #[test]
+    fn unknown_ca_is_an_alert_on_both_sides() {
+        let pki = test_pki();
+        let other = test_pki();
+        let (mut client, mut server) =
+            pair(client_options(&other), server_options(&pki), "localhost");
+        let (c, s) = handshake_pair(&mut client, &mut server);
+        match c {
+            Err(Error::Alert { alert, local, .. }) => {
+                assert_eq!(alert.name(), "unknown_ca");
+                assert!(local);
+            }
+            other => panic!("client: {other:?}"),
+        }
+        match s {
+            Err(Error::Alert { alert, local, .. }) => {
+                assert_eq!(alert.name(), "unknown_ca");
+                assert!(!local);
+            }
+            other => panic!("server: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn wrong_host_name_fails_verification() {
+        let pki = test_pki();
+        let (mut client, mut server) =
+            pair(client_options(&pki), server_options(&pki), "example.org");
+        let (c, _) = handshake_pair(&mut client, &mut server);
+        assert!(matches!(c, Err(Error::Alert { local: true, .. })), "{c:?}");
+    }
+
+    #[test]
+    fn end_of_stream_reads_as_closed() {
+        let pki = test_pki();
+        let (mut client, mut server) =
+            pair(client_options(&pki), server_options(&pki), "localhost");
+        let (c, s) = handshake_pair(&mut client, &mut server);
+        assert_eq!((c, s), (Ok(Progress::Done), Ok(Progress::Done)));
+        server.receive_eof();
+        let mut buf = [0u8; 16];
+        assert_eq!(server.read(&mut buf).unwrap(), ReadOutcome::Closed);
+    }
+
+    #[test]
+    fn large_write_arrives_intact() {
+        let pki = test_pki();
+        let (mut client, mut server) =
+            pair(client_options(&pki), server_options(&pki), "localhost");
+        let (c, s) = handshake_pair(&mut client, &mut server);
+        assert_eq!((c, s), (Ok(Progress::Done), Ok(Progress::Done)));
+        let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+        client.write(&data).unwrap();
+        shuttle(&mut client, &mut server);
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        while let ReadOutcome::Data(n) = server.read(&mut buf).unwrap() {
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, data);
+    }
+}

@@ -1,0 +1,22 @@
+//! Sans-I/O TLS engine over OpenSSL.
+//!
+//! Knows nothing of Erlang, C or sockets: a [`Config`] is built once from
+//! validated [`Options`] and shared; a [`Connection`] takes ciphertext in and
+//! gives ciphertext out, and exposes plaintext read/write.
+
+pub mod alert;
+pub mod config;
+pub mod connection;
+pub mod error;
+mod ffi;
+pub mod options;
+pub mod suite;
+pub mod version;
+mod wire;
+
+pub use alert::Alert;
+pub use config::Config;
+pub use connection::{Connection, Progress, ReadOutcome};
+pub use error::Error;
+pub use options::{CaSource, CertSource, KeySource, Options, Role, Verify};
+pub use version::Version;

@@ -1,0 +1,141 @@
+//! Validated, language-neutral configuration for a [`super::Config`].
+//!
+//! Front ends (Erlang option lists, C builder calls) fill an [`Options`];
+//! equal options share one OpenSSL context (see `config.rs`).
+
+use super::version::Version;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Client,
+    Server,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Client => "client",
+            Role::Server => "server",
+        }
+    }
+
+    pub fn peer(self) -> Role {
+        match self {
+            Role::Client => Role::Server,
+            Role::Server => Role::Client,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verify {
+    None,
+    Peer,
+}
+
+/// Where our own certificate (and its chain) comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CertSource {
+    /// PEM file: the first certificate is ours, the rest its chain.
+    File(String),
+    /// DER certificates: the first is ours, the rest its chain.
+    Der(Vec<Vec<u8>>),
+    /// PEM text in memory, as in a file.
+    Pem(Vec<u8>),
+}
+
+/// Where our private key comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum KeySource {
+    /// PEM file (possibly encrypted, see `password`).
+    File(String),
+    /// DER key; the kind is `RSAPrivateKey`, `ECPrivateKey`, `PrivateKeyInfo`...
+    Der(String, Vec<u8>),
+    /// PEM text in memory (possibly encrypted).
+    Pem(Vec<u8>),
+}
+
+/// Trusted certificates for verifying the peer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CaSource {
+    File(String),
+    Der(Vec<Vec<u8>>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Options {
+    pub role: Role,
+    /// Enabled versions, any order; never empty.
+    pub versions: Vec<Version>,
+    pub verify: Verify,
+    pub fail_if_no_peer_cert: bool,
+    /// Maximum number of intermediate certificates in a peer chain.
+    pub depth: u32,
+    pub cert: Option<CertSource>,
+    pub key: Option<KeySource>,
+    pub password: Option<String>,
+    pub cacerts: Option<CaSource>,
+    /// OpenSSL cipher list for TLS 1.2 and older (None: the default list).
+    pub cipher_list: Option<String>,
+    /// OpenSSL TLS 1.3 suite list (None: the default list).
+    pub ciphersuites: Option<String>,
+    pub honor_cipher_order: bool,
+    /// Client: advertised ALPN protocols; server: preferred protocols.
+    pub alpn: Vec<Vec<u8>>,
+    pub reuse_sessions: bool,
+    pub secure_renegotiate: bool,
+    pub client_renegotiation: bool,
+    /// Elliptic curves / groups, OpenSSL names (None: default).
+    pub groups: Option<String>,
+    /// DH parameters in PEM or DER.
+    pub dh: Option<Vec<u8>>,
+    pub dhfile: Option<String>,
+    /// Send TLS_FALLBACK_SCSV (client).
+    pub fallback: bool,
+}
+
+impl Options {
+    /// Defaults as OTP 25's `ssl` has them.
+    pub fn new(role: Role) -> Options {
+        Options {
+            role,
+            versions: Version::DEFAULT.to_vec(),
+            verify: Verify::None,
+            fail_if_no_peer_cert: false,
+            depth: 10,
+            cert: None,
+            key: None,
+            password: None,
+            cacerts: None,
+            cipher_list: None,
+            ciphersuites: None,
+            honor_cipher_order: false,
+            alpn: Vec::new(),
+            reuse_sessions: true,
+            secure_renegotiate: true,
+            client_renegotiation: true,
+            groups: None,
+            dh: None,
+            dhfile: None,
+            fallback: false,
+        }
+    }
+
+    /// Checks the combinations a single value check cannot see.
+    pub fn validate(&self) -> Result<(), super::Error> {
+        use super::Error::Option as Bad;
+        if self.versions.is_empty() {
+            return Err(Bad("versions".into(), "no protocol version enabled".into()));
+        }
+        if self.key.is_some() && self.cert.is_none() {
+            return Err(Bad("key".into(), "a key needs a certificate".into()));
+        }
+        if self.alpn.iter().any(|p| p.is_empty() || p.len() > 255) {
+            return Err(Bad(
+                "alpn".into(),
+                "protocols must be 1 to 255 bytes".into(),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,130 @@
+//! Cipher suites described the way OTP's `ssl` describes them.
+
+use foreign_types::ForeignTypeRef;
+use openssl::nid::Nid;
+use openssl::ssl::SslCipherRef;
+
+/// A negotiated or available cipher suite.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suite {
+    /// OpenSSL's name, e.g. `ECDHE-ECDSA-AES128-GCM-SHA256`.
+    pub openssl_name: String,
+    /// The IANA name, e.g. `TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256`.
+    pub standard_name: String,
+    /// OTP's key exchange atom: `ecdhe_ecdsa`, `rsa`, ... (`any` for TLS 1.3).
+    pub key_exchange: &'static str,
+    /// OTP's cipher atom: `aes_128_gcm`, `chacha20_poly1305`, ...
+    pub cipher: &'static str,
+    /// OTP's MAC atom: `aead`, `sha`, `sha256`, `sha384`.
+    pub mac: &'static str,
+    /// OTP's PRF atom: `sha256`, `sha384` or `default_prf`.
+    pub prf: &'static str,
+}
+
+impl Suite {
+    pub fn from_cipher(c: &SslCipherRef) -> Suite {
+        let id = unsafe { openssl_sys::SSL_CIPHER_get_protocol_id(c.as_ptr()) };
+        let tls13 = (0x1301..=0x13ff).contains(&id);
+        let key_exchange = if tls13 {
+            "any"
+        } else {
+            key_exchange(c.cipher_nid().unwrap_or(Nid::UNDEF), kx_nid(c), auth_nid(c))
+        };
+        let cipher = cipher_name(c.cipher_nid().unwrap_or(Nid::UNDEF));
+        let aead =
+            cipher.ends_with("gcm") || cipher.contains("ccm") || cipher == "chacha20_poly1305";
+        let digest = c
+            .handshake_digest()
+            .map(|md| md.type_())
+            .unwrap_or(Nid::UNDEF);
+        let mac = if aead {
+            "aead"
+        } else {
+            match Nid::from_raw(unsafe { openssl_sys::SSL_CIPHER_get_digest_nid(c.as_ptr()) }) {
+                Nid::SHA1 => "sha",
+                Nid::SHA256 => "sha256",
+                Nid::SHA384 => "sha384",
+                Nid::MD5 => "md5",
+                _ => "null",
+            }
+        };
+        let prf = match digest {
+            Nid::SHA384 => "sha384",
+            Nid::SHA256 if tls13 || aead || mac == "sha256" => "sha256",
+            _ => "default_prf",
+        };
+        Suite {
+            openssl_name: c.name().to_string(),
+            standard_name: c.standard_name().unwrap_or("").to_string(),
+            key_exchange,
+            cipher,
+            mac,
+            prf,
+        }
+    }
+}
+
+fn kx_nid(c: &SslCipherRef) -> i32 {
+    unsafe { SSL_CIPHER_get_kx_nid(c.as_ptr()) }
+}
+
+fn auth_nid(c: &SslCipherRef) -> i32 {
+    unsafe { SSL_CIPHER_get_auth_nid(c.as_ptr()) }
+}
+
+extern "C" {
+    fn SSL_CIPHER_get_kx_nid(c: *const openssl_sys::SSL_CIPHER) -> libc::c_int;
+    fn SSL_CIPHER_get_auth_nid(c: *const openssl_sys::SSL_CIPHER) -> libc::c_int;
+}
+
+// NIDs from OpenSSL's obj_mac.h for key exchange and authentication.
+const NID_KX_RSA: i32 = 1037;
+const NID_KX_ECDHE: i32 = 1038;
+const NID_KX_DHE: i32 = 1039;
+const NID_KX_ECDHE_PSK: i32 = 1040;
+const NID_KX_DHE_PSK: i32 = 1041;
+const NID_KX_RSA_PSK: i32 = 1042;
+const NID_KX_PSK: i32 = 1043;
+const NID_KX_SRP: i32 = 1044;
+const NID_AUTH_RSA: i32 = 1046;
+const NID_AUTH_ECDSA: i32 = 1047;
+const NID_AUTH_PSK: i32 = 1048;
+const NID_AUTH_DSS: i32 = 1049;
+const NID_AUTH_NULL: i32 = 1054;
+
+fn key_exchange(_cipher: Nid, kx: i32, auth: i32) -> &'static str {
+    match (kx, auth) {
+        (NID_KX_RSA, _) => "rsa",
+        (NID_KX_ECDHE, NID_AUTH_ECDSA) => "ecdhe_ecdsa",
+        (NID_KX_ECDHE, NID_AUTH_RSA) => "ecdhe_rsa",
+        (NID_KX_ECDHE, NID_AUTH_NULL) => "ecdh_anon",
+        (NID_KX_DHE, NID_AUTH_RSA) => "dhe_rsa",
+        (NID_KX_DHE, NID_AUTH_DSS) => "dhe_dss",
+        (NID_KX_DHE, NID_AUTH_NULL) => "dh_anon",
+        (NID_KX_ECDHE_PSK, _) => "ecdhe_psk",
+        (NID_KX_DHE_PSK, _) => "dhe_psk",
+        (NID_KX_RSA_PSK, _) => "rsa_psk",
+        (NID_KX_PSK, _) | (_, NID_AUTH_PSK) => "psk",
+        (NID_KX_SRP, NID_AUTH_RSA) => "srp_rsa",
+        (NID_KX_SRP, NID_AUTH_DSS) => "srp_dss",
+        (NID_KX_SRP, _) => "srp_anon",
+        _ => "unknown",
+    }
+}
+
+fn cipher_name(nid: Nid) -> &'static str {
+    match nid {
+        Nid::AES_128_GCM => "aes_128_gcm",
+        Nid::AES_256_GCM => "aes_256_gcm",
+        Nid::AES_128_CBC => "aes_128_cbc",
+        Nid::AES_256_CBC => "aes_256_cbc",
+        Nid::CHACHA20_POLY1305 => "chacha20_poly1305",
+        Nid::AES_128_CCM => "aes_128_ccm",
+        Nid::AES_256_CCM => "aes_256_ccm",
+        Nid::DES_EDE3_CBC => "3des_ede_cbc",
+        Nid::DES_CBC => "des_cbc",
+        Nid::RC4 => "rc4_128",
+        Nid::UNDEF => "null",
+        _ => "unknown",
+    }
+}

@@ -1,0 +1,132 @@
+//! The in-memory "socket" OpenSSL reads ciphertext from and writes it to.
+
+use std::io::{self, Read, Write};
+
+/// Ciphertext buffers between the transport and OpenSSL.
+#[derive(Default)]
+pub struct Wire {
+    incoming: Vec<u8>,
+    read_pos: usize,
+    outgoing: Vec<u8>,
+    /// The transport saw end of stream: reads past the buffer return 0.
+    pub eof: bool,
+}
+
+/// Buffers above this size are released once drained, so idle connections stay small.
+const KEEP_CAPACITY: usize = 32 * 1024;
+
+impl Wire {
+    pub fn push_incoming(&mut self, data: &[u8]) {
+        self.compact();
+        self.incoming.extend_from_slice(data);
+    }
+
+    /// Lets the caller fill up to `max` bytes of incoming space directly (e.g. `read(2)`).
+    pub fn fill_incoming<E>(
+        &mut self,
+        max: usize,
+        fill: impl FnOnce(&mut [u8]) -> Result<usize, E>,
+    ) -> Result<usize, E> {
+        self.compact();
+        let start = self.incoming.len();
+        self.incoming.resize(start + max, 0);
+        let result = fill(&mut self.incoming[start..]);
+        let got = *result.as_ref().unwrap_or(&0);
+        self.incoming.truncate(start + got);
+        result
+    }
+
+    pub fn incoming_len(&self) -> usize {
+        self.incoming.len() - self.read_pos
+    }
+
+    pub fn outgoing(&self) -> &[u8] {
+        &self.outgoing
+    }
+
+    pub fn consume_outgoing(&mut self, n: usize) {
+        self.outgoing.drain(..n);
+        if self.outgoing.is_empty() && self.outgoing.capacity() > KEEP_CAPACITY {
+            self.outgoing = Vec::new();
+        }
+    }
+
+    fn compact(&mut self) {
+        if self.read_pos == 0 {
+            return;
+        }
+        if self.read_pos == self.incoming.len() {
+            self.incoming.clear();
+            if self.incoming.capacity() > KEEP_CAPACITY {
+                self.incoming = Vec::new();
+            }
+        } else {
+            self.incoming.drain(..self.read_pos);
+        }
+        self.read_pos = 0;
+    }
+}
+
+impl Read for Wire {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let available = &self.incoming[self.read_pos..];
+        if available.is_empty() {
+            if self.eof {
+                return Ok(0);
+            }
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.read_pos += n;
+        if self.read_pos == self.incoming.len() {
+            self.compact();
+        }
+        Ok(n)
+    }
+}
+
+impl Write for Wire {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.outgoing.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_what_was_pushed_then_would_block() {
+        let mut wire = Wire::default();
+        wire.push_incoming(b"hello");
+        let mut buf = [0u8; 3];
+        assert_eq!(wire.read(&mut buf).unwrap(), 3);
+        assert_eq!(&buf, b"hel");
+        assert_eq!(wire.read(&mut buf).unwrap(), 2);
+        assert_eq!(&buf[..2], b"lo");
+        let err = wire.read(&mut buf).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        wire.eof = true;
+        assert_eq!(wire.read(&mut buf).unwrap(), 0);
+    }
+
+    #[test]
+    fn fill_keeps_only_what_was_filled() {
+        let mut wire = Wire::default();
+        let n: Result<usize, ()> = wire.fill_incoming(100, |buf| {
+            buf[..4].copy_from_slice(b"abcd");
+            Ok(4)
+        });
+        assert_eq!(n, Ok(4));
+        assert_eq!(wire.incoming_len(), 4);
+        let failed: Result<usize, ()> = wire.fill_incoming(100, |_| Err(()));
+        assert!(failed.is_err());
+        assert_eq!(wire.incoming_len(), 4);
+    }
+}
