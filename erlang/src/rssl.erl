@@ -1,0 +1,436 @@
+%% @doc OTP's `ssl' API over OpenSSL. Replace `ssl' by `rssl' in a call and
+%% it behaves the same: same arguments, results, errors and messages
+%% (`{ssl, S, Data}', `{ssl_closed, S}', `{ssl_error, S, Reason}',
+%% `{ssl_passive, S}').
+%%
+%% TCP is set up with gen_tcp; the NIF then adopts the file descriptor and
+%% does all TLS I/O on its own threads, delivering straight to the owner.
+-module(rssl).
+
+-export([start/0, start/1, stop/0,
+         listen/2, transport_accept/1, transport_accept/2,
+         handshake/1, handshake/2, handshake/3,
+         ssl_accept/1, ssl_accept/2, ssl_accept/3,
+         connect/2, connect/3, connect/4,
+         send/2, recv/2, recv/3,
+         close/1, close/2, shutdown/2,
+         controlling_process/2,
+         setopts/2, getopts/2,
+         sockname/1, peername/1, peercert/1,
+         connection_info/1, connection_information/1, connection_information/2,
+         negotiated_protocol/1,
+         versions/0, clear_pem_cache/0, format_error/1]).
+
+-record(sslsocket, {handle, listen}).
+%% A connection:    #sslsocket{handle = NifResource, listen = undefined}
+%% A listen socket: #sslsocket{handle = undefined, listen = #listen{}}
+-record(listen, {tcp, config, emulated, tls}).
+
+-type sslsocket() :: #sslsocket{}.
+-export_type([sslsocket/0]).
+
+-define(IS_CONN(S), (is_record(S, sslsocket) andalso S#sslsocket.handle =/= undefined)).
+-define(IS_TIMEOUT(T), (T =:= infinity orelse (is_integer(T) andalso T >= 0))).
+%% Sends bigger than this are encrypted on a dirty scheduler.
+-define(DIRTY_SEND, 262144).
+
+%%% Application ----------------------------------------------------------
+
+start() -> start(temporary).
+
+start(Type) ->
+    case application:ensure_all_started(rssl, Type) of
+        {ok, _} -> ok;
+        Error -> Error
+    end.
+
+stop() ->
+    application:stop(rssl).
+
+%%% Listen and accept ----------------------------------------------------
+
+listen(_Port, Options) when not is_list(Options) ->
+    {error, {options, {not_a_list, Options}}};
+listen(Port, Options) ->
+    with_parts(server, Options,
+      fun(#{tcp := Tcp, emulated := Emulated, tls := Tls}) ->
+          TlsMap = rssl_options:tls_map(server, Tls),
+          case rssl_nif:config_new(TlsMap) of
+              {ok, Config} ->
+                  case gen_tcp:listen(Port, tcp_options(Tcp)) of
+                      {ok, LSock} ->
+                          {ok, #sslsocket{listen = #listen{tcp = LSock, config = Config,
+                                                           emulated = Emulated,
+                                                           tls = Tls}}};
+                      Error -> Error
+                  end;
+              Error -> Error
+          end
+      end).
+
+transport_accept(ListenSocket) ->
+    transport_accept(ListenSocket, infinity).
+
+transport_accept(#sslsocket{listen = #listen{tcp = LSock, config = Config,
+                                            emulated = Emulated, tls = Tls}},
+                 Timeout) when ?IS_TIMEOUT(Timeout) ->
+    case gen_tcp:accept(LSock, Timeout) of
+        {ok, Tcp} -> adopt(Tcp, Config, #{}, Emulated, Tls);
+        Error -> Error
+    end;
+transport_accept(_, _) ->
+    {error, einval}.
+
+handshake(Socket) -> handshake(Socket, infinity).
+
+handshake(Socket, Timeout) when ?IS_CONN(Socket), ?IS_TIMEOUT(Timeout) ->
+    run_handshake(Socket, deadline(Timeout));
+handshake(Socket, Options) when is_list(Options) ->
+    handshake(Socket, Options, infinity);
+handshake(_Socket, _Timeout) ->
+    {error, einval}.
+
+%% @doc With an sslsocket from transport_accept: extra options, then the
+%% handshake. With a gen_tcp socket: upgrade it (server side).
+handshake(Socket, Options, Timeout) when ?IS_CONN(Socket), is_list(Options),
+                                         ?IS_TIMEOUT(Timeout) ->
+    case Options of
+        [] ->
+            run_handshake(Socket, deadline(Timeout));
+        _ ->
+            case rssl_nif:pending_options(Socket) of
+                Tls0 when is_map(Tls0) ->
+                    with_parts(server, Options,
+                      fun(#{tls := Tls, emulated := Emulated}) ->
+                          Merged = maps:merge(Tls0, Tls),
+                          case rssl_nif:config_new(rssl_options:tls_map(server, Merged)) of
+                              {ok, Config} ->
+                                  ok = rssl_nif:set_config(Socket, Config, #{}),
+                                  ok = rssl_nif:setopts(Socket, Emulated),
+                                  run_handshake(Socket, deadline(Timeout));
+                              Error ->
+                                  rssl_nif:close(Socket),
+                                  Error
+                          end
+                      end);
+                undefined ->
+                    {error, einval}
+            end
+    end;
+handshake(Tcp, Options, Timeout) when is_port(Tcp), is_list(Options), ?IS_TIMEOUT(Timeout) ->
+    with_parts(server, Options,
+      fun(#{emulated := Emulated, tls := Tls}) ->
+          case rssl_nif:config_new(rssl_options:tls_map(server, Tls)) of
+              {ok, Config} ->
+                  case adopt(Tcp, Config, #{}, Emulated, undefined) of
+                      {ok, Socket} -> run_handshake(Socket, deadline(Timeout));
+                      Error -> Error
+                  end;
+              Error -> Error
+          end
+      end);
+handshake(_, _, _) ->
+    {error, einval}.
+
+ssl_accept(Socket) -> ssl_accept(Socket, infinity).
+
+ssl_accept(Socket, Timeout) when ?IS_CONN(Socket), ?IS_TIMEOUT(Timeout) ->
+    to_ssl_accept(handshake(Socket, Timeout));
+ssl_accept(Socket, Options) when is_list(Options) ->
+    ssl_accept(Socket, Options, infinity);
+ssl_accept(_, _) ->
+    {error, einval}.
+
+ssl_accept(Socket, Options, Timeout) when ?IS_CONN(Socket) ->
+    to_ssl_accept(handshake(Socket, Options, Timeout));
+ssl_accept(Socket, Options, Timeout) ->
+    handshake(Socket, Options, Timeout).
+
+%% ssl_accept/1,2 on an sslsocket answer `ok', not `{ok, Socket}'.
+to_ssl_accept({ok, _}) -> ok;
+to_ssl_accept(Other) -> Other.
+
+%%% Connect -------------------------------------------------------------
+
+%% @doc Upgrades a connected gen_tcp socket (client side).
+connect(Tcp, Options) -> connect(Tcp, Options, infinity).
+
+connect(Tcp, Options, Timeout) when is_port(Tcp), ?IS_TIMEOUT(Timeout) ->
+    with_parts(client, Options,
+      fun(#{emulated := Emulated, tls := Tls, sni := SNI}) ->
+          Host = case inet:peername(Tcp) of
+                     {ok, {Address, _}} -> Address;
+                     _ -> undefined
+                 end,
+          client_handshake(Tcp, Host, SNI, Tls, Emulated, deadline(Timeout))
+      end);
+connect(Host, Port, Options) ->
+    connect(Host, Port, Options, infinity).
+
+connect(_Host, _Port, Options, _Timeout) when not is_list(Options) ->
+    {error, {options, {not_a_list, Options}}};
+connect(Host, Port, Options, Timeout) when ?IS_TIMEOUT(Timeout) ->
+    with_parts(client, Options,
+      fun(#{tcp := TcpOpts, emulated := Emulated, tls := Tls, sni := SNI}) ->
+          Deadline = deadline(Timeout),
+          case gen_tcp:connect(Host, Port, tcp_options(TcpOpts), remaining(Deadline)) of
+              {ok, Tcp} ->
+                  client_handshake(Tcp, Host, SNI, Tls, Emulated, Deadline);
+              Error ->
+                  Error
+          end
+      end);
+connect(_Host, _Port, _Options, Timeout) ->
+    {error, {options, {timeout, Timeout}}}.
+
+client_handshake(Tcp, Host, SNI, Tls, Emulated, Deadline) ->
+    case rssl_nif:config_new(rssl_options:tls_map(client, Tls)) of
+        {ok, Config} ->
+            Peer = rssl_options:peer(Host, SNI, Tls),
+            case adopt(Tcp, Config, Peer, Emulated, undefined) of
+                {ok, Socket} -> run_handshake(Socket, Deadline);
+                Error -> Error
+            end;
+        Error ->
+            gen_tcp:close(Tcp),
+            Error
+    end.
+
+%%% Data ------------------------------------------------------------------
+
+send(Socket, Data) when ?IS_CONN(Socket) ->
+    Tag = erlang:unique_integer(),
+    Result = try iolist_size(Data) > ?DIRTY_SEND of
+                 true -> rssl_nif:send_dirty(Socket, Data, Tag);
+                 false -> rssl_nif:send(Socket, Data, Tag)
+             catch
+                 error:badarg -> {error, einval}
+             end,
+    case Result of
+        wait -> receive {rssl_reply, Tag, Reply} -> Reply end;
+        Other -> Other
+    end;
+send(#sslsocket{}, _Data) ->
+    {error, enotconn};
+send(_, _) ->
+    {error, einval}.
+
+recv(Socket, Length) -> recv(Socket, Length, infinity).
+
+recv(Socket, Length, Timeout) when ?IS_CONN(Socket), is_integer(Length), Length >= 0,
+                                   ?IS_TIMEOUT(Timeout) ->
+    Tag = erlang:unique_integer(),
+    case rssl_nif:recv(Socket, Length, Tag) of
+        wait ->
+            receive
+                {rssl_reply, Tag, Reply} -> Reply
+            after Timeout ->
+                case rssl_nif:recv_cancel(Socket, Tag) of
+                    ok -> {error, timeout};
+                    gone -> receive {rssl_reply, Tag, Reply} -> Reply end
+                end
+            end;
+        Other ->
+            Other
+    end;
+recv(#sslsocket{listen = #listen{}}, _, _) ->
+    {error, enotconn};
+recv(_, _, _) ->
+    {error, einval}.
+
+%%% Closing and ownership -------------------------------------------------
+
+close(#sslsocket{listen = #listen{tcp = LSock}}) ->
+    gen_tcp:close(LSock);
+close(Socket) when ?IS_CONN(Socket) ->
+    rssl_nif:close(Socket);
+close(_) ->
+    {error, einval}.
+
+close(Socket, _Timeout) ->
+    close(Socket).
+
+shutdown(Socket, How) when ?IS_CONN(Socket) ->
+    case How of
+        read -> rssl_nif:shutdown(Socket, true, false);
+        write -> rssl_nif:shutdown(Socket, false, true);
+        read_write -> rssl_nif:shutdown(Socket, true, true);
+        _ -> {error, einval}
+    end;
+shutdown(_, _) ->
+    {error, einval}.
+
+controlling_process(Socket, Pid) when ?IS_CONN(Socket), is_pid(Pid) ->
+    rssl_nif:controlling_process(Socket, Pid);
+controlling_process(#sslsocket{listen = #listen{tcp = LSock}}, Pid) when is_pid(Pid) ->
+    gen_tcp:controlling_process(LSock, Pid);
+controlling_process(_, _) ->
+    {error, einval}.
+
+%%% Options ---------------------------------------------------------------
+
+setopts(Socket, Options) when ?IS_CONN(Socket), is_list(Options) ->
+    try
+        Emulated = [rssl_options:emulated(normalize(O)) || O <- Options],
+        rssl_nif:setopts(Socket, Emulated)
+    catch
+        throw:{options, _} = Reason -> {error, Reason}
+    end;
+setopts(#sslsocket{listen = #listen{}}, Options) when is_list(Options) ->
+    {error, {options, {not_supported, {listen_socket, Options}}}};
+setopts(_, _) ->
+    {error, einval}.
+
+getopts(Socket, Names) when ?IS_CONN(Socket), is_list(Names) ->
+    Current = rssl_nif:getopts(Socket),
+    Result = [case lists:keyfind(Name, 1, Current) of
+                  false -> {error, {options, {socket_options, Name}}};
+                  Found -> Found
+              end || Name <- Names],
+    case [E || {error, _} = E <- Result] of
+        [] -> {ok, Result};
+        [Error | _] -> Error
+    end;
+getopts(#sslsocket{listen = #listen{emulated = Emulated}}, Names) when is_list(Names) ->
+    All = lists:ukeymerge(1, lists:ukeysort(1, Emulated),
+                          lists:ukeysort(1, rssl_options:emulated_defaults())),
+    {ok, [Opt || Name <- Names, {_, _} = Opt <- [lists:keyfind(Name, 1, All)]]};
+getopts(_, _) ->
+    {error, einval}.
+
+normalize(binary) -> {mode, binary};
+normalize(list) -> {mode, list};
+normalize(Opt) -> Opt.
+
+%%% Information -------------------------------------------------------------
+
+sockname(#sslsocket{listen = #listen{tcp = LSock}}) -> inet:sockname(LSock);
+sockname(Socket) when ?IS_CONN(Socket) -> rssl_nif:sockname(Socket);
+sockname(_) -> {error, einval}.
+
+peername(Socket) when ?IS_CONN(Socket) -> rssl_nif:peername(Socket);
+peername(#sslsocket{}) -> {error, enotconn};
+peername(_) -> {error, einval}.
+
+peercert(Socket) when ?IS_CONN(Socket) -> rssl_nif:peercert(Socket);
+peercert(_) -> {error, einval}.
+
+connection_information(Socket) when ?IS_CONN(Socket) ->
+    case rssl_nif:info(Socket) of
+        {ok, Info} -> {ok, with_cipher_suite(Info)};
+        Error -> Error
+    end;
+connection_information(_) ->
+    {error, einval}.
+
+connection_information(Socket, Items) when is_list(Items) ->
+    case connection_information(Socket) of
+        {ok, Info} -> {ok, [I || {K, _} = I <- Info, lists:member(K, Items)]};
+        Error -> Error
+    end.
+
+%% The spec's `{cipher_suite, {Kex, Cipher, Hash}}' beside OTP 25's map.
+with_cipher_suite(Info) ->
+    case lists:keyfind(selected_cipher_suite, 1, Info) of
+        {_, #{key_exchange := K, cipher := C, mac := M}} ->
+            Info ++ [{cipher_suite, {K, C, M}}];
+        false ->
+            Info
+    end.
+
+connection_info(Socket) ->
+    case connection_information(Socket, [protocol, cipher_suite]) of
+        {ok, Info} ->
+            {ok, {proplists:get_value(protocol, Info),
+                  proplists:get_value(cipher_suite, Info)}};
+        Error ->
+            Error
+    end.
+
+negotiated_protocol(Socket) ->
+    case connection_information(Socket, [negotiated_protocol]) of
+        {ok, [{negotiated_protocol, P}]} -> {ok, P};
+        {ok, []} -> {error, protocol_not_negotiated};
+        Error -> Error
+    end.
+
+versions() ->
+    Vsn = case application:get_key(rssl, vsn) of
+              {ok, V} -> V;
+              undefined -> "0.1.0"
+          end,
+    [{ssl_app, Vsn},
+     {supported, ['tlsv1.3', 'tlsv1.2']},
+     {supported_dtls, []},
+     {available, ['tlsv1.3', 'tlsv1.2', 'tlsv1.1', tlsv1]},
+     {available_dtls, []},
+     {implemented, ['tlsv1.3', 'tlsv1.2', 'tlsv1.1', tlsv1]},
+     {implemented_dtls, []}].
+
+clear_pem_cache() ->
+    rssl_nif:config_clear_cache().
+
+format_error({tls_alert, {_, Description}}) when is_list(Description) ->
+    Description;
+format_error({options, Option}) ->
+    lists:flatten(io_lib:format("Invalid TLS option: ~p", [Option]));
+format_error(closed) ->
+    "TLS connection is closed";
+format_error(timeout) ->
+    "Timeout";
+format_error(Reason) when is_atom(Reason) ->
+    case inet:format_error(Reason) of
+        "unknown POSIX error" ++ _ ->
+            lists:flatten(io_lib:format("Unexpected error: ~p", [Reason]));
+        Text -> Text
+    end;
+format_error(Reason) ->
+    lists:flatten(io_lib:format("Unexpected error: ~p", [Reason])).
+
+%%% Internals -------------------------------------------------------------
+
+with_parts(Role, Options, Fun) ->
+    case rssl_options:split(Role, Options) of
+        {ok, Parts} -> Fun(Parts);
+        Error -> Error
+    end.
+
+%% TCP as the NIF needs it before adoption: binary, passive, unframed.
+tcp_options(Tcp) ->
+    [binary, {active, false}, {packet, raw} | Tcp].
+
+%% Hands the TCP socket's fd to the NIF; the port is closed after, the
+%% connection lives on the NIF's duplicate. `Pending' is the listener's TLS
+%% map, kept until the handshake for `handshake/3' options.
+adopt(Tcp, Config, Peer, Emulated, Pending) ->
+    Result = case prim_inet:getfd(Tcp) of
+                 {ok, Fd} -> rssl_nif:adopt(Fd, Config, Peer, Emulated, Pending);
+                 Error -> Error
+             end,
+    gen_tcp:close(Tcp),
+    Result.
+
+run_handshake(Socket, Deadline) ->
+    Tag = erlang:unique_integer(),
+    case rssl_nif:handshake(Socket, Tag) of
+        ok ->
+            receive
+                {rssl_reply, Tag, ok} -> {ok, Socket};
+                {rssl_reply, Tag, {error, _} = Error} ->
+                    rssl_nif:close(Socket),
+                    Error
+            after remaining(Deadline) ->
+                rssl_nif:close(Socket),
+                receive {rssl_reply, Tag, _} -> ok after 0 -> ok end,
+                {error, timeout}
+            end;
+        Error ->
+            rssl_nif:close(Socket),
+            Error
+    end.
+
+deadline(infinity) -> infinity;
+deadline(Timeout) -> erlang:monotonic_time(millisecond) + Timeout.
+
+remaining(infinity) -> infinity;
+remaining(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).

@@ -1,0 +1,37 @@
+%% @doc NIF stubs for rssl. The implementations live in Rust (src/nif/).
+-module(rssl_nif).
+-export([config_new/1, config_clear_cache/0,
+         adopt/5, pending_options/1, set_config/3, handshake/2, send/3, send_dirty/3, recv/3, recv_cancel/2,
+         setopts/2, getopts/1, close/1, shutdown/3, controlling_process/2,
+         sockname/1, peername/1, info/1, peercert/1]).
+-on_load(init/0).
+
+init() ->
+    Dir = case code:priv_dir(rssl) of
+              {error, bad_name} ->
+                  filename:join(filename:dirname(filename:dirname(code:which(?MODULE))), "priv");
+              D -> D
+          end,
+    erlang:load_nif(filename:join(Dir, "rssl_nif"), 0).
+
+-define(NIF, erlang:nif_error({nif_not_loaded, ?MODULE})).
+
+config_new(_Options) -> ?NIF.
+config_clear_cache() -> ?NIF.
+adopt(_Fd, _Config, _Peer, _SocketOptions, _Pending) -> ?NIF.
+pending_options(_Socket) -> ?NIF.
+set_config(_Socket, _Config, _Peer) -> ?NIF.
+handshake(_Socket, _Tag) -> ?NIF.
+send(_Socket, _Data, _Tag) -> ?NIF.
+send_dirty(_Socket, _Data, _Tag) -> ?NIF.
+recv(_Socket, _Length, _Tag) -> ?NIF.
+recv_cancel(_Socket, _Tag) -> ?NIF.
+setopts(_Socket, _Options) -> ?NIF.
+getopts(_Socket) -> ?NIF.
+close(_Socket) -> ?NIF.
+shutdown(_Socket, _Read, _Write) -> ?NIF.
+controlling_process(_Socket, _Pid) -> ?NIF.
+sockname(_Socket) -> ?NIF.
+peername(_Socket) -> ?NIF.
+info(_Socket) -> ?NIF.
+peercert(_Socket) -> ?NIF.

@@ -1,0 +1,267 @@
+%% @doc Option lists as `ssl' takes them, validated and split into the
+%% parts rssl needs: gen_tcp options, emulated socket options, and the TLS
+%% configuration map the NIF builds a configuration from.
+-module(rssl_options).
+
+-export([split/2, tls_map/2, emulated/1, emulated_defaults/0, peer/3,
+         is_emulated/1]).
+
+-type role() :: client | server.
+-type parts() :: #{tcp := [term()], emulated := [{atom(), term()}],
+                   tls := map(), sni := undefined | disable | string()}.
+-export_type([parts/0]).
+
+-define(EMULATED, [mode, active, packet, packet_size, header]).
+
+%% inet/gen_tcp options passed to gen_tcp as they are (gen_tcp validates them).
+-define(INET, [nodelay, keepalive, sndbuf, recbuf, buffer, send_timeout,
+               send_timeout_close, linger, reuseaddr, reuseport, backlog, ip,
+               ifaddr, port, fd, inet, inet6, ipv6_v6only, tos, tclass,
+               priority, delay_send, high_watermark, low_watermark,
+               high_msgq_watermark, low_msgq_watermark, dontroute,
+               bind_to_device, netns, raw, exit_on_close, show_econnreset,
+               deliver, tcp_module, recvtos, recvtclass, recvttl]).
+
+%% Options accepted for compatibility that have nothing to act on in rssl
+%% (logging and process tuning of OTP's ssl connection processes).
+-define(NO_EFFECT, [log_alert, log_level, hibernate_after, padding_check,
+                    beast_mitigation, max_handshake_size, middlebox_comp_mode,
+                    receiver_spawn_opts, sender_spawn_opts, erl_dist,
+                    protocol]).
+
+%% @doc Validates `Options' for `Role' and splits them.
+-spec split(role(), list()) -> {ok, parts()} | {error, term()}.
+split(Role, Options) when is_list(Options) ->
+    try
+        {ok, split(Role, Options, #{tcp => [], emulated => [], tls => #{},
+                                   sni => undefined})}
+    catch
+        throw:{options, _} = Reason -> {error, Reason}
+    end;
+split(_Role, Options) ->
+    {error, {options, {not_a_list, Options}}}.
+
+split(Role, [], Acc = #{tcp := Tcp, emulated := Emu, tls := Tls}) ->
+    Acc#{tcp := lists:reverse(Tcp), emulated := lists:reverse(Emu),
+         tls := check_combinations(Role, Tls)};
+split(Role, [binary | Rest], Acc) ->
+    split(Role, [{mode, binary} | Rest], Acc);
+split(Role, [list | Rest], Acc) ->
+    split(Role, [{mode, list} | Rest], Acc);
+split(Role, [Inet | Rest], Acc = #{tcp := Tcp}) when Inet =:= inet; Inet =:= inet6 ->
+    split(Role, Rest, Acc#{tcp := [Inet | Tcp]});
+split(Role, [{Key, Value} = Opt | Rest], Acc = #{tcp := Tcp, emulated := Emu, tls := Tls}) ->
+    case is_emulated(Key) of
+        true ->
+            split(Role, Rest, Acc#{emulated := [emulated(Opt) | Emu]});
+        false ->
+            case lists:member(Key, ?INET) of
+                true ->
+                    split(Role, Rest, Acc#{tcp := [Opt | Tcp]});
+                false when Key =:= server_name_indication ->
+                    split(Role, Rest, Acc#{sni := sni(Role, Value),
+                                           tls := Tls});
+                false ->
+                    split(Role, Rest, Acc#{tls := tls(Role, Opt, Tls)})
+            end
+    end;
+split(_Role, [Other | _], _Acc) ->
+    throw({options, {option_not_a_key_value_tuple, Other}}).
+
+-spec is_emulated(term()) -> boolean().
+is_emulated(Key) -> lists:member(Key, ?EMULATED).
+
+%% @doc Validates one emulated socket option.
+emulated({mode, M} = O) when M =:= list; M =:= binary -> O;
+emulated({active, A} = O) when is_boolean(A); A =:= once -> O;
+emulated({active, N} = O) when is_integer(N), N >= -32768, N =< 32767 -> O;
+emulated({packet, P}) when P =:= raw; P =:= 0 -> {packet, 0};
+emulated({packet, P} = O) when P =:= 1; P =:= 2; P =:= 4; P =:= line -> O;
+emulated({packet_size, N} = O) when is_integer(N), N >= 0 -> O;
+emulated({header, N} = O) when is_integer(N), N >= 0 -> O;
+emulated(Opt) -> throw({options, Opt}).
+
+%% The defaults of the ssl reference manual.
+emulated_defaults() ->
+    [{mode, list}, {packet, 0}, {header, 0}, {active, true}].
+
+sni(client, disable) -> disable;
+sni(client, Host) when is_atom(Host) -> atom_to_list(Host);
+sni(client, Host) when is_list(Host) ->
+    case io_lib:printable_unicode_list(Host) andalso Host =/= [] of
+        true -> Host;
+        false -> throw({options, {server_name_indication, Host}})
+    end;
+sni(client, Host) when is_binary(Host) -> sni(client, binary_to_list(Host));
+sni(server, Value) -> throw({options, {server_name_indication, Value}});
+sni(_, Value) -> throw({options, {server_name_indication, Value}}).
+
+%% --- TLS options -------------------------------------------------------
+
+tls(_Role, {verify, V}, Tls) when V =:= verify_peer; V =:= verify_none ->
+    Tls#{verify => V};
+tls(_Role, {fail_if_no_peer_cert, B}, Tls) when is_boolean(B) ->
+    Tls#{fail_if_no_peer_cert => B};
+tls(_Role, {depth, D}, Tls) when is_integer(D), D >= 0, D =< 255 ->
+    Tls#{depth => D};
+tls(_Role, {certfile, Path}, Tls) ->
+    Tls#{certfile => path(certfile, Path)};
+tls(_Role, {keyfile, Path}, Tls) ->
+    Tls#{keyfile => path(keyfile, Path)};
+tls(_Role, {cacertfile, Path}, Tls) ->
+    case path(cacertfile, Path) of
+        <<>> -> Tls;
+        P -> Tls#{cacertfile => P}
+    end;
+tls(_Role, {cert, Der}, Tls) when is_binary(Der) ->
+    Tls#{cert => [Der]};
+tls(_Role, {cert, [_ | _] = Ders} = Opt, Tls) ->
+    lists:all(fun is_binary/1, Ders) orelse throw({options, Opt}),
+    Tls#{cert => Ders};
+tls(_Role, {key, {Type, Der}} = Opt, Tls) when is_binary(Der) ->
+    lists:member(Type, ['RSAPrivateKey', 'DSAPrivateKey', 'ECPrivateKey',
+                        'PrivateKeyInfo'])
+        orelse throw({options, Opt}),
+    Tls#{key => {Type, Der}};
+tls(_Role, {password, P} = Opt, Tls) ->
+    case unicode:characters_to_binary(P) of
+        Bin when is_binary(Bin) -> Tls#{password => Bin};
+        _ -> throw({options, Opt})
+    end;
+tls(_Role, {cacerts, Ders} = Opt, Tls) when is_list(Ders) ->
+    lists:all(fun is_binary/1, Ders) orelse throw({options, Opt}),
+    Tls#{cacerts => Ders};
+tls(_Role, {versions, Versions} = Opt, Tls) when is_list(Versions), Versions =/= [] ->
+    lists:foreach(
+      fun(V) when V =:= 'tlsv1.3'; V =:= 'tlsv1.2'; V =:= 'tlsv1.1'; V =:= tlsv1 -> ok;
+         (V) -> throw({options, {V, Opt}})
+      end, Versions),
+    Tls#{versions => Versions};
+tls(_Role, {ciphers, Ciphers} = Opt, Tls) ->
+    {List12, List13} = rssl_ciphers:to_openssl(Ciphers, Opt),
+    maps:merge(Tls, maps:from_list([{ciphers, List12} || List12 =/= undefined] ++
+                                   [{ciphersuites, List13} || List13 =/= undefined]));
+tls(_Role, {honor_cipher_order, B}, Tls) when is_boolean(B) ->
+    Tls#{honor_cipher_order => B};
+tls(_Role, {reuse_sessions, B}, Tls) when is_boolean(B) ->
+    Tls#{reuse_sessions => B};
+tls(_Role, {secure_renegotiate, B}, Tls) when is_boolean(B) ->
+    Tls#{secure_renegotiate => B};
+tls(server, {client_renegotiation, B}, Tls) when is_boolean(B) ->
+    Tls#{client_renegotiation => B};
+tls(client, {alpn_advertised_protocols, Ps} = Opt, Tls) ->
+    Tls#{alpn => protocols(Ps, Opt)};
+tls(server, {alpn_preferred_protocols, Ps} = Opt, Tls) ->
+    Tls#{alpn => protocols(Ps, Opt)};
+tls(_Role, {dh, Der}, Tls) when is_binary(Der) ->
+    Tls#{dh => Der};
+tls(server, {dhfile, Path}, Tls) ->
+    Tls#{dhfile => path(dhfile, Path)};
+tls(client, {fallback, B}, Tls) when is_boolean(B) ->
+    Tls#{fallback => B};
+tls(_Role, {supported_groups, Groups} = Opt, Tls) when is_list(Groups) ->
+    Names = [group_name(G, Opt) || G <- Groups],
+    Tls#{supported_groups => iolist_to_binary(lists:join(":", Names))};
+tls(_Role, {Key, _} = Opt, Tls) ->
+    case lists:member(Key, ?NO_EFFECT) of
+        true -> Tls;
+        false -> throw({options, unsupported_or_bad(Opt)})
+    end.
+
+%% Options OTP knows that rssl does not implement yet are reported as such
+%% (see README), never silently ignored.
+unsupported_or_bad({Key, _} = Opt) ->
+    Known = [verify_fun, partial_chain, crl_check, crl_cache, user_lookup_fun,
+             psk_identity, srp_identity, reuse_session, next_protocols_advertised,
+             client_preferred_next_protocols, sni_hosts, sni_fun, cb_info,
+             customize_hostname_check, session_tickets, use_ticket, early_data,
+             anti_replay, signature_algs, signature_algs_cert, eccs,
+             certificate_authorities, ocsp_stapling, ocsp_responder_certs,
+             ocsp_nonce, keep_secrets, certs_keys, handshake, cookie,
+             key_update_at, renegotiate_at, max_fragment_length, stateless_tickets_seed],
+    case lists:member(Key, Known) of
+        true -> {not_supported, Opt};
+        false -> Opt
+    end.
+
+path(Option, Path) when is_binary(Path) -> path(Option, binary_to_list(Path));
+path(Option, Path) when is_list(Path) ->
+    try unicode:characters_to_binary(Path) of
+        Bin when is_binary(Bin) -> Bin;
+        _ -> throw({options, {Option, Path}})
+    catch
+        _:_ -> throw({options, {Option, Path}})
+    end;
+path(Option, Path) -> throw({options, {Option, Path}}).
+
+protocols(Ps, Opt) when is_list(Ps) ->
+    lists:foreach(fun(P) when is_binary(P), byte_size(P) > 0, byte_size(P) < 256 -> ok;
+                     (_) -> throw({options, Opt})
+                  end, Ps),
+    Ps;
+protocols(_, Opt) -> throw({options, Opt}).
+
+group_name(x25519, _) -> "X25519";
+group_name(x448, _) -> "X448";
+group_name(secp256r1, _) -> "P-256";
+group_name(secp384r1, _) -> "P-384";
+group_name(secp521r1, _) -> "P-521";
+group_name(ffdhe2048, _) -> "ffdhe2048";
+group_name(ffdhe3072, _) -> "ffdhe3072";
+group_name(ffdhe4096, _) -> "ffdhe4096";
+group_name(ffdhe6144, _) -> "ffdhe6144";
+group_name(ffdhe8192, _) -> "ffdhe8192";
+group_name(_, Opt) -> throw({options, Opt}).
+
+check_combinations(client, Tls = #{verify := verify_peer}) ->
+    case maps:is_key(cacerts, Tls) orelse maps:is_key(cacertfile, Tls) of
+        true -> Tls;
+        false -> throw({options, {cacertfile, []}})
+    end;
+check_combinations(_Role, Tls) ->
+    Tls.
+
+%% @doc The map the NIF builds its configuration from.
+-spec tls_map(role(), map()) -> map().
+tls_map(Role, Tls) ->
+    Tls#{role => Role}.
+
+%% @doc What the client sends as SNI and checks the certificate against.
+-spec peer(term(), undefined | disable | string(), map()) -> map().
+peer(Host, SNI, Tls) ->
+    HostName = host_name(Host),
+    Sni = case SNI of
+              undefined when HostName =/= undefined ->
+                  case is_ip(HostName) of
+                      true -> undefined;
+                      false -> HostName
+                  end;
+              undefined -> undefined;
+              disable -> undefined;
+              Name -> Name
+          end,
+    Check = case {maps:get(verify, Tls, verify_none), SNI} of
+                {verify_none, _} -> undefined;
+                {verify_peer, Name2} when is_list(Name2) -> Name2;
+                {verify_peer, _} -> HostName
+            end,
+    #{sni => to_bin(Sni), verify_host => to_bin(Check)}.
+
+host_name(Host) when is_list(Host) -> Host;
+host_name(Host) when is_atom(Host) -> atom_to_list(Host);
+host_name(Host) when is_binary(Host) -> binary_to_list(Host);
+host_name(Host) when is_tuple(Host) ->
+    case inet:ntoa(Host) of
+        {error, _} -> undefined;
+        Text -> Text
+    end;
+host_name(_) -> undefined.
+
+is_ip(Name) ->
+    case inet:parse_address(Name) of
+        {ok, _} -> true;
+        _ -> false
+    end.
+
+to_bin(undefined) -> undefined;
+to_bin(S) -> unicode:characters_to_binary(S).

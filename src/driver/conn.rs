@@ -1,0 +1,757 @@
+//! A TLS connection on a non-blocking socket, run by a poller thread.
+//!
+//! All socket semantics live here once: the receive buffer, packet framing,
+//! active modes, passive receive with a waiter, send back-pressure, and
+//! close/shutdown. Who gets messages and how they are encoded is up to the
+//! [`Host`] (the NIF layer).
+
+use super::options::SocketOptions;
+use super::packet::{FrameError, Packet};
+use super::poller::{Pollable, Poller, Ready, CLOSE_LINGER};
+use super::socket;
+use crate::engine::{Connection, Error, Progress, ReadOutcome};
+use parking_lot::Mutex;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The front end's types for who is told what.
+pub trait Host: Sized + Send + Sync + 'static {
+    /// The controlling process (and whatever is needed to name the socket).
+    type Owner: Send;
+    /// A caller blocked in handshake, recv or send.
+    type Waiter: Send;
+
+    /// Runs `f` with the outbox of the current poller thread.
+    fn with_poller_outbox<R>(f: impl FnOnce(&mut dyn Outbox<Self>) -> R) -> R;
+}
+
+/// Messages for the controlling process in active mode.
+#[derive(Debug)]
+pub enum Message<'a> {
+    Data(&'a [u8]),
+    /// `{active, N}` ran out.
+    Passive,
+    Closed,
+    Error(&'a Failure),
+}
+
+/// Answers to a blocked caller.
+#[derive(Debug)]
+pub enum Reply<'a> {
+    Handshake(Result<(), Failure>),
+    Recv(Result<&'a [u8], Failure>),
+    Send(Result<(), Failure>),
+}
+
+/// Why an operation failed, as the API reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    Closed,
+    Tls(Error),
+    /// A socket error by its POSIX name.
+    Posix(&'static str),
+    /// A packet over `packet_size`, or too big for its header.
+    TooBig,
+}
+
+/// Where a connection's events go. The driver calls it with the connection
+/// locked, so events of one connection are delivered in order.
+pub trait Outbox<H: Host> {
+    fn to_owner(&mut self, owner: &H::Owner, options: &SocketOptions, message: Message<'_>);
+    fn reply(&mut self, waiter: H::Waiter, options: &SocketOptions, reply: Reply<'_>);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Adopted, handshake not started (server sockets after accept).
+    Idle,
+    Handshaking,
+    Established,
+    /// The user closed; the last bytes are being flushed.
+    Closing,
+    Closed,
+}
+
+/// Ciphertext read per wake-up before giving other connections a turn.
+const READ_BUDGET: usize = 512 * 1024;
+/// Undelivered plaintext above which the socket is no longer read.
+const PLAIN_HIGH: usize = 256 * 1024;
+/// Unsent ciphertext above which `send` makes its caller wait...
+const SEND_HIGH: usize = 512 * 1024;
+/// ...until it is below this.
+const SEND_LOW: usize = 128 * 1024;
+
+struct State<H: Host> {
+    fd: RawFd,
+    tls: Connection,
+    phase: Phase,
+    owner: H::Owner,
+    options: SocketOptions,
+    /// Decrypted plaintext not yet handed out, from `plain_pos`.
+    plain: Vec<u8>,
+    plain_pos: usize,
+    handshake_waiter: Option<H::Waiter>,
+    recv_waiter: Option<(H::Waiter, usize)>,
+    send_waiter: Option<H::Waiter>,
+    /// No more plaintext will come: the peer closed or the connection failed.
+    input_done: bool,
+    /// Why input ended, when it was not a clean close.
+    failure: Option<Failure>,
+    /// `{ssl_closed, S}` (or the error) has been given to the owner.
+    end_reported: bool,
+    /// Reading stopped because too much plaintext waits.
+    read_paused: bool,
+    /// The user shut down writing (close_notify queued, FIN after flush).
+    write_shut: bool,
+    /// The user shut down reading: incoming plaintext is dropped.
+    read_shut: bool,
+}
+
+pub struct Conn<H: Host> {
+    token: u64,
+    poller: Arc<Poller>,
+    state: Mutex<State<H>>,
+}
+
+pub enum SendOutcome {
+    Done,
+    /// Accepted; the waiter is answered once the backlog drains.
+    Wait,
+}
+
+pub enum RecvOutcome {
+    /// The data is handed to `deliver` before the lock is released.
+    Done,
+    Wait,
+}
+
+impl<H: Host> Conn<H> {
+    /// Takes over a connected socket (the caller keeps and closes its own fd).
+    pub fn adopt(
+        fd: RawFd,
+        tls: Connection,
+        owner: H::Owner,
+        options: SocketOptions,
+    ) -> io::Result<Arc<Conn<H>>> {
+        let fd = socket::adopt(fd)?;
+        let conn = Arc::new(Conn {
+            token: Poller::new_token(),
+            poller: Poller::pick(),
+            state: Mutex::new(State {
+                fd,
+                tls,
+                phase: Phase::Idle,
+                owner,
+                options,
+                plain: Vec::new(),
+                plain_pos: 0,
+                handshake_waiter: None,
+                recv_waiter: None,
+                send_waiter: None,
+                input_done: false,
+                failure: None,
+                end_reported: false,
+                read_paused: false,
+                write_shut: false,
+                read_shut: false,
+            }),
+        });
+        conn.poller.add(conn.token, fd, conn.clone());
+        Ok(conn)
+    }
+
+    /// Replaces the TLS state before the handshake (e.g. extra options).
+    pub fn replace_tls(&self, tls: Connection) -> Result<(), Failure> {
+        let mut s = self.state.lock();
+        if s.phase != Phase::Idle {
+            return Err(Failure::Closed);
+        }
+        s.tls = tls;
+        Ok(())
+    }
+
+    /// Starts the handshake on the poller; `waiter` is answered when it ends.
+    pub fn handshake(&self, waiter: H::Waiter) -> Result<(), Failure> {
+        let mut s = self.state.lock();
+        if s.phase != Phase::Idle || s.fd < 0 {
+            return Err(s.failure.clone().unwrap_or(Failure::Closed));
+        }
+        s.phase = Phase::Handshaking;
+        s.handshake_waiter = Some(waiter);
+        drop(s);
+        self.poller.kick(self.token);
+        Ok(())
+    }
+
+    /// Encrypts and sends `data` (framed by the packet option).
+    pub fn send(
+        &self,
+        data: &[u8],
+        waiter: impl FnOnce() -> H::Waiter,
+    ) -> Result<SendOutcome, Failure> {
+        let mut s = self.state.lock();
+        if s.phase != Phase::Established || s.fd < 0 || s.write_shut {
+            return Err(Failure::Closed);
+        }
+        let header = s
+            .options
+            .packet
+            .header(data.len())
+            .map_err(|_| Failure::TooBig)?;
+        if !header.is_empty() {
+            s.tls.write(&header).map_err(Failure::Tls)?;
+        }
+        s.tls.write(data).map_err(Failure::Tls)?;
+        if let Err(failure) = s.flush() {
+            return Err(failure);
+        }
+        if s.tls.output().len() > SEND_HIGH {
+            s.send_waiter = Some(waiter());
+            return Ok(SendOutcome::Wait);
+        }
+        Ok(SendOutcome::Done)
+    }
+
+    /// Receives in passive mode. Data already here goes to `deliver` at once.
+    pub fn recv(
+        &self,
+        len: usize,
+        deliver: impl FnOnce(&SocketOptions, Result<&[u8], Failure>),
+        waiter: impl FnOnce() -> H::Waiter,
+    ) -> Result<RecvOutcome, &'static str> {
+        let mut s = self.state.lock();
+        if s.options.active.is_active() {
+            return Err("einval");
+        }
+        if s.recv_waiter.is_some() {
+            return Err("ealready");
+        }
+        if s.phase == Phase::Established && !s.input_done && s.fd >= 0 {
+            // Read what the socket has now, saving a trip through the poller.
+            s.pump_input(READ_BUDGET);
+        }
+        let options = s.options;
+        match s.take_packet(len) {
+            Taken::Packet(range) => {
+                deliver(&options, Ok(&s.plain[range.clone()]));
+                s.consume(range.end);
+                s.resume_reading(self);
+                Ok(RecvOutcome::Done)
+            }
+            Taken::Failed(failure) => {
+                deliver(&options, Err(failure));
+                Ok(RecvOutcome::Done)
+            }
+            Taken::Nothing => {
+                if s.phase == Phase::Idle || s.phase == Phase::Handshaking {
+                    deliver(&options, Err(Failure::Closed));
+                    return Ok(RecvOutcome::Done);
+                }
+                s.recv_waiter = Some((waiter(), len));
+                s.resume_reading(self);
+                Ok(RecvOutcome::Wait)
+            }
+        }
+    }
+
+    /// Withdraws a recv waiter; false if it was already answered.
+    pub fn cancel_recv(&self, is_it: impl Fn(&H::Waiter) -> bool) -> bool {
+        let mut s = self.state.lock();
+        match &s.recv_waiter {
+            Some((w, _)) if is_it(w) => {
+                s.recv_waiter = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn options(&self) -> SocketOptions {
+        self.state.lock().options
+    }
+
+    /// Changes the emulated options; data due in the new mode is delivered now.
+    pub fn set_options(
+        &self,
+        change: impl FnOnce(&mut SocketOptions) -> bool,
+        outbox: &mut dyn Outbox<H>,
+    ) {
+        let mut s = self.state.lock();
+        let mut options = s.options;
+        let passive_due = change(&mut options);
+        s.options = options;
+        if passive_due {
+            outbox.to_owner(&s.owner, &options, Message::Passive);
+        }
+        if s.options.active.is_active() {
+            s.deliver(outbox);
+            s.resume_reading(self);
+        }
+    }
+
+    pub fn update_owner<R>(&self, f: impl FnOnce(&mut H::Owner) -> R) -> R {
+        f(&mut self.state.lock().owner)
+    }
+
+    pub fn with_owner<R>(&self, f: impl FnOnce(&H::Owner) -> R) -> R {
+        f(&self.state.lock().owner)
+    }
+
+    /// Runs `f` on the TLS state (for connection information).
+    pub fn with_tls<R>(&self, f: impl FnOnce(&Connection) -> R) -> Result<R, Failure> {
+        let s = self.state.lock();
+        if s.phase == Phase::Closed && s.fd < 0 && s.input_done && s.end_reported {
+            return Err(Failure::Closed);
+        }
+        Ok(f(&s.tls))
+    }
+
+    pub fn is_established(&self) -> bool {
+        self.state.lock().phase == Phase::Established
+    }
+
+    pub fn sockname(&self) -> Result<SocketAddr, Failure> {
+        self.addr(socket::sockname)
+    }
+
+    pub fn peername(&self) -> Result<SocketAddr, Failure> {
+        self.addr(socket::peername)
+    }
+
+    fn addr(&self, call: fn(RawFd) -> io::Result<SocketAddr>) -> Result<SocketAddr, Failure> {
+        let s = self.state.lock();
+        if s.fd < 0 {
+            return Err(Failure::Closed);
+        }
+        call(s.fd).map_err(|e| Failure::Posix(socket::posix_name(&e)))
+    }
+
+    /// Closes for the user: close_notify, flush, then release the socket.
+    /// No message reaches the owner afterwards; blocked callers get `closed`.
+    pub fn close(&self, outbox: &mut dyn Outbox<H>) {
+        let mut s = self.state.lock();
+        if matches!(s.phase, Phase::Closing | Phase::Closed) && s.fd < 0 {
+            drop(s);
+            self.poller.remove(self.token);
+            return;
+        }
+        s.end_reported = true;
+        s.answer_waiters(outbox, Failure::Closed);
+        if s.phase == Phase::Established && s.fd >= 0 && !s.write_shut {
+            s.tls.close();
+        }
+        s.phase = Phase::Closing;
+        let _ = s.flush();
+        if s.tls.output().is_empty() || s.fd < 0 {
+            s.release_socket(&self.poller);
+            s.phase = Phase::Closed;
+            drop(s);
+            self.poller.remove(self.token);
+        } else {
+            drop(s);
+            self.poller
+                .deadline(self.token, Instant::now() + CLOSE_LINGER);
+        }
+    }
+
+    /// `shutdown/2`: `write` sends close_notify and FIN, `read` drops input.
+    pub fn shutdown(&self, read: bool, write: bool) -> Result<(), Failure> {
+        let mut s = self.state.lock();
+        if s.fd < 0 || s.phase != Phase::Established {
+            return Err(Failure::Posix("enotconn"));
+        }
+        if read {
+            s.read_shut = true;
+            s.plain.clear();
+            s.plain_pos = 0;
+        }
+        if write && !s.write_shut {
+            s.write_shut = true;
+            s.tls.close();
+            let _ = s.flush();
+            if s.tls.output().is_empty() {
+                let _ = socket::shutdown(s.fd, libc::SHUT_WR);
+            }
+        }
+        Ok(())
+    }
+}
+
+enum Taken {
+    Packet(std::ops::Range<usize>),
+    Failed(Failure),
+    Nothing,
+}
+
+impl<H: Host> State<H> {
+    fn buffered(&self) -> &[u8] {
+        &self.plain[self.plain_pos..]
+    }
+
+    /// Drops `end` bytes (absolute index) from the plaintext buffer.
+    fn consume(&mut self, end: usize) {
+        self.plain_pos = end;
+        if self.plain_pos >= self.plain.len() {
+            self.plain.clear();
+            self.plain_pos = 0;
+            if self.plain.capacity() > 64 * 1024 {
+                self.plain = Vec::new();
+            }
+        }
+    }
+
+    /// The next packet for a passive recv of `len` (raw mode only) bytes,
+    /// as an absolute range into `plain`.
+    fn take_packet(&self, len: usize) -> Taken {
+        let buf = self.buffered();
+        let frame = match self.options.packet {
+            Packet::Raw if len > 0 => {
+                if buf.len() >= len {
+                    Ok(Some(super::packet::Frame {
+                        start: 0,
+                        len,
+                        consumed: len,
+                    }))
+                } else {
+                    Ok(None)
+                }
+            }
+            packet => packet.next_frame(buf, self.options.packet_size),
+        };
+        match frame {
+            Ok(Some(f)) => {
+                let start = self.plain_pos + f.start;
+                Taken::Packet(start..start + f.len)
+            }
+            Err(FrameError::TooBig) => Taken::Failed(Failure::TooBig),
+            Ok(None) if self.input_done => {
+                Taken::Failed(self.failure.clone().unwrap_or(Failure::Closed))
+            }
+            Ok(None) => Taken::Nothing,
+        }
+    }
+
+    /// Sends buffered ciphertext; on a socket error, input ends too.
+    fn flush(&mut self) -> Result<(), Failure> {
+        while self.fd >= 0 && !self.tls.output().is_empty() {
+            match socket::write(self.fd, self.tls.output()) {
+                Ok(n) => self.tls.consume_output(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    let failure =
+                        if matches!(e.raw_os_error(), Some(libc::EPIPE) | Some(libc::ECONNRESET)) {
+                            Failure::Closed
+                        } else {
+                            Failure::Posix(socket::posix_name(&e))
+                        };
+                    let out = self.tls.output().len();
+                    self.tls.consume_output(out);
+                    self.input_done = true;
+                    return Err(failure);
+                }
+            }
+        }
+        if self.write_shut && self.fd >= 0 && self.tls.output().is_empty() {
+            let _ = socket::shutdown(self.fd, libc::SHUT_WR);
+        }
+        Ok(())
+    }
+
+    /// Reads ciphertext and decrypts it, up to `budget` bytes.
+    /// Returns true if the budget ran out with the socket maybe still readable.
+    fn pump_input(&mut self, budget: usize) -> bool {
+        let mut total = 0;
+        loop {
+            if self.fd < 0 || self.input_done || self.read_paused {
+                return false;
+            }
+            if total >= budget {
+                return true;
+            }
+            let fd = self.fd;
+            match self
+                .tls
+                .receive_with(64 * 1024, |buf| socket::read(fd, buf))
+            {
+                Ok(0) => {
+                    self.tls.receive_eof();
+                    self.decrypt();
+                    // Whatever the TLS layer made of it, the stream has ended.
+                    self.input_done = true;
+                    return false;
+                }
+                Ok(n) => total += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.decrypt();
+                    return false;
+                }
+                Err(_) => {
+                    // A reset: end of input, as OTP reports a closed socket.
+                    self.tls.receive_eof();
+                    self.decrypt();
+                    self.input_done = true;
+                    return false;
+                }
+            }
+            if self.phase == Phase::Established {
+                self.decrypt();
+                if self.undelivered_too_much() {
+                    self.read_paused = true;
+                    return false;
+                }
+            } else {
+                return true;
+            }
+        }
+    }
+
+    fn undelivered_too_much(&self) -> bool {
+        self.plain.len() - self.plain_pos > PLAIN_HIGH
+    }
+
+    /// Decrypts buffered ciphertext into `plain`.
+    fn decrypt(&mut self) {
+        if self.phase != Phase::Established {
+            return;
+        }
+        loop {
+            if self.input_done {
+                return;
+            }
+            let len = self.plain.len();
+            self.plain.resize(len + 16 * 1024, 0);
+            let outcome = self.tls.read(&mut self.plain[len..]);
+            let got = match outcome {
+                Ok(ReadOutcome::Data(n)) => n,
+                _ => 0,
+            };
+            self.plain.truncate(len + got);
+            match outcome {
+                Ok(ReadOutcome::Data(_)) => {
+                    if self.read_shut {
+                        self.plain.truncate(len);
+                    }
+                }
+                Ok(ReadOutcome::WouldBlock) => return,
+                Ok(ReadOutcome::Closed) => {
+                    self.input_done = true;
+                    return;
+                }
+                Err(e) => {
+                    self.input_done = true;
+                    self.failure = Some(Failure::Tls(e));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Hands out plaintext by the active mode, or to a waiting recv.
+    fn deliver(&mut self, outbox: &mut dyn Outbox<H>) {
+        if self.phase != Phase::Established || self.end_reported {
+            return;
+        }
+        loop {
+            let options = self.options;
+            if options.active.is_active() {
+                let frame = options
+                    .packet
+                    .next_frame(self.buffered(), options.packet_size);
+                match frame {
+                    Ok(Some(f)) => {
+                        let start = self.plain_pos + f.start;
+                        outbox.to_owner(
+                            &self.owner,
+                            &options,
+                            Message::Data(&self.plain[start..start + f.len]),
+                        );
+                        self.consume(self.plain_pos + f.consumed);
+                        let (active, passive) = options.active.after_message();
+                        self.options.active = active;
+                        if passive {
+                            outbox.to_owner(&self.owner, &self.options, Message::Passive);
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(FrameError::TooBig) => {
+                        self.failure = Some(Failure::TooBig);
+                        self.input_done = true;
+                        self.plain.clear();
+                        self.plain_pos = 0;
+                        break;
+                    }
+                }
+            } else if let Some((_, len)) = self.recv_waiter {
+                match self.take_packet(len) {
+                    Taken::Packet(range) => {
+                        let (waiter, _) = self.recv_waiter.take().expect("checked");
+                        outbox.reply(
+                            waiter,
+                            &options,
+                            Reply::Recv(Ok(&self.plain[range.clone()])),
+                        );
+                        self.consume(range.end);
+                    }
+                    Taken::Failed(failure) => {
+                        let (waiter, _) = self.recv_waiter.take().expect("checked");
+                        outbox.reply(waiter, &options, Reply::Recv(Err(failure)));
+                        break;
+                    }
+                    Taken::Nothing => break,
+                }
+            } else {
+                break;
+            }
+        }
+        if self.input_done && self.options.active.is_active() && !self.end_reported {
+            // Anything left is an incomplete packet the peer will never finish.
+            self.end_reported = true;
+            if let Some(failure) = self.failure.clone() {
+                outbox.to_owner(&self.owner, &self.options, Message::Error(&failure));
+            }
+            if !matches!(self.failure, Some(Failure::Tls(_))) {
+                outbox.to_owner(&self.owner, &self.options, Message::Closed);
+            }
+        }
+    }
+
+    /// Lets the poller read again once the plaintext backlog has shrunk.
+    fn resume_reading(&mut self, conn: &Conn<H>) {
+        if self.read_paused && !self.undelivered_too_much() {
+            self.read_paused = false;
+            conn.poller.kick(conn.token);
+        }
+    }
+
+    fn answer_waiters(&mut self, outbox: &mut dyn Outbox<H>, failure: Failure) {
+        let options = self.options;
+        if let Some(w) = self.handshake_waiter.take() {
+            outbox.reply(w, &options, Reply::Handshake(Err(failure.clone())));
+        }
+        if let Some((w, _)) = self.recv_waiter.take() {
+            outbox.reply(w, &options, Reply::Recv(Err(failure.clone())));
+        }
+        if let Some(w) = self.send_waiter.take() {
+            outbox.reply(w, &options, Reply::Send(Err(failure)));
+        }
+    }
+
+    fn release_socket(&mut self, poller: &Poller) {
+        if self.fd >= 0 {
+            poller.unwatch(self.fd);
+            socket::close(self.fd);
+            self.fd = -1;
+        }
+    }
+
+    /// One round of work on the poller thread.
+    fn run(&mut self, conn: &Conn<H>, outbox: &mut dyn Outbox<H>) -> bool {
+        let mut again = false;
+        match self.phase {
+            Phase::Idle | Phase::Closed => return false,
+            Phase::Closing => {
+                let _ = self.flush();
+                if self.tls.output().is_empty() || self.fd < 0 {
+                    self.release_socket(&conn.poller);
+                    self.phase = Phase::Closed;
+                    conn.poller.remove(conn.token);
+                }
+                return false;
+            }
+            Phase::Handshaking => {
+                again = self.pump_input(READ_BUDGET);
+                match self.tls.handshake() {
+                    Ok(Progress::Pending) => {
+                        let _ = self.flush();
+                        if self.input_done {
+                            self.fail_handshake(conn, outbox, Failure::Closed);
+                        }
+                        return again;
+                    }
+                    Ok(Progress::Done) => {
+                        self.phase = Phase::Established;
+                        if let Some(w) = self.handshake_waiter.take() {
+                            outbox.reply(w, &self.options, Reply::Handshake(Ok(())));
+                        }
+                        self.input_done = false;
+                        self.decrypt();
+                    }
+                    Err(e) => {
+                        let failure = match e {
+                            Error::Closed => Failure::Closed,
+                            e => Failure::Tls(e),
+                        };
+                        self.fail_handshake(conn, outbox, failure);
+                        return false;
+                    }
+                }
+            }
+            Phase::Established => {}
+        }
+        if self.flush().is_err() {
+            self.input_done = true;
+        }
+        again |= self.pump_input(READ_BUDGET);
+        // Reading may have produced output (key updates, renegotiation).
+        if let Err(failure) = self.flush() {
+            self.failure.get_or_insert(failure);
+        }
+        if let Some(w) = self.send_waiter.take() {
+            if self.tls.output().len() <= SEND_LOW {
+                outbox.reply(w, &self.options, Reply::Send(Ok(())));
+            } else if self.input_done && self.fd < 0 {
+                outbox.reply(w, &self.options, Reply::Send(Err(Failure::Closed)));
+            } else {
+                self.send_waiter = Some(w);
+            }
+        }
+        self.deliver(outbox);
+        if self.input_done && self.fd >= 0 && self.tls.output().is_empty() {
+            // The peer is gone: answer with close_notify and let the socket go.
+            if self.failure.is_none() && !self.write_shut {
+                self.tls.close();
+                let _ = self.flush();
+            }
+            if let Some(w) = self.send_waiter.take() {
+                outbox.reply(w, &self.options, Reply::Send(Err(Failure::Closed)));
+            }
+            self.release_socket(&conn.poller);
+        }
+        again
+    }
+
+    fn fail_handshake(&mut self, conn: &Conn<H>, outbox: &mut dyn Outbox<H>, failure: Failure) {
+        // The alert (if any) goes out before the socket is released.
+        let _ = self.flush();
+        self.input_done = true;
+        self.failure = Some(failure.clone());
+        self.end_reported = true;
+        if let Some(w) = self.handshake_waiter.take() {
+            outbox.reply(w, &self.options, Reply::Handshake(Err(failure)));
+        }
+        self.phase = Phase::Closed;
+        self.release_socket(&conn.poller);
+    }
+}
+
+impl<H: Host> Pollable for Conn<H> {
+    fn ready(&self, _ready: Ready) -> bool {
+        H::with_poller_outbox(|outbox| {
+            let mut s = self.state.lock();
+            s.run(self, outbox)
+        })
+    }
+
+    fn expired(&self) {
+        let mut s = self.state.lock();
+        if s.phase == Phase::Closing {
+            s.release_socket(&self.poller);
+            s.phase = Phase::Closed;
+            drop(s);
+            self.poller.remove(self.token);
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! The socket options the driver emulates on the plaintext stream.
+
+use super::packet::Packet;
+
+/// inet's `{active, _}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Active {
+    False,
+    Once,
+    True,
+    /// Messages left before the socket turns passive (always > 0).
+    Count(u32),
+}
+
+impl Active {
+    /// Applies `{active, N}` the way inet does: N is added to a running
+    /// count; a result of 0 or less makes the socket passive.
+    /// Returns the new mode and whether `{ssl_passive, S}` is due.
+    pub fn add(self, n: i32) -> (Active, bool) {
+        let current = match self {
+            Active::Count(c) => c as i64,
+            _ => 0,
+        };
+        let total = (current + n as i64).min(32767);
+        if total <= 0 {
+            (Active::False, true)
+        } else {
+            (Active::Count(total as u32), false)
+        }
+    }
+
+    /// After one message is delivered: the new mode and whether the
+    /// socket just turned passive by running out of its count.
+    pub fn after_message(self) -> (Active, bool) {
+        match self {
+            Active::Once => (Active::False, false),
+            Active::Count(1) => (Active::False, true),
+            Active::Count(n) => (Active::Count(n - 1), false),
+            other => (other, false),
+        }
+    }
+
+    pub fn is_active(self) -> bool {
+        self != Active::False
+    }
+}
+
+/// How plaintext is handed to the application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketOptions {
+    pub active: Active,
+    pub packet: Packet,
+    /// Largest packet accepted (0: no limit).
+    pub packet_size: usize,
+    /// `{mode, binary}` when true, `{mode, list}` when false.
+    pub binary: bool,
+    /// `{header, N}`: in list mode, the first N bytes as a list.
+    pub header: usize,
+}
+
+impl Default for SocketOptions {
+    /// The defaults of the `ssl` reference: list, raw, header 0, active.
+    fn default() -> Self {
+        SocketOptions {
+            active: Active::True,
+            packet: Packet::Raw,
+            packet_size: 0,
+            binary: false,
+            header: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn active_n_counts_down_to_passive() {
+        let (a, passive) = Active::False.add(2);
+        assert_eq!((a, passive), (Active::Count(2), false));
+        let (a, passive) = a.after_message();
+        assert_eq!((a, passive), (Active::Count(1), false));
+        assert_eq!(a.after_message(), (Active::False, true));
+        assert_eq!(Active::Count(3).add(-5), (Active::False, true));
+        assert_eq!(Active::Once.after_message(), (Active::False, false));
+        assert_eq!(Active::True.after_message(), (Active::True, false));
+    }
+}

@@ -1,0 +1,120 @@
+//! Thin, safe wrappers over the socket system calls the driver needs.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::RawFd;
+
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Duplicates `fd` (so the original may be closed by its owner) and makes
+/// the copy non-blocking and close-on-exec.
+pub fn adopt(fd: RawFd) -> io::Result<RawFd> {
+    let new = check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })?;
+    let flags = unsafe { libc::fcntl(new, libc::F_GETFL) };
+    if flags < 0 || unsafe { libc::fcntl(new, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        let err = io::Error::last_os_error();
+        close(new);
+        return Err(err);
+    }
+    Ok(new)
+}
+
+pub fn close(fd: RawFd) {
+    unsafe { libc::close(fd) };
+}
+
+pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    loop {
+        let n = unsafe {
+            libc::send(
+                fd,
+                buf.as_ptr().cast(),
+                buf.len(),
+                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+            )
+        };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+pub fn shutdown(fd: RawFd, how: libc::c_int) -> io::Result<()> {
+    check(unsafe { libc::shutdown(fd, how) }).map(|_| ())
+}
+
+fn to_socket_addr(storage: &libc::sockaddr_storage) -> io::Result<SocketAddr> {
+    match storage.ss_family as libc::c_int {
+        libc::AF_INET => {
+            let a = unsafe { &*(storage as *const _ as *const libc::sockaddr_in) };
+            let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            Ok(SocketAddr::new(IpAddr::V4(ip), u16::from_be(a.sin_port)))
+        }
+        libc::AF_INET6 => {
+            let a = unsafe { &*(storage as *const _ as *const libc::sockaddr_in6) };
+            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
+            Ok(SocketAddr::new(IpAddr::V6(ip), u16::from_be(a.sin6_port)))
+        }
+        _ => Err(io::Error::from_raw_os_error(libc::EAFNOSUPPORT)),
+    }
+}
+
+type NameFn =
+    unsafe extern "C" fn(libc::c_int, *mut libc::sockaddr, *mut libc::socklen_t) -> libc::c_int;
+
+fn name(fd: RawFd, call: NameFn) -> io::Result<SocketAddr> {
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    check(unsafe { call(fd, &mut storage as *mut _ as *mut libc::sockaddr, &mut len) })?;
+    to_socket_addr(&storage)
+}
+
+pub fn sockname(fd: RawFd) -> io::Result<SocketAddr> {
+    name(fd, libc::getsockname)
+}
+
+pub fn peername(fd: RawFd) -> io::Result<SocketAddr> {
+    name(fd, libc::getpeername)
+}
+
+/// The POSIX name of an I/O error, as inet reports it (`econnreset`...).
+pub fn posix_name(err: &io::Error) -> &'static str {
+    match err.raw_os_error() {
+        Some(libc::ECONNRESET) => "econnreset",
+        Some(libc::EPIPE) => "epipe",
+        Some(libc::ETIMEDOUT) => "etimedout",
+        Some(libc::ENOTCONN) => "enotconn",
+        Some(libc::EBADF) => "ebadf",
+        Some(libc::EHOSTUNREACH) => "ehostunreach",
+        Some(libc::ENETUNREACH) => "enetunreach",
+        Some(libc::ECONNABORTED) => "econnaborted",
+        Some(libc::ENOBUFS) => "enobufs",
+        Some(libc::ENOMEM) => "enomem",
+        Some(libc::EMFILE) => "emfile",
+        Some(libc::EINVAL) => "einval",
+        _ => "eio",
+    }
+}

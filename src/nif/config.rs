@@ -1,0 +1,131 @@
+//! `config_new/1`: an options map (already type-checked by `rssl.erl`)
+//! becomes a shared engine configuration.
+
+use super::atoms;
+use super::terms::error_term;
+use crate::engine::{CaSource, CertSource, Config, KeySource, Options, Role, Verify, Version};
+use rustler::{Atom, Binary, Encoder, Env, NifResult, ResourceArc, Term};
+
+pub struct ConfigRes {
+    pub config: Config,
+}
+
+#[rustler::resource_impl]
+impl rustler::Resource for ConfigRes {}
+
+fn get<'a>(map: Term<'a>, key: Atom) -> Option<Term<'a>> {
+    map.map_get(key)
+        .ok()
+        .filter(|t| !(t.is_atom() && *t == atoms::undefined().to_term(map.get_env())))
+}
+
+fn string(term: Term) -> NifResult<String> {
+    let bin: Binary = term.decode()?;
+    Ok(String::from_utf8_lossy(bin.as_slice()).into_owned())
+}
+
+fn bytes(term: Term) -> NifResult<Vec<u8>> {
+    let bin: Binary = term.decode()?;
+    Ok(bin.as_slice().to_vec())
+}
+
+fn bytes_list(term: Term) -> NifResult<Vec<Vec<u8>>> {
+    let list: Vec<Binary> = term.decode()?;
+    Ok(list.iter().map(|b| b.as_slice().to_vec()).collect())
+}
+
+fn flag(map: Term, key: Atom, default: bool) -> NifResult<bool> {
+    get(map, key).map_or(Ok(default), |t| t.decode())
+}
+
+/// Decodes the normalized map `rssl.erl` builds (see `rssl_options`).
+fn decode(map: Term) -> NifResult<Options> {
+    let role = match get(map, atoms::role()) {
+        Some(t) if t == atoms::server().to_term(map.get_env()) => Role::Server,
+        _ => Role::Client,
+    };
+    let mut o = Options::new(role);
+    if let Some(t) = get(map, atoms::versions()) {
+        let names: Vec<Atom> = t.decode()?;
+        let env = map.get_env();
+        o.versions = names
+            .iter()
+            .filter_map(|a| {
+                let name = a.to_term(env).atom_to_string().ok()?;
+                Version::from_name(&name)
+            })
+            .collect();
+    }
+    if let Some(t) = get(map, atoms::verify()) {
+        o.verify = if t == atoms::verify_peer().to_term(map.get_env()) {
+            Verify::Peer
+        } else {
+            Verify::None
+        };
+    }
+    o.fail_if_no_peer_cert = flag(map, atoms::fail_if_no_peer_cert(), false)?;
+    if let Some(t) = get(map, atoms::depth()) {
+        o.depth = t.decode()?;
+    }
+    o.cert = if let Some(t) = get(map, atoms::cert()) {
+        Some(CertSource::Der(bytes_list(t)?))
+    } else if let Some(t) = get(map, atoms::cert_pem()) {
+        Some(CertSource::Pem(bytes(t)?))
+    } else if let Some(t) = get(map, atoms::certfile()) {
+        Some(CertSource::File(string(t)?))
+    } else {
+        None
+    };
+    o.key = if let Some(t) = get(map, atoms::key()) {
+        let (kind, der): (Atom, Binary) = t.decode()?;
+        let kind = kind.to_term(map.get_env()).atom_to_string()?;
+        Some(KeySource::Der(kind, der.as_slice().to_vec()))
+    } else if let Some(t) = get(map, atoms::key_pem()) {
+        Some(KeySource::Pem(bytes(t)?))
+    } else if let Some(t) = get(map, atoms::keyfile()) {
+        Some(KeySource::File(string(t)?))
+    } else {
+        None
+    };
+    o.password = get(map, atoms::password()).map(string).transpose()?;
+    o.cacerts = if let Some(t) = get(map, atoms::cacerts()) {
+        Some(CaSource::Der(bytes_list(t)?))
+    } else if let Some(t) = get(map, atoms::cacertfile()) {
+        Some(CaSource::File(string(t)?))
+    } else {
+        None
+    };
+    o.cipher_list = get(map, atoms::ciphers()).map(string).transpose()?;
+    o.ciphersuites = get(map, atoms::ciphersuites()).map(string).transpose()?;
+    o.honor_cipher_order = flag(map, atoms::honor_cipher_order(), false)?;
+    if let Some(t) = get(map, atoms::alpn()) {
+        o.alpn = bytes_list(t)?;
+    }
+    o.reuse_sessions = flag(map, atoms::reuse_sessions(), true)?;
+    o.secure_renegotiate = flag(map, atoms::secure_renegotiate(), true)?;
+    o.client_renegotiation = flag(map, atoms::client_renegotiation(), true)?;
+    o.groups = get(map, atoms::supported_groups())
+        .map(string)
+        .transpose()?;
+    o.dh = get(map, atoms::dh()).map(bytes).transpose()?;
+    o.dhfile = get(map, atoms::dhfile()).map(string).transpose()?;
+    o.fallback = flag(map, atoms::fallback(), false)?;
+    Ok(o)
+}
+
+/// Builds (or finds in the cache) the configuration for an options map.
+/// Reads certificate files, hence a dirty I/O scheduler.
+#[rustler::nif(schedule = "DirtyIo")]
+fn config_new<'a>(env: Env<'a>, map: Term<'a>) -> NifResult<Term<'a>> {
+    let options = decode(map)?;
+    Ok(match Config::get(&options) {
+        Ok(config) => (atoms::ok(), ResourceArc::new(ConfigRes { config })).encode(env),
+        Err(e) => (atoms::error(), error_term(env, &e)).encode(env),
+    })
+}
+
+#[rustler::nif]
+fn config_clear_cache() -> Atom {
+    Config::clear_cache();
+    atoms::ok()
+}

@@ -1,0 +1,116 @@
+//! How driver events become Erlang messages.
+
+use super::atoms;
+use super::socket::{socket_term, ConnRes};
+use super::terms::{data_term, error_tuple, failure_term};
+use crate::driver::{Host, Message, Outbox, Reply, SocketOptions};
+use rustler::env::OwnedEnv;
+use rustler::{Encoder, Env, LocalPid, Monitor, ResourceArc, Term};
+use std::cell::RefCell;
+
+pub struct ErlHost;
+
+/// The controlling process and the socket term its messages carry.
+pub struct Owner {
+    pub pid: LocalPid,
+    /// None once the connection is closed (breaks the resource cycle).
+    pub socket: Option<ResourceArc<ConnRes>>,
+    pub monitor: Option<Monitor>,
+}
+
+/// A process blocked in a call, answered with `{rssl_reply, Tag, Result}`.
+pub struct Waiter {
+    pub pid: LocalPid,
+    pub tag: i64,
+}
+
+thread_local! {
+    static POLLER_ENV: RefCell<Option<OwnedEnv>> = const { RefCell::new(None) };
+}
+
+impl Host for ErlHost {
+    type Owner = Owner;
+    type Waiter = Waiter;
+
+    fn with_poller_outbox<R>(f: impl FnOnce(&mut dyn Outbox<Self>) -> R) -> R {
+        POLLER_ENV.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let env = slot.get_or_insert_with(OwnedEnv::new);
+            f(&mut PollerOutbox { env })
+        })
+    }
+}
+
+fn owner_message<'a>(
+    env: Env<'a>,
+    owner: &Owner,
+    options: &SocketOptions,
+    message: Message<'_>,
+) -> Option<Term<'a>> {
+    let socket = socket_term(env, owner.socket.as_ref()?);
+    Some(match message {
+        Message::Data(data) => (atoms::ssl(), socket, data_term(env, options, data)).encode(env),
+        Message::Passive => (atoms::ssl_passive(), socket).encode(env),
+        Message::Closed => (atoms::ssl_closed(), socket).encode(env),
+        Message::Error(failure) => {
+            (atoms::ssl_error(), socket, failure_term(env, failure)).encode(env)
+        }
+    })
+}
+
+fn reply_message<'a>(
+    env: Env<'a>,
+    tag: i64,
+    options: &SocketOptions,
+    reply: Reply<'_>,
+) -> Term<'a> {
+    let result = match reply {
+        Reply::Handshake(Ok(())) | Reply::Send(Ok(())) => atoms::ok().encode(env),
+        Reply::Recv(Ok(data)) => (atoms::ok(), data_term(env, options, data)).encode(env),
+        Reply::Handshake(Err(f)) | Reply::Send(Err(f)) | Reply::Recv(Err(f)) => {
+            error_tuple(env, &f)
+        }
+    };
+    (atoms::rssl_reply(), tag, result).encode(env)
+}
+
+/// Sends from a poller thread through a reusable process-independent env.
+struct PollerOutbox<'e> {
+    env: &'e mut OwnedEnv,
+}
+
+impl Outbox<ErlHost> for PollerOutbox<'_> {
+    fn to_owner(&mut self, owner: &Owner, options: &SocketOptions, message: Message<'_>) {
+        if owner.socket.is_none() {
+            return; // closed: the owner gets nothing more
+        }
+        let _ = self.env.send_and_clear(&owner.pid, |env| {
+            owner_message(env, owner, options, message)
+                .unwrap_or_else(|| atoms::undefined().encode(env))
+        });
+    }
+
+    fn reply(&mut self, waiter: Waiter, options: &SocketOptions, reply: Reply<'_>) {
+        let _ = self.env.send_and_clear(&waiter.pid, |env| {
+            reply_message(env, waiter.tag, options, reply)
+        });
+    }
+}
+
+/// Sends from inside a NIF call, with the calling process's env.
+pub struct CallerOutbox<'a> {
+    pub env: Env<'a>,
+}
+
+impl Outbox<ErlHost> for CallerOutbox<'_> {
+    fn to_owner(&mut self, owner: &Owner, options: &SocketOptions, message: Message<'_>) {
+        if let Some(msg) = owner_message(self.env, owner, options, message) {
+            let _ = self.env.send(&owner.pid, msg);
+        }
+    }
+
+    fn reply(&mut self, waiter: Waiter, options: &SocketOptions, reply: Reply<'_>) {
+        let msg = reply_message(self.env, waiter.tag, options, reply);
+        let _ = self.env.send(&waiter.pid, msg);
+    }
+}

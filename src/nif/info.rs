@@ -1,0 +1,76 @@
+//! Connection information: version, suite, SNI, ALPN, peer certificate.
+
+use super::atoms;
+use super::socket::ConnRes;
+use super::terms::{atom, charlist, error_tuple};
+use crate::driver::Failure;
+use rustler::{Atom, Encoder, Env, NifResult, ResourceArc, Term};
+
+fn conn_of(socket: Term) -> NifResult<ResourceArc<ConnRes>> {
+    let (_, res, _): (Atom, ResourceArc<ConnRes>, Term) = socket.decode()?;
+    Ok(res)
+}
+
+/// `{ok, [{protocol, _}, {selected_cipher_suite, #{...}}, ...]}` once established.
+#[rustler::nif]
+fn info<'a>(env: Env<'a>, socket: Term<'a>) -> NifResult<Term<'a>> {
+    let res = conn_of(socket)?;
+    if !res.conn.is_established() {
+        return Ok(error_tuple(env, &Failure::Closed));
+    }
+    let items = res.conn.with_tls(|tls| {
+        let mut items: Vec<(Atom, Term<'a>)> = Vec::new();
+        if let Some(v) = tls.version() {
+            items.push((atoms::protocol(), atom(env, v.name())));
+        }
+        if let Some(s) = tls.suite() {
+            let suite = Term::map_from_pairs(
+                env,
+                &[
+                    (atoms::key_exchange(), atom(env, s.key_exchange)),
+                    (atoms::cipher(), atom(env, s.cipher)),
+                    (atoms::mac(), atom(env, s.mac)),
+                    (atoms::prf(), atom(env, s.prf)),
+                ],
+            )
+            .unwrap_or_else(|_| atoms::undefined().encode(env));
+            items.push((atoms::selected_cipher_suite(), suite));
+            items.push((atoms::openssl_name(), charlist(env, &s.openssl_name)));
+            items.push((atoms::standard_name(), charlist(env, &s.standard_name)));
+        }
+        if let Some(host) = tls.sni_hostname() {
+            items.push((atoms::sni_hostname(), charlist(env, &host)));
+        }
+        if let Some(p) = tls.alpn_protocol() {
+            let mut bin = rustler::NewBinary::new(env, p.len());
+            bin.as_mut_slice().copy_from_slice(&p);
+            let bin: rustler::Binary = bin.into();
+            items.push((atoms::negotiated_protocol(), bin.encode(env)));
+        }
+        items.push((
+            atoms::session_resumption(),
+            tls.session_reused().encode(env),
+        ));
+        items
+    });
+    Ok(match items {
+        Ok(items) => (atoms::ok(), items).encode(env),
+        Err(f) => error_tuple(env, &f),
+    })
+}
+
+#[rustler::nif]
+fn peercert<'a>(env: Env<'a>, socket: Term<'a>) -> NifResult<Term<'a>> {
+    let res = conn_of(socket)?;
+    let cert = res.conn.with_tls(|tls| tls.peer_certificate());
+    Ok(match cert {
+        Ok(Some(der)) => {
+            let mut bin = rustler::NewBinary::new(env, der.len());
+            bin.as_mut_slice().copy_from_slice(&der);
+            let bin: rustler::Binary = bin.into();
+            (atoms::ok(), bin).encode(env)
+        }
+        Ok(None) => (atoms::error(), atoms::no_peercert()).encode(env),
+        Err(f) => error_tuple(env, &f),
+    })
+}

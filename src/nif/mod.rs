@@ -1,0 +1,10 @@
+//! The Erlang NIF (`rssl_nif`): terms in, engine and driver calls, terms out.
+
+mod atoms;
+mod config;
+mod host;
+mod info;
+mod socket;
+mod terms;
+
+rustler::init!("rssl_nif");

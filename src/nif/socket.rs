@@ -1,0 +1,378 @@
+//! NIFs on connection sockets: adopt an fd, handshake, send, recv, options,
+//! ownership, close.
+
+use super::atoms;
+use super::config::ConfigRes;
+use super::host::{CallerOutbox, ErlHost, Owner, Waiter};
+use super::terms::{addr_term, error_term, error_tuple, failure_term};
+use crate::driver::{Active, Conn, Packet, RecvOutcome, SendOutcome, SocketOptions};
+use crate::engine::connection::PeerName;
+use crate::engine::Connection;
+use parking_lot::Mutex;
+use rustler::env::{OwnedEnv, SavedTerm};
+use rustler::{Atom, Binary, Encoder, Env, LocalPid, Monitor, NifResult, ResourceArc, Term};
+use std::sync::Arc;
+
+/// The resource behind a connection socket.
+pub struct ConnRes {
+    pub conn: Arc<Conn<ErlHost>>,
+    /// The listener's TLS options, kept from accept to handshake for
+    /// `handshake/3`.
+    pending: Mutex<Option<(OwnedEnv, SavedTerm)>>,
+}
+
+#[rustler::resource_impl]
+impl rustler::Resource for ConnRes {
+    const IMPLEMENTS_DOWN: bool = true;
+
+    /// The controlling process died: the connection goes with it.
+    fn down<'a>(&'a self, env: Env<'a>, _pid: LocalPid, monitor: Monitor) {
+        let current = self.conn.with_owner(|o| o.monitor);
+        if current == Some(monitor) {
+            close_conn(env, &self.conn);
+        }
+    }
+}
+
+/// `{sslsocket, Resource, undefined}`: the socket term users hold and
+/// messages carry.
+pub fn socket_term<'a>(env: Env<'a>, res: &ResourceArc<ConnRes>) -> Term<'a> {
+    (atoms::sslsocket(), res, atoms::undefined()).encode(env)
+}
+
+fn conn_of(socket: Term) -> NifResult<ResourceArc<ConnRes>> {
+    let (tag, res, _): (Atom, ResourceArc<ConnRes>, Term) = socket.decode()?;
+    if tag != atoms::sslsocket() {
+        return Err(rustler::Error::BadArg);
+    }
+    Ok(res)
+}
+
+fn close_conn(env: Env, conn: &Conn<ErlHost>) {
+    conn.close(&mut CallerOutbox { env });
+    // Drop the socket term the owner's messages used: this ends the
+    // resource -> connection -> owner -> resource cycle.
+    let socket = conn.update_owner(|o| {
+        o.monitor = None;
+        o.socket.take()
+    });
+    drop(socket);
+}
+
+fn peer_name(peer: Term) -> NifResult<PeerName> {
+    let text = |key: Atom| -> NifResult<Option<String>> {
+        match peer.map_get(key) {
+            Ok(t) if t.is_binary() => {
+                let b: Binary = t.decode()?;
+                Ok(Some(String::from_utf8_lossy(b.as_slice()).into_owned()))
+            }
+            _ => Ok(None),
+        }
+    };
+    Ok(PeerName {
+        sni: text(atoms::sni())?,
+        verify_host: text(atoms::verify_host())?,
+    })
+}
+
+/// Applies `{Key, Value}` pairs of emulated options (validated in Erlang).
+/// Returns whether `{ssl_passive, S}` is due.
+fn apply_options<'a>(
+    env: Env<'a>,
+    options: &mut SocketOptions,
+    pairs: &[(Atom, Term<'a>)],
+) -> bool {
+    let mut passive_due = false;
+    for (key, value) in pairs {
+        if *key == atoms::active() {
+            if let Ok(n) = value.decode::<i32>() {
+                let (active, due) = options.active.add(n);
+                options.active = active;
+                passive_due = due;
+            } else if *value == atoms::once().to_term(env) {
+                options.active = Active::Once;
+            } else if let Ok(flag) = value.decode::<bool>() {
+                options.active = if flag { Active::True } else { Active::False };
+            }
+        } else if *key == atoms::packet() {
+            options.packet = if let Ok(n) = value.decode::<u8>() {
+                match n {
+                    1 | 2 | 4 => Packet::Length(n),
+                    _ => Packet::Raw,
+                }
+            } else if *value == atoms::line().to_term(env) {
+                Packet::Line
+            } else {
+                Packet::Raw
+            };
+        } else if *key == atoms::packet_size() {
+            options.packet_size = value.decode().unwrap_or(0);
+        } else if *key == atoms::mode() {
+            options.binary = *value == atoms::binary().to_term(env);
+        } else if *key == atoms::header() {
+            options.header = value.decode().unwrap_or(0);
+        }
+    }
+    passive_due
+}
+
+/// Takes over a connected TCP fd; the caller becomes the owner.
+#[rustler::nif]
+fn adopt<'a>(
+    env: Env<'a>,
+    fd: i32,
+    config: ResourceArc<ConfigRes>,
+    peer: Term<'a>,
+    socket_options: Vec<(Atom, Term<'a>)>,
+    pending: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let tls = match Connection::new(&config.config, &peer_name(peer)?) {
+        Ok(tls) => tls,
+        Err(e) => return Ok((atoms::error(), error_term(env, &e)).encode(env)),
+    };
+    let mut options = SocketOptions::default();
+    apply_options(env, &mut options, &socket_options);
+    let owner = Owner {
+        pid: env.pid(),
+        socket: None,
+        monitor: None,
+    };
+    let conn = match Conn::adopt(fd, tls, owner, options) {
+        Ok(conn) => conn,
+        Err(e) => {
+            let name = crate::driver::socket::posix_name(&e);
+            return Ok((atoms::error(), super::terms::atom(env, name)).encode(env));
+        }
+    };
+    let pending = pending.is_map().then(|| {
+        let owned = OwnedEnv::new();
+        let saved = owned.save(pending);
+        (owned, saved)
+    });
+    let res = ResourceArc::new(ConnRes {
+        conn: conn.clone(),
+        pending: Mutex::new(pending),
+    });
+    let monitor = env.monitor(&res, &env.pid());
+    conn.update_owner(|o| {
+        o.socket = Some(res.clone());
+        o.monitor = monitor;
+    });
+    Ok((atoms::ok(), socket_term(env, &res)).encode(env))
+}
+
+/// Replaces the configuration before the handshake (`handshake/3` options).
+#[rustler::nif]
+fn set_config<'a>(
+    env: Env<'a>,
+    socket: Term<'a>,
+    config: ResourceArc<ConfigRes>,
+    peer: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let res = conn_of(socket)?;
+    let tls = match Connection::new(&config.config, &peer_name(peer)?) {
+        Ok(tls) => tls,
+        Err(e) => return Ok((atoms::error(), error_term(env, &e)).encode(env)),
+    };
+    Ok(match res.conn.replace_tls(tls) {
+        Ok(()) => atoms::ok().encode(env),
+        Err(f) => error_tuple(env, &f),
+    })
+}
+
+/// The listener's TLS options of a socket not yet handshaken, or `undefined`.
+#[rustler::nif]
+fn pending_options<'a>(env: Env<'a>, socket: Term<'a>) -> NifResult<Term<'a>> {
+    let res = conn_of(socket)?;
+    let pending = res.pending.lock();
+    Ok(match &*pending {
+        Some((owned, saved)) => owned.run(|e| saved.load(e).in_env(env)),
+        None => atoms::undefined().encode(env),
+    })
+}
+
+/// Starts the handshake; the result comes as `{rssl_reply, Tag, Result}`.
+#[rustler::nif]
+fn handshake<'a>(env: Env<'a>, socket: Term<'a>, tag: i64) -> NifResult<Term<'a>> {
+    let res = conn_of(socket)?;
+    res.pending.lock().take();
+    let waiter = Waiter {
+        pid: env.pid(),
+        tag,
+    };
+    Ok(match res.conn.handshake(waiter) {
+        Ok(()) => atoms::ok().encode(env),
+        Err(f) => error_tuple(env, &f),
+    })
+}
+
+/// `ok`, `wait` (then `{rssl_reply, Tag, Result}`), or `{error, Reason}`.
+#[rustler::nif]
+fn send<'a>(env: Env<'a>, socket: Term<'a>, data: Term<'a>, tag: i64) -> NifResult<Term<'a>> {
+    send_data(env, socket, data, tag)
+}
+
+/// `send/3` for large data, whose encryption would hold a normal scheduler too long.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn send_dirty<'a>(env: Env<'a>, socket: Term<'a>, data: Term<'a>, tag: i64) -> NifResult<Term<'a>> {
+    send_data(env, socket, data, tag)
+}
+
+fn send_data<'a>(env: Env<'a>, socket: Term<'a>, data: Term<'a>, tag: i64) -> NifResult<Term<'a>> {
+    let res = conn_of(socket)?;
+    let data = Binary::from_iolist(data)?;
+    let waiter = || Waiter {
+        pid: env.pid(),
+        tag,
+    };
+    Ok(match res.conn.send(data.as_slice(), waiter) {
+        Ok(SendOutcome::Done) => atoms::ok().encode(env),
+        Ok(SendOutcome::Wait) => atoms::wait().encode(env),
+        Err(f) => error_tuple(env, &f),
+    })
+}
+
+/// `{ok, Data}`, `{error, Reason}` or `wait` (then `{rssl_reply, Tag, Result}`).
+#[rustler::nif]
+fn recv<'a>(env: Env<'a>, socket: Term<'a>, len: usize, tag: i64) -> NifResult<Term<'a>> {
+    let res = conn_of(socket)?;
+    let mut result = None;
+    let outcome = res.conn.recv(
+        len,
+        |options, data| {
+            result = Some(match data {
+                Ok(data) => (atoms::ok(), super::terms::data_term(env, options, data)).encode(env),
+                Err(f) => error_tuple(env, &f),
+            })
+        },
+        || Waiter {
+            pid: env.pid(),
+            tag,
+        },
+    );
+    Ok(match outcome {
+        Ok(RecvOutcome::Done) => result.unwrap_or_else(|| atoms::wait().encode(env)),
+        Ok(RecvOutcome::Wait) => atoms::wait().encode(env),
+        Err(posix) => (atoms::error(), super::terms::atom(env, posix)).encode(env),
+    })
+}
+
+/// `ok` if the recv was withdrawn, `gone` if its reply is already sent.
+#[rustler::nif]
+fn recv_cancel(socket: Term, tag: i64) -> NifResult<Atom> {
+    let res = conn_of(socket)?;
+    Ok(if res.conn.cancel_recv(|w| w.tag == tag) {
+        atoms::ok()
+    } else {
+        atoms::gone()
+    })
+}
+
+#[rustler::nif]
+fn setopts<'a>(env: Env<'a>, socket: Term<'a>, pairs: Vec<(Atom, Term<'a>)>) -> NifResult<Atom> {
+    let res = conn_of(socket)?;
+    res.conn.set_options(
+        |options| apply_options(env, options, &pairs),
+        &mut CallerOutbox { env },
+    );
+    Ok(atoms::ok())
+}
+
+/// The emulated options as `[{active, _}, {packet, _}, ...]`.
+#[rustler::nif]
+fn getopts<'a>(env: Env<'a>, socket: Term<'a>) -> NifResult<Term<'a>> {
+    let res = conn_of(socket)?;
+    let o = res.conn.options();
+    let active = match o.active {
+        Active::False => false.encode(env),
+        Active::True => true.encode(env),
+        Active::Once => atoms::once().encode(env),
+        Active::Count(n) => n.encode(env),
+    };
+    let packet = match o.packet {
+        Packet::Raw => 0u8.encode(env),
+        Packet::Length(n) => n.encode(env),
+        Packet::Line => atoms::line().encode(env),
+    };
+    let mode = if o.binary {
+        atoms::binary()
+    } else {
+        atoms::list()
+    };
+    Ok(vec![
+        (atoms::active(), active),
+        (atoms::packet(), packet),
+        (atoms::packet_size(), o.packet_size.encode(env)),
+        (atoms::mode(), mode.encode(env)),
+        (atoms::header(), o.header.encode(env)),
+    ]
+    .encode(env))
+}
+
+#[rustler::nif]
+fn close(env: Env, socket: Term) -> NifResult<Atom> {
+    let res = conn_of(socket)?;
+    close_conn(env, &res.conn);
+    Ok(atoms::ok())
+}
+
+#[rustler::nif]
+fn shutdown<'a>(env: Env<'a>, socket: Term<'a>, read: bool, write: bool) -> NifResult<Term<'a>> {
+    let res = conn_of(socket)?;
+    Ok(match res.conn.shutdown(read, write) {
+        Ok(()) => atoms::ok().encode(env),
+        Err(f) => error_tuple(env, &f),
+    })
+}
+
+/// Only the owner may hand the socket to another process.
+#[rustler::nif]
+fn controlling_process<'a>(
+    env: Env<'a>,
+    socket: Term<'a>,
+    new_owner: LocalPid,
+) -> NifResult<Term<'a>> {
+    let res = conn_of(socket)?;
+    let caller = env.pid();
+    let (is_owner, old_monitor, has_socket) = res
+        .conn
+        .with_owner(|o| (o.pid == caller, o.monitor, o.socket.is_some()));
+    if !has_socket {
+        return Ok((atoms::error(), atoms::closed()).encode(env));
+    }
+    if !is_owner {
+        return Ok((atoms::error(), atoms::not_owner()).encode(env));
+    }
+    if let Some(m) = old_monitor {
+        env.demonitor(&res, &m);
+    }
+    let monitor = env.monitor(&res, &new_owner);
+    if monitor.is_none() {
+        // The new owner is already dead: the connection dies with it.
+        close_conn(env, &res.conn);
+        return Ok(atoms::ok().encode(env));
+    }
+    res.conn.update_owner(|o| {
+        o.pid = new_owner;
+        o.monitor = monitor;
+    });
+    Ok(atoms::ok().encode(env))
+}
+
+#[rustler::nif]
+fn sockname<'a>(env: Env<'a>, socket: Term<'a>) -> NifResult<Term<'a>> {
+    let res = conn_of(socket)?;
+    Ok(match res.conn.sockname() {
+        Ok(addr) => (atoms::ok(), addr_term(env, addr)).encode(env),
+        Err(f) => (atoms::error(), failure_term(env, &f)).encode(env),
+    })
+}
+
+#[rustler::nif]
+fn peername<'a>(env: Env<'a>, socket: Term<'a>) -> NifResult<Term<'a>> {
+    let res = conn_of(socket)?;
+    Ok(match res.conn.peername() {
+        Ok(addr) => (atoms::ok(), addr_term(env, addr)).encode(env),
+        Err(f) => (atoms::error(), failure_term(env, &f)).encode(env),
+    })
+}

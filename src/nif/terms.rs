@@ -1,0 +1,119 @@
+//! Engine and driver values as the terms OTP's `ssl` uses.
+
+use super::atoms;
+use crate::driver::{Failure, SocketOptions};
+use crate::engine::Error;
+use rustler::{Atom, Encoder, Env, NewBinary, Term};
+use std::net::{IpAddr, SocketAddr};
+
+/// An Erlang string (a list of code points).
+pub fn charlist<'a>(env: Env<'a>, text: &str) -> Term<'a> {
+    text.chars()
+        .map(|c| c as u32)
+        .collect::<Vec<u32>>()
+        .encode(env)
+}
+
+pub fn atom<'a>(env: Env<'a>, name: &str) -> Term<'a> {
+    Atom::from_str(env, name)
+        .map(|a| a.encode(env))
+        .unwrap_or_else(|_| atoms::undefined().encode(env))
+}
+
+/// The `Reason` of `{error, Reason}` for an engine error.
+pub fn error_term<'a>(env: Env<'a>, e: &Error) -> Term<'a> {
+    match e {
+        Error::Closed => atoms::closed().encode(env),
+        Error::Alert { alert, .. } => {
+            let text = e.alert_text().unwrap_or_default();
+            (
+                atoms::tls_alert(),
+                (atom(env, alert.name()), charlist(env, &text)),
+            )
+                .encode(env)
+        }
+        Error::Option(name, why) => {
+            (atoms::options(), (atom(env, name), charlist(env, why))).encode(env)
+        }
+        Error::File {
+            option,
+            path,
+            reason,
+        } => (
+            atoms::options(),
+            (
+                atom(env, option),
+                charlist(env, path),
+                (atoms::error(), atom(env, reason)),
+            ),
+        )
+            .encode(env),
+        Error::Internal(why) => (
+            atoms::tls_alert(),
+            (atom(env, "internal_error"), charlist(env, why)),
+        )
+            .encode(env),
+    }
+}
+
+pub fn failure_term<'a>(env: Env<'a>, f: &Failure) -> Term<'a> {
+    match f {
+        Failure::Closed => atoms::closed().encode(env),
+        Failure::Tls(e) => error_term(env, e),
+        Failure::Posix(name) => atom(env, name),
+        Failure::TooBig => atoms::emsgsize().encode(env),
+    }
+}
+
+pub fn error_tuple<'a>(env: Env<'a>, f: &Failure) -> Term<'a> {
+    (atoms::error(), failure_term(env, f)).encode(env)
+}
+
+fn binary<'a>(env: Env<'a>, data: &[u8]) -> Term<'a> {
+    let mut bin = NewBinary::new(env, data.len());
+    bin.as_mut_slice().copy_from_slice(data);
+    let bin: rustler::Binary = bin.into();
+    bin.encode(env)
+}
+
+/// Received data in the socket's mode: a binary, a list, or with
+/// `{header, N}` in list mode, N bytes as integers followed by a binary.
+pub fn data_term<'a>(env: Env<'a>, options: &SocketOptions, data: &[u8]) -> Term<'a> {
+    if options.binary && options.header == 0 {
+        return binary(env, data);
+    }
+    let (head, tail) = if options.binary {
+        data.split_at(options.header.min(data.len()))
+    } else {
+        (data, &data[data.len()..])
+    };
+    let mut list = if options.binary {
+        binary(env, tail)
+    } else {
+        Term::list_new_empty(env)
+    };
+    for byte in head.iter().rev() {
+        list = list.list_prepend(byte.encode(env));
+    }
+    list
+}
+
+pub fn ip_term<'a>(env: Env<'a>, ip: IpAddr) -> Term<'a> {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, d] = v4.octets();
+            (a, b, c, d).encode(env)
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            rustler::types::tuple::make_tuple(
+                env,
+                &s.iter().map(|x| x.encode(env)).collect::<Vec<_>>(),
+            )
+        }
+    }
+}
+
+pub fn addr_term<'a>(env: Env<'a>, addr: SocketAddr) -> Term<'a> {
+    (ip_term(env, addr.ip()), addr.port()).encode(env)
+}
