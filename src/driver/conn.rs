@@ -96,6 +96,10 @@ struct State<H: Host> {
     handshake_waiter: Option<H::Waiter>,
     recv_waiter: Option<(H::Waiter, usize)>,
     send_waiter: Option<H::Waiter>,
+    /// No more ciphertext will come: end of stream or a socket error.
+    eof: bool,
+    /// Writing to the socket failed: the peer is gone.
+    write_failed: bool,
     /// No more plaintext will come: the peer closed or the connection failed.
     input_done: bool,
     /// Why input ended, when it was not a clean close.
@@ -151,6 +155,8 @@ impl<H: Host> Conn<H> {
                 handshake_waiter: None,
                 recv_waiter: None,
                 send_waiter: None,
+                eof: false,
+                write_failed: false,
                 input_done: false,
                 failure: None,
                 end_reported: false,
@@ -193,7 +199,7 @@ impl<H: Host> Conn<H> {
         waiter: impl FnOnce() -> H::Waiter,
     ) -> Result<SendOutcome, Failure> {
         let mut s = self.state.lock();
-        if s.phase != Phase::Established || s.fd < 0 || s.write_shut {
+        if s.phase != Phase::Established || s.fd < 0 || s.write_shut || s.write_failed {
             return Err(Failure::Closed);
         }
         let header = s
@@ -229,7 +235,7 @@ impl<H: Host> Conn<H> {
         if s.recv_waiter.is_some() {
             return Err("ealready");
         }
-        if s.phase == Phase::Established && !s.input_done && s.fd >= 0 {
+        if s.phase == Phase::Established && !s.eof && s.fd >= 0 {
             // Read what the socket has now, saving a trip through the poller.
             s.pump_input(READ_BUDGET);
         }
@@ -303,7 +309,7 @@ impl<H: Host> Conn<H> {
     /// Runs `f` on the TLS state (for connection information).
     pub fn with_tls<R>(&self, f: impl FnOnce(&Connection) -> R) -> Result<R, Failure> {
         let s = self.state.lock();
-        if s.phase == Phase::Closed && s.fd < 0 && s.input_done && s.end_reported {
+        if matches!(s.phase, Phase::Closing | Phase::Closed) {
             return Err(Failure::Closed);
         }
         Ok(f(&s.tls))
@@ -340,7 +346,7 @@ impl<H: Host> Conn<H> {
         }
         s.end_reported = true;
         s.answer_waiters(outbox, Failure::Closed);
-        if s.phase == Phase::Established && s.fd >= 0 && !s.write_shut {
+        if s.phase == Phase::Established && s.fd >= 0 && !s.write_shut || s.write_failed {
             s.tls.close();
         }
         s.phase = Phase::Closing;
@@ -368,7 +374,7 @@ impl<H: Host> Conn<H> {
             s.plain.clear();
             s.plain_pos = 0;
         }
-        if write && !s.write_shut {
+        if write && !s.write_shut || s.write_failed {
             s.write_shut = true;
             s.tls.close();
             let _ = s.flush();
@@ -449,7 +455,9 @@ impl<H: Host> State<H> {
                         };
                     let out = self.tls.output().len();
                     self.tls.consume_output(out);
-                    self.input_done = true;
+                    // The peer is gone: what it sent before still gets read.
+                    self.write_failed = true;
+                    self.end_of_stream();
                     return Err(failure);
                 }
             }
@@ -465,7 +473,7 @@ impl<H: Host> State<H> {
     fn pump_input(&mut self, budget: usize) -> bool {
         let mut total = 0;
         loop {
-            if self.fd < 0 || self.input_done || self.read_paused {
+            if self.fd < 0 || self.eof || self.read_paused {
                 return false;
             }
             if total >= budget {
@@ -477,10 +485,7 @@ impl<H: Host> State<H> {
                 .receive_with(64 * 1024, |buf| socket::read(fd, buf))
             {
                 Ok(0) => {
-                    self.tls.receive_eof();
-                    self.decrypt();
-                    // Whatever the TLS layer made of it, the stream has ended.
-                    self.input_done = true;
+                    self.end_of_stream();
                     return false;
                 }
                 Ok(n) => total += n,
@@ -490,9 +495,7 @@ impl<H: Host> State<H> {
                 }
                 Err(_) => {
                     // A reset: end of input, as OTP reports a closed socket.
-                    self.tls.receive_eof();
-                    self.decrypt();
-                    self.input_done = true;
+                    self.end_of_stream();
                     return false;
                 }
             }
@@ -506,6 +509,14 @@ impl<H: Host> State<H> {
                 return true;
             }
         }
+    }
+
+    /// No more ciphertext: decrypt what is buffered; the TLS layer then
+    /// reports the end of the plaintext stream.
+    fn end_of_stream(&mut self) {
+        self.eof = true;
+        self.tls.receive_eof();
+        self.decrypt();
     }
 
     fn undelivered_too_much(&self) -> bool {
@@ -666,7 +677,7 @@ impl<H: Host> State<H> {
                 match self.tls.handshake() {
                     Ok(Progress::Pending) => {
                         let _ = self.flush();
-                        if self.input_done {
+                        if self.eof {
                             self.fail_handshake(conn, outbox, Failure::Closed);
                         }
                         return again;
@@ -676,7 +687,6 @@ impl<H: Host> State<H> {
                         if let Some(w) = self.handshake_waiter.take() {
                             outbox.reply(w, &self.options, Reply::Handshake(Ok(())));
                         }
-                        self.input_done = false;
                         self.decrypt();
                     }
                     Err(e) => {
@@ -691,9 +701,7 @@ impl<H: Host> State<H> {
             }
             Phase::Established => {}
         }
-        if self.flush().is_err() {
-            self.input_done = true;
-        }
+        let _ = self.flush();
         again |= self.pump_input(READ_BUDGET);
         // Reading may have produced output (key updates, renegotiation).
         if let Err(failure) = self.flush() {
@@ -702,7 +710,7 @@ impl<H: Host> State<H> {
         if let Some(w) = self.send_waiter.take() {
             if self.tls.output().len() <= SEND_LOW {
                 outbox.reply(w, &self.options, Reply::Send(Ok(())));
-            } else if self.input_done && self.fd < 0 {
+            } else if self.write_failed || self.fd < 0 {
                 outbox.reply(w, &self.options, Reply::Send(Err(Failure::Closed)));
             } else {
                 self.send_waiter = Some(w);
