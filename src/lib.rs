@@ -1,5 +1,6 @@
 //! rssl: OTP's `ssl` API over OpenSSL, for Erlang/Elixir (NIF) and C.
 
+pub mod capi;
 pub mod driver;
 pub mod engine;
 #[cfg(feature = "nif")]

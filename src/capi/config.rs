@@ -1,0 +1,634 @@
+//! TLS configurations: a mutable builder, then an immutable, shareable
+//! `rssl_config`.
+//!
+//! ```c
+//! rssl_config_builder *b = NULL;
+//! const rssl_config *config = NULL;
+//! rssl_config_builder_new(RSSL_ROLE_CLIENT, &b);
+//! rssl_config_builder_set_verify(b, RSSL_VERIFY_PEER);
+//! rssl_config_builder_set_cacertfile(b, "ca.pem");
+//! rssl_result r = rssl_config_builder_build(b, &config);
+//! rssl_config_builder_free(b);
+//! ... rssl_connect(config, ...) ...
+//! rssl_config_free(config);
+//! ```
+
+use super::error;
+use super::result::rssl_result::{self, *};
+use crate::engine::{self, CaSource, CertSource, KeySource, Options, Role, Verify, Version};
+use openssl::pkey::PKey;
+use openssl::x509::X509;
+use std::ffi::c_char;
+
+/// Which end of a connection a configuration is for.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum rssl_role {
+    RSSL_ROLE_CLIENT = 1,
+    RSSL_ROLE_SERVER = 2,
+}
+
+/// Whether to verify the peer's certificate.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum rssl_verify {
+    /// Accept any peer certificate (a server then asks for none).
+    RSSL_VERIFY_NONE = 0,
+    /// Verify the peer's chain against the CA certificates, and (client)
+    /// the host name given to `rssl_connect` / `rssl_conn_from_fd`.
+    RSSL_VERIFY_PEER = 1,
+}
+
+/// The encoding of certificates and keys given in memory.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum rssl_format {
+    /// PEM text; several certificates may follow each other.
+    RSSL_FORMAT_PEM = 1,
+    /// DER; several certificates may be concatenated.
+    RSSL_FORMAT_DER = 2,
+}
+
+/// Protocol versions, by their TLS wire values.
+#[repr(u16)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum rssl_version {
+    RSSL_TLS1_0 = 0x0301,
+    RSSL_TLS1_1 = 0x0302,
+    RSSL_TLS1_2 = 0x0303,
+    RSSL_TLS1_3 = 0x0304,
+}
+
+pub(crate) fn version_from_wire(value: u16) -> Option<Version> {
+    match value {
+        0x0301 => Some(Version::Tls10),
+        0x0302 => Some(Version::Tls11),
+        0x0303 => Some(Version::Tls12),
+        0x0304 => Some(Version::Tls13),
+        _ => None,
+    }
+}
+
+pub(crate) fn version_to_wire(version: Version) -> u16 {
+    match version {
+        Version::Tls10 => rssl_version::RSSL_TLS1_0 as u16,
+        Version::Tls11 => rssl_version::RSSL_TLS1_1 as u16,
+        Version::Tls12 => rssl_version::RSSL_TLS1_2 as u16,
+        Version::Tls13 => rssl_version::RSSL_TLS1_3 as u16,
+    }
+}
+
+/// The name OTP uses for a protocol version ("tlsv1.2", "tlsv1.3", ...),
+/// or NULL for a value that is not a supported version. Static: do not free.
+#[no_mangle]
+pub extern "C" fn rssl_version_name(version: u16) -> *const c_char {
+    ffi_panic_boundary! {
+        match version_from_wire(version) {
+            Some(Version::Tls10) => c"tlsv1".as_ptr(),
+            Some(Version::Tls11) => c"tlsv1.1".as_ptr(),
+            Some(Version::Tls12) => c"tlsv1.2".as_ptr(),
+            Some(Version::Tls13) => c"tlsv1.3".as_ptr(),
+            None => std::ptr::null(),
+        }
+    }
+}
+
+/// Collects options for a configuration. Used by one thread at a time;
+/// it can build any number of configurations and must be freed with
+/// `rssl_config_builder_free`.
+pub struct rssl_config_builder {
+    options: Options,
+}
+
+/// A built configuration: immutable, and safe to use from many threads at
+/// once. Connections keep what they need, so it may be freed while
+/// connections made with it are still open. Configurations with equal
+/// options share one OpenSSL context, so files are read once.
+pub struct rssl_config {
+    pub(crate) config: engine::Config,
+}
+
+impl rssl_config_builder {
+    /// Creates a builder with OTP's defaults for `role` (one of
+    /// `RSSL_ROLE_*`): TLS 1.2 and 1.3, no peer verification, depth 10.
+    /// On success `*builder_out` owns a new builder.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_new(
+        role: u32,
+        builder_out: *mut *mut rssl_config_builder,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder_out = try_mut!(builder_out);
+            let role = match role {
+                r if r == rssl_role::RSSL_ROLE_CLIENT as u32 => Role::Client,
+                r if r == rssl_role::RSSL_ROLE_SERVER as u32 => Role::Server,
+                other => return error::invalid_argument(format!("unknown role {other}")),
+            };
+            let builder = rssl_config_builder { options: Options::new(role) };
+            *builder_out = Box::into_raw(Box::new(builder));
+            RSSL_OK
+        }
+    }
+
+    /// Frees a builder; NULL is ignored. Configurations it built stay valid.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_free(builder: *mut rssl_config_builder) {
+        ffi_panic_boundary! {
+            if !builder.is_null() {
+                drop(unsafe { Box::from_raw(builder) });
+            }
+        }
+    }
+
+    /// Our certificate from a PEM file: the first certificate is ours, the
+    /// rest its chain. The key defaults to the same file. The file is read
+    /// when the configuration is built.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_set_certfile(
+        builder: *mut rssl_config_builder,
+        path: *const c_char,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            let path = try_str!(path);
+            builder.options.cert = Some(CertSource::File(path.into()));
+            RSSL_OK
+        }
+    }
+
+    /// Our private key from a PEM file (encrypted keys need
+    /// `rssl_config_builder_set_password`).
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_set_keyfile(
+        builder: *mut rssl_config_builder,
+        path: *const c_char,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            let path = try_str!(path);
+            builder.options.key = Some(KeySource::File(path.into()));
+            RSSL_OK
+        }
+    }
+
+    /// The password of an encrypted PEM private key.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_set_password(
+        builder: *mut rssl_config_builder,
+        password: *const c_char,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            let password = try_str!(password);
+            builder.options.password = Some(password.into());
+            RSSL_OK
+        }
+    }
+
+    /// Trusted CA certificates from a PEM file, for verifying the peer.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_set_cacertfile(
+        builder: *mut rssl_config_builder,
+        path: *const c_char,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            let path = try_str!(path);
+            builder.options.cacerts = Some(CaSource::File(path.into()));
+            RSSL_OK
+        }
+    }
+
+    /// Our certificate (then its chain) from memory, PEM or DER
+    /// (`RSSL_FORMAT_*`). The data is copied. Returns
+    /// `RSSL_BAD_CERTIFICATE` when it holds no certificate.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_set_cert(
+        builder: *mut rssl_config_builder,
+        data: *const u8,
+        len: usize,
+        format: u32,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            let data = try_slice!(data, len);
+            let source = match parse_format(format) {
+                Ok(rssl_format::RSSL_FORMAT_PEM) => match pem_certificates(data, "cert") {
+                    Ok(_) => CertSource::Pem(data.to_vec()),
+                    Err(result) => return result,
+                },
+                Ok(rssl_format::RSSL_FORMAT_DER) => match der_certificates(data, "cert") {
+                    Ok(certs) => CertSource::Der(certs),
+                    Err(result) => return result,
+                },
+                Err(result) => return result,
+            };
+            builder.options.cert = Some(source);
+            RSSL_OK
+        }
+    }
+
+    /// Our private key from memory: PEM (possibly encrypted, see
+    /// `rssl_config_builder_set_password`) or unencrypted DER (PKCS#8, RSA
+    /// or EC). The data is copied.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_set_key(
+        builder: *mut rssl_config_builder,
+        data: *const u8,
+        len: usize,
+        format: u32,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            let data = try_slice!(data, len);
+            let source = match parse_format(format) {
+                // Checked at build time: the password may come later.
+                Ok(rssl_format::RSSL_FORMAT_PEM) => KeySource::Pem(data.to_vec()),
+                Ok(rssl_format::RSSL_FORMAT_DER) => {
+                    if PKey::private_key_from_der(data).is_err() {
+                        return error::set(RSSL_BAD_KEY, "key: not a DER private key");
+                    }
+                    KeySource::Der("PrivateKeyInfo".into(), data.to_vec())
+                }
+                Err(result) => return result,
+            };
+            builder.options.key = Some(source);
+            RSSL_OK
+        }
+    }
+
+    /// Trusted CA certificates from memory, PEM or DER. The data is copied.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_set_cacerts(
+        builder: *mut rssl_config_builder,
+        data: *const u8,
+        len: usize,
+        format: u32,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            let data = try_slice!(data, len);
+            let certs = match parse_format(format) {
+                Ok(rssl_format::RSSL_FORMAT_PEM) => pem_certificates(data, "cacerts"),
+                Ok(rssl_format::RSSL_FORMAT_DER) => der_certificates(data, "cacerts"),
+                Err(result) => return result,
+            };
+            match certs {
+                Ok(certs) => builder.options.cacerts = Some(CaSource::Der(certs)),
+                Err(result) => return result,
+            }
+            RSSL_OK
+        }
+    }
+
+    /// `RSSL_VERIFY_NONE` (the default) or `RSSL_VERIFY_PEER`.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_set_verify(
+        builder: *mut rssl_config_builder,
+        verify: u32,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            builder.options.verify = match verify {
+                v if v == rssl_verify::RSSL_VERIFY_NONE as u32 => Verify::None,
+                v if v == rssl_verify::RSSL_VERIFY_PEER as u32 => Verify::Peer,
+                other => return error::invalid_argument(format!("unknown verify mode {other}")),
+            };
+            RSSL_OK
+        }
+    }
+
+    /// The most intermediate certificates a peer chain may have (default 10).
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_set_depth(
+        builder: *mut rssl_config_builder,
+        depth: u32,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            builder.options.depth = depth;
+            RSSL_OK
+        }
+    }
+
+    /// Server with `RSSL_VERIFY_PEER`: fail the handshake when the client
+    /// sends no certificate (default false).
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_set_fail_if_no_peer_cert(
+        builder: *mut rssl_config_builder,
+        fail: bool,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            builder.options.fail_if_no_peer_cert = fail;
+            RSSL_OK
+        }
+    }
+
+    /// Enables every version from `min` to `max` (`RSSL_TLS1_*` values).
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_set_version_range(
+        builder: *mut rssl_config_builder,
+        min: u16,
+        max: u16,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            let (Some(lo), Some(hi)) = (version_from_wire(min), version_from_wire(max)) else {
+                return error::invalid_argument(format!("unknown version in {min:#06x}..{max:#06x}"));
+            };
+            if lo > hi {
+                return error::invalid_argument("minimum version above maximum");
+            }
+            builder.options.versions = Version::AVAILABLE
+                .into_iter()
+                .filter(|v| *v >= lo && *v <= hi)
+                .collect();
+            RSSL_OK
+        }
+    }
+
+    /// Enables exactly the `count` versions in `versions` (`RSSL_TLS1_*`).
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_set_versions(
+        builder: *mut rssl_config_builder,
+        versions: *const u16,
+        count: usize,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            let versions = try_slice!(versions, count);
+            if versions.is_empty() {
+                return error::invalid_argument("versions: empty list");
+            }
+            let mut list = Vec::new();
+            for value in versions {
+                match version_from_wire(*value) {
+                    Some(v) if !list.contains(&v) => list.push(v),
+                    Some(_) => {}
+                    None => return error::invalid_argument(format!("unknown version {value:#06x}")),
+                }
+            }
+            builder.options.versions = list;
+            RSSL_OK
+        }
+    }
+
+    /// OpenSSL cipher list for TLS 1.2 and older, e.g.
+    /// "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-GCM-SHA256". Checked
+    /// when the configuration is built (`RSSL_INVALID_OPTION`).
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_set_ciphers(
+        builder: *mut rssl_config_builder,
+        list: *const c_char,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            let list = try_str!(list);
+            builder.options.cipher_list = Some(list.into());
+            RSSL_OK
+        }
+    }
+
+    /// OpenSSL TLS 1.3 suite list, e.g. "TLS_AES_256_GCM_SHA384". Checked
+    /// when the configuration is built (`RSSL_INVALID_OPTION`).
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_set_ciphersuites(
+        builder: *mut rssl_config_builder,
+        list: *const c_char,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            let list = try_str!(list);
+            builder.options.ciphersuites = Some(list.into());
+            RSSL_OK
+        }
+    }
+
+    /// ALPN protocols, `count` NUL-terminated strings of 1 to 255 bytes: a
+    /// client offers them in this order, a server picks the first of its
+    /// list that the client offered. `count` 0 turns ALPN off.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_set_alpn(
+        builder: *mut rssl_config_builder,
+        protocols: *const *const c_char,
+        count: usize,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            let protocols = try_slice!(protocols, count);
+            let mut list = Vec::with_capacity(protocols.len());
+            for &protocol in protocols {
+                let protocol = try_str!(protocol);
+                if protocol.is_empty() || protocol.len() > 255 {
+                    return error::invalid_argument("alpn: protocols must be 1 to 255 bytes");
+                }
+                list.push(protocol.as_bytes().to_vec());
+            }
+            builder.options.alpn = list;
+            RSSL_OK
+        }
+    }
+
+    /// Builds the configuration (reading files, checking keys and cipher
+    /// lists). On success `*config_out` owns a new configuration, to be
+    /// freed with `rssl_config_free`. The builder is unchanged.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_build(
+        builder: *const rssl_config_builder,
+        config_out: *mut *const rssl_config,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_ref!(builder);
+            let config_out = try_mut!(config_out);
+            match engine::Config::get(&builder.options) {
+                Ok(config) => {
+                    *config_out = Box::into_raw(Box::new(rssl_config { config }));
+                    RSSL_OK
+                }
+                Err(err) => error::engine(&err),
+            }
+        }
+    }
+}
+
+impl rssl_config {
+    /// Frees a configuration; NULL is ignored. No other thread may be using
+    /// it; connections made with it stay valid.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_free(config: *const rssl_config) {
+        ffi_panic_boundary! {
+            if !config.is_null() {
+                drop(unsafe { Box::from_raw(config as *mut rssl_config) });
+            }
+        }
+    }
+}
+
+fn parse_format(format: u32) -> Result<rssl_format, rssl_result> {
+    match format {
+        f if f == rssl_format::RSSL_FORMAT_PEM as u32 => Ok(rssl_format::RSSL_FORMAT_PEM),
+        f if f == rssl_format::RSSL_FORMAT_DER as u32 => Ok(rssl_format::RSSL_FORMAT_DER),
+        other => Err(error::invalid_argument(format!("unknown format {other}"))),
+    }
+}
+
+/// The DER of every certificate in PEM text (at least one).
+fn pem_certificates(pem: &[u8], option: &str) -> Result<Vec<Vec<u8>>, rssl_result> {
+    let certs = X509::stack_from_pem(pem).unwrap_or_default();
+    if certs.is_empty() {
+        return Err(error::set(
+            RSSL_BAD_CERTIFICATE,
+            format!("{option}: no PEM certificate"),
+        ));
+    }
+    certs
+        .iter()
+        .map(|c| c.to_der())
+        .collect::<Result<_, _>>()
+        .map_err(|e| error::set(RSSL_BAD_CERTIFICATE, format!("{option}: {e}")))
+}
+
+/// Splits concatenated DER certificates (at least one), checking each.
+fn der_certificates(mut der: &[u8], option: &str) -> Result<Vec<Vec<u8>>, rssl_result> {
+    let bad = |why: &str| error::set(RSSL_BAD_CERTIFICATE, format!("{option}: {why}"));
+    let mut certs = Vec::new();
+    while !der.is_empty() {
+        let len = der_element_len(der).ok_or_else(|| bad("not DER certificates"))?;
+        let (one, rest) = der.split_at(len);
+        X509::from_der(one).map_err(|_| bad("not a DER certificate"))?;
+        certs.push(one.to_vec());
+        der = rest;
+    }
+    if certs.is_empty() {
+        return Err(bad("no certificate"));
+    }
+    Ok(certs)
+}
+
+/// The length of the DER SEQUENCE at the start of `der` (header included).
+fn der_element_len(der: &[u8]) -> Option<usize> {
+    let (&tag, rest) = der.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    if tag != 0x30 {
+        return None;
+    }
+    let (body, header) = if first < 0x80 {
+        (first as usize, 2)
+    } else {
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let body = rest[..n]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | *b as usize);
+        (body, 2 + n)
+    };
+    let total = header.checked_add(body)?;
+    (total <= der.len()).then_some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::connection::tests::test_pki;
+    use std::ptr;
+
+    unsafe fn builder(role: rssl_role) -> *mut rssl_config_builder {
+        let mut b = ptr::null_mut();
+        assert_eq!(
+            rssl_config_builder::rssl_config_builder_new(role as u32, &mut b),
+            RSSL_OK
+        );
+        b
+    }
+
+    #[test]
+    fn concatenated_der_certificates_split() {
+        let a = test_pki();
+        let b = test_pki();
+        let both = [a.ca.clone(), b.cert.clone()].concat();
+        let certs = der_certificates(&both, "cacerts").unwrap();
+        assert_eq!(certs, vec![a.ca, b.cert]);
+        assert!(der_certificates(&both[..both.len() - 1], "cacerts").is_err());
+        assert!(der_certificates(b"", "cacerts").is_err());
+    }
+
+    #[test]
+    fn server_config_from_memory_builds() {
+        let pki = test_pki();
+        unsafe {
+            let b = builder(rssl_role::RSSL_ROLE_SERVER);
+            let r = rssl_config_builder::rssl_config_builder_set_cert(
+                b,
+                pki.cert.as_ptr(),
+                pki.cert.len(),
+                rssl_format::RSSL_FORMAT_DER as u32,
+            );
+            assert_eq!(r, RSSL_OK);
+            let r = rssl_config_builder::rssl_config_builder_set_key(
+                b,
+                pki.key.as_ptr(),
+                pki.key.len(),
+                rssl_format::RSSL_FORMAT_DER as u32,
+            );
+            assert_eq!(r, RSSL_OK);
+            let mut config = ptr::null();
+            assert_eq!(
+                rssl_config_builder::rssl_config_builder_build(b, &mut config),
+                RSSL_OK
+            );
+            assert!(!config.is_null());
+            rssl_config::rssl_config_free(config);
+            rssl_config_builder::rssl_config_builder_free(b);
+        }
+    }
+
+    #[test]
+    fn bad_arguments_are_reported() {
+        unsafe {
+            let mut b = ptr::null_mut();
+            assert_eq!(
+                rssl_config_builder::rssl_config_builder_new(7, &mut b),
+                RSSL_INVALID_ARGUMENT
+            );
+            assert!(b.is_null());
+            let b = builder(rssl_role::RSSL_ROLE_CLIENT);
+            assert_eq!(
+                rssl_config_builder::rssl_config_builder_set_versions(b, [0x0200u16].as_ptr(), 1),
+                RSSL_INVALID_ARGUMENT
+            );
+            assert_eq!(
+                rssl_config_builder::rssl_config_builder_set_version_range(b, 0x0304, 0x0303),
+                RSSL_INVALID_ARGUMENT
+            );
+            assert_eq!(
+                rssl_config_builder::rssl_config_builder_set_cert(b, b"junk".as_ptr(), 4, 1),
+                RSSL_BAD_CERTIFICATE
+            );
+            assert_eq!(
+                rssl_config_builder::rssl_config_builder_set_certfile(b, ptr::null()),
+                RSSL_NULL_PARAMETER
+            );
+            assert_eq!(
+                error::last_message().as_deref(),
+                Some("NULL pointer passed as path")
+            );
+            let list = c"NO-SUCH-CIPHER";
+            assert_eq!(
+                rssl_config_builder::rssl_config_builder_set_ciphers(b, list.as_ptr()),
+                RSSL_OK
+            );
+            let mut config = ptr::null();
+            assert_eq!(
+                rssl_config_builder::rssl_config_builder_build(b, &mut config),
+                RSSL_INVALID_OPTION
+            );
+            assert!(config.is_null());
+            rssl_config_builder::rssl_config_builder_free(b);
+            rssl_config_builder::rssl_config_builder_free(ptr::null_mut());
+            rssl_config::rssl_config_free(ptr::null());
+        }
+    }
+}

@@ -1,0 +1,622 @@
+//! TLS connections over blocking sockets.
+//!
+//! Each call does its own I/O with poll(2) and per-call non-blocking
+//! send/recv over the engine's memory interface, and returns by its timeout
+//! (`timeout_ms`: milliseconds, negative waits forever, 0 does only what is
+//! possible at once). A connection owns its socket and closes it when freed.
+//!
+//! A connection is used by one thread at a time (any thread): the caller
+//! serialises calls on the same `rssl_conn`. Different connections are
+//! independent.
+
+use super::config::{rssl_config, version_to_wire};
+use super::error;
+use super::result::rssl_result::{self, *};
+use super::socket::{self, Deadline, Interest};
+use super::text;
+use crate::engine::connection::PeerName;
+use crate::engine::{Connection, Progress, ReadOutcome};
+use std::ffi::{c_char, c_int};
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// Wait forever (for any `timeout_ms` argument).
+pub const RSSL_INFINITY: i32 = -1;
+
+/// How much ciphertext one recv(2) may bring in.
+const RECV_CHUNK: usize = 32 * 1024;
+/// How long `rssl_close` and failing handshakes try to deliver their last
+/// record (close_notify, alert) before dropping it.
+const LAST_WORDS_MS: i32 = 100;
+
+/// An open TLS connection on a socket it owns.
+pub struct rssl_conn {
+    tls: Connection,
+    fd: OwnedFd,
+    /// The transport reached end of stream.
+    eof: bool,
+    /// We sent close_notify: nothing more may be written.
+    shut_down: bool,
+    /// Plaintext that arrived while a send waited on a renegotiation.
+    early_plain: Vec<u8>,
+}
+
+impl rssl_conn {
+    fn new(config: &rssl_config, fd: OwnedFd, peer: &PeerName) -> Result<rssl_conn, rssl_result> {
+        let tls = Connection::new(&config.config, peer).map_err(|e| error::engine(&e))?;
+        Ok(rssl_conn {
+            tls,
+            fd,
+            eof: false,
+            shut_down: false,
+            early_plain: Vec::new(),
+        })
+    }
+
+    fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Sends queued ciphertext without waiting; stops when the socket is full.
+    fn send_some(&mut self) -> Result<(), rssl_result> {
+        while !self.tls.output().is_empty() {
+            match socket::send_now(self.raw_fd(), self.tls.output()) {
+                Ok(n) => self.tls.consume_output(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(socket::io_error("send", &e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Receives what the socket has without waiting.
+    fn recv_some(&mut self) -> Result<(), rssl_result> {
+        let fd = self.raw_fd();
+        match self
+            .tls
+            .receive_with(RECV_CHUNK, |buf| socket::recv_now(fd, buf))
+        {
+            Ok(0) => {
+                self.eof = true;
+                self.tls.receive_eof();
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            // A reset peer is a closed peer, as OTP reports it.
+            Err(e) if socket::is_disconnect(&e) => {
+                self.eof = true;
+                self.tls.receive_eof();
+                Ok(())
+            }
+            Err(e) => Err(socket::io_error("recv", &e)),
+        }
+    }
+
+    /// Sends all queued ciphertext before the deadline.
+    fn flush(&mut self, deadline: Deadline) -> Result<(), rssl_result> {
+        loop {
+            self.send_some()?;
+            if self.tls.output().is_empty() {
+                return Ok(());
+            }
+            let interest = Interest {
+                read: false,
+                write: true,
+            };
+            socket::wait(self.raw_fd(), interest, deadline)?;
+        }
+    }
+
+    /// Waits for input (sending queued output meanwhile) and takes it in.
+    fn pull(&mut self, deadline: Deadline) -> Result<(), rssl_result> {
+        if self.eof {
+            return Err(error::set(RSSL_CLOSED, "connection closed by peer"));
+        }
+        self.send_some()?;
+        let interest = Interest {
+            read: true,
+            write: !self.tls.output().is_empty(),
+        };
+        let ready = socket::wait(self.raw_fd(), interest, deadline)?;
+        if ready.write {
+            self.send_some()?;
+        }
+        if ready.read {
+            self.recv_some()?;
+        }
+        Ok(())
+    }
+
+    /// Records an engine failure after trying to tell the peer (the alert
+    /// OpenSSL queued, if any).
+    fn fail(&mut self, err: &crate::engine::Error) -> rssl_result {
+        let _ = self.flush(Deadline::after_ms(LAST_WORDS_MS));
+        error::engine(err)
+    }
+
+    fn handshake(&mut self, deadline: Deadline) -> rssl_result {
+        loop {
+            match self.tls.handshake() {
+                Ok(Progress::Done) => {
+                    return match self.flush(deadline) {
+                        Ok(()) => RSSL_OK,
+                        Err(result) => result,
+                    }
+                }
+                Ok(Progress::Pending) => {
+                    if self.eof {
+                        return error::set(RSSL_CLOSED, "connection closed during the handshake");
+                    }
+                    if let Err(result) = self.pull(deadline) {
+                        return result;
+                    }
+                }
+                Err(e) => return self.fail(&e),
+            }
+        }
+    }
+
+    fn send(&mut self, data: &[u8], deadline: Deadline) -> rssl_result {
+        if !self.tls.is_established() {
+            return error::set(RSSL_INVALID_STATE, "send before the handshake completed");
+        }
+        if self.shut_down {
+            return error::set(RSSL_CLOSED, "send after rssl_shutdown");
+        }
+        if let Err(e) = self.tls.write(data) {
+            return self.fail(&e);
+        }
+        // A TLS 1.2 renegotiation holds plaintext until the peer answers;
+        // application data arriving meanwhile is kept for rssl_recv.
+        while self.tls.pending_plaintext() > 0 {
+            if let Err(result) = self.pull(deadline) {
+                return result;
+            }
+            let mut buf = vec![0u8; RECV_CHUNK];
+            loop {
+                match self.tls.read(&mut buf) {
+                    Ok(ReadOutcome::Data(n)) => self.early_plain.extend_from_slice(&buf[..n]),
+                    Ok(ReadOutcome::WouldBlock) => break,
+                    Ok(ReadOutcome::Closed) => {
+                        return error::set(RSSL_CLOSED, "connection closed by peer")
+                    }
+                    Err(e) => return self.fail(&e),
+                }
+            }
+        }
+        match self.flush(deadline) {
+            Ok(()) => RSSL_OK,
+            Err(result) => result,
+        }
+    }
+
+    fn recv(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize, rssl_result> {
+        if !self.tls.is_established() {
+            return Err(error::set(
+                RSSL_INVALID_STATE,
+                "recv before the handshake completed",
+            ));
+        }
+        if !self.early_plain.is_empty() {
+            let n = buf.len().min(self.early_plain.len());
+            buf[..n].copy_from_slice(&self.early_plain[..n]);
+            self.early_plain.drain(..n);
+            return Ok(n);
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            match self.tls.read(buf) {
+                Ok(ReadOutcome::Data(n)) => {
+                    // Answers to post-handshake messages (key update) go
+                    // out now if the socket takes them, else with the next call.
+                    self.send_some()?;
+                    return Ok(n);
+                }
+                Ok(ReadOutcome::Closed) => {
+                    return Err(error::set(RSSL_CLOSED, "connection closed by peer"))
+                }
+                Ok(ReadOutcome::WouldBlock) => self.pull(deadline)?,
+                Err(e) => return Err(self.fail(&e)),
+            }
+        }
+    }
+
+    fn shutdown(&mut self, deadline: Deadline) -> rssl_result {
+        if !self.shut_down {
+            self.tls.close();
+            self.shut_down = true;
+        }
+        if let Err(result) = self.flush(deadline) {
+            return result;
+        }
+        // The peer sees end of stream after close_notify; reading goes on.
+        unsafe { libc::shutdown(self.raw_fd(), libc::SHUT_WR) };
+        RSSL_OK
+    }
+}
+
+/// The peer name a client checks: SNI for host names, and the host or
+/// address to match against the certificate.
+fn client_peer(host: Option<&str>) -> PeerName {
+    match host {
+        None => PeerName::default(),
+        Some(host) => PeerName {
+            sni: host.parse::<IpAddr>().is_err().then(|| host.to_string()),
+            verify_host: Some(host.to_string()),
+        },
+    }
+}
+
+/// Stores a new connection in `*conn_out`.
+fn hand_out(conn: rssl_conn, conn_out: &mut *mut rssl_conn) -> rssl_result {
+    *conn_out = Box::into_raw(Box::new(conn));
+    RSSL_OK
+}
+
+/// Records a failed copy into a caller's buffer (a short buffer, NULL).
+fn copied(result: rssl_result, what: &str) -> rssl_result {
+    match result {
+        RSSL_OK => RSSL_OK,
+        RSSL_BUFFER_TOO_SMALL => error::set(result, format!("{what}: buffer too small")),
+        RSSL_NULL_PARAMETER => error::null_parameter("buf"),
+        other => error::set(other, what.to_string()),
+    }
+}
+
+impl rssl_conn {
+    /// Connects to `host`:`port` (resolved with getaddrinfo, each address
+    /// tried in turn) and runs the client handshake, all within
+    /// `timeout_ms` (name resolution itself is not bounded).
+    ///
+    /// Unless `host` is an IP address it is sent as SNI; with
+    /// `RSSL_VERIFY_PEER` the server certificate must match `host` (name or
+    /// address). On success `*conn_out` owns the connection; on failure it
+    /// is left unchanged and nothing stays open. A rejected handshake gives
+    /// `RSSL_TLS_ALERT` (see `rssl_last_alert`).
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_connect(
+        config: *const rssl_config,
+        host: *const c_char,
+        port: u16,
+        timeout_ms: i32,
+        conn_out: *mut *mut rssl_conn,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let config = try_ref!(config);
+            let host = try_str!(host);
+            let conn_out = try_mut!(conn_out);
+            if config.config.role() != crate::engine::Role::Client {
+                return error::set(RSSL_INVALID_ARGUMENT, "rssl_connect needs a client configuration");
+            }
+            let deadline = Deadline::after_ms(timeout_ms);
+            let fd = match socket::connect(host, port, deadline) {
+                Ok(fd) => fd,
+                Err(result) => return result,
+            };
+            let mut conn = match rssl_conn::new(config, fd, &client_peer(Some(host))) {
+                Ok(conn) => conn,
+                Err(result) => return result,
+            };
+            match conn.handshake(deadline) {
+                RSSL_OK => hand_out(conn, conn_out),
+                failed => failed,
+            }
+        }
+    }
+
+    /// Wraps an already connected stream socket `fd` in a connection that
+    /// takes ownership of it (freeing the connection closes `fd`; on
+    /// failure the caller keeps it). The fd's flags are left as they are;
+    /// blocking or not, rssl's own calls wait only as their timeout says.
+    ///
+    /// For a client configuration, `server_name` (may be NULL) is sent as
+    /// SNI unless it is an IP address, and checked against the server
+    /// certificate with `RSSL_VERIFY_PEER`. It is ignored for a server.
+    /// Call `rssl_handshake` next.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_conn_from_fd(
+        config: *const rssl_config,
+        fd: c_int,
+        server_name: *const c_char,
+        conn_out: *mut *mut rssl_conn,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let config = try_ref!(config);
+            let conn_out = try_mut!(conn_out);
+            let server_name = if server_name.is_null() {
+                None
+            } else {
+                Some(try_str!(server_name))
+            };
+            if fd < 0 {
+                return error::invalid_argument(format!("bad fd {fd}"));
+            }
+            let peer = match config.config.role() {
+                crate::engine::Role::Client => client_peer(server_name),
+                crate::engine::Role::Server => PeerName::default(),
+            };
+            let tls = match Connection::new(&config.config, &peer) {
+                Ok(tls) => tls,
+                Err(e) => return error::engine(&e),
+            };
+            // Only now, when nothing can fail, does the fd change hands.
+            let conn = rssl_conn {
+                tls,
+                fd: unsafe { OwnedFd::from_raw_fd(fd) },
+                eof: false,
+                shut_down: false,
+                early_plain: Vec::new(),
+            };
+            hand_out(conn, conn_out)
+        }
+    }
+
+    /// Runs the handshake (client or server, as the configuration says)
+    /// until it completes, fails or `timeout_ms` passes. After
+    /// `RSSL_TIMEOUT` it may be called again. Returns `RSSL_OK` at once on
+    /// an established connection.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_handshake(conn: *mut rssl_conn, timeout_ms: i32) -> rssl_result {
+        ffi_panic_boundary! {
+            let conn = try_mut!(conn);
+            conn.handshake(Deadline::after_ms(timeout_ms))
+        }
+    }
+
+    /// Sends all `len` bytes of `data`, waiting at most `timeout_ms` for
+    /// the socket to take them. On `RSSL_TIMEOUT` all of `data` has been
+    /// encrypted and what the socket has not taken yet stays queued: it goes
+    /// out first with the next rssl_send, rssl_recv or rssl_shutdown.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_send(
+        conn: *mut rssl_conn,
+        data: *const u8,
+        len: usize,
+        timeout_ms: i32,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let conn = try_mut!(conn);
+            let data = try_slice!(data, len);
+            conn.send(data, Deadline::after_ms(timeout_ms))
+        }
+    }
+
+    /// Receives up to `len` bytes into `buf`, waiting at most `timeout_ms`
+    /// for at least one; `*n_out` gets the count. Returns `RSSL_CLOSED`
+    /// once the peer has closed, `RSSL_TIMEOUT` when nothing came in time
+    /// (the connection stays usable), `RSSL_TLS_ALERT` when the peer sent a
+    /// fatal alert. `len` 0 returns `RSSL_OK` with 0 bytes.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_recv(
+        conn: *mut rssl_conn,
+        buf: *mut u8,
+        len: usize,
+        timeout_ms: i32,
+        n_out: *mut usize,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let conn = try_mut!(conn);
+            let n_out = try_mut!(n_out);
+            *n_out = 0;
+            if buf.is_null() && len != 0 {
+                return error::null_parameter("buf");
+            }
+            let buf: &mut [u8] = if len == 0 {
+                &mut []
+            } else {
+                unsafe { std::slice::from_raw_parts_mut(buf, len) }
+            };
+            match conn.recv(buf, Deadline::after_ms(timeout_ms)) {
+                Ok(n) => {
+                    *n_out = n;
+                    RSSL_OK
+                }
+                Err(result) => result,
+            }
+        }
+    }
+
+    /// Sends close_notify (within `timeout_ms`) and ends our direction of
+    /// the socket. Receiving still works until the peer closes; sending
+    /// gives `RSSL_CLOSED`. The connection still needs `rssl_close` or
+    /// `rssl_conn_free`.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_shutdown(conn: *mut rssl_conn, timeout_ms: i32) -> rssl_result {
+        ffi_panic_boundary! {
+            let conn = try_mut!(conn);
+            if !conn.tls.is_established() {
+                return error::set(RSSL_INVALID_STATE, "shutdown before the handshake completed");
+            }
+            conn.shutdown(Deadline::after_ms(timeout_ms))
+        }
+    }
+
+    /// Closes gracefully and frees: sends close_notify if the connection
+    /// is established and has not sent it (trying briefly, without waiting
+    /// for the peer's reply), closes the socket and frees `conn`. NULL is
+    /// ignored. `conn` is invalid afterwards whatever the result.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_close(conn: *mut rssl_conn) -> rssl_result {
+        ffi_panic_boundary! {
+            if conn.is_null() {
+                return RSSL_OK;
+            }
+            let mut conn = unsafe { Box::from_raw(conn) };
+            if conn.tls.is_established() && !conn.shut_down {
+                conn.tls.close();
+                conn.shut_down = true;
+                if let Err(result) = conn.flush(Deadline::after_ms(LAST_WORDS_MS)) {
+                    return result;
+                }
+            }
+            RSSL_OK
+        }
+    }
+
+    /// Frees a connection and closes its socket without sending anything.
+    /// NULL is ignored.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_conn_free(conn: *mut rssl_conn) {
+        ffi_panic_boundary! {
+            if !conn.is_null() {
+                drop(unsafe { Box::from_raw(conn) });
+            }
+        }
+    }
+
+    /// The connection's socket, still owned by the connection (for poll(2)
+    /// in the caller's event loop: readable socket data may hold a record).
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_conn_fd(
+        conn: *const rssl_conn,
+        fd_out: *mut c_int,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let conn = try_ref!(conn);
+            let fd_out = try_mut!(fd_out);
+            *fd_out = conn.raw_fd();
+            RSSL_OK
+        }
+    }
+
+    /// The negotiated protocol version (`RSSL_TLS1_*`; `rssl_version_name`
+    /// gives "tlsv1.3" and the like). `RSSL_NOT_AVAILABLE` before the
+    /// handshake completed.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_conn_version(
+        conn: *const rssl_conn,
+        version_out: *mut u16,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let conn = try_ref!(conn);
+            let version_out = try_mut!(version_out);
+            match conn.tls.version().filter(|_| conn.tls.is_established()) {
+                Some(version) => {
+                    *version_out = version_to_wire(version);
+                    RSSL_OK
+                }
+                None => error::set(RSSL_NOT_AVAILABLE, "no version negotiated yet"),
+            }
+        }
+    }
+
+    /// The negotiated cipher suite's OpenSSL name (e.g.
+    /// "ECDHE-RSA-AES128-GCM-SHA256", "TLS_AES_256_GCM_SHA384"), copied as
+    /// with `rssl_error_string`.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_conn_cipher(
+        conn: *const rssl_conn,
+        buf: *mut c_char,
+        len: usize,
+        out_n: *mut usize,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let conn = try_ref!(conn);
+            match conn.tls.suite().filter(|_| conn.tls.is_established()) {
+                Some(suite) => copied(text::copy_str(&suite.openssl_name, buf, len, out_n), "cipher"),
+                None => error::set(RSSL_NOT_AVAILABLE, "no cipher negotiated yet"),
+            }
+        }
+    }
+
+    /// The negotiated cipher suite's standard (IANA) name, e.g.
+    /// "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_conn_cipher_standard_name(
+        conn: *const rssl_conn,
+        buf: *mut c_char,
+        len: usize,
+        out_n: *mut usize,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let conn = try_ref!(conn);
+            match conn.tls.suite().filter(|_| conn.tls.is_established()) {
+                Some(suite) => copied(text::copy_str(&suite.standard_name, buf, len, out_n), "cipher"),
+                None => error::set(RSSL_NOT_AVAILABLE, "no cipher negotiated yet"),
+            }
+        }
+    }
+
+    /// Copies the peer's certificate (DER) into `buf` of `len` bytes.
+    /// `*out_n` gets its size; when `len` is too small nothing is copied
+    /// and `RSSL_BUFFER_TOO_SMALL` is returned, so `buf` NULL with `len` 0
+    /// asks for the size. `RSSL_NOT_AVAILABLE` when the peer sent none.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_conn_peer_cert(
+        conn: *const rssl_conn,
+        buf: *mut u8,
+        len: usize,
+        out_n: *mut usize,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let conn = try_ref!(conn);
+            match conn.tls.peer_certificate() {
+                Some(der) => copied(text::copy_bytes(&der, buf, len, out_n), "peer certificate"),
+                None => error::set(RSSL_NOT_AVAILABLE, "the peer sent no certificate"),
+            }
+        }
+    }
+
+    /// The ALPN protocol both sides agreed on, copied as with
+    /// `rssl_error_string`; `RSSL_NOT_AVAILABLE` when none was negotiated.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_conn_alpn_protocol(
+        conn: *const rssl_conn,
+        buf: *mut c_char,
+        len: usize,
+        out_n: *mut usize,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let conn = try_ref!(conn);
+            match conn.tls.alpn_protocol() {
+                Some(protocol) => {
+                    let protocol = String::from_utf8_lossy(&protocol);
+                    copied(text::copy_str(&protocol, buf, len, out_n), "alpn protocol")
+                }
+                None => error::set(RSSL_NOT_AVAILABLE, "no ALPN protocol negotiated"),
+            }
+        }
+    }
+
+    /// The SNI host name: on a server, the one the client asked for; on a
+    /// client, the one it sent. Copied as with `rssl_error_string`;
+    /// `RSSL_NOT_AVAILABLE` when there is none.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_conn_sni_hostname(
+        conn: *const rssl_conn,
+        buf: *mut c_char,
+        len: usize,
+        out_n: *mut usize,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let conn = try_ref!(conn);
+            match conn.tls.sni_hostname() {
+                Some(name) => copied(text::copy_str(&name, buf, len, out_n), "sni hostname"),
+                None => error::set(RSSL_NOT_AVAILABLE, "no SNI host name"),
+            }
+        }
+    }
+}
+
+impl rssl_conn {
+    /// Accepted connections are made here (see listener.rs).
+    pub(crate) fn accepted(
+        config: &rssl_config,
+        fd: OwnedFd,
+        deadline: Deadline,
+    ) -> Result<rssl_conn, rssl_result> {
+        let mut conn = rssl_conn::new(config, fd, &PeerName::default())?;
+        match conn.handshake(deadline) {
+            RSSL_OK => Ok(conn),
+            failed => Err(failed),
+        }
+    }
+
+    pub(crate) fn into_raw(self) -> *mut rssl_conn {
+        Box::into_raw(Box::new(self))
+    }
+}

@@ -1,0 +1,356 @@
+//! Blocking-socket helpers for the C API: deadlines, poll(2), and
+//! per-call non-blocking send/recv, so a caller's fd flags are never
+//! changed and no call waits past its timeout.
+
+use super::error;
+use super::result::rssl_result::{self, *};
+use libc::c_int;
+use std::io;
+use std::net::{TcpListener, TcpStream, ToSocketAddrs};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+/// When a blocking call must give up. A negative timeout never expires.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline(Option<Instant>);
+
+impl Deadline {
+    pub(crate) fn after_ms(timeout_ms: i32) -> Deadline {
+        if timeout_ms < 0 {
+            Deadline(None)
+        } else {
+            Deadline(Some(
+                Instant::now() + Duration::from_millis(timeout_ms as u64),
+            ))
+        }
+    }
+
+    /// Time left, None when unbounded.
+    pub(crate) fn remaining(&self) -> Option<Duration> {
+        self.0
+            .map(|at| at.saturating_duration_since(Instant::now()))
+    }
+
+    /// The timeout argument for poll(2): -1 for none, else milliseconds
+    /// rounded up so that poll never returns just before the deadline.
+    fn poll_ms(&self) -> c_int {
+        match self.remaining() {
+            None => -1,
+            Some(left) => {
+                let ms = left.as_micros().div_ceil(1000);
+                ms.min(c_int::MAX as u128) as c_int
+            }
+        }
+    }
+}
+
+/// Which way a socket must become ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Interest {
+    pub read: bool,
+    pub write: bool,
+}
+
+/// Readiness from poll(2); errors and hang-ups count as both, so the next
+/// send or recv reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ready {
+    pub read: bool,
+    pub write: bool,
+}
+
+/// Waits until `fd` is ready for `interest`, or the deadline passes
+/// (`RSSL_TIMEOUT`).
+pub(crate) fn wait(
+    fd: RawFd,
+    interest: Interest,
+    deadline: Deadline,
+) -> Result<Ready, rssl_result> {
+    let mut events = 0;
+    if interest.read {
+        events |= libc::POLLIN;
+    }
+    if interest.write {
+        events |= libc::POLLOUT;
+    }
+    loop {
+        let mut pfd = libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        let n = unsafe { libc::poll(&mut pfd, 1, deadline.poll_ms()) };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(io_error("poll", &err));
+        }
+        if n == 0 {
+            if deadline.remaining().is_some_and(|left| left.is_zero()) {
+                return Err(error::set(RSSL_TIMEOUT, "timeout"));
+            }
+            continue;
+        }
+        if pfd.revents & libc::POLLNVAL != 0 {
+            return Err(error::set(
+                RSSL_IO_ERROR,
+                format!("poll: fd {fd} is not open"),
+            ));
+        }
+        let broken = pfd.revents & (libc::POLLERR | libc::POLLHUP) != 0;
+        return Ok(Ready {
+            read: broken || pfd.revents & libc::POLLIN != 0,
+            write: broken || pfd.revents & libc::POLLOUT != 0,
+        });
+    }
+}
+
+/// One non-blocking send; `WouldBlock` when the socket buffer is full.
+pub(crate) fn send_now(fd: RawFd, data: &[u8]) -> io::Result<usize> {
+    loop {
+        let n = unsafe {
+            libc::send(
+                fd,
+                data.as_ptr().cast(),
+                data.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// One non-blocking recv; `Ok(0)` at end of stream.
+pub(crate) fn recv_now(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Whether a socket error means the peer is gone rather than a local fault.
+pub(crate) fn is_disconnect(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN | libc::ECONNABORTED)
+    )
+}
+
+/// Records a system error as `RSSL_IO_ERROR` (or `RSSL_CLOSED` when the
+/// peer went away).
+pub(crate) fn io_error(what: &str, err: &io::Error) -> rssl_result {
+    let code = if is_disconnect(err) {
+        RSSL_CLOSED
+    } else {
+        RSSL_IO_ERROR
+    };
+    error::set(code, format!("{what}: {err}"))
+}
+
+/// Resolves `host` with getaddrinfo and connects to the first address that
+/// accepts, within the deadline. The socket is left in blocking mode.
+pub(crate) fn connect(host: &str, port: u16, deadline: Deadline) -> Result<OwnedFd, rssl_result> {
+    let addrs: Vec<_> = match (host, port).to_socket_addrs() {
+        Ok(addrs) => addrs.collect(),
+        Err(err) => {
+            return Err(error::set(
+                RSSL_RESOLVE_FAILED,
+                format!("cannot resolve {host:?}: {err}"),
+            ))
+        }
+    };
+    if addrs.is_empty() {
+        return Err(error::set(
+            RSSL_RESOLVE_FAILED,
+            format!("{host:?} has no address"),
+        ));
+    }
+    let mut last = None;
+    for addr in &addrs {
+        let attempt = match deadline.remaining() {
+            None => TcpStream::connect(addr),
+            Some(left) if left.is_zero() => break,
+            Some(left) => TcpStream::connect_timeout(addr, left),
+        };
+        match attempt {
+            Ok(stream) => return Ok(stream.into()),
+            Err(err) => last = Some((addr, err)),
+        }
+    }
+    Err(match last {
+        Some((_, err)) if err.kind() == io::ErrorKind::TimedOut => {
+            error::set(RSSL_TIMEOUT, format!("connect to {host}:{port}: timeout"))
+        }
+        Some((addr, err)) => error::set(RSSL_CONNECT_FAILED, format!("connect to {addr}: {err}")),
+        None => error::set(RSSL_TIMEOUT, format!("connect to {host}:{port}: timeout")),
+    })
+}
+
+/// A listening socket on `host` (any IPv4 address when None) and `port`
+/// (0 picks a free one), with SO_REUSEADDR. Left non-blocking, so that
+/// accept never waits past a deadline.
+pub(crate) fn listen(host: Option<&str>, port: u16, backlog: i32) -> Result<OwnedFd, rssl_result> {
+    let host = host.unwrap_or("0.0.0.0");
+    let addrs: Vec<_> = match (host, port).to_socket_addrs() {
+        Ok(addrs) => addrs.collect(),
+        Err(err) => {
+            return Err(error::set(
+                RSSL_RESOLVE_FAILED,
+                format!("cannot resolve {host:?}: {err}"),
+            ))
+        }
+    };
+    let listener = TcpListener::bind(&addrs[..]).map_err(|err| {
+        let code = if err.kind() == io::ErrorKind::AddrInUse {
+            RSSL_ADDRESS_IN_USE
+        } else {
+            RSSL_IO_ERROR
+        };
+        error::set(code, format!("listen on {host}:{port}: {err}"))
+    })?;
+    let backlog = if backlog > 0 {
+        backlog
+    } else {
+        libc::SOMAXCONN
+    };
+    // std picks its own backlog; a second listen(2) only changes it.
+    if unsafe { libc::listen(listener.as_raw_fd(), backlog) } != 0 {
+        return Err(io_error("listen", &io::Error::last_os_error()));
+    }
+    listener
+        .set_nonblocking(true)
+        .map_err(|err| io_error("listen", &err))?;
+    Ok(listener.into())
+}
+
+/// Accepts one connection within the deadline; the new socket is blocking.
+pub(crate) fn accept(listener: RawFd, deadline: Deadline) -> Result<OwnedFd, rssl_result> {
+    loop {
+        let fd = unsafe {
+            libc::accept4(
+                listener,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_CLOEXEC,
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: accept4 returned a new descriptor that nothing else owns.
+            return Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            // The connection went away before we took it: wait for the next.
+            Some(libc::EAGAIN | libc::ECONNABORTED) => {
+                wait(
+                    listener,
+                    Interest {
+                        read: true,
+                        write: false,
+                    },
+                    deadline,
+                )?;
+            }
+            _ => return Err(io_error("accept", &err)),
+        }
+    }
+}
+
+/// The local port a socket is bound to.
+pub(crate) fn local_port(fd: RawFd) -> Result<u16, rssl_result> {
+    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    if unsafe {
+        libc::getsockname(
+            fd,
+            (&mut addr as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    } != 0
+    {
+        return Err(io_error("getsockname", &io::Error::last_os_error()));
+    }
+    let port = match addr.ss_family as c_int {
+        libc::AF_INET => {
+            let a =
+                unsafe { &*(&addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            a.sin_port
+        }
+        libc::AF_INET6 => {
+            let a =
+                unsafe { &*(&addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            a.sin6_port
+        }
+        family => {
+            return Err(error::set(
+                RSSL_INVALID_STATE,
+                format!("socket family {family} has no port"),
+            ))
+        }
+    };
+    Ok(u16::from_be(port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadline_rounds_up_and_expires() {
+        assert_eq!(Deadline::after_ms(-1).poll_ms(), -1);
+        let d = Deadline::after_ms(5);
+        assert!(d.poll_ms() >= 1 && d.poll_ms() <= 5);
+        std::thread::sleep(Duration::from_millis(10));
+        assert_eq!(d.poll_ms(), 0);
+    }
+
+    #[test]
+    fn accept_times_out_and_listen_reports_the_port() {
+        let listener = listen(Some("127.0.0.1"), 0, 4).unwrap();
+        let port = local_port(listener.as_raw_fd()).unwrap();
+        assert_ne!(port, 0);
+        let start = Instant::now();
+        let r = accept(listener.as_raw_fd(), Deadline::after_ms(50));
+        assert_eq!(r.err(), Some(RSSL_TIMEOUT));
+        assert!(start.elapsed() >= Duration::from_millis(50));
+        let client = connect("127.0.0.1", port, Deadline::after_ms(1000)).unwrap();
+        let server = accept(listener.as_raw_fd(), Deadline::after_ms(1000)).unwrap();
+        assert_eq!(send_now(client.as_raw_fd(), b"hi").unwrap(), 2);
+        wait(
+            server.as_raw_fd(),
+            Interest {
+                read: true,
+                write: false,
+            },
+            Deadline::after_ms(1000),
+        )
+        .unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(recv_now(server.as_raw_fd(), &mut buf).unwrap(), 2);
+    }
+
+    #[test]
+    fn address_in_use_is_its_own_code() {
+        let first = listen(Some("127.0.0.1"), 0, 4).unwrap();
+        let port = local_port(first.as_raw_fd()).unwrap();
+        assert_eq!(
+            listen(Some("127.0.0.1"), port, 4).err(),
+            Some(RSSL_ADDRESS_IN_USE)
+        );
+    }
+}
