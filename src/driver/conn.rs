@@ -77,6 +77,8 @@ enum Phase {
 
 /// Ciphertext read per wake-up before giving other connections a turn.
 const READ_BUDGET: usize = 512 * 1024;
+/// Largest TLS record payload: the unit of decryption.
+const RECORD: usize = 16 * 1024;
 /// Undelivered plaintext above which the socket is no longer read.
 const PLAIN_HIGH: usize = 256 * 1024;
 /// Unsent ciphertext above which `send` makes its caller wait...
@@ -90,9 +92,11 @@ struct State<H: Host> {
     phase: Phase,
     owner: H::Owner,
     options: SocketOptions,
-    /// Decrypted plaintext not yet handed out, from `plain_pos`.
+    /// Decrypted plaintext not yet handed out is `plain[plain_pos..plain_end]`;
+    /// the storage past `plain_end` stays initialized for the next decrypt.
     plain: Vec<u8>,
     plain_pos: usize,
+    plain_end: usize,
     handshake_waiter: Option<H::Waiter>,
     recv_waiter: Option<(H::Waiter, usize)>,
     send_waiter: Option<H::Waiter>,
@@ -152,6 +156,7 @@ impl<H: Host> Conn<H> {
                 options,
                 plain: Vec::new(),
                 plain_pos: 0,
+                plain_end: 0,
                 handshake_waiter: None,
                 recv_waiter: None,
                 send_waiter: None,
@@ -211,9 +216,7 @@ impl<H: Host> Conn<H> {
             s.tls.write(&header).map_err(Failure::Tls)?;
         }
         s.tls.write(data).map_err(Failure::Tls)?;
-        if let Err(failure) = s.flush() {
-            return Err(failure);
-        }
+        s.flush()?;
         if s.tls.output().len() > SEND_HIGH {
             s.send_waiter = Some(waiter());
             return Ok(SendOutcome::Wait);
@@ -371,8 +374,8 @@ impl<H: Host> Conn<H> {
         }
         if read {
             s.read_shut = true;
-            s.plain.clear();
             s.plain_pos = 0;
+            s.plain_end = 0;
         }
         if write && !s.write_shut || s.write_failed {
             s.write_shut = true;
@@ -394,18 +397,15 @@ enum Taken {
 
 impl<H: Host> State<H> {
     fn buffered(&self) -> &[u8] {
-        &self.plain[self.plain_pos..]
+        &self.plain[self.plain_pos..self.plain_end]
     }
 
     /// Drops `end` bytes (absolute index) from the plaintext buffer.
     fn consume(&mut self, end: usize) {
         self.plain_pos = end;
-        if self.plain_pos >= self.plain.len() {
-            self.plain.clear();
+        if self.plain_pos >= self.plain_end {
             self.plain_pos = 0;
-            if self.plain.capacity() > 64 * 1024 {
-                self.plain = Vec::new();
-            }
+            self.plain_end = 0;
         }
     }
 
@@ -520,7 +520,7 @@ impl<H: Host> State<H> {
     }
 
     fn undelivered_too_much(&self) -> bool {
-        self.plain.len() - self.plain_pos > PLAIN_HIGH
+        self.plain_end - self.plain_pos > PLAIN_HIGH
     }
 
     /// Decrypts buffered ciphertext into `plain`.
@@ -532,18 +532,26 @@ impl<H: Host> State<H> {
             if self.input_done {
                 return;
             }
-            let len = self.plain.len();
-            self.plain.resize(len + 16 * 1024, 0);
-            let outcome = self.tls.read(&mut self.plain[len..]);
+            if self.plain_pos > 0 && self.plain.len() - self.plain_end < RECORD {
+                // Move the undelivered tail to the front instead of growing.
+                self.plain.copy_within(self.plain_pos..self.plain_end, 0);
+                self.plain_end -= self.plain_pos;
+                self.plain_pos = 0;
+            }
+            let len = self.plain_end;
+            if self.plain.len() < len + RECORD {
+                self.plain.resize(len + RECORD, 0);
+            }
+            let outcome = self.tls.read(&mut self.plain[len..len + RECORD]);
             let got = match outcome {
                 Ok(ReadOutcome::Data(n)) => n,
                 _ => 0,
             };
-            self.plain.truncate(len + got);
+            self.plain_end = len + got;
             match outcome {
                 Ok(ReadOutcome::Data(_)) => {
                     if self.read_shut {
-                        self.plain.truncate(len);
+                        self.plain_end = len;
                     }
                 }
                 Ok(ReadOutcome::WouldBlock) => return,
@@ -590,8 +598,8 @@ impl<H: Host> State<H> {
                     Err(FrameError::TooBig) => {
                         self.failure = Some(Failure::TooBig);
                         self.input_done = true;
-                        self.plain.clear();
                         self.plain_pos = 0;
+                        self.plain_end = 0;
                         break;
                     }
                 }
@@ -727,6 +735,13 @@ impl<H: Host> State<H> {
                 outbox.reply(w, &self.options, Reply::Send(Err(Failure::Closed)));
             }
             self.release_socket(&conn.poller);
+        }
+        if !again && self.plain_pos == self.plain_end {
+            // Nothing buffered: an idle connection keeps no buffers.
+            self.plain = Vec::new();
+            self.plain_pos = 0;
+            self.plain_end = 0;
+            self.tls.release_buffers();
         }
         again
     }

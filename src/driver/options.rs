@@ -16,7 +16,7 @@ impl Active {
     /// Applies `{active, N}` the way inet does: N is added to a running
     /// count; a result of 0 or less makes the socket passive.
     /// Returns the new mode and whether `{ssl_passive, S}` is due.
-    pub fn add(self, n: i32) -> (Active, bool) {
+    pub fn add_count(self, n: i32) -> (Active, bool) {
         let current = match self {
             Active::Count(c) => c as i64,
             _ => 0,
@@ -77,12 +77,12 @@ mod tests {
 
     #[test]
     fn active_n_counts_down_to_passive() {
-        let (a, passive) = Active::False.add(2);
+        let (a, passive) = Active::False.add_count(2);
         assert_eq!((a, passive), (Active::Count(2), false));
         let (a, passive) = a.after_message();
         assert_eq!((a, passive), (Active::Count(1), false));
         assert_eq!(a.after_message(), (Active::False, true));
-        assert_eq!(Active::Count(3).add(-5), (Active::False, true));
+        assert_eq!(Active::Count(3).add_count(-5), (Active::False, true));
         assert_eq!(Active::Once.after_message(), (Active::False, false));
         assert_eq!(Active::True.after_message(), (Active::True, false));
     }

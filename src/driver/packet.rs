@@ -122,7 +122,7 @@ mod tests {
         for size in [1u8, 2, 4] {
             let p = Packet::Length(size);
             let mut msg = p.header(200).unwrap();
-            msg.extend(std::iter::repeat(7).take(200));
+            msg.extend(std::iter::repeat_n(7, 200));
             let f = p.next_frame(&msg, 0).unwrap().unwrap();
             assert_eq!(f.len, 200);
         }

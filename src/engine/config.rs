@@ -253,7 +253,11 @@ fn load_identity(b: &mut SslContextBuilder, o: &Options) -> Result<(), Error> {
     let leaf = certs.next().expect("checked non-empty");
     b.set_certificate(&leaf).map_err(|e| {
         // e.g. "ee md too weak": OpenSSL's security level refuses it.
-        let why = e.errors().first().and_then(|r| r.reason()).unwrap_or("certificate not usable");
+        let why = e
+            .errors()
+            .first()
+            .and_then(|r| r.reason())
+            .unwrap_or("certificate not usable");
         Error::Option("cert".into(), why.to_string())
     })?;
     for extra in certs {

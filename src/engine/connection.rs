@@ -167,6 +167,11 @@ impl Connection {
         self.stream.get_ref().incoming_len()
     }
 
+    /// Frees the ciphertext buffers when they are empty (idle connections).
+    pub fn release_buffers(&mut self) {
+        self.stream.get_mut().release_if_empty();
+    }
+
     /// The transport has ended: no more ciphertext will come.
     pub fn receive_eof(&mut self) {
         self.stream.get_mut().eof = true;

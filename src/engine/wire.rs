@@ -5,7 +5,10 @@ use std::io::{self, Read, Write};
 /// Ciphertext buffers between the transport and OpenSSL.
 #[derive(Default)]
 pub struct Wire {
+    /// Initialized storage; bytes `read_pos..filled` are unread ciphertext.
+    /// Kept longer than `filled` so reads need no fresh zeroing.
     incoming: Vec<u8>,
+    filled: usize,
     read_pos: usize,
     outgoing: Vec<u8>,
     /// The transport saw end of stream: reads past the buffer return 0.
@@ -13,12 +16,14 @@ pub struct Wire {
 }
 
 /// Buffers above this size are released once drained, so idle connections stay small.
-const KEEP_CAPACITY: usize = 32 * 1024;
+const KEEP_CAPACITY: usize = 256 * 1024;
 
 impl Wire {
     pub fn push_incoming(&mut self, data: &[u8]) {
-        self.compact();
-        self.incoming.extend_from_slice(data);
+        let _ = self.fill_incoming(data.len(), |buf| {
+            buf.copy_from_slice(data);
+            Ok::<usize, ()>(data.len())
+        });
     }
 
     /// Lets the caller fill up to `max` bytes of incoming space directly (e.g. `read(2)`).
@@ -28,16 +33,30 @@ impl Wire {
         fill: impl FnOnce(&mut [u8]) -> Result<usize, E>,
     ) -> Result<usize, E> {
         self.compact();
-        let start = self.incoming.len();
-        self.incoming.resize(start + max, 0);
-        let result = fill(&mut self.incoming[start..]);
+        let start = self.filled;
+        if self.incoming.len() < start + max {
+            self.incoming.resize(start + max, 0);
+        }
+        let result = fill(&mut self.incoming[start..start + max]);
         let got = *result.as_ref().unwrap_or(&0);
-        self.incoming.truncate(start + got);
+        self.filled = start + got.min(max);
         result
     }
 
     pub fn incoming_len(&self) -> usize {
-        self.incoming.len() - self.read_pos
+        self.filled - self.read_pos
+    }
+
+    /// Frees both buffers if they hold nothing (an idle connection stays small).
+    pub fn release_if_empty(&mut self) {
+        if self.read_pos == self.filled {
+            self.incoming = Vec::new();
+            self.filled = 0;
+            self.read_pos = 0;
+        }
+        if self.outgoing.is_empty() {
+            self.outgoing = Vec::new();
+        }
     }
 
     pub fn outgoing(&self) -> &[u8] {
@@ -55,21 +74,15 @@ impl Wire {
         if self.read_pos == 0 {
             return;
         }
-        if self.read_pos == self.incoming.len() {
-            self.incoming.clear();
-            if self.incoming.capacity() > KEEP_CAPACITY {
-                self.incoming = Vec::new();
-            }
-        } else {
-            self.incoming.drain(..self.read_pos);
-        }
+        self.incoming.copy_within(self.read_pos..self.filled, 0);
+        self.filled -= self.read_pos;
         self.read_pos = 0;
     }
 }
 
 impl Read for Wire {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let available = &self.incoming[self.read_pos..];
+        let available = &self.incoming[self.read_pos..self.filled];
         if available.is_empty() {
             if self.eof {
                 return Ok(0);
@@ -79,8 +92,9 @@ impl Read for Wire {
         let n = available.len().min(buf.len());
         buf[..n].copy_from_slice(&available[..n]);
         self.read_pos += n;
-        if self.read_pos == self.incoming.len() {
-            self.compact();
+        if self.read_pos == self.filled {
+            self.read_pos = 0;
+            self.filled = 0;
         }
         Ok(n)
     }

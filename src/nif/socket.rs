@@ -86,7 +86,7 @@ fn apply_options<'a>(
     for (key, value) in pairs {
         if *key == atoms::active() {
             if let Ok(n) = value.decode::<i32>() {
-                let (active, due) = options.active.add(n);
+                let (active, due) = options.active.add_count(n);
                 options.active = active;
                 passive_due = due;
             } else if *value == atoms::once().to_term(env) {
