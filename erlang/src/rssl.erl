@@ -282,14 +282,9 @@ setopts(_, _) ->
     {error, einval}.
 
 getopts(Socket, Names) when ?IS_CONN(Socket), is_list(Names) ->
-    Current = rssl_nif:getopts(Socket),
-    Result = [case lists:keyfind(Name, 1, Current) of
-                  false -> {error, {options, {socket_options, Name}}};
-                  Found -> Found
-              end || Name <- Names],
-    case [E || {error, _} = E <- Result] of
-        [] -> {ok, Result};
-        [Error | _] -> Error
+    case rssl_nif:getopts(Socket) of
+        {error, _} = Error -> Error;
+        Current -> pick_options(Names, Current)
     end;
 getopts(#sslsocket{listen = #listen{emulated = Emulated}}, Names) when is_list(Names) ->
     All = lists:ukeymerge(1, lists:ukeysort(1, Emulated),
@@ -297,6 +292,16 @@ getopts(#sslsocket{listen = #listen{emulated = Emulated}}, Names) when is_list(N
     {ok, [Opt || Name <- Names, {_, _} = Opt <- [lists:keyfind(Name, 1, All)]]};
 getopts(_, _) ->
     {error, einval}.
+
+pick_options(Names, Current) ->
+    Result = [case lists:keyfind(Name, 1, Current) of
+                  false -> {error, {options, {socket_options, Name}}};
+                  Found -> Found
+              end || Name <- Names],
+    case [E || {error, _} = E <- Result] of
+        [] -> {ok, Result};
+        [Error | _] -> Error
+    end.
 
 normalize(binary) -> {mode, binary};
 normalize(list) -> {mode, list};

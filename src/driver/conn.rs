@@ -232,6 +232,10 @@ impl<H: Host> Conn<H> {
         waiter: impl FnOnce() -> H::Waiter,
     ) -> Result<RecvOutcome, &'static str> {
         let mut s = self.state.lock();
+        if s.closed_by_user() {
+            deliver(&s.options, Err(Failure::Closed));
+            return Ok(RecvOutcome::Done);
+        }
         if s.options.active.is_active() {
             return Err("einval");
         }
@@ -278,8 +282,12 @@ impl<H: Host> Conn<H> {
         }
     }
 
-    pub fn options(&self) -> SocketOptions {
-        self.state.lock().options
+    pub fn options(&self) -> Result<SocketOptions, Failure> {
+        let s = self.state.lock();
+        if s.closed_by_user() {
+            return Err(Failure::Closed);
+        }
+        Ok(s.options)
     }
 
     /// Changes the emulated options; data due in the new mode is delivered now.
@@ -287,8 +295,11 @@ impl<H: Host> Conn<H> {
         &self,
         change: impl FnOnce(&mut SocketOptions) -> bool,
         outbox: &mut dyn Outbox<H>,
-    ) {
+    ) -> Result<(), Failure> {
         let mut s = self.state.lock();
+        if s.closed_by_user() {
+            return Err(Failure::Closed);
+        }
         let mut options = s.options;
         let passive_due = change(&mut options);
         s.options = options;
@@ -299,6 +310,7 @@ impl<H: Host> Conn<H> {
             s.deliver(outbox);
             s.resume_reading(self);
         }
+        Ok(())
     }
 
     pub fn update_owner<R>(&self, f: impl FnOnce(&mut H::Owner) -> R) -> R {
@@ -396,6 +408,10 @@ enum Taken {
 }
 
 impl<H: Host> State<H> {
+    fn closed_by_user(&self) -> bool {
+        matches!(self.phase, Phase::Closing | Phase::Closed) && self.end_reported
+    }
+
     fn buffered(&self) -> &[u8] {
         &self.plain[self.plain_pos..self.plain_end]
     }

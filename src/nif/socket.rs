@@ -269,20 +269,30 @@ fn recv_cancel(socket: Term, tag: i64) -> NifResult<Atom> {
 }
 
 #[rustler::nif]
-fn setopts<'a>(env: Env<'a>, socket: Term<'a>, pairs: Vec<(Atom, Term<'a>)>) -> NifResult<Atom> {
+fn setopts<'a>(
+    env: Env<'a>,
+    socket: Term<'a>,
+    pairs: Vec<(Atom, Term<'a>)>,
+) -> NifResult<Term<'a>> {
     let res = conn_of(socket)?;
-    res.conn.set_options(
+    let result = res.conn.set_options(
         |options| apply_options(env, options, &pairs),
         &mut CallerOutbox { env },
     );
-    Ok(atoms::ok())
+    Ok(match result {
+        Ok(()) => atoms::ok().encode(env),
+        Err(f) => error_tuple(env, &f),
+    })
 }
 
 /// The emulated options as `[{active, _}, {packet, _}, ...]`.
 #[rustler::nif]
 fn getopts<'a>(env: Env<'a>, socket: Term<'a>) -> NifResult<Term<'a>> {
     let res = conn_of(socket)?;
-    let o = res.conn.options();
+    let o = match res.conn.options() {
+        Ok(o) => o,
+        Err(f) => return Ok(error_tuple(env, &f)),
+    };
     let active = match o.active {
         Active::False => false.encode(env),
         Active::True => true.encode(env),
