@@ -19,6 +19,7 @@
          sockname/1, peername/1, peercert/1,
          connection_info/1, connection_information/1, connection_information/2,
          negotiated_protocol/1,
+         cipher_suites/0, cipher_suites/1, cipher_suites/2, cipher_suites/3,
          versions/0, clear_pem_cache/0, format_error/1]).
 
 -record(sslsocket, {handle, listen}).
@@ -371,6 +372,20 @@ versions() ->
      {available_dtls, []},
      {implemented, ['tlsv1.3', 'tlsv1.2', 'tlsv1.1', tlsv1]},
      {implemented_dtls, []}].
+
+%% @doc The old API: `{Kex, Cipher, Mac}' tuples (erlang, all) or OpenSSL names.
+cipher_suites() -> cipher_suites(erlang).
+
+cipher_suites(Type) when Type =:= erlang; Type =:= openssl; Type =:= all ->
+    rssl_ciphers:old_suites(Type).
+
+%% @doc Suites as maps for `Description' (default | all | exclusive |
+%% anonymous | exclusive_anonymous) and a protocol version.
+cipher_suites(Description, Version) ->
+    rssl_ciphers:suites(Description, Version).
+
+cipher_suites(Description, Version, Naming) when Naming =:= rfc; Naming =:= openssl ->
+    rssl_ciphers:suites(Description, Version, Naming).
 
 clear_pem_cache() ->
     rssl_nif:config_clear_cache().

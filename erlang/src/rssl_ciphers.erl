@@ -1,9 +1,77 @@
-%% @doc The `ciphers' option in its OTP forms (OpenSSL-style string, list of
-%% names, of `{Kex, Cipher, Mac}' tuples, or of suite maps) as the OpenSSL
-%% lists for TLS 1.2 and older and for TLS 1.3.
+%% @doc Cipher suites: listing them as `ssl' does, and the `ciphers' option in
+%% its OTP forms (OpenSSL-style string, list of names, of `{Kex, Cipher, Mac}'
+%% tuples, or of suite maps) turned into OpenSSL's two lists.
 -module(rssl_ciphers).
 
--export([to_openssl/2]).
+-export([to_openssl/2, suites/2, suites/3, old_suites/1]).
+
+%% What OpenSSL calls every suite it has, and what rssl enables by default.
+-define(ALL12, "ALL:COMPLEMENTOFALL").
+-define(ALL13, "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:"
+               "TLS_AES_128_GCM_SHA256:TLS_AES_128_CCM_SHA256:TLS_AES_128_CCM_8_SHA256").
+-define(DEFAULT12, "DEFAULT").
+-define(DEFAULT13, "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256").
+
+-define(ANONYMOUS, [dh_anon, ecdh_anon, psk, dhe_psk, rsa_psk, ecdhe_psk, srp_anon]).
+
+%% @doc `ssl:cipher_suites/2': suites as maps.
+suites(Description, Version) ->
+    [maps:with([key_exchange, cipher, mac, prf], S) || S <- described(Description, Version)].
+
+%% @doc `ssl:cipher_suites/3': suites by their RFC or OpenSSL names.
+suites(Description, Version, rfc) ->
+    [maps:get(standard_name, S) || S <- described(Description, Version)];
+suites(Description, Version, openssl) ->
+    [maps:get(openssl_name, S) || S <- described(Description, Version)].
+
+%% @doc The pre-OTP-21 `ssl:cipher_suites/0,1'.
+old_suites(erlang) ->
+    [{K, C, M} || #{key_exchange := K, cipher := C, mac := M} <- listed(default)];
+old_suites(openssl) ->
+    [N || #{openssl_name := N} <- listed(default)];
+old_suites(all) ->
+    [{K, C, M} || #{key_exchange := K, cipher := C, mac := M} <- listed(all)].
+
+described(Description, Version) ->
+    Suites = case Description of
+                 default -> listed(default);
+                 all -> listed(all);
+                 exclusive -> listed(all);
+                 anonymous -> [S || S <- listed(all), is_anonymous(S)];
+                 exclusive_anonymous -> [S || S <- listed(all), is_anonymous(S)];
+                 _ -> erlang:error(badarg, [Description, Version])
+             end,
+    Exclusive = lists:member(Description, [exclusive, exclusive_anonymous]),
+    [S || S <- Suites, for_version(S, Version, Exclusive)].
+
+is_anonymous(#{key_exchange := K}) -> lists:member(K, ?ANONYMOUS).
+
+%% `protocol' is the oldest version a suite works with.
+for_version(#{protocol := P}, 'tlsv1.3', _) -> P =:= "TLSv1.3";
+for_version(#{protocol := P}, 'tlsv1.2', true) -> P =:= "TLSv1.2";
+for_version(#{protocol := P}, 'tlsv1.2', false) -> P =/= "TLSv1.3";
+for_version(#{protocol := P}, V, _) when V =:= 'tlsv1.1'; V =:= tlsv1 ->
+    P =:= "TLSv1.0" orelse P =:= "SSLv3";
+for_version(_, V, _) ->
+    erlang:error(badarg, [V]).
+
+%% Listing asks OpenSSL once; the answer never changes in a VM.
+listed(Which) ->
+    Key = {?MODULE, Which},
+    case persistent_term:get(Key, undefined) of
+        undefined ->
+            {List12, List13} = case Which of
+                                   all -> {?ALL12, ?ALL13};
+                                   default -> {?DEFAULT12, ?DEFAULT13}
+                               end,
+            {ok, Suites} = rssl_nif:suites(list_to_binary(List12), list_to_binary(List13)),
+            Default = [S || #{key_exchange := K} = S <- Suites, Which =:= all orelse
+                                                               not lists:member(K, ?ANONYMOUS)],
+            persistent_term:put(Key, Default),
+            Default;
+        Suites ->
+            Suites
+    end.
 
 %% @doc Returns `{List12, List13}' (each a binary or `undefined').
 -spec to_openssl(term(), term()) -> {binary() | undefined, binary() | undefined}.
@@ -24,8 +92,22 @@ name(C, Opt) when is_list(C) ->
         true -> C;
         false -> throw({options, Opt})
     end;
-name(C, _Opt) ->
-    throw({options, {ciphers, {not_supported, C}}}).
+name({K, C, M}, Opt) ->
+    find(fun(#{key_exchange := K1, cipher := C1, mac := M1}) ->
+                 {K1, C1, M1} =:= {K, C, M}
+         end, Opt);
+name({K, C, M, P}, Opt) ->
+    name(#{key_exchange => K, cipher => C, mac => M, prf => P}, Opt);
+name(#{key_exchange := _, cipher := _, mac := _} = Wanted, Opt) ->
+    find(fun(S) -> maps:with(maps:keys(Wanted), S) =:= Wanted end, Opt);
+name(_, Opt) ->
+    throw({options, Opt}).
+
+find(Match, Opt) ->
+    case [S || S <- listed(all), Match(S)] of
+        [#{openssl_name := Name} | _] -> Name;
+        [] -> throw({options, Opt})
+    end.
 
 %% TLS 1.3 suites have IANA names starting with TLS_ and no key exchange.
 is_tls13("TLS_AES_" ++ _) -> true;

@@ -1,8 +1,10 @@
 //! Cipher suites described the way OTP's `ssl` describes them.
 
+use super::error::Error;
+use super::ffi;
 use foreign_types::ForeignTypeRef;
 use openssl::nid::Nid;
-use openssl::ssl::SslCipherRef;
+use openssl::ssl::{SslCipherRef, SslContext, SslMethod};
 
 /// A negotiated or available cipher suite.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +21,35 @@ pub struct Suite {
     pub mac: &'static str,
     /// OTP's PRF atom: `sha256`, `sha384` or `default_prf`.
     pub prf: &'static str,
+    /// The oldest protocol version that has the suite: `TLSv1.3`, `TLSv1.2`, `TLSv1.0`, `SSLv3`.
+    pub min_version: &'static str,
+}
+
+/// The suites OpenSSL selects for a TLS 1.2-and-older cipher list and a
+/// TLS 1.3 suite list (both in OpenSSL syntax), TLS 1.3 first.
+pub fn select(cipher_list: &str, tls13_suites: &str) -> Result<Vec<Suite>, Error> {
+    let bad = |what: &str| Error::Option("ciphers".into(), what.into());
+    let mut b =
+        SslContext::builder(SslMethod::tls()).map_err(|e| Error::Internal(e.to_string()))?;
+    // Listing, not negotiating: show every suite this OpenSSL has.
+    b.set_security_level(0);
+    b.set_cipher_list(cipher_list)
+        .map_err(|_| bad(cipher_list))?;
+    b.set_ciphersuites(tls13_suites)
+        .map_err(|_| bad(tls13_suites))?;
+    let context = b.build();
+    let mut suites = Vec::new();
+    unsafe {
+        let stack = ffi::SSL_CTX_get_ciphers(context.as_ptr());
+        if stack.is_null() {
+            return Ok(suites);
+        }
+        for i in 0..openssl_sys::OPENSSL_sk_num(stack) {
+            let cipher = openssl_sys::OPENSSL_sk_value(stack, i) as *mut openssl_sys::SSL_CIPHER;
+            suites.push(Suite::from_cipher(SslCipherRef::from_ptr(cipher)));
+        }
+    }
+    Ok(suites)
 }
 
 impl Suite {
@@ -54,6 +85,7 @@ impl Suite {
             _ => "default_prf",
         };
         Suite {
+            min_version: c.version(),
             openssl_name: c.name().to_string(),
             standard_name: c.standard_name().unwrap_or("").to_string(),
             key_exchange,
@@ -61,6 +93,26 @@ impl Suite {
             mac,
             prf,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_lists_describe_suites_the_otp_way() {
+        let suites = select("ECDHE-ECDSA-AES128-GCM-SHA256", "TLS_AES_128_GCM_SHA256").unwrap();
+        assert_eq!(suites.len(), 2);
+        assert_eq!(suites[0].standard_name, "TLS_AES_128_GCM_SHA256");
+        assert_eq!(suites[0].key_exchange, "any");
+        assert_eq!(suites[0].min_version, "TLSv1.3");
+        let s = &suites[1];
+        assert_eq!(
+            (s.key_exchange, s.cipher, s.mac, s.prf),
+            ("ecdhe_ecdsa", "aes_128_gcm", "aead", "sha256")
+        );
+        assert!(select("NO-SUCH-CIPHER", "").is_err());
     }
 }
 

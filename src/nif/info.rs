@@ -74,3 +74,32 @@ fn peercert<'a>(env: Env<'a>, socket: Term<'a>) -> NifResult<Term<'a>> {
         Err(f) => error_tuple(env, &f),
     })
 }
+
+/// The suites OpenSSL selects for two lists (TLS 1.2-and-older, TLS 1.3),
+/// each as `#{key_exchange, cipher, mac, prf, openssl, rfc, min_version}`.
+#[rustler::nif]
+fn suites<'a>(env: Env<'a>, cipher_list: String, tls13_suites: String) -> NifResult<Term<'a>> {
+    let suites = match crate::engine::suite::select(&cipher_list, &tls13_suites) {
+        Ok(suites) => suites,
+        Err(e) => return Ok((atoms::error(), super::terms::error_term(env, &e)).encode(env)),
+    };
+    let maps: Vec<Term<'a>> = suites
+        .iter()
+        .map(|s| {
+            Term::map_from_pairs(
+                env,
+                &[
+                    (atoms::key_exchange(), atom(env, s.key_exchange)),
+                    (atoms::cipher(), atom(env, s.cipher)),
+                    (atoms::mac(), atom(env, s.mac)),
+                    (atoms::prf(), atom(env, s.prf)),
+                    (atoms::openssl_name(), charlist(env, &s.openssl_name)),
+                    (atoms::standard_name(), charlist(env, &s.standard_name)),
+                    (atoms::protocol(), charlist(env, s.min_version)),
+                ],
+            )
+            .unwrap_or_else(|_| atoms::undefined().encode(env))
+        })
+        .collect();
+    Ok((atoms::ok(), maps).encode(env))
+}
