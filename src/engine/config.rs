@@ -285,8 +285,19 @@ fn load_identity(b: &mut SslContextBuilder, o: &Options) -> Result<(), Error> {
         (None, _, None) => return Err(Error::Option("key".into(), "no private key".into())),
     };
     let key = key.map_err(|reason| bad_file(option, &path, reason))?;
-    b.set_private_key(&key)
-        .map_err(|_| bad_file(option, &path, "bad_key"))?;
+    b.set_private_key(&key).map_err(|_| {
+        // OpenSSL refuses a key of the wrong pair here already, before
+        // check_private_key below can name the problem.
+        let mismatch = leaf
+            .public_key()
+            .is_ok_and(|public| !public.public_eq(&key));
+        let reason = if mismatch {
+            "key_does_not_match_certificate"
+        } else {
+            "bad_key"
+        };
+        bad_file(option, &path, reason)
+    })?;
     b.check_private_key()
         .map_err(|_| bad_file(option, &path, "key_does_not_match_certificate"))?;
     Ok(())
@@ -410,6 +421,19 @@ mod tests {
                 assert_eq!(option, "certfile");
                 assert_eq!(reason, "enoent");
             }
+            other => panic!("unexpected {:?}", other.map(|_| ())),
+        }
+    }
+
+    #[test]
+    fn key_of_another_certificate_is_a_mismatch() {
+        let pki = crate::engine::connection::tests::test_pki();
+        let other = crate::engine::connection::tests::test_pki();
+        let mut o = Options::new(Role::Server);
+        o.cert = Some(CertSource::Der(vec![pki.cert]));
+        o.key = Some(KeySource::Der("ECPrivateKey".into(), other.key));
+        match Config::build(o) {
+            Err(Error::File { reason, .. }) => assert_eq!(reason, "key_does_not_match_certificate"),
             other => panic!("unexpected {:?}", other.map(|_| ())),
         }
     }

@@ -1,0 +1,341 @@
+#define _GNU_SOURCE
+#include "common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef CERT_DIR
+#error "CERT_DIR must name the directory gen_certs.sh fills"
+#endif
+#ifndef OPENSSL_EXE
+#error "OPENSSL_EXE must name the openssl program"
+#endif
+
+static struct child *running_child;
+
+const char *last_error(void)
+{
+    static __thread char text[1024];
+    size_t n = 0;
+    rssl_error_string(text, sizeof text, &n);
+    return text;
+}
+
+void test_fail(const char *file, int line, const char *what)
+{
+    fprintf(stderr, "%s:%d: check failed: %s\n", file, line, what);
+    if (running_child != NULL && running_child->log != NULL)
+        fprintf(stderr, "--- openssl output ---\n%.*s\n---\n", (int)running_child->log_len,
+                running_child->log);
+    if (running_child != NULL && running_child->pid > 0)
+        kill(running_child->pid, SIGKILL);
+    exit(1);
+}
+
+void test_fail_result(const char *file, int line, const char *expr, rssl_result got,
+                      rssl_result want)
+{
+    char what[2048];
+    snprintf(what, sizeof what, "%s\n    returned %u (%s), expected %u (%s)\n    last error: %s",
+             expr, (unsigned)got, rssl_result_string(got), (unsigned)want,
+             rssl_result_string(want), last_error());
+    test_fail(file, line, what);
+}
+
+int test_main(int argc, char **argv, const struct test_case *tests, size_t count)
+{
+    signal(SIGPIPE, SIG_IGN);
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s TEST\n", argv[0]);
+        return 2;
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (strcmp(argv[1], tests[i].name) == 0) {
+            tests[i].run();
+            printf("%s: ok\n", tests[i].name);
+            return 0;
+        }
+    }
+    fprintf(stderr, "no test named %s\n", argv[1]);
+    return 2;
+}
+
+const char *cert_path(const char *name)
+{
+    static char paths[8][4096];
+    static int next;
+    char *path = paths[next++ % 8];
+    snprintf(path, sizeof paths[0], "%s/%s", CERT_DIR, name);
+    return path;
+}
+
+unsigned char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        test_fail(__FILE__, __LINE__, path);
+    unsigned char *data = NULL;
+    size_t cap = 0;
+    *len = 0;
+    for (;;) {
+        if (*len == cap) {
+            cap = cap ? cap * 2 : 4096;
+            data = realloc(data, cap);
+            CHECK(data != NULL);
+        }
+        size_t n = fread(data + *len, 1, cap - *len, f);
+        if (n == 0)
+            break;
+        *len += n;
+    }
+    fclose(f);
+    return data;
+}
+
+long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void child_start(struct child *c, const char *const *args)
+{
+    int in[2], out[2];
+    CHECK(pipe2(in, O_CLOEXEC) == 0);
+    CHECK(pipe2(out, O_CLOEXEC) == 0);
+    const char *argv[64];
+    size_t n = 0;
+    argv[n++] = OPENSSL_EXE;
+    for (; args[n - 1] != NULL; n++) {
+        CHECK(n < 63);
+        argv[n] = args[n - 1];
+    }
+    argv[n] = NULL;
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        dup2(out[1], 2);
+        execv(OPENSSL_EXE, (char *const *)argv);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    memset(c, 0, sizeof *c);
+    c->pid = pid;
+    c->in_fd = in[1];
+    c->out_fd = out[0];
+    c->log_cap = 65536;
+    c->log = malloc(c->log_cap);
+    CHECK(c->log != NULL);
+    c->log[0] = '\0';
+    running_child = c;
+}
+
+/* Reads what is there within `timeout_ms`; false at EOF or timeout. */
+static bool child_read_some(struct child *c, int timeout_ms)
+{
+    if (c->out_fd < 0)
+        return false;
+    struct pollfd pfd = {.fd = c->out_fd, .events = POLLIN};
+    int r = poll(&pfd, 1, timeout_ms);
+    if (r <= 0)
+        return false;
+    if (c->log_len + 4096 + 1 > c->log_cap) {
+        c->log_cap *= 2;
+        c->log = realloc(c->log, c->log_cap);
+        CHECK(c->log != NULL);
+    }
+    ssize_t n = read(c->out_fd, c->log + c->log_len, 4096);
+    if (n <= 0) {
+        close(c->out_fd);
+        c->out_fd = -1;
+        return false;
+    }
+    c->log_len += (size_t)n;
+    c->log[c->log_len] = '\0';
+    return true;
+}
+
+bool child_wait_for(struct child *c, const char *needle, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    while (strstr(c->log, needle) == NULL) {
+        long long left = deadline - now_ms();
+        if (left <= 0 || !child_read_some(c, (int)left))
+            return strstr(c->log, needle) != NULL;
+    }
+    return true;
+}
+
+void child_read_all(struct child *c, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    while (c->out_fd >= 0) {
+        long long left = deadline - now_ms();
+        if (left <= 0)
+            return;
+        child_read_some(c, (int)left);
+    }
+}
+
+void child_write(struct child *c, const char *text)
+{
+    size_t len = strlen(text);
+    while (len > 0) {
+        ssize_t n = write(c->in_fd, text, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        CHECK(n > 0);
+        text += n;
+        len -= (size_t)n;
+    }
+}
+
+void child_close_input(struct child *c)
+{
+    if (c->in_fd >= 0) {
+        close(c->in_fd);
+        c->in_fd = -1;
+    }
+}
+
+int child_finish(struct child *c, int timeout_ms)
+{
+    child_close_input(c);
+    long long deadline = now_ms() + timeout_ms;
+    int status = 0;
+    int result = -1;
+    for (;;) {
+        pid_t r = waitpid(c->pid, &status, WNOHANG);
+        if (r == c->pid) {
+            result = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+            break;
+        }
+        if (now_ms() >= deadline) {
+            kill(c->pid, SIGKILL);
+            waitpid(c->pid, &status, 0);
+            break;
+        }
+        /* Keep draining so the child never blocks on a full pipe. */
+        if (!child_read_some(c, 20))
+            usleep(10000);
+    }
+    if (c->out_fd >= 0)
+        close(c->out_fd);
+    free(c->log);
+    running_child = NULL;
+    memset(c, 0, sizeof *c);
+    c->in_fd = c->out_fd = -1;
+    return result;
+}
+
+unsigned short start_s_server(struct child *c, const char *const *extra_args)
+{
+    const char *args[48] = {"s_server", "-accept", "127.0.0.1:0", "-naccept", "1",
+                            "-cert", cert_path("server.pem"), "-key", cert_path("server.key")};
+    size_t n = 9;
+    for (size_t i = 0; extra_args != NULL && extra_args[i] != NULL; i++) {
+        CHECK(n < 47);
+        args[n++] = extra_args[i];
+    }
+    args[n] = NULL;
+    child_start(c, args);
+    CHECK(child_wait_for(c, "ACCEPT 127.0.0.1:", TEST_TIMEOUT_MS));
+    /* Wait for the whole line so the port is complete. */
+    const char *at = strstr(c->log, "ACCEPT 127.0.0.1:");
+    while (strchr(at, '\n') == NULL) {
+        CHECK(child_read_some(c, TEST_TIMEOUT_MS));
+        at = strstr(c->log, "ACCEPT 127.0.0.1:");
+    }
+    unsigned port = 0;
+    CHECK(sscanf(at, "ACCEPT 127.0.0.1:%u", &port) == 1);
+    CHECK(port > 0 && port < 65536);
+    return (unsigned short)port;
+}
+
+const rssl_config *client_config(const char *cafile, const char *certfile, const char *keyfile,
+                                 const char *alpn)
+{
+    rssl_config_builder *b = NULL;
+    const rssl_config *config = NULL;
+    CHECK_OK(rssl_config_builder_new(RSSL_ROLE_CLIENT, &b));
+    if (cafile != NULL) {
+        CHECK_OK(rssl_config_builder_set_verify(b, RSSL_VERIFY_PEER));
+        CHECK_OK(rssl_config_builder_set_cacertfile(b, cafile));
+    }
+    if (certfile != NULL) {
+        CHECK_OK(rssl_config_builder_set_certfile(b, certfile));
+        CHECK_OK(rssl_config_builder_set_keyfile(b, keyfile));
+    }
+    if (alpn != NULL)
+        CHECK_OK(rssl_config_builder_set_alpn(b, &alpn, 1));
+    CHECK_OK(rssl_config_builder_build(b, &config));
+    rssl_config_builder_free(b);
+    return config;
+}
+
+const rssl_config *server_config(bool verify_peer, const char *cafile, const char *alpn)
+{
+    rssl_config_builder *b = NULL;
+    const rssl_config *config = NULL;
+    CHECK_OK(rssl_config_builder_new(RSSL_ROLE_SERVER, &b));
+    CHECK_OK(rssl_config_builder_set_certfile(b, cert_path("server.pem")));
+    CHECK_OK(rssl_config_builder_set_keyfile(b, cert_path("server.key")));
+    if (verify_peer) {
+        CHECK_OK(rssl_config_builder_set_verify(b, RSSL_VERIFY_PEER));
+        CHECK_OK(rssl_config_builder_set_fail_if_no_peer_cert(b, true));
+        CHECK_OK(rssl_config_builder_set_cacertfile(b, cafile));
+    }
+    if (alpn != NULL)
+        CHECK_OK(rssl_config_builder_set_alpn(b, &alpn, 1));
+    CHECK_OK(rssl_config_builder_build(b, &config));
+    rssl_config_builder_free(b);
+    return config;
+}
+
+char *recv_all(rssl_conn *conn, size_t *len)
+{
+    size_t cap = 4096;
+    char *data = malloc(cap);
+    CHECK(data != NULL);
+    *len = 0;
+    for (;;) {
+        if (cap - *len < 1024) {
+            cap *= 2;
+            data = realloc(data, cap);
+            CHECK(data != NULL);
+        }
+        size_t n = 0;
+        rssl_result r =
+            rssl_recv(conn, (uint8_t *)data + *len, cap - *len - 1, TEST_TIMEOUT_MS, &n);
+        if (r == RSSL_CLOSED)
+            break;
+        CHECK_OK(r);
+        CHECK(n > 0);
+        *len += n;
+    }
+    data[*len] = '\0';
+    return data;
+}
+
+void recv_exactly(rssl_conn *conn, unsigned char *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        size_t n = 0;
+        CHECK_OK(rssl_recv(conn, buf + got, len - got, TEST_TIMEOUT_MS, &n));
+        CHECK(n > 0);
+        got += n;
+    }
+}

@@ -1,0 +1,50 @@
+#!/bin/sh
+# Makes the test PKI in $1 (run by ctest before the tests, never committed):
+#   ca.pem              test CA
+#   server.pem/.key     "localhost" and 127.0.0.1, signed by the CA (+ .der forms)
+#   client.pem/.key     a client certificate signed by the CA (+ .der)
+#   other_ca.pem        an unrelated CA
+#   other_client.pem/.key  a client certificate signed by the unrelated CA
+#   server_enc.key      server.key encrypted with the password "secret"
+#   garbage.pem         not a certificate
+set -eu
+dir=$1
+openssl=${OPENSSL:-openssl}
+mkdir -p "$dir"
+cd "$dir"
+
+ec_key() {
+  "$openssl" genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null
+}
+
+ca() { # name subject
+  ec_key "$1.key"
+  "$openssl" req -x509 -new -key "$1.key" -out "$1.pem" -days 2 -subj "$2" \
+    -addext basicConstraints=critical,CA:TRUE \
+    -addext keyUsage=critical,keyCertSign,cRLSign
+}
+
+leaf() { # name subject ca extensions
+  ec_key "$1.key"
+  "$openssl" req -new -key "$1.key" -out "$1.csr" -subj "$2"
+  printf '%s\n' "$4" > "$1.ext"
+  "$openssl" x509 -req -in "$1.csr" -CA "$3.pem" -CAkey "$3.key" -CAcreateserial \
+    -out "$1.pem" -days 2 -extfile "$1.ext" 2>/dev/null
+  rm -f "$1.csr" "$1.ext"
+}
+
+ca ca "/CN=rssl test CA"
+ca other_ca "/CN=rssl unrelated CA"
+leaf server "/CN=localhost" ca \
+  "subjectAltName=DNS:localhost,IP:127.0.0.1
+extendedKeyUsage=serverAuth"
+leaf client "/CN=rssl test client" ca "extendedKeyUsage=clientAuth"
+leaf other_client "/CN=rssl stranger" other_ca "extendedKeyUsage=clientAuth"
+
+"$openssl" x509 -in server.pem -outform DER -out server.der
+"$openssl" x509 -in client.pem -outform DER -out client.der
+"$openssl" x509 -in ca.pem -outform DER -out ca.der
+"$openssl" pkcs8 -topk8 -nocrypt -in server.key -outform DER -out server.key.der
+"$openssl" pkey -in server.key -aes256 -passout pass:secret -out server_enc.key
+echo "this is not a certificate" > garbage.pem
+echo "certificates in $dir"
