@@ -240,6 +240,69 @@ static void half_close(void)
     rssl_config_free(config);
 }
 
+#define CLIENTS 4
+
+struct shared {
+    const rssl_config *config; /* one configuration, used by every thread */
+    unsigned short port;
+    int id;
+};
+
+/* A server that answers CLIENTS connections one after the other. */
+static void *serve_many(void *arg)
+{
+    struct server *s = arg;
+    for (int i = 0; i < CLIENTS; i++) {
+        rssl_conn *conn = NULL;
+        CHECK_OK(rssl_accept(s->listener, s->config, TEST_TIMEOUT_MS, &conn));
+        uint8_t buf[64];
+        size_t n = 0;
+        CHECK_OK(rssl_recv(conn, buf, sizeof buf, TEST_TIMEOUT_MS, &n));
+        CHECK_OK(rssl_send(conn, buf, n, TEST_TIMEOUT_MS));
+        CHECK_RESULT(rssl_recv(conn, buf, sizeof buf, TEST_TIMEOUT_MS, &n), RSSL_CLOSED);
+        rssl_conn_free(conn);
+        s->echoed++;
+    }
+    return NULL;
+}
+
+static void *client_thread(void *arg)
+{
+    struct shared *c = arg;
+    rssl_conn *conn = NULL;
+    CHECK_OK(rssl_connect(c->config, "localhost", c->port, TEST_TIMEOUT_MS, &conn));
+    char hello[32], back[32];
+    int len = snprintf(hello, sizeof hello, "client %d", c->id);
+    CHECK_OK(rssl_send(conn, (const uint8_t *)hello, (size_t)len, TEST_TIMEOUT_MS));
+    recv_exactly(conn, (unsigned char *)back, (size_t)len);
+    CHECK(memcmp(back, hello, (size_t)len) == 0);
+    CHECK_OK(rssl_close(conn));
+    return NULL;
+}
+
+/* One client configuration shared by threads connecting at the same time. */
+static void shared_config(void)
+{
+    struct server s = {0};
+    s.config = server_config(false, NULL, NULL);
+    CHECK_OK(rssl_listen("127.0.0.1", 0, CLIENTS, &s.listener));
+    CHECK_OK(rssl_listener_port(s.listener, &s.port));
+    CHECK(pthread_create(&s.thread, NULL, serve_many, &s) == 0);
+
+    const rssl_config *config = client_config(cert_path("ca.pem"), NULL, NULL, NULL);
+    pthread_t threads[CLIENTS];
+    struct shared clients[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++) {
+        clients[i] = (struct shared){.config = config, .port = s.port, .id = i};
+        CHECK(pthread_create(&threads[i], NULL, client_thread, &clients[i]) == 0);
+    }
+    for (int i = 0; i < CLIENTS; i++)
+        CHECK(pthread_join(threads[i], NULL) == 0);
+    server_join(&s);
+    CHECK(s.echoed == CLIENTS);
+    rssl_config_free(config);
+}
+
 int main(int argc, char **argv)
 {
     static const struct test_case tests[] = {
@@ -248,6 +311,7 @@ int main(int argc, char **argv)
         {"memory_config", memory_config},
         {"client_rejects", client_rejects},
         {"half_close", half_close},
+        {"shared_config", shared_config},
     };
     return test_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }

@@ -197,9 +197,22 @@ enum rssl_version
   : uint16_t
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
+  /**
+   * TLS 1.0 (0x0301); needs OpenSSL security level 0, which rssl sets
+   * for that configuration only.
+   */
   RSSL_TLS1_0 = 769,
+  /**
+   * TLS 1.1 (0x0302); as TLS 1.0.
+   */
   RSSL_TLS1_1 = 770,
+  /**
+   * TLS 1.2 (0x0303).
+   */
   RSSL_TLS1_2 = 771,
+  /**
+   * TLS 1.3 (0x0304).
+   */
   RSSL_TLS1_3 = 772,
 };
 #ifndef __cplusplus
@@ -456,7 +469,9 @@ rssl_result rssl_shutdown(rssl_conn *conn, int32_t timeout_ms);
  * Closes gracefully and frees: sends close_notify if the connection
  * is established and has not sent it (trying briefly, without waiting
  * for the peer's reply), closes the socket and frees `conn`. NULL is
- * ignored. `conn` is invalid afterwards whatever the result.
+ * ignored. `conn` is invalid afterwards whatever the result. A peer
+ * that is already gone is no failure; `RSSL_TIMEOUT` or
+ * `RSSL_IO_ERROR` say that close_notify could not be delivered.
  */
 rssl_result rssl_close(rssl_conn *conn);
 

@@ -53,9 +53,14 @@ pub enum rssl_format {
 #[repr(u16)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum rssl_version {
+    /// TLS 1.0 (0x0301); needs OpenSSL security level 0, which rssl sets
+    /// for that configuration only.
     RSSL_TLS1_0 = 0x0301,
+    /// TLS 1.1 (0x0302); as TLS 1.0.
     RSSL_TLS1_1 = 0x0302,
+    /// TLS 1.2 (0x0303).
     RSSL_TLS1_2 = 0x0303,
+    /// TLS 1.3 (0x0304).
     RSSL_TLS1_3 = 0x0304,
 }
 

@@ -438,7 +438,9 @@ impl rssl_conn {
     /// Closes gracefully and frees: sends close_notify if the connection
     /// is established and has not sent it (trying briefly, without waiting
     /// for the peer's reply), closes the socket and frees `conn`. NULL is
-    /// ignored. `conn` is invalid afterwards whatever the result.
+    /// ignored. `conn` is invalid afterwards whatever the result. A peer
+    /// that is already gone is no failure; `RSSL_TIMEOUT` or
+    /// `RSSL_IO_ERROR` say that close_notify could not be delivered.
     #[no_mangle]
     pub unsafe extern "C" fn rssl_close(conn: *mut rssl_conn) -> rssl_result {
         ffi_panic_boundary! {
@@ -449,8 +451,9 @@ impl rssl_conn {
             if conn.tls.is_established() && !conn.shut_down {
                 conn.tls.close();
                 conn.shut_down = true;
-                if let Err(result) = conn.flush(Deadline::after_ms(LAST_WORDS_MS)) {
-                    return result;
+                match conn.flush(Deadline::after_ms(LAST_WORDS_MS)) {
+                    Ok(()) | Err(RSSL_CLOSED) => {}
+                    Err(result) => return result,
                 }
             }
             RSSL_OK

@@ -96,3 +96,38 @@ macro_rules! try_slice {
         }
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn panics(fail: bool) -> rssl_result {
+        ffi_panic_boundary! {
+            if fail {
+                panic!("boom {}", 42);
+            }
+            rssl_result::RSSL_OK
+        }
+    }
+
+    fn panics_for_nothing() -> *const u8 {
+        ffi_panic_boundary! {
+            panic!("static message")
+        }
+    }
+
+    #[test]
+    fn panics_become_results_and_the_last_error() {
+        assert_eq!(panics(false), rssl_result::RSSL_OK);
+        assert_eq!(panics(true), rssl_result::RSSL_PANIC);
+        assert_eq!(
+            error::last_message().as_deref(),
+            Some("internal error (panic in rssl): boom 42")
+        );
+        assert!(panics_for_nothing().is_null());
+        assert_eq!(
+            error::last_message().as_deref(),
+            Some("internal error (panic in rssl): static message")
+        );
+    }
+}
