@@ -482,8 +482,11 @@ rssl_result rssl_close(rssl_conn *conn);
 void rssl_conn_free(rssl_conn *conn);
 
 /**
- * The connection's socket, still owned by the connection (for poll(2)
- * in the caller's event loop: readable socket data may hold a record).
+ * The connection's socket, still owned by the connection: for socket
+ * options (rssl leaves Nagle's algorithm on, as OTP does; set
+ * TCP_NODELAY here for request/response traffic) or for poll(2) (but
+ * records may already wait inside the connection: `rssl_recv` with
+ * timeout 0 tells). Do not read, write or close it.
  */
 rssl_result rssl_conn_fd(const rssl_conn *conn, int *fd_out);
 

@@ -471,8 +471,11 @@ impl rssl_conn {
         }
     }
 
-    /// The connection's socket, still owned by the connection (for poll(2)
-    /// in the caller's event loop: readable socket data may hold a record).
+    /// The connection's socket, still owned by the connection: for socket
+    /// options (rssl leaves Nagle's algorithm on, as OTP does; set
+    /// TCP_NODELAY here for request/response traffic) or for poll(2) (but
+    /// records may already wait inside the connection: `rssl_recv` with
+    /// timeout 0 tells). Do not read, write or close it.
     #[no_mangle]
     pub unsafe extern "C" fn rssl_conn_fd(
         conn: *const rssl_conn,
