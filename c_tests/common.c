@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "common.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -50,6 +51,18 @@ void test_fail_result(const char *file, int line, const char *expr, rssl_result 
     test_fail(file, line, what);
 }
 
+/* Open file descriptors: each test must close every one it opened. */
+static int count_fds(void)
+{
+    DIR *dir = opendir("/proc/self/fd");
+    CHECK(dir != NULL);
+    int n = 0;
+    while (readdir(dir) != NULL)
+        n++;
+    closedir(dir);
+    return n;
+}
+
 int test_main(int argc, char **argv, const struct test_case *tests, size_t count)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -59,7 +72,13 @@ int test_main(int argc, char **argv, const struct test_case *tests, size_t count
     }
     for (size_t i = 0; i < count; i++) {
         if (strcmp(argv[1], tests[i].name) == 0) {
+            int fds = count_fds();
             tests[i].run();
+            if (count_fds() != fds) {
+                fprintf(stderr, "%d file descriptors before the test, %d after\n", fds,
+                        count_fds());
+                CHECK(count_fds() == fds);
+            }
             printf("%s: ok\n", tests[i].name);
             return 0;
         }

@@ -226,8 +226,8 @@ typedef uint16_t rssl_version;
 /**
  * A built configuration: immutable, and safe to use from many threads at
  * once. Connections keep what they need, so it may be freed while
- * connections made with it are still open. Configurations with equal
- * options share one OpenSSL context, so files are read once.
+ * connections made with it are still open. Its files were read when it was
+ * built; build a new one to pick up changed files.
  */
 typedef struct rssl_config rssl_config;
 
@@ -386,9 +386,9 @@ rssl_result rssl_config_builder_set_alpn(rssl_config_builder *builder,
                                          size_t count);
 
 /**
- * Builds the configuration (reading files, checking keys and cipher
- * lists). On success `*config_out` owns a new configuration, to be
- * freed with `rssl_config_free`. The builder is unchanged.
+ * Builds the configuration (reading files now, checking keys and
+ * cipher lists). On success `*config_out` owns a new configuration, to
+ * be freed with `rssl_config_free`. The builder is unchanged.
  */
 rssl_result rssl_config_builder_build(const rssl_config_builder *builder,
                                       const rssl_config **config_out);

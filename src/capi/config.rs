@@ -107,8 +107,8 @@ pub struct rssl_config_builder {
 
 /// A built configuration: immutable, and safe to use from many threads at
 /// once. Connections keep what they need, so it may be freed while
-/// connections made with it are still open. Configurations with equal
-/// options share one OpenSSL context, so files are read once.
+/// connections made with it are still open. Its files were read when it was
+/// built; build a new one to pick up changed files.
 pub struct rssl_config {
     pub(crate) config: engine::Config,
 }
@@ -435,9 +435,9 @@ impl rssl_config_builder {
         }
     }
 
-    /// Builds the configuration (reading files, checking keys and cipher
-    /// lists). On success `*config_out` owns a new configuration, to be
-    /// freed with `rssl_config_free`. The builder is unchanged.
+    /// Builds the configuration (reading files now, checking keys and
+    /// cipher lists). On success `*config_out` owns a new configuration, to
+    /// be freed with `rssl_config_free`. The builder is unchanged.
     #[no_mangle]
     pub unsafe extern "C" fn rssl_config_builder_build(
         builder: *const rssl_config_builder,
@@ -446,7 +446,10 @@ impl rssl_config_builder {
         ffi_panic_boundary! {
             let builder = try_ref!(builder);
             let config_out = try_mut!(config_out);
-            match engine::Config::get(&builder.options) {
+            // Not the engine's shared cache: a C program builds a
+            // configuration once and reuses it, and a rebuild after a
+            // certificate rotation must read the new files.
+            match engine::Config::build(builder.options.clone()) {
                 Ok(config) => {
                     *config_out = Box::into_raw(Box::new(rssl_config { config }));
                     RSSL_OK
