@@ -96,26 +96,6 @@ impl Suite {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn default_lists_describe_suites_the_otp_way() {
-        let suites = select("ECDHE-ECDSA-AES128-GCM-SHA256", "TLS_AES_128_GCM_SHA256").unwrap();
-        assert_eq!(suites.len(), 2);
-        assert_eq!(suites[0].standard_name, "TLS_AES_128_GCM_SHA256");
-        assert_eq!(suites[0].key_exchange, "any");
-        assert_eq!(suites[0].min_version, "TLSv1.3");
-        let s = &suites[1];
-        assert_eq!(
-            (s.key_exchange, s.cipher, s.mac, s.prf),
-            ("ecdhe_ecdsa", "aes_128_gcm", "aead", "sha256")
-        );
-        assert!(select("NO-SUCH-CIPHER", "").is_err());
-    }
-}
-
 fn kx_nid(c: &SslCipherRef) -> i32 {
     unsafe { SSL_CIPHER_get_kx_nid(c.as_ptr()) }
 }
@@ -178,5 +158,25 @@ fn cipher_name(nid: Nid) -> &'static str {
         Nid::RC4 => "rc4_128",
         Nid::UNDEF => "null",
         _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_lists_describe_suites_the_otp_way() {
+        let suites = select("ECDHE-ECDSA-AES128-GCM-SHA256", "TLS_AES_128_GCM_SHA256").unwrap();
+        assert_eq!(suites.len(), 2);
+        assert_eq!(suites[0].standard_name, "TLS_AES_128_GCM_SHA256");
+        assert_eq!(suites[0].key_exchange, "any");
+        assert_eq!(suites[0].min_version, "TLSv1.3");
+        let s = &suites[1];
+        assert_eq!(
+            (s.key_exchange, s.cipher, s.mac, s.prf),
+            ("ecdhe_ecdsa", "aes_128_gcm", "aead", "sha256")
+        );
+        assert!(select("NO-SUCH-CIPHER", "").is_err());
     }
 }
