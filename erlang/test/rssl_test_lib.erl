@@ -11,7 +11,7 @@
 -module(rssl_test_lib).
 
 -export([warm_up/2, snapshot/0, check_resources/1, check_resources/3, fd_count/0,
-         open/6, start_server/3, start_client/4, await/1,
+         open/6, start_server/3, start_client/4, start_client/5, await/1,
          call/2, call/3, request/2, reply/1, reply/2, stop_peer/1,
          client_opts/3, server_opts/3,
          recv_until_closed/2, recv_total/3, collect_active/2,
@@ -139,13 +139,16 @@ start_server(Mod, Opts, Fun) ->
     after ?T -> error(server_did_not_listen)
     end.
 
-%% A client in a new process; connects to Host:Port and runs the command
-%% loop, or reports the connect result when the connect fails. Returns Pid.
+%% A client in a new process: connects to Host:Port, then runs the command
+%% loop (Fun = loop) or reports Fun(ConnectResult). Returns Pid.
 start_client(Mod, Host, Port, Opts) ->
+    start_client(Mod, Host, Port, Opts, loop).
+
+start_client(Mod, Host, Port, Opts, Fun) ->
     Parent = self(),
     spawn_link(fun() ->
                        HS = Mod:connect(Host, Port, Opts, ?T),
-                       run_peer(Parent, Mod, HS, loop)
+                       run_peer(Parent, Mod, HS, Fun)
                end).
 
 run_peer(Parent, Mod, {ok, S}, loop) ->

@@ -22,10 +22,13 @@
 %% Returns #{ca := #{cert, key}, server := ..., client := ..., ...}.
 -spec make(file:filename()) -> #{atom() => #{cert := string(), key := string()}}.
 make(Dir0) ->
-    Dir = filename:join(Dir0, "pki"),
+    %% A fresh directory and CA names each time: suites of one run share
+    %% priv_dir, and ssl caches PEM files by path and CAs by name VM-wide.
+    Tag = os:getpid() ++ "-" ++ integer_to_list(erlang:unique_integer([positive])),
+    Dir = filename:join(Dir0, "pki-" ++ Tag),
     ok = filelib:ensure_dir(filename:join(Dir, "x")),
-    Ca = ca(Dir, "ca", "rssl test CA"),
-    OtherCa = ca(Dir, "other_ca", "rssl unrelated CA"),
+    Ca = ca(Dir, "ca", "rssl test CA " ++ Tag),
+    OtherCa = ca(Dir, "other_ca", "rssl unrelated CA " ++ Tag),
     #{ca => Ca,
       other_ca => OtherCa,
       server => leaf(Dir, "server", ?EC_KEY, Ca, "localhost", server_ext("DNS:localhost,IP:127.0.0.1")),
