@@ -15,7 +15,7 @@
          send/2, recv/2, recv/3,
          close/1, close/2, shutdown/2,
          controlling_process/2,
-         setopts/2, getopts/2,
+         setopts/2, getopts/2, getstat/1, getstat/2,
          sockname/1, peername/1, peercert/1,
          connection_info/1, connection_information/1, connection_information/2,
          negotiated_protocol/1,
@@ -208,7 +208,7 @@ send(Socket, Data) when ?IS_CONN(Socket) ->
                  error:badarg -> {error, einval}
              end,
     case Result of
-        wait -> receive {rssl_reply, Tag, Reply} -> Reply end;
+        wait -> wait_sent(Socket, Tag);
         Other -> Other
     end;
 send(#sslsocket{}, _Data) ->
@@ -272,8 +272,14 @@ controlling_process(_, _) ->
 
 setopts(Socket, Options) when ?IS_CONN(Socket), is_list(Options) ->
     try
-        Emulated = [rssl_options:emulated(normalize(O)) || O <- Options],
-        rssl_nif:setopts(Socket, Emulated)
+        Normalized = [normalize(O) || O <- Options],
+        {Emulated, Kernel} = lists:partition(
+                               fun(O) -> rssl_options:classify(O) =:= emulated end,
+                               [check_settable(O) || O <- Normalized]),
+        case rssl_nif:set_sockopts(Socket, Kernel) of
+            ok -> rssl_nif:setopts(Socket, [checked_emulated(O) || O <- Emulated]);
+            Error -> Error
+        end
     catch
         throw:{options, _} = Reason -> {error, Reason}
     end;
@@ -284,8 +290,14 @@ setopts(_, _) ->
 
 getopts(Socket, Names) when ?IS_CONN(Socket), is_list(Names) ->
     case rssl_nif:getopts(Socket) of
-        {error, _} = Error -> Error;
-        Current -> pick_options(Names, Current)
+        {error, _} = Error ->
+            Error;
+        Emulated ->
+            Kernel = [N || N <- Names, rssl_options:classify({N, x}) =:= sockopt],
+            case rssl_nif:get_sockopts(Socket, Kernel) of
+                {ok, Values} -> pick_options(Names, Emulated ++ Values);
+                Error -> Error
+            end
     end;
 getopts(#sslsocket{listen = #listen{emulated = Emulated}}, Names) when is_list(Names) ->
     All = lists:ukeymerge(1, lists:ukeysort(1, Emulated),
@@ -294,14 +306,39 @@ getopts(#sslsocket{listen = #listen{emulated = Emulated}}, Names) when is_list(N
 getopts(_, _) ->
     {error, einval}.
 
+%% Options the socket does not have (e.g. tclass on IPv4) are left out, as
+%% inet does; names that are no option at all are an error.
 pick_options(Names, Current) ->
-    Result = [case lists:keyfind(Name, 1, Current) of
-                  false -> {error, {options, {socket_options, Name}}};
-                  Found -> Found
-              end || Name <- Names],
-    case [E || {error, _} = E <- Result] of
-        [] -> {ok, Result};
-        [Error | _] -> Error
+    case [N || N <- Names, rssl_options:classify({N, x}) =:= bad] of
+        [] -> {ok, [Opt || N <- Names, {_, _} = Opt <- [lists:keyfind(N, 1, Current)]]};
+        [Bad | _] -> {error, {options, {socket_options, Bad}}}
+    end.
+
+check_settable(Opt) ->
+    case rssl_options:classify(Opt) of
+        bad -> throw({options, {socket_options, Opt}});
+        _ -> Opt
+    end.
+
+checked_emulated({Key, _} = Opt) ->
+    case rssl_options:is_emulated(Key) of
+        true -> rssl_options:emulated(Opt);
+        false -> rssl_options:inet_emulated(Opt)
+    end.
+
+%% @doc Byte and call counts of the socket (ciphertext, as the TCP socket
+%% under OTP's ssl would report them).
+getstat(Socket) when ?IS_CONN(Socket) ->
+    rssl_nif:getstat(Socket);
+getstat(#sslsocket{listen = #listen{tcp = LSock}}) ->
+    inet:getstat(LSock);
+getstat(_) ->
+    {error, einval}.
+
+getstat(Socket, Names) when is_list(Names) ->
+    case getstat(Socket) of
+        {ok, All} -> {ok, [S || {K, _} = S <- All, lists:member(K, Names)]};
+        Error -> Error
     end.
 
 normalize(binary) -> {mode, binary};
@@ -408,6 +445,27 @@ format_error(Reason) ->
     lists:flatten(io_lib:format("Unexpected error: ~p", [Reason])).
 
 %%% Internals -------------------------------------------------------------
+
+%% The send is queued but the backlog is high: wait until it drains, at most
+%% send_timeout.
+wait_sent(Socket, Tag) ->
+    {Timeout, CloseOnTimeout} =
+        case rssl_nif:getopts(Socket) of
+            {error, _} -> {infinity, false};
+            Opts -> {proplists:get_value(send_timeout, Opts, infinity),
+                     proplists:get_value(send_timeout_close, Opts, false)}
+        end,
+    receive
+        {rssl_reply, Tag, Reply} -> Reply
+    after Timeout ->
+        case rssl_nif:send_cancel(Socket, Tag) of
+            ok ->
+                CloseOnTimeout andalso rssl_nif:close(Socket),
+                {error, timeout};
+            gone ->
+                receive {rssl_reply, Tag, Reply} -> Reply end
+        end
+    end.
 
 with_parts(Role, Options, Fun) ->
     case rssl_options:split(Role, Options) of

@@ -3,7 +3,8 @@
 -export([config_new/1, config_clear_cache/0,
          adopt/5, pending_options/1, set_config/3, handshake/2, send/3, send_dirty/3, recv/3, recv_cancel/2,
          setopts/2, getopts/1, close/1, shutdown/3, controlling_process/2,
-         sockname/1, peername/1, info/1, peercert/1, suites/2]).
+         sockname/1, peername/1, info/1, peercert/1, suites/2,
+         set_sockopts/2, get_sockopts/2, getstat/1, send_cancel/2]).
 -on_load(init/0).
 
 init() ->
@@ -36,3 +37,7 @@ peername(_Socket) -> ?NIF.
 info(_Socket) -> ?NIF.
 peercert(_Socket) -> ?NIF.
 suites(_CipherList, _Tls13Suites) -> ?NIF.
+set_sockopts(_Socket, _Options) -> ?NIF.
+get_sockopts(_Socket, _Names) -> ?NIF.
+getstat(_Socket) -> ?NIF.
+send_cancel(_Socket, _Tag) -> ?NIF.

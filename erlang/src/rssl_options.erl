@@ -4,7 +4,7 @@
 -module(rssl_options).
 
 -export([split/2, tls_map/2, emulated/1, emulated_defaults/0, peer/3,
-         is_emulated/1]).
+         is_emulated/1, classify/1, inet_emulated/1]).
 
 -type role() :: client | server.
 -type parts() :: #{tcp := [term()], emulated := [{atom(), term()}],
@@ -12,6 +12,16 @@
 -export_type([parts/0]).
 
 -define(EMULATED, [mode, active, packet, packet_size, header]).
+
+%% inet options inet keeps in user space: given to gen_tcp at creation and
+%% kept by the NIF afterwards (the gen_tcp port is gone once adopted).
+-define(INET_EMULATED, [exit_on_close, send_timeout, send_timeout_close,
+                        delay_send, show_econnreset, buffer, high_watermark,
+                        low_watermark]).
+
+%% inet options that are kernel socket options, set on the adopted fd.
+-define(SOCKOPT, [nodelay, keepalive, sndbuf, recbuf, reuseaddr, tos, tclass,
+                  priority, linger, ipv6_v6only]).
 
 %% inet/gen_tcp options passed to gen_tcp as they are (gen_tcp validates them).
 -define(INET, [nodelay, keepalive, sndbuf, recbuf, buffer, send_timeout,
@@ -51,22 +61,57 @@ split(Role, [list | Rest], Acc) ->
 split(Role, [Inet | Rest], Acc = #{tcp := Tcp}) when Inet =:= inet; Inet =:= inet6 ->
     split(Role, Rest, Acc#{tcp := [Inet | Tcp]});
 split(Role, [{Key, Value} = Opt | Rest], Acc = #{tcp := Tcp, emulated := Emu, tls := Tls}) ->
-    case is_emulated(Key) of
-        true ->
+    case where(Key) of
+        emulated ->
             split(Role, Rest, Acc#{emulated := [emulated(Opt) | Emu]});
-        false ->
-            case lists:member(Key, ?INET) of
-                true ->
-                    split(Role, Rest, Acc#{tcp := [Opt | Tcp]});
-                false when Key =:= server_name_indication ->
-                    split(Role, Rest, Acc#{sni := sni(Role, Value),
-                                           tls := Tls});
-                false ->
-                    split(Role, Rest, Acc#{tls := tls(Role, Opt, Tls)})
-            end
+        inet_emulated ->
+            %% gen_tcp validates and applies it too, until the port is adopted.
+            split(Role, Rest, Acc#{tcp := [Opt | Tcp],
+                                   emulated := [inet_emulated(Opt) | Emu]});
+        inet ->
+            split(Role, Rest, Acc#{tcp := [Opt | Tcp]});
+        sni ->
+            split(Role, Rest, Acc#{sni := sni(Role, Value)});
+        tls ->
+            split(Role, Rest, Acc#{tls := tls(Role, Opt, Tls)})
     end;
 split(_Role, [Other | _], _Acc) ->
     throw({options, {option_not_a_key_value_tuple, Other}}).
+
+where(Key) ->
+    case {is_emulated(Key), lists:member(Key, ?INET_EMULATED), lists:member(Key, ?INET)} of
+        {true, _, _} -> emulated;
+        {_, true, _} -> inet_emulated;
+        {_, _, true} -> inet;
+        _ when Key =:= server_name_indication -> sni;
+        _ -> tls
+    end.
+
+%% @doc Where a socket option goes after the connection exists:
+%% `emulated' (the NIF keeps it), `sockopt' (the kernel socket) or `bad'.
+-spec classify(term()) -> emulated | sockopt | bad.
+classify({Key, _}) ->
+    case is_emulated(Key) orelse lists:member(Key, ?INET_EMULATED) of
+        true -> emulated;
+        false ->
+            case lists:member(Key, ?SOCKOPT) of
+                true -> sockopt;
+                false -> bad
+            end
+    end;
+classify(binary) -> emulated;
+classify(list) -> emulated;
+classify(_) -> bad.
+
+%% @doc Validates one inet-emulated option.
+inet_emulated({send_timeout, T} = O) when T =:= infinity; is_integer(T), T >= 0 -> O;
+inet_emulated({Key, B} = O) when is_boolean(B), Key =/= send_timeout,
+                                 Key =/= buffer, Key =/= high_watermark,
+                                 Key =/= low_watermark -> O;
+inet_emulated({Key, N} = O) when is_integer(N), N >= 0,
+                                 (Key =:= buffer orelse Key =:= high_watermark
+                                  orelse Key =:= low_watermark) -> O;
+inet_emulated(Opt) -> throw({options, {socket_options, Opt}}).
 
 -spec is_emulated(term()) -> boolean().
 is_emulated(Key) -> lists:member(Key, ?EMULATED).

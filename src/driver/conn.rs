@@ -5,6 +5,7 @@
 //! close/shutdown. Who gets messages and how they are encoded is up to the
 //! [`Host`] (the NIF layer).
 
+use super::inet::{self, SockOpt, Stats};
 use super::options::SocketOptions;
 use super::packet::{FrameError, Packet};
 use super::poller::{Pollable, Poller, Ready, CLOSE_LINGER};
@@ -116,6 +117,7 @@ struct State<H: Host> {
     write_shut: bool,
     /// The user shut down reading: incoming plaintext is dropped.
     read_shut: bool,
+    stats: Stats,
 }
 
 pub struct Conn<H: Host> {
@@ -168,6 +170,7 @@ impl<H: Host> Conn<H> {
                 read_paused: false,
                 write_shut: false,
                 read_shut: false,
+                stats: Stats::default(),
             }),
         });
         conn.poller.add(conn.token, fd, conn.clone());
@@ -334,6 +337,47 @@ impl<H: Host> Conn<H> {
         self.state.lock().phase == Phase::Established
     }
 
+    /// Sets a kernel socket option (`nodelay`, `sndbuf`...).
+    pub fn set_sockopt(&self, opt: SockOpt) -> Result<(), Failure> {
+        let s = self.state.lock();
+        if s.fd < 0 {
+            return Err(Failure::Closed);
+        }
+        inet::set(s.fd, opt).map_err(|e| Failure::Posix(socket::posix_name(&e)))
+    }
+
+    pub fn get_sockopt(&self, like: SockOpt) -> Result<SockOpt, Failure> {
+        let s = self.state.lock();
+        if s.fd < 0 {
+            return Err(Failure::Closed);
+        }
+        inet::get(s.fd, like).map_err(|e| Failure::Posix(socket::posix_name(&e)))
+    }
+
+    /// Ciphertext counters, as `getstat` reports them.
+    pub fn stats(&self) -> Result<Stats, Failure> {
+        let s = self.state.lock();
+        if s.closed_by_user() {
+            return Err(Failure::Closed);
+        }
+        Ok(Stats {
+            send_pend: s.tls.output().len() as u64,
+            ..s.stats
+        })
+    }
+
+    /// Forgets a send waiter (its caller timed out); false if already answered.
+    pub fn cancel_send(&self, is_it: impl Fn(&H::Waiter) -> bool) -> bool {
+        let mut s = self.state.lock();
+        match &s.send_waiter {
+            Some(w) if is_it(w) => {
+                s.send_waiter = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
     pub fn sockname(&self) -> Result<SocketAddr, Failure> {
         self.addr(socket::sockname)
     }
@@ -460,7 +504,10 @@ impl<H: Host> State<H> {
     fn flush(&mut self) -> Result<(), Failure> {
         while self.fd >= 0 && !self.tls.output().is_empty() {
             match socket::write(self.fd, self.tls.output()) {
-                Ok(n) => self.tls.consume_output(n),
+                Ok(n) => {
+                    self.stats.sent(n);
+                    self.tls.consume_output(n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     let failure =
@@ -504,7 +551,10 @@ impl<H: Host> State<H> {
                     self.end_of_stream();
                     return false;
                 }
-                Ok(n) => total += n,
+                Ok(n) => {
+                    self.stats.received(n);
+                    total += n;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.decrypt();
                     return false;
@@ -741,7 +791,8 @@ impl<H: Host> State<H> {
             }
         }
         self.deliver(outbox);
-        if self.input_done && self.fd >= 0 && self.tls.output().is_empty() {
+        let keep_writable = !self.options.exit_on_close && !self.write_failed;
+        if self.input_done && self.fd >= 0 && self.tls.output().is_empty() && !keep_writable {
             // The peer is gone: answer with close_notify and let the socket go.
             if self.failure.is_none() && !self.write_shut {
                 self.tls.close();

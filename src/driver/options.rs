@@ -54,8 +54,40 @@ pub struct SocketOptions {
     pub packet_size: usize,
     /// `{mode, binary}` when true, `{mode, list}` when false.
     pub binary: bool,
-    /// `{header, N}`: in list mode, the first N bytes as a list.
+    /// `{header, N}`: in binary mode, the first N bytes as a list.
     pub header: usize,
+    /// `{exit_on_close, false}` keeps the socket writable after the peer closed.
+    pub exit_on_close: bool,
+    /// inet options kept for `getopts` and for the Erlang side's send wait.
+    pub inet: InetEmulated,
+}
+
+/// inet options that inet itself emulates in user space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InetEmulated {
+    /// Milliseconds; None is `infinity`.
+    pub send_timeout: Option<u64>,
+    pub send_timeout_close: bool,
+    pub delay_send: bool,
+    pub buffer: usize,
+    pub high_watermark: usize,
+    pub low_watermark: usize,
+    pub show_econnreset: bool,
+}
+
+impl Default for InetEmulated {
+    /// inet's defaults on Linux.
+    fn default() -> Self {
+        InetEmulated {
+            send_timeout: None,
+            send_timeout_close: false,
+            delay_send: false,
+            buffer: 1460,
+            high_watermark: 8192,
+            low_watermark: 4096,
+            show_econnreset: false,
+        }
+    }
 }
 
 impl Default for SocketOptions {
@@ -67,6 +99,8 @@ impl Default for SocketOptions {
             packet_size: 0,
             binary: false,
             header: 0,
+            exit_on_close: true,
+            inet: InetEmulated::default(),
         }
     }
 }

@@ -4,6 +4,7 @@ mod atoms;
 mod config;
 mod host;
 mod info;
+mod options;
 mod socket;
 mod terms;
 

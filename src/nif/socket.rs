@@ -5,7 +5,7 @@ use super::atoms;
 use super::config::ConfigRes;
 use super::host::{CallerOutbox, ErlHost, Owner, Waiter};
 use super::terms::{addr_term, error_term, error_tuple, failure_term};
-use crate::driver::{Active, Conn, Packet, RecvOutcome, SendOutcome, SocketOptions};
+use crate::driver::{Conn, RecvOutcome, SendOutcome, SocketOptions};
 use crate::engine::connection::PeerName;
 use crate::engine::Connection;
 use parking_lot::Mutex;
@@ -40,7 +40,7 @@ pub fn socket_term<'a>(env: Env<'a>, res: &ResourceArc<ConnRes>) -> Term<'a> {
     (atoms::sslsocket(), res, atoms::undefined()).encode(env)
 }
 
-fn conn_of(socket: Term) -> NifResult<ResourceArc<ConnRes>> {
+pub fn conn_of(socket: Term) -> NifResult<ResourceArc<ConnRes>> {
     let (tag, res, _): (Atom, ResourceArc<ConnRes>, Term) = socket.decode()?;
     if tag != atoms::sslsocket() {
         return Err(rustler::Error::BadArg);
@@ -75,47 +75,6 @@ fn peer_name(peer: Term) -> NifResult<PeerName> {
     })
 }
 
-/// Applies `{Key, Value}` pairs of emulated options (validated in Erlang).
-/// Returns whether `{ssl_passive, S}` is due.
-fn apply_options<'a>(
-    env: Env<'a>,
-    options: &mut SocketOptions,
-    pairs: &[(Atom, Term<'a>)],
-) -> bool {
-    let mut passive_due = false;
-    for (key, value) in pairs {
-        if *key == atoms::active() {
-            if let Ok(n) = value.decode::<i32>() {
-                let (active, due) = options.active.add_count(n);
-                options.active = active;
-                passive_due = due;
-            } else if *value == atoms::once().to_term(env) {
-                options.active = Active::Once;
-            } else if let Ok(flag) = value.decode::<bool>() {
-                options.active = if flag { Active::True } else { Active::False };
-            }
-        } else if *key == atoms::packet() {
-            options.packet = if let Ok(n) = value.decode::<u8>() {
-                match n {
-                    1 | 2 | 4 => Packet::Length(n),
-                    _ => Packet::Raw,
-                }
-            } else if *value == atoms::line().to_term(env) {
-                Packet::Line
-            } else {
-                Packet::Raw
-            };
-        } else if *key == atoms::packet_size() {
-            options.packet_size = value.decode().unwrap_or(0);
-        } else if *key == atoms::mode() {
-            options.binary = *value == atoms::binary().to_term(env);
-        } else if *key == atoms::header() {
-            options.header = value.decode().unwrap_or(0);
-        }
-    }
-    passive_due
-}
-
 /// Takes over a connected TCP fd; the caller becomes the owner.
 #[rustler::nif]
 fn adopt<'a>(
@@ -131,7 +90,7 @@ fn adopt<'a>(
         Err(e) => return Ok((atoms::error(), error_term(env, &e)).encode(env)),
     };
     let mut options = SocketOptions::default();
-    apply_options(env, &mut options, &socket_options);
+    super::options::apply_options(env, &mut options, &socket_options);
     let owner = Owner {
         pid: env.pid(),
         socket: None,
@@ -266,57 +225,6 @@ fn recv_cancel(socket: Term, tag: i64) -> NifResult<Atom> {
     } else {
         atoms::gone()
     })
-}
-
-#[rustler::nif]
-fn setopts<'a>(
-    env: Env<'a>,
-    socket: Term<'a>,
-    pairs: Vec<(Atom, Term<'a>)>,
-) -> NifResult<Term<'a>> {
-    let res = conn_of(socket)?;
-    let result = res.conn.set_options(
-        |options| apply_options(env, options, &pairs),
-        &mut CallerOutbox { env },
-    );
-    Ok(match result {
-        Ok(()) => atoms::ok().encode(env),
-        Err(f) => error_tuple(env, &f),
-    })
-}
-
-/// The emulated options as `[{active, _}, {packet, _}, ...]`.
-#[rustler::nif]
-fn getopts<'a>(env: Env<'a>, socket: Term<'a>) -> NifResult<Term<'a>> {
-    let res = conn_of(socket)?;
-    let o = match res.conn.options() {
-        Ok(o) => o,
-        Err(f) => return Ok(error_tuple(env, &f)),
-    };
-    let active = match o.active {
-        Active::False => false.encode(env),
-        Active::True => true.encode(env),
-        Active::Once => atoms::once().encode(env),
-        Active::Count(n) => n.encode(env),
-    };
-    let packet = match o.packet {
-        Packet::Raw => 0u8.encode(env),
-        Packet::Length(n) => n.encode(env),
-        Packet::Line => atoms::line().encode(env),
-    };
-    let mode = if o.binary {
-        atoms::binary()
-    } else {
-        atoms::list()
-    };
-    Ok(vec![
-        (atoms::active(), active),
-        (atoms::packet(), packet),
-        (atoms::packet_size(), o.packet_size.encode(env)),
-        (atoms::mode(), mode.encode(env)),
-        (atoms::header(), o.header.encode(env)),
-    ]
-    .encode(env))
 }
 
 #[rustler::nif]
