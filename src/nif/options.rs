@@ -1,0 +1,249 @@
+//! Socket options: the emulated ones (active, packet, mode...), those inet
+//! keeps in user space (send_timeout...), kernel ones (nodelay, sndbuf...),
+//! and `getstat`.
+
+use super::atoms;
+use super::host::CallerOutbox;
+use super::socket::conn_of;
+use super::terms::{atom, error_tuple};
+use crate::driver::inet::SockOpt;
+use crate::driver::{Active, Packet, SocketOptions};
+use rustler::{Atom, Encoder, Env, NifResult, Term};
+
+/// Applies `{Key, Value}` pairs of emulated options (validated in Erlang).
+/// Returns whether `{ssl_passive, S}` is due.
+pub fn apply_options<'a>(
+    env: Env<'a>,
+    options: &mut SocketOptions,
+    pairs: &[(Atom, Term<'a>)],
+) -> bool {
+    let mut passive_due = false;
+    for (key, value) in pairs {
+        let name = key.to_term(env).atom_to_string().unwrap_or_default();
+        let flag = value.decode::<bool>().ok();
+        let count = value.decode::<usize>().ok();
+        match name.as_str() {
+            "active" => {
+                if let Ok(n) = value.decode::<i32>() {
+                    let (active, due) = options.active.add_count(n);
+                    options.active = active;
+                    passive_due = due;
+                } else if *value == atoms::once().to_term(env) {
+                    options.active = Active::Once;
+                } else if let Some(on) = flag {
+                    options.active = if on { Active::True } else { Active::False };
+                }
+            }
+            "packet" => {
+                options.packet = match value.decode::<u8>() {
+                    Ok(n @ (1 | 2 | 4)) => Packet::Length(n),
+                    Ok(_) => Packet::Raw,
+                    Err(_) if *value == atoms::line().to_term(env) => Packet::Line,
+                    Err(_) => Packet::Raw,
+                }
+            }
+            "packet_size" => options.packet_size = count.unwrap_or(0),
+            "mode" => options.binary = *value == atoms::binary().to_term(env),
+            "header" => options.header = count.unwrap_or(0),
+            "exit_on_close" => options.exit_on_close = flag.unwrap_or(true),
+            "send_timeout" => options.inet.send_timeout = value.decode::<u64>().ok(),
+            "send_timeout_close" => options.inet.send_timeout_close = flag.unwrap_or(false),
+            "delay_send" => options.inet.delay_send = flag.unwrap_or(false),
+            "show_econnreset" => options.inet.show_econnreset = flag.unwrap_or(false),
+            "buffer" => options.inet.buffer = count.unwrap_or(options.inet.buffer),
+            "high_watermark" => {
+                options.inet.high_watermark = count.unwrap_or(options.inet.high_watermark)
+            }
+            "low_watermark" => {
+                options.inet.low_watermark = count.unwrap_or(options.inet.low_watermark)
+            }
+            _ => {}
+        }
+    }
+    passive_due
+}
+
+#[rustler::nif]
+fn setopts<'a>(
+    env: Env<'a>,
+    socket: Term<'a>,
+    pairs: Vec<(Atom, Term<'a>)>,
+) -> NifResult<Term<'a>> {
+    let res = conn_of(socket)?;
+    let result = res.conn.set_options(
+        |options| apply_options(env, options, &pairs),
+        &mut CallerOutbox { env },
+    );
+    Ok(match result {
+        Ok(()) => atoms::ok().encode(env),
+        Err(f) => error_tuple(env, &f),
+    })
+}
+
+/// The emulated options as `[{active, _}, {packet, _}, ...]`.
+#[rustler::nif]
+fn getopts<'a>(env: Env<'a>, socket: Term<'a>) -> NifResult<Term<'a>> {
+    let res = conn_of(socket)?;
+    let o = match res.conn.options() {
+        Ok(o) => o,
+        Err(f) => return Ok(error_tuple(env, &f)),
+    };
+    let active = match o.active {
+        Active::False => false.encode(env),
+        Active::True => true.encode(env),
+        Active::Once => atoms::once().encode(env),
+        Active::Count(n) => n.encode(env),
+    };
+    let packet = match o.packet {
+        Packet::Raw => 0u8.encode(env),
+        Packet::Length(n) => n.encode(env),
+        Packet::Line => atoms::line().encode(env),
+    };
+    let mode = if o.binary {
+        atoms::binary()
+    } else {
+        atoms::list()
+    };
+    let send_timeout = match o.inet.send_timeout {
+        Some(ms) => ms.encode(env),
+        None => atom(env, "infinity"),
+    };
+    let pairs: Vec<(Term<'a>, Term<'a>)> = vec![
+        (atom(env, "active"), active),
+        (atom(env, "packet"), packet),
+        (atom(env, "packet_size"), o.packet_size.encode(env)),
+        (atom(env, "mode"), mode.encode(env)),
+        (atom(env, "header"), o.header.encode(env)),
+        (atom(env, "exit_on_close"), o.exit_on_close.encode(env)),
+        (atom(env, "send_timeout"), send_timeout),
+        (
+            atom(env, "send_timeout_close"),
+            o.inet.send_timeout_close.encode(env),
+        ),
+        (atom(env, "delay_send"), o.inet.delay_send.encode(env)),
+        (
+            atom(env, "show_econnreset"),
+            o.inet.show_econnreset.encode(env),
+        ),
+        (atom(env, "buffer"), o.inet.buffer.encode(env)),
+        (
+            atom(env, "high_watermark"),
+            o.inet.high_watermark.encode(env),
+        ),
+        (atom(env, "low_watermark"), o.inet.low_watermark.encode(env)),
+    ];
+    Ok(pairs.encode(env))
+}
+
+fn sockopt_term<'a>(env: Env<'a>, opt: SockOpt) -> Term<'a> {
+    let value = match opt {
+        SockOpt::NoDelay(b)
+        | SockOpt::KeepAlive(b)
+        | SockOpt::ReuseAddr(b)
+        | SockOpt::Ipv6Only(b) => b.encode(env),
+        SockOpt::SndBuf(n)
+        | SockOpt::RecBuf(n)
+        | SockOpt::Tos(n)
+        | SockOpt::Tclass(n)
+        | SockOpt::Priority(n) => n.encode(env),
+        SockOpt::Linger(on, secs) => (on, secs).encode(env),
+    };
+    (atom(env, opt.name()), value).encode(env)
+}
+
+/// Decodes `{Name, Value}` of a kernel-backed inet option.
+fn decode_sockopt(env: Env, key: Atom, value: Term) -> Option<SockOpt> {
+    let name = key.to_term(env).atom_to_string().ok()?;
+    Some(match SockOpt::named(&name)? {
+        SockOpt::NoDelay(_) => SockOpt::NoDelay(value.decode().ok()?),
+        SockOpt::KeepAlive(_) => SockOpt::KeepAlive(value.decode().ok()?),
+        SockOpt::ReuseAddr(_) => SockOpt::ReuseAddr(value.decode().ok()?),
+        SockOpt::Ipv6Only(_) => SockOpt::Ipv6Only(value.decode().ok()?),
+        SockOpt::SndBuf(_) => SockOpt::SndBuf(value.decode().ok()?),
+        SockOpt::RecBuf(_) => SockOpt::RecBuf(value.decode().ok()?),
+        SockOpt::Tos(_) => SockOpt::Tos(value.decode().ok()?),
+        SockOpt::Tclass(_) => SockOpt::Tclass(value.decode().ok()?),
+        SockOpt::Priority(_) => SockOpt::Priority(value.decode().ok()?),
+        SockOpt::Linger(..) => {
+            let (on, secs): (bool, i32) = value.decode().ok()?;
+            SockOpt::Linger(on, secs)
+        }
+    })
+}
+
+/// Sets kernel socket options: `ok`, `{error, {options, Opt}}` or `{error, Posix}`.
+#[rustler::nif]
+fn set_sockopts<'a>(
+    env: Env<'a>,
+    socket: Term<'a>,
+    pairs: Vec<(Atom, Term<'a>)>,
+) -> NifResult<Term<'a>> {
+    let res = conn_of(socket)?;
+    for (key, value) in pairs {
+        let Some(opt) = decode_sockopt(env, key, value) else {
+            let bad = (key, value).encode(env);
+            return Ok((atoms::error(), (atoms::options(), bad)).encode(env));
+        };
+        if let Err(f) = res.conn.set_sockopt(opt) {
+            return Ok(error_tuple(env, &f));
+        }
+    }
+    Ok(atoms::ok().encode(env))
+}
+
+/// Reads kernel socket options by name: `{ok, [{Name, Value}]}`. Options
+/// the socket's family does not have are left out, as inet does.
+#[rustler::nif]
+fn get_sockopts<'a>(env: Env<'a>, socket: Term<'a>, names: Vec<Atom>) -> NifResult<Term<'a>> {
+    let res = conn_of(socket)?;
+    let mut values = Vec::new();
+    for key in names {
+        let name = key.to_term(env).atom_to_string()?;
+        let Some(like) = SockOpt::named(&name) else {
+            continue;
+        };
+        match res.conn.get_sockopt(like) {
+            Ok(opt) => values.push(sockopt_term(env, opt)),
+            Err(crate::driver::Failure::Closed) => {
+                return Ok(error_tuple(env, &crate::driver::Failure::Closed))
+            }
+            Err(_) => {}
+        }
+    }
+    Ok((atoms::ok(), values).encode(env))
+}
+
+/// `inet:getstat/1` counters of the TLS socket (ciphertext bytes).
+#[rustler::nif]
+fn getstat<'a>(env: Env<'a>, socket: Term<'a>) -> NifResult<Term<'a>> {
+    let res = conn_of(socket)?;
+    let st = match res.conn.stats() {
+        Ok(st) => st,
+        Err(f) => return Ok(error_tuple(env, &f)),
+    };
+    let avg = |oct: u64, cnt: u64| oct.checked_div(cnt).unwrap_or(0);
+    let pairs: Vec<(Term<'a>, u64)> = vec![
+        (atom(env, "recv_oct"), st.recv_oct),
+        (atom(env, "recv_cnt"), st.recv_cnt),
+        (atom(env, "recv_max"), st.recv_max),
+        (atom(env, "recv_avg"), avg(st.recv_oct, st.recv_cnt)),
+        (atom(env, "recv_dvi"), 0),
+        (atom(env, "send_oct"), st.send_oct),
+        (atom(env, "send_cnt"), st.send_cnt),
+        (atom(env, "send_max"), st.send_max),
+        (atom(env, "send_avg"), avg(st.send_oct, st.send_cnt)),
+        (atom(env, "send_pend"), st.send_pend),
+    ];
+    Ok((atoms::ok(), pairs).encode(env))
+}
+
+/// `ok` if the send wait was withdrawn, `gone` if its reply is already sent.
+#[rustler::nif]
+fn send_cancel(socket: Term, tag: i64) -> NifResult<Atom> {
+    let res = conn_of(socket)?;
+    Ok(if res.conn.cancel_send(|w| w.tag == tag) {
+        atoms::ok()
+    } else {
+        atoms::gone()
+    })
+}
