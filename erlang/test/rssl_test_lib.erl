@@ -10,7 +10,7 @@
 %% with call/2 (synchronous) or request/2 + reply/1 (asynchronous).
 -module(rssl_test_lib).
 
--export([warm_up/2, snapshot/0, check_resources/1, check_resources/3, fd_count/0,
+-export([warm_up/2, snapshot/0, end_per_testcase/1, check_resources/1, check_resources/3, fd_count/0,
          open/6, start_server/3, start_client/4, start_client/5, await/1,
          call/2, call/3, request/2, reply/1, reply/2, stop_peer/1,
          client_opts/3, server_opts/3,
@@ -33,6 +33,19 @@ fd_count() ->
 snapshot() ->
     #{fds => fd_count(), ports => length(erlang:ports())}.
 
+%% For end_per_testcase/2: after a passing case, fails it if descriptors or
+%% ports did not come back to the snapshot taken in init_per_testcase
+%% (key `resources'); after a failing case only logs, so the first failure
+%% stays the one reported.
+end_per_testcase(Config) ->
+    flush(),
+    Before = proplists:get_value(resources, Config),
+    case {proplists:get_value(tc_status, Config), check_resources(Before)} of
+        {_, ok} -> ok;
+        {ok, {leak, Info}} -> {fail, {resource_leak, Info}};
+        {_, {leak, Info}} -> ct:log("Resources after the failed case: ~p", [Info])
+    end.
+
 %% ok when fds and ports are back to Before (fds with a little slack),
 %% waiting up to ~3 s for asynchronous closes to finish.
 check_resources(Before) ->
@@ -48,7 +61,16 @@ check_resources(#{fds := Fds0, ports := Ports0} = Before, Slack, Wait) ->
             check_resources(Before, Slack, Wait - 50);
         false ->
             {leak, #{before => Before, now => Now, slack => Slack,
-                     new_ports => [{P, erlang:port_info(P, name)} || P <- erlang:ports()]}}
+                     ports => [port_owner(P) || P <- erlang:ports()]}}
+    end.
+
+port_owner(P) ->
+    case erlang:port_info(P, connected) of
+        {connected, Pid} ->
+            {P, erlang:port_info(P, name), Pid,
+             catch process_info(Pid, [current_stacktrace, dictionary])};
+        undefined ->
+            {P, closed}
     end.
 
 %% One full connection each way between Mod and ssl, so that whatever is

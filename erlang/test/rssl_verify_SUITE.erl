@@ -61,11 +61,7 @@ init_per_testcase(_TC, Config) ->
     [{resources, rssl_test_lib:snapshot()} | Config].
 
 end_per_testcase(_TC, Config) ->
-    rssl_test_lib:flush(),
-    case rssl_test_lib:check_resources(?config(resources, Config)) of
-        ok -> ok;
-        {leak, Info} -> {fail, {resource_leak, Info}}
-    end.
+    rssl_test_lib:end_per_testcase(Config).
 
 %%% Cases -------------------------------------------------------------------
 
