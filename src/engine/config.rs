@@ -220,7 +220,10 @@ fn load_identity(b: &mut SslContextBuilder, o: &Options) -> Result<(), Error> {
     };
     let (certs, cert_pem) = match cert_source {
         CertSource::File(path) => {
-            let pem = read_file("certfile", path)?;
+            // OTP reads the key first; with no keyfile that is this file,
+            // so a missing file is reported as the keyfile.
+            let option = if o.key.is_none() { "keyfile" } else { "certfile" };
+            let pem = read_file(option, path)?;
             let certs = X509::stack_from_pem(&pem).unwrap_or_default();
             if certs.is_empty() {
                 return Err(bad_file("certfile", path, "no certificate"));
@@ -416,6 +419,7 @@ mod tests {
     fn missing_certfile_is_an_enoent_file_error() {
         let mut o = Options::new(Role::Server);
         o.cert = Some(CertSource::File("/nonexistent/cert.pem".into()));
+        o.key = Some(KeySource::File("/nonexistent/key.pem".into()));
         match Config::build(o) {
             Err(Error::File { option, reason, .. }) => {
                 assert_eq!(option, "certfile");

@@ -269,6 +269,16 @@ impl Connection {
                 .unwrap_or("")
                 .to_string()
         };
+        // OTP reports a failed host name check as handshake_failure
+        // (OpenSSL's wire alert for it is bad_certificate).
+        const HOSTNAME_MISMATCH: libc::c_long = 62;
+        const IP_ADDRESS_MISMATCH: libc::c_long = 64;
+        let sent = match sent {
+            Some(_) if matches!(verify, HOSTNAME_MISMATCH | IP_ADDRESS_MISMATCH) => {
+                Some(Alert::HANDSHAKE_FAILURE.0)
+            }
+            other => other,
+        };
         let err = match (sent, received) {
             (Some(code), _) => Error::Alert {
                 alert: Alert(code),
