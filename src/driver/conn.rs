@@ -58,6 +58,15 @@ pub enum Failure {
     TooBig,
 }
 
+impl From<FrameError> for Failure {
+    fn from(e: FrameError) -> Failure {
+        match e {
+            FrameError::TooBig => Failure::TooBig,
+            FrameError::Invalid => Failure::Posix("einval"),
+        }
+    }
+}
+
 /// Where a connection's events go. The driver calls it with the connection
 /// locked, so events of one connection are delivered in order.
 pub trait Outbox<H: Host> {
@@ -492,7 +501,7 @@ impl<H: Host> State<H> {
                 let start = self.plain_pos + f.start;
                 Taken::Packet(start..start + f.len)
             }
-            Err(FrameError::TooBig) => Taken::Failed(Failure::TooBig),
+            Err(e) => Taken::Failed(Failure::from(e)),
             Ok(None) if self.input_done => {
                 Taken::Failed(self.failure.clone().unwrap_or(Failure::Closed))
             }
@@ -661,8 +670,8 @@ impl<H: Host> State<H> {
                         }
                     }
                     Ok(None) => break,
-                    Err(FrameError::TooBig) => {
-                        self.failure = Some(Failure::TooBig);
+                    Err(e) => {
+                        self.failure = Some(Failure::from(e));
                         self.input_done = true;
                         self.plain_pos = 0;
                         self.plain_end = 0;

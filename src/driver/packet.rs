@@ -8,12 +8,24 @@ pub enum Packet {
     Length(u8),
     /// Up to and including a newline.
     Line,
+    /// A BER-encoded ASN.1 value (tag, length, contents).
+    Asn1,
+    /// A CORBA GIOP message (12-byte header).
+    Cdr,
+    /// A Sun RPC record (4-byte header, high bit: last fragment).
+    Sunrm,
+    /// A FastCGI record (8-byte header, content, padding).
+    Fcgi,
+    /// A TPKT packet (RFC 1006: version, reserved, 2-byte total length).
+    Tpkt,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameError {
     /// The packet is larger than `packet_size`.
     TooBig,
+    /// The header is not one of this packet type.
+    Invalid,
 }
 
 /// Where one complete packet lies in a buffer.
@@ -56,6 +68,22 @@ impl Packet {
                     consumed: size + len,
                 }))
             }
+            Packet::Asn1 | Packet::Cdr | Packet::Sunrm | Packet::Fcgi | Packet::Tpkt => {
+                let Some((total, consumed)) = self.whole_packet(buf)? else {
+                    return Ok(None);
+                };
+                if max > 0 && total > max {
+                    return Err(FrameError::TooBig);
+                }
+                if buf.len() < consumed {
+                    return Ok(None);
+                }
+                Ok(Some(Frame {
+                    start: 0,
+                    len: total,
+                    consumed,
+                }))
+            }
             Packet::Line => match buf.iter().position(|b| *b == b'\n') {
                 Some(i) if max > 0 && i + 1 > max => Ok(Some(Frame {
                     start: 0,
@@ -78,6 +106,47 @@ impl Packet {
         }
     }
 
+    /// For the self-describing types: (packet length with header, bytes it
+    /// occupies), once the header is complete. As `erlang:decode_packet/3`,
+    /// the packet is delivered with its header (fcgi without its padding).
+    fn whole_packet(self, buf: &[u8]) -> Result<Option<(usize, usize)>, FrameError> {
+        let be = |bytes: &[u8]| bytes.iter().fold(0usize, |acc, b| (acc << 8) | *b as usize);
+        Ok(match self {
+            Packet::Sunrm if buf.len() >= 4 => {
+                let len = be(&buf[..4]) & 0x7fff_ffff;
+                Some((4 + len, 4 + len))
+            }
+            Packet::Tpkt if buf.len() >= 4 => {
+                let len = be(&buf[2..4]);
+                if len < 4 {
+                    return Err(FrameError::Invalid);
+                }
+                Some((len, len))
+            }
+            Packet::Fcgi if buf.len() >= 8 => {
+                let content = be(&buf[4..6]);
+                let padding = buf[6] as usize;
+                Some((8 + content, 8 + content + padding))
+            }
+            Packet::Cdr if buf.len() >= 12 => {
+                if &buf[..4] != b"GIOP" {
+                    return Err(FrameError::Invalid);
+                }
+                let size = &buf[8..12];
+                let len = if buf[6] & 1 == 1 {
+                    size.iter()
+                        .rev()
+                        .fold(0usize, |acc, b| (acc << 8) | *b as usize)
+                } else {
+                    be(size)
+                };
+                Some((12 + len, 12 + len))
+            }
+            Packet::Asn1 => asn1_length(buf)?.map(|total| (total, total)),
+            _ => None,
+        })
+    }
+
     /// The header to put in front of an outgoing packet of `len` bytes.
     pub fn header(self, len: usize) -> Result<Vec<u8>, FrameError> {
         match self {
@@ -88,9 +157,53 @@ impl Packet {
                 }
                 Ok((0..size).rev().map(|i| (len >> (8 * i)) as u8).collect())
             }
-            Packet::Raw | Packet::Line => Ok(Vec::new()),
+            _ => Ok(Vec::new()),
         }
     }
+}
+
+/// Total length of the BER value at the start of `buf`, once its tag and
+/// length octets are complete.
+fn asn1_length(buf: &[u8]) -> Result<Option<usize>, FrameError> {
+    let mut i = 0;
+    let Some(&tag) = buf.first() else {
+        return Ok(None);
+    };
+    i += 1;
+    if tag & 0x1f == 0x1f {
+        // High tag number: base-128 octets until one without the top bit.
+        loop {
+            let Some(&b) = buf.get(i) else {
+                return Ok(None);
+            };
+            i += 1;
+            if b & 0x80 == 0 {
+                break;
+            }
+            if i > 6 {
+                return Err(FrameError::Invalid);
+            }
+        }
+    }
+    let Some(&first) = buf.get(i) else {
+        return Ok(None);
+    };
+    i += 1;
+    if first & 0x80 == 0 {
+        return Ok(Some(i + first as usize));
+    }
+    let count = (first & 0x7f) as usize;
+    if count == 0 || count > 4 {
+        // Indefinite lengths are not framed by inet either.
+        return Err(FrameError::Invalid);
+    }
+    if buf.len() < i + count {
+        return Ok(None);
+    }
+    let len = buf[i..i + count]
+        .iter()
+        .fold(0usize, |acc, b| (acc << 8) | *b as usize);
+    Ok(Some(i + count + len))
 }
 
 #[cfg(test)]
@@ -127,6 +240,41 @@ mod tests {
             assert_eq!(f.len, 200);
         }
         assert_eq!(Packet::Length(1).header(256), Err(FrameError::TooBig));
+    }
+
+    #[test]
+    fn self_describing_types_match_decode_packet() {
+        // Expected values from erlang:decode_packet/3 on OTP 25.
+        let cases: [(Packet, &[u8], usize, usize); 6] = [
+            (Packet::Asn1, &[0x30, 3, 1, 2, 3, 9], 5, 5),
+            (Packet::Asn1, &[0x30, 0x82, 0, 3, 1, 2, 3], 7, 7),
+            (Packet::Sunrm, &[128, 0, 0, 2, 1, 2, 9], 6, 6),
+            (Packet::Tpkt, &[3, 0, 0, 6, 1, 2, 9], 6, 6),
+            (Packet::Fcgi, &[1, 1, 0, 1, 0, 2, 1, 0, 7, 7, 0, 9], 10, 11),
+            (
+                Packet::Cdr,
+                b"GIOP\x01\x00\x01\x00\x02\x00\x00\x00\x05\x05\x09",
+                14,
+                14,
+            ),
+        ];
+        for (packet, buf, len, consumed) in cases {
+            let f = packet.next_frame(buf, 0).unwrap().unwrap();
+            assert_eq!(
+                (f.start, f.len, f.consumed),
+                (0, len, consumed),
+                "{packet:?}"
+            );
+            assert_eq!(packet.next_frame(&buf[..consumed - 1], 0), Ok(None));
+        }
+        assert_eq!(
+            Packet::Cdr.next_frame(b"XXXX\0\0\0\0\0\0\0\0", 0),
+            Err(FrameError::Invalid)
+        );
+        assert_eq!(
+            Packet::Tpkt.next_frame(&[3, 0, 0, 200], 10),
+            Err(FrameError::TooBig)
+        );
     }
 
     #[test]

@@ -35,11 +35,19 @@ pub fn apply_options<'a>(
                 }
             }
             "packet" => {
+                let kind = value.atom_to_string().unwrap_or_default();
                 options.packet = match value.decode::<u8>() {
                     Ok(n @ (1 | 2 | 4)) => Packet::Length(n),
                     Ok(_) => Packet::Raw,
-                    Err(_) if *value == atoms::line().to_term(env) => Packet::Line,
-                    Err(_) => Packet::Raw,
+                    Err(_) => match kind.as_str() {
+                        "line" => Packet::Line,
+                        "asn1" => Packet::Asn1,
+                        "cdr" => Packet::Cdr,
+                        "sunrm" => Packet::Sunrm,
+                        "fcgi" => Packet::Fcgi,
+                        "tpkt" => Packet::Tpkt,
+                        _ => Packet::Raw,
+                    },
                 }
             }
             "packet_size" => options.packet_size = count.unwrap_or(0),
@@ -97,7 +105,12 @@ fn getopts<'a>(env: Env<'a>, socket: Term<'a>) -> NifResult<Term<'a>> {
     let packet = match o.packet {
         Packet::Raw => 0u8.encode(env),
         Packet::Length(n) => n.encode(env),
-        Packet::Line => atoms::line().encode(env),
+        Packet::Line => atom(env, "line"),
+        Packet::Asn1 => atom(env, "asn1"),
+        Packet::Cdr => atom(env, "cdr"),
+        Packet::Sunrm => atom(env, "sunrm"),
+        Packet::Fcgi => atom(env, "fcgi"),
+        Packet::Tpkt => atom(env, "tpkt"),
     };
     let mode = if o.binary {
         atoms::binary()
