@@ -26,6 +26,8 @@
 %% A connection:    #sslsocket{handle = NifResource, listen = undefined}
 %% A listen socket: #sslsocket{handle = undefined, listen = #listen{}}
 -record(listen, {tcp, config, emulated, tls}).
+%% `emulated' is a NIF cell holding the emulated options accepted sockets
+%% start with; setopts/2 on the listen socket changes it.
 
 -type sslsocket() :: #sslsocket{}.
 -export_type([sslsocket/0]).
@@ -60,8 +62,9 @@ listen(Port, Options) ->
               {ok, Config} ->
                   case gen_tcp:listen(Port, tcp_options(Tcp)) of
                       {ok, LSock} ->
+                          Cell = rssl_nif:cell_new(Emulated),
                           {ok, #sslsocket{listen = #listen{tcp = LSock, config = Config,
-                                                           emulated = Emulated,
+                                                           emulated = Cell,
                                                            tls = Tls}}};
                       Error -> Error
                   end;
@@ -73,10 +76,10 @@ transport_accept(ListenSocket) ->
     transport_accept(ListenSocket, infinity).
 
 transport_accept(#sslsocket{listen = #listen{tcp = LSock, config = Config,
-                                            emulated = Emulated, tls = Tls}},
+                                            emulated = Cell, tls = Tls}},
                  Timeout) when ?IS_TIMEOUT(Timeout) ->
     case gen_tcp:accept(LSock, Timeout) of
-        {ok, Tcp} -> adopt(Tcp, Config, #{}, Emulated, Tls);
+        {ok, Tcp} -> adopt(Tcp, Config, #{}, rssl_nif:cell_get(Cell), Tls);
         Error -> Error
     end;
 transport_accept(_, _) ->
@@ -283,8 +286,27 @@ setopts(Socket, Options) when ?IS_CONN(Socket), is_list(Options) ->
     catch
         throw:{options, _} = Reason -> {error, Reason}
     end;
-setopts(#sslsocket{listen = #listen{}}, Options) when is_list(Options) ->
-    {error, {options, {not_supported, {listen_socket, Options}}}};
+setopts(#sslsocket{listen = #listen{tcp = LSock, emulated = Cell}}, Options)
+  when is_list(Options) ->
+    try
+        Normalized = [normalize(O) || O <- Options],
+        [check_settable(O) || O <- Normalized],
+        {Emulated, Kernel} = lists:partition(
+                               fun({K, _}) -> rssl_options:is_emulated(K) end, Normalized),
+        %% inet keeps the rest on the listen port; accepted sockets inherit it.
+        case inet:setopts(LSock, Kernel) of
+            ok ->
+                New = [rssl_options:emulated(O) || O <- Emulated],
+                Old = rssl_nif:cell_get(Cell),
+                rssl_nif:cell_set(Cell, lists:foldl(fun({K, _} = O, Acc) ->
+                                                            lists:keystore(K, 1, Acc, O)
+                                                    end, Old, New));
+            Error ->
+                Error
+        end
+    catch
+        throw:{options, _} = Reason -> {error, Reason}
+    end;
 setopts(_, _) ->
     {error, einval}.
 
@@ -299,10 +321,17 @@ getopts(Socket, Names) when ?IS_CONN(Socket), is_list(Names) ->
                 Error -> Error
             end
     end;
-getopts(#sslsocket{listen = #listen{emulated = Emulated}}, Names) when is_list(Names) ->
-    All = lists:ukeymerge(1, lists:ukeysort(1, Emulated),
-                          lists:ukeysort(1, rssl_options:emulated_defaults())),
-    {ok, [Opt || Name <- Names, {_, _} = Opt <- [lists:keyfind(Name, 1, All)]]};
+getopts(#sslsocket{listen = #listen{tcp = LSock, emulated = Cell}}, Names) when is_list(Names) ->
+    Emulated = lists:foldl(fun({K, _} = O, Acc) -> lists:keystore(K, 1, Acc, O) end,
+                           rssl_options:emulated_defaults(), rssl_nif:cell_get(Cell)),
+    {Mine, Inet} = lists:partition(fun rssl_options:is_emulated/1, Names),
+    case inet:getopts(LSock, Inet) of
+        {ok, InetValues} ->
+            All = Emulated ++ InetValues,
+            {ok, [Opt || Name <- Mine ++ Inet, {_, _} = Opt <- [lists:keyfind(Name, 1, All)]]};
+        Error ->
+            Error
+    end;
 getopts(_, _) ->
     {error, einval}.
 

@@ -4,7 +4,8 @@
          adopt/5, pending_options/1, set_config/3, handshake/2, send/3, send_dirty/3, recv/3, recv_cancel/2,
          setopts/2, getopts/1, close/1, shutdown/3, controlling_process/2,
          sockname/1, peername/1, info/1, peercert/1, suites/2,
-         set_sockopts/2, get_sockopts/2, getstat/1, send_cancel/2]).
+         set_sockopts/2, get_sockopts/2, getstat/1, send_cancel/2,
+         cell_new/1, cell_get/1, cell_set/2]).
 -on_load(init/0).
 
 init() ->
@@ -41,3 +42,6 @@ set_sockopts(_Socket, _Options) -> ?NIF.
 get_sockopts(_Socket, _Names) -> ?NIF.
 getstat(_Socket) -> ?NIF.
 send_cancel(_Socket, _Tag) -> ?NIF.
+cell_new(_Term) -> ?NIF.
+cell_get(_Cell) -> ?NIF.
+cell_set(_Cell, _Term) -> ?NIF.
