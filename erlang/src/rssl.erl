@@ -251,8 +251,29 @@ close(Socket) when ?IS_CONN(Socket) ->
 close(_) ->
     {error, einval}.
 
+%% @doc Graceful close: send close_notify, wait up to `Timeout' for the
+%% peer's, then release the socket. Downgrading to TCP (`{Pid, Timeout}')
+%% is not supported.
+close(Socket, Timeout) when ?IS_CONN(Socket), ?IS_TIMEOUT(Timeout) ->
+    Deadline = deadline(Timeout),
+    _ = rssl_nif:setopts(Socket, [{active, false}]),
+    case rssl_nif:shutdown(Socket, false, true) of
+        ok -> drain_until_closed(Socket, Deadline);
+        _ -> ok
+    end,
+    close(Socket);
+close(Socket, {Pid, _Timeout}) when ?IS_CONN(Socket), is_pid(Pid) ->
+    {error, {not_supported, downgrade}};
+close(Socket, _) when ?IS_CONN(Socket) ->
+    {error, einval};
 close(Socket, _Timeout) ->
     close(Socket).
+
+drain_until_closed(Socket, Deadline) ->
+    case recv(Socket, 0, remaining(Deadline)) of
+        {ok, _} -> drain_until_closed(Socket, Deadline);
+        _ -> ok
+    end.
 
 shutdown(Socket, How) when ?IS_CONN(Socket) ->
     case How of
