@@ -72,6 +72,28 @@ impl Config {
     }
 }
 
+// By identity, so that options naming configurations (SNI hosts) can be
+// compared and hashed: equal means the same shared configuration.
+impl PartialEq for Config {
+    fn eq(&self, other: &Config) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl Eq for Config {}
+
+impl std::hash::Hash for Config {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.inner).hash(state)
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Config({:p})", Arc::as_ptr(&self.inner))
+    }
+}
+
 fn openssl_error(what: &str, err: openssl::error::ErrorStack) -> Error {
     Error::Internal(format!("{what}: {err}"))
 }
@@ -156,6 +178,7 @@ fn build_context(o: &Options) -> Result<SslContext, Error> {
             }
         }
     }
+    super::hooks::install(&mut b, o)?;
     Ok(b.build())
 }
 
@@ -222,7 +245,11 @@ fn load_identity(b: &mut SslContextBuilder, o: &Options) -> Result<(), Error> {
         CertSource::File(path) => {
             // OTP reads the key first; with no keyfile that is this file,
             // so a missing file is reported as the keyfile.
-            let option = if o.key.is_none() { "keyfile" } else { "certfile" };
+            let option = if o.key.is_none() {
+                "keyfile"
+            } else {
+                "certfile"
+            };
             let pem = read_file(option, path)?;
             let certs = X509::stack_from_pem(&pem).unwrap_or_default();
             if certs.is_empty() {

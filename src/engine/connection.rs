@@ -126,6 +126,16 @@ impl Connection {
         self.role
     }
 
+    /// The OpenSSL connection, for the feature modules.
+    pub(crate) fn ssl(&self) -> &SslRef {
+        self.stream.ssl()
+    }
+
+    pub(crate) fn ssl_mut(&mut self) -> &mut SslRef {
+        // SAFETY: the stream owns the SSL and `&mut self` is exclusive.
+        unsafe { SslRef::from_ptr_mut(self.stream.ssl().as_ptr()) }
+    }
+
     pub fn is_established(&self) -> bool {
         self.established
     }
@@ -447,14 +457,14 @@ pub(crate) mod tests {
         o
     }
 
-    fn shuttle(from: &mut Connection, to: &mut Connection) {
+    pub(crate) fn shuttle(from: &mut Connection, to: &mut Connection) {
         let out = from.output().to_vec();
         from.consume_output(out.len());
         to.receive(&out);
     }
 
     /// Runs both handshakes in memory until neither makes progress.
-    fn handshake_pair(
+    pub(crate) fn handshake_pair(
         client: &mut Connection,
         server: &mut Connection,
     ) -> (Result<Progress, Error>, Result<Progress, Error>) {
@@ -479,7 +489,11 @@ pub(crate) mod tests {
         (c, s)
     }
 
-    fn pair(client_opts: Options, server_opts: Options, host: &str) -> (Connection, Connection) {
+    pub(crate) fn pair(
+        client_opts: Options,
+        server_opts: Options,
+        host: &str,
+    ) -> (Connection, Connection) {
         let client_cfg = Config::build(client_opts).unwrap();
         let server_cfg = Config::build(server_opts).unwrap();
         let peer = PeerName {

@@ -1,16 +1,73 @@
 //! The few raw OpenSSL calls the `openssl` crate does not wrap.
 
-use libc::{c_int, c_long};
-use openssl_sys::SSL;
+use libc::{c_char, c_int, c_long, c_ulong, c_void};
+use openssl_sys::{stack_st_X509, BIGNUM, SSL, SSL_CTX, SSL_SESSION, X509_STORE, X509_STORE_CTX};
 
 pub type InfoCallback = unsafe extern "C" fn(ssl: *const SSL, where_: c_int, ret: c_int);
+pub type VerifyCallback = extern "C" fn(ok: c_int, ctx: *mut X509_STORE_CTX) -> c_int;
+pub type CertVerifyCallback =
+    unsafe extern "C" fn(ctx: *mut X509_STORE_CTX, arg: *mut c_void) -> c_int;
+pub type SrpUsernameCallback =
+    unsafe extern "C" fn(ssl: *mut SSL, alert: *mut c_int, arg: *mut c_void) -> c_int;
 
 pub const SSL_CB_ALERT: c_int = 0x4000;
 pub const SSL_CB_READ: c_int = 0x04;
+pub const X509_V_FLAG_PARTIAL_CHAIN: c_ulong = 0x80000;
+pub const SSL_TLSEXT_ERR_OK: c_int = 0;
+pub const SSL_TLSEXT_ERR_NOACK: c_int = 3;
+pub const SSL3_AL_FATAL: c_int = 2;
+pub const SSL_AD_UNKNOWN_PSK_IDENTITY: c_int = 115;
+
+#[repr(C)]
+pub struct SRP_gN {
+    pub id: *mut c_char,
+    pub g: *mut BIGNUM,
+    pub n: *mut BIGNUM,
+}
 
 extern "C" {
     pub fn SSL_CTX_get_ciphers(ctx: *const openssl_sys::SSL_CTX)
         -> *mut openssl_sys::OPENSSL_STACK;
     pub fn SSL_set_info_callback(ssl: *mut SSL, cb: Option<InfoCallback>);
     pub fn SSL_get_verify_result(ssl: *const SSL) -> c_long;
+
+    // Verification.
+    pub fn SSL_CTX_get_verify_callback(ctx: *const SSL_CTX) -> Option<VerifyCallback>;
+    pub fn SSL_CTX_get_verify_depth(ctx: *const SSL_CTX) -> c_int;
+    pub fn SSL_set_verify_depth(ssl: *mut SSL, depth: c_int);
+    pub fn SSL_CTX_set_cert_verify_callback(
+        ctx: *mut SSL_CTX,
+        cb: Option<CertVerifyCallback>,
+        arg: *mut c_void,
+    );
+    pub fn X509_STORE_CTX_get0_untrusted(ctx: *mut X509_STORE_CTX) -> *mut stack_st_X509;
+    pub fn X509_STORE_CTX_get0_store(ctx: *mut X509_STORE_CTX) -> *mut X509_STORE;
+    pub fn X509_STORE_CTX_get0_param(
+        ctx: *mut X509_STORE_CTX,
+    ) -> *mut openssl_sys::X509_VERIFY_PARAM;
+    pub fn X509_STORE_CTX_set0_trusted_stack(ctx: *mut X509_STORE_CTX, sk: *mut stack_st_X509);
+    pub fn X509_STORE_add_crl(store: *mut X509_STORE, crl: *mut openssl_sys::X509_CRL) -> c_int;
+
+    // Sessions.
+    pub fn SSL_SESSION_is_resumable(session: *const SSL_SESSION) -> c_int;
+
+    // PSK and SRP.
+    pub fn SSL_CTX_use_psk_identity_hint(ctx: *mut SSL_CTX, hint: *const c_char) -> c_int;
+    pub fn SSL_CTX_set_srp_username(ctx: *mut SSL_CTX, name: *mut c_char) -> c_int;
+    pub fn SSL_CTX_set_srp_password(ctx: *mut SSL_CTX, password: *mut c_char) -> c_int;
+    pub fn SSL_CTX_set_srp_username_callback(
+        ctx: *mut SSL_CTX,
+        cb: Option<SrpUsernameCallback>,
+    ) -> c_int;
+    pub fn SSL_get_srp_username(ssl: *mut SSL) -> *mut c_char;
+    pub fn SSL_set_srp_server_param(
+        ssl: *mut SSL,
+        n: *const BIGNUM,
+        g: *const BIGNUM,
+        salt: *mut BIGNUM,
+        verifier: *mut BIGNUM,
+        info: *mut c_char,
+    ) -> c_int;
+    pub fn SRP_get_default_gN(id: *const c_char) -> *mut SRP_gN;
+
 }

@@ -7,10 +7,17 @@
 pub mod alert;
 pub mod config;
 pub mod connection;
+pub mod crl;
 pub mod error;
 mod ffi;
+pub mod hooks;
+pub mod npn;
 pub mod options;
+pub mod psk;
+pub mod session;
+pub mod sni;
 pub mod suite;
+pub mod verify;
 pub mod version;
 mod wire;
 

@@ -3,6 +3,13 @@
 //! Front ends (Erlang option lists, C builder calls) fill an [`Options`];
 //! equal options share one OpenSSL context (see `config.rs`).
 
+use super::config::Config;
+use super::crl::{CrlCheck, CrlSource};
+use super::hooks::Callback;
+use super::npn::NpnPreference;
+use super::psk::UserLookupFn;
+use super::sni::SniFn;
+use super::verify::{PartialChainFn, VerifyFn};
 use super::version::Version;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -92,6 +99,30 @@ pub struct Options {
     pub dhfile: Option<String>,
     /// Send TLS_FALLBACK_SCSV (client).
     pub fallback: bool,
+    /// Called for each certificate of the peer's chain (`verify_fun`).
+    pub verify_fun: Option<Callback<VerifyFn>>,
+    /// Picks a trust anchor inside a chain that reaches no trusted CA.
+    pub partial_chain: Option<Callback<PartialChainFn>>,
+    pub crl_check: CrlCheck,
+    /// Revocation lists, added to the trusted CAs' store.
+    pub crls: Vec<CrlSource>,
+    /// Server: configurations by SNI host name (compared without case).
+    pub sni_hosts: Vec<(String, Config)>,
+    /// Server: chooses a configuration for hosts not in `sni_hosts`.
+    pub sni_fun: Option<Callback<SniFn>>,
+    /// Client: the PSK identity sent; server: the PSK identity hint.
+    pub psk_identity: Option<String>,
+    /// Client: SRP user name and password.
+    pub srp_identity: Option<(String, String)>,
+    /// PSK keys (both roles) and SRP verifiers (server).
+    pub user_lookup: Option<Callback<UserLookupFn>>,
+    /// Server: TLS 1.3 session tickets sent after each handshake (0, the
+    /// default as in OTP, allows no TLS 1.3 resumption).
+    pub session_tickets: u32,
+    /// Server: protocols advertised with NPN.
+    pub npn_advertised: Vec<Vec<u8>>,
+    /// Client: NPN selection.
+    pub npn_preferred: Option<NpnPreference>,
 }
 
 impl Options {
@@ -118,6 +149,18 @@ impl Options {
             dh: None,
             dhfile: None,
             fallback: false,
+            verify_fun: None,
+            partial_chain: None,
+            crl_check: CrlCheck::Off,
+            crls: Vec::new(),
+            sni_hosts: Vec::new(),
+            sni_fun: None,
+            psk_identity: None,
+            srp_identity: None,
+            user_lookup: None,
+            session_tickets: 0,
+            npn_advertised: Vec::new(),
+            npn_preferred: None,
         }
     }
 

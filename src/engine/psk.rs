@@ -1,0 +1,304 @@
+//! Pre-shared keys and SRP: the user lookup function (OTP's
+//! `user_lookup_fun`), the client's identities (`psk_identity`,
+//! `srp_identity`) and the server's PSK identity hint.
+
+use super::connection::guard;
+use super::error::Error;
+use super::ffi;
+use super::options::{Options, Role};
+use foreign_types::ForeignTypeRef;
+use libc::{c_int, c_void};
+use once_cell::sync::Lazy;
+use openssl::bn::{BigNum, BigNumContext};
+use openssl::ex_data::Index;
+use openssl::hash::{hash, MessageDigest};
+use openssl::ssl::{SslContext, SslRef};
+use std::ffi::{CStr, CString};
+
+/// What the lookup function is asked.
+#[derive(Debug, Clone, Copy)]
+pub enum UserLookup<'a> {
+    /// A PSK: on a server, for the identity the client sent; on a client,
+    /// for the identity hint the server sent (None when it sent none).
+    Psk { identity: Option<&'a [u8]> },
+    /// A server's SRP verifier for a user name.
+    Srp { username: &'a str },
+}
+
+/// The SRP group sizes of RFC 5054, by their bit length.
+pub const SRP_GROUPS: [u32; 7] = [1024, 1536, 2048, 3072, 4096, 6144, 8192];
+
+/// What the lookup function answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserSecret {
+    /// The pre-shared key (at most 256 bytes; OpenSSL's limit).
+    Psk(Vec<u8>),
+    /// SRP parameters for the user: the RFC 5054 group (bits, one of
+    /// [`SRP_GROUPS`]), the salt and the verifier (see [`srp_verifier`]).
+    Srp {
+        group: u32,
+        salt: Vec<u8>,
+        verifier: Vec<u8>,
+    },
+}
+
+/// Answers PSK and SRP look-ups; None fails the handshake
+/// (`unknown_psk_identity` on a server).
+pub type UserLookupFn = dyn Fn(&UserLookup<'_>) -> Option<UserSecret> + Send + Sync;
+
+/// The RFC 5054 group of `bits` bits: (N, g).
+fn srp_group(
+    bits: u32,
+) -> Option<(
+    &'static openssl::bn::BigNumRef,
+    &'static openssl::bn::BigNumRef,
+)> {
+    if !SRP_GROUPS.contains(&bits) {
+        return None;
+    }
+    let id = CString::new(bits.to_string()).ok()?;
+    unsafe {
+        let gn = ffi::SRP_get_default_gN(id.as_ptr());
+        if gn.is_null() {
+            return None;
+        }
+        // OpenSSL's static tables: they live as long as the process.
+        Some((
+            openssl::bn::BigNumRef::from_ptr((*gn).n),
+            openssl::bn::BigNumRef::from_ptr((*gn).g),
+        ))
+    }
+}
+
+/// The SRP verifier `g^x mod N` for OTP's derived key `x` (a big-endian
+/// number) in the group of `group` bits.
+pub fn srp_verifier(group: u32, x: &[u8]) -> Result<Vec<u8>, Error> {
+    let (n, g) = srp_group(group)
+        .ok_or_else(|| Error::Option("srp".into(), format!("no SRP group of {group} bits")))?;
+    let internal = |e: openssl::error::ErrorStack| Error::Internal(e.to_string());
+    let x = BigNum::from_slice(x).map_err(internal)?;
+    let mut v = BigNum::new().map_err(internal)?;
+    let mut ctx = BigNumContext::new().map_err(internal)?;
+    v.mod_exp(g, &x, n, &mut ctx).map_err(internal)?;
+    Ok(v.to_vec())
+}
+
+/// RFC 5054's `x = SHA1(salt | SHA1(user ":" password))` (OTP's derived key).
+pub fn srp_derived_key(username: &str, password: &str, salt: &[u8]) -> Vec<u8> {
+    let inner = hash(
+        MessageDigest::sha1(),
+        format!("{username}:{password}").as_bytes(),
+    )
+    .expect("SHA-1");
+    hash(MessageDigest::sha1(), &[salt, &inner[..]].concat())
+        .expect("SHA-1")
+        .to_vec()
+}
+
+/// The lookup function of a context, for the SRP callback (raw, so it
+/// finds it through the context).
+static LOOKUP: Lazy<Index<SslContext, super::hooks::Callback<UserLookupFn>>> =
+    Lazy::new(|| SslContext::new_ex_index().expect("SSL_CTX ex_data index"));
+
+pub(crate) fn install(b: &mut openssl::ssl::SslContextBuilder, o: &Options) -> Result<(), Error> {
+    let bad = |what: &str| Error::Option(what.into(), "contains a NUL byte".into());
+    if let Some(identity) = &o.psk_identity {
+        let c_identity = CString::new(identity.as_str()).map_err(|_| bad("psk_identity"))?;
+        if o.role == Role::Server {
+            unsafe { ffi::SSL_CTX_use_psk_identity_hint(b.as_ptr(), c_identity.as_ptr()) };
+        }
+    }
+    if let Some((user, password)) = &o.srp_identity {
+        if o.role == Role::Client {
+            let user = CString::new(user.as_str()).map_err(|_| bad("srp_identity"))?;
+            let password = CString::new(password.as_str()).map_err(|_| bad("srp_identity"))?;
+            // OpenSSL copies both.
+            unsafe {
+                ffi::SSL_CTX_set_srp_username(b.as_ptr(), user.as_ptr() as *mut _);
+                ffi::SSL_CTX_set_srp_password(b.as_ptr(), password.as_ptr() as *mut _);
+            }
+        }
+    }
+    let Some(lookup) = o.user_lookup.clone() else {
+        return Ok(());
+    };
+    match o.role {
+        Role::Client => {
+            let identity = o.psk_identity.clone().unwrap_or_default();
+            let lookup = lookup.clone();
+            b.set_psk_client_callback(move |_ssl, hint, identity_out, key_out| {
+                guard(Ok(0), || {
+                    let Some(UserSecret::Psk(key)) = lookup(&UserLookup::Psk { identity: hint })
+                    else {
+                        return Ok(0);
+                    };
+                    if identity.len() + 1 > identity_out.len() || key.len() > key_out.len() {
+                        return Ok(0);
+                    }
+                    identity_out[..identity.len()].copy_from_slice(identity.as_bytes());
+                    identity_out[identity.len()] = 0;
+                    key_out[..key.len()].copy_from_slice(&key);
+                    Ok(key.len())
+                })
+            });
+        }
+        Role::Server => {
+            let psk_lookup = lookup.clone();
+            b.set_psk_server_callback(move |_ssl, identity, key_out| {
+                guard(Ok(0), || match psk_lookup(&UserLookup::Psk { identity }) {
+                    Some(UserSecret::Psk(key)) if key.len() <= key_out.len() => {
+                        key_out[..key.len()].copy_from_slice(&key);
+                        Ok(key.len())
+                    }
+                    _ => Ok(0),
+                })
+            });
+            b.set_ex_data(*LOOKUP, lookup);
+            unsafe { ffi::SSL_CTX_set_srp_username_callback(b.as_ptr(), Some(srp_username)) };
+        }
+    }
+    Ok(())
+}
+
+/// OpenSSL's SRP server callback: the verifier for the client's user name.
+unsafe extern "C" fn srp_username(
+    ssl: *mut openssl_sys::SSL,
+    alert: *mut c_int,
+    _: *mut c_void,
+) -> c_int {
+    guard(ffi::SSL3_AL_FATAL, || {
+        let fail = || {
+            *alert = ffi::SSL_AD_UNKNOWN_PSK_IDENTITY;
+            ffi::SSL3_AL_FATAL
+        };
+        let ssl_ref = SslRef::from_ptr(ssl);
+        let Some(lookup) = ssl_ref.ssl_context().ex_data(*LOOKUP) else {
+            return fail();
+        };
+        let name = ffi::SSL_get_srp_username(ssl);
+        if name.is_null() {
+            return fail();
+        }
+        let Ok(username) = CStr::from_ptr(name).to_str() else {
+            return fail();
+        };
+        let Some(UserSecret::Srp {
+            group,
+            salt,
+            verifier,
+        }) = lookup(&UserLookup::Srp { username })
+        else {
+            return fail();
+        };
+        let (Some((n, g)), Ok(salt), Ok(verifier)) = (
+            srp_group(group),
+            BigNum::from_slice(&salt),
+            BigNum::from_slice(&verifier),
+        ) else {
+            return fail();
+        };
+        // OpenSSL copies every number.
+        let ok = ffi::SSL_set_srp_server_param(
+            ssl,
+            n.as_ptr(),
+            g.as_ptr(),
+            salt.as_ptr(),
+            verifier.as_ptr(),
+            std::ptr::null_mut(),
+        );
+        if ok == 1 {
+            0
+        } else {
+            fail()
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn srp_verifier_is_g_to_the_x() {
+        let x = srp_derived_key("alice", "password123", b"salt");
+        assert_eq!(x.len(), 20);
+        let v = srp_verifier(1024, &x).unwrap();
+        assert!(!v.is_empty() && v.len() <= 128);
+        assert_ne!(v, srp_verifier(2048, &x).unwrap());
+        assert!(srp_verifier(1000, &x).is_err());
+    }
+}
+
+#[cfg(test)]
+mod handshake_tests {
+    use super::*;
+    use crate::engine::connection::tests::{handshake_pair, pair};
+    use crate::engine::hooks::Callback;
+    use crate::engine::{Progress, Version};
+    use std::sync::Arc;
+
+    fn lookup(key: &'static [u8]) -> Option<Callback<UserLookupFn>> {
+        Some(Callback(Arc::new(move |q: &UserLookup<'_>| match q {
+            UserLookup::Psk {
+                identity: Some(b"alice"),
+            }
+            | UserLookup::Psk {
+                identity: Some(b"hint"),
+            } => Some(UserSecret::Psk(key.to_vec())),
+            UserLookup::Srp { username: "alice" } => {
+                let salt = b"0123456789abcdef".to_vec();
+                let x = srp_derived_key("alice", "secret", &salt);
+                Some(UserSecret::Srp {
+                    group: 2048,
+                    verifier: srp_verifier(2048, &x).unwrap(),
+                    salt,
+                })
+            }
+            _ => None,
+        })))
+    }
+
+    fn options(role: Role) -> Options {
+        let mut o = Options::new(role);
+        o.versions = vec![Version::Tls12];
+        o
+    }
+
+    #[test]
+    fn psk_both_sides_agree() {
+        let mut so = options(Role::Server);
+        so.cipher_list = Some("PSK-AES128-GCM-SHA256".into());
+        so.psk_identity = Some("hint".into());
+        so.user_lookup = lookup(b"0123456789abcdef");
+        let mut co = options(Role::Client);
+        co.cipher_list = Some("PSK-AES128-GCM-SHA256".into());
+        co.psk_identity = Some("alice".into());
+        co.user_lookup = lookup(b"0123456789abcdef");
+        let (mut client, mut server) = pair(co.clone(), so.clone(), "localhost");
+        let (c, s) = handshake_pair(&mut client, &mut server);
+        assert_eq!((c, s), (Ok(Progress::Done), Ok(Progress::Done)));
+
+        co.user_lookup = lookup(b"another key, not the same");
+        let (mut client, mut server) = pair(co, so, "localhost");
+        let (c, s) = handshake_pair(&mut client, &mut server);
+        assert!(c.is_err() && s.is_err(), "{c:?} {s:?}");
+    }
+
+    #[test]
+    fn srp_with_the_right_password_only() {
+        let mut so = options(Role::Server);
+        so.cipher_list = Some("SRP-AES-128-CBC-SHA".into());
+        so.user_lookup = lookup(b"");
+        let mut co = options(Role::Client);
+        co.cipher_list = Some("SRP-AES-128-CBC-SHA".into());
+        co.srp_identity = Some(("alice".into(), "secret".into()));
+        let (mut client, mut server) = pair(co.clone(), so.clone(), "localhost");
+        let (c, s) = handshake_pair(&mut client, &mut server);
+        assert_eq!((c, s), (Ok(Progress::Done), Ok(Progress::Done)));
+
+        co.srp_identity = Some(("alice".into(), "wrong".into()));
+        let (mut client, mut server) = pair(co, so, "localhost");
+        let (c, s) = handshake_pair(&mut client, &mut server);
+        assert!(c.is_err() || s.is_err(), "{c:?} {s:?}");
+    }
+}

@@ -1,0 +1,311 @@
+//! Application checks of the peer's certificates: a per-certificate verify
+//! function (OTP's `verify_fun`) and the choice of a trust anchor inside
+//! the peer's chain (OTP's `partial_chain`).
+//!
+//! Both run synchronously inside the handshake, in the thread that drives it.
+
+use super::connection::guard;
+use super::ffi;
+use super::hooks;
+use super::options::Options;
+use foreign_types::{ForeignType, ForeignTypeRef};
+use libc::{c_int, c_void};
+use openssl::stack::{Stack, StackRef};
+use openssl::x509::{X509StoreContext, X509StoreContextRef, X509VerifyResult, X509};
+use openssl_sys::X509_STORE_CTX;
+
+/// One certificate of the peer's chain, as the verify function sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct CertCheck<'a> {
+    /// The certificate, DER.
+    pub der: &'a [u8],
+    /// 0 for the peer's own certificate, 1 for its issuer, and so on.
+    pub depth: u32,
+    /// 0 when OpenSSL found nothing wrong, else an `X509_V_ERR_*` code
+    /// ([`reason_name`] gives OTP's name for it).
+    pub error: i32,
+}
+
+/// The verify function's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Accept the certificate, even with an error.
+    Accept,
+    /// Fail the handshake (a `bad_certificate` alert when OpenSSL had no
+    /// error of its own for it).
+    Reject,
+}
+
+/// Called for each certificate of the peer's chain, from the trust anchor
+/// down to the peer (depth 0), and again for each error found.
+pub type VerifyFn = dyn Fn(&CertCheck<'_>) -> Verdict + Send + Sync;
+
+/// Given the peer's chain (DER, the peer's own certificate first) when it
+/// does not lead to a trusted CA, names the certificate to trust as the
+/// anchor (an index into the chain), or None.
+pub type PartialChainFn = dyn Fn(&[Vec<u8>]) -> Option<usize> + Send + Sync;
+
+// X509_V_ERR_* values (x509_vfy.h).
+pub const X509_V_OK: i32 = 0;
+pub const X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT: i32 = 2;
+pub const X509_V_ERR_UNABLE_TO_GET_CRL: i32 = 3;
+pub const X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT: i32 = 18;
+pub const X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN: i32 = 19;
+pub const X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY: i32 = 20;
+pub const X509_V_ERR_CERT_REVOKED: i32 = 23;
+pub const X509_V_ERR_APPLICATION_VERIFICATION: i32 = 50;
+
+/// OTP's name for an `X509_V_ERR_*` code, as in `{bad_cert, Reason}`
+/// (`valid` for 0; `unknown` for codes OTP has no name for).
+pub fn reason_name(error: i32) -> &'static str {
+    match error {
+        0 => "valid",
+        2 | 20 | 21 | 19 => "unknown_ca",
+        18 => "selfsigned_peer",
+        9 | 10 => "cert_expired",
+        4 | 6 | 7 | 8 => "invalid_signature",
+        3 | 11 | 12 | 13 | 14 | 15 | 16 | 33 | 35 | 36 => "revocation_status_undetermined",
+        23 => "revoked",
+        24 | 37 | 41 => "missing_basic_constraint",
+        22 | 25 => "max_path_length_reached",
+        26 | 28 | 32 => "invalid_key_usage",
+        34 => "unknown_critical_extension",
+        47 | 48 | 49 | 51 | 52 | 53 => "name_not_permitted",
+        62..=64 => "hostname_check_failed",
+        50 => "application_verification",
+        _ => "unknown",
+    }
+}
+
+/// OpenSSL's text for an `X509_V_ERR_*` code.
+pub fn error_text(error: i32) -> &'static str {
+    // SAFETY: any value is accepted; unknown codes get a generic text.
+    unsafe { X509VerifyResult::from_raw(error as c_int) }.error_string()
+}
+
+/// Installs the raw callbacks when an application check or best-effort CRL
+/// checking needs them. The verify mode set by `config.rs` is kept.
+pub(crate) fn install(b: &mut openssl::ssl::SslContextBuilder, o: &Options, crl_best_effort: bool) {
+    unsafe {
+        if o.verify_fun.is_some() || crl_best_effort {
+            let mode = openssl_sys::SSL_CTX_get_verify_mode(b.as_ptr());
+            openssl_sys::SSL_CTX_set_verify(b.as_ptr(), mode, Some(verify_trampoline));
+        }
+        if o.partial_chain.is_some() {
+            ffi::SSL_CTX_set_cert_verify_callback(
+                b.as_ptr(),
+                Some(chain_trampoline),
+                std::ptr::null_mut(),
+            );
+        }
+    }
+}
+
+/// What the verify callbacks need from the hooks of the context the
+/// connection of `store` uses now: (verify_fun, partial_chain, crl best effort).
+type VerifyHooks = (
+    Option<hooks::Callback<VerifyFn>>,
+    Option<hooks::Callback<PartialChainFn>>,
+    bool,
+);
+
+fn hooks_of(store: &X509StoreContextRef) -> Option<VerifyHooks> {
+    let ssl = store.ex_data(X509StoreContext::ssl_idx().ok()?)?;
+    let h = hooks::of(ssl.ssl_context())?;
+    Some((
+        h.verify_fun.clone(),
+        h.partial_chain.clone(),
+        h.crl_best_effort,
+    ))
+}
+
+/// OpenSSL's per-certificate verify callback.
+pub(crate) extern "C" fn verify_trampoline(
+    preverify_ok: c_int,
+    store: *mut X509_STORE_CTX,
+) -> c_int {
+    guard(0, || unsafe {
+        let store = X509StoreContextRef::from_ptr_mut(store);
+        let Some((verify_fun, _, crl_best_effort)) = hooks_of(store) else {
+            return preverify_ok;
+        };
+        let mut ok = preverify_ok != 0;
+        let mut error = store.error().as_raw();
+        if !ok && crl_best_effort && error == X509_V_ERR_UNABLE_TO_GET_CRL {
+            store.set_error(X509VerifyResult::OK);
+            ok = true;
+            error = X509_V_OK;
+        }
+        if let Some(fun) = &verify_fun {
+            let der = store
+                .current_cert()
+                .and_then(|cert| cert.to_der().ok())
+                .unwrap_or_default();
+            let check = CertCheck {
+                der: &der,
+                depth: store.error_depth(),
+                error,
+            };
+            match fun(&check) {
+                Verdict::Accept => {
+                    if !ok {
+                        store.set_error(X509VerifyResult::OK);
+                    }
+                    ok = true;
+                }
+                Verdict::Reject => {
+                    if ok {
+                        store.set_error(X509VerifyResult::from_raw(
+                            X509_V_ERR_APPLICATION_VERIFICATION,
+                        ));
+                    }
+                    ok = false;
+                }
+            }
+        }
+        ok as c_int
+    })
+}
+
+/// OpenSSL's whole-chain verification callback: verifies as usual, unless
+/// the chain has no trusted anchor and the partial-chain function names one.
+unsafe extern "C" fn chain_trampoline(store: *mut X509_STORE_CTX, _arg: *mut c_void) -> c_int {
+    guard(0, || {
+        let store_ref = X509StoreContextRef::from_ptr_mut(store);
+        let anchor = hooks_of(store_ref)
+            .and_then(|(_, partial_chain, _)| partial_chain)
+            .and_then(|fun| chosen_anchor(store, &*fun));
+        match anchor {
+            Some(trusted) => {
+                let param = ffi::X509_STORE_CTX_get0_param(store);
+                openssl_sys::X509_VERIFY_PARAM_set_flags(param, ffi::X509_V_FLAG_PARTIAL_CHAIN);
+                ffi::X509_STORE_CTX_set0_trusted_stack(store, trusted.as_ptr());
+                // The verified chain holds its own references: `trusted`
+                // may go when verification is over.
+                openssl_sys::X509_verify_cert(store)
+            }
+            None => openssl_sys::X509_verify_cert(store),
+        }
+    })
+}
+
+/// Asks the partial-chain function when the peer's chain does not verify
+/// for want of a trusted issuer; the anchor it picks, as a trusted stack.
+unsafe fn chosen_anchor(store: *mut X509_STORE_CTX, fun: &PartialChainFn) -> Option<Stack<X509>> {
+    let untrusted = ffi::X509_STORE_CTX_get0_untrusted(store);
+    if untrusted.is_null() {
+        return None;
+    }
+    let chain = StackRef::<X509>::from_ptr(untrusted);
+    let leaf = chain.get(0)?;
+    let trust = openssl::x509::store::X509StoreRef::from_ptr(ffi::X509_STORE_CTX_get0_store(store));
+    let mut trial = X509StoreContext::new().ok()?;
+    let error = trial
+        .init(trust, leaf, chain, |c| {
+            c.verify_cert().map(|_| c.error().as_raw())
+        })
+        .ok()?;
+    if !matches!(
+        error,
+        X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT
+            | X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY
+            | X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN
+            | X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT
+    ) {
+        return None;
+    }
+    let ders: Vec<Vec<u8>> = chain.iter().filter_map(|c| c.to_der().ok()).collect();
+    let index = fun(&ders)?;
+    let anchor = chain.get(index)?.to_owned();
+    let mut trusted = Stack::new().ok()?;
+    trusted.push(anchor).ok()?;
+    Some(trusted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_have_otp_names() {
+        assert_eq!(reason_name(0), "valid");
+        assert_eq!(
+            reason_name(X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY),
+            "unknown_ca"
+        );
+        assert_eq!(reason_name(X509_V_ERR_CERT_REVOKED), "revoked");
+        assert_eq!(reason_name(62), "hostname_check_failed");
+        assert_eq!(error_text(10), "certificate has expired");
+    }
+}
+
+#[cfg(test)]
+mod handshake_tests {
+    use super::*;
+    use crate::engine::connection::tests::{
+        client_options, handshake_pair, pair, server_options, test_pki,
+    };
+    use crate::engine::{Error, Progress};
+    use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn verify_fun_sees_each_certificate_and_can_reject() {
+        let pki = test_pki();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let mut co = client_options(&pki);
+        co.verify_fun = Some(hooks::Callback(Arc::new(move |c: &CertCheck<'_>| {
+            log.lock().unwrap().push((c.depth, c.error));
+            if c.depth == 0 {
+                Verdict::Reject
+            } else {
+                Verdict::Accept
+            }
+        })));
+        let (mut client, mut server) = pair(co, server_options(&pki), "localhost");
+        let (c, _) = handshake_pair(&mut client, &mut server);
+        assert!(matches!(c, Err(Error::Alert { local: true, .. })), "{c:?}");
+        assert_eq!(*seen.lock().unwrap(), vec![(1, 0), (0, 0)]);
+    }
+
+    #[test]
+    fn verify_fun_can_accept_an_unknown_ca() {
+        let pki = test_pki();
+        let other = test_pki();
+        let mut co = client_options(&other);
+        co.verify_fun = Some(hooks::Callback(Arc::new(|c: &CertCheck<'_>| {
+            if reason_name(c.error) == "unknown_ca" || c.error == 0 {
+                Verdict::Accept
+            } else {
+                Verdict::Reject
+            }
+        })));
+        let (mut client, mut server) = pair(co, server_options(&pki), "localhost");
+        let (c, s) = handshake_pair(&mut client, &mut server);
+        assert_eq!((c, s), (Ok(Progress::Done), Ok(Progress::Done)));
+    }
+
+    #[test]
+    fn partial_chain_trusts_a_certificate_of_the_chain() {
+        let pki = test_pki();
+        let mut so = server_options(&pki);
+        so.cert = Some(crate::engine::CertSource::Der(vec![
+            pki.cert.clone(),
+            pki.ca.clone(),
+        ]));
+        let mut co = client_options(&pki);
+        co.cacerts = None;
+        let ca = pki.ca.clone();
+        co.partial_chain = Some(hooks::Callback(Arc::new(move |chain: &[Vec<u8>]| {
+            chain.iter().position(|der| *der == ca)
+        })));
+        let (mut client, mut server) = pair(co.clone(), so.clone(), "localhost");
+        let (c, s) = handshake_pair(&mut client, &mut server);
+        assert_eq!((c, s), (Ok(Progress::Done), Ok(Progress::Done)));
+
+        co.partial_chain = Some(hooks::Callback(Arc::new(|_: &[Vec<u8>]| None)));
+        let (mut client, mut server) = pair(co, so, "localhost");
+        let (c, _) = handshake_pair(&mut client, &mut server);
+        assert!(matches!(c, Err(Error::Alert { local: true, .. })), "{c:?}");
+    }
+}
