@@ -358,3 +358,128 @@ void recv_exactly(rssl_conn *conn, unsigned char *buf, size_t len)
         got += n;
     }
 }
+
+int last_alert(bool *local)
+{
+    uint8_t alert = 0;
+    bool is_local = false;
+    if (rssl_last_alert(&alert, &is_local) != RSSL_OK)
+        return -1;
+    if (local != NULL)
+        *local = is_local;
+    return alert;
+}
+
+static void *tls_server_run(void *arg)
+{
+    struct tls_server *s = arg;
+    for (int i = 0; i < s->count; i++) {
+        struct served *seen = &s->seen[i];
+        rssl_conn *conn = NULL;
+        seen->result = rssl_accept(s->listener, s->config, TEST_TIMEOUT_MS, &conn);
+        if (seen->result != RSSL_OK) {
+            int alert = last_alert(&seen->alert_local);
+            seen->alert = alert < 0 ? 0 : (uint8_t)alert;
+            continue;
+        }
+        size_t n = 0;
+        rssl_conn_sni_hostname(conn, seen->sni, sizeof seen->sni, &n);
+        rssl_conn_negotiated_protocol(conn, seen->protocol, sizeof seen->protocol, &n);
+        rssl_conn_cipher(conn, seen->cipher, sizeof seen->cipher, &n);
+        CHECK_OK(rssl_conn_session_reused(conn, &seen->reused));
+        const char *label = "EXPERIMENTAL rssl test";
+        CHECK_OK(rssl_conn_export_keying_material(conn, label, NULL, 0, seen->ekm,
+                                                  sizeof seen->ekm));
+        uint8_t buf[4096];
+        for (;;) {
+            rssl_result r = rssl_recv(conn, buf, sizeof buf, TEST_TIMEOUT_MS, &n);
+            if (r == RSSL_CLOSED)
+                break;
+            if (r != RSSL_OK) {
+                /* A TLS 1.3 client rejects us only after our handshake. */
+                seen->result = r;
+                int alert = last_alert(&seen->alert_local);
+                seen->alert = alert < 0 ? 0 : (uint8_t)alert;
+                break;
+            }
+            CHECK_OK(rssl_send(conn, buf, n, TEST_TIMEOUT_MS));
+            seen->echoed += n;
+        }
+        rssl_close(conn);
+    }
+    return NULL;
+}
+
+void tls_server_start(struct tls_server *s, const rssl_config *config, int count)
+{
+    CHECK(count >= 1 && count <= 4);
+    memset(s, 0, sizeof *s);
+    s->config = config;
+    s->count = count;
+    CHECK_OK(rssl_listen("127.0.0.1", 0, 8, &s->listener));
+    CHECK_OK(rssl_listener_port(s->listener, &s->port));
+    CHECK(pthread_create(&s->thread, NULL, tls_server_run, s) == 0);
+}
+
+void tls_server_join(struct tls_server *s)
+{
+    CHECK(pthread_join(s->thread, NULL) == 0);
+    rssl_listener_free(s->listener);
+    s->listener = NULL;
+}
+
+rssl_config_builder *server_builder(const char *certfile, const char *keyfile)
+{
+    rssl_config_builder *b = NULL;
+    CHECK_OK(rssl_config_builder_new(RSSL_ROLE_SERVER, &b));
+    CHECK_OK(rssl_config_builder_set_certfile(b, cert_path(certfile)));
+    CHECK_OK(rssl_config_builder_set_keyfile(b, cert_path(keyfile)));
+    return b;
+}
+
+rssl_config_builder *client_builder(const char *cafile)
+{
+    rssl_config_builder *b = NULL;
+    CHECK_OK(rssl_config_builder_new(RSSL_ROLE_CLIENT, &b));
+    if (cafile != NULL) {
+        CHECK_OK(rssl_config_builder_set_verify(b, RSSL_VERIFY_PEER));
+        CHECK_OK(rssl_config_builder_set_cacertfile(b, cert_path(cafile)));
+    }
+    return b;
+}
+
+const rssl_config *build(rssl_config_builder *b)
+{
+    const rssl_config *config = NULL;
+    CHECK_OK(rssl_config_builder_build(b, &config));
+    rssl_config_builder_free(b);
+    return config;
+}
+
+rssl_result ping_server(const rssl_config *config, unsigned short port, const uint8_t *session,
+                        size_t session_len, rssl_conn **conn_out)
+{
+    rssl_conn *conn = NULL;
+    rssl_result r = session == NULL
+                        ? rssl_connect(config, "localhost", port, TEST_TIMEOUT_MS, &conn)
+                        : rssl_connect_session(config, "localhost", port, session, session_len,
+                                               TEST_TIMEOUT_MS, &conn);
+    if (r != RSSL_OK)
+        return r;
+    r = rssl_send(conn, (const uint8_t *)"ping", 4, TEST_TIMEOUT_MS);
+    uint8_t buf[4];
+    size_t got = 0;
+    while (r == RSSL_OK && got < 4) {
+        size_t n = 0;
+        r = rssl_recv(conn, buf + got, 4 - got, TEST_TIMEOUT_MS, &n);
+        got += n;
+    }
+    if (r != RSSL_OK) {
+        /* Keep this failure as the thread's last error for the caller. */
+        rssl_conn_free(conn);
+        return r;
+    }
+    CHECK(memcmp(buf, "ping", 4) == 0);
+    *conn_out = conn;
+    return RSSL_OK;
+}

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <sys/types.h>
 
 #include "rssl.h"
@@ -88,5 +89,51 @@ const rssl_config *server_config(bool verify_peer, const char *cafile, const cha
 char *recv_all(rssl_conn *conn, size_t *len);
 /* Receives exactly `len` bytes. */
 void recv_exactly(rssl_conn *conn, unsigned char *buf, size_t len);
+
+/* An rssl server in a thread of the test: accepts `count` connections one
+ * after the other with `config`, and for each records what it saw, then
+ * echoes until the client closes. */
+struct served {
+    rssl_result result; /* of rssl_accept, or of the first recv when the
+                           client failed only after its handshake */
+    uint8_t alert;
+    bool alert_local;
+    char sni[64];
+    char protocol[64]; /* rssl_conn_negotiated_protocol */
+    char cipher[64];
+    bool reused;
+    uint8_t ekm[32]; /* "EXPERIMENTAL rssl test" keying material */
+    size_t echoed;
+};
+
+struct tls_server {
+    pthread_t thread;
+    rssl_listener *listener;
+    const rssl_config *config;
+    unsigned short port;
+    int count;
+    struct served seen[4];
+};
+
+/* Starts the server thread (`count` <= 4); the config stays the caller's. */
+void tls_server_start(struct tls_server *s, const rssl_config *config, int count);
+/* Waits for the thread and frees the listener. */
+void tls_server_join(struct tls_server *s);
+
+/* A builder with the test server certificate and key (server.pem/.key). */
+rssl_config_builder *server_builder(const char *certfile, const char *keyfile);
+/* A client builder verifying the server with `cafile` (NULL: no verify). */
+rssl_config_builder *client_builder(const char *cafile);
+/* Builds and frees the builder. */
+const rssl_config *build(rssl_config_builder *b);
+
+/* Connects to the test server as "localhost", sends "ping" and expects it
+ * back; returns the result of the first failing step (RSSL_OK if none)
+ * and leaves the connection open in *conn_out when it succeeded. */
+rssl_result ping_server(const rssl_config *config, unsigned short port,
+                        const uint8_t *session, size_t session_len, rssl_conn **conn_out);
+
+/* The alert of the last failure (-1 if none) and whether we sent it. */
+int last_alert(bool *local);
 
 #endif

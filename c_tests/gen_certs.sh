@@ -7,6 +7,13 @@
 #   other_client.pem/.key  a client certificate signed by the unrelated CA
 #   server_enc.key      server.key encrypted with the password "secret"
 #   garbage.pem         not a certificate
+#   server_chain.pem    server.pem followed by ca.pem
+#   other_server.pem/.key  "localhost" signed by the unrelated CA (SNI tests)
+#   revoked_server.pem/.key, revoked_client.pem/.key  signed by the CA, revoked
+#   ca_empty.crl        the CA's CRL revoking nothing
+#   ca_revoked.crl      the CA's CRL revoking the two revoked_* certificates (+ .der)
+#   server_rsa.pem/.key an RSA "localhost" certificate (DHE-RSA suites)
+#   dh.pem              DH parameters (ffdhe2048)
 set -eu
 dir=$1
 openssl=${OPENSSL:-openssl}
@@ -47,4 +54,39 @@ leaf other_client "/CN=rssl stranger" other_ca "extendedKeyUsage=clientAuth"
 "$openssl" pkcs8 -topk8 -nocrypt -in server.key -outform DER -out server.key.der
 "$openssl" pkey -in server.key -aes256 -passout pass:secret -out server_enc.key
 echo "this is not a certificate" > garbage.pem
+cat server.pem ca.pem > server_chain.pem
+leaf other_server "/CN=localhost" other_ca \
+  "subjectAltName=DNS:localhost,IP:127.0.0.1
+extendedKeyUsage=serverAuth"
+leaf revoked_server "/CN=localhost" ca \
+  "subjectAltName=DNS:localhost,IP:127.0.0.1
+extendedKeyUsage=serverAuth"
+leaf revoked_client "/CN=rssl revoked client" ca "extendedKeyUsage=clientAuth"
+
+mkdir -p crl_db
+: > crl_db/index.txt
+echo 01 > crl_db/crlnumber
+cat > crl.cnf <<'EOF'
+[ca]
+default_ca = test
+[test]
+database = crl_db/index.txt
+crlnumber = crl_db/crlnumber
+default_md = sha256
+default_crl_days = 2
+EOF
+crl() { "$openssl" ca -config crl.cnf -keyfile ca.key -cert ca.pem "$@" 2>/dev/null; }
+crl -gencrl -out ca_empty.crl
+crl -revoke revoked_server.pem
+crl -revoke revoked_client.pem
+crl -gencrl -out ca_revoked.crl
+"$openssl" crl -in ca_revoked.crl -outform DER -out ca_revoked.crl.der
+
+"$openssl" genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out server_rsa.key 2>/dev/null
+"$openssl" req -new -key server_rsa.key -out server_rsa.csr -subj "/CN=localhost"
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > server_rsa.ext
+"$openssl" x509 -req -in server_rsa.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+  -out server_rsa.pem -days 2 -extfile server_rsa.ext 2>/dev/null
+rm -f server_rsa.csr server_rsa.ext
+"$openssl" genpkey -genparam -algorithm DH -pkeyopt group:ffdhe2048 -out dh.pem
 echo "certificates in $dir"

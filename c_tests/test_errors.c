@@ -105,7 +105,7 @@ static void null_handles(void)
     rssl_config_builder_free(b);
 }
 
-static rssl_config_builder *server_builder(void)
+static rssl_config_builder *empty_server_builder(void)
 {
     rssl_config_builder *b = NULL;
     CHECK_OK(rssl_config_builder_new(RSSL_ROLE_SERVER, &b));
@@ -125,7 +125,7 @@ static void build_fails(rssl_config_builder *b, rssl_result want, const char *te
 
 static void missing_certfile(void)
 {
-    rssl_config_builder *b = server_builder();
+    rssl_config_builder *b = empty_server_builder();
     CHECK_OK(rssl_config_builder_set_certfile(b, "/nonexistent/rssl/cert.pem"));
     /* The key defaults to the certificate file, which OTP names first. */
     build_fails(b, RSSL_FILE_NOT_FOUND, "\"/nonexistent/rssl/cert.pem\": enoent");
@@ -141,32 +141,32 @@ static void missing_certfile(void)
 
 static void bad_files(void)
 {
-    rssl_config_builder *b = server_builder();
+    rssl_config_builder *b = empty_server_builder();
     CHECK_OK(rssl_config_builder_set_certfile(b, cert_path("garbage.pem")));
     build_fails(b, RSSL_BAD_CERTIFICATE, "no certificate");
     rssl_config_builder_free(b);
 
     /* A directory is not a readable file. */
-    b = server_builder();
+    b = empty_server_builder();
     CHECK_OK(rssl_config_builder_set_certfile(b, cert_path("")));
     build_fails(b, RSSL_FILE_UNREADABLE, "eisdir");
     rssl_config_builder_free(b);
 
     /* The client's key with the server's certificate. */
-    b = server_builder();
+    b = empty_server_builder();
     CHECK_OK(rssl_config_builder_set_certfile(b, cert_path("server.pem")));
     CHECK_OK(rssl_config_builder_set_keyfile(b, cert_path("client.key")));
     build_fails(b, RSSL_KEY_MISMATCH, "key_does_not_match_certificate");
     rssl_config_builder_free(b);
 
     /* A certificate file without a key in it, and no keyfile. */
-    b = server_builder();
+    b = empty_server_builder();
     CHECK_OK(rssl_config_builder_set_certfile(b, cert_path("server.pem")));
     build_fails(b, RSSL_BAD_KEY, "bad_key");
     rssl_config_builder_free(b);
 
     /* An encrypted key: no password, a wrong one, the right one. */
-    b = server_builder();
+    b = empty_server_builder();
     CHECK_OK(rssl_config_builder_set_certfile(b, cert_path("server.pem")));
     CHECK_OK(rssl_config_builder_set_keyfile(b, cert_path("server_enc.key")));
     build_fails(b, RSSL_BAD_PASSWORD, "no_password");
@@ -179,7 +179,7 @@ static void bad_files(void)
     rssl_config_builder_free(b);
 
     /* Bad data in memory is refused when it is given. */
-    b = server_builder();
+    b = empty_server_builder();
     size_t len = 0;
     unsigned char *pem = read_file(cert_path("server.pem"), &len);
     CHECK_RESULT(rssl_config_builder_set_cert(b, pem, len, RSSL_FORMAT_DER), RSSL_BAD_CERTIFICATE);

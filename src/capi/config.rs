@@ -15,6 +15,8 @@
 
 use super::error;
 use super::result::rssl_result::{self, *};
+use crate::engine::crl::{CrlCheck, CrlSource};
+use crate::engine::npn::{NpnPrecedence, NpnPreference};
 use crate::engine::{self, CaSource, CertSource, KeySource, Options, Role, Verify, Version};
 use openssl::pkey::PKey;
 use openssl::x509::X509;
@@ -64,6 +66,30 @@ pub enum rssl_version {
     RSSL_TLS1_3 = 0x0304,
 }
 
+/// How the peer's chain is checked against CRLs (OTP's `crl_check`).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum rssl_crl_check {
+    /// No revocation check (the default).
+    RSSL_CRL_CHECK_NONE = 0,
+    /// Only the peer's own certificate (`peer`).
+    RSSL_CRL_CHECK_PEER = 1,
+    /// Every certificate of the chain (`true`): each issuer's CRL must be
+    /// there.
+    RSSL_CRL_CHECK_ALL = 2,
+    /// Every certificate, but one whose CRL is missing passes
+    /// (`best_effort`).
+    RSSL_CRL_CHECK_BEST_EFFORT = 3,
+}
+
+/// Whose order decides the NPN protocol when several match.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum rssl_npn_precedence {
+    RSSL_NPN_CLIENT = 1,
+    RSSL_NPN_SERVER = 2,
+}
+
 pub(crate) fn version_from_wire(value: u16) -> Option<Version> {
     match value {
         0x0301 => Some(Version::Tls10),
@@ -102,7 +128,10 @@ pub extern "C" fn rssl_version_name(version: u16) -> *const c_char {
 /// it can build any number of configurations and must be freed with
 /// `rssl_config_builder_free`.
 pub struct rssl_config_builder {
-    options: Options,
+    pub(super) options: Options,
+    /// The C callbacks behind `options.user_lookup` (see callbacks.rs).
+    pub(super) psk: Option<super::callbacks::PskHook>,
+    pub(super) srp: Option<super::callbacks::SrpHook>,
 }
 
 /// A built configuration: immutable, and safe to use from many threads at
@@ -129,7 +158,7 @@ impl rssl_config_builder {
                 r if r == rssl_role::RSSL_ROLE_SERVER as u32 => Role::Server,
                 other => return error::invalid_argument(format!("unknown role {other}")),
             };
-            let builder = rssl_config_builder { options: Options::new(role) };
+            let builder = rssl_config_builder { options: Options::new(role), psk: None, srp: None };
             *builder_out = Box::into_raw(Box::new(builder));
             RSSL_OK
         }
@@ -422,15 +451,299 @@ impl rssl_config_builder {
         ffi_panic_boundary! {
             let builder = try_mut!(builder);
             let protocols = try_slice!(protocols, count);
-            let mut list = Vec::with_capacity(protocols.len());
-            for &protocol in protocols {
-                let protocol = try_str!(protocol);
-                if protocol.is_empty() || protocol.len() > 255 {
-                    return error::invalid_argument("alpn: protocols must be 1 to 255 bytes");
-                }
-                list.push(protocol.as_bytes().to_vec());
+            match protocol_list(protocols) {
+                Ok(list) => builder.options.alpn = list,
+                Err(result) => return result,
             }
-            builder.options.alpn = list;
+            RSSL_OK
+        }
+    }
+
+    /// Server: pick the cipher suite by the server's order rather than the
+    /// client's (default false).
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_set_honor_cipher_order(
+        builder: *mut rssl_config_builder,
+        honor: bool,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            builder.options.honor_cipher_order = honor;
+            RSSL_OK
+        }
+    }
+
+    /// Key exchange groups, OpenSSL names in preference order, e.g.
+    /// "X25519:P-256" (OTP's `supported_groups`). Checked when built.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_set_groups(
+        builder: *mut rssl_config_builder,
+        list: *const c_char,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            let list = try_str!(list);
+            builder.options.groups = Some(list.into());
+            RSSL_OK
+        }
+    }
+
+    /// Server: Diffie-Hellman parameters for DHE suites, PEM or DER in
+    /// memory (copied; checked when built). Without them OpenSSL picks
+    /// parameters matching the certificate.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_set_dh(
+        builder: *mut rssl_config_builder,
+        data: *const u8,
+        len: usize,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            let data = try_slice!(data, len);
+            builder.options.dh = Some(data.to_vec());
+            RSSL_OK
+        }
+    }
+
+    /// Server: Diffie-Hellman parameters from a PEM file, read when built.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_set_dhfile(
+        builder: *mut rssl_config_builder,
+        path: *const c_char,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            let path = try_str!(path);
+            builder.options.dhfile = Some(path.into());
+            RSSL_OK
+        }
+    }
+
+    /// Server: keep sessions for resumption (default true); false turns
+    /// the session cache and tickets off.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_set_reuse_sessions(
+        builder: *mut rssl_config_builder,
+        reuse: bool,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            builder.options.reuse_sessions = reuse;
+            RSSL_OK
+        }
+    }
+
+    /// Server: TLS 1.3 session tickets sent after each handshake (default
+    /// 0, as OTP's `session_tickets` disabled: no TLS 1.3 resumption).
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_set_session_tickets(
+        builder: *mut rssl_config_builder,
+        count: u32,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            builder.options.session_tickets = count;
+            RSSL_OK
+        }
+    }
+
+    /// Refuse peers without secure renegotiation (RFC 5746; default true).
+    /// False also allows legacy renegotiation.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_set_secure_renegotiate(
+        builder: *mut rssl_config_builder,
+        secure: bool,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            builder.options.secure_renegotiate = secure;
+            RSSL_OK
+        }
+    }
+
+    /// Server: let TLS 1.2 clients renegotiate (default true).
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_set_client_renegotiation(
+        builder: *mut rssl_config_builder,
+        allow: bool,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            builder.options.client_renegotiation = allow;
+            RSSL_OK
+        }
+    }
+
+    /// Client: send TLS_FALLBACK_SCSV (RFC 7507), for a retry with a lower
+    /// version after a failed handshake (default false). A server that
+    /// supports a higher version then answers `inappropriate_fallback`.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_set_fallback(
+        builder: *mut rssl_config_builder,
+        fallback: bool,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            builder.options.fallback = fallback;
+            RSSL_OK
+        }
+    }
+
+    /// Adds the CRLs of a PEM file (read when built) for
+    /// `rssl_config_builder_set_crl_check`.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_add_crlfile(
+        builder: *mut rssl_config_builder,
+        path: *const c_char,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            let path = try_str!(path);
+            builder.options.crls.push(CrlSource::File(path.into()));
+            RSSL_OK
+        }
+    }
+
+    /// Adds CRLs from memory: PEM (any number) or DER (one). Copied;
+    /// `RSSL_BAD_CRL` when the data holds none.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_add_crls(
+        builder: *mut rssl_config_builder,
+        data: *const u8,
+        len: usize,
+        format: u32,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            let data = try_slice!(data, len);
+            let source = match parse_format(format) {
+                Ok(rssl_format::RSSL_FORMAT_PEM) => {
+                    if let Err(why) = crate::engine::crl::crls_from_pem(data) {
+                        return error::set(RSSL_BAD_CRL, format!("crls: {why}"));
+                    }
+                    CrlSource::Pem(data.to_vec())
+                }
+                Ok(rssl_format::RSSL_FORMAT_DER) => {
+                    if openssl::x509::X509Crl::from_der(data).is_err() {
+                        return error::set(RSSL_BAD_CRL, "crls: not a DER CRL");
+                    }
+                    CrlSource::Der(data.to_vec())
+                }
+                Err(result) => return result,
+            };
+            builder.options.crls.push(source);
+            RSSL_OK
+        }
+    }
+
+    /// How the peer's chain is checked against the CRLs
+    /// (`RSSL_CRL_CHECK_*`; default none). Needs `RSSL_VERIFY_PEER`.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_set_crl_check(
+        builder: *mut rssl_config_builder,
+        mode: u32,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            builder.options.crl_check = match mode {
+                0 => CrlCheck::Off,
+                1 => CrlCheck::Peer,
+                2 => CrlCheck::All,
+                3 => CrlCheck::BestEffort,
+                other => return error::invalid_argument(format!("unknown crl check mode {other}")),
+            };
+            RSSL_OK
+        }
+    }
+
+    /// Server: protocols advertised with NPN (TLS 1.2 and older), `count`
+    /// NUL-terminated strings of 1 to 255 bytes; 0 turns NPN off.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_set_npn_advertised(
+        builder: *mut rssl_config_builder,
+        protocols: *const *const c_char,
+        count: usize,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            let protocols = try_slice!(protocols, count);
+            match protocol_list(protocols) {
+                Ok(list) => builder.options.npn_advertised = list,
+                Err(result) => return result,
+            }
+            RSSL_OK
+        }
+    }
+
+    /// Client: NPN protocols by preference (`count` strings, 0 turns NPN
+    /// off), whose order wins (`RSSL_NPN_*`), and the protocol to pick when
+    /// none matches (`fallback`, NULL: the first of `protocols`), as OTP's
+    /// `client_preferred_next_protocols`.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_set_npn_preferred(
+        builder: *mut rssl_config_builder,
+        protocols: *const *const c_char,
+        count: usize,
+        precedence: u32,
+        fallback: *const c_char,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            let protocols = try_slice!(protocols, count);
+            let precedence = match precedence {
+                1 => NpnPrecedence::Client,
+                2 => NpnPrecedence::Server,
+                other => return error::invalid_argument(format!("unknown NPN precedence {other}")),
+            };
+            let default = if fallback.is_null() {
+                None
+            } else {
+                match protocol_list(&[fallback]) {
+                    Ok(mut one) => one.pop(),
+                    Err(result) => return result,
+                }
+            };
+            let list = match protocol_list(protocols) {
+                Ok(list) => list,
+                Err(result) => return result,
+            };
+            builder.options.npn_preferred = (!list.is_empty()).then_some(NpnPreference {
+                precedence,
+                protocols: list,
+                default,
+            });
+            RSSL_OK
+        }
+    }
+
+    /// Client: the PSK identity to send; server: the identity hint to send
+    /// (see `rssl_config_builder_set_psk_callback`).
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_set_psk_identity(
+        builder: *mut rssl_config_builder,
+        identity: *const c_char,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            let identity = try_str!(identity);
+            builder.options.psk_identity = Some(identity.into());
+            RSSL_OK
+        }
+    }
+
+    /// Client: log in with SRP as `username` with `password` (TLS 1.2 and
+    /// SRP cipher suites, e.g. "SRP-AES-128-CBC-SHA").
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_set_srp_identity(
+        builder: *mut rssl_config_builder,
+        username: *const c_char,
+        password: *const c_char,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            let username = try_str!(username);
+            let password = try_str!(password);
+            builder.options.srp_identity = Some((username.into(), password.into()));
             RSSL_OK
         }
     }
@@ -471,6 +784,19 @@ impl rssl_config {
             }
         }
     }
+}
+
+/// Protocol names (ALPN, NPN): NUL-terminated, 1 to 255 bytes each.
+unsafe fn protocol_list(protocols: &[*const c_char]) -> Result<Vec<Vec<u8>>, rssl_result> {
+    let mut list = Vec::with_capacity(protocols.len());
+    for &protocol in protocols {
+        let protocol = unsafe { super::text::from_c_str(protocol, "protocol") }?;
+        if protocol.is_empty() || protocol.len() > 255 {
+            return Err(error::invalid_argument("protocols must be 1 to 255 bytes"));
+        }
+        list.push(protocol.as_bytes().to_vec());
+    }
+    Ok(list)
 }
 
 fn parse_format(format: u32) -> Result<rssl_format, rssl_result> {

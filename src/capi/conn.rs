@@ -30,32 +30,57 @@ const RECV_CHUNK: usize = 32 * 1024;
 /// record (close_notify, alert) before dropping it.
 const LAST_WORDS_MS: i32 = 100;
 
-/// An open TLS connection on a socket it owns.
+/// A TLS connection: on a socket it owns (`rssl_connect`, `rssl_accept`,
+/// `rssl_conn_from_fd`), or in memory for an event loop (`rssl_conn_new`,
+/// see memory.rs).
 pub struct rssl_conn {
-    tls: Connection,
-    fd: OwnedFd,
+    pub(super) tls: Connection,
+    /// None for a memory connection.
+    fd: Option<OwnedFd>,
     /// The transport reached end of stream.
-    eof: bool,
+    pub(super) eof: bool,
     /// We sent close_notify: nothing more may be written.
-    shut_down: bool,
+    pub(super) shut_down: bool,
     /// Plaintext that arrived while a send waited on a renegotiation.
     early_plain: Vec<u8>,
+    /// Memory connections: the last step or read stopped for want of input.
+    pub(super) want_read: bool,
 }
 
 impl rssl_conn {
     fn new(config: &rssl_config, fd: OwnedFd, peer: &PeerName) -> Result<rssl_conn, rssl_result> {
         let tls = Connection::new(&config.config, peer).map_err(|e| error::engine(&e))?;
-        Ok(rssl_conn {
+        Ok(rssl_conn::with(tls, Some(fd)))
+    }
+
+    pub(super) fn with(tls: Connection, fd: Option<OwnedFd>) -> rssl_conn {
+        rssl_conn {
             tls,
             fd,
             eof: false,
             shut_down: false,
             early_plain: Vec::new(),
-        })
+            want_read: false,
+        }
     }
 
     fn raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+        self.fd.as_ref().map_or(-1, |fd| fd.as_raw_fd())
+    }
+
+    pub(super) fn is_memory(&self) -> bool {
+        self.fd.is_none()
+    }
+
+    /// Blocking calls need a socket.
+    fn socket_only(&self, call: &str) -> Result<(), rssl_result> {
+        if self.is_memory() {
+            return Err(error::set(
+                RSSL_INVALID_STATE,
+                format!("{call} on a memory connection (it has no socket)"),
+            ));
+        }
+        Ok(())
     }
 
     /// Sends queued ciphertext without waiting; stops when the socket is full.
@@ -251,6 +276,45 @@ fn client_peer(host: Option<&str>) -> PeerName {
     }
 }
 
+fn connect(
+    config: &rssl_config,
+    host: &str,
+    port: u16,
+    session: Option<&[u8]>,
+    timeout_ms: i32,
+    conn_out: &mut *mut rssl_conn,
+) -> rssl_result {
+    if config.config.role() != crate::engine::Role::Client {
+        return error::set(
+            RSSL_INVALID_ARGUMENT,
+            "rssl_connect needs a client configuration",
+        );
+    }
+    // Checked before connecting, so a bad session costs no connection.
+    let saved = match session.map(openssl::ssl::SslSession::from_der) {
+        Some(Err(_)) => return error::invalid_argument("not a saved session"),
+        _ => session,
+    };
+    let deadline = Deadline::after_ms(timeout_ms);
+    let fd = match socket::connect(host, port, deadline) {
+        Ok(fd) => fd,
+        Err(result) => return result,
+    };
+    let mut conn = match rssl_conn::new(config, fd, &client_peer(Some(host))) {
+        Ok(conn) => conn,
+        Err(result) => return result,
+    };
+    if let Some(der) = saved {
+        if let Err(e) = conn.tls.set_session(der) {
+            return error::set(RSSL_INVALID_ARGUMENT, e.to_string());
+        }
+    }
+    match conn.handshake(deadline) {
+        RSSL_OK => hand_out(conn, conn_out),
+        failed => failed,
+    }
+}
+
 /// Stores a new connection in `*conn_out`.
 fn hand_out(conn: rssl_conn, conn_out: &mut *mut rssl_conn) -> rssl_result {
     *conn_out = Box::into_raw(Box::new(conn));
@@ -289,22 +353,30 @@ impl rssl_conn {
             let config = try_ref!(config);
             let host = try_str!(host);
             let conn_out = try_mut!(conn_out);
-            if config.config.role() != crate::engine::Role::Client {
-                return error::set(RSSL_INVALID_ARGUMENT, "rssl_connect needs a client configuration");
-            }
-            let deadline = Deadline::after_ms(timeout_ms);
-            let fd = match socket::connect(host, port, deadline) {
-                Ok(fd) => fd,
-                Err(result) => return result,
-            };
-            let mut conn = match rssl_conn::new(config, fd, &client_peer(Some(host))) {
-                Ok(conn) => conn,
-                Err(result) => return result,
-            };
-            match conn.handshake(deadline) {
-                RSSL_OK => hand_out(conn, conn_out),
-                failed => failed,
-            }
+            connect(config, host, port, None, timeout_ms, conn_out)
+        }
+    }
+
+    /// `rssl_connect`, offering a saved session (from `rssl_conn_session`)
+    /// for resumption; `rssl_conn_session_reused` tells whether the server
+    /// took it. A session that is not one gives `RSSL_INVALID_ARGUMENT`
+    /// before any connection is made.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_connect_session(
+        config: *const rssl_config,
+        host: *const c_char,
+        port: u16,
+        session: *const u8,
+        session_len: usize,
+        timeout_ms: i32,
+        conn_out: *mut *mut rssl_conn,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let config = try_ref!(config);
+            let host = try_str!(host);
+            let session = try_slice!(session, session_len);
+            let conn_out = try_mut!(conn_out);
+            connect(config, host, port, Some(session), timeout_ms, conn_out)
         }
     }
 
@@ -344,13 +416,7 @@ impl rssl_conn {
                 Err(e) => return error::engine(&e),
             };
             // Only now, when nothing can fail, does the fd change hands.
-            let conn = rssl_conn {
-                tls,
-                fd: unsafe { OwnedFd::from_raw_fd(fd) },
-                eof: false,
-                shut_down: false,
-                early_plain: Vec::new(),
-            };
+            let conn = rssl_conn::with(tls, Some(unsafe { OwnedFd::from_raw_fd(fd) }));
             hand_out(conn, conn_out)
         }
     }
@@ -363,6 +429,9 @@ impl rssl_conn {
     pub unsafe extern "C" fn rssl_handshake(conn: *mut rssl_conn, timeout_ms: i32) -> rssl_result {
         ffi_panic_boundary! {
             let conn = try_mut!(conn);
+            if let Err(result) = conn.socket_only("rssl_handshake") {
+                return result;
+            }
             conn.handshake(Deadline::after_ms(timeout_ms))
         }
     }
@@ -381,6 +450,9 @@ impl rssl_conn {
         ffi_panic_boundary! {
             let conn = try_mut!(conn);
             let data = try_slice!(data, len);
+            if let Err(result) = conn.socket_only("rssl_send") {
+                return result;
+            }
             conn.send(data, Deadline::after_ms(timeout_ms))
         }
     }
@@ -405,6 +477,9 @@ impl rssl_conn {
             if buf.is_null() && len != 0 {
                 return error::null_parameter("buf");
             }
+            if let Err(result) = conn.socket_only("rssl_recv") {
+                return result;
+            }
             let buf: &mut [u8] = if len == 0 {
                 &mut []
             } else {
@@ -428,6 +503,9 @@ impl rssl_conn {
     pub unsafe extern "C" fn rssl_shutdown(conn: *mut rssl_conn, timeout_ms: i32) -> rssl_result {
         ffi_panic_boundary! {
             let conn = try_mut!(conn);
+            if let Err(result) = conn.socket_only("rssl_shutdown") {
+                return result;
+            }
             if !conn.tls.is_established() {
                 return error::set(RSSL_INVALID_STATE, "shutdown before the handshake completed");
             }
@@ -440,7 +518,9 @@ impl rssl_conn {
     /// for the peer's reply), closes the socket and frees `conn`. NULL is
     /// ignored. `conn` is invalid afterwards whatever the result. A peer
     /// that is already gone is no failure; `RSSL_TIMEOUT` or
-    /// `RSSL_IO_ERROR` say that close_notify could not be delivered.
+    /// `RSSL_IO_ERROR` say that close_notify could not be delivered. A
+    /// memory connection is only freed (queue close_notify first with
+    /// `rssl_conn_close_notify` and send the output yourself).
     #[no_mangle]
     pub unsafe extern "C" fn rssl_close(conn: *mut rssl_conn) -> rssl_result {
         ffi_panic_boundary! {
@@ -448,7 +528,7 @@ impl rssl_conn {
                 return RSSL_OK;
             }
             let mut conn = unsafe { Box::from_raw(conn) };
-            if conn.tls.is_established() && !conn.shut_down {
+            if !conn.is_memory() && conn.tls.is_established() && !conn.shut_down {
                 conn.tls.close();
                 conn.shut_down = true;
                 match conn.flush(Deadline::after_ms(LAST_WORDS_MS)) {
@@ -484,6 +564,9 @@ impl rssl_conn {
         ffi_panic_boundary! {
             let conn = try_ref!(conn);
             let fd_out = try_mut!(fd_out);
+            if conn.is_memory() {
+                return error::set(RSSL_NOT_AVAILABLE, "a memory connection has no socket");
+            }
             *fd_out = conn.raw_fd();
             RSSL_OK
         }

@@ -26,10 +26,13 @@
 mod panic;
 
 pub mod alert;
+pub mod callbacks;
 pub mod config;
 pub mod conn;
 pub mod error;
+pub mod info;
 pub mod listener;
+pub mod memory;
 pub mod result;
 mod socket;
 mod text;

@@ -43,6 +43,8 @@ pub enum rssl_result {
     RSSL_BAD_PASSWORD = 205,
     /// The private key does not belong to the certificate.
     RSSL_KEY_MISMATCH = 206,
+    /// CRL data (file or memory) holds no usable revocation list.
+    RSSL_BAD_CRL = 207,
 
     // 300-399: the network.
     /// The peer closed the connection (close_notify or end of stream).
@@ -57,6 +59,9 @@ pub enum rssl_result {
     RSSL_CONNECT_FAILED = 304,
     /// The local address is already in use.
     RSSL_ADDRESS_IN_USE = 305,
+    /// A memory connection needs more ciphertext from the peer before the
+    /// call can make progress (not a failure: feed input, call again).
+    RSSL_WANT_READ = 306,
 
     // 400-499: TLS.
     /// A fatal TLS alert ended the handshake or connection, sent by us or
@@ -74,7 +79,7 @@ use rssl_result::*;
 
 impl rssl_result {
     // Every code, for tests and for `from_u32` (private: not for the header).
-    const ALL: [rssl_result; 22] = [
+    const ALL: [rssl_result; 24] = [
         RSSL_OK,
         RSSL_NULL_PARAMETER,
         RSSL_INVALID_ARGUMENT,
@@ -88,12 +93,14 @@ impl rssl_result {
         RSSL_BAD_KEY,
         RSSL_BAD_PASSWORD,
         RSSL_KEY_MISMATCH,
+        RSSL_BAD_CRL,
         RSSL_CLOSED,
         RSSL_TIMEOUT,
         RSSL_IO_ERROR,
         RSSL_RESOLVE_FAILED,
         RSSL_CONNECT_FAILED,
         RSSL_ADDRESS_IN_USE,
+        RSSL_WANT_READ,
         RSSL_TLS_ALERT,
         RSSL_TLS_ERROR,
         RSSL_PANIC,
@@ -119,12 +126,14 @@ impl rssl_result {
             RSSL_BAD_KEY => c"no usable private key",
             RSSL_BAD_PASSWORD => c"missing or wrong password for the private key",
             RSSL_KEY_MISMATCH => c"private key does not match the certificate",
+            RSSL_BAD_CRL => c"no usable certificate revocation list",
             RSSL_CLOSED => c"connection closed",
             RSSL_TIMEOUT => c"timeout",
             RSSL_IO_ERROR => c"I/O error",
             RSSL_RESOLVE_FAILED => c"host name could not be resolved",
             RSSL_CONNECT_FAILED => c"connection failed",
             RSSL_ADDRESS_IN_USE => c"address already in use",
+            RSSL_WANT_READ => c"more input from the peer is needed",
             RSSL_TLS_ALERT => c"TLS alert",
             RSSL_TLS_ERROR => c"TLS error",
             RSSL_PANIC => c"internal error (panic in rssl)",
@@ -142,13 +151,14 @@ impl rssl_result {
                 "key" => RSSL_BAD_KEY,
                 _ => RSSL_INVALID_OPTION,
             },
-            Error::File { reason, .. } => match reason.as_str() {
+            Error::File { reason, option, .. } => match reason.as_str() {
                 "enoent" => RSSL_FILE_NOT_FOUND,
                 "eacces" | "eisdir" | "enotdir" | "enametoolong" | "eio" => RSSL_FILE_UNREADABLE,
                 "bad_key" => RSSL_BAD_KEY,
                 "no_password" | "bad_password" => RSSL_BAD_PASSWORD,
                 "key_does_not_match_certificate" => RSSL_KEY_MISMATCH,
                 "bad_dh_params" => RSSL_INVALID_OPTION,
+                _ if option == "crlfile" || option == "crls" => RSSL_BAD_CRL,
                 _ => RSSL_BAD_CERTIFICATE,
             },
             Error::Internal(_) => RSSL_TLS_ERROR,

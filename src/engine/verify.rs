@@ -31,7 +31,7 @@ pub struct CertCheck<'a> {
 pub enum Verdict {
     /// Accept the certificate, even with an error.
     Accept,
-    /// Fail the handshake (a `bad_certificate` alert when OpenSSL had no
+    /// Fail the handshake (a `handshake_failure` alert when OpenSSL had no
     /// error of its own for it).
     Reject,
 }

@@ -1,0 +1,763 @@
+/* (e) Every configuration option, rssl against rssl in one process: verify
+ * and partial-chain callbacks, CRLs, cipher order and suite details, DH
+ * parameters, groups, SNI hosts and callback, NPN, PSK, SRP, session
+ * resumption, fallback, keying material. */
+#include "common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const uint16_t TLS12[] = {RSSL_TLS1_2};
+static const uint16_t TLS13[] = {RSSL_TLS1_3};
+
+/* One connection to a server built from `sb`, by a client built from `cb`:
+ * the client's result, and what the server saw in *seen. */
+static rssl_result one_connection(rssl_config_builder *sb, rssl_config_builder *cb,
+                                  struct served *seen)
+{
+    const rssl_config *sconfig = build(sb);
+    const rssl_config *cconfig = build(cb);
+    struct tls_server server;
+    tls_server_start(&server, sconfig, 1);
+    rssl_conn *conn = NULL;
+    rssl_result r = ping_server(cconfig, server.port, NULL, 0, &conn);
+    /* Keep the client's last error across the server's join. */
+    int alert = last_alert(NULL);
+    if (r == RSSL_OK)
+        CHECK_OK(rssl_close(conn));
+    tls_server_join(&server);
+    *seen = server.seen[0];
+    rssl_config_free(sconfig);
+    rssl_config_free(cconfig);
+    (void)alert;
+    return r;
+}
+
+/* Expects the client to fail with a TLS alert named `name`, sent by us
+ * (`local`) or received. */
+static void expect_alert(rssl_result r, const char *name, bool local)
+{
+    CHECK_RESULT(r, RSSL_TLS_ALERT);
+    bool is_local = !local;
+    int alert = last_alert(&is_local);
+    if (alert < 0 || strcmp(rssl_alert_name((uint8_t)alert), name) != 0 || is_local != local) {
+        fprintf(stderr, "alert %s (local %d), want %s (local %d): %s\n",
+                alert < 0 ? "none" : rssl_alert_name((uint8_t)alert), is_local, name, local,
+                last_error());
+        CHECK(false);
+    }
+}
+
+/* --- Verification callbacks --- */
+
+struct verify_log {
+    int calls;
+    int depth0_errors[8];
+    int n_depth0;
+    bool accept_unknown_ca;
+    bool reject_peer;
+};
+
+static bool verify_cb(void *user_data, const uint8_t *der, size_t len, uint32_t depth,
+                      int32_t error)
+{
+    struct verify_log *log = user_data;
+    CHECK(der != NULL && len > 100);
+    __atomic_add_fetch(&log->calls, 1, __ATOMIC_SEQ_CST);
+    if (depth == 0 && log->n_depth0 < 8)
+        log->depth0_errors[log->n_depth0++] = error;
+    if (error != 0)
+        return log->accept_unknown_ca &&
+               strcmp(rssl_verify_error_name(error), "unknown_ca") == 0;
+    return !(log->reject_peer && depth == 0);
+}
+
+static void verify_callback_accepts_unknown_ca(void)
+{
+    struct verify_log log = {.accept_unknown_ca = true};
+    rssl_config_builder *cb = client_builder("other_ca.pem");
+    CHECK_OK(rssl_config_builder_set_verify_callback(cb, verify_cb, &log));
+    struct served seen;
+    CHECK_OK(one_connection(server_builder("server.pem", "server.key"), cb, &seen));
+    CHECK(log.n_depth0 >= 1);
+    CHECK(strcmp(rssl_verify_error_name(log.depth0_errors[0]), "unknown_ca") == 0);
+    CHECK(strlen(rssl_verify_error_string(log.depth0_errors[0])) > 0);
+
+    /* Without the callback the same client fails. */
+    CHECK_RESULT(one_connection(server_builder("server.pem", "server.key"),
+                                client_builder("other_ca.pem"), &seen),
+                 RSSL_TLS_ALERT);
+}
+
+static void verify_callback_rejects(void)
+{
+    struct verify_log log = {.reject_peer = true};
+    rssl_config_builder *cb = client_builder("ca.pem");
+    CHECK_OK(rssl_config_builder_set_verify_callback(cb, verify_cb, &log));
+    struct served seen;
+    rssl_result r = one_connection(server_builder("server.pem", "server.key"), cb, &seen);
+    expect_alert(r, "handshake_failure", true);
+    /* The CA (depth 1) and the peer (depth 0), each once, no errors. */
+    CHECK(log.calls == 2);
+    CHECK(log.n_depth0 == 1 && log.depth0_errors[0] == 0);
+    CHECK(strstr(last_error(), "application verification failure") != NULL);
+
+    /* NULL removes the callback again. */
+    cb = client_builder("ca.pem");
+    CHECK_OK(rssl_config_builder_set_verify_callback(cb, verify_cb, &log));
+    CHECK_OK(rssl_config_builder_set_verify_callback(cb, NULL, NULL));
+    CHECK_OK(one_connection(server_builder("server.pem", "server.key"), cb, &seen));
+}
+
+static void verify_callback_server_side(void)
+{
+    /* The server accepts a client certificate from the unrelated CA. */
+    struct verify_log log = {.accept_unknown_ca = true};
+    rssl_config_builder *sb = server_builder("server.pem", "server.key");
+    CHECK_OK(rssl_config_builder_set_verify(sb, RSSL_VERIFY_PEER));
+    CHECK_OK(rssl_config_builder_set_fail_if_no_peer_cert(sb, true));
+    CHECK_OK(rssl_config_builder_set_cacertfile(sb, cert_path("ca.pem")));
+    CHECK_OK(rssl_config_builder_set_verify_callback(sb, verify_cb, &log));
+    rssl_config_builder *cb = client_builder("ca.pem");
+    CHECK_OK(rssl_config_builder_set_certfile(cb, cert_path("other_client.pem")));
+    CHECK_OK(rssl_config_builder_set_keyfile(cb, cert_path("other_client.key")));
+    struct served seen;
+    CHECK_OK(one_connection(sb, cb, &seen));
+    CHECK_OK(seen.result);
+    CHECK(log.n_depth0 >= 1);
+}
+
+static unsigned char *ca_der;
+static size_t ca_der_len;
+
+static int64_t pick_ca(void *user_data, const rssl_bytes *chain, size_t count)
+{
+    int *calls = user_data;
+    (*calls)++;
+    CHECK(count == 2);
+    for (size_t i = 0; i < count; i++)
+        if (chain[i].len == ca_der_len && memcmp(chain[i].data, ca_der, ca_der_len) == 0)
+            return (int64_t)i;
+    return -1;
+}
+
+static int64_t pick_none(void *user_data, const rssl_bytes *chain, size_t count)
+{
+    (void)chain;
+    (void)count;
+    (*(int *)user_data)++;
+    return -1;
+}
+
+static void partial_chain(void)
+{
+    ca_der = read_file(cert_path("ca.der"), &ca_der_len);
+    /* The server sends its CA along; the client trusts no CA file at all. */
+    int calls = 0;
+    rssl_config_builder *cb = client_builder(NULL);
+    CHECK_OK(rssl_config_builder_set_verify(cb, RSSL_VERIFY_PEER));
+    CHECK_OK(rssl_config_builder_set_partial_chain_callback(cb, pick_ca, &calls));
+    struct served seen;
+    CHECK_OK(one_connection(server_builder("server_chain.pem", "server.key"), cb, &seen));
+    CHECK(calls == 1);
+
+    calls = 0;
+    cb = client_builder(NULL);
+    CHECK_OK(rssl_config_builder_set_verify(cb, RSSL_VERIFY_PEER));
+    CHECK_OK(rssl_config_builder_set_partial_chain_callback(cb, pick_none, &calls));
+    rssl_result r = one_connection(server_builder("server_chain.pem", "server.key"), cb, &seen);
+    expect_alert(r, "unknown_ca", true);
+    CHECK(calls == 1);
+
+    /* A chain that reaches a trusted CA never asks. */
+    calls = 0;
+    cb = client_builder("ca.pem");
+    CHECK_OK(rssl_config_builder_set_partial_chain_callback(cb, pick_none, &calls));
+    CHECK_OK(one_connection(server_builder("server_chain.pem", "server.key"), cb, &seen));
+    CHECK(calls == 0);
+    free(ca_der);
+}
+
+/* --- CRLs --- */
+
+static rssl_config_builder *crl_client(const char *crlfile, uint32_t mode)
+{
+    rssl_config_builder *cb = client_builder("ca.pem");
+    if (crlfile != NULL)
+        CHECK_OK(rssl_config_builder_add_crlfile(cb, cert_path(crlfile)));
+    CHECK_OK(rssl_config_builder_set_crl_check(cb, mode));
+    return cb;
+}
+
+static void crl_check_peer(void)
+{
+    struct served seen;
+    rssl_result r = one_connection(server_builder("revoked_server.pem", "revoked_server.key"),
+                                   crl_client("ca_revoked.crl", RSSL_CRL_CHECK_PEER), &seen);
+    expect_alert(r, "certificate_revoked", true);
+    CHECK_OK(one_connection(server_builder("server.pem", "server.key"),
+                            crl_client("ca_revoked.crl", RSSL_CRL_CHECK_PEER), &seen));
+    /* The CRL that revokes nothing lets the other certificate through. */
+    CHECK_OK(one_connection(server_builder("revoked_server.pem", "revoked_server.key"),
+                            crl_client("ca_empty.crl", RSSL_CRL_CHECK_ALL), &seen));
+    /* Without a check mode the CRL is not consulted. */
+    CHECK_OK(one_connection(server_builder("revoked_server.pem", "revoked_server.key"),
+                            crl_client("ca_revoked.crl", RSSL_CRL_CHECK_NONE), &seen));
+}
+
+static void crl_check_missing(void)
+{
+    struct served seen;
+    /* Checking all needs a CRL for each certificate. */
+    rssl_result r = one_connection(server_builder("server.pem", "server.key"),
+                                   crl_client(NULL, RSSL_CRL_CHECK_ALL), &seen);
+    CHECK_RESULT(r, RSSL_TLS_ALERT);
+    CHECK(strstr(last_error(), "unable to get certificate CRL") != NULL);
+    /* Best effort accepts a missing CRL, but not a revocation. */
+    CHECK_OK(one_connection(server_builder("server.pem", "server.key"),
+                            crl_client(NULL, RSSL_CRL_CHECK_BEST_EFFORT), &seen));
+    r = one_connection(server_builder("revoked_server.pem", "revoked_server.key"),
+                       crl_client("ca_revoked.crl", RSSL_CRL_CHECK_BEST_EFFORT), &seen);
+    expect_alert(r, "certificate_revoked", true);
+}
+
+static void crl_in_memory_server_side(void)
+{
+    size_t pem_len = 0, der_len = 0;
+    unsigned char *pem = read_file(cert_path("ca_revoked.crl"), &pem_len);
+    unsigned char *der = read_file(cert_path("ca_revoked.crl.der"), &der_len);
+    for (int format = 0; format < 2; format++) {
+        rssl_config_builder *sb = server_builder("server.pem", "server.key");
+        CHECK_OK(rssl_config_builder_set_verify(sb, RSSL_VERIFY_PEER));
+        CHECK_OK(rssl_config_builder_set_fail_if_no_peer_cert(sb, true));
+        CHECK_OK(rssl_config_builder_set_cacertfile(sb, cert_path("ca.pem")));
+        if (format == 0)
+            CHECK_OK(rssl_config_builder_add_crls(sb, pem, pem_len, RSSL_FORMAT_PEM));
+        else
+            CHECK_OK(rssl_config_builder_add_crls(sb, der, der_len, RSSL_FORMAT_DER));
+        CHECK_OK(rssl_config_builder_set_crl_check(sb, RSSL_CRL_CHECK_PEER));
+        rssl_config_builder *cb = client_builder("ca.pem");
+        CHECK_OK(rssl_config_builder_set_certfile(cb, cert_path("revoked_client.pem")));
+        CHECK_OK(rssl_config_builder_set_keyfile(cb, cert_path("revoked_client.key")));
+        struct served seen;
+        rssl_result r = one_connection(sb, cb, &seen);
+        /* TLS 1.3: the client learns of its rejection on its first read. */
+        expect_alert(r, "certificate_revoked", false);
+        CHECK_RESULT(seen.result, RSSL_TLS_ALERT);
+        CHECK(seen.alert == 44 && seen.alert_local);
+    }
+    rssl_config_builder *b = client_builder(NULL);
+    CHECK_RESULT(rssl_config_builder_add_crls(b, (const uint8_t *)"junk", 4, RSSL_FORMAT_PEM),
+                 RSSL_BAD_CRL);
+    CHECK_RESULT(rssl_config_builder_add_crls(b, (const uint8_t *)"junk", 4, RSSL_FORMAT_DER),
+                 RSSL_BAD_CRL);
+    CHECK_RESULT(rssl_config_builder_add_crls(b, pem, pem_len, 9), RSSL_INVALID_ARGUMENT);
+    CHECK_RESULT(rssl_config_builder_set_crl_check(b, 4), RSSL_INVALID_ARGUMENT);
+    rssl_config_builder_free(b);
+    free(pem);
+    free(der);
+}
+
+/* --- Suites, cipher order, DH, groups --- */
+
+static void honor_cipher_order(void)
+{
+    const char *server_order = "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256";
+    const char *client_order = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384";
+    for (int honor = 0; honor < 2; honor++) {
+        rssl_config_builder *sb = server_builder("server.pem", "server.key");
+        CHECK_OK(rssl_config_builder_set_ciphers(sb, server_order));
+        CHECK_OK(rssl_config_builder_set_honor_cipher_order(sb, honor));
+        rssl_config_builder *cb = client_builder("ca.pem");
+        CHECK_OK(rssl_config_builder_set_versions(cb, TLS12, 1));
+        CHECK_OK(rssl_config_builder_set_ciphers(cb, client_order));
+        struct served seen;
+        CHECK_OK(one_connection(sb, cb, &seen));
+        const char *want = honor ? "ECDHE-ECDSA-AES256-GCM-SHA384" : "ECDHE-ECDSA-AES128-GCM-SHA256";
+        if (strcmp(seen.cipher, want) != 0) {
+            fprintf(stderr, "honor %d: %s\n", honor, seen.cipher);
+            CHECK(false);
+        }
+    }
+}
+
+static void suite_details(void)
+{
+    const rssl_config *sconfig = build(server_builder("server.pem", "server.key"));
+    struct tls_server server;
+    tls_server_start(&server, sconfig, 2);
+    for (int v = 0; v < 2; v++) {
+        rssl_config_builder *cb = client_builder("ca.pem");
+        CHECK_OK(rssl_config_builder_set_versions(cb, v == 0 ? TLS12 : TLS13, 1));
+        CHECK_OK(rssl_config_builder_set_ciphers(cb, "ECDHE-ECDSA-AES128-GCM-SHA256"));
+        CHECK_OK(rssl_config_builder_set_ciphersuites(cb, "TLS_CHACHA20_POLY1305_SHA256"));
+        const rssl_config *config = build(cb);
+        rssl_conn *conn = NULL;
+        CHECK_OK(ping_server(config, server.port, NULL, 0, &conn));
+        rssl_suite suite;
+        CHECK_OK(rssl_conn_cipher_suite(conn, &suite));
+        if (v == 0) {
+            CHECK(strcmp(suite.name, "ECDHE-ECDSA-AES128-GCM-SHA256") == 0);
+            CHECK(strcmp(suite.standard_name, "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256") == 0);
+            CHECK(strcmp(suite.key_exchange, "ecdhe_ecdsa") == 0);
+            CHECK(strcmp(suite.cipher, "aes_128_gcm") == 0);
+            CHECK(strcmp(suite.mac, "aead") == 0);
+            CHECK(strcmp(suite.prf, "sha256") == 0);
+            CHECK(strcmp(suite.min_version, "TLSv1.2") == 0);
+        } else {
+            CHECK(strcmp(suite.standard_name, "TLS_CHACHA20_POLY1305_SHA256") == 0);
+            CHECK(strcmp(suite.key_exchange, "any") == 0);
+            CHECK(strcmp(suite.cipher, "chacha20_poly1305") == 0);
+            CHECK(strcmp(suite.prf, "sha256") == 0);
+        }
+        CHECK_RESULT(rssl_conn_cipher_suite(conn, NULL), RSSL_NULL_PARAMETER);
+        CHECK_OK(rssl_close(conn));
+        rssl_config_free(config);
+    }
+    tls_server_join(&server);
+    rssl_config_free(sconfig);
+
+    /* Listing. */
+    size_t n = 0;
+    CHECK_RESULT(rssl_cipher_suites(NULL, NULL, NULL, 0, &n), RSSL_BUFFER_TOO_SMALL);
+    CHECK(n > 3);
+    rssl_suite *all = calloc(n, sizeof *all);
+    size_t m = 0;
+    CHECK_OK(rssl_cipher_suites(NULL, NULL, all, n, &m));
+    CHECK(m == n);
+    CHECK(strcmp(all[0].min_version, "TLSv1.3") == 0);
+    free(all);
+    rssl_suite two[2];
+    CHECK_OK(rssl_cipher_suites("PSK-AES128-GCM-SHA256", "TLS_AES_128_GCM_SHA256", two, 2, &n));
+    CHECK(n == 2);
+    CHECK(strcmp(two[0].name, "TLS_AES_128_GCM_SHA256") == 0);
+    CHECK(strcmp(two[1].key_exchange, "psk") == 0);
+    CHECK_RESULT(rssl_cipher_suites("NO-SUCH", NULL, two, 2, &n), RSSL_INVALID_OPTION);
+    CHECK_RESULT(rssl_cipher_suites(NULL, NULL, NULL, 2, &n), RSSL_NULL_PARAMETER);
+
+    uint16_t versions[4];
+    CHECK_OK(rssl_supported_versions(versions, 4, &n));
+    CHECK(n == 4 && versions[0] == RSSL_TLS1_3 && versions[1] == RSSL_TLS1_2);
+    CHECK_RESULT(rssl_supported_versions(versions, 1, &n), RSSL_BUFFER_TOO_SMALL);
+    CHECK(n == 4 && versions[0] == RSSL_TLS1_3);
+}
+
+static void dh_params(void)
+{
+    size_t len = 0;
+    unsigned char *dh = read_file(cert_path("dh.pem"), &len);
+    for (int memory = 0; memory < 2; memory++) {
+        rssl_config_builder *sb = server_builder("server_rsa.pem", "server_rsa.key");
+        if (memory)
+            CHECK_OK(rssl_config_builder_set_dh(sb, dh, len));
+        else
+            CHECK_OK(rssl_config_builder_set_dhfile(sb, cert_path("dh.pem")));
+        CHECK_OK(rssl_config_builder_set_ciphers(sb, "DHE-RSA-AES128-GCM-SHA256"));
+        rssl_config_builder *cb = client_builder("ca.pem");
+        CHECK_OK(rssl_config_builder_set_versions(cb, TLS12, 1));
+        CHECK_OK(rssl_config_builder_set_ciphers(cb, "DHE-RSA-AES128-GCM-SHA256"));
+        struct served seen;
+        CHECK_OK(one_connection(sb, cb, &seen));
+        CHECK(strcmp(seen.cipher, "DHE-RSA-AES128-GCM-SHA256") == 0);
+    }
+    free(dh);
+    rssl_config_builder *sb = server_builder("server_rsa.pem", "server_rsa.key");
+    CHECK_OK(rssl_config_builder_set_dh(sb, (const uint8_t *)"junk", 4));
+    const rssl_config *config = NULL;
+    CHECK_RESULT(rssl_config_builder_build(sb, &config), RSSL_INVALID_OPTION);
+    CHECK_OK(rssl_config_builder_set_dhfile(sb, cert_path("garbage.pem")));
+    CHECK_OK(rssl_config_builder_set_dh(sb, NULL, 0));
+    rssl_config_builder_free(sb);
+}
+
+static void groups(void)
+{
+    rssl_config_builder *sb = server_builder("server.pem", "server.key");
+    CHECK_OK(rssl_config_builder_set_groups(sb, "P-384"));
+    rssl_config_builder *cb = client_builder("ca.pem");
+    CHECK_OK(rssl_config_builder_set_groups(cb, "X25519"));
+    struct served seen;
+    expect_alert(one_connection(sb, cb, &seen), "handshake_failure", false);
+
+    sb = server_builder("server.pem", "server.key");
+    CHECK_OK(rssl_config_builder_set_groups(sb, "X25519:P-384"));
+    cb = client_builder("ca.pem");
+    CHECK_OK(rssl_config_builder_set_groups(cb, "P-384"));
+    CHECK_OK(one_connection(sb, cb, &seen));
+
+    cb = client_builder(NULL);
+    CHECK_OK(rssl_config_builder_set_groups(cb, "no-such-group"));
+    const rssl_config *config = NULL;
+    CHECK_RESULT(rssl_config_builder_build(cb, &config), RSSL_INVALID_OPTION);
+    rssl_config_builder_free(cb);
+}
+
+/* --- SNI --- */
+
+struct sni_state {
+    const rssl_config *other;
+    int mode; /* 0: default, 1: other, 2: reject */
+    int calls;
+    char name[64];
+};
+
+static rssl_result sni_cb(void *user_data, const char *server_name, const rssl_config **config_out)
+{
+    struct sni_state *st = user_data;
+    st->calls++;
+    snprintf(st->name, sizeof st->name, "%s", server_name);
+    if (st->mode == 1)
+        *config_out = st->other;
+    return st->mode == 2 ? RSSL_INVALID_ARGUMENT : RSSL_OK;
+}
+
+static void sni_hosts(void)
+{
+    const rssl_config *other = build(server_builder("other_server.pem", "other_server.key"));
+    rssl_config_builder *sb = server_builder("server.pem", "server.key");
+    CHECK_OK(rssl_config_builder_add_sni_host(sb, "LocalHost", other));
+    const rssl_config *sconfig = build(sb);
+    /* The SNI host keeps its own reference. */
+    rssl_config_free(other);
+    struct tls_server server;
+    tls_server_start(&server, sconfig, 1);
+    const rssl_config *cconfig = build(client_builder("other_ca.pem"));
+    rssl_conn *conn = NULL;
+    CHECK_OK(ping_server(cconfig, server.port, NULL, 0, &conn));
+    CHECK_OK(rssl_close(conn));
+    tls_server_join(&server);
+    CHECK(strcmp(server.seen[0].sni, "localhost") == 0);
+    rssl_config_free(cconfig);
+    rssl_config_free(sconfig);
+
+    rssl_config_builder *cb = client_builder(NULL);
+    sb = server_builder("server.pem", "server.key");
+    CHECK_RESULT(rssl_config_builder_add_sni_host(sb, "x", NULL), RSSL_NULL_PARAMETER);
+    const rssl_config *client_side = build(cb);
+    CHECK_RESULT(rssl_config_builder_add_sni_host(sb, "x", client_side), RSSL_INVALID_ARGUMENT);
+    rssl_config_free(client_side);
+    rssl_config_builder_free(sb);
+}
+
+static void sni_callback(void)
+{
+    struct sni_state st = {0};
+    st.other = build(server_builder("other_server.pem", "other_server.key"));
+    for (int mode = 0; mode < 3; mode++) {
+        st.mode = mode;
+        st.calls = 0;
+        rssl_config_builder *sb = server_builder("server.pem", "server.key");
+        CHECK_OK(rssl_config_builder_set_sni_callback(sb, sni_cb, &st));
+        struct served seen;
+        rssl_result r = one_connection(sb, client_builder(mode == 1 ? "other_ca.pem" : "ca.pem"),
+                                       &seen);
+        CHECK(st.calls == 1);
+        CHECK(strcmp(st.name, "localhost") == 0);
+        if (mode == 2)
+            expect_alert(r, "unrecognized_name", false);
+        else
+            CHECK_OK(r);
+    }
+    rssl_config_free(st.other);
+}
+
+/* --- NPN --- */
+
+static void npn(void)
+{
+    const char *advertised[] = {"http/1.1", "spdy/3"};
+    const char *preferred[] = {"spdy/3", "http/1.1"};
+    const char *unknown[] = {"h9"};
+    struct {
+        const char **protos;
+        size_t n;
+        uint32_t precedence;
+        const char *fallback;
+        const char *want;
+    } cases[] = {
+        {preferred, 2, RSSL_NPN_CLIENT, NULL, "spdy/3"},
+        {preferred, 2, RSSL_NPN_SERVER, NULL, "http/1.1"},
+        {unknown, 1, RSSL_NPN_CLIENT, "fallback/1", "fallback/1"},
+        {unknown, 1, RSSL_NPN_CLIENT, NULL, "h9"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        rssl_config_builder *sb = server_builder("server.pem", "server.key");
+        CHECK_OK(rssl_config_builder_set_npn_advertised(sb, advertised, 2));
+        rssl_config_builder *cb = client_builder("ca.pem");
+        CHECK_OK(rssl_config_builder_set_versions(cb, TLS12, 1));
+        CHECK_OK(rssl_config_builder_set_npn_preferred(cb, cases[i].protos, cases[i].n,
+                                                       cases[i].precedence, cases[i].fallback));
+        struct served seen;
+        CHECK_OK(one_connection(sb, cb, &seen));
+        if (strcmp(seen.protocol, cases[i].want) != 0) {
+            fprintf(stderr, "case %zu: %s\n", i, seen.protocol);
+            CHECK(false);
+        }
+    }
+    rssl_config_builder *b = client_builder(NULL);
+    CHECK_RESULT(rssl_config_builder_set_npn_preferred(b, preferred, 2, 7, NULL),
+                 RSSL_INVALID_ARGUMENT);
+    const char *empty[] = {""};
+    CHECK_RESULT(rssl_config_builder_set_npn_advertised(b, empty, 1), RSSL_INVALID_ARGUMENT);
+    CHECK_RESULT(rssl_config_builder_set_npn_preferred(b, preferred, 2, RSSL_NPN_CLIENT, ""),
+                 RSSL_INVALID_ARGUMENT);
+    rssl_config_builder_free(b);
+}
+
+/* --- PSK and SRP --- */
+
+struct psk_state {
+    const char *key;
+    char identity[64];
+};
+
+static bool psk_cb(void *user_data, const uint8_t *identity, size_t identity_len,
+                   uint8_t *key_out, size_t key_cap, size_t *key_len)
+{
+    struct psk_state *st = user_data;
+    snprintf(st->identity, sizeof st->identity, "%.*s", (int)identity_len,
+             identity ? (const char *)identity : "");
+    size_t n = strlen(st->key);
+    CHECK(key_cap >= n);
+    memcpy(key_out, st->key, n);
+    *key_len = n;
+    return true;
+}
+
+static void psk(void)
+{
+    for (int wrong = 0; wrong < 2; wrong++) {
+        struct psk_state server_st = {.key = "0123456789abcdef"};
+        struct psk_state client_st = {.key = wrong ? "fedcba9876543210" : "0123456789abcdef"};
+        rssl_config_builder *sb = NULL;
+        CHECK_OK(rssl_config_builder_new(RSSL_ROLE_SERVER, &sb));
+        CHECK_OK(rssl_config_builder_set_ciphers(sb, "PSK-AES128-GCM-SHA256"));
+        CHECK_OK(rssl_config_builder_set_psk_identity(sb, "server hint"));
+        CHECK_OK(rssl_config_builder_set_psk_callback(sb, psk_cb, &server_st));
+        rssl_config_builder *cb = client_builder(NULL);
+        CHECK_OK(rssl_config_builder_set_versions(cb, TLS12, 1));
+        CHECK_OK(rssl_config_builder_set_ciphers(cb, "PSK-AES128-GCM-SHA256"));
+        CHECK_OK(rssl_config_builder_set_psk_identity(cb, "alice"));
+        CHECK_OK(rssl_config_builder_set_psk_callback(cb, psk_cb, &client_st));
+        struct served seen;
+        rssl_result r = one_connection(sb, cb, &seen);
+        CHECK(strcmp(server_st.identity, "alice") == 0);
+        CHECK(strcmp(client_st.identity, "server hint") == 0);
+        if (wrong) {
+            CHECK_RESULT(r, RSSL_TLS_ALERT);
+        } else {
+            CHECK_OK(r);
+            CHECK(strcmp(seen.cipher, "PSK-AES128-GCM-SHA256") == 0);
+        }
+    }
+}
+
+static const char *SRP_SALT = "rssl test salt";
+
+static bool srp_cb(void *user_data, const char *username, uint32_t *group_bits, uint8_t *salt,
+                   size_t salt_cap, size_t *salt_len, uint8_t *verifier, size_t verifier_cap,
+                   size_t *verifier_len)
+{
+    (void)user_data;
+    if (strcmp(username, "alice") != 0)
+        return false;
+    *group_bits = 2048;
+    *salt_len = strlen(SRP_SALT);
+    CHECK(salt_cap >= *salt_len);
+    memcpy(salt, SRP_SALT, *salt_len);
+    CHECK_OK(rssl_srp_verifier("alice", "secret", (const uint8_t *)SRP_SALT, strlen(SRP_SALT),
+                               2048, verifier, verifier_cap, verifier_len));
+    return true;
+}
+
+static void srp(void)
+{
+    const char *logins[][2] = {{"alice", "secret"}, {"alice", "wrong"}, {"bob", "secret"}};
+    for (int i = 0; i < 3; i++) {
+        rssl_config_builder *sb = NULL;
+        CHECK_OK(rssl_config_builder_new(RSSL_ROLE_SERVER, &sb));
+        CHECK_OK(rssl_config_builder_set_ciphers(sb, "SRP-AES-128-CBC-SHA"));
+        CHECK_OK(rssl_config_builder_set_srp_callback(sb, srp_cb, NULL));
+        rssl_config_builder *cb = client_builder(NULL);
+        CHECK_OK(rssl_config_builder_set_versions(cb, TLS12, 1));
+        CHECK_OK(rssl_config_builder_set_ciphers(cb, "SRP-AES-128-CBC-SHA"));
+        CHECK_OK(rssl_config_builder_set_srp_identity(cb, logins[i][0], logins[i][1]));
+        struct served seen;
+        rssl_result r = one_connection(sb, cb, &seen);
+        if (i == 0) {
+            CHECK_OK(r);
+            CHECK(strcmp(seen.cipher, "SRP-AES-128-CBC-SHA") == 0);
+        } else if (i == 2) {
+            expect_alert(r, "unknown_psk_identity", false);
+        } else {
+            CHECK_RESULT(r, RSSL_TLS_ALERT);
+        }
+    }
+    uint8_t v[512];
+    size_t n = 0;
+    CHECK_RESULT(rssl_srp_verifier("a", "b", NULL, 0, 1000, v, sizeof v, &n),
+                 RSSL_INVALID_ARGUMENT);
+    CHECK_RESULT(rssl_srp_verifier("a", "b", NULL, 0, 2048, v, 10, &n), RSSL_BUFFER_TOO_SMALL);
+    CHECK(n > 10 && n <= 256);
+}
+
+/* --- Sessions --- */
+
+static void resume(const uint16_t *version, bool server_reuse, bool want_reused)
+{
+    rssl_config_builder *sb = server_builder("server.pem", "server.key");
+    CHECK_OK(rssl_config_builder_set_session_tickets(sb, 2));
+    CHECK_OK(rssl_config_builder_set_reuse_sessions(sb, server_reuse));
+    const rssl_config *sconfig = build(sb);
+    rssl_config_builder *cb = client_builder("ca.pem");
+    CHECK_OK(rssl_config_builder_set_versions(cb, version, 1));
+    const rssl_config *cconfig = build(cb);
+    struct tls_server server;
+    tls_server_start(&server, sconfig, 2);
+
+    rssl_conn *conn = NULL;
+    CHECK_OK(ping_server(cconfig, server.port, NULL, 0, &conn));
+    bool reused = true;
+    CHECK_OK(rssl_conn_session_reused(conn, &reused));
+    CHECK(!reused);
+    size_t len = 0;
+    rssl_result r = rssl_conn_session(conn, NULL, 0, &len);
+    uint8_t *session = NULL;
+    if (r == RSSL_NOT_AVAILABLE) {
+        /* No resumable session: only when the server keeps none. */
+        CHECK(!server_reuse);
+        session = malloc(1);
+        len = 0;
+    } else {
+        CHECK_RESULT(r, RSSL_BUFFER_TOO_SMALL);
+        session = malloc(len);
+        size_t n = 0;
+        CHECK_OK(rssl_conn_session(conn, session, len, &n));
+        CHECK(n == len);
+    }
+    CHECK_OK(rssl_close(conn));
+    if (len > 0) {
+        CHECK_OK(ping_server(cconfig, server.port, session, len, &conn));
+    } else {
+        CHECK_OK(ping_server(cconfig, server.port, NULL, 0, &conn));
+    }
+    CHECK_OK(rssl_conn_session_reused(conn, &reused));
+    CHECK(reused == want_reused);
+    CHECK_OK(rssl_close(conn));
+    tls_server_join(&server);
+    CHECK(server.seen[1].reused == want_reused);
+    free(session);
+    rssl_config_free(sconfig);
+    rssl_config_free(cconfig);
+}
+
+static void session_resumption(void)
+{
+    resume(TLS12, true, true);
+    resume(TLS13, true, true);
+    resume(TLS12, false, false);
+    /* Not a session: refused before connecting. */
+    const rssl_config *config = build(client_builder(NULL));
+    rssl_conn *conn = NULL;
+    CHECK_RESULT(rssl_connect_session(config, "localhost", 1, (const uint8_t *)"junk", 4, 1000,
+                                      &conn),
+                 RSSL_INVALID_ARGUMENT);
+    CHECK(conn == NULL);
+    rssl_config_free(config);
+}
+
+/* --- Fallback, renegotiation flags, keying material --- */
+
+static void fallback(void)
+{
+    rssl_config_builder *cb = client_builder("ca.pem");
+    CHECK_OK(rssl_config_builder_set_versions(cb, TLS12, 1));
+    CHECK_OK(rssl_config_builder_set_fallback(cb, true));
+    struct served seen;
+    expect_alert(one_connection(server_builder("server.pem", "server.key"), cb, &seen),
+                 "inappropriate_fallback", false);
+    /* A server that has nothing newer takes it. */
+    rssl_config_builder *sb = server_builder("server.pem", "server.key");
+    CHECK_OK(rssl_config_builder_set_versions(sb, TLS12, 1));
+    cb = client_builder("ca.pem");
+    CHECK_OK(rssl_config_builder_set_versions(cb, TLS12, 1));
+    CHECK_OK(rssl_config_builder_set_fallback(cb, true));
+    CHECK_OK(one_connection(sb, cb, &seen));
+}
+
+static void renegotiation_flags(void)
+{
+    /* Both flags are accepted and do not disturb a normal connection (their
+     * effect is checked against openssl s_client in the interop tests). */
+    rssl_config_builder *sb = server_builder("server.pem", "server.key");
+    CHECK_OK(rssl_config_builder_set_client_renegotiation(sb, false));
+    CHECK_OK(rssl_config_builder_set_secure_renegotiate(sb, true));
+    rssl_config_builder *cb = client_builder("ca.pem");
+    CHECK_OK(rssl_config_builder_set_secure_renegotiate(cb, false));
+    CHECK_OK(rssl_config_builder_set_versions(cb, TLS12, 1));
+    struct served seen;
+    CHECK_OK(one_connection(sb, cb, &seen));
+}
+
+static void keying_material(void)
+{
+    const rssl_config *sconfig = build(server_builder("server.pem", "server.key"));
+    for (int v = 0; v < 2; v++) {
+        struct tls_server server;
+        tls_server_start(&server, sconfig, 1);
+        rssl_config_builder *cb = client_builder("ca.pem");
+        CHECK_OK(rssl_config_builder_set_versions(cb, v == 0 ? TLS12 : TLS13, 1));
+        const rssl_config *config = build(cb);
+        rssl_conn *conn = NULL;
+        CHECK_OK(ping_server(config, server.port, NULL, 0, &conn));
+        uint8_t ekm[32], other[32], with_context[32];
+        CHECK_OK(rssl_conn_export_keying_material(conn, "EXPERIMENTAL rssl test", NULL, 0, ekm,
+                                                  sizeof ekm));
+        CHECK_OK(rssl_conn_export_keying_material(conn, "EXPERIMENTAL other", NULL, 0, other,
+                                                  sizeof other));
+        CHECK_OK(rssl_conn_export_keying_material(conn, "EXPERIMENTAL rssl test",
+                                                  (const uint8_t *)"ctx", 3, with_context,
+                                                  sizeof with_context));
+        CHECK(memcmp(ekm, other, sizeof ekm) != 0);
+        CHECK(memcmp(ekm, with_context, sizeof ekm) != 0);
+        CHECK_RESULT(rssl_conn_export_keying_material(conn, NULL, NULL, 0, ekm, 32),
+                     RSSL_NULL_PARAMETER);
+        CHECK_RESULT(rssl_conn_export_keying_material(conn, "x", NULL, 3, ekm, 32),
+                     RSSL_NULL_PARAMETER);
+        CHECK_OK(rssl_close(conn));
+        rssl_config_free(config);
+        tls_server_join(&server);
+        /* The server derived the same bytes. */
+        CHECK(memcmp(server.seen[0].ekm, ekm, sizeof ekm) == 0);
+    }
+    rssl_config_free(sconfig);
+}
+
+static const struct test_case TESTS[] = {
+    {"verify_callback_accepts_unknown_ca", verify_callback_accepts_unknown_ca},
+    {"verify_callback_rejects", verify_callback_rejects},
+    {"verify_callback_server_side", verify_callback_server_side},
+    {"partial_chain", partial_chain},
+    {"crl_check_peer", crl_check_peer},
+    {"crl_check_missing", crl_check_missing},
+    {"crl_in_memory_server_side", crl_in_memory_server_side},
+    {"honor_cipher_order", honor_cipher_order},
+    {"suite_details", suite_details},
+    {"dh_params", dh_params},
+    {"groups", groups},
+    {"sni_hosts", sni_hosts},
+    {"sni_callback", sni_callback},
+    {"npn", npn},
+    {"psk", psk},
+    {"srp", srp},
+    {"session_resumption", session_resumption},
+    {"fallback", fallback},
+    {"renegotiation_flags", renegotiation_flags},
+    {"keying_material", keying_material},
+};
+
+int main(int argc, char **argv)
+{
+    return test_main(argc, argv, TESTS, sizeof TESTS / sizeof TESTS[0]);
+}
