@@ -45,9 +45,11 @@ test-erlang: nif
 demo: all
 	erl -noshell -pa $(ERL_EBIN) -eval 'rssl_demo:run(), halt().'
 
-bench: all
-	cd erlang && $(REBAR3) as bench compile
-	erl -noshell -pa $(ERL_EBIN) -pa erlang/_build/bench/lib/rssl/bench -eval 'rssl_bench:run(), halt().'
+# ssl vs rssl vs gen_tcp; RSSL_BENCH_MB, RSSL_BENCH_HS_SECS, RSSL_BENCH_MODS.
+bench: erlang
+	mkdir -p $(BUILD)/bench
+	erlc -o $(BUILD)/bench bench/rssl_bench.erl
+	erl -noshell -pa $(ERL_EBIN) -pa $(BUILD)/bench -eval 'rssl_bench:run(), halt().'
 
 # Regenerates the committed C header (a cargo test fails while it is stale).
 header:
