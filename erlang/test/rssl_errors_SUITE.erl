@@ -96,7 +96,7 @@ bad_options_connect(Config) ->
                    Opts = [binary, {active, false} | Bad],
                    Result = (catch ?M:connect({127, 0, 0, 1}, Port, Opts, ?T)),
                    ?assertMatch({Bad, {error, {options, _}}}, {Bad, Result})
-               end || {Bad, _Exact} <- bad_connect_options(Config)]
+               end || {Bad, _Exact} <- bad_connect_options()]
       end).
 
 %% Each bad option: {error, {options, _}} from listen, ditto.
@@ -119,7 +119,7 @@ bad_options_exact_terms(Config) ->
               [?assertEqual({connect, Bad, {error, {options, Exact}}},
                             {connect, Bad, catch ?M:connect({127, 0, 0, 1}, Port,
                                                             [binary, {active, false} | Bad], ?T)})
-               || {Bad, Exact} <- bad_connect_options(Config), Exact =/= any],
+               || {Bad, Exact} <- bad_connect_options(), Exact =/= any],
               [?assertEqual({listen, Bad, {error, {options, Exact}}},
                             {listen, Bad, catch ?M:listen(0, [binary, {reuseaddr, true} | Bad]
                                                           ++ cert_opts(Config))})
@@ -128,10 +128,9 @@ bad_options_exact_terms(Config) ->
 
 %% Bad options for connect, with what ssl returns inside {options, _}
 %% (`any' where the term is not worth pinning down).
-bad_connect_options(Config) ->
+bad_connect_options() ->
     Missing = "/nonexistent/rssl/cert.pem",
     MissingCa = "/nonexistent/rssl/ca.pem",
-    _ = Config,
     [{[{verify, bogus}], {verify, bogus}},
      {[{verify, "verify_peer"}], {verify, "verify_peer"}},
      {[{verify, verify_none}, {versions, [bogus]}], {bogus, {versions, [bogus]}}},

@@ -2,16 +2,16 @@
 %% `openssl` command line tool so that neither `ssl` nor `rssl` (the code
 %% under test) takes part in producing them.
 %%
-%% make(Dir) writes into Dir:
-%%   ca            trusted test CA (ECDSA P-256)
+%% make(Dir) writes into a fresh subdirectory of Dir:
+%%   ca            the test CA
 %%   server        leaf for DNS:localhost and IP:127.0.0.1, signed by ca
 %%   client        client-auth leaf, signed by ca
 %%   wrong_host    server leaf for DNS:wrong.example only, signed by ca
 %%   rsa_server    RSA 2048 leaf for localhost/127.0.0.1, signed by ca
-%%   other_ca      an unrelated CA that signed nothing used here
+%%   other_ca      an unrelated CA (it signs only other_server)
 %%   other_server  server leaf for localhost signed by other_ca
-%% and returns a map Name => #{cert => Path, key => Path} plus a few
-%% top-level conveniences (see below).
+%% and returns a map Name => #{cert => Path, key => Path}. All keys are
+%% ECDSA P-256 except rsa_server's.
 -module(rssl_test_pki).
 
 -export([make/1, server_opts/1, server_opts/2, client_opts/1, client_opts/2, der/1]).
