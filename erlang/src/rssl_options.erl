@@ -242,8 +242,9 @@ path(Option, Path) when is_list(Path) ->
     end;
 path(Option, Path) -> throw({options, {Option, Path}}).
 
-protocols(Ps, Opt) when is_list(Ps) ->
+protocols(Ps, {Key, _} = Opt) when is_list(Ps) ->
     lists:foreach(fun(P) when is_binary(P), byte_size(P) > 0, byte_size(P) < 256 -> ok;
+                     (P) when is_binary(P) -> throw({options, {Key, {invalid_protocol, P}}});
                      (_) -> throw({options, Opt})
                   end, Ps),
     Ps;
@@ -261,7 +262,7 @@ group_name(ffdhe6144, _) -> "ffdhe6144";
 group_name(ffdhe8192, _) -> "ffdhe8192";
 group_name(_, Opt) -> throw({options, Opt}).
 
-check_combinations(client, Tls = #{verify := verify_peer}) ->
+check_combinations(_Role, Tls = #{verify := verify_peer}) ->
     case maps:is_key(cacerts, Tls) orelse maps:is_key(cacertfile, Tls) of
         true -> Tls;
         false -> throw({options, {cacertfile, []}})

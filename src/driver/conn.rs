@@ -216,7 +216,9 @@ impl<H: Host> Conn<H> {
         waiter: impl FnOnce() -> H::Waiter,
     ) -> Result<SendOutcome, Failure> {
         let mut s = self.state.lock();
-        if s.phase != Phase::Established || s.fd < 0 || s.write_shut || s.write_failed {
+        let peer_gone = s.input_done && s.options.exit_on_close;
+        if s.phase != Phase::Established || s.fd < 0 || s.write_shut || s.write_failed || peer_gone
+        {
             return Err(Failure::Closed);
         }
         let header = s
@@ -800,6 +802,11 @@ impl<H: Host> State<H> {
             }
         }
         self.deliver(outbox);
+        if self.read_paused && !self.undelivered_too_much() {
+            // Active delivery drained the backlog: read on, soon.
+            self.read_paused = false;
+            again = true;
+        }
         let keep_writable = !self.options.exit_on_close && !self.write_failed;
         if self.input_done && self.fd >= 0 && self.tls.output().is_empty() && !keep_writable {
             // The peer is gone: answer with close_notify and let the socket go.
