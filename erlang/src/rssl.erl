@@ -57,8 +57,7 @@ listen(_Port, Options) when not is_list(Options) ->
 listen(Port, Options) ->
     with_parts(server, Options,
       fun(#{tcp := Tcp, emulated := Emulated, tls := Tls}) ->
-          TlsMap = rssl_options:tls_map(server, Tls),
-          case rssl_nif:config_new(TlsMap) of
+          case config(server, Tls) of
               {ok, Config} ->
                   case gen_tcp:listen(Port, tcp_options(Tcp)) of
                       {ok, LSock} ->
@@ -107,7 +106,7 @@ handshake(Socket, Options, Timeout) when ?IS_CONN(Socket), is_list(Options),
                     with_parts(server, Options,
                       fun(#{tls := Tls, emulated := Emulated}) ->
                           Merged = maps:merge(Tls0, Tls),
-                          case rssl_nif:config_new(rssl_options:tls_map(server, Merged)) of
+                          case config(server, Merged) of
                               {ok, Config} ->
                                   ok = rssl_nif:set_config(Socket, Config, #{}),
                                   ok = rssl_nif:setopts(Socket, Emulated),
@@ -124,7 +123,7 @@ handshake(Socket, Options, Timeout) when ?IS_CONN(Socket), is_list(Options),
 handshake(Tcp, Options, Timeout) when is_port(Tcp), is_list(Options), ?IS_TIMEOUT(Timeout) ->
     with_parts(server, Options,
       fun(#{emulated := Emulated, tls := Tls}) ->
-          case rssl_nif:config_new(rssl_options:tls_map(server, Tls)) of
+          case config(server, Tls) of
               {ok, Config} ->
                   case adopt(Tcp, Config, #{}, Emulated, undefined) of
                       {ok, Socket} -> run_handshake(Socket, deadline(Timeout));
@@ -188,7 +187,7 @@ connect(_Host, _Port, _Options, Timeout) ->
     {error, {options, {timeout, Timeout}}}.
 
 client_handshake(Tcp, Host, SNI, Tls, Emulated, Deadline) ->
-    case rssl_nif:config_new(rssl_options:tls_map(client, Tls)) of
+    case config(client, Tls) of
         {ok, Config} ->
             Peer = rssl_options:peer(Host, SNI, Tls),
             case adopt(Tcp, Config, Peer, Emulated, undefined) of
@@ -495,6 +494,23 @@ format_error(Reason) ->
     lists:flatten(io_lib:format("Unexpected error: ~p", [Reason])).
 
 %%% Internals -------------------------------------------------------------
+
+%% The NIF configuration for validated TLS options. Each `sni_hosts' entry
+%% becomes a configuration of its own: the listener's options with the
+%% host's merged over them.
+config(Role, Tls = #{sni_hosts := Hosts}) ->
+    Base = maps:remove(sni_hosts, Tls),
+    try
+        Configs = [case rssl_nif:config_new(rssl_options:tls_map(Role, maps:merge(Base, HostTls))) of
+                       {ok, C} -> {unicode:characters_to_binary(Host), C};
+                       {error, _} = Error -> throw(Error)
+                   end || {Host, HostTls} <- Hosts],
+        rssl_nif:config_new(rssl_options:tls_map(Role, Base#{sni_hosts => Configs}))
+    catch
+        throw:{error, _} = Error -> Error
+    end;
+config(Role, Tls) ->
+    rssl_nif:config_new(rssl_options:tls_map(Role, Tls)).
 
 %% The send is queued but the backlog is high: wait until it drains, at most
 %% send_timeout.

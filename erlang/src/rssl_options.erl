@@ -210,6 +210,18 @@ tls(client, {fallback, B}, Tls) when is_boolean(B) ->
 tls(_Role, {supported_groups, Groups} = Opt, Tls) when is_list(Groups) ->
     Names = [group_name(G, Opt) || G <- Groups],
     Tls#{supported_groups => iolist_to_binary(lists:join(":", Names))};
+tls(server, {sni_hosts, Hosts} = Opt, Tls) when is_list(Hosts) ->
+    Parsed = [case Entry of
+                  {Host, HostOpts} when is_list(HostOpts) ->
+                      Name = sni(client, Host),
+                      #{tls := HostTls} = split(server, HostOpts,
+                                                #{tcp => [], emulated => [], tls => #{},
+                                                  sni => undefined}),
+                      {Name, HostTls};
+                  _ ->
+                      throw({options, Opt})
+              end || Entry <- Hosts],
+    Tls#{sni_hosts => Parsed};
 tls(_Role, {Key, _} = Opt, Tls) ->
     case lists:member(Key, ?NO_EFFECT) of
         true -> Tls;
@@ -221,7 +233,7 @@ tls(_Role, {Key, _} = Opt, Tls) ->
 unsupported_or_bad({Key, _} = Opt) ->
     Known = [verify_fun, partial_chain, crl_check, crl_cache, user_lookup_fun,
              psk_identity, srp_identity, reuse_session, next_protocols_advertised,
-             client_preferred_next_protocols, sni_hosts, sni_fun, cb_info,
+             client_preferred_next_protocols, sni_fun, cb_info,
              customize_hostname_check, session_tickets, use_ticket, early_data,
              anti_replay, signature_algs, signature_algs_cert, eccs,
              certificate_authorities, ocsp_stapling, ocsp_responder_certs,

@@ -155,6 +155,9 @@ fn build_context(o: &Options) -> Result<SslContext, Error> {
 
     match o.role {
         Role::Client => {
+            if o.versions.contains(&Version::Tls13) {
+                super::tls13_alert::install(&mut b);
+            }
             if !o.alpn.is_empty() {
                 b.set_alpn_protos(&alpn_wire(&o.alpn))
                     .map_err(|e| openssl_error("alpn", e))?;

@@ -108,6 +108,7 @@ impl Connection {
                     }
                     .map_err(|_| Error::Option("server_name_indication".into(), host.clone()))?;
                 }
+                super::tls13_alert::prepare(&mut ssl);
                 ssl.set_connect_state();
             }
             Role::Server => ssl.set_accept_state(),
@@ -148,8 +149,12 @@ impl Connection {
         if self.established {
             return Ok(Progress::Done);
         }
+        let flight_start = self.output().len();
         match self.stream.do_handshake() {
             Ok(()) => {
+                if let Some(error) = super::tls13_alert::deferred_error(self.stream.ssl()) {
+                    return Err(self.fail_deferred(flight_start, error));
+                }
                 self.established = true;
                 Ok(Progress::Done)
             }
@@ -263,6 +268,30 @@ impl Connection {
         }
     }
 
+    /// A TLS 1.3 client whose verification failed (see `tls13_alert`):
+    /// its Finished is replaced by the protected alert.
+    fn fail_deferred(&mut self, flight_start: usize, error: i32) -> Error {
+        let code = super::tls13_alert::alert_for(error);
+        let mut output = std::mem::take(self.stream.get_mut().outgoing_mut());
+        if !super::tls13_alert::replace_flight(self.stream.ssl(), &mut output, flight_start, code) {
+            // Cannot protect it: better no alert than our Finished.
+            output.truncate(flight_start);
+        }
+        *self.stream.get_mut().outgoing_mut() = output;
+        // SAFETY: a value that came from the verify callback.
+        let detail = unsafe { X509VerifyResult::from_raw(error as c_int) }
+            .error_string()
+            .to_string();
+        let err = Error::Alert {
+            alert: Alert(code),
+            role: self.role,
+            local: true,
+            detail,
+        };
+        self.failure = Some(err.clone());
+        err
+    }
+
     /// Turns an OpenSSL failure into the error OTP would report, and keeps it.
     fn fail(&mut self, e: openssl::ssl::Error) -> Error {
         let log = self.stream.ssl().ex_data(*ALERT_LOG);
@@ -284,6 +313,8 @@ impl Connection {
         const HOSTNAME_MISMATCH: libc::c_long = 62;
         const IP_ADDRESS_MISMATCH: libc::c_long = 64;
         let sent = match sent {
+            // (The verify callback turns these into application errors, so
+            // this is only a safety net.)
             Some(_) if matches!(verify, HOSTNAME_MISMATCH | IP_ADDRESS_MISMATCH) => {
                 Some(Alert::HANDSHAKE_FAILURE.0)
             }
@@ -550,6 +581,42 @@ pub(crate) mod tests {
             Err(Error::Alert { alert, local, .. }) => {
                 assert_eq!(alert.name(), "unknown_ca");
                 assert!(!local);
+            }
+            other => panic!("server: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn tls13_client_alert_after_server_hello_is_protected() {
+        let pki = test_pki();
+        let other = test_pki();
+        let mut co = client_options(&other);
+        co.versions = vec![Version::Tls13];
+        let (mut client, mut server) = pair(co, server_options(&pki), "localhost");
+        client.handshake().unwrap();
+        shuttle(&mut client, &mut server);
+        server.handshake().unwrap();
+        shuttle(&mut server, &mut client);
+        assert!(client.handshake().is_err());
+        let out = client.output().to_vec();
+        // Only protected records (type 23) or a middlebox-compatibility
+        // change_cipher_spec (type 20) may follow the ServerHello.
+        let mut i = 0;
+        while i + 5 <= out.len() {
+            assert!(
+                out[i] == 23 || out[i] == 20,
+                "record type {} in {:?}",
+                out[i],
+                out
+            );
+            i += 5 + u16::from_be_bytes([out[i + 3], out[i + 4]]) as usize;
+        }
+        assert!(i > 0 && out[..i].contains(&23));
+        // And the server reads it as the alert.
+        shuttle(&mut client, &mut server);
+        match server.handshake() {
+            Err(Error::Alert { alert, local, .. }) => {
+                assert_eq!((alert.name(), local), ("unknown_ca", false));
             }
             other => panic!("server: {other:?}"),
         }

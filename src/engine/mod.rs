@@ -17,6 +17,7 @@ pub mod psk;
 pub mod session;
 pub mod sni;
 pub mod suite;
+pub(crate) mod tls13_alert;
 pub mod verify;
 pub mod version;
 mod wire;

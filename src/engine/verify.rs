@@ -54,6 +54,8 @@ pub const X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN: i32 = 19;
 pub const X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY: i32 = 20;
 pub const X509_V_ERR_CERT_REVOKED: i32 = 23;
 pub const X509_V_ERR_APPLICATION_VERIFICATION: i32 = 50;
+pub const X509_V_ERR_HOSTNAME_MISMATCH: i32 = 62;
+pub const X509_V_ERR_IP_ADDRESS_MISMATCH: i32 = 64;
 
 /// OTP's name for an `X509_V_ERR_*` code, as in `{bad_cert, Reason}`
 /// (`valid` for 0; `unknown` for codes OTP has no name for).
@@ -87,7 +89,9 @@ pub fn error_text(error: i32) -> &'static str {
 /// checking needs them. The verify mode set by `config.rs` is kept.
 pub(crate) fn install(b: &mut openssl::ssl::SslContextBuilder, o: &Options, crl_best_effort: bool) {
     unsafe {
-        if o.verify_fun.is_some() || crl_best_effort {
+        // Always with peer verification: the trampoline also gives host
+        // name mismatches OTP's alert.
+        if o.verify_fun.is_some() || crl_best_effort || o.verify == super::options::Verify::Peer {
             let mode = openssl_sys::SSL_CTX_get_verify_mode(b.as_ptr());
             openssl_sys::SSL_CTX_set_verify(b.as_ptr(), mode, Some(verify_trampoline));
         }
@@ -126,6 +130,37 @@ pub(crate) extern "C" fn verify_trampoline(
 ) -> c_int {
     guard(0, || unsafe {
         let store = X509StoreContextRef::from_ptr_mut(store);
+        let ok = apply_hooks(preverify_ok, store);
+        let error = store.error().as_raw();
+        if ok == 0 {
+            let ssl_idx = X509StoreContext::ssl_idx().ok();
+            if let Some(ssl) = ssl_idx.and_then(|idx| store.ex_data(idx)) {
+                if super::tls13_alert::defer(ssl, error) {
+                    // Reported after the handshake, protected (tls13_alert).
+                    return 1;
+                }
+            }
+        }
+        if ok == 0
+            && matches!(
+                error,
+                X509_V_ERR_HOSTNAME_MISMATCH | X509_V_ERR_IP_ADDRESS_MISMATCH
+            )
+        {
+            // OTP answers a failed host name check with handshake_failure;
+            // OpenSSL sends that alert for application verification errors
+            // (it would send bad_certificate for the mismatch itself).
+            store.set_error(X509VerifyResult::from_raw(
+                X509_V_ERR_APPLICATION_VERIFICATION,
+            ));
+        }
+        ok
+    })
+}
+
+/// The verify function and CRL best-effort rule, when the context has them.
+unsafe fn apply_hooks(preverify_ok: c_int, store: &mut X509StoreContextRef) -> c_int {
+    {
         let Some((verify_fun, _, crl_best_effort)) = hooks_of(store) else {
             return preverify_ok;
         };
@@ -164,7 +199,7 @@ pub(crate) extern "C" fn verify_trampoline(
             }
         }
         ok as c_int
-    })
+    }
 }
 
 /// OpenSSL's whole-chain verification callback: verifies as usual, unless

@@ -63,6 +63,11 @@ impl Wire {
         &self.outgoing
     }
 
+    /// The outgoing buffer itself, for rewriting what OpenSSL wrote.
+    pub fn outgoing_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.outgoing
+    }
+
     pub fn consume_outgoing(&mut self, n: usize) {
         self.outgoing.drain(..n);
         if self.outgoing.is_empty() && self.outgoing.capacity() > KEEP_CAPACITY {

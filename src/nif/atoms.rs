@@ -54,6 +54,7 @@ rustler::atoms! {
     dhfile,
     fallback,
     sni,
+    sni_hosts,
     verify_host,
 
     // socket options

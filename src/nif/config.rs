@@ -110,6 +110,18 @@ fn decode(map: Term) -> NifResult<Options> {
     o.dh = get(map, atoms::dh()).map(bytes).transpose()?;
     o.dhfile = get(map, atoms::dhfile()).map(string).transpose()?;
     o.fallback = flag(map, atoms::fallback(), false)?;
+    if let Some(t) = get(map, atoms::sni_hosts()) {
+        let hosts: Vec<(Binary, ResourceArc<ConfigRes>)> = t.decode()?;
+        o.sni_hosts = hosts
+            .iter()
+            .map(|(host, res)| {
+                (
+                    String::from_utf8_lossy(host.as_slice()).into_owned(),
+                    res.config.clone(),
+                )
+            })
+            .collect();
+    }
     Ok(o)
 }
 
