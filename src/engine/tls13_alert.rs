@@ -81,7 +81,7 @@ pub(crate) fn deferred_error(ssl: &SslRef) -> Option<i32> {
 pub(crate) fn alert_for(error: i32) -> u8 {
     match error {
         2 | 3 | 19 | 20 | 21 | 27 | 28 | 29 | 33 | 35 => 48, // unknown_ca
-        9 | 10 | 11 | 12 | 13 | 14 | 15 | 16 => 45,          // certificate_expired
+        9..=16 => 45,                                        // certificate_expired
         23 => 44,                                            // certificate_revoked
         17 | 24 | 25 | 26 | 22 => 46,                        // certificate_unknown
         50 | 62 | 63 | 64 => 40,                             // handshake_failure
