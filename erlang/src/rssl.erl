@@ -498,6 +498,11 @@ format_error(Reason) ->
 %% The NIF configuration for validated TLS options. Each `sni_hosts' entry
 %% becomes a configuration of its own: the listener's options with the
 %% host's merged over them.
+config(server, Tls = #{sni_fun := Fun}) when is_function(Fun) ->
+    %% The fun runs in the handshaking process (see run_handshake/2), with
+    %% the listener's options to merge its answer over.
+    Base = maps:remove(sni_fun, Tls),
+    config(server, Base#{sni_fun => {Fun, Base}});
 config(Role, Tls = #{sni_hosts := Hosts}) ->
     Base = maps:remove(sni_hosts, Tls),
     try
@@ -557,20 +562,44 @@ adopt(Tcp, Config, Peer, Emulated, Pending) ->
 run_handshake(Socket, Deadline) ->
     Tag = erlang:unique_integer(),
     case rssl_nif:handshake(Socket, Tag) of
-        ok ->
-            receive
-                {rssl_reply, Tag, ok} -> {ok, Socket};
-                {rssl_reply, Tag, {error, _} = Error} ->
-                    rssl_nif:close(Socket),
-                    Error
-            after remaining(Deadline) ->
-                rssl_nif:close(Socket),
-                receive {rssl_reply, Tag, _} -> ok after 0 -> ok end,
-                {error, timeout}
-            end;
+        ok -> await_handshake(Socket, Tag, Deadline);
         Error ->
             rssl_nif:close(Socket),
             Error
+    end.
+
+%% Waits for the handshake, running the funs it calls back (sni_fun).
+await_handshake(Socket, Tag, Deadline) ->
+    receive
+        {rssl_reply, Tag, ok} ->
+            {ok, Socket};
+        {rssl_reply, Tag, {error, _} = Error} ->
+            rssl_nif:close(Socket),
+            Error;
+        {rssl_callback, Tag, Call, Request} ->
+            rssl_nif:callback_reply(Call, callback(Request)),
+            await_handshake(Socket, Tag, Deadline)
+    after remaining(Deadline) ->
+        rssl_nif:close(Socket),
+        receive {rssl_reply, Tag, _} -> ok after 0 -> ok end,
+        {error, timeout}
+    end.
+
+%% sni_fun(Host) returns options for that host ([] or undefined: the
+%% listener's own); anything unusable rejects the host.
+callback({sni, Host, {Fun, Base}}) ->
+    case catch Fun(binary_to_list(Host)) of
+        Options when is_list(Options), Options =/= [] ->
+            case rssl_options:sni_options(Options, Base) of
+                {ok, Tls} ->
+                    case config(server, Tls) of
+                        {ok, Config} -> {config, Config};
+                        _ -> reject
+                    end;
+                _ -> reject
+            end;
+        Empty when Empty =:= []; Empty =:= undefined -> default;
+        _ -> reject
     end.
 
 deadline(infinity) -> infinity;

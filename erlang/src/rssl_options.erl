@@ -4,7 +4,7 @@
 -module(rssl_options).
 
 -export([split/2, tls_map/2, emulated/1, emulated_defaults/0, peer/3,
-         is_emulated/1, classify/1, inet_emulated/1]).
+         is_emulated/1, classify/1, inet_emulated/1, sni_options/2]).
 
 -type role() :: client | server.
 -type parts() :: #{tcp := [term()], emulated := [{atom(), term()}],
@@ -210,6 +210,8 @@ tls(client, {fallback, B}, Tls) when is_boolean(B) ->
 tls(_Role, {supported_groups, Groups} = Opt, Tls) when is_list(Groups) ->
     Names = [group_name(G, Opt) || G <- Groups],
     Tls#{supported_groups => iolist_to_binary(lists:join(":", Names))};
+tls(server, {sni_fun, Fun}, Tls) when is_function(Fun, 1) ->
+    Tls#{sni_fun => Fun};
 tls(server, {sni_hosts, Hosts} = Opt, Tls) when is_list(Hosts) ->
     Parsed = [case Entry of
                   {Host, HostOpts} when is_list(HostOpts) ->
@@ -233,7 +235,7 @@ tls(_Role, {Key, _} = Opt, Tls) ->
 unsupported_or_bad({Key, _} = Opt) ->
     Known = [verify_fun, partial_chain, crl_check, crl_cache, user_lookup_fun,
              psk_identity, srp_identity, reuse_session, next_protocols_advertised,
-             client_preferred_next_protocols, sni_fun, cb_info,
+             client_preferred_next_protocols, cb_info,
              customize_hostname_check, session_tickets, use_ticket, early_data,
              anti_replay, signature_algs, signature_algs_cert, eccs,
              certificate_authorities, ocsp_stapling, ocsp_responder_certs,
@@ -281,6 +283,16 @@ check_combinations(_Role, Tls = #{verify := verify_peer}) ->
     end;
 check_combinations(_Role, Tls) ->
     Tls.
+
+%% @doc Options a fun returned for an SNI host name, over the listener's.
+-spec sni_options(list(), map()) -> {ok, map()} | {error, term()}.
+sni_options(HostOptions, Base) ->
+    try split(server, HostOptions, #{tcp => [], emulated => [], tls => #{},
+                                     sni => undefined}) of
+        #{tls := HostTls} -> {ok, maps:merge(Base, HostTls)}
+    catch
+        throw:{options, _} = Reason -> {error, Reason}
+    end.
 
 %% @doc The map the NIF builds its configuration from.
 -spec tls_map(role(), map()) -> map().

@@ -27,6 +27,12 @@ pub trait Host: Sized + Send + Sync + 'static {
 
     /// Runs `f` with the outbox of the current poller thread.
     fn with_poller_outbox<R>(f: impl FnOnce(&mut dyn Outbox<Self>) -> R) -> R;
+
+    /// Runs a handshake step for `waiter`, so that application callbacks
+    /// made during it know whom to ask.
+    fn during_handshake<R>(_waiter: Option<&Self::Waiter>, step: impl FnOnce() -> R) -> R {
+        step()
+    }
 }
 
 /// Messages for the controlling process in active mode.
@@ -759,7 +765,8 @@ impl<H: Host> State<H> {
             }
             Phase::Handshaking => {
                 again = self.pump_input(READ_BUDGET);
-                match self.tls.handshake() {
+                let tls = &mut self.tls;
+                match H::during_handshake(self.handshake_waiter.as_ref(), || tls.handshake()) {
                     Ok(Progress::Pending) => {
                         let _ = self.flush();
                         if self.eof {

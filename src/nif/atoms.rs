@@ -22,6 +22,9 @@ rustler::atoms! {
     ssl_passive,
     sslsocket,
     rssl_reply,
+    rssl_callback,
+    default,
+    sni_fun,
 
     // options
     role,

@@ -32,6 +32,10 @@ impl Host for ErlHost {
     type Owner = Owner;
     type Waiter = Waiter;
 
+    fn during_handshake<R>(waiter: Option<&Waiter>, step: impl FnOnce() -> R) -> R {
+        super::callback::during(waiter, step)
+    }
+
     fn with_poller_outbox<R>(f: impl FnOnce(&mut dyn Outbox<Self>) -> R) -> R {
         POLLER_ENV.with(|cell| {
             let mut slot = cell.borrow_mut();

@@ -1,6 +1,7 @@
 //! The Erlang NIF (`rssl_nif`): terms in, engine and driver calls, terms out.
 
 mod atoms;
+mod callback;
 mod cell;
 mod config;
 mod host;
