@@ -25,7 +25,8 @@
 -record(sslsocket, {handle, listen}).
 %% A connection:    #sslsocket{handle = NifResource, listen = undefined}
 %% A listen socket: #sslsocket{handle = undefined, listen = #listen{}}
--record(listen, {tcp, config, emulated, tls}).
+-record(listen, {tcp, config, emulated, tls, transport}).
+%% `transport' is `{Module, Tags}' from cb_info ({gen_tcp, _} by default).
 %% `emulated' is a NIF cell holding the emulated options accepted sockets
 %% start with; setopts/2 on the listen socket changes it.
 
@@ -56,15 +57,16 @@ listen(_Port, Options) when not is_list(Options) ->
     {error, {options, {not_a_list, Options}}};
 listen(Port, Options) ->
     with_parts(server, Options,
-      fun(#{tcp := Tcp, emulated := Emulated, tls := Tls}) ->
+      fun(#{tcp := Tcp, emulated := Emulated, tls := Tls,
+            transport := {Module, _} = Transport}) ->
           case config(server, Tls) of
               {ok, Config} ->
-                  case gen_tcp:listen(Port, tcp_options(Tcp)) of
+                  case Module:listen(Port, tcp_options(Tcp)) of
                       {ok, LSock} ->
                           Cell = rssl_nif:cell_new(Emulated),
                           {ok, #sslsocket{listen = #listen{tcp = LSock, config = Config,
-                                                           emulated = Cell,
-                                                           tls = Tls}}};
+                                                           emulated = Cell, tls = Tls,
+                                                           transport = Transport}}};
                       Error -> Error
                   end;
               Error -> Error
@@ -75,10 +77,11 @@ transport_accept(ListenSocket) ->
     transport_accept(ListenSocket, infinity).
 
 transport_accept(#sslsocket{listen = #listen{tcp = LSock, config = Config,
-                                            emulated = Cell, tls = Tls}},
+                                            emulated = Cell, tls = Tls,
+                                            transport = {Module, _} = Transport}},
                  Timeout) when ?IS_TIMEOUT(Timeout) ->
-    case gen_tcp:accept(LSock, Timeout) of
-        {ok, Tcp} -> adopt(Tcp, Config, #{}, rssl_nif:cell_get(Cell), Tls);
+    case Module:accept(LSock, Timeout) of
+        {ok, TSock} -> adopt(Transport, TSock, Config, #{}, rssl_nif:cell_get(Cell), Tls);
         Error -> Error
     end;
 transport_accept(_, _) ->
@@ -120,12 +123,13 @@ handshake(Socket, Options, Timeout) when ?IS_CONN(Socket), is_list(Options),
                     {error, einval}
             end
     end;
-handshake(Tcp, Options, Timeout) when is_port(Tcp), is_list(Options), ?IS_TIMEOUT(Timeout) ->
+handshake(TSock, Options, Timeout) when not ?IS_CONN(TSock), is_list(Options),
+                                       ?IS_TIMEOUT(Timeout) ->
     with_parts(server, Options,
-      fun(#{emulated := Emulated, tls := Tls}) ->
+      fun(#{emulated := Emulated, tls := Tls, transport := Transport}) ->
           case config(server, Tls) of
               {ok, Config} ->
-                  case adopt(Tcp, Config, #{}, Emulated, undefined) of
+                  case adopt(Transport, TSock, Config, #{}, Emulated, undefined) of
                       {ok, Socket} -> run_handshake(Socket, deadline(Timeout));
                       Error -> Error
                   end;
@@ -158,27 +162,30 @@ to_ssl_accept(Other) -> Other.
 %% @doc Upgrades a connected gen_tcp socket (client side).
 connect(Tcp, Options) -> connect(Tcp, Options, infinity).
 
-connect(Tcp, Options, Timeout) when is_port(Tcp), ?IS_TIMEOUT(Timeout) ->
+connect(Host, Port, Options) when is_integer(Port) ->
+    connect(Host, Port, Options, infinity);
+connect(TSock, Options, Timeout) when is_list(Options), ?IS_TIMEOUT(Timeout) ->
     with_parts(client, Options,
-      fun(#{emulated := Emulated, tls := Tls, sni := SNI}) ->
-          Host = case inet:peername(Tcp) of
+      fun(#{emulated := Emulated, tls := Tls, sni := SNI, transport := Transport}) ->
+          Host = case transport_call(Transport, peername, TSock) of
                      {ok, {Address, _}} -> Address;
                      _ -> undefined
                  end,
-          client_handshake(Tcp, Host, SNI, Tls, Emulated, deadline(Timeout))
+          client_handshake(Transport, TSock, Host, SNI, Tls, Emulated, deadline(Timeout))
       end);
-connect(Host, Port, Options) ->
-    connect(Host, Port, Options, infinity).
+connect(_TSock, _Options, _Timeout) ->
+    {error, einval}.
 
 connect(_Host, _Port, Options, _Timeout) when not is_list(Options) ->
     {error, {options, {not_a_list, Options}}};
 connect(Host, Port, Options, Timeout) when ?IS_TIMEOUT(Timeout) ->
     with_parts(client, Options,
-      fun(#{tcp := TcpOpts, emulated := Emulated, tls := Tls, sni := SNI}) ->
+      fun(#{tcp := TcpOpts, emulated := Emulated, tls := Tls, sni := SNI,
+            transport := {Module, _} = Transport}) ->
           Deadline = deadline(Timeout),
-          case gen_tcp:connect(Host, Port, tcp_options(TcpOpts), remaining(Deadline)) of
-              {ok, Tcp} ->
-                  client_handshake(Tcp, Host, SNI, Tls, Emulated, Deadline);
+          case Module:connect(Host, Port, tcp_options(TcpOpts), remaining(Deadline)) of
+              {ok, TSock} ->
+                  client_handshake(Transport, TSock, Host, SNI, Tls, Emulated, Deadline);
               Error ->
                   Error
           end
@@ -186,16 +193,16 @@ connect(Host, Port, Options, Timeout) when ?IS_TIMEOUT(Timeout) ->
 connect(_Host, _Port, _Options, Timeout) ->
     {error, {options, {timeout, Timeout}}}.
 
-client_handshake(Tcp, Host, SNI, Tls, Emulated, Deadline) ->
+client_handshake({Module, _} = Transport, TSock, Host, SNI, Tls, Emulated, Deadline) ->
     case config(client, Tls) of
         {ok, Config} ->
             Peer = rssl_options:peer(Host, SNI, Tls),
-            case adopt(Tcp, Config, Peer, Emulated, undefined) of
+            case adopt(Transport, TSock, Config, Peer, Emulated, undefined) of
                 {ok, Socket} -> run_handshake(Socket, Deadline);
                 Error -> Error
             end;
         Error ->
-            gen_tcp:close(Tcp),
+            Module:close(TSock),
             Error
     end.
 
@@ -396,11 +403,22 @@ normalize(Opt) -> Opt.
 
 %%% Information -------------------------------------------------------------
 
-sockname(#sslsocket{listen = #listen{tcp = LSock}}) -> inet:sockname(LSock);
-sockname(Socket) when ?IS_CONN(Socket) -> rssl_nif:sockname(Socket);
+sockname(#sslsocket{listen = #listen{tcp = LSock, transport = Transport}}) ->
+    transport_call(Transport, sockname, LSock);
+sockname(Socket) when ?IS_CONN(Socket) ->
+    case custom_transport(Socket) of
+        {ok, {Module, TSock}} -> transport_call({Module, tags}, sockname, TSock);
+        none -> rssl_nif:sockname(Socket);
+        Error -> Error
+    end;
 sockname(_) -> {error, einval}.
 
-peername(Socket) when ?IS_CONN(Socket) -> rssl_nif:peername(Socket);
+peername(Socket) when ?IS_CONN(Socket) ->
+    case custom_transport(Socket) of
+        {ok, {Module, TSock}} -> transport_call({Module, tags}, peername, TSock);
+        none -> rssl_nif:peername(Socket);
+        Error -> Error
+    end;
 peername(#sslsocket{}) -> {error, enotconn};
 peername(_) -> {error, einval}.
 
@@ -495,6 +513,23 @@ format_error(Reason) ->
 
 %%% Internals -------------------------------------------------------------
 
+%% `{ok, {Module, TransportSocket}}' for a connection over a custom
+%% transport, `none' for the gen_tcp fast path.
+custom_transport(Socket) ->
+    case rssl_nif:transport(Socket) of
+        undefined -> none;
+        Pump -> rssl_pump:info(Pump)
+    end.
+
+%% inet-style calls on a transport socket: inet for gen_tcp (as OTP's ssl
+%% does), else the callback module's own function.
+transport_call({gen_tcp, _}, Function, Sock) -> inet:Function(Sock);
+transport_call({Module, _}, Function, Sock) ->
+    case erlang:function_exported(Module, Function, 1) of
+        true -> Module:Function(Sock);
+        false -> inet:Function(Sock)
+    end.
+
 %% The NIF configuration for validated TLS options. Each `sni_hosts' entry
 %% becomes a configuration of its own: the listener's options with the
 %% host's merged over them.
@@ -548,12 +583,24 @@ with_parts(Role, Options, Fun) ->
 tcp_options(Tcp) ->
     [binary, {active, false}, {packet, raw} | Tcp].
 
+%% A connected transport socket becomes an rssl connection. gen_tcp sockets
+%% are adopted directly; other transports (cb_info) through a relay process
+%% and a loopback connection (rssl_pump).
+adopt({gen_tcp, _}, Tcp, Config, Peer, Emulated, Pending) ->
+    adopt_fd(Tcp, Config, Peer, Emulated, Pending, undefined);
+adopt({Module, Tags}, TSock, Config, Peer, Emulated, Pending) ->
+    case rssl_pump:start(Module, TSock, Tags) of
+        {ok, Local, Pump} -> adopt_fd(Local, Config, Peer, Emulated, Pending, Pump);
+        Error -> Module:close(TSock), Error
+    end.
+
 %% Hands the TCP socket's fd to the NIF; the port is closed after, the
 %% connection lives on the NIF's duplicate. `Pending' is the listener's TLS
-%% map, kept until the handshake for `handshake/3' options.
-adopt(Tcp, Config, Peer, Emulated, Pending) ->
+%% map, kept until the handshake for `handshake/3' options; `Pump' the
+%% relay of a custom transport.
+adopt_fd(Tcp, Config, Peer, Emulated, Pending, Pump) ->
     Result = case prim_inet:getfd(Tcp) of
-                 {ok, Fd} -> rssl_nif:adopt(Fd, Config, Peer, Emulated, Pending);
+                 {ok, Fd} -> rssl_nif:adopt(Fd, Config, Peer, Emulated, Pending, Pump);
                  Error -> Error
              end,
     gen_tcp:close(Tcp),

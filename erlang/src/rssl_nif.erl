@@ -1,7 +1,7 @@
 %% @doc NIF stubs for rssl. The implementations live in Rust (src/nif/).
 -module(rssl_nif).
 -export([config_new/1, config_clear_cache/0,
-         adopt/5, pending_options/1, set_config/3, handshake/2, send/3, send_dirty/3, recv/3, recv_cancel/2,
+         adopt/6, pending_options/1, transport/1, set_config/3, handshake/2, send/3, send_dirty/3, recv/3, recv_cancel/2,
          setopts/2, getopts/1, close/1, shutdown/3, controlling_process/2,
          sockname/1, peername/1, info/1, peercert/1, suites/2,
          set_sockopts/2, get_sockopts/2, getstat/1, send_cancel/2,
@@ -20,7 +20,8 @@ init() ->
 
 config_new(_Options) -> ?NIF.
 config_clear_cache() -> ?NIF.
-adopt(_Fd, _Config, _Peer, _SocketOptions, _Pending) -> ?NIF.
+adopt(_Fd, _Config, _Peer, _SocketOptions, _Pending, _Pump) -> ?NIF.
+transport(_Socket) -> ?NIF.
 pending_options(_Socket) -> ?NIF.
 set_config(_Socket, _Config, _Peer) -> ?NIF.
 handshake(_Socket, _Tag) -> ?NIF.

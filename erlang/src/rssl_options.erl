@@ -44,7 +44,8 @@
 split(Role, Options) when is_list(Options) ->
     try
         {ok, split(Role, Options, #{tcp => [], emulated => [], tls => #{},
-                                   sni => undefined})}
+                                   sni => undefined,
+                                   transport => {gen_tcp, {tcp, tcp_closed, tcp_error}}})}
     catch
         throw:{options, _} = Reason -> {error, Reason}
     end;
@@ -72,6 +73,8 @@ split(Role, [{Key, Value} = Opt | Rest], Acc = #{tcp := Tcp, emulated := Emu, tl
             split(Role, Rest, Acc#{tcp := [Opt | Tcp]});
         sni ->
             split(Role, Rest, Acc#{sni := sni(Role, Value)});
+        transport ->
+            split(Role, Rest, Acc#{transport := cb_info(Opt)});
         tls ->
             split(Role, Rest, Acc#{tls := tls(Role, Opt, Tls)})
     end;
@@ -84,6 +87,7 @@ where(Key) ->
         {_, true, _} -> inet_emulated;
         {_, _, true} -> inet;
         _ when Key =:= server_name_indication -> sni;
+        _ when Key =:= cb_info -> transport;
         _ -> tls
     end.
 
@@ -102,6 +106,15 @@ classify({Key, _}) ->
 classify(binary) -> emulated;
 classify(list) -> emulated;
 classify(_) -> bad.
+
+%% `{cb_info, {Module, DataTag, ClosedTag, ErrorTag}}' (a fifth element,
+%% the passive tag of newer OTP releases, is accepted and not needed).
+cb_info({cb_info, {M, D, C, E}}) when is_atom(M), is_atom(D), is_atom(C), is_atom(E) ->
+    {M, {D, C, E}};
+cb_info({cb_info, {M, D, C, E, P}}) when is_atom(P) ->
+    cb_info({cb_info, {M, D, C, E}});
+cb_info(Opt) ->
+    throw({options, Opt}).
 
 %% @doc Validates one inet-emulated option.
 inet_emulated({send_timeout, T} = O) when T =:= infinity; is_integer(T), T >= 0 -> O;
@@ -235,7 +248,7 @@ tls(_Role, {Key, _} = Opt, Tls) ->
 unsupported_or_bad({Key, _} = Opt) ->
     Known = [verify_fun, partial_chain, crl_check, crl_cache, user_lookup_fun,
              psk_identity, srp_identity, reuse_session, next_protocols_advertised,
-             client_preferred_next_protocols, cb_info,
+             client_preferred_next_protocols,
              customize_hostname_check, session_tickets, use_ticket, early_data,
              anti_replay, signature_algs, signature_algs_cert, eccs,
              certificate_authorities, ocsp_stapling, ocsp_responder_certs,

@@ -19,6 +19,8 @@ pub struct ConnRes {
     /// The listener's TLS options, kept from accept to handshake for
     /// `handshake/3`.
     pending: Mutex<Option<(OwnedEnv, SavedTerm)>>,
+    /// The relay process of a custom (cb_info) transport.
+    transport: Option<LocalPid>,
 }
 
 #[rustler::resource_impl]
@@ -84,6 +86,7 @@ fn adopt<'a>(
     peer: Term<'a>,
     socket_options: Vec<(Atom, Term<'a>)>,
     pending: Term<'a>,
+    pump: Term<'a>,
 ) -> NifResult<Term<'a>> {
     let tls = match Connection::new(&config.config, &peer_name(peer)?) {
         Ok(tls) => tls,
@@ -111,6 +114,7 @@ fn adopt<'a>(
     let res = ResourceArc::new(ConnRes {
         conn: conn.clone(),
         pending: Mutex::new(pending),
+        transport: pump.decode::<LocalPid>().ok(),
     });
     let monitor = env.monitor(&res, &env.pid());
     conn.update_owner(|o| {
@@ -146,6 +150,16 @@ fn pending_options<'a>(env: Env<'a>, socket: Term<'a>) -> NifResult<Term<'a>> {
     let pending = res.pending.lock();
     Ok(match &*pending {
         Some((owned, saved)) => owned.run(|e| saved.load(e).in_env(env)),
+        None => atoms::undefined().encode(env),
+    })
+}
+
+/// The relay process of a custom transport, or `undefined`.
+#[rustler::nif]
+fn transport<'a>(env: Env<'a>, socket: Term<'a>) -> NifResult<Term<'a>> {
+    let res = conn_of(socket)?;
+    Ok(match res.transport {
+        Some(pid) => pid.encode(env),
         None => atoms::undefined().encode(env),
     })
 }
