@@ -3,32 +3,59 @@
 
 CARGO      ?= cargo
 REBAR3     ?= rebar3
+CC         ?= cc
+PREFIX     ?= /usr/local
 BUILD      := build
 LIBDIR     := $(BUILD)/lib
+EXDIR      := $(BUILD)/examples
 NIF_SO     := erlang/priv/rssl_nif.so
 ERL_EBIN   := erlang/_build/default/lib/rssl/ebin
+# The C library has its own cargo target directory: the NIF build (another
+# feature set) writes target/release/librssl.so too, and either may run first
+# or at the same time.
+C_TARGET   := target/c
+VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+EXAMPLES   := client server event_server
+EXAMPLE_CFLAGS := -O2 -g -std=c11 -Wall -Wextra -Werror
 
-.PHONY: all lib nif erlang c test test-rust test-c test-erlang demo bench header clean
+.PHONY: all lib nif erlang c examples install test test-rust test-c test-c-asan \
+	test-install test-erlang demo bench header clean
 
 all: lib nif erlang c
 
-# The NIF and the C library come from the same crate with different features;
-# both builds share target/ so only the rssl crate itself is compiled twice.
 nif:
 	$(CARGO) build --release --features nif
 	mkdir -p erlang/priv
 	cp target/release/librssl.so $(NIF_SO).tmp && mv $(NIF_SO).tmp $(NIF_SO)
 
-lib: nif
-	$(CARGO) build --release
+lib:
+	$(CARGO) build --release --target-dir $(C_TARGET)
 	mkdir -p $(LIBDIR)
-	cp target/release/librssl.so target/release/librssl.a $(LIBDIR)/
+	cp $(C_TARGET)/release/librssl.so $(C_TARGET)/release/librssl.a $(LIBDIR)/
+
+# The example programs, built the way a user builds against the library.
+examples: lib
+	mkdir -p $(EXDIR)
+	for e in $(EXAMPLES); do \
+	  $(CC) $(EXAMPLE_CFLAGS) -Iinclude examples/$$e.c -o $(EXDIR)/$$e \
+	    -L$(LIBDIR) -lrssl -lpthread -Wl,-rpath,$(abspath $(LIBDIR)) || exit 1; \
+	done
+
+# Installs the libraries, the header and rssl.pc under $(DESTDIR)$(PREFIX).
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 755 $(LIBDIR)/librssl.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 $(LIBDIR)/librssl.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 include/rssl.h $(DESTDIR)$(PREFIX)/include/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' rssl.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/rssl.pc
 
 erlang: nif
 	cd erlang && $(REBAR3) compile
 
-c: lib
-	cmake -S c_tests -B $(BUILD)/c_tests -DRSSL_LIBDIR=$(abspath $(LIBDIR)) -DRSSL_INCLUDE=$(abspath include) >/dev/null
+c: lib examples
+	cmake -S c_tests -B $(BUILD)/c_tests -DRSSL_LIBDIR=$(abspath $(LIBDIR)) \
+	  -DRSSL_INCLUDE=$(abspath include) -DRSSL_EXAMPLES=$(abspath $(EXDIR)) >/dev/null
 	cmake --build $(BUILD)/c_tests
 
 test: all test-rust test-c test-erlang
@@ -36,8 +63,32 @@ test: all test-rust test-c test-erlang
 test-rust:
 	$(CARGO) test
 
-test-c: c
-	ctest --test-dir $(BUILD)/c_tests --output-on-failure
+test-c: c test-install test-c-asan
+	ctest --test-dir $(BUILD)/c_tests --output-on-failure -j2
+
+# The C tests built with AddressSanitizer and UBSan (the Rust library itself
+# is not instrumented); valgrind runs only in the plain build.
+test-c-asan: lib examples
+	cmake -S c_tests -B $(BUILD)/c_tests_asan -DRSSL_LIBDIR=$(abspath $(LIBDIR)) \
+	  -DRSSL_INCLUDE=$(abspath include) -DRSSL_EXAMPLES=$(abspath $(EXDIR)) \
+	  -DRSSL_SANITIZE=ON >/dev/null
+	cmake --build $(BUILD)/c_tests_asan
+	ctest --test-dir $(BUILD)/c_tests_asan --output-on-failure -j2
+
+# `make install` into a scratch prefix, then a program built with pkg-config
+# alone (shared and static) must link and run.
+test-install:
+	rm -rf $(BUILD)/install
+	$(MAKE) --no-print-directory install PREFIX=$(abspath $(BUILD)/install) >/dev/null
+	PKG_CONFIG_PATH=$(abspath $(BUILD)/install/lib/pkgconfig) sh -c '\
+	  $(CC) $(EXAMPLE_CFLAGS) examples/client.c -o $(BUILD)/install/client \
+	    $$(pkg-config --cflags --libs rssl) -Wl,-rpath,$(abspath $(BUILD)/install/lib) && \
+	  $(CC) $(EXAMPLE_CFLAGS) examples/client.c -o $(BUILD)/install/client_static \
+	    $$(pkg-config --cflags rssl) $(abspath $(BUILD)/install/lib/librssl.a) \
+	    $$(pkg-config --static --libs-only-other --libs-only-l rssl | sed "s/-lrssl//")'
+	$(BUILD)/install/client 2>/dev/null; test $$? -eq 2
+	$(BUILD)/install/client_static 2>/dev/null; test $$? -eq 2
+	@echo "install: ok (shared and static, via pkg-config)"
 
 test-erlang: nif
 	cd erlang && $(REBAR3) ct

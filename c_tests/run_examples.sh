@@ -1,0 +1,62 @@
+#!/bin/sh
+# The example programs against each other and against openssl s_client:
+#   run_examples.sh EXAMPLES_DIR CERT_DIR (blocking|event)
+# blocking: examples/server with examples/client, one client at a time.
+# event:    examples/event_server with 20 clients at once plus s_client.
+set -eu
+ex=$1
+certs=$2
+mode=$3
+openssl=${OPENSSL:-openssl}
+tmp=$(mktemp -d)
+trap 'kill $server 2>/dev/null || true; rm -rf "$tmp"' EXIT
+
+start() { # program count
+  "$ex/$1" 0 "$certs/server.pem" "$certs/server.key" "$2" > "$tmp/server.out" 2>&1 &
+  server=$!
+  for _ in $(seq 100); do
+    port=$(sed -n 's/^listening on //p' "$tmp/server.out")
+    [ -n "$port" ] && return 0
+    sleep 0.05
+  done
+  echo "server did not start"; cat "$tmp/server.out"; exit 1
+}
+
+ask() { # message (checks the echo)
+  reply=$("$ex/client" localhost "$port" "$certs/ca.pem" "$1")
+  [ "$reply" = "$1" ] || { echo "sent '$1', got '$reply'"; exit 1; }
+}
+
+case $mode in
+blocking)
+  start server 3
+  ask "hello from the example client"
+  ask "a second connection"
+  # A client that does not trust the server fails with unknown_ca.
+  if "$ex/client" localhost "$port" "$certs/other_ca.pem" x 2> "$tmp/err"; then
+    echo "untrusted server accepted"; exit 1
+  fi
+  grep -q "alert: unknown_ca" "$tmp/err" || { cat "$tmp/err"; exit 1; }
+  ;;
+event)
+  start event_server 22
+  i=0
+  pids=""
+  while [ $i -lt 20 ]; do
+    ( ask "concurrent client $i" ) > "$tmp/c$i" 2>&1 &
+    pids="$pids $!"
+    i=$((i + 1))
+  done
+  for p in $pids; do wait "$p" || { cat "$tmp"/c*; exit 1; }; done
+  # openssl s_client, TLS 1.2 and 1.3, through the same loop.
+  for v in -tls1_2 -tls1_3; do
+    # s_client closes at the end of its input: give the echo time to come.
+    (printf 'line from s_client\n'; sleep 1) | "$openssl" s_client -connect "127.0.0.1:$port" \
+      $v -CAfile "$certs/ca.pem" -verify_return_error -brief > "$tmp/s_client" 2>&1 || true
+    grep -q "line from s_client" "$tmp/s_client" || { cat "$tmp/s_client"; exit 1; }
+  done
+  ;;
+esac
+wait $server || { echo "server failed"; cat "$tmp/server.out"; exit 1; }
+server=
+echo "examples ($mode): ok"
