@@ -661,3 +661,43 @@ pub(crate) mod tests {
         assert_eq!(got, data);
     }
 }
+
+#[cfg(test)]
+mod speed {
+    use super::tests::*;
+    use super::*;
+
+    /// `cargo test --release -- --ignored --nocapture handshake_rate`:
+    /// full handshakes per second, both ends in one thread, in memory.
+    #[test]
+    #[ignore]
+    fn handshake_rate() {
+        let pki = test_pki();
+        for version in [Version::Tls13, Version::Tls12] {
+            let mut co = client_options(&pki);
+            co.versions = vec![version];
+            co.verify = crate::engine::Verify::None;
+            let cc = Config::build(co).unwrap();
+            let sc = Config::build(server_options(&pki)).unwrap();
+            let start = std::time::Instant::now();
+            let n = 300;
+            for _ in 0..n {
+                let mut c = Connection::new(&cc, &PeerName::default()).unwrap();
+                let mut s = Connection::new(&sc, &PeerName::default()).unwrap();
+                let mut done = (false, false);
+                while done != (true, true) {
+                    done.0 = c.handshake().unwrap() == Progress::Done;
+                    let out = c.output().to_vec();
+                    c.consume_output(out.len());
+                    s.receive(&out);
+                    done.1 = s.handshake().unwrap() == Progress::Done;
+                    let out = s.output().to_vec();
+                    s.consume_output(out.len());
+                    c.receive(&out);
+                }
+            }
+            let rate = n as f64 / start.elapsed().as_secs_f64();
+            println!("{version:?}: {rate:.0} handshakes/s");
+        }
+    }
+}
