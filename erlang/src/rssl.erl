@@ -550,7 +550,12 @@ config(Role, Tls = #{sni_hosts := Hosts}) ->
         throw:{error, _} = Error -> Error
     end;
 config(Role, Tls) ->
-    rssl_nif:config_new(rssl_options:tls_map(Role, Tls)).
+    Map = rssl_options:tls_map(Role, Tls),
+    %% Files are read (on a dirty scheduler) only the first time.
+    case rssl_nif:config_cached(Map) of
+        {ok, _} = Cached -> Cached;
+        miss -> rssl_nif:config_new(Map)
+    end.
 
 %% The send is queued but the backlog is high: wait until it drains, at most
 %% send_timeout.

@@ -1,6 +1,6 @@
 %% @doc NIF stubs for rssl. The implementations live in Rust (src/nif/).
 -module(rssl_nif).
--export([config_new/1, config_clear_cache/0,
+-export([config_new/1, config_cached/1, config_clear_cache/0,
          adopt/6, pending_options/1, transport/1, set_config/3, handshake/2, send/3, send_dirty/3, recv/3, recv_cancel/2,
          setopts/2, getopts/1, close/1, shutdown/3, controlling_process/2,
          sockname/1, peername/1, info/1, peercert/1, suites/2,
@@ -19,6 +19,7 @@ init() ->
 -define(NIF, erlang:nif_error({nif_not_loaded, ?MODULE})).
 
 config_new(_Options) -> ?NIF.
+config_cached(_Options) -> ?NIF.
 config_clear_cache() -> ?NIF.
 adopt(_Fd, _Config, _Peer, _SocketOptions, _Pending, _Pump) -> ?NIF.
 transport(_Socket) -> ?NIF.

@@ -45,6 +45,11 @@ impl Config {
         Ok(cache.entry(options.clone()).or_insert(config).clone())
     }
 
+    /// The cached configuration for `options`, if it was built before.
+    pub fn cached(options: &Options) -> Option<Config> {
+        CACHE.lock().get(options).cloned()
+    }
+
     /// Forgets every cached configuration (files are read again on next use).
     pub fn clear_cache() {
         CACHE.lock().clear();

@@ -6,6 +6,7 @@ rustler::atoms! {
     undefined,
     wait,
     gone,
+    miss,
     closed,
     timeout,
     einval,

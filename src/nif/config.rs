@@ -140,6 +140,17 @@ fn config_new<'a>(env: Env<'a>, map: Term<'a>) -> NifResult<Term<'a>> {
     })
 }
 
+/// The cached configuration for an options map, without touching files:
+/// `{ok, Config}` or `miss` (then `config_new/1` builds it).
+#[rustler::nif]
+fn config_cached<'a>(env: Env<'a>, map: Term<'a>) -> NifResult<Term<'a>> {
+    let options = decode(map)?;
+    Ok(match Config::cached(&options) {
+        Some(config) => (atoms::ok(), ResourceArc::new(ConfigRes { config })).encode(env),
+        None => atoms::miss().encode(env),
+    })
+}
+
 #[rustler::nif]
 fn config_clear_cache() -> Atom {
     Config::clear_cache();
