@@ -136,8 +136,7 @@ emulated({active, N} = O) when is_integer(N), N >= -32768, N =< 32767 -> O;
 emulated({packet, P}) when P =:= raw; P =:= 0 -> {packet, 0};
 emulated({packet, P} = O) when P =:= 1; P =:= 2; P =:= 4; P =:= line; P =:= asn1;
                                P =:= cdr; P =:= sunrm; P =:= fcgi; P =:= tpkt -> O;
-emulated({packet, P} = O) when P =:= http; P =:= http_bin; P =:= httph; P =:= httph_bin ->
-    throw({options, {not_supported, O}});
+emulated({packet, P} = O) when P =:= http; P =:= http_bin; P =:= httph; P =:= httph_bin -> O;
 emulated({packet_size, N} = O) when is_integer(N), N >= 0 -> O;
 emulated({header, N} = O) when is_integer(N), N >= 0 -> O;
 emulated(Opt) -> throw({options, Opt}).

@@ -268,9 +268,10 @@ impl<H: Host> Conn<H> {
         }
         let options = s.options;
         match s.take_packet(len) {
-            Taken::Packet(range) => {
+            Taken::Packet(range, end) => {
                 deliver(&options, Ok(&s.plain[range.clone()]));
-                s.consume(range.end);
+                s.options.packet = options.packet.after(&s.plain[range]);
+                s.consume(end);
                 s.resume_reading(self);
                 Ok(RecvOutcome::Done)
             }
@@ -463,7 +464,8 @@ impl<H: Host> Conn<H> {
 }
 
 enum Taken {
-    Packet(std::ops::Range<usize>),
+    /// The packet's bytes and where the next one starts (absolute indexes).
+    Packet(std::ops::Range<usize>, usize),
     Failed(Failure),
     Nothing,
 }
@@ -507,7 +509,7 @@ impl<H: Host> State<H> {
         match frame {
             Ok(Some(f)) => {
                 let start = self.plain_pos + f.start;
-                Taken::Packet(start..start + f.len)
+                Taken::Packet(start..start + f.len, self.plain_pos + f.consumed)
             }
             Err(e) => Taken::Failed(Failure::from(e)),
             Ok(None) if self.input_done => {
@@ -665,11 +667,9 @@ impl<H: Host> State<H> {
                 match frame {
                     Ok(Some(f)) => {
                         let start = self.plain_pos + f.start;
-                        outbox.to_owner(
-                            &self.owner,
-                            &options,
-                            Message::Data(&self.plain[start..start + f.len]),
-                        );
+                        let packet = &self.plain[start..start + f.len];
+                        outbox.to_owner(&self.owner, &options, Message::Data(packet));
+                        self.options.packet = options.packet.after(packet);
                         self.consume(self.plain_pos + f.consumed);
                         let (active, passive) = options.active.after_message();
                         self.options.active = active;
@@ -688,14 +688,12 @@ impl<H: Host> State<H> {
                 }
             } else if let Some((_, len)) = self.recv_waiter {
                 match self.take_packet(len) {
-                    Taken::Packet(range) => {
+                    Taken::Packet(range, end) => {
                         let (waiter, _) = self.recv_waiter.take().expect("checked");
-                        outbox.reply(
-                            waiter,
-                            &options,
-                            Reply::Recv(Ok(&self.plain[range.clone()])),
-                        );
-                        self.consume(range.end);
+                        let packet = &self.plain[range];
+                        outbox.reply(waiter, &options, Reply::Recv(Ok(packet)));
+                        self.options.packet = options.packet.after(packet);
+                        self.consume(end);
                     }
                     Taken::Failed(failure) => {
                         let (waiter, _) = self.recv_waiter.take().expect("checked");

@@ -2,6 +2,7 @@
 //! adopted file descriptors, with inet's socket semantics.
 
 pub mod conn;
+pub mod http;
 pub mod inet;
 pub mod options;
 pub mod packet;

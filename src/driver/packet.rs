@@ -18,6 +18,14 @@ pub enum Packet {
     Fcgi,
     /// A TPKT packet (RFC 1006: version, reserved, 2-byte total length).
     Tpkt,
+    /// HTTP/1 lines (see `http.rs`). `bin`: text as binaries (`http_bin`);
+    /// `always_headers`: `httph`; `headers`: an `http` socket past its
+    /// start line.
+    Http {
+        bin: bool,
+        always_headers: bool,
+        headers: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +92,22 @@ impl Packet {
                     consumed,
                 }))
             }
+            Packet::Http { .. } => {
+                let Some(len) = super::http::frame(buf, self.in_headers()) else {
+                    if max > 0 && buf.len() > max {
+                        return Err(FrameError::TooBig);
+                    }
+                    return Ok(None);
+                };
+                if max > 0 && len > max {
+                    return Err(FrameError::TooBig);
+                }
+                Ok(Some(Frame {
+                    start: 0,
+                    len,
+                    consumed: len,
+                }))
+            }
             Packet::Line => match buf.iter().position(|b| *b == b'\n') {
                 Some(i) if max > 0 && i + 1 > max => Ok(Some(Frame {
                     start: 0,
@@ -145,6 +169,42 @@ impl Packet {
             Packet::Asn1 => asn1_length(buf)?.map(|total| (total, total)),
             _ => None,
         })
+    }
+
+    /// Whether the next HTTP packet is a header line.
+    pub fn in_headers(self) -> bool {
+        matches!(
+            self,
+            Packet::Http {
+                always_headers: true,
+                ..
+            } | Packet::Http { headers: true, .. }
+        )
+    }
+
+    /// The packet type after `packet` was delivered: an `http` socket reads
+    /// headers after a start line and start lines again after the headers.
+    pub fn after(self, packet: &[u8]) -> Packet {
+        match self {
+            Packet::Http {
+                bin,
+                always_headers: false,
+                headers,
+            } => {
+                let parsed = super::http::parse(packet, headers);
+                let headers = if headers {
+                    parsed != super::http::HttpPacket::EndOfHeaders
+                } else {
+                    super::http::starts_headers(&parsed)
+                };
+                Packet::Http {
+                    bin,
+                    always_headers: false,
+                    headers,
+                }
+            }
+            other => other,
+        }
     }
 
     /// The header to put in front of an outgoing packet of `len` bytes.

@@ -46,6 +46,11 @@ pub fn apply_options<'a>(
                         "sunrm" => Packet::Sunrm,
                         "fcgi" => Packet::Fcgi,
                         "tpkt" => Packet::Tpkt,
+                        "http" | "http_bin" | "httph" | "httph_bin" => Packet::Http {
+                            bin: kind.ends_with("_bin"),
+                            always_headers: kind.starts_with("httph"),
+                            headers: false,
+                        },
                         _ => Packet::Raw,
                     },
                 }
@@ -111,6 +116,19 @@ fn getopts<'a>(env: Env<'a>, socket: Term<'a>) -> NifResult<Term<'a>> {
         Packet::Sunrm => atom(env, "sunrm"),
         Packet::Fcgi => atom(env, "fcgi"),
         Packet::Tpkt => atom(env, "tpkt"),
+        Packet::Http {
+            bin,
+            always_headers,
+            ..
+        } => atom(
+            env,
+            match (always_headers, bin) {
+                (false, false) => "http",
+                (false, true) => "http_bin",
+                (true, false) => "httph",
+                (true, true) => "httph_bin",
+            },
+        ),
     };
     let mode = if o.binary {
         atoms::binary()

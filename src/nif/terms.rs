@@ -76,9 +76,95 @@ fn binary<'a>(env: Env<'a>, data: &[u8]) -> Term<'a> {
     bin.encode(env)
 }
 
+/// Text in an HTTP packet: a binary for `http_bin`, else a string.
+fn http_text<'a>(env: Env<'a>, bin: bool, text: &[u8]) -> Term<'a> {
+    if bin {
+        binary(env, text)
+    } else {
+        text.iter()
+            .map(|b| *b as u32)
+            .collect::<Vec<u32>>()
+            .encode(env)
+    }
+}
+
+/// An HTTP packet as `erlang:decode_packet/3` returns it.
+fn http_term<'a>(env: Env<'a>, bin: bool, headers: bool, data: &[u8]) -> Term<'a> {
+    use crate::driver::http::{parse, HttpPacket, Method, Uri, KNOWN_HEADERS};
+    let text = |t: &[u8]| http_text(env, bin, t);
+    match parse(data, headers) {
+        HttpPacket::Request {
+            method,
+            uri,
+            version,
+        } => {
+            let method = match method {
+                Method::Known(name) => atom(env, name),
+                Method::Other(m) => text(m),
+            };
+            let uri = match uri {
+                Uri::Star => atom(env, "*"),
+                Uri::AbsPath(p) => (atom(env, "abs_path"), text(p)).encode(env),
+                Uri::Absolute {
+                    https,
+                    host,
+                    port,
+                    path,
+                } => {
+                    let scheme = atom(env, if https { "https" } else { "http" });
+                    let port = port.map_or(atoms::undefined().encode(env), |p| p.encode(env));
+                    (
+                        atom(env, "absoluteURI"),
+                        scheme,
+                        text(host),
+                        port,
+                        text(path),
+                    )
+                        .encode(env)
+                }
+                Uri::Scheme(scheme, rest) => {
+                    (atom(env, "scheme"), text(scheme), text(rest)).encode(env)
+                }
+                Uri::Other(u) => text(u),
+            };
+            (atom(env, "http_request"), method, uri, version).encode(env)
+        }
+        HttpPacket::Response {
+            version,
+            status,
+            reason,
+        } => (atom(env, "http_response"), version, status, text(reason)).encode(env),
+        HttpPacket::Header {
+            index,
+            name,
+            original,
+            value,
+        } => {
+            let field = if index > 0 {
+                atom(env, KNOWN_HEADERS[index - 1])
+            } else {
+                text(&name)
+            };
+            (
+                atom(env, "http_header"),
+                index,
+                field,
+                text(original),
+                text(value),
+            )
+                .encode(env)
+        }
+        HttpPacket::EndOfHeaders => atom(env, "http_eoh"),
+        HttpPacket::Error(line) => (atom(env, "http_error"), text(line)).encode(env),
+    }
+}
+
 /// Received data in the socket's mode: a binary, a list, or with
 /// `{header, N}` in list mode, N bytes as integers followed by a binary.
 pub fn data_term<'a>(env: Env<'a>, options: &SocketOptions, data: &[u8]) -> Term<'a> {
+    if let crate::driver::Packet::Http { bin, .. } = options.packet {
+        return http_term(env, bin, options.packet.in_headers(), data);
+    }
     if options.binary && options.header == 0 {
         return binary(env, data);
     }
