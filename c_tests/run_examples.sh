@@ -9,7 +9,16 @@ certs=$2
 mode=$3
 openssl=${OPENSSL:-openssl}
 tmp=$(mktemp -d)
-trap 'kill $server 2>/dev/null || true; rm -rf "$tmp"' EXIT
+server=
+cleanup() {
+  status=$?
+  if [ $status -ne 0 ]; then
+    echo "failed ($status); server output:"; cat "$tmp/server.out" 2>/dev/null || true
+  fi
+  [ -n "$server" ] && kill "$server" 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
 
 start() { # program count
   "$ex/$1" 0 "$certs/server.pem" "$certs/server.key" "$2" > "$tmp/server.out" 2>&1 &

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -218,6 +220,183 @@ static void bad_files(void)
     rssl_config_builder_free(b);
 }
 
+/* The options, queries and callbacks added with the whole option set: NULL
+ * handles and NULL out-pointers. */
+static void null_handles_options(void)
+{
+    uint8_t buf[16] = {0};
+    char text[16];
+    size_t n = 0;
+    bool flag = false;
+    const char *protos[] = {"h2"};
+    rssl_suite suite;
+
+    CHECK_RESULT(rssl_config_builder_set_honor_cipher_order(NULL, true), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_config_builder_set_groups(NULL, "P-256"), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_config_builder_set_dh(NULL, buf, 1), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_config_builder_set_dhfile(NULL, "x"), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_config_builder_set_reuse_sessions(NULL, true), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_config_builder_set_session_tickets(NULL, 1), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_config_builder_set_secure_renegotiate(NULL, true), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_config_builder_set_client_renegotiation(NULL, true), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_config_builder_set_fallback(NULL, true), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_config_builder_add_crlfile(NULL, "x"), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_config_builder_add_crls(NULL, buf, 1, RSSL_FORMAT_PEM), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_config_builder_set_crl_check(NULL, RSSL_CRL_CHECK_PEER), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_config_builder_set_npn_advertised(NULL, protos, 1), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_config_builder_set_npn_preferred(NULL, protos, 1, RSSL_NPN_CLIENT, NULL),
+                 RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_config_builder_set_psk_identity(NULL, "x"), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_config_builder_set_srp_identity(NULL, "x", "y"), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_config_builder_set_verify_callback(NULL, NULL, NULL), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_config_builder_set_partial_chain_callback(NULL, NULL, NULL),
+                 RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_config_builder_set_sni_callback(NULL, NULL, NULL), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_config_builder_add_sni_host(NULL, "x", NULL), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_config_builder_set_psk_callback(NULL, NULL, NULL), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_config_builder_set_srp_callback(NULL, NULL, NULL), RSSL_NULL_PARAMETER);
+
+    rssl_config_builder *b = NULL;
+    CHECK_OK(rssl_config_builder_new(RSSL_ROLE_SERVER, &b));
+    CHECK_RESULT(rssl_config_builder_set_groups(b, NULL), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_config_builder_set_dh(b, NULL, 4), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_config_builder_set_dhfile(b, NULL), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_config_builder_add_crlfile(b, NULL), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_config_builder_add_crls(b, NULL, 4, RSSL_FORMAT_DER), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_config_builder_set_npn_advertised(b, NULL, 1), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_config_builder_set_npn_preferred(b, NULL, 1, RSSL_NPN_CLIENT, NULL),
+                 RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_config_builder_set_psk_identity(b, NULL), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_config_builder_set_srp_identity(b, "x", NULL), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_config_builder_set_srp_identity(b, NULL, "y"), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_config_builder_add_sni_host(b, NULL, NULL), RSSL_NULL_PARAMETER);
+    /* NULL callbacks remove them: not an error. */
+    CHECK_OK(rssl_config_builder_set_verify_callback(b, NULL, NULL));
+    CHECK_OK(rssl_config_builder_set_partial_chain_callback(b, NULL, NULL));
+    CHECK_OK(rssl_config_builder_set_sni_callback(b, NULL, NULL));
+    CHECK_OK(rssl_config_builder_set_psk_callback(b, NULL, NULL));
+    CHECK_OK(rssl_config_builder_set_srp_callback(b, NULL, NULL));
+    rssl_config_builder_free(b);
+
+    CHECK_RESULT(rssl_conn_cipher_suite(NULL, &suite), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_conn_negotiated_protocol(NULL, text, sizeof text, &n), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_conn_session_reused(NULL, &flag), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_conn_session(NULL, buf, sizeof buf, &n), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_conn_set_session(NULL, buf, 1), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_conn_export_keying_material(NULL, "x", NULL, 0, buf, 4),
+                 RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_connect_session(NULL, "localhost", 1, buf, 1, 0, NULL),
+                 RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_cipher_suites(NULL, NULL, &suite, 1, NULL), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_supported_versions(NULL, 0, NULL), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_supported_versions(NULL, 2, &n), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_srp_verifier(NULL, "p", buf, 1, 2048, buf, sizeof buf, &n),
+                 RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_srp_verifier("u", "p", NULL, 1, 2048, buf, sizeof buf, &n),
+                 RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_srp_verifier("u", "p", buf, 1, 2048, NULL, 300, &n), RSSL_NULL_PARAMETER);
+
+    /* Queries on a connection before its handshake. */
+    const rssl_config *config = NULL;
+    CHECK_OK(rssl_config_builder_new(RSSL_ROLE_CLIENT, &b));
+    CHECK_OK(rssl_config_builder_build(b, &config));
+    rssl_config_builder_free(b);
+    rssl_conn *conn = NULL;
+    CHECK_OK(rssl_conn_new(config, NULL, &conn));
+    CHECK_RESULT(rssl_conn_cipher_suite(conn, &suite), RSSL_NOT_AVAILABLE);
+    CHECK_RESULT(rssl_conn_negotiated_protocol(conn, text, sizeof text, &n), RSSL_NOT_AVAILABLE);
+    CHECK_OK(rssl_conn_session_reused(conn, &flag));
+    CHECK(!flag);
+    CHECK_RESULT(rssl_conn_session_reused(conn, NULL), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_conn_session(conn, buf, sizeof buf, &n), RSSL_NOT_AVAILABLE);
+    CHECK_RESULT(rssl_conn_set_session(conn, NULL, 4), RSSL_NULL_PARAMETER);
+    rssl_conn_free(conn);
+    rssl_config_free(config);
+
+    /* Static look-ups never fail. */
+    CHECK(strcmp(rssl_verify_error_name(0), "valid") == 0);
+    CHECK(strcmp(rssl_verify_error_name(10), "cert_expired") == 0);
+    CHECK(strcmp(rssl_verify_error_name(-5), "unknown") == 0);
+    CHECK(strcmp(rssl_verify_error_string(10), "certificate has expired") == 0);
+    CHECK(rssl_verify_error_string(123456) != NULL);
+    CHECK(strcmp(rssl_result_string(RSSL_WANT_READ), "more input from the peer is needed") == 0);
+    CHECK(strcmp(rssl_result_string(RSSL_BAD_CRL), "no usable certificate revocation list") == 0);
+}
+
+/* CRL and DH files that are missing or hold something else. */
+static void bad_option_files(void)
+{
+    rssl_config_builder *b = empty_server_builder();
+    CHECK_OK(rssl_config_builder_set_certfile(b, cert_path("server.pem")));
+    CHECK_OK(rssl_config_builder_set_keyfile(b, cert_path("server.key")));
+    CHECK_OK(rssl_config_builder_add_crlfile(b, "/nonexistent/rssl.crl"));
+    build_fails(b, RSSL_FILE_NOT_FOUND, "crlfile \"/nonexistent/rssl.crl\": enoent");
+    rssl_config_builder_free(b);
+
+    b = empty_server_builder();
+    CHECK_OK(rssl_config_builder_add_crlfile(b, cert_path("garbage.pem")));
+    build_fails(b, RSSL_BAD_CRL, "no_crl");
+    rssl_config_builder_free(b);
+
+    b = empty_server_builder();
+    CHECK_OK(rssl_config_builder_set_certfile(b, cert_path("server.pem")));
+    CHECK_OK(rssl_config_builder_set_keyfile(b, cert_path("server.key")));
+    CHECK_OK(rssl_config_builder_set_dhfile(b, "/nonexistent/dh.pem"));
+    build_fails(b, RSSL_FILE_NOT_FOUND, "dhfile");
+    CHECK_OK(rssl_config_builder_set_dhfile(b, cert_path("garbage.pem")));
+    build_fails(b, RSSL_INVALID_OPTION, "bad_dh_params");
+    rssl_config_builder_free(b);
+
+    /* An SNI host must be a server configuration. */
+    rssl_config_builder *cb = NULL;
+    const rssl_config *client = NULL;
+    CHECK_OK(rssl_config_builder_new(RSSL_ROLE_CLIENT, &cb));
+    CHECK_OK(rssl_config_builder_build(cb, &client));
+    b = empty_server_builder();
+    CHECK_RESULT(rssl_config_builder_add_sni_host(b, "x", client), RSSL_INVALID_ARGUMENT);
+    rssl_config_builder_free(b);
+    rssl_config_builder_free(cb);
+    rssl_config_free(client);
+}
+
+/* A peer that speaks something else than TLS: the accept fails with an
+ * alert or a TLS error and the listener goes on. */
+static void peer_garbage(void)
+{
+    rssl_listener *listener = NULL;
+    unsigned short port = 0;
+    CHECK_OK(rssl_listen("127.0.0.1", 0, 4, &listener));
+    CHECK_OK(rssl_listener_port(listener, &port));
+    rssl_config_builder *b = empty_server_builder();
+    CHECK_OK(rssl_config_builder_set_certfile(b, cert_path("server.pem")));
+    CHECK_OK(rssl_config_builder_set_keyfile(b, cert_path("server.key")));
+    const rssl_config *config = NULL;
+    CHECK_OK(rssl_config_builder_build(b, &config));
+    rssl_config_builder_free(b);
+    for (int i = 0; i < 2; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
+        addr.sin_addr.s_addr = htonl(0x7f000001);
+        CHECK(connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0);
+        /* Plain HTTP, then a record of a content type TLS does not have. */
+        static const char http[] = "GET / HTTP/1.0\r\n\r\n";
+        static const char record[] = "\x99\x03\x03\x00\x05hello";
+        const char *junk = i == 0 ? http : record;
+        size_t len = i == 0 ? sizeof http - 1 : sizeof record - 1;
+        CHECK(write(fd, junk, len) == (ssize_t)len);
+        rssl_conn *conn = NULL;
+        rssl_result r = rssl_accept(listener, config, TEST_TIMEOUT_MS, &conn);
+        if (r != RSSL_TLS_ALERT && r != RSSL_TLS_ERROR) {
+            fprintf(stderr, "%d: %s: %s\n", i, rssl_result_string(r), last_error());
+            CHECK(false);
+        }
+        CHECK(conn == NULL);
+        close(fd);
+    }
+    rssl_listener_free(listener);
+    rssl_config_free(config);
+}
+
 /* Nothing arrives: recv gives up on time and the connection stays usable. */
 static void recv_timeout(void)
 {
@@ -414,6 +593,9 @@ int main(int argc, char **argv)
         {"result_strings", result_strings},
         {"wrong_role", wrong_role},
         {"address_in_use", address_in_use},
+        {"null_handles_options", null_handles_options},
+        {"bad_option_files", bad_option_files},
+        {"peer_garbage", peer_garbage},
     };
     return test_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }

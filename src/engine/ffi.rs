@@ -17,6 +17,8 @@ pub const SSL_TLSEXT_ERR_OK: c_int = 0;
 pub const SSL_TLSEXT_ERR_NOACK: c_int = 3;
 pub const SSL3_AL_FATAL: c_int = 2;
 pub const SSL_AD_UNKNOWN_PSK_IDENTITY: c_int = 115;
+/// `SSL_OP_ALLOW_CLIENT_RENEGOTIATION` (OpenSSL 3.0).
+pub const SSL_OP_ALLOW_CLIENT_RENEGOTIATION: u64 = 1 << 8;
 
 #[repr(C)]
 pub struct SRP_gN {

@@ -85,6 +85,13 @@ pub(crate) fn install(b: &mut SslContextBuilder, o: &Options) -> Result<(), Erro
     if o.fallback && o.role == super::Role::Client {
         b.set_mode(openssl::ssl::SslMode::SEND_FALLBACK_SCSV);
     }
+    if o.client_renegotiation && o.role == super::Role::Server {
+        // OpenSSL 3 refuses client-initiated renegotiation unless asked;
+        // OTP allows it by default.
+        b.set_options(openssl::ssl::SslOptions::from_bits_retain(
+            super::ffi::SSL_OP_ALLOW_CLIENT_RENEGOTIATION,
+        ));
+    }
     super::session::install(b, o)?;
     let crl_best_effort = super::crl::install(b, o)?;
     super::verify::install(b, o, crl_best_effort);
