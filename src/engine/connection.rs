@@ -701,3 +701,55 @@ mod speed {
         }
     }
 }
+
+#[cfg(test)]
+mod footprint {
+    use super::tests::*;
+    use super::*;
+
+    /// `cargo test --release -- --ignored --nocapture memory_per_pair`:
+    /// heap bytes held by an established, idle connection pair.
+    #[test]
+    #[ignore]
+    fn memory_per_pair() {
+        let pki = test_pki();
+        let mut co = client_options(&pki);
+        co.verify = crate::engine::Verify::None;
+        let cc = Config::build(co).unwrap();
+        let sc = Config::build(server_options(&pki)).unwrap();
+        let used = || unsafe { libc::mallinfo2().uordblks };
+        let before = used();
+        let fresh: Vec<_> = (0..100)
+            .map(|_| {
+                (
+                    Connection::new(&cc, &PeerName::default()).unwrap(),
+                    Connection::new(&sc, &PeerName::default()).unwrap(),
+                )
+            })
+            .collect();
+        println!("fresh pair: {} bytes", (used() - before) / 100);
+        drop(fresh);
+        let before = used();
+        let n = 500;
+        let mut pairs = Vec::new();
+        for _ in 0..n {
+            let mut c = Connection::new(&cc, &PeerName::default()).unwrap();
+            let mut s = Connection::new(&sc, &PeerName::default()).unwrap();
+            let mut done = (false, false);
+            while done != (true, true) {
+                done.0 = c.handshake().unwrap() == Progress::Done;
+                shuttle(&mut c, &mut s);
+                done.1 = s.handshake().unwrap() == Progress::Done;
+                shuttle(&mut s, &mut c);
+            }
+            let mut buf = [0u8; 16];
+            let _ = c.read(&mut buf);
+            let _ = s.read(&mut buf);
+            c.release_buffers();
+            s.release_buffers();
+            pairs.push((c, s));
+        }
+        let after = used();
+        println!("heap per pair: {} bytes", (after - before) / n);
+    }
+}
