@@ -18,7 +18,7 @@
          setopts/2, getopts/2, getstat/1, getstat/2,
          sockname/1, peername/1, peercert/1,
          connection_info/1, connection_information/1, connection_information/2,
-         negotiated_protocol/1,
+         negotiated_protocol/1, prf/5,
          cipher_suites/0, cipher_suites/1, cipher_suites/2, cipher_suites/3,
          versions/0, clear_pem_cache/0, format_error/1]).
 
@@ -463,6 +463,21 @@ negotiated_protocol(Socket) ->
         {ok, []} -> {error, protocol_not_negotiated};
         Error -> Error
     end.
+
+%% @doc The session's pseudo-random function (TLS 1.0-1.2): `Secret' is a
+%% binary or `master_secret', `Seed' a list of binaries, `client_random'
+%% and `server_random'. `{error, undefined}' where the version has no PRF
+%% (TLS 1.3).
+prf(Socket, Secret, Label, Seed, Length)
+  when ?IS_CONN(Socket), (is_binary(Secret) orelse Secret =:= master_secret),
+       is_binary(Label), is_list(Seed), is_integer(Length), Length >= 0 ->
+    case lists:all(fun(P) -> is_binary(P) orelse P =:= client_random
+                                 orelse P =:= server_random end, Seed) of
+        true -> rssl_nif:prf(Socket, Secret, Label, Seed, Length);
+        false -> {error, badarg}
+    end;
+prf(_, _, _, _, _) ->
+    {error, badarg}.
 
 versions() ->
     Vsn = case application:get_key(rssl, vsn) of

@@ -379,6 +379,17 @@ impl Connection {
         self.stream.ssl().session_reused()
     }
 
+    /// The TLS 1.0-1.2 PRF over this connection's secrets (`ssl:prf/5`).
+    pub fn prf(
+        &self,
+        secret: Option<&[u8]>,
+        label: &[u8],
+        seed: &[super::prf::SeedPart],
+        len: usize,
+    ) -> Result<Vec<u8>, Error> {
+        super::prf::prf(self.stream.ssl(), self.version(), secret, label, seed, len)
+    }
+
     /// RFC 5705 keying material export.
     pub fn export_keying_material(
         &self,

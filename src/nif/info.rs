@@ -103,3 +103,49 @@ fn suites<'a>(env: Env<'a>, cipher_list: String, tls13_suites: String) -> NifRes
         .collect();
     Ok((atoms::ok(), maps).encode(env))
 }
+
+/// `prf(Socket, Secret, Label, Seed, Length)` (validated in Erlang).
+#[rustler::nif]
+fn prf<'a>(
+    env: Env<'a>,
+    socket: Term<'a>,
+    secret: Term<'a>,
+    label: rustler::Binary<'a>,
+    seed: Vec<Term<'a>>,
+    len: usize,
+) -> NifResult<Term<'a>> {
+    use crate::engine::prf::SeedPart;
+    let res = conn_of(socket)?;
+    let secret: Option<Vec<u8>> = secret
+        .decode::<rustler::Binary>()
+        .ok()
+        .map(|b| b.as_slice().to_vec());
+    let parts = seed
+        .iter()
+        .map(|t| {
+            if let Ok(b) = t.decode::<rustler::Binary>() {
+                Ok(SeedPart::Bytes(b.as_slice().to_vec()))
+            } else if t.atom_to_string()? == "client_random" {
+                Ok(SeedPart::ClientRandom)
+            } else {
+                Ok(SeedPart::ServerRandom)
+            }
+        })
+        .collect::<NifResult<Vec<_>>>()?;
+    if !res.conn.is_established() {
+        return Ok(error_tuple(env, &Failure::Closed));
+    }
+    let out = res
+        .conn
+        .with_tls(|tls| tls.prf(secret.as_deref(), label.as_slice(), &parts, len));
+    Ok(match out {
+        Ok(Ok(bytes)) => {
+            let mut bin = rustler::NewBinary::new(env, bytes.len());
+            bin.as_mut_slice().copy_from_slice(&bytes);
+            let bin: rustler::Binary = bin.into();
+            (atoms::ok(), bin).encode(env)
+        }
+        Ok(Err(_)) => (atoms::error(), atoms::undefined()).encode(env),
+        Err(f) => error_tuple(env, &f),
+    })
+}
