@@ -20,8 +20,13 @@
  * Threads    A built rssl_config is immutable: any number of threads may
  *            use it at once. A builder or a connection is used by one
  *            thread at a time (any thread). Several threads may call
- *            rssl_accept on one listener. Callbacks run in the thread that
- *            drives the handshake, possibly several at once.
+ *            rssl_accept on one listener.
+ * Callbacks  (verify, partial chain, SNI, PSK, SRP) run synchronously in the
+ *            thread that drives the handshake, possibly in several threads
+ *            at once for a shared configuration. Their user_data must be
+ *            safe for that and outlive every configuration built with it;
+ *            a callback must not call rssl on the connection in handshake
+ *            and must not longjmp out.
  * Timeouts   timeout_ms < 0 (RSSL_INFINITY) waits forever; 0 does only what
  *            is possible at once.
  */
