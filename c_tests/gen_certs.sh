@@ -14,6 +14,9 @@
 #   ca_revoked.crl      the CA's CRL revoking the two revoked_* certificates (+ .der)
 #   server_rsa.pem/.key an RSA "localhost" certificate (DHE-RSA suites)
 #   dh.pem              DH parameters (ffdhe2048)
+#   inter_ca.pem/.key   an intermediate CA signed by the CA
+#   chain_server.pem/.key  "localhost" signed by the intermediate; the .pem
+#                       holds the intermediate too
 set -eu
 dir=$1
 openssl=${OPENSSL:-openssl}
@@ -75,6 +78,19 @@ crlnumber = crl_db/crlnumber
 default_md = sha256
 default_crl_days = 2
 EOF
+ec_key inter_ca.key
+"$openssl" req -new -key inter_ca.key -out inter_ca.csr -subj "/CN=rssl intermediate CA"
+printf 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n' > inter_ca.ext
+"$openssl" x509 -req -in inter_ca.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+  -out inter_ca.pem -days 2 -extfile inter_ca.ext 2>/dev/null
+rm -f inter_ca.csr inter_ca.ext
+leaf chain_leaf "/CN=localhost" inter_ca \
+  "subjectAltName=DNS:localhost,IP:127.0.0.1
+extendedKeyUsage=serverAuth"
+cat chain_leaf.pem inter_ca.pem > chain_server.pem
+mv chain_leaf.key chain_server.key
+"$openssl" x509 -in inter_ca.pem -outform DER -out inter_ca.der
+
 crl() { "$openssl" ca -config crl.cnf -keyfile ca.key -cert ca.pem "$@" 2>/dev/null; }
 crl -gencrl -out ca_empty.crl
 crl -revoke revoked_server.pem

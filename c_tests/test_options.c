@@ -179,6 +179,45 @@ static void partial_chain(void)
     free(ca_der);
 }
 
+/* The server sends leaf + intermediate; the CA is one more step. */
+static void depth(void)
+{
+    struct served seen;
+    for (uint32_t d = 0; d < 3; d++) {
+        rssl_config_builder *cb = client_builder("ca.pem");
+        CHECK_OK(rssl_config_builder_set_depth(cb, d));
+        rssl_result r = one_connection(server_builder("chain_server.pem", "chain_server.key"), cb,
+                                       &seen);
+        if (d == 0) {
+            CHECK_RESULT(r, RSSL_TLS_ALERT);
+            CHECK(strstr(last_error(), "certificate chain too long") != NULL);
+        } else {
+            CHECK_OK(r);
+        }
+    }
+}
+
+/* Picks the certificate equal to ca_der (here the intermediate). */
+static int64_t pick_intermediate(void *user_data, const rssl_bytes *chain, size_t count)
+{
+    (void)user_data;
+    for (size_t i = 0; i < count; i++)
+        if (chain[i].len == ca_der_len && memcmp(chain[i].data, ca_der, ca_der_len) == 0)
+            return (int64_t)i;
+    return -1;
+}
+
+/* Trusting only the intermediate of a chain whose root we do not know. */
+static void partial_chain_intermediate(void)
+{
+    ca_der = read_file(cert_path("inter_ca.der"), &ca_der_len);
+    rssl_config_builder *cb = client_builder("other_ca.pem");
+    CHECK_OK(rssl_config_builder_set_partial_chain_callback(cb, pick_intermediate, NULL));
+    struct served seen;
+    CHECK_OK(one_connection(server_builder("chain_server.pem", "chain_server.key"), cb, &seen));
+    free(ca_der);
+}
+
 /* --- CRLs --- */
 
 static rssl_config_builder *crl_client(const char *crlfile, uint32_t mode)
@@ -739,6 +778,8 @@ static const struct test_case TESTS[] = {
     {"verify_callback_rejects", verify_callback_rejects},
     {"verify_callback_server_side", verify_callback_server_side},
     {"partial_chain", partial_chain},
+    {"partial_chain_intermediate", partial_chain_intermediate},
+    {"depth", depth},
     {"crl_check_peer", crl_check_peer},
     {"crl_check_missing", crl_check_missing},
     {"crl_in_memory_server_side", crl_in_memory_server_side},
