@@ -96,11 +96,18 @@ test-erlang: nif
 demo: all
 	erl -noshell -pa $(ERL_EBIN) -eval 'rssl_demo:run(), halt().'
 
-# ssl vs rssl vs gen_tcp; RSSL_BENCH_MB, RSSL_BENCH_HS_SECS, RSSL_BENCH_MODS.
-bench: erlang
+# ssl vs rssl vs gen_tcp (bench/rssl_bench.erl, a fresh VM per measurement),
+# then the C API vs a plain OpenSSL program (bench/c/cbench.c). Smaller runs:
+# RSSL_BENCH_MB, _HS_SECS, _HS_CLIENTS, _PP_SECS, _CONNS, _SCALE, _ROUNDS,
+# _RUNS (C); RSSL_BENCH_MODS=ssl,rssl and RSSL_BENCH_ONLY=bulk,hs,hsc,pingpong,
+# memory,scale,nifcpu pick modules and workloads; RSSL_BENCH_C=0 skips the C part.
+bench: erlang lib
 	mkdir -p $(BUILD)/bench
 	erlc -o $(BUILD)/bench bench/rssl_bench.erl
+	$(CC) $(EXAMPLE_CFLAGS) -Iinclude bench/c/cbench.c -o $(BUILD)/bench/cbench \
+	  -L$(LIBDIR) -lrssl -lssl -lcrypto -lpthread -Wl,-rpath,$(abspath $(LIBDIR))
 	erl -noshell -pa $(ERL_EBIN) -pa $(BUILD)/bench -eval 'rssl_bench:run(), halt().'
+	if [ "$$RSSL_BENCH_C" != 0 ]; then $(BUILD)/bench/cbench; fi
 
 # Regenerates the committed C header (a cargo test fails while it is stale).
 header:
