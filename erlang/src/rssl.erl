@@ -18,7 +18,7 @@
          setopts/2, getopts/2, getstat/1, getstat/2,
          sockname/1, peername/1, peercert/1,
          connection_info/1, connection_information/1, connection_information/2,
-         negotiated_protocol/1, prf/5,
+         negotiated_protocol/1, prf/5, renegotiate/1,
          cipher_suites/0, cipher_suites/1, cipher_suites/2, cipher_suites/3,
          versions/0, clear_pem_cache/0, format_error/1]).
 
@@ -463,6 +463,17 @@ negotiated_protocol(Socket) ->
         {ok, []} -> {error, protocol_not_negotiated};
         Error -> Error
     end.
+
+%% @doc A new handshake on an established TLS 1.2 (or older) connection;
+%% `{error, notsup}' on TLS 1.3, which has no renegotiation.
+renegotiate(Socket) when ?IS_CONN(Socket) ->
+    Tag = erlang:unique_integer(),
+    case rssl_nif:renegotiate(Socket, Tag) of
+        ok -> receive {rssl_reply, Tag, Result} -> Result end;
+        Error -> Error
+    end;
+renegotiate(_) ->
+    {error, einval}.
 
 %% @doc The session's pseudo-random function (TLS 1.0-1.2): `Secret' is a
 %% binary or `master_secret', `Seed' a list of binaries, `client_random'

@@ -116,6 +116,8 @@ struct State<H: Host> {
     handshake_waiter: Option<H::Waiter>,
     recv_waiter: Option<(H::Waiter, usize)>,
     send_waiter: Option<H::Waiter>,
+    /// A caller of `renegotiate`, answered when the new handshake is done.
+    renegotiate_waiter: Option<H::Waiter>,
     /// No more ciphertext will come: end of stream or a socket error.
     eof: bool,
     /// Writing to the socket failed: the peer is gone.
@@ -177,6 +179,7 @@ impl<H: Host> Conn<H> {
                 handshake_waiter: None,
                 recv_waiter: None,
                 send_waiter: None,
+                renegotiate_waiter: None,
                 eof: false,
                 write_failed: false,
                 input_done: false,
@@ -382,6 +385,23 @@ impl<H: Host> Conn<H> {
             send_pend: s.tls.output().len() as u64,
             ..s.stats
         })
+    }
+
+    /// Starts a renegotiation; `waiter` is answered when it completes.
+    pub fn renegotiate(&self, waiter: H::Waiter) -> Result<(), Failure> {
+        let mut s = self.state.lock();
+        if s.phase != Phase::Established || s.fd < 0 || s.input_done {
+            return Err(Failure::Closed);
+        }
+        if s.renegotiate_waiter.is_some() {
+            return Err(Failure::Posix("ealready"));
+        }
+        s.tls.renegotiate().map_err(Failure::Tls)?;
+        s.flush()?;
+        s.renegotiate_waiter = Some(waiter);
+        drop(s);
+        self.poller.kick(self.token);
+        Ok(())
     }
 
     /// Forgets a send waiter (its caller timed out); false if already answered.
@@ -735,6 +755,9 @@ impl<H: Host> State<H> {
             outbox.reply(w, &options, Reply::Recv(Err(failure.clone())));
         }
         if let Some(w) = self.send_waiter.take() {
+            outbox.reply(w, &options, Reply::Send(Err(failure.clone())));
+        }
+        if let Some(w) = self.renegotiate_waiter.take() {
             outbox.reply(w, &options, Reply::Send(Err(failure)));
         }
     }
@@ -804,6 +827,19 @@ impl<H: Host> State<H> {
                 outbox.reply(w, &self.options, Reply::Send(Err(Failure::Closed)));
             } else {
                 self.send_waiter = Some(w);
+            }
+        }
+        if self.renegotiate_waiter.is_some() {
+            let result = match &self.failure {
+                Some(failure) => Some(Err(failure.clone())),
+                None if self.input_done => Some(Err(Failure::Closed)),
+                None if !self.tls.renegotiation_pending() => Some(Ok(())),
+                None => None,
+            };
+            if let Some(result) = result {
+                if let Some(w) = self.renegotiate_waiter.take() {
+                    outbox.reply(w, &self.options, Reply::Send(result));
+                }
             }
         }
         self.deliver(outbox);

@@ -261,6 +261,36 @@ impl Connection {
         Ok(written)
     }
 
+    /// Starts a TLS 1.2 (or older) renegotiation: its first message goes
+    /// into the output; the rest happens as input is read.
+    pub fn renegotiate(&mut self) -> Result<(), Error> {
+        if let Some(err) = &self.failure {
+            return Err(err.clone());
+        }
+        if !self.established || self.version() == Some(Version::Tls13) {
+            return Err(Error::Option(
+                "renegotiate".into(),
+                "only TLS 1.2 and older renegotiate".into(),
+            ));
+        }
+        let ssl = self.stream.ssl().as_ptr();
+        // SAFETY: a live SSL owned by this connection.
+        if unsafe { ffi::SSL_renegotiate(ssl) } != 1 {
+            return Err(Error::Internal("renegotiation refused".into()));
+        }
+        match self.stream.do_handshake() {
+            Ok(()) => Ok(()),
+            Err(e) if e.code() == ErrorCode::WANT_READ => Ok(()),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// True while a renegotiation started here has not completed.
+    pub fn renegotiation_pending(&self) -> bool {
+        // SAFETY: a live SSL owned by this connection.
+        unsafe { ffi::SSL_renegotiate_pending(self.stream.ssl().as_ptr()) != 0 }
+    }
+
     /// Queues close_notify in the output.
     pub fn close(&mut self) {
         if self.failure.is_none() {
@@ -631,6 +661,29 @@ pub(crate) mod tests {
             }
             other => panic!("server: {other:?}"),
         }
+    }
+
+    #[test]
+    fn tls12_renegotiation_completes() {
+        let pki = test_pki();
+        let mut co = client_options(&pki);
+        co.versions = vec![Version::Tls12];
+        let (mut client, mut server) = pair(co, server_options(&pki), "localhost");
+        let (c, s) = handshake_pair(&mut client, &mut server);
+        assert_eq!((c, s), (Ok(Progress::Done), Ok(Progress::Done)));
+        client.renegotiate().unwrap();
+        assert!(client.renegotiation_pending());
+        let mut buf = [0u8; 64];
+        for _ in 0..6 {
+            shuttle(&mut client, &mut server);
+            let _ = server.read(&mut buf).unwrap();
+            shuttle(&mut server, &mut client);
+            let _ = client.read(&mut buf).unwrap();
+        }
+        assert!(!client.renegotiation_pending());
+        client.write(b"after").unwrap();
+        shuttle(&mut client, &mut server);
+        assert_eq!(server.read(&mut buf).unwrap(), ReadOutcome::Data(5));
     }
 
     #[test]

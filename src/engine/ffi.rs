@@ -28,6 +28,8 @@ pub struct SRP_gN {
 }
 
 extern "C" {
+    pub fn SSL_renegotiate(ssl: *mut SSL) -> c_int;
+    pub fn SSL_renegotiate_pending(ssl: *const SSL) -> c_int;
     pub fn SSL_CTX_get_ciphers(ctx: *const openssl_sys::SSL_CTX)
         -> *mut openssl_sys::OPENSSL_STACK;
     pub fn SSL_set_info_callback(ssl: *mut SSL, cb: Option<InfoCallback>);

@@ -230,6 +230,23 @@ fn recv<'a>(env: Env<'a>, socket: Term<'a>, len: usize, tag: i64) -> NifResult<T
     })
 }
 
+/// Starts a renegotiation; the result comes as `{rssl_reply, Tag, Result}`.
+#[rustler::nif]
+fn renegotiate<'a>(env: Env<'a>, socket: Term<'a>, tag: i64) -> NifResult<Term<'a>> {
+    let res = conn_of(socket)?;
+    let waiter = Waiter {
+        pid: env.pid(),
+        tag,
+    };
+    Ok(match res.conn.renegotiate(waiter) {
+        Ok(()) => atoms::ok().encode(env),
+        Err(crate::driver::Failure::Tls(crate::engine::Error::Option(..))) => {
+            (atoms::error(), super::terms::atom(env, "notsup")).encode(env)
+        }
+        Err(f) => error_tuple(env, &f),
+    })
+}
+
 /// `ok` if the recv was withdrawn, `gone` if its reply is already sent.
 #[rustler::nif]
 fn recv_cancel(socket: Term, tag: i64) -> NifResult<Atom> {
