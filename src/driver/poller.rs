@@ -1,8 +1,10 @@
-//! Poller threads: epoll, edge-triggered, one registry per thread.
+//! Poller threads: epoll, edge-triggered.
 //!
-//! A connection is registered with one poller for its whole life. Other
-//! threads talk to a poller only through its command queue, so the registry
-//! needs no lock and a connection is never dropped while it is being run.
+//! A connection is registered with one poller for its whole life. Adding
+//! and removing go straight into the poller's registry (a short lock, no
+//! wake-up); kicks and deadlines go through its command queue. The poller
+//! clones a connection's `Arc` out of the registry before running it, so a
+//! connection is never dropped while it runs.
 
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
@@ -39,17 +41,18 @@ pub trait Pollable: Send + Sync {
 }
 
 enum Command {
-    Add(u64, RawFd, Arc<dyn Pollable>),
     Kick(u64),
-    Remove(u64),
     Deadline(u64, Instant),
 }
+
+type Registry = HashMap<u64, Arc<dyn Pollable>>;
 
 /// A handle to one poller thread.
 pub struct Poller {
     epoll: RawFd,
     wake: RawFd,
     commands: Mutex<Vec<Command>>,
+    registry: Mutex<Registry>,
 }
 
 const WAKE_TOKEN: u64 = 0;
@@ -100,6 +103,7 @@ impl Poller {
             epoll,
             wake,
             commands: Mutex::new(Vec::new()),
+            registry: Mutex::new(HashMap::new()),
         });
         let runner = poller.clone();
         std::thread::Builder::new()
@@ -121,9 +125,16 @@ impl Poller {
         }
     }
 
-    /// Registers `fd` (edge-triggered, read and write) and runs `pollable` once.
+    /// Registers `fd` (edge-triggered, read and write) for `pollable`.
+    /// Nothing runs until the socket is ready or the connection is kicked.
     pub fn add(&self, token: u64, fd: RawFd, pollable: Arc<dyn Pollable>) {
-        self.push(Command::Add(token, fd, pollable));
+        // Into the registry first, so the first event finds it.
+        self.registry.lock().insert(token, pollable);
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+            u64: token,
+        };
+        unsafe { libc::epoll_ctl(self.epoll, libc::EPOLL_CTL_ADD, fd, &mut ev) };
     }
 
     /// Runs the connection on its poller as if its socket were ready.
@@ -131,9 +142,11 @@ impl Poller {
         self.push(Command::Kick(token));
     }
 
-    /// Forgets the connection (its fd must already be closed or unregistered).
+    /// Forgets the connection (its fd must already be closed or unwatched).
     pub fn remove(&self, token: u64) {
-        self.push(Command::Remove(token));
+        let gone = self.registry.lock().remove(&token);
+        // Dropped outside the lock: the last reference may free a lot.
+        drop(gone);
     }
 
     /// Calls `expired` on the connection at `when` (if still registered).
@@ -146,8 +159,22 @@ impl Poller {
         unsafe { libc::epoll_ctl(self.epoll, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
     }
 
+    fn lookup(&self, token: u64) -> Option<Arc<dyn Pollable>> {
+        self.registry.lock().get(&token).cloned()
+    }
+
+    /// Runs one connection, containing any panic so the poller thread survives.
+    fn run_one(&self, again: &mut VecDeque<u64>, token: u64, ready: Ready) {
+        if let Some(p) = self.lookup(token) {
+            let wants_more =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.ready(ready)));
+            if wants_more.unwrap_or(false) {
+                again.push_back(token);
+            }
+        }
+    }
+
     fn run(&self) {
-        let mut registry: HashMap<u64, Arc<dyn Pollable>> = HashMap::new();
         let mut again: VecDeque<u64> = VecDeque::new();
         let mut deadlines: Vec<(Instant, u64)> = Vec::new();
         let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
@@ -168,8 +195,7 @@ impl Poller {
                     timeout,
                 )
             };
-            let n = n.max(0) as usize;
-            for ev in &events[..n] {
+            for ev in &events[..n.max(0) as usize] {
                 let token = ev.u64;
                 if token == WAKE_TOKEN {
                     continue;
@@ -180,38 +206,20 @@ impl Poller {
                     writable: flags & libc::EPOLLOUT != 0,
                     hangup: flags & (libc::EPOLLHUP | libc::EPOLLERR) != 0,
                 };
-                run_one(&registry, &mut again, token, ready);
+                self.run_one(&mut again, token, ready);
             }
-            // Commands after socket events, so that a Remove sent while an
-            // event was pending is seen last.
             let mut drained: u64 = 0;
             unsafe { libc::read(self.wake, (&mut drained as *mut u64).cast(), 8) };
             let commands = std::mem::take(&mut *self.commands.lock());
             for command in commands {
                 match command {
-                    Command::Add(token, fd, pollable) => {
-                        let mut ev = libc::epoll_event {
-                            events: (libc::EPOLLIN
-                                | libc::EPOLLOUT
-                                | libc::EPOLLRDHUP
-                                | libc::EPOLLET) as u32,
-                            u64: token,
-                        };
-                        unsafe { libc::epoll_ctl(self.epoll, libc::EPOLL_CTL_ADD, fd, &mut ev) };
-                        registry.insert(token, pollable);
-                        run_one(&registry, &mut again, token, Ready::ALL);
-                    }
-                    Command::Kick(token) => run_one(&registry, &mut again, token, Ready::ALL),
-                    Command::Remove(token) => {
-                        registry.remove(&token);
-                        deadlines.retain(|d| d.1 != token);
-                    }
+                    Command::Kick(token) => self.run_one(&mut again, token, Ready::ALL),
                     Command::Deadline(token, when) => deadlines.push((when, token)),
                 }
             }
             for _ in 0..again.len() {
                 if let Some(token) = again.pop_front() {
-                    run_one(&registry, &mut again, token, Ready::ALL);
+                    self.run_one(&mut again, token, Ready::ALL);
                 }
             }
             if !deadlines.is_empty() {
@@ -219,29 +227,11 @@ impl Poller {
                 let (due, later): (Vec<_>, Vec<_>) = deadlines.drain(..).partition(|d| d.0 <= now);
                 deadlines = later;
                 for (_, token) in due {
-                    if let Some(p) = registry.get(&token) {
+                    if let Some(p) = self.lookup(token) {
                         p.expired();
                     }
                 }
             }
-            if registry.capacity() > 64 && registry.len() < registry.capacity() / 4 {
-                registry.shrink_to_fit();
-            }
-        }
-    }
-}
-
-/// Runs one connection, containing any panic so the poller thread survives.
-fn run_one(
-    registry: &HashMap<u64, Arc<dyn Pollable>>,
-    again: &mut VecDeque<u64>,
-    token: u64,
-    ready: Ready,
-) {
-    if let Some(p) = registry.get(&token) {
-        let wants_more = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.ready(ready)));
-        if wants_more.unwrap_or(false) {
-            again.push_back(token);
         }
     }
 }
