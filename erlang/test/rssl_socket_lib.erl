@@ -145,11 +145,13 @@ peer_send_chunks(Peer, Data, Sizes) ->
 peer_recv(Peer, Len) ->
     peer_recv(Peer, Len, ?T).
 peer_recv(Peer, Len, Timeout) ->
-    rssl_test_lib:call(Peer, {recv, Len, Timeout}).
+    %% Wait longer than the peer does, so its {error, timeout} is the answer.
+    rssl_test_lib:call(Peer, {recv, Len, Timeout}, Timeout + ?T).
 
-%% Everything until the peer's socket reports the close: {Data, Last}.
+%% Everything until the peer's socket reports the close: {Data, Last}
+%% (Last is {error, timeout} when nothing came for 10 s).
 peer_recv_closed(Peer) ->
-    rssl_test_lib:call(Peer, recv_until_closed).
+    rssl_test_lib:call(Peer, recv_until_closed, 3 * ?T).
 
 %% Fun(PeerMod, PeerSocket) in the peer process.
 peer_fn(Peer, Fun) ->
