@@ -66,6 +66,7 @@
 -define(RESULT_TAG, "RSSL_BENCH_RESULT ").
 -define(OPENERS, 8).
 -define(SCALE_WINDOW, 16).
+-define(FINALIZER, {erts_internal, dirty_nif_finalizer, 1}).
 
 run() ->
     run(#{}).
@@ -77,25 +78,71 @@ run(Opts0) ->
         io:format("rssl bench: ~s, OTP ~s, ~b schedulers, ~s~n",
                   [openssl_version(), erlang:system_info(otp_release),
                    erlang:system_info(schedulers_online), load()]),
+        Paths = snapshot_code(Dir),
         io:format("  bulk ~b MiB; handshakes ~b s (~b clients concurrent); ping-pong ~b s; "
                   "memory ~b pairs; scale ~b pairs x ~b round trips; one fresh VM each~n",
                   [maps:get(K, Opts) || K <- [mb, hs_secs, hs_clients, pp_secs, conns,
                                               scale, rounds]]),
         T0 = erlang:monotonic_time(second),
         Dirty = dirty_nifs(),
-        Results = [{Job, run_child(Job#{dir => Dir, dirty => Dirty})} || Job <- jobs(Opts)],
+        Results = [{Job, run_child(Job#{dir => Dir, dirty => Dirty}, Paths)} || Job <- jobs(Opts)],
         T1 = erlang:monotonic_time(second),
         print_table(Results, Opts),
         io:format("(whole run: ~b s, ~s at the end)~n", [T1 - T0, load()])
     after
-        _ = [file:delete(filename:join(Dir, F)) || F <- ["cert.pem", "key.pem"]],
-        _ = file:del_dir(Dir)
+        delete_tree(Dir)
+    end,
+    ok.
+
+%% The rssl app (ebin and priv) and this module, copied once: every child
+%% VM runs the same build even if rssl is rebuilt meanwhile (others work
+%% in this tree; a NIF library overwritten in place can also crash a VM
+%% that has it loaded). Returns the code paths for the children.
+snapshot_code(Dir) ->
+    Self = filename:dirname(code:which(?MODULE)),
+    ok = copy_dir(Self, filename:join(Dir, "bench"), ".beam"),
+    case code:which(rssl) of
+        Beam when is_list(Beam) ->
+            Ebin = filename:dirname(Beam),
+            Priv = filename:join(filename:dirname(Ebin), "priv"),
+            ok = copy_dir(Ebin, filename:join([Dir, "rssl", "ebin"]), ""),
+            ok = copy_dir(Priv, filename:join([Dir, "rssl", "priv"]), ".so"),
+            io:format("  rssl: ~s, NIF built ~s, git ~s~n",
+                      [Ebin, mtime(filename:join(Priv, "rssl_nif.so")),
+                       string:trim(os:cmd("git describe --always --dirty 2>/dev/null"))]),
+            [filename:join(Dir, "bench"), filename:join([Dir, "rssl", "ebin"])];
+        _ ->
+            io:format("  rssl: not in the code path~n"),
+            [filename:join(Dir, "bench")]
+    end.
+
+copy_dir(From, To, Ext) ->
+    ok = filelib:ensure_dir(filename:join(To, "x")),
+    {ok, Names} = file:list_dir(From),
+    _ = [{ok, _} = file:copy(filename:join(From, N), filename:join(To, N))
+         || N <- Names, lists:suffix(Ext, N), filelib:is_regular(filename:join(From, N))],
+    ok.
+
+mtime(File) ->
+    case filelib:last_modified(File) of
+        {{Y, Mo, D}, {H, Mi, _}} -> io_lib:format("~b-~2..0b-~2..0b ~2..0b:~2..0b", [Y, Mo, D, H, Mi]);
+        _ -> "?"
+    end.
+
+delete_tree(Path) ->
+    case filelib:is_dir(Path) of
+        true ->
+            {ok, Names} = file:list_dir(Path),
+            _ = [delete_tree(filename:join(Path, N)) || N <- Names],
+            _ = file:del_dir(Path);
+        false ->
+            _ = file:delete(Path)
     end,
     ok.
 
 defaults() ->
     #{mods => env_list("RSSL_BENCH_MODS", [ssl, rssl, gen_tcp]),
-      only => env_list("RSSL_BENCH_ONLY", [bulk, hs, hsc, pingpong, memory, scale, nifcpu]),
+      only => env_list("RSSL_BENCH_ONLY", [bulk, hs, hsc, pingpong, memory, scale, cpu]),
       mb => env_int("RSSL_BENCH_MB", 512),
       hs_secs => env_int("RSSL_BENCH_HS_SECS", 3),
       hs_clients => env_int("RSSL_BENCH_HS_CLIENTS", 50),
@@ -126,8 +173,7 @@ jobs(#{mods := Mods, only := Only} = Opts) ->
     [Opts#{kind => Kind, mod => M, version => version(M, V)}
      || {Kind, Versions} <- kinds(), lists:member(Kind, Only),
         V <- Versions, M <- [ssl, rssl, gen_tcp], lists:member(M, Mods),
-        M =/= gen_tcp orelse V =:= hd(Versions),
-        Kind =/= nifcpu orelse M =:= rssl].
+        M =/= gen_tcp orelse V =:= hd(Versions)].
 
 kinds() ->
     [{bulk, ['tlsv1.3', 'tlsv1.2']},
@@ -136,17 +182,15 @@ kinds() ->
      {pingpong, ['tlsv1.3']},
      {memory, ['tlsv1.3']},
      {scale, ['tlsv1.3']},
-     {nifcpu, ['tlsv1.3']}].
+     {cpu, ['tlsv1.3']}].
 
 version(gen_tcp, _) -> tcp;
 version(_, V) -> V.
 
 %%% Driver side: one VM per job ---------------------------------------------
 
-run_child(Job) ->
+run_child(Job, Paths) ->
     Erl = os:find_executable("erl"),
-    Paths = lists:usort([filename:dirname(code:which(?MODULE))
-                         | [filename:dirname(P) || P <- [code:which(rssl)], is_list(P)]]),
     Arg = base64:encode_to_string(term_to_binary(Job)),
     Args = ["-c", "ulimit -n \"$1\" 2>/dev/null; shift; exec \"$@\"", "sh",
             integer_to_list(nofile()), Erl, "-noshell"]
@@ -271,8 +315,8 @@ measure1(#{kind := memory, mod := M, version := V, conns := N}, Tls) ->
     memory(M, V, Tls, N);
 measure1(#{kind := scale, mod := M, version := V, scale := N, rounds := Rounds}, Tls) ->
     scale(M, V, Tls, N, Rounds);
-measure1(#{kind := nifcpu, mod := M, dirty := Dirty}, Tls) ->
-    nif_cpu(M, Tls, Dirty).
+measure1(#{kind := cpu, mod := M, dirty := Dirty}, Tls) ->
+    cpu_probe(M, Tls, Dirty).
 
 report(M, Kind, V, {ok, Values, Info}, LS) ->
     io:format("  ~-8s ~-9s ~-8s ~s  ~s~s~n",
@@ -871,71 +915,128 @@ percentile([{V, C} | Rest], Want, Seen) ->
     end.
 
 secs(Native) ->
-    erlang:convert_time_unit(Native, native, microsecond) / 1.0e6.
+    max(1, erlang:convert_time_unit(Native, native, microsecond)) / 1.0e6.
 
-%% The CPU time of every rssl_nif call on a normal scheduler, from call
-%% and return_from trace messages stamped with the scheduler thread's CPU
-%% clock (cpu_timestamp): unlike long_schedule, an OS preemption of the
-%% thread does not count. A short mix of every workload runs traced. Dirty
-%% NIFs run on another thread, their stamps mean nothing: left out.
-nif_cpu(M, Tls, Dirty) ->
+%% CPU-time probe. long_schedule measures wall time, so on a shared machine
+%% an OS preemption of a scheduler thread looks like a long schedule. Here
+%% every process's time slices (running trace: in/out) and, for rssl, every
+%% rssl_nif call (call trace with return_from) are stamped with the
+%% scheduler thread's CPU clock (cpu_timestamp), so that a slice or a call
+%% counts the CPU it used on that thread, whatever the OS did meanwhile. A
+%% short mix of every workload runs traced, after a warm-up that loads the
+%% code. Dirty NIFs run on another thread, their call stamps mean nothing:
+%% left out of the call figures, and a slice that begins or ends with a
+%% dirty NIF's return (erts_internal:dirty_nif_finalizer) is left out too,
+%% and so is code loading (a module first used in the traced mix).
+cpu_probe(M, Tls, Dirty) ->
     Self = self(),
-    Tracer = spawn(fun() -> tracer_loop(Dirty, #{}, #{}) end),
-    {module, rssl_nif} = code:ensure_loaded(rssl_nif),
-    _ = erlang:trace_pattern({rssl_nif, '_', '_'}, [{'_', [], [{return_trace}]}], [local]),
-    _ = erlang:trace(all, true, [call, timestamp, cpu_timestamp, {tracer, Tracer}]),
-    _ = erlang:trace(Tracer, false, [all]),
     V = 'tlsv1.3',
+    ok = warm_up(M, Tls),
+    Tracer = spawn(fun() -> tracer_loop(Dirty, #{}, #{}, #{}) end),
+    Nif = case M of
+              rssl ->
+                  {module, rssl_nif} = code:ensure_loaded(rssl_nif),
+                  _ = erlang:trace_pattern({rssl_nif, '_', '_'},
+                                           [{'_', [], [{return_trace}]}], [local]),
+                  [call];
+              _ ->
+                  []
+          end,
+    _ = erlang:trace(all, true, [running, timestamp, cpu_timestamp, {tracer, Tracer} | Nif]),
+    _ = erlang:trace(Tracer, false, [all]),
     Runs = [{"handshakes 1.3", fun() -> handshakes(M, V, Tls, 1) end},
             {"handshakes 1.2", fun() -> handshakes(M, 'tlsv1.2', Tls, 1) end},
             {"50 clients", fun() -> handshakes_concurrent(M, V, Tls, 1, 50) end},
             {"bulk 64 MiB", fun() -> bulk(M, V, Tls, 64 * 1048576) end},
             {"ping-pong", fun() -> ping_pong(M, V, Tls, 1) end},
             {"300 idle pairs", fun() -> memory(M, V, Tls, 300) end},
-            {"scale 300", fun() -> scale(M, V, Tls, 300, 5) end}],
+            {"scale 1000", fun() -> scale(M, V, Tls, 1000, 5) end}],
     Failed = [Name || {Name, F} <- Runs, element(1, catch F()) =/= ok],
     _ = erlang:trace(all, false, [all]),
     _ = erlang:trace_pattern({rssl_nif, '_', '_'}, false, [local]),
     Tracer ! {Self, stop},
-    Stats = receive {Tracer, S} -> S after 10 * ?T -> error(tracer_not_done) end,
-    All = [{F, Mx, C, O, Sum / C} || {F, {C, Mx, O, Sum}} <- maps:to_list(Stats)],
-    Top = lists:sublist(lists:reverse(lists:keysort(2, All)), 6),
-    {ok, #{nif_over => lists:sum([O || {_, _, _, O, _} <- All]),
-           nif_max_us => lists:max([0 | [Mx || {_, Mx, _, _, _} <- All]])},
-     io_lib:format("~b traced calls (dirty NIFs left out: ~w)~s; slowest: ~s",
-                   [lists:sum([C || {_, _, C, _, _} <- All]), Dirty,
+    {Calls, Slices, Where} = receive {Tracer, S} -> S after 20 * ?T -> error(tracer_not_done) end,
+    All = [{F, Mx, C, O, Sum / C} || {F, {C, Mx, O, Sum}} <- maps:to_list(Calls)],
+    Top = lists:sublist(lists:reverse(lists:keysort(2, All)), 5),
+    {NSlices, SOver, {SMax, SMaxWhere}} = maps:get(slices, Slices, {0, 0, {0, none}}),
+    TopWhere = lists:sublist(lists:reverse(lists:keysort(2, maps:to_list(Where))), 4),
+    NifValues = case M of
+                    rssl -> #{nif_over => lists:sum([O || {_, _, _, O, _} <- All]),
+                              nif_max_us => lists:max([0 | [Mx || {_, Mx, _, _, _} <- All]])};
+                    _ -> #{}
+                end,
+    {ok, NifValues#{slice_over => SOver, slice_max_us => SMax},
+     io_lib:format("~b slices, ~b > 1 ms of CPU, longest ~b us (~s)~s~s~s",
+                   [NSlices, SOver, SMax, format_where(SMaxWhere),
+                    [io_lib:format(" (~s)", [lists:join("; ", [io_lib:format("~b x ~s", [N, format_where(W)])
+                                                              || {W, N} <- TopWhere])])
+                     || TopWhere =/= []],
                     case Failed of
                         [] -> "";
-                        _ -> io_lib:format(", runs that failed: ~p", [Failed])
+                        _ -> io_lib:format("; runs that failed: ~p", [Failed])
                     end,
-                    lists:join(", ", [io_lib:format("~p max ~b us mean ~.1f (~b calls, ~b > 1 ms)",
-                                                    [F, Mx, Mean, C, O])
-                                      || {F, Mx, C, O, Mean} <- Top])])}.
+                    [io_lib:format("; ~b traced NIF calls (dirty ones left out: ~w), slowest: ~s",
+                                   [lists:sum([C || {_, _, C, _, _} <- All]), Dirty,
+                                    lists:join(", ", [io_lib:format("~p max ~b us mean ~.1f "
+                                                                    "(~b calls, ~b > 1 ms)",
+                                                                    [F, Mx, Mean, C, O])
+                                                      || {F, Mx, C, O, Mean} <- Top])])
+                     || M =:= rssl]])}.
 
-tracer_loop(Dirty, Open, Stats) ->
+%% Loads the code every run of the mix needs, untraced.
+warm_up(M, Tls) ->
+    {ok, _, _} = handshakes(M, 'tlsv1.3', Tls, 0),
+    {ok, _, _} = handshakes(M, 'tlsv1.2', Tls, 0),
+    {ok, _, _} = bulk(M, 'tlsv1.3', Tls, 1048576),
+    {ok, _, _} = scale(M, 'tlsv1.3', Tls, 4, 1),
+    ok.
+
+tracer_loop(Dirty, Open, Stats, Where) ->
     receive
+        {trace_ts, Pid, in, MFA, TS} ->
+            tracer_loop(Dirty, Open#{{in, Pid} => {MFA, TS}}, Stats, Where);
+        {trace_ts, Pid, out, MFA, TS} ->
+            case maps:take({in, Pid}, Open) of
+                {{In, _}, Open1} when In =:= ?FINALIZER; MFA =:= ?FINALIZER;
+                                      element(1, In) =:= erl_prim_loader;
+                                      element(1, In) =:= code_server ->
+                    tracer_loop(Dirty, Open1, Stats, Where);
+                {{In, T0}, Open1} ->
+                    Us = timer:now_diff(TS, T0),
+                    {N, O, Mx} = maps:get(slices, Stats, {0, 0, {0, none}}),
+                    Stats1 = Stats#{slices => {N + 1, O + bool(Us > 1000),
+                                               max(Mx, {Us, {In, MFA}})}},
+                    Where1 = case Us > 1000 of
+                                 true -> maps:update_with({In, MFA}, fun(X) -> X + 1 end, 1, Where);
+                                 false -> Where
+                             end,
+                    tracer_loop(Dirty, Open1, Stats1, Where1);
+                error ->
+                    tracer_loop(Dirty, Open, Stats, Where)
+            end;
         {trace_ts, Pid, call, {_, F, _}, TS} ->
-            tracer_loop(Dirty, Open#{Pid => {F, TS}}, Stats);
+            tracer_loop(Dirty, Open#{{call, Pid} => {F, TS}}, Stats, Where);
         {trace_ts, Pid, return_from, {_, F, _}, _, TS} ->
-            case maps:take(Pid, Open) of
+            case maps:take({call, Pid}, Open) of
                 {{F, T0}, Open1} ->
                     case lists:member(F, Dirty) of
                         true ->
-                            tracer_loop(Dirty, Open1, Stats);
+                            tracer_loop(Dirty, Open1, Stats, Where);
                         false ->
                             Us = timer:now_diff(TS, T0),
-                            {C, Mx, O, Sum} = maps:get(F, Stats, {0, 0, 0, 0}),
-                            tracer_loop(Dirty, Open1,
-                                        Stats#{F => {C + 1, max(Mx, Us), O + bool(Us > 1000),
-                                                     Sum + Us}})
+                            Calls = maps:get(calls, Stats, #{}),
+                            {C, Mx, O, Sum} = maps:get(F, Calls, {0, 0, 0, 0}),
+                            Calls1 = Calls#{F => {C + 1, max(Mx, Us), O + bool(Us > 1000),
+                                                  Sum + Us}},
+                            tracer_loop(Dirty, Open1, Stats#{calls => Calls1}, Where)
                     end;
                 _ ->
-                    tracer_loop(Dirty, Open, Stats)
+                    tracer_loop(Dirty, Open, Stats, Where)
             end;
         {From, stop} ->
-            From ! {self(), Stats};
+            From ! {self(), {maps:get(calls, Stats, #{}), Stats, Where}};
         _ ->
-            tracer_loop(Dirty, Open, Stats)
+            tracer_loop(Dirty, Open, Stats, Where)
     end.
 
 %% The NIFs declared with a dirty schedule in src/nif (the bench runs from
@@ -1037,8 +1138,10 @@ rows() ->
      {"scale: p50 rtt us", scale, 'tlsv1.3', p50_us, none},
      {"scale: p99 rtt us", scale, 'tlsv1.3', p99_us, none},
      {"scale: p99/p50", scale, 'tlsv1.3', p99_p50, {below, 3}},
-     {"NIF calls > 1 ms CPU", nifcpu, 'tlsv1.3', nif_over, {max, 0}},
-     {"slowest NIF call us", nifcpu, 'tlsv1.3', nif_max_us, none}].
+     {"slices > 1 ms CPU", cpu, 'tlsv1.3', slice_over, none},
+     {"longest slice us CPU", cpu, 'tlsv1.3', slice_max_us, none},
+     {"NIF calls > 1 ms CPU", cpu, 'tlsv1.3', nif_over, {max, 0}},
+     {"slowest NIF call us CPU", cpu, 'tlsv1.3', nif_max_us, none}].
 
 print_table(Results, Opts) ->
     Cols = [ssl, rssl, gen_tcp],
@@ -1080,15 +1183,15 @@ print_where(C, #{over := O, nif := Nif, where := Where}) ->
 
 value(Kind, V, Mod, Key, Measured) ->
     case [R || {K, Ver, M, R} <- Measured, K =:= Kind, Ver =:= V, M =:= Mod] of
-        [{{ok, Values, _}, _}] -> maps:get(Key, Values, err);
+        [{{ok, Values, _}, _}] -> maps:get(Key, Values, not_measured);
         [_] -> err;
         [] -> not_measured
     end.
 
 %% The long_schedule results of a module, merged over its VMs (but the
-%% traced nifcpu run, whose tracing makes long schedules of its own).
+%% traced cpu run, whose tracing makes long schedules of its own).
 long_schedules(Mod, Measured) ->
-    case [LS || {Kind, _, M, {_, LS}} <- Measured, M =:= Mod, Kind =/= nifcpu,
+    case [LS || {Kind, _, M, {_, LS}} <- Measured, M =:= Mod, Kind =/= cpu,
                 is_map(LS), map_size(LS) > 0] of
         [] ->
             none;

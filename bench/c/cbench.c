@@ -15,10 +15,11 @@
  * figure is the median of RUNS runs, the two implementations alternating,
  * so that both see the same noise.
  *
- *   cbench [MIB [HS_SECS [RUNS]]]     (defaults 512 MiB, 2 s, 3)
+ *   cbench [MIB [HS_SECS [RUNS [bulk|hs]]]]   (defaults 512 MiB, 2 s, 3, both)
  *
  * Environment: RSSL_BENCH_MB, RSSL_BENCH_HS_SECS, RSSL_BENCH_RUNS (the
- * arguments win). Exit status 0 unless a run failed. */
+ * arguments win); RSSL_BENCH_C_IMPL=rssl or openssl runs one side only
+ * (for profiling). Exit status 0 unless a run failed. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -378,8 +379,10 @@ int main(int argc, char **argv)
     long mib = arg_or_env(argc, argv, 1, "RSSL_BENCH_MB", 512);
     long hs_secs = arg_or_env(argc, argv, 2, "RSSL_BENCH_HS_SECS", 2);
     long runs = arg_or_env(argc, argv, 3, "RSSL_BENCH_RUNS", 3);
-    if (mib < 1 || hs_secs < 1 || runs < 1 || runs > 99) {
-        fprintf(stderr, "usage: %s [MIB [HS_SECS [RUNS]]]\n", argv[0]);
+    const char *only = argc > 4 ? argv[4] : "";
+    if (mib < 1 || hs_secs < 1 || runs < 1 || runs > 99 ||
+        (*only && strcmp(only, "bulk") && strcmp(only, "hs"))) {
+        fprintf(stderr, "usage: %s [MIB [HS_SECS [RUNS [bulk|hs]]]]\n", argv[0]);
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -407,14 +410,21 @@ int main(int argc, char **argv)
         {"handshakes/s TLS 1.3", 0, TLS1_3_VERSION},
         {"handshakes/s TLS 1.2", 0, TLS1_2_VERSION},
     };
-    double results[4][2];
+    const char *impl_only = getenv("RSSL_BENCH_C_IMPL");
+    double results[4][2] = {{0}};
     char ciphers[4][2][128];
+    int measured[4] = {0};
     for (int row = 0; row < 4; row++) {
         double v[2][99];
+        if ((!strcmp(only, "bulk") && !rows[row].bulk) || (!strcmp(only, "hs") && rows[row].bulk))
+            continue;
+        measured[row] = 1;
         for (long i = 0; i < runs; i++)
             for (int k = 0; k < 2; k++) {
                 /* alternate which implementation goes first */
                 enum impl impl = (enum impl)((k + i) % 2);
+                if (impl_only && strcmp(impl_only, impl_name[impl]))
+                    continue;
                 v[impl][i] = measure(rows[row].bulk, impl, rows[row].version,
                                      (size_t)mib * 1048576, (double)hs_secs,
                                      ciphers[row][impl], sizeof ciphers[row][impl]);
@@ -423,6 +433,8 @@ int main(int argc, char **argv)
                 fflush(stdout);
             }
         for (int k = 0; k < 2; k++) {
+            if (impl_only && strcmp(impl_only, impl_name[k]))
+                continue;
             qsort(v[k], (size_t)runs, sizeof(double), cmp_double);
             results[row][k] = runs % 2 ? v[k][runs / 2] : (v[k][runs / 2 - 1] + v[k][runs / 2]) / 2;
         }
@@ -430,9 +442,13 @@ int main(int argc, char **argv)
             printf("  negotiated: openssl %s, rssl %s\n", ciphers[row][0], ciphers[row][1]);
     }
 
+    if (impl_only)
+        return 0; /* one side only: no ratios */
     printf("\n%-22s %10s %10s %13s  %-17s %s\n", "workload (C)", "openssl", "rssl",
            "rssl/openssl", "target", "rssl");
     for (int row = 0; row < 4; row++) {
+        if (!measured[row])
+            continue;
         double ratio = results[row][1] / results[row][0];
         printf("%-22s %10.1f %10.1f %13.2f  %-17s %s\n", rows[row].label, results[row][0],
                results[row][1], ratio, ">= 0.95x openssl", ratio >= 0.95 ? "PASS" : "MISS");
