@@ -11,7 +11,7 @@
 -module(rssl_test_lib).
 
 -export([warm_up/2, snapshot/0, end_per_testcase/1, check_resources/1, check_resources/3, fd_count/0,
-         open/6, start_server/3, start_client/4, start_client/5, await/1,
+         open/6, start_server/3, start_client/4, start_client/5, run_peer/4, await/1,
          call/2, call/3, request/2, reply/1, reply/2, stop_peer/1,
          client_opts/3, server_opts/3,
          recv_until_closed/2, recv_total/3, collect_active/2,
@@ -173,6 +173,9 @@ start_client(Mod, Host, Port, Opts, Fun) ->
                        run_peer(Parent, Mod, HS, Fun)
                end).
 
+%% Parent's peer on the outcome HS of a handshake of Mod: with Fun = loop
+%% it reports {self(), handshake, ok | Error} and serves commands; with a
+%% fun it reports {self(), done, Fun(HS)}. For peers set up by hand.
 run_peer(Parent, Mod, {ok, S}, loop) ->
     Parent ! {self(), handshake, ok},
     peer_loop(Parent, Mod, S);
