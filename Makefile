@@ -98,9 +98,9 @@ demo: all
 
 # ssl vs rssl vs gen_tcp (bench/rssl_bench.erl, a fresh VM per measurement),
 # then the C API vs a plain OpenSSL program (bench/c/cbench.c). Smaller runs:
-# RSSL_BENCH_MB, _HS_SECS, _HS_CLIENTS, _PP_SECS, _CONNS, _SCALE, _ROUNDS,
+# RSSL_BENCH_MB, _HS_SECS, _HS_CLIENTS, _PP_SECS, _CONNS, _SCALE, _ROUNDS, _REPEAT,
 # _RUNS (C); RSSL_BENCH_MODS=ssl,rssl and RSSL_BENCH_ONLY=bulk,hs,hsc,pingpong,
-# memory,scale,nifcpu pick modules and workloads; RSSL_BENCH_C=0 skips the C part.
+# memory,scale,cpu pick modules and workloads; RSSL_BENCH_C=0 skips the C part.
 bench: erlang lib
 	mkdir -p $(BUILD)/bench
 	erlc -o $(BUILD)/bench bench/rssl_bench.erl

@@ -34,10 +34,19 @@
 %%
 %% During every measurement erlang:system_monitor(_, [{long_schedule, 1}])
 %% counts the times a process or port ran uninterrupted >= 1 ms; the table
-%% gives, per module, the events over 1 ms and the worst one, and the
-%% detail lines below it where they were. The machine is shared, so an OS
-%% preemption of a scheduler thread also shows up as a long schedule: look
-%% at the location (an rssl_nif function is rssl's).
+%% gives, per module, the events over 1 ms (but code loading, which every
+%% fresh VM does) and the worst one, and the detail lines below it where
+%% they were. long_schedule is wall time: on a shared machine an OS
+%% preemption of a scheduler thread shows up too (gen_tcp, with no NIF at
+%% all, gets hundreds). Hence the cpu workload: a short mix of every
+%% workload with each time slice of every process and each rssl_nif call
+%% stamped with the scheduler thread's CPU clock (see cpu_probe/3), which
+%% an OS preemption does not advance:
+%%   slices > 1 ms CPU     time slices (scheduled in to scheduled out) that
+%%                         used more than 1 ms of CPU
+%%   NIF calls > 1 ms CPU  rssl_nif calls on a normal scheduler that did
+%%                         (the issue's "no NIF call keeps a normal
+%%                         scheduler busy longer than 1 ms")
 %%
 %% TLS 1.3 and TLS 1.2 (1.3 only for ping-pong, memory and scale), both ends
 %% the same module, ECDSA P-256 self-signed certificate made at startup
@@ -47,7 +56,7 @@
 %% run/0 reads the environment; run/1 takes a map with the same keys:
 %%   mods        RSSL_BENCH_MODS        modules, default ssl,rssl,gen_tcp
 %%   only        RSSL_BENCH_ONLY        workloads, default
-%%                                      bulk,hs,hsc,pingpong,memory,scale
+%%                                      bulk,hs,hsc,pingpong,memory,scale,cpu
 %%   mb          RSSL_BENCH_MB          bulk MiB (512)
 %%   hs_secs     RSSL_BENCH_HS_SECS     seconds per handshake run (3)
 %%   hs_clients  RSSL_BENCH_HS_CLIENTS  concurrent handshake clients (50)
@@ -55,7 +64,9 @@
 %%   conns       RSSL_BENCH_CONNS       pairs for the memory figure (2000)
 %%   scale       RSSL_BENCH_SCALE       pairs for the scale run (5000)
 %%   rounds      RSSL_BENCH_ROUNDS      round trips per scale client (20)
-%% The default run takes about 4 minutes on an idle 2-core machine.
+%%   repeat      RSSL_BENCH_REPEAT      runs of bulk, handshakes and ping-pong,
+%%                                      the table shows each module's best (2)
+%% The default run takes about 5 minutes on a 2-core machine.
 -module(rssl_bench).
 
 -export([run/0, run/1, child/1]).
@@ -149,7 +160,8 @@ defaults() ->
       pp_secs => env_int("RSSL_BENCH_PP_SECS", 3),
       conns => env_int("RSSL_BENCH_CONNS", 2000),
       scale => env_int("RSSL_BENCH_SCALE", 5000),
-      rounds => env_int("RSSL_BENCH_ROUNDS", 20)}.
+      rounds => env_int("RSSL_BENCH_ROUNDS", 20),
+      repeat => env_int("RSSL_BENCH_REPEAT", 2)}.
 
 env_list(Name, Default) ->
     case os:getenv(Name) of
@@ -169,11 +181,46 @@ env_int(Name, Default) ->
 %% that a noisy minute on the machine hits all three alike. gen_tcp has no
 %% TLS version: it runs once per workload and its figure is shown in every
 %% version's row.
-jobs(#{mods := Mods, only := Only} = Opts) ->
+jobs(#{mods := Mods, only := Only, repeat := Repeat} = Opts) ->
     [Opts#{kind => Kind, mod => M, version => version(M, V)}
      || {Kind, Versions} <- kinds(), lists:member(Kind, Only),
-        V <- Versions, M <- [ssl, rssl, gen_tcp], lists:member(M, Mods),
+        V <- Versions,
+        _ <- lists:seq(1, case best(Kind) of none -> 1; _ -> max(1, Repeat) end),
+        M <- [ssl, rssl, gen_tcp], lists:member(M, Mods),
         M =/= gen_tcp orelse V =:= hd(Versions)].
+
+%% The throughput and latency workloads run `repeat' times (modules
+%% interleaved each time) and the table takes each module's best run: noise
+%% from other work on the machine only ever slows a run down.
+best(bulk) -> {max, mbps};
+best(hs) -> {max, rate};
+best(hsc) -> {max, rate};
+best(pingpong) -> {min, mean_us};
+best(_) -> none.
+
+%% Measured results with one entry per workload, version and module.
+merge(Measured) ->
+    Keys = lists:usort([{K, V, M} || {K, V, M, _} <- Measured]),
+    [{K, V, M, pick(best(K), [R || {K1, V1, M1, R} <- Measured, {K1, V1, M1} =:= {K, V, M}])}
+     || {K, V, M} <- Keys].
+
+pick(_, [R]) ->
+    R;
+pick(Best, Rs) ->
+    case [R || {{ok, _, _}, _} = R <- Rs] of
+        Ok when length(Ok) =:= length(Rs) ->
+            {Dir, Key} = Best,
+            Sorted = lists:sort(fun({{ok, A, _}, _}, {{ok, B, _}, _}) ->
+                                        maps:get(Key, A) =< maps:get(Key, B)
+                                end, Ok),
+            case Dir of
+                min -> hd(Sorted);
+                max -> lists:last(Sorted)
+            end;
+        _ ->
+            %% A failure is not hidden behind a good run.
+            hd([R || {Result, _} = R <- Rs, element(1, Result) =/= ok])
+    end.
 
 kinds() ->
     [{bulk, ['tlsv1.3', 'tlsv1.2']},
@@ -355,7 +402,7 @@ monitor_loop(S) ->
                         false -> {proplists:get_value(in, Info), proplists:get_value(out, Info)}
                     end,
             #{events := E, over := O, worst := W, nif := Nif, where := Map} = S,
-            Over = Ms > 1,
+            Over = Ms > 1 andalso not is_code_loading(Where),
             S1 = S#{events := E + 1,
                     over := O + bool(Over),
                     nif := Nif + bool(Over andalso is_nif(Where)),
@@ -365,12 +412,20 @@ monitor_loop(S) ->
                              end,
                     worst := case W of
                                  {WMs, _, _} when WMs >= Ms -> W;
+                                 _ when not Over -> W;
                                  _ -> {Ms, who(Who), Where}
                              end},
             monitor_loop(S1);
         {From, stop} ->
             From ! {self(), S}
     end.
+
+%% The code server loading a module used for the first time in this VM.
+is_code_loading({In, Out}) -> is_loader(In) orelse is_loader(Out);
+is_code_loading(_) -> false.
+
+is_loader({M, _, _}) -> M =:= erl_prim_loader orelse M =:= code_server;
+is_loader(_) -> false.
 
 bool(true) -> 1;
 bool(false) -> 0.
@@ -1145,11 +1200,11 @@ rows() ->
 
 print_table(Results, Opts) ->
     Cols = [ssl, rssl, gen_tcp],
-    Fmt = "~-24s ~10s ~10s ~10s ~9s ~9s  ~-20s ~s~n",
+    Fmt = "~-24s ~10s ~10s ~10s ~9s ~9s  ~-23s ~s~n",
     io:format("~n" ++ Fmt, ["workload" | [atom_to_list(C) || C <- Cols]
                             ++ ["rssl/ssl", "rssl/tcp", "target", "rssl"]]),
-    Measured = [{maps:get(kind, J), maps:get(version, J), maps:get(mod, J), R}
-                || {J, R} <- Results],
+    All = [{maps:get(kind, J), maps:get(version, J), maps:get(mod, J), R} || {J, R} <- Results],
+    Measured = merge(All),
     [begin
          Vals = [value(Kind, version(C, V), C, Key, Measured) || C <- Cols],
          [Ssl, Rssl, Tcp] = Vals,
@@ -1158,7 +1213,7 @@ print_table(Results, Opts) ->
                          ++ [ratio(Rssl, Ssl), ratio(Rssl, Tcp), Text, Verdict]])
      end || {Label, Kind, V, Key, Target} <- rows(),
             lists:keymember(Kind, 1, Measured)],
-    LS = [{C, long_schedules(C, Measured)} || C <- Cols],
+    LS = [{C, long_schedules(C, All)} || C <- Cols],
     Over = [case L of none -> not_measured; _ -> maps:get(over, L) end || {_, L} <- LS],
     Worst = [case L of
                  none -> not_measured;

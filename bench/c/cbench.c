@@ -15,7 +15,7 @@
  * figure is the median of RUNS runs, the two implementations alternating,
  * so that both see the same noise.
  *
- *   cbench [MIB [HS_SECS [RUNS [bulk|hs]]]]   (defaults 512 MiB, 2 s, 3, both)
+ *   cbench [MIB [HS_SECS [RUNS [bulk|hs]]]]   (defaults 512 MiB, 2 s, 5, both)
  *
  * Environment: RSSL_BENCH_MB, RSSL_BENCH_HS_SECS, RSSL_BENCH_RUNS (the
  * arguments win); RSSL_BENCH_C_IMPL=rssl or openssl runs one side only
@@ -378,7 +378,7 @@ int main(int argc, char **argv)
 {
     long mib = arg_or_env(argc, argv, 1, "RSSL_BENCH_MB", 512);
     long hs_secs = arg_or_env(argc, argv, 2, "RSSL_BENCH_HS_SECS", 2);
-    long runs = arg_or_env(argc, argv, 3, "RSSL_BENCH_RUNS", 3);
+    long runs = arg_or_env(argc, argv, 3, "RSSL_BENCH_RUNS", 5);
     const char *only = argc > 4 ? argv[4] : "";
     if (mib < 1 || hs_secs < 1 || runs < 1 || runs > 99 ||
         (*only && strcmp(only, "bulk") && strcmp(only, "hs"))) {
