@@ -447,5 +447,7 @@ wait_refused(Port, N) ->
     case gen_tcp:connect({127, 0, 0, 1}, Port, []) of
         {error, econnrefused} = E -> E;
         {ok, Tcp} -> gen_tcp:close(Tcp), timer:sleep(20), wait_refused(Port, N - 1);
+        %% Caught the listener while it was closing.
+        {error, econnreset} -> timer:sleep(20), wait_refused(Port, N - 1);
         Other -> Other
     end.

@@ -184,10 +184,7 @@ controlling_process_listen_socket(Config) ->
                               R3 = Mod:controlling_process(L, self()),
                               NewOwner ! stop,
                               receive {'DOWN', NRef, process, NewOwner, _} -> ok end,
-                              Refused = ?L:wait_until(fun() ->
-                                                               gen_tcp:connect({127, 0, 0, 1}, Port, [])
-                                                                   =:= {error, econnrefused}
-                                                       end, 3000),
+                              Refused = ?L:wait_until(fun() -> refused(Port) end, 3000),
                               [R1, R2, R3, Refused]
                       end),
     ?assertEqual([{error, not_owner}, ok, {error, not_owner}, true], Got).
@@ -436,3 +433,11 @@ close_timeout_peer_silent(Config) ->
                               ?L:finish(Mod, {S, Peer}, {R, PeerSaw})
                       end),
     ?assertEqual({ok, {<<"data">>, {error, closed}}}, Got).
+
+%% true once nothing listens on Port any more.
+refused(Port) ->
+    case gen_tcp:connect({127, 0, 0, 1}, Port, []) of
+        {error, econnrefused} -> true;
+        {ok, Tcp} -> gen_tcp:close(Tcp), false;
+        {error, _} -> false
+    end.
