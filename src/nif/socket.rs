@@ -191,9 +191,18 @@ fn send_dirty<'a>(env: Env<'a>, socket: Term<'a>, data: Term<'a>, tag: i64) -> N
     send_data(env, socket, data, tag)
 }
 
+/// Charges the calling process for `bytes` of encryption or decryption, so
+/// a send or recv loop yields its scheduler as often as other work does
+/// (about a full time slice per 64 KiB).
+fn charge(env: Env, bytes: usize) {
+    let percent = (bytes / 640).clamp(1, 100) as i32;
+    rustler::schedule::consume_timeslice(env, percent);
+}
+
 fn send_data<'a>(env: Env<'a>, socket: Term<'a>, data: Term<'a>, tag: i64) -> NifResult<Term<'a>> {
     let res = conn_of(socket)?;
     let data = Binary::from_iolist(data)?;
+    charge(env, data.len());
     let waiter = || Waiter {
         pid: env.pid(),
         tag,
@@ -214,7 +223,10 @@ fn recv<'a>(env: Env<'a>, socket: Term<'a>, len: usize, tag: i64) -> NifResult<T
         len,
         |options, data| {
             result = Some(match data {
-                Ok(data) => (atoms::ok(), super::terms::data_term(env, options, data)).encode(env),
+                Ok(data) => {
+                    charge(env, data.len());
+                    (atoms::ok(), super::terms::data_term(env, options, data)).encode(env)
+                }
                 Err(f) => error_tuple(env, &f),
             })
         },
