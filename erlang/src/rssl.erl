@@ -196,7 +196,7 @@ connect(_Host, _Port, _Options, Timeout) ->
 client_handshake({Module, _} = Transport, TSock, Host, SNI, Tls, Emulated, Deadline) ->
     case config(client, Tls) of
         {ok, Config} ->
-            Peer = rssl_options:peer(Host, SNI, Tls),
+            Peer = session_peer(rssl_options:peer(Host, SNI, Tls), Transport, TSock, Host),
             case adopt(Transport, TSock, Config, Peer, Emulated, undefined) of
                 {ok, Socket} -> run_handshake(Socket, Deadline);
                 Error -> Error
@@ -640,14 +640,16 @@ adopt_fd(Tcp, Config, Peer, Emulated, Pending, Pump) ->
 run_handshake(Socket, Deadline) ->
     Tag = erlang:unique_integer(),
     case rssl_nif:handshake(Socket, Tag) of
-        ok -> await_handshake(Socket, Tag, Deadline);
+        ok -> await_handshake(Socket, Tag, Deadline, #{});
         Error ->
             rssl_nif:close(Socket),
             Error
     end.
 
-%% Waits for the handshake, running the funs it calls back (sni_fun).
-await_handshake(Socket, Tag, Deadline) ->
+%% Waits for the handshake, running the funs it calls back (sni_fun,
+%% verify_fun...). `CbState' is what the funs keep for the handshake (the
+%% verify fun's user state).
+await_handshake(Socket, Tag, Deadline, CbState) ->
     receive
         {rssl_reply, Tag, ok} ->
             {ok, Socket};
@@ -655,14 +657,47 @@ await_handshake(Socket, Tag, Deadline) ->
             rssl_nif:close(Socket),
             Error;
         {rssl_callback, Tag, Call, Request} ->
-            rssl_nif:callback_reply(Call, callback(Request)),
-            await_handshake(Socket, Tag, Deadline)
+            {Answer, CbState1} = callback(Request, CbState),
+            rssl_nif:callback_reply(Call, Answer),
+            await_handshake(Socket, Tag, Deadline, CbState1)
     after remaining(Deadline) ->
         rssl_nif:close(Socket),
         receive {rssl_reply, Tag, _} -> ok after 0 -> ok end,
         {error, timeout}
     end.
 
+%% verify_fun: OpenSSL's checks become OTP's events (rssl_verify), with
+%% the fun's state kept for the handshake.
+callback({verify, Check, Context}, CbState) ->
+    {Answer, State} = rssl_verify:verify(Check, Context, maps:get(verify, CbState, undefined)),
+    {Answer, CbState#{verify => State}};
+callback(Request, CbState) ->
+    {callback(Request), CbState}.
+
+%% partial_chain: {trusted, Index} | unknown_ca.
+callback({partial_chain, Chain, Fun}) ->
+    rssl_verify:partial_chain(Chain, Fun);
+%% user_lookup_fun: {psk, Key} | {srp, Bits, Salt, DerivedKey} | error. As
+%% OTP's ssl, the identity, hint or user name is a binary (hint: undefined
+%% when the server sent none).
+callback({user_lookup, {psk, Identity}, {Fun, UserState}}) ->
+    case catch Fun(psk, Identity, UserState) of
+        {ok, Key} when is_binary(Key) -> {psk, Key};
+        _ -> error
+    end;
+callback({user_lookup, {srp, User}, {Fun, UserState}}) ->
+    case catch Fun(srp, User, UserState) of
+        {ok, {Params, Salt, DerivedKey}} when is_binary(Salt), is_binary(DerivedKey) ->
+            case srp_bits(Params) of
+                undefined -> error;
+                Bits -> {srp, Bits, Salt, DerivedKey}
+            end;
+        _ -> error
+    end;
+%% reuse_session(SessionId, PeerCert, Compression, CipherSuite): only
+%% `true' resumes.
+callback({reuse_session, {Id, PeerCert, Suite}, Fun}) ->
+    (catch Fun(Id, PeerCert, 0, Suite)) =:= true;
 %% sni_fun(Host) returns options for that host ([] or undefined: the
 %% listener's own); anything unusable rejects the host.
 callback({sni, Host, {Fun, Base}}) ->
@@ -678,6 +713,30 @@ callback({sni, Host, {Fun, Base}}) ->
             end;
         Empty when Empty =:= []; Empty =:= undefined -> default;
         _ -> reject
+    end.
+
+srp_bits(srp_1024) -> 1024;
+srp_bits(srp_1536) -> 1536;
+srp_bits(srp_2048) -> 2048;
+srp_bits(srp_3072) -> 3072;
+srp_bits(srp_4096) -> 4096;
+srp_bits(srp_6144) -> 6144;
+srp_bits(srp_8192) -> 8192;
+srp_bits(_) -> undefined.
+
+%% A client reuses sessions per server, as OTP's ssl keys them: the host
+%% as given and the port.
+session_peer(Peer, Transport, TSock, Host) ->
+    case transport_call(Transport, peername, TSock) of
+        {ok, {Address, Port}} ->
+            Name = case Host of
+                       undefined -> Address;
+                       _ -> Host
+                   end,
+            Key = iolist_to_binary(io_lib:format("~p:~p", [Name, Port])),
+            Peer#{session_key => Key};
+        _ ->
+            Peer
     end.
 
 deadline(infinity) -> infinity;

@@ -222,6 +222,62 @@ tls(client, {fallback, B}, Tls) when is_boolean(B) ->
 tls(_Role, {supported_groups, Groups} = Opt, Tls) when is_list(Groups) ->
     Names = [group_name(G, Opt) || G <- Groups],
     Tls#{supported_groups => iolist_to_binary(lists:join(":", Names))};
+tls(_Role, {verify_fun, undefined}, Tls) ->
+    maps:remove(verify_fun, Tls);
+tls(_Role, {verify_fun, {Fun, _} = V}, Tls) when is_function(Fun, 3); is_function(Fun, 4) ->
+    Tls#{verify_fun => V};
+tls(_Role, {verify_fun, Fun}, Tls) when is_function(Fun, 1) ->
+    %% The old form, wrapped as OTP's ssl wraps it.
+    Tls#{verify_fun => {fun(_, {bad_cert, _} = Reason, Old) ->
+                                case Old([Reason]) of
+                                    true -> {valid, Old};
+                                    false -> {fail, Reason}
+                                end;
+                           (_, {extension, _}, UserState) -> {unknown, UserState};
+                           (_, Valid, UserState) when Valid =:= valid; Valid =:= valid_peer ->
+                                {valid, UserState}
+                        end, Fun}};
+tls(_Role, {partial_chain, Fun}, Tls) when is_function(Fun, 1) ->
+    Tls#{partial_chain => Fun};
+tls(_Role, {crl_check, C}, Tls) when is_boolean(C); C =:= peer; C =:= best_effort ->
+    Tls#{crl_check => C};
+%% The internal cache holds what rssl_crl_cache:insert/1,2 put there
+%% (ssl_crl_cache is accepted as the same cache); CRLs are not fetched
+%% from distribution points.
+tls(_Role, {crl_cache, {Cache, {internal, Args}}}, Tls)
+  when (Cache =:= ssl_crl_cache orelse Cache =:= rssl_crl_cache), is_list(Args) ->
+    Tls;
+tls(_Role, {user_lookup_fun, {Fun, _} = V}, Tls) when is_function(Fun, 3) ->
+    Tls#{user_lookup_fun => V};
+tls(_Role, {psk_identity, Id} = Opt, Tls) when is_list(Id); is_binary(Id) ->
+    case unicode:characters_to_binary(Id) of
+        Bin when is_binary(Bin), byte_size(Bin) > 0, byte_size(Bin) < 65536 ->
+            Tls#{psk_identity => Bin};
+        _ ->
+            throw({options, Opt})
+    end;
+tls(client, {srp_identity, {User, Password}} = Opt, Tls) when is_list(User), is_list(Password) ->
+    case {unicode:characters_to_binary(User), unicode:characters_to_binary(Password)} of
+        {U, P} when is_binary(U), is_binary(P), byte_size(U) > 0, byte_size(U) < 256 ->
+            Tls#{srp_identity => {U, P}};
+        _ ->
+            throw({options, Opt})
+    end;
+tls(client, {session_tickets, T}, Tls) when T =:= disabled; T =:= auto ->
+    Tls#{session_tickets => T};
+tls(server, {session_tickets, T}, Tls) when T =:= disabled; T =:= stateful; T =:= stateless ->
+    Tls#{session_tickets => T};
+tls(server, {reuse_session, Fun}, Tls) when is_function(Fun, 4) ->
+    Tls#{reuse_session => Fun};
+tls(server, {next_protocols_advertised, Ps} = Opt, Tls) ->
+    Tls#{next_protocols_advertised => protocols(Ps, Opt)};
+tls(client, {client_preferred_next_protocols, {Precedence, Ps}}, Tls) ->
+    tls(client, {client_preferred_next_protocols, {Precedence, Ps, undefined}}, Tls);
+tls(client, {client_preferred_next_protocols, {Precedence, Ps, Default}} = Opt, Tls)
+  when (Precedence =:= client orelse Precedence =:= server), Ps =/= [],
+       (Default =:= undefined orelse (is_binary(Default) andalso byte_size(Default) > 0
+                                      andalso byte_size(Default) < 256)) ->
+    Tls#{client_preferred_next_protocols => {Precedence, protocols(Ps, Opt), Default}};
 tls(server, {sni_fun, Fun}, Tls) when is_function(Fun, 1) ->
     Tls#{sni_fun => Fun};
 tls(server, {sni_hosts, Hosts} = Opt, Tls) when is_list(Hosts) ->
@@ -245,10 +301,10 @@ tls(_Role, {Key, _} = Opt, Tls) ->
 %% Options OTP knows that rssl does not implement yet are reported as such
 %% (see README), never silently ignored.
 unsupported_or_bad({Key, _} = Opt) ->
-    Known = [verify_fun, partial_chain, crl_check, crl_cache, user_lookup_fun,
-             psk_identity, srp_identity, reuse_session, next_protocols_advertised,
-             client_preferred_next_protocols,
-             customize_hostname_check, session_tickets, use_ticket, early_data,
+    %% crl_cache: other cache modules; session_tickets: a client's manual
+    %% mode; reuse_session: a client's saved session.
+    Known = [crl_cache, reuse_session, session_tickets,
+             customize_hostname_check, use_ticket, early_data,
              anti_replay, signature_algs, signature_algs_cert, eccs,
              certificate_authorities, ocsp_stapling, ocsp_responder_certs,
              ocsp_nonce, keep_secrets, certs_keys, handshake, cookie,
@@ -289,7 +345,9 @@ group_name(ffdhe8192, _) -> "ffdhe8192";
 group_name(_, Opt) -> throw({options, Opt}).
 
 check_combinations(_Role, Tls = #{verify := verify_peer}) ->
-    case maps:is_key(cacerts, Tls) orelse maps:is_key(cacertfile, Tls) of
+    %% As OTP's ssl: a verify_fun may do without trusted certificates.
+    case maps:is_key(cacerts, Tls) orelse maps:is_key(cacertfile, Tls)
+        orelse maps:is_key(verify_fun, Tls) of
         true -> Tls;
         false -> throw({options, {cacertfile, []}})
     end;
@@ -309,7 +367,13 @@ sni_options(HostOptions, Base) ->
 %% @doc The map the NIF builds its configuration from.
 -spec tls_map(role(), map()) -> map().
 tls_map(Role, Tls) ->
-    Tls#{role => Role}.
+    with_crls(Tls#{role => Role}).
+
+%% CRLs checking needs: those of the internal cache (rssl_crl_cache).
+with_crls(Tls = #{crl_check := Check}) when Check =/= false ->
+    Tls#{crls => rssl_crl_cache:crls()};
+with_crls(Tls) ->
+    Tls.
 
 %% @doc What the client sends as SNI and checks the certificate against.
 -spec peer(term(), undefined | disable | string(), map()) -> map().
@@ -325,7 +389,13 @@ peer(Host, SNI, Tls) ->
               disable -> undefined;
               Name -> Name
           end,
-    Check = case {maps:get(verify, Tls, verify_none), SNI} of
+    %% With a verify_fun, OTP checks the host name whatever `verify' says
+    %% (and tells the fun when it does not match).
+    Verify = case maps:is_key(verify_fun, Tls) of
+                 true -> verify_peer;
+                 false -> maps:get(verify, Tls, verify_none)
+             end,
+    Check = case {Verify, SNI} of
                 {verify_none, _} -> undefined;
                 {verify_peer, Name2} when is_list(Name2) -> Name2;
                 {verify_peer, _} -> HostName

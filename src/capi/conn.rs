@@ -272,6 +272,7 @@ fn client_peer(host: Option<&str>) -> PeerName {
         Some(host) => PeerName {
             sni: host.parse::<IpAddr>().is_err().then(|| host.to_string()),
             verify_host: Some(host.to_string()),
+            session_key: None,
         },
     }
 }

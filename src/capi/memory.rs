@@ -83,6 +83,7 @@ impl rssl_conn {
                 (crate::engine::Role::Client, Some(host)) => PeerName {
                     sni: host.parse::<IpAddr>().is_err().then(|| host.to_string()),
                     verify_host: Some(host.to_string()),
+                    session_key: None,
                 },
                 _ => PeerName::default(),
             };

@@ -29,6 +29,10 @@ pub struct PeerName {
     pub sni: Option<String>,
     /// Checked against the certificate when verifying the peer.
     pub verify_host: Option<String>,
+    /// Client: names the server for session reuse (OTP keys its client
+    /// session cache by host and port). Connections with the same key and
+    /// configuration offer the session the last one saved.
+    pub session_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +113,9 @@ impl Connection {
                     .map_err(|_| Error::Option("server_name_indication".into(), host.clone()))?;
                 }
                 super::tls13_alert::prepare(&mut ssl);
+                if let Some(key) = &peer.session_key {
+                    super::session::offer_saved(&mut ssl, key);
+                }
                 ssl.set_connect_state();
             }
             Role::Server => ssl.set_accept_state(),
@@ -571,6 +578,7 @@ pub(crate) mod tests {
         let peer = PeerName {
             sni: Some(host.into()),
             verify_host: Some(host.into()),
+            session_key: None,
         };
         (
             Connection::new(&client_cfg, &peer).unwrap(),

@@ -50,10 +50,15 @@ extern "C" {
         ctx: *mut X509_STORE_CTX,
     ) -> *mut openssl_sys::X509_VERIFY_PARAM;
     pub fn X509_STORE_CTX_set0_trusted_stack(ctx: *mut X509_STORE_CTX, sk: *mut stack_st_X509);
+    pub fn X509_STORE_CTX_get_num_untrusted(ctx: *mut X509_STORE_CTX) -> c_int;
+    pub fn X509_STORE_CTX_get0_current_crl(ctx: *mut X509_STORE_CTX) -> *mut openssl_sys::X509_CRL;
     pub fn X509_STORE_add_crl(store: *mut X509_STORE, crl: *mut openssl_sys::X509_CRL) -> c_int;
 
     // Sessions.
     pub fn SSL_SESSION_is_resumable(session: *const SSL_SESSION) -> c_int;
+    pub fn SSL_SESSION_get0_peer(session: *mut SSL_SESSION) -> *mut openssl_sys::X509;
+    pub fn SSL_SESSION_get0_cipher(session: *const SSL_SESSION) -> *const openssl_sys::SSL_CIPHER;
+    pub fn SSL_CIPHER_get_protocol_id(cipher: *const openssl_sys::SSL_CIPHER) -> u16;
 
     // PSK and SRP.
     pub fn SSL_CTX_use_psk_identity_hint(ctx: *mut SSL_CTX, hint: *const c_char) -> c_int;

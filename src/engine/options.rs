@@ -8,6 +8,7 @@ use super::crl::{CrlCheck, CrlSource};
 use super::hooks::Callback;
 use super::npn::NpnPreference;
 use super::psk::UserLookupFn;
+use super::session::ReuseSessionFn;
 use super::sni::SniFn;
 use super::verify::{PartialChainFn, VerifyFn};
 use super::version::Version;
@@ -119,6 +120,15 @@ pub struct Options {
     /// Server: TLS 1.3 session tickets sent after each handshake (0, the
     /// default as in OTP, allows no TLS 1.3 resumption).
     pub session_tickets: u32,
+    /// Server: TLS 1.3 tickets name state kept in the server's session
+    /// cache (OTP's `stateful`) instead of carrying it (`stateless`).
+    pub stateful_tickets: bool,
+    /// Client: keep TLS 1.3 tickets and offer one on the next connection
+    /// with the same session key (OTP's `session_tickets` `auto`).
+    pub auto_tickets: bool,
+    /// Server: decides whether a session a client offers is resumed
+    /// (OTP's `reuse_session`).
+    pub reuse_session: Option<Callback<ReuseSessionFn>>,
     /// Server: protocols advertised with NPN.
     pub npn_advertised: Vec<Vec<u8>>,
     /// Client: NPN selection.
@@ -159,6 +169,9 @@ impl Options {
             srp_identity: None,
             user_lookup: None,
             session_tickets: 0,
+            stateful_tickets: false,
+            auto_tickets: false,
+            reuse_session: None,
             npn_advertised: Vec::new(),
             npn_preferred: None,
         }

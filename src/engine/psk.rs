@@ -160,6 +160,17 @@ pub(crate) fn install(b: &mut openssl::ssl::SslContextBuilder, o: &Options) -> R
     Ok(())
 }
 
+impl super::Connection {
+    /// Server: the user name of an SRP handshake.
+    pub fn srp_username(&self) -> Option<String> {
+        // SAFETY: a live SSL; OpenSSL returns NULL without SRP.
+        unsafe {
+            let name = ffi::SSL_get_srp_username(self.ssl().as_ptr());
+            (!name.is_null()).then(|| CStr::from_ptr(name).to_string_lossy().into_owned())
+        }
+    }
+}
+
 /// OpenSSL's SRP server callback: the verifier for the client's user name.
 unsafe extern "C" fn srp_username(
     ssl: *mut openssl_sys::SSL,

@@ -5,15 +5,87 @@
 //! A saved session is the DER of OpenSSL's SSL_SESSION: it holds the
 //! session's master secret, so keep it as secret as a private key.
 
-use super::connection::Connection;
+use super::connection::{guard, Connection};
 use super::error::Error;
 use super::ffi;
+use super::hooks::Callback;
 use super::options::{Options, Role};
-use foreign_types::ForeignTypeRef;
-use openssl::ssl::{SslOptions, SslSession, SslSessionCacheMode};
+use foreign_types::{ForeignType, ForeignTypeRef};
+use once_cell::sync::Lazy;
+use openssl::ex_data::Index;
+use openssl::ssl::{Ssl, SslContext, SslOptions, SslSession, SslSessionCacheMode, SslVersion};
+use parking_lot::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
+use std::sync::Arc;
+
+/// What a server's `reuse_session` function sees of an offered session.
+#[derive(Debug, Clone)]
+pub struct OfferedSession<'a> {
+    /// The session id the client sent.
+    pub id: &'a [u8],
+    /// The client's certificate in that session (DER), if it sent one.
+    pub peer_cert: Option<Vec<u8>>,
+    /// The session's cipher suite, as its two-byte IANA code.
+    pub suite: [u8; 2],
+}
+
+/// Server: true to resume the offered session, false for a full handshake.
+pub type ReuseSessionFn = dyn Fn(&OfferedSession<'_>) -> bool + Send + Sync;
+
+/// Bounds on the sessions kept per configuration.
+const SERVER_SESSIONS: usize = 20_000;
+const CLIENT_SESSIONS: usize = 1_000;
+
+/// Sessions by key, the oldest evicted first when full.
+struct SessionStore<K> {
+    limit: usize,
+    sessions: HashMap<K, SslSession>,
+    order: VecDeque<K>,
+}
+
+impl<K: Clone + Eq + Hash> SessionStore<K> {
+    fn new(limit: usize) -> Self {
+        SessionStore {
+            limit,
+            sessions: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    fn insert(&mut self, key: K, session: SslSession) {
+        if self.sessions.insert(key.clone(), session).is_none() {
+            self.order.push_back(key);
+        }
+        while self.sessions.len() > self.limit {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.sessions.remove(&old);
+                }
+                None => break,
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &K) -> Option<SslSession> {
+        let session = self.sessions.remove(key)?;
+        self.order.retain(|k| k != key);
+        Some(session)
+    }
+}
+
+type ClientStore = Arc<Mutex<SessionStore<String>>>;
+
+/// A client context's saved sessions, by session key.
+static CLIENT_STORE: Lazy<Index<SslContext, ClientStore>> =
+    Lazy::new(|| SslContext::new_ex_index().expect("SSL_CTX ex_data index"));
+/// A client connection's session key.
+static SESSION_KEY: Lazy<Index<Ssl, String>> =
+    Lazy::new(|| Ssl::new_ex_index().expect("SSL ex_data index"));
 
 pub(crate) fn install(b: &mut openssl::ssl::SslContextBuilder, o: &Options) -> Result<(), Error> {
-    if o.role != Role::Server {
+    if o.role == Role::Client {
+        install_client(b, o);
         return Ok(());
     }
     // Without an id context, OpenSSL refuses to resume sessions of a
@@ -24,6 +96,13 @@ pub(crate) fn install(b: &mut openssl::ssl::SslContextBuilder, o: &Options) -> R
     if o.reuse_sessions {
         b.set_num_tickets(o.session_tickets as usize)
             .map_err(|e| Error::Internal(format!("session tickets: {e}")))?;
+        if o.stateful_tickets {
+            // TLS 1.3 tickets then name a session of the server's cache.
+            b.set_options(SslOptions::NO_TICKET);
+        }
+        if let Some(fun) = o.reuse_session.clone() {
+            install_reuse_fun(b, fun);
+        }
     } else {
         b.set_session_cache_mode(SslSessionCacheMode::OFF);
         b.set_options(SslOptions::NO_TICKET);
@@ -31,7 +110,130 @@ pub(crate) fn install(b: &mut openssl::ssl::SslContextBuilder, o: &Options) -> R
     Ok(())
 }
 
+/// A client keeps the sessions it may offer again: TLS 1.2 sessions when
+/// `reuse_sessions`, TLS 1.3 tickets when `auto_tickets`.
+fn install_client(b: &mut openssl::ssl::SslContextBuilder, o: &Options) {
+    if !o.reuse_sessions && !o.auto_tickets {
+        return;
+    }
+    let store: ClientStore = Arc::new(Mutex::new(SessionStore::new(CLIENT_SESSIONS)));
+    let (tls12, tls13) = (o.reuse_sessions, o.auto_tickets);
+    b.set_session_cache_mode(SslSessionCacheMode::CLIENT | SslSessionCacheMode::NO_INTERNAL_STORE);
+    let saved = store.clone();
+    b.set_new_session_callback(move |ssl, session| {
+        guard((), || {
+            let Some(key) = ssl.ex_data(*SESSION_KEY) else {
+                return;
+            };
+            let wanted = if session.protocol_version() == SslVersion::TLS1_3 {
+                tls13
+            } else {
+                tls12
+            };
+            if wanted {
+                saved.lock().insert(key.clone(), session);
+            }
+        })
+    });
+    b.set_ex_data(*CLIENT_STORE, store);
+}
+
+/// Before a client handshake: remember the connection's session key and
+/// offer the session saved under it, if any. A TLS 1.3 ticket is used
+/// once; the server sends new ones.
+pub(crate) fn offer_saved(ssl: &mut Ssl, key: &str) {
+    let store = match ssl.ssl_context().ex_data(*CLIENT_STORE) {
+        Some(store) => store.clone(),
+        None => return,
+    };
+    ssl.set_ex_data(*SESSION_KEY, key.to_string());
+    let mut saved = store.lock();
+    let Some(session) = saved.sessions.get(key).cloned() else {
+        return;
+    };
+    if session.protocol_version() == SslVersion::TLS1_3 {
+        saved.remove(&key.to_string());
+    }
+    drop(saved);
+    // SAFETY: the session comes from a connection of this same context.
+    let _ = unsafe { ssl.set_session(&session) };
+}
+
+/// A server whose `reuse_session` function decides: the sessions live in
+/// a store of ours (OpenSSL's own lookup would not ask), and TLS 1.2
+/// resumption goes through session ids only, as with OTP's servers.
+fn install_reuse_fun(b: &mut openssl::ssl::SslContextBuilder, fun: Callback<ReuseSessionFn>) {
+    let store = Arc::new(Mutex::new(SessionStore::<Vec<u8>>::new(SERVER_SESSIONS)));
+    b.set_session_cache_mode(SslSessionCacheMode::SERVER | SslSessionCacheMode::NO_INTERNAL);
+    b.set_options(SslOptions::NO_TICKET);
+    let saved = store.clone();
+    b.set_new_session_callback(move |_, session| {
+        guard((), || {
+            let id = session.id().to_vec();
+            saved.lock().insert(id, session);
+        })
+    });
+    let removed = store.clone();
+    b.set_remove_session_callback(move |_, session| {
+        guard((), || {
+            removed.lock().remove(&session.id().to_vec());
+        })
+    });
+    // SAFETY: the returned session is one OpenSSL gave us for this context.
+    unsafe {
+        b.set_get_session_callback(move |_, id| {
+            guard(None, || {
+                let session = store.lock().sessions.get(id).cloned()?;
+                let offered = OfferedSession {
+                    id,
+                    peer_cert: session.peer_certificate_der(),
+                    suite: session.suite_id(),
+                };
+                fun(&offered).then_some(session)
+            })
+        });
+    }
+}
+
+/// What the session API of the `openssl` crate lacks.
+trait SessionExt {
+    fn peer_certificate_der(&self) -> Option<Vec<u8>>;
+    fn suite_id(&self) -> [u8; 2];
+}
+
+impl SessionExt for SslSession {
+    fn peer_certificate_der(&self) -> Option<Vec<u8>> {
+        unsafe {
+            let cert = ffi::SSL_SESSION_get0_peer(self.as_ptr());
+            if cert.is_null() {
+                return None;
+            }
+            openssl::x509::X509Ref::from_ptr(cert).to_der().ok()
+        }
+    }
+
+    fn suite_id(&self) -> [u8; 2] {
+        unsafe {
+            let cipher = ffi::SSL_SESSION_get0_cipher(self.as_ptr());
+            if cipher.is_null() {
+                return [0, 0];
+            }
+            let id = ffi::SSL_CIPHER_get_protocol_id(cipher);
+            id.to_be_bytes()
+        }
+    }
+}
+
 impl Connection {
+    /// The session's id (empty when there is none, e.g. a TLS 1.2 session
+    /// kept in a ticket).
+    pub fn session_id(&self) -> Vec<u8> {
+        self.ssl()
+            .session()
+            .map(|s| s.id().to_vec())
+            .unwrap_or_default()
+    }
+
     /// The session to offer when connecting again (client), DER; None
     /// while there is no resumable session. With TLS 1.3 the server sends
     /// its tickets after the handshake: they arrive with the first reads.
@@ -75,6 +277,7 @@ mod tests {
             let peer = crate::engine::connection::PeerName {
                 sni: Some("localhost".into()),
                 verify_host: Some("localhost".into()),
+                session_key: None,
             };
             let connect = |session: Option<&[u8]>| {
                 let mut client = Connection::new(&client_config, &peer).unwrap();
@@ -99,5 +302,98 @@ mod tests {
         }
         let (mut client, _) = pair(client_options(&pki), server_options(&pki), "localhost");
         assert!(client.set_session(b"junk").is_err());
+    }
+
+    /// Connects a client with `key` to a fresh server connection; returns
+    /// whether the session was resumed, after a round trip (TLS 1.3
+    /// tickets come then).
+    fn connect_keyed(client_config: &Config, server_config: &Config, key: &str) -> bool {
+        let peer = crate::engine::connection::PeerName {
+            sni: Some("localhost".into()),
+            verify_host: Some("localhost".into()),
+            session_key: Some(key.into()),
+        };
+        let mut client = Connection::new(client_config, &peer).unwrap();
+        let mut server = Connection::new(server_config, &Default::default()).unwrap();
+        let (c, s) = handshake_pair(&mut client, &mut server);
+        assert_eq!((c, s), (Ok(Progress::Done), Ok(Progress::Done)));
+        server.write(b"x").unwrap();
+        shuttle(&mut server, &mut client);
+        let mut buf = [0u8; 8];
+        assert_eq!(client.read(&mut buf).unwrap(), ReadOutcome::Data(1));
+        assert_eq!(client.session_reused(), server.session_reused());
+        // Sessions of connections ended without close_notify are not
+        // resumed (OpenSSL invalidates them, as TLS asks).
+        client.close();
+        server.close();
+        client.session_reused()
+    }
+
+    #[test]
+    fn clients_reuse_sessions_by_key() {
+        let pki = test_pki();
+        // TLS 1.2: on by default (reuse_sessions).
+        let server_config = Config::build(server_options(&pki)).unwrap();
+        let mut co = client_options(&pki);
+        co.versions = vec![Version::Tls12];
+        let client_config = Config::build(co.clone()).unwrap();
+        assert!(!connect_keyed(&client_config, &server_config, "a:1"));
+        assert!(connect_keyed(&client_config, &server_config, "a:1"));
+        assert!(connect_keyed(&client_config, &server_config, "a:1"));
+        assert!(!connect_keyed(&client_config, &server_config, "b:1"));
+        co.reuse_sessions = false;
+        let no_reuse = Config::build(co).unwrap();
+        assert!(!connect_keyed(&no_reuse, &server_config, "a:1"));
+        assert!(!connect_keyed(&no_reuse, &server_config, "a:1"));
+
+        // TLS 1.3: only with auto tickets, and a server that sends them.
+        let mut so = server_options(&pki);
+        so.session_tickets = 3;
+        let ticket_server = Config::build(so.clone()).unwrap();
+        let co = client_options(&pki);
+        let plain = Config::build(co.clone()).unwrap();
+        assert!(!connect_keyed(&plain, &ticket_server, "c:1"));
+        assert!(!connect_keyed(&plain, &ticket_server, "c:1"));
+        let mut auto = co.clone();
+        auto.auto_tickets = true;
+        let auto = Config::build(auto).unwrap();
+        assert!(!connect_keyed(&auto, &ticket_server, "c:1"));
+        assert!(connect_keyed(&auto, &ticket_server, "c:1"));
+        assert!(connect_keyed(&auto, &ticket_server, "c:1"));
+        so.stateful_tickets = true;
+        let stateful = Config::build(so).unwrap();
+        assert!(!connect_keyed(&auto, &stateful, "d:1"));
+        assert!(connect_keyed(&auto, &stateful, "d:1"));
+    }
+
+    #[test]
+    fn reuse_session_fun_decides() {
+        use crate::engine::hooks::Callback;
+        use crate::engine::session::OfferedSession;
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let pki = test_pki();
+        let allow = Arc::new(AtomicBool::new(true));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (a, n) = (allow.clone(), calls.clone());
+        let mut so = server_options(&pki);
+        so.reuse_session = Some(Callback(Arc::new(move |s: &OfferedSession<'_>| {
+            assert_eq!(s.id.len(), 32);
+            assert!(s.peer_cert.is_none());
+            assert_ne!(s.suite, [0, 0]);
+            n.fetch_add(1, Ordering::SeqCst);
+            a.load(Ordering::SeqCst)
+        })));
+        let server_config = Config::build(so).unwrap();
+        let mut co = client_options(&pki);
+        co.versions = vec![Version::Tls12];
+        let client_config = Config::build(co).unwrap();
+        assert!(!connect_keyed(&client_config, &server_config, "e:1"));
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+        assert!(connect_keyed(&client_config, &server_config, "e:1"));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        allow.store(false, Ordering::SeqCst);
+        assert!(!connect_keyed(&client_config, &server_config, "e:1"));
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 }

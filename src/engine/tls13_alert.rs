@@ -80,12 +80,13 @@ pub(crate) fn deferred_error(ssl: &SslRef) -> Option<i32> {
 /// failed host name check as OTP's handshake_failure.
 pub(crate) fn alert_for(error: i32) -> u8 {
     match error {
-        2 | 3 | 19 | 20 | 21 | 27 | 28 | 29 | 33 | 35 => 48, // unknown_ca
-        9..=16 => 45,                                        // certificate_expired
-        23 => 44,                                            // certificate_revoked
-        17 | 24 | 25 | 26 | 22 => 46,                        // certificate_unknown
-        50 | 62 | 63 | 64 => 40,                             // handshake_failure
-        _ => 42,                                             // bad_certificate
+        2 | 3 | 19 | 20 | 21 | 27 | 29 | 33 | 35 => 48, // unknown_ca
+        9..=16 => 45,                                   // certificate_expired
+        23 => 44,                                       // certificate_revoked
+        26 => 43,                                       // unsupported_certificate
+        17 | 24 | 25 | 22 => 46,                        // certificate_unknown
+        50 | 62 | 63 | 64 => 40,                        // handshake_failure
+        _ => 42, // bad_certificate (28, cert rejected, among them)
     }
 }
 

@@ -24,6 +24,12 @@ pub struct CertCheck<'a> {
     /// 0 when OpenSSL found nothing wrong, else an `X509_V_ERR_*` code
     /// ([`reason_name`] gives OTP's name for it).
     pub error: i32,
+    /// The certificate is a trust anchor: it came from the trusted store
+    /// (or the partial-chain function chose it), not from the peer alone.
+    pub trusted: bool,
+    /// For a revoked certificate (`X509_V_ERR_CERT_REVOKED`), the reason
+    /// code of its CRL entry (RFC 5280 CRLReason), when it has one.
+    pub crl_reason: Option<i32>,
 }
 
 /// The verify function's answer.
@@ -34,6 +40,11 @@ pub enum Verdict {
     /// Fail the handshake (a `handshake_failure` alert when OpenSSL had no
     /// error of its own for it).
     Reject,
+    /// Fail the handshake as if OpenSSL had found the `X509_V_ERR_*` error
+    /// given (OpenSSL picks the alert from it: [`X509_V_ERR_CERT_REJECTED`]
+    /// sends bad_certificate, [`X509_V_ERR_CERT_HAS_EXPIRED`]
+    /// certificate_expired, and so on).
+    Fail(i32),
 }
 
 /// Called for each certificate of the peer's chain, from the trust anchor
@@ -49,10 +60,13 @@ pub type PartialChainFn = dyn Fn(&[Vec<u8>]) -> Option<usize> + Send + Sync;
 pub const X509_V_OK: i32 = 0;
 pub const X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT: i32 = 2;
 pub const X509_V_ERR_UNABLE_TO_GET_CRL: i32 = 3;
+pub const X509_V_ERR_CERT_HAS_EXPIRED: i32 = 10;
 pub const X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT: i32 = 18;
 pub const X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN: i32 = 19;
 pub const X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY: i32 = 20;
 pub const X509_V_ERR_CERT_REVOKED: i32 = 23;
+pub const X509_V_ERR_INVALID_PURPOSE: i32 = 26;
+pub const X509_V_ERR_CERT_REJECTED: i32 = 28;
 pub const X509_V_ERR_APPLICATION_VERIFICATION: i32 = 50;
 pub const X509_V_ERR_HOSTNAME_MISMATCH: i32 = 62;
 pub const X509_V_ERR_IP_ADDRESS_MISMATCH: i32 = 64;
@@ -131,6 +145,11 @@ pub(crate) extern "C" fn verify_trampoline(
     guard(0, || unsafe {
         let store = X509StoreContextRef::from_ptr_mut(store);
         let ok = apply_hooks(preverify_ok, store);
+        if ok == 0 && store.error().as_raw() == X509_V_ERR_UNABLE_TO_GET_CRL {
+            // OTP sends bad_certificate when revocation status is
+            // undetermined (OpenSSL would send unknown_ca).
+            store.set_error(X509VerifyResult::from_raw(X509_V_ERR_CERT_REJECTED));
+        }
         let error = store.error().as_raw();
         if ok == 0 {
             let ssl_idx = X509StoreContext::ssl_idx().ok();
@@ -176,10 +195,18 @@ unsafe fn apply_hooks(preverify_ok: c_int, store: &mut X509StoreContextRef) -> c
                 .current_cert()
                 .and_then(|cert| cert.to_der().ok())
                 .unwrap_or_default();
+            let depth = store.error_depth();
+            let untrusted = ffi::X509_STORE_CTX_get_num_untrusted(store.as_ptr());
             let check = CertCheck {
                 der: &der,
-                depth: store.error_depth(),
+                depth,
                 error,
+                trusted: untrusted >= 0 && depth >= untrusted as u32,
+                crl_reason: if error == X509_V_ERR_CERT_REVOKED {
+                    crl_reason(store)
+                } else {
+                    None
+                },
             };
             match fun(&check) {
                 Verdict::Accept => {
@@ -196,9 +223,31 @@ unsafe fn apply_hooks(preverify_ok: c_int, store: &mut X509StoreContextRef) -> c
                     }
                     ok = false;
                 }
+                Verdict::Fail(code) => {
+                    store.set_error(X509VerifyResult::from_raw(code));
+                    ok = false;
+                }
             }
         }
         ok as c_int
+    }
+}
+
+/// The reason code of the current certificate's entry in the CRL that
+/// revoked it.
+unsafe fn crl_reason(store: &X509StoreContextRef) -> Option<i32> {
+    let crl = ffi::X509_STORE_CTX_get0_current_crl(store.as_ptr());
+    if crl.is_null() {
+        return None;
+    }
+    let crl = openssl::x509::X509CrlRef::from_ptr(crl);
+    let cert = store.current_cert()?.to_owned();
+    match crl.get_by_cert(&cert) {
+        openssl::x509::CrlStatus::Revoked(entry) => {
+            let (_, reason) = entry.extension::<openssl::x509::ReasonCode>().ok()??;
+            i32::try_from(reason.get_i64().ok()?).ok()
+        }
+        _ => None,
     }
 }
 

@@ -114,6 +114,7 @@ fn decode(map: Term) -> NifResult<Options> {
         let ask = super::callback::sni_fun(super::callback::Saved::new(t));
         o.sni_fun = Some(crate::engine::hooks::Callback(std::sync::Arc::from(ask)));
     }
+    decode_callbacks(map, &mut o)?;
     if let Some(t) = get(map, atoms::sni_hosts()) {
         let hosts: Vec<(Binary, ResourceArc<ConfigRes>)> = t.decode()?;
         o.sni_hosts = hosts
@@ -127,6 +128,77 @@ fn decode(map: Term) -> NifResult<Options> {
             .collect();
     }
     Ok(o)
+}
+
+/// Verification, CRLs, PSK/SRP, sessions and NPN.
+fn decode_callbacks(map: Term, o: &mut Options) -> NifResult<()> {
+    use crate::engine::crl::{CrlCheck, CrlSource};
+    use crate::engine::npn::{NpnPrecedence, NpnPreference};
+    let is = |t: Term, a: Atom| t.decode::<Atom>().ok() == Some(a);
+    if let Some(t) = get(map, atoms::verify_fun()) {
+        o.verify_fun = Some(super::callback::verify_fun(t));
+        if o.role == Role::Client {
+            // A client validates the server's chain whatever `verify` says;
+            // the fun's verdict is final (OpenSSL ignores verdicts with
+            // verify_none).
+            o.verify = Verify::Peer;
+        }
+    }
+    if let Some(t) = get(map, atoms::partial_chain()) {
+        o.partial_chain = Some(super::callback::partial_chain(t));
+    }
+    if let Some(t) = get(map, atoms::crl_check()) {
+        o.crl_check = if is(t, atoms::peer()) {
+            CrlCheck::Peer
+        } else if is(t, atoms::best_effort()) {
+            CrlCheck::BestEffort
+        } else if t.decode::<bool>()? {
+            CrlCheck::All
+        } else {
+            CrlCheck::Off
+        };
+    }
+    if let Some(t) = get(map, atoms::crls()) {
+        o.crls = bytes_list(t)?.into_iter().map(CrlSource::Der).collect();
+    }
+    if let Some(t) = get(map, atoms::user_lookup_fun()) {
+        o.user_lookup = Some(super::callback::user_lookup(t));
+    }
+    o.psk_identity = get(map, atoms::psk_identity()).map(string).transpose()?;
+    if let Some(t) = get(map, atoms::srp_identity()) {
+        let (user, password): (Term, Term) = t.decode()?;
+        o.srp_identity = Some((string(user)?, string(password)?));
+    }
+    if let Some(t) = get(map, atoms::session_tickets()) {
+        if is(t, atoms::stateless()) || is(t, atoms::stateful()) {
+            // As many tickets as OTP's servers send.
+            o.session_tickets = 3;
+            o.stateful_tickets = is(t, atoms::stateful());
+        }
+        o.auto_tickets = is(t, atoms::auto());
+    }
+    if let Some(t) = get(map, atoms::reuse_session()) {
+        o.reuse_session = Some(super::callback::reuse_session(t));
+    }
+    if let Some(t) = get(map, atoms::next_protocols_advertised()) {
+        o.npn_advertised = bytes_list(t)?;
+    }
+    if let Some(t) = get(map, atoms::client_preferred_next_protocols()) {
+        let (precedence, protocols, default): (Atom, Term, Term) = t.decode()?;
+        o.npn_preferred = Some(NpnPreference {
+            precedence: if precedence == atoms::server() {
+                NpnPrecedence::Server
+            } else {
+                NpnPrecedence::Client
+            },
+            protocols: bytes_list(protocols)?,
+            default: default
+                .decode::<Binary>()
+                .ok()
+                .map(|b| b.as_slice().to_vec()),
+        });
+    }
+    Ok(())
 }
 
 /// Builds (or finds in the cache) the configuration for an options map.

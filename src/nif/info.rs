@@ -41,16 +41,27 @@ fn info<'a>(env: Env<'a>, socket: Term<'a>) -> NifResult<Term<'a>> {
         if let Some(host) = tls.sni_hostname() {
             items.push((atoms::sni_hostname(), charlist(env, &host)));
         }
-        if let Some(p) = tls.alpn_protocol() {
+        if let Some(p) = tls.negotiated_protocol() {
             let mut bin = rustler::NewBinary::new(env, p.len());
             bin.as_mut_slice().copy_from_slice(&p);
             let bin: rustler::Binary = bin.into();
             items.push((atoms::negotiated_protocol(), bin.encode(env)));
         }
+        let id = tls.session_id();
+        let mut bin = rustler::NewBinary::new(env, id.len());
+        bin.as_mut_slice().copy_from_slice(&id);
+        let bin: rustler::Binary = bin.into();
+        items.push((atoms::session_id(), bin.encode(env)));
         items.push((
             atoms::session_resumption(),
             tls.session_reused().encode(env),
         ));
+        if let Some(user) = tls.srp_username() {
+            let mut bin = rustler::NewBinary::new(env, user.len());
+            bin.as_mut_slice().copy_from_slice(user.as_bytes());
+            let bin: rustler::Binary = bin.into();
+            items.push((atoms::srp_username(), bin.encode(env)));
+        }
         items
     });
     Ok(match items {

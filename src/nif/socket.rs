@@ -74,6 +74,7 @@ fn peer_name(peer: Term) -> NifResult<PeerName> {
     Ok(PeerName {
         sni: text(atoms::sni())?,
         verify_host: text(atoms::verify_host())?,
+        session_key: text(atoms::session_key())?,
     })
 }
 

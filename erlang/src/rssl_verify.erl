@@ -1,0 +1,168 @@
+%% @doc OTP's `verify_fun' and `partial_chain' over OpenSSL's verification.
+%%
+%% OpenSSL calls its verify callback once per certificate and error, in its
+%% own order; OTP calls the verify fun with path validation events. This
+%% module runs in the handshaking process (see rssl:await_handshake/4) and
+%% turns one into the other, keeping the fun's user state for the
+%% handshake:
+%%
+%% - a certificate of the trusted store (the trust anchor) is never shown,
+%%   as OTP validates the path below its anchor;
+%% - a chain that reaches no trusted CA gives `{bad_cert, unknown_ca}' (or
+%%   `selfsigned_peer') for its topmost certificate; if the fun accepts,
+%%   that certificate is the anchor, and is not shown again;
+%% - each other certificate gives its errors (`{bad_cert, Reason}') and then
+%%   `valid', or for the peer's own certificate `valid_peer' (replaced by
+%%   `{bad_cert, hostname_check_failed}' when the host name does not match);
+%% - revocation problems come after `valid'/`valid_peer', as in OTP;
+%% - `{extension, _}' events are not produced: OpenSSL checks extensions
+%%   itself (an unknown critical extension fails the chain).
+%%
+%% `{fail, Reason}' fails the handshake with the alert OTP sends for that
+%% reason (certificate_expired, bad_certificate, unknown_ca, ...,
+%% handshake_failure for reasons of the application's own).
+-module(rssl_verify).
+
+-export([verify/3, partial_chain/2]).
+
+%% X509_V_ERR_* codes.
+-define(HOSTNAME_MISMATCH, 62).
+-define(EMAIL_MISMATCH, 63).
+-define(IP_MISMATCH, 64).
+-define(UNABLE_TO_GET_ISSUER_CERT, 2).
+-define(DEPTH_ZERO_SELF_SIGNED, 18).
+-define(SELF_SIGNED_IN_CHAIN, 19).
+-define(UNABLE_TO_GET_ISSUER_LOCALLY, 20).
+-define(UNABLE_TO_VERIFY_LEAF_SIGNATURE, 21).
+-define(CERT_HAS_EXPIRED, 10).
+-define(CERT_REVOKED, 23).
+-define(INVALID_PURPOSE, 26).
+-define(CERT_REJECTED, 28).
+-define(APPLICATION_VERIFICATION, 50).
+
+%% @doc One OpenSSL verify callback: `{Answer, State}' where Answer is
+%% `accept' or `{fail, X509Error}' for the NIF. State is undefined at the
+%% first call of a handshake.
+verify({Der, Depth, Error, Reason, Trusted, CrlReason}, {Fun, Initial}, undefined) ->
+    verify({Der, Depth, Error, Reason, Trusted, CrlReason}, {Fun, Initial},
+           #{user => Initial, anchor => undefined, host_failed => false,
+             deferred => #{}, seen => #{}});
+verify({Der, Depth, Error, Reason, Trusted, CrlReason}, {Fun, _}, State) ->
+    #{anchor := Anchor, seen := Seen} = State,
+    if
+        Anchor =/= undefined, Depth >= Anchor ->
+            %% The certificate the fun accepted as anchor (or above it).
+            {accept, State};
+        Error =:= 0, Trusted ->
+            {accept, State};
+        Error =:= 0 ->
+            checked(Fun, Der, Depth, State);
+        is_map_key({Depth, Error}, Seen) ->
+            {accept, State};
+        Error =:= ?HOSTNAME_MISMATCH; Error =:= ?EMAIL_MISMATCH; Error =:= ?IP_MISMATCH ->
+            %% Reported in place of valid_peer.
+            {accept, State#{host_failed := true}};
+        Error =:= ?UNABLE_TO_GET_ISSUER_CERT; Error =:= ?UNABLE_TO_GET_ISSUER_LOCALLY;
+        Error =:= ?SELF_SIGNED_IN_CHAIN; Error =:= ?DEPTH_ZERO_SELF_SIGNED;
+        Error =:= ?UNABLE_TO_VERIFY_LEAF_SIGNATURE ->
+            Event = case Error of
+                        ?DEPTH_ZERO_SELF_SIGNED -> {bad_cert, selfsigned_peer};
+                        _ -> {bad_cert, unknown_ca}
+                    end,
+            call(Fun, Der, Event, anchor, State#{anchor := Depth, seen := Seen#{{Depth, Error} => true}});
+        Reason =:= revoked; Reason =:= revocation_status_undetermined ->
+            %% OTP checks revocation once the certificate is otherwise valid.
+            #{deferred := Deferred} = State,
+            Event = {bad_cert, revocation_event(Reason, CrlReason)},
+            {accept, State#{deferred := Deferred#{Depth => Event},
+                            seen := Seen#{{Depth, Error} => true}}};
+        true ->
+            call(Fun, Der, {bad_cert, Reason}, path, State#{seen := Seen#{{Depth, Error} => true}})
+    end.
+
+%% A certificate below the anchor passed OpenSSL's checks (or the fun
+%% accepted its errors): valid / valid_peer, then revocation problems.
+checked(Fun, Der, Depth, State = #{host_failed := HostFailed, deferred := Deferred}) ->
+    Event = case Depth of
+                0 when HostFailed -> {bad_cert, hostname_check_failed};
+                0 -> valid_peer;
+                _ -> valid
+            end,
+    case call(Fun, Der, Event, path, State) of
+        {accept, State1} when is_map_key(Depth, Deferred) ->
+            call(Fun, Der, maps:get(Depth, Deferred), path,
+                 State1#{deferred := maps:remove(Depth, Deferred)});
+        Other ->
+            Other
+    end.
+
+call(Fun, Der, Event, Phase, State = #{user := User}) ->
+    Result = try
+                 Otp = public_key:pkix_decode_cert(Der, otp),
+                 case erlang:fun_info(Fun, arity) of
+                     {arity, 4} -> Fun(Otp, Der, Event, User);
+                     _ -> Fun(Otp, Event, User)
+                 end
+             catch
+                 _:_ -> {fail, Event}
+             end,
+    case Result of
+        {Valid, User1} when Valid =:= valid; Valid =:= valid_peer; Valid =:= unknown ->
+            {accept, State#{user := User1}};
+        {fail, Why} ->
+            {{fail, fail_code(Why, Phase)}, State};
+        _ ->
+            {{fail, ?APPLICATION_VERIFICATION}, State}
+    end.
+
+%% The X509 error whose OpenSSL alert is the one OTP sends for `{fail,
+%% Reason}'. Along the path, OTP reads a bare Reason as {bad_cert, Reason};
+%% when the chain's anchor is in question it takes Reason as it is.
+fail_code({bad_cert, _} = Reason, _) -> code(Reason);
+fail_code(Reason, path) -> code({bad_cert, Reason});
+fail_code(_Reason, anchor) -> ?APPLICATION_VERIFICATION.
+
+code({bad_cert, cert_expired}) -> ?CERT_HAS_EXPIRED;
+code({bad_cert, unknown_ca}) -> ?UNABLE_TO_GET_ISSUER_LOCALLY;
+code({bad_cert, {revoked, _}}) -> ?CERT_REVOKED;
+code({bad_cert, unknown_critical_extension}) -> ?INVALID_PURPOSE;
+code({bad_cert, {revocation_status_undetermined, _}}) -> ?CERT_REJECTED;
+code({bad_cert, R}) when R =:= invalid_issuer; R =:= invalid_signature;
+                         R =:= name_not_permitted; R =:= selfsigned_peer ->
+    ?CERT_REJECTED;
+code(_) -> ?APPLICATION_VERIFICATION.
+
+revocation_event(revoked, CrlReason) -> {revoked, crl_reason(CrlReason)};
+revocation_event(_, _) -> {revocation_status_undetermined, {bad_crls, no_relevant_crls}}.
+
+%% RFC 5280 CRLReason, named as public_key names them.
+crl_reason(1) -> keyCompromise;
+crl_reason(2) -> cACompromise;
+crl_reason(3) -> affiliationChanged;
+crl_reason(4) -> superseded;
+crl_reason(5) -> cessationOfOperation;
+crl_reason(6) -> certificateHold;
+crl_reason(8) -> removeFromCRL;
+crl_reason(9) -> privilegeWithdrawn;
+crl_reason(10) -> aACompromise;
+crl_reason(_) -> unspecified.
+
+%% @doc `partial_chain': the fun gets the chain from its topmost
+%% certificate down to the peer's (OTP's path order); the NIF wants the
+%% index of the chosen anchor in the chain as sent (peer first).
+partial_chain(Chain, Fun) ->
+    try Fun(lists:reverse(Chain)) of
+        {trusted_ca, Der} ->
+            case index_of(Der, Chain, 0) of
+                undefined -> unknown_ca;
+                I -> {trusted, I}
+            end;
+        _ ->
+            unknown_ca
+    catch
+        _:_ -> unknown_ca
+    end.
+
+index_of(_, [], _) -> undefined;
+index_of(X, [X | _], I) -> I;
+index_of(X, [_ | Rest], I) -> index_of(X, Rest, I + 1).
