@@ -129,7 +129,8 @@ handshake(TSock, Options, Timeout) when not ?IS_CONN(TSock), is_list(Options),
       fun(#{emulated := Emulated, tls := Tls, transport := Transport}) ->
           case config(server, Tls) of
               {ok, Config} ->
-                  case adopt(Transport, TSock, Config, #{}, Emulated, undefined) of
+                  {Emulated1, Initial} = upgrade_prepare(Transport, TSock, Emulated),
+                  case adopt(Transport, TSock, Config, #{}, Emulated1, undefined, Initial) of
                       {ok, Socket} -> run_handshake(Socket, deadline(Timeout));
                       Error -> Error
                   end;
@@ -171,7 +172,9 @@ connect(TSock, Options, Timeout) when is_list(Options), ?IS_TIMEOUT(Timeout) ->
                      {ok, {Address, _}} -> Address;
                      _ -> undefined
                  end,
-          client_handshake(Transport, TSock, Host, SNI, Tls, Emulated, deadline(Timeout))
+          {Emulated1, Initial} = upgrade_prepare(Transport, TSock, Emulated),
+          client_handshake(Transport, TSock, Host, SNI, Tls, Emulated1, Initial,
+                           deadline(Timeout))
       end);
 connect(_TSock, _Options, _Timeout) ->
     {error, einval}.
@@ -185,7 +188,7 @@ connect(Host, Port, Options, Timeout) when ?IS_TIMEOUT(Timeout) ->
           Deadline = deadline(Timeout),
           case Module:connect(Host, Port, tcp_options(TcpOpts), remaining(Deadline)) of
               {ok, TSock} ->
-                  client_handshake(Transport, TSock, Host, SNI, Tls, Emulated, Deadline);
+                  client_handshake(Transport, TSock, Host, SNI, Tls, Emulated, <<>>, Deadline);
               Error ->
                   Error
           end
@@ -193,11 +196,11 @@ connect(Host, Port, Options, Timeout) when ?IS_TIMEOUT(Timeout) ->
 connect(_Host, _Port, _Options, Timeout) ->
     {error, {options, {timeout, Timeout}}}.
 
-client_handshake({Module, _} = Transport, TSock, Host, SNI, Tls, Emulated, Deadline) ->
+client_handshake({Module, _} = Transport, TSock, Host, SNI, Tls, Emulated, Initial, Deadline) ->
     case config(client, Tls) of
         {ok, Config} ->
             Peer = session_peer(rssl_options:peer(Host, SNI, Tls), Transport, TSock, Host),
-            case adopt(Transport, TSock, Config, Peer, Emulated, undefined) of
+            case adopt(Transport, TSock, Config, Peer, Emulated, undefined, Initial) of
                 {ok, Socket} -> run_handshake(Socket, Deadline);
                 Error -> Error
             end;
@@ -301,91 +304,186 @@ controlling_process(_, _) ->
 %%% Options ---------------------------------------------------------------
 
 setopts(Socket, Options) when ?IS_CONN(Socket), is_list(Options) ->
-    try
-        Normalized = [normalize(O) || O <- Options],
-        {Emulated, Kernel} = lists:partition(
-                               fun(O) -> rssl_options:classify(O) =:= emulated end,
-                               [check_settable(O) || O <- Normalized]),
-        case rssl_nif:set_sockopts(Socket, Kernel) of
-            ok -> rssl_nif:setopts(Socket, [checked_emulated(O) || O <- Emulated]);
-            Error -> Error
-        end
-    catch
-        throw:{options, _} = Reason -> {error, Reason}
+    %% As OTP's ssl: the emulated options are checked and set first (one bad
+    %% value is reported alone), then the rest goes to inet as one list.
+    {Emulated, Inet} = lists:partition(fun is_emulated_option/1,
+                                       [normalize(O) || O <- Options]),
+    %% The options before a bad one still take effect, as in OTP's ssl.
+    {Good, Bad} = lists:splitwith(fun valid_emulated/1, Emulated),
+    case set_emulated(Socket, Good) of
+        ok when Bad =:= [] -> set_inet(Socket, Inet);
+        ok -> bad_emulated(Socket, hd(Bad));
+        Error -> Error
     end;
 setopts(#sslsocket{listen = #listen{tcp = LSock, emulated = Cell}}, Options)
   when is_list(Options) ->
-    try
-        Normalized = [normalize(O) || O <- Options],
-        [check_settable(O) || O <- Normalized],
-        {Emulated, Kernel} = lists:partition(
-                               fun({K, _}) -> rssl_options:is_emulated(K) end, Normalized),
-        %% inet keeps the rest on the listen port; accepted sockets inherit it.
-        case inet:setopts(LSock, Kernel) of
-            ok ->
-                New = [rssl_options:emulated(O) || O <- Emulated],
-                Old = rssl_nif:cell_get(Cell),
-                rssl_nif:cell_set(Cell, lists:foldl(fun({K, _} = O, Acc) ->
-                                                            lists:keystore(K, 1, Acc, O)
-                                                    end, Old, New));
-            Error ->
-                Error
-        end
+    {Emulated, Inet} = lists:partition(fun is_emulated_option/1,
+                                       [normalize(O) || O <- Options]),
+    try [rssl_options:emulated(O) || O <- Emulated] of
+        Checked ->
+            Old = rssl_nif:cell_get(Cell),
+            rssl_nif:cell_set(Cell, lists:foldl(fun({K, _} = O, Acc) ->
+                                                        lists:keystore(K, 1, Acc, O)
+                                                end, Old, Checked)),
+            %% inet keeps the rest on the listen port; accepted sockets
+            %% inherit it.
+            case Inet =:= [] orelse inet:setopts(LSock, Inet) of
+                true -> ok;
+                ok -> ok;
+                {error, Reason} -> {error, {options, {socket_options, Inet, Reason}}}
+            end
     catch
-        throw:{options, _} = Reason -> {error, Reason}
+        throw:{options, Bad} -> {error, {options, {socket_options, Bad}}}
     end;
+setopts(Socket, Options) when ?IS_CONN(Socket); is_record(Socket, sslsocket) ->
+    {error, {options, {not_a_proplist, Options}}};
 setopts(_, _) ->
     {error, einval}.
 
+is_emulated_option({Key, _}) -> rssl_options:is_emulated(Key);
+is_emulated_option(_) -> false.
+
+valid_emulated(Opt) ->
+    try rssl_options:emulated(Opt) of
+        _ -> true
+    catch
+        throw:{options, _} -> false
+    end.
+
+%% An {active, N} outside -32768..32767 is refused after an
+%% {ssl_passive, S} notice, as in OTP's ssl; the mode stays as it was.
+bad_emulated(Socket, {active, N} = Opt) when is_integer(N) ->
+    _ = rssl_nif:notify_passive(Socket),
+    {error, {options, {socket_options, Opt}}};
+bad_emulated(_Socket, Opt) ->
+    {error, {options, {socket_options, Opt}}}.
+
+set_emulated(_Socket, []) ->
+    ok;
+set_emulated(Socket, Options) ->
+    case rssl_nif:setopts(Socket, Options) of
+        rejected ->
+            %% {active, N} past the counter's limit.
+            {error, {options, {socket_options, lists:keyfind(active, 1, lists:reverse(Options))}}};
+        Other ->
+            Other
+    end.
+
+%% inet options: those inet keeps in user space go to the NIF, kernel ones
+%% to the socket (or to a custom transport's socket). As OTP's ssl, a
+%% failure names the whole list, reversed.
+set_inet(_Socket, []) ->
+    ok;
+set_inet(Socket, Inet) ->
+    Fail = {error, {options, {socket_options, lists:reverse(Inet), einval}}},
+    try [check_inet(O) || O <- Inet] of
+        Checked ->
+            {UserSpace, Kernel} = lists:partition(
+                                    fun(O) -> rssl_options:classify(O) =:= emulated end, Checked),
+            case set_kernel(Socket, Kernel) of
+                ok ->
+                    case set_emulated(Socket, UserSpace) of
+                        ok -> ok;
+                        {error, closed} = Closed -> Closed;
+                        _ -> Fail
+                    end;
+                {error, closed} = Closed -> Closed;
+                _ -> Fail
+            end
+    catch
+        throw:{options, _} -> Fail
+    end.
+
+check_inet({_, _} = Opt) ->
+    case rssl_options:classify(Opt) of
+        emulated -> rssl_options:inet_emulated(Opt);
+        sockopt -> Opt;
+        bad -> throw({options, Opt})
+    end;
+check_inet(Opt) ->
+    throw({options, Opt}).
+
+set_kernel(_Socket, []) ->
+    ok;
+set_kernel(Socket, Kernel) ->
+    case custom_transport(Socket) of
+        {ok, {Module, TSock}} ->
+            case transport_setopts(Module, TSock, Kernel) of
+                ok -> ok;
+                {error, _} = Error -> Error
+            end;
+        none ->
+            case rssl_nif:set_sockopts(Socket, Kernel) of
+                {error, {options, _}} -> {error, einval};
+                Other -> Other
+            end;
+        Error ->
+            Error
+    end.
+
+transport_setopts(gen_tcp, Sock, Opts) -> inet:setopts(Sock, Opts);
+transport_setopts(Module, Sock, Opts) -> Module:setopts(Sock, Opts).
+
+transport_getopts(gen_tcp, Sock, Names) -> inet:getopts(Sock, Names);
+transport_getopts(Module, Sock, Names) -> Module:getopts(Sock, Names).
+
+%% @doc As OTP's ssl: values in the reverse of the asked order; a name that
+%% is no option is `{error, {options, {socket_options, Name, einval}}}'.
 getopts(Socket, Names) when ?IS_CONN(Socket), is_list(Names) ->
-    case rssl_nif:getopts(Socket) of
-        {error, _} = Error ->
-            Error;
-        Emulated ->
-            Kernel = [N || N <- Names, rssl_options:classify({N, x}) =:= sockopt],
-            case rssl_nif:get_sockopts(Socket, Kernel) of
-                {ok, Values} -> pick_options(Names, Emulated ++ Values);
-                Error -> Error
+    case [N || N <- Names, option_kind(N) =:= bad] of
+        [Bad | _] ->
+            {error, {options, {socket_options, Bad, einval}}};
+        [] ->
+            case rssl_nif:getopts(Socket) of
+                {error, _} = Error ->
+                    Error;
+                Emulated ->
+                    Kernel = [N || N <- Names, option_kind(N) =:= sockopt],
+                    case get_kernel(Socket, Kernel) of
+                        {ok, Values} -> {ok, pick_options(Names, Emulated ++ Values)};
+                        Error -> Error
+                    end
             end
     end;
 getopts(#sslsocket{listen = #listen{tcp = LSock, emulated = Cell}}, Names) when is_list(Names) ->
     Emulated = lists:foldl(fun({K, _} = O, Acc) -> lists:keystore(K, 1, Acc, O) end,
-                           rssl_options:emulated_defaults(), rssl_nif:cell_get(Cell)),
-    {Mine, Inet} = lists:partition(fun rssl_options:is_emulated/1, Names),
-    case inet:getopts(LSock, Inet) of
-        {ok, InetValues} ->
-            All = Emulated ++ InetValues,
-            {ok, [Opt || Name <- Mine ++ Inet, {_, _} = Opt <- [lists:keyfind(Name, 1, All)]]};
-        Error ->
-            Error
+                           [{packet_size, 0} | rssl_options:emulated_defaults()],
+                           rssl_nif:cell_get(Cell)),
+    Inet = [N || N <- Names, not rssl_options:is_emulated(N)],
+    case Inet =:= [] orelse inet:getopts(LSock, Inet) of
+        true -> {ok, pick_options(Names, Emulated)};
+        {ok, InetValues} -> {ok, pick_options(Names, Emulated ++ InetValues)};
+        Error -> {error, {options, {socket_options, Inet, {badmatch, Error}}}}
     end;
+getopts(Socket, Names) when is_record(Socket, sslsocket) ->
+    {error, {options, {socket_options, Names}}};
 getopts(_, _) ->
     {error, einval}.
 
+option_kind(Name) when is_atom(Name) -> rssl_options:classify({Name, x});
+option_kind(_) -> bad.
+
+get_kernel(_Socket, []) ->
+    {ok, []};
+get_kernel(Socket, Kernel) ->
+    case custom_transport(Socket) of
+        {ok, {Module, TSock}} -> transport_getopts(Module, TSock, Kernel);
+        none -> rssl_nif:get_sockopts(Socket, Kernel);
+        Error -> Error
+    end.
+
 %% Options the socket does not have (e.g. tclass on IPv4) are left out, as
-%% inet does; names that are no option at all are an error.
+%% inet does; the order is the reverse of the names', as OTP's ssl has it.
 pick_options(Names, Current) ->
-    case [N || N <- Names, rssl_options:classify({N, x}) =:= bad] of
-        [] -> {ok, [Opt || N <- Names, {_, _} = Opt <- [lists:keyfind(N, 1, Current)]]};
-        [Bad | _] -> {error, {options, {socket_options, Bad}}}
-    end.
-
-check_settable(Opt) ->
-    case rssl_options:classify(Opt) of
-        bad -> throw({options, {socket_options, Opt}});
-        _ -> Opt
-    end.
-
-checked_emulated({Key, _} = Opt) ->
-    case rssl_options:is_emulated(Key) of
-        true -> rssl_options:emulated(Opt);
-        false -> rssl_options:inet_emulated(Opt)
-    end.
+    lists:reverse([Opt || N <- Names, {_, _} = Opt <- [lists:keyfind(N, 1, Current)]]).
 
 %% @doc Byte and call counts of the socket (ciphertext, as the TCP socket
-%% under OTP's ssl would report them).
+%% under OTP's ssl would report them). `{error, einval}' once closed.
 getstat(Socket) when ?IS_CONN(Socket) ->
-    rssl_nif:getstat(Socket);
+    case rssl_nif:getstat(Socket) of
+        {error, closed} -> {error, einval};
+        Other -> Other
+    end;
 getstat(#sslsocket{listen = #listen{tcp = LSock}}) ->
     inet:getstat(LSock);
 getstat(_) ->
@@ -393,9 +491,16 @@ getstat(_) ->
 
 getstat(Socket, Names) when is_list(Names) ->
     case getstat(Socket) of
-        {ok, All} -> {ok, [S || {K, _} = S <- All, lists:member(K, Names)]};
-        Error -> Error
-    end.
+        {ok, All} ->
+            case [N || N <- Names, not lists:keymember(N, 1, All)] of
+                [] -> {ok, [lists:keyfind(N, 1, All) || N <- Names]};
+                _ -> {error, einval}
+            end;
+        Error ->
+            Error
+    end;
+getstat(_, _) ->
+    {error, einval}.
 
 normalize(binary) -> {mode, binary};
 normalize(list) -> {mode, list};
@@ -408,7 +513,7 @@ sockname(#sslsocket{listen = #listen{tcp = LSock, transport = Transport}}) ->
 sockname(Socket) when ?IS_CONN(Socket) ->
     case custom_transport(Socket) of
         {ok, {Module, TSock}} -> transport_call({Module, tags}, sockname, TSock);
-        none -> rssl_nif:sockname(Socket);
+        none -> closed_is_einval(rssl_nif:sockname(Socket));
         Error -> Error
     end;
 sockname(_) -> {error, einval}.
@@ -416,7 +521,7 @@ sockname(_) -> {error, einval}.
 peername(Socket) when ?IS_CONN(Socket) ->
     case custom_transport(Socket) of
         {ok, {Module, TSock}} -> transport_call({Module, tags}, peername, TSock);
-        none -> rssl_nif:peername(Socket);
+        none -> closed_is_einval(rssl_nif:peername(Socket));
         Error -> Error
     end;
 peername(#sslsocket{}) -> {error, enotconn};
@@ -539,6 +644,35 @@ format_error(Reason) ->
 
 %%% Internals -------------------------------------------------------------
 
+%% Upgrading a TCP socket the user set up: its emulated options (mode,
+%% active, packet...) are the defaults, as in OTP's ssl, and whatever gen_tcp
+%% already read from it (a ClientHello behind a clear-text line) is handed
+%% to the TLS connection.
+upgrade_prepare({gen_tcp, _}, Tcp, Emulated) ->
+    Names = [mode, active, packet, header, packet_size],
+    Inherited = case inet:getopts(Tcp, Names) of
+                    {ok, Values} -> [rssl_options:emulated(normalize_packet(O)) || O <- Values];
+                    _ -> []
+                end,
+    _ = inet:setopts(Tcp, [binary, {active, false}, {packet, raw}]),
+    Buffered = case gen_tcp:recv(Tcp, 0, 0) of
+                   {ok, Bytes} -> Bytes;
+                   _ -> <<>>
+               end,
+    Merged = lists:foldl(fun({K, _} = O, Acc) -> lists:keystore(K, 1, Acc, O) end,
+                         Inherited, Emulated),
+    {Merged, Buffered};
+upgrade_prepare(_Transport, _TSock, Emulated) ->
+    {Emulated, <<>>}.
+
+normalize_packet({packet, raw}) -> {packet, 0};
+normalize_packet(O) -> O.
+
+%% Address calls on a closed connection: OTP's ssl asks the closed TCP
+%% socket, which says einval.
+closed_is_einval({error, closed}) -> {error, einval};
+closed_is_einval(Other) -> Other.
+
 %% `{ok, {Module, TransportSocket}}' for a connection over a custom
 %% transport, `none' for the gen_tcp fast path.
 custom_transport(Socket) ->
@@ -617,11 +751,14 @@ tcp_options(Tcp) ->
 %% A connected transport socket becomes an rssl connection. gen_tcp sockets
 %% are adopted directly; other transports (cb_info) through a relay process
 %% and a loopback connection (rssl_pump).
-adopt({gen_tcp, _}, Tcp, Config, Peer, Emulated, Pending) ->
-    adopt_fd(Tcp, Config, Peer, Emulated, Pending, undefined);
-adopt({Module, Tags}, TSock, Config, Peer, Emulated, Pending) ->
+adopt(Transport, TSock, Config, Peer, Emulated, Pending) ->
+    adopt(Transport, TSock, Config, Peer, Emulated, Pending, <<>>).
+
+adopt({gen_tcp, _}, Tcp, Config, Peer, Emulated, Pending, Initial) ->
+    adopt_fd(Tcp, Config, Peer, Emulated, Pending, undefined, Initial);
+adopt({Module, Tags}, TSock, Config, Peer, Emulated, Pending, _Initial) ->
     case rssl_pump:start(Module, TSock, Tags) of
-        {ok, Local, Pump} -> adopt_fd(Local, Config, Peer, Emulated, Pending, Pump);
+        {ok, Local, Pump} -> adopt_fd(Local, Config, Peer, Emulated, Pending, Pump, <<>>);
         Error -> Module:close(TSock), Error
     end.
 
@@ -629,9 +766,9 @@ adopt({Module, Tags}, TSock, Config, Peer, Emulated, Pending) ->
 %% connection lives on the NIF's duplicate. `Pending' is the listener's TLS
 %% map, kept until the handshake for `handshake/3' options; `Pump' the
 %% relay of a custom transport.
-adopt_fd(Tcp, Config, Peer, Emulated, Pending, Pump) ->
+adopt_fd(Tcp, Config, Peer, Emulated, Pending, Pump, Initial) ->
     Result = case prim_inet:getfd(Tcp) of
-                 {ok, Fd} -> rssl_nif:adopt(Fd, Config, Peer, Emulated, Pending, Pump);
+                 {ok, Fd} -> rssl_nif:adopt(Fd, Config, Peer, Emulated, Pending, Pump, Initial);
                  Error -> Error
              end,
     gen_tcp:close(Tcp),

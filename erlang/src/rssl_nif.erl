@@ -1,11 +1,11 @@
 %% @doc NIF stubs for rssl. The implementations live in Rust (src/nif/).
 -module(rssl_nif).
 -export([config_new/1, config_cached/1, config_clear_cache/0,
-         adopt/6, pending_options/1, transport/1, set_config/3, handshake/2, send/3, send_dirty/3, recv/3, recv_cancel/2,
+         adopt/7, pending_options/1, transport/1, set_config/3, handshake/2, send/3, send_dirty/3, recv/3, recv_cancel/2,
          setopts/2, getopts/1, close/1, shutdown/3, controlling_process/2,
          sockname/1, peername/1, info/1, peercert/1, suites/2,
          set_sockopts/2, get_sockopts/2, getstat/1, send_cancel/2,
-         cell_new/1, cell_get/1, cell_set/2, callback_reply/2, prf/5, renegotiate/2]).
+         cell_new/1, cell_get/1, cell_set/2, callback_reply/2, prf/5, renegotiate/2, notify_passive/1]).
 -on_load(init/0).
 
 init() ->
@@ -21,7 +21,7 @@ init() ->
 config_new(_Options) -> ?NIF.
 config_cached(_Options) -> ?NIF.
 config_clear_cache() -> ?NIF.
-adopt(_Fd, _Config, _Peer, _SocketOptions, _Pending, _Pump) -> ?NIF.
+adopt(_Fd, _Config, _Peer, _SocketOptions, _Pending, _Pump, _Initial) -> ?NIF.
 transport(_Socket) -> ?NIF.
 pending_options(_Socket) -> ?NIF.
 set_config(_Socket, _Config, _Peer) -> ?NIF.
@@ -50,3 +50,4 @@ cell_set(_Cell, _Term) -> ?NIF.
 callback_reply(_Call, _Answer) -> ?NIF.
 prf(_Socket, _Secret, _Label, _Seed, _Length) -> ?NIF.
 renegotiate(_Socket, _Tag) -> ?NIF.
+notify_passive(_Socket) -> ?NIF.

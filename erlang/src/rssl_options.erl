@@ -34,7 +34,7 @@
 
 %% Options accepted for compatibility that have nothing to act on in rssl
 %% (logging and process tuning of OTP's ssl connection processes).
--define(NO_EFFECT, [log_alert, log_level, hibernate_after, padding_check,
+-define(NO_EFFECT, [log_alert, log_level, padding_check,
                     beast_mitigation, max_handshake_size, middlebox_comp_mode,
                     receiver_spawn_opts, sender_spawn_opts, erl_dist,
                     protocol]).
@@ -133,7 +133,7 @@ is_emulated(Key) -> lists:member(Key, ?EMULATED).
 emulated({mode, M} = O) when M =:= list; M =:= binary -> O;
 emulated({active, A} = O) when is_boolean(A); A =:= once -> O;
 emulated({active, N} = O) when is_integer(N), N >= -32768, N =< 32767 -> O;
-emulated({packet, P}) when P =:= raw; P =:= 0 -> {packet, 0};
+emulated({packet, P} = O) when P =:= raw; P =:= 0 -> O;
 emulated({packet, P} = O) when P =:= 1; P =:= 2; P =:= 4; P =:= line; P =:= asn1;
                                P =:= cdr; P =:= sunrm; P =:= fcgi; P =:= tpkt -> O;
 emulated({packet, P} = O) when P =:= http; P =:= http_bin; P =:= httph; P =:= httph_bin -> O;
@@ -222,6 +222,12 @@ tls(client, {fallback, B}, Tls) when is_boolean(B) ->
 tls(_Role, {supported_groups, Groups} = Opt, Tls) when is_list(Groups) ->
     Names = [group_name(G, Opt) || G <- Groups],
     Tls#{supported_groups => iolist_to_binary(lists:join(":", Names))};
+%% There is no connection process to hibernate; the value is still checked.
+tls(_Role, {hibernate_after, T}, Tls) when T =:= undefined; T =:= infinity;
+                                          is_integer(T), T >= 0 ->
+    Tls;
+tls(_Role, {hibernate_after, T}, _Tls) ->
+    throw({options, {hibernate_after, T}});
 tls(_Role, {verify_fun, undefined}, Tls) ->
     maps:remove(verify_fun, Tls);
 tls(_Role, {verify_fun, {Fun, _} = V}, Tls) when is_function(Fun, 3); is_function(Fun, 4) ->

@@ -60,15 +60,16 @@ pub enum Failure {
     Tls(Error),
     /// A socket error by its POSIX name.
     Posix(&'static str),
-    /// A packet over `packet_size`, or too big for its header.
-    TooBig,
+    /// A packet over `packet_size` (or malformed): all unread bytes.
+    InvalidPacket(Vec<u8>),
+    /// A packet to send too big for its length header: (size, largest).
+    PacketTooLarge(usize, usize),
 }
 
 impl From<FrameError> for Failure {
     fn from(e: FrameError) -> Failure {
         match e {
-            FrameError::TooBig => Failure::TooBig,
-            FrameError::Invalid => Failure::Posix("einval"),
+            FrameError::TooBig | FrameError::Invalid => Failure::InvalidPacket(Vec::new()),
         }
     }
 }
@@ -126,6 +127,8 @@ struct State<H: Host> {
     input_done: bool,
     /// Why input ended, when it was not a clean close.
     failure: Option<Failure>,
+    /// `failure` was given to the application once; later reads say closed.
+    failure_reported: bool,
     /// `{ssl_closed, S}` (or the error) has been given to the owner.
     end_reported: bool,
     /// Reading stopped because too much plaintext waits.
@@ -184,6 +187,7 @@ impl<H: Host> Conn<H> {
                 write_failed: false,
                 input_done: false,
                 failure: None,
+                failure_reported: false,
                 end_reported: false,
                 read_paused: false,
                 write_shut: false,
@@ -245,11 +249,10 @@ impl<H: Host> Conn<H> {
         {
             return Err(Failure::Closed);
         }
-        let header = s
-            .options
-            .packet
+        let packet = s.options.packet;
+        let header = packet
             .header(data.len())
-            .map_err(|_| Failure::TooBig)?;
+            .map_err(|_| Failure::PacketTooLarge(data.len(), packet.max_payload().unwrap_or(0)))?;
         if !header.is_empty() {
             s.tls.write(&header).map_err(Failure::Tls)?;
         }
@@ -275,6 +278,10 @@ impl<H: Host> Conn<H> {
             return Ok(RecvOutcome::Done);
         }
         if s.options.active.is_active() {
+            if s.input_done && s.end_reported {
+                deliver(&s.options, Err(Failure::Closed));
+                return Ok(RecvOutcome::Done);
+            }
             return Err("einval");
         }
         if s.recv_waiter.is_some() {
@@ -295,6 +302,8 @@ impl<H: Host> Conn<H> {
             }
             Taken::Failed(failure) => {
                 deliver(&options, Err(failure));
+                // The poller releases the socket of a finished connection.
+                self.poller.kick(self.token);
                 Ok(RecvOutcome::Done)
             }
             Taken::Nothing => {
@@ -330,17 +339,21 @@ impl<H: Host> Conn<H> {
     }
 
     /// Changes the emulated options; data due in the new mode is delivered now.
+    /// `change` returns whether `{ssl_passive, S}` is due, or None to
+    /// refuse the change (nothing is applied then: `Ok(false)`).
     pub fn set_options(
         &self,
-        change: impl FnOnce(&mut SocketOptions) -> bool,
+        change: impl FnOnce(&mut SocketOptions) -> Option<bool>,
         outbox: &mut dyn Outbox<H>,
-    ) -> Result<(), Failure> {
+    ) -> Result<bool, Failure> {
         let mut s = self.state.lock();
         if s.closed_by_user() {
             return Err(Failure::Closed);
         }
         let mut options = s.options;
-        let passive_due = change(&mut options);
+        let Some(passive_due) = change(&mut options) else {
+            return Ok(false);
+        };
         s.options = options;
         if passive_due {
             outbox.to_owner(&s.owner, &options, Message::Passive);
@@ -349,7 +362,7 @@ impl<H: Host> Conn<H> {
             s.deliver(outbox);
             s.resume_reading(self);
         }
-        Ok(())
+        Ok(true)
     }
 
     pub fn update_owner<R>(&self, f: impl FnOnce(&mut H::Owner) -> R) -> R {
@@ -478,6 +491,9 @@ impl<H: Host> Conn<H> {
     /// `shutdown/2`: `write` sends close_notify and FIN, `read` drops input.
     pub fn shutdown(&self, read: bool, write: bool) -> Result<(), Failure> {
         let mut s = self.state.lock();
+        if s.closed_by_user() {
+            return Err(Failure::Closed);
+        }
         if s.fd < 0 || s.phase != Phase::Established {
             return Err(Failure::Posix("enotconn"));
         }
@@ -486,7 +502,7 @@ impl<H: Host> Conn<H> {
             s.plain_pos = 0;
             s.plain_end = 0;
         }
-        if write && !s.write_shut || s.write_failed {
+        if write && !s.write_shut {
             s.write_shut = true;
             s.tls.close();
             let _ = s.flush();
@@ -525,7 +541,7 @@ impl<H: Host> State<H> {
 
     /// The next packet for a passive recv of `len` (raw mode only) bytes,
     /// as an absolute range into `plain`.
-    fn take_packet(&self, len: usize) -> Taken {
+    fn take_packet(&mut self, len: usize) -> Taken {
         let buf = self.buffered();
         let frame = match self.options.packet {
             Packet::Raw if len > 0 => {
@@ -546,12 +562,39 @@ impl<H: Host> State<H> {
                 let start = self.plain_pos + f.start;
                 Taken::Packet(start..start + f.len, self.plain_pos + f.consumed)
             }
-            Err(e) => Taken::Failed(Failure::from(e)),
+            Err(_) => Taken::Failed(self.invalid_packet()),
             Ok(None) if self.input_done => {
-                Taken::Failed(self.failure.clone().unwrap_or(Failure::Closed))
+                // What is left can never complete a packet: it goes.
+                self.discard_plain();
+                Taken::Failed(self.report_failure())
             }
             Ok(None) => Taken::Nothing,
         }
+    }
+
+    /// A packet over `packet_size` (or malformed) ends the connection, as
+    /// in OTP's ssl; the error carries every unread byte.
+    fn invalid_packet(&mut self) -> Failure {
+        let failure = Failure::InvalidPacket(self.buffered().to_vec());
+        self.discard_plain();
+        self.input_done = true;
+        self.failure = Some(failure.clone());
+        self.failure_reported = true;
+        failure
+    }
+
+    /// Why reading ended: the failure the first time, `closed` after.
+    fn report_failure(&mut self) -> Failure {
+        if self.failure_reported {
+            return Failure::Closed;
+        }
+        self.failure_reported = true;
+        self.failure.clone().unwrap_or(Failure::Closed)
+    }
+
+    fn discard_plain(&mut self) {
+        self.plain_pos = 0;
+        self.plain_end = 0;
     }
 
     /// Sends buffered ciphertext; on a socket error, input ends too.
@@ -639,8 +682,13 @@ impl<H: Host> State<H> {
         self.decrypt();
     }
 
+    /// Too much plaintext waits and nobody is taking it: stop reading.
+    /// (A waiting recv or active delivery may need more bytes to complete a
+    /// large packet, so then reading goes on.)
     fn undelivered_too_much(&self) -> bool {
         self.plain_end - self.plain_pos > PLAIN_HIGH
+            && self.recv_waiter.is_none()
+            && !self.options.active.is_active()
     }
 
     /// Decrypts buffered ciphertext into `plain`.
@@ -713,11 +761,9 @@ impl<H: Host> State<H> {
                         }
                     }
                     Ok(None) => break,
-                    Err(e) => {
-                        self.failure = Some(Failure::from(e));
-                        self.input_done = true;
-                        self.plain_pos = 0;
-                        self.plain_end = 0;
+                    Err(_) => {
+                        self.invalid_packet();
+                        self.failure_reported = false;
                         break;
                     }
                 }
@@ -744,10 +790,15 @@ impl<H: Host> State<H> {
         if self.input_done && self.options.active.is_active() && !self.end_reported {
             // Anything left is an incomplete packet the peer will never finish.
             self.end_reported = true;
-            if let Some(failure) = self.failure.clone() {
-                outbox.to_owner(&self.owner, &self.options, Message::Error(&failure));
+            self.discard_plain();
+            let failure = self.report_failure();
+            match failure {
+                Failure::Closed => {}
+                ref other => outbox.to_owner(&self.owner, &self.options, Message::Error(other)),
             }
-            if !matches!(self.failure, Some(Failure::Tls(_))) {
+            // A TLS alert or an invalid packet is the end; anything else
+            // (a reset...) is followed by the close.
+            if !matches!(failure, Failure::Tls(_) | Failure::InvalidPacket(_)) {
                 outbox.to_owner(&self.owner, &self.options, Message::Closed);
             }
         }

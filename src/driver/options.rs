@@ -13,20 +13,19 @@ pub enum Active {
 }
 
 impl Active {
-    /// Applies `{active, N}` the way inet does: N is added to a running
-    /// count; a result of 0 or less makes the socket passive.
-    /// Returns the new mode and whether `{ssl_passive, S}` is due.
-    pub fn add_count(self, n: i32) -> (Active, bool) {
+    /// Applies `{active, N}` as OTP's `ssl` does: N <= 0 makes the socket
+    /// passive (and `{ssl_passive, S}` is due); N > 0 is added to a running
+    /// count, which may not pass 32767 (None: the option is refused).
+    pub fn add_count(self, n: i32) -> Option<(Active, bool)> {
+        if n <= 0 {
+            return Some((Active::False, true));
+        }
         let current = match self {
             Active::Count(c) => c as i64,
             _ => 0,
         };
-        let total = (current + n as i64).min(32767);
-        if total <= 0 {
-            (Active::False, true)
-        } else {
-            (Active::Count(total as u32), false)
-        }
+        let total = current + n as i64;
+        (total <= 32767).then_some((Active::Count(total as u32), false))
     }
 
     /// After one message is delivered: the new mode and whether the
@@ -50,6 +49,8 @@ impl Active {
 pub struct SocketOptions {
     pub active: Active,
     pub packet: Packet,
+    /// `{packet, raw}` rather than `{packet, 0}` (getopts says which).
+    pub packet_raw_name: bool,
     /// Largest packet accepted (0: no limit).
     pub packet_size: usize,
     /// `{mode, binary}` when true, `{mode, list}` when false.
@@ -70,6 +71,8 @@ pub struct InetEmulated {
     pub send_timeout_close: bool,
     pub delay_send: bool,
     pub buffer: usize,
+    /// `buffer` was set by the user: `recbuf` no longer moves it.
+    pub buffer_set: bool,
     pub high_watermark: usize,
     pub low_watermark: usize,
     pub show_econnreset: bool,
@@ -83,6 +86,7 @@ impl Default for InetEmulated {
             send_timeout_close: false,
             delay_send: false,
             buffer: 1460,
+            buffer_set: false,
             high_watermark: 8192,
             low_watermark: 4096,
             show_econnreset: false,
@@ -96,6 +100,7 @@ impl Default for SocketOptions {
         SocketOptions {
             active: Active::True,
             packet: Packet::Raw,
+            packet_raw_name: false,
             packet_size: 0,
             binary: false,
             header: 0,
@@ -111,12 +116,13 @@ mod tests {
 
     #[test]
     fn active_n_counts_down_to_passive() {
-        let (a, passive) = Active::False.add_count(2);
+        let (a, passive) = Active::False.add_count(2).unwrap();
         assert_eq!((a, passive), (Active::Count(2), false));
         let (a, passive) = a.after_message();
         assert_eq!((a, passive), (Active::Count(1), false));
         assert_eq!(a.after_message(), (Active::False, true));
-        assert_eq!(Active::Count(3).add_count(-5), (Active::False, true));
+        assert_eq!(Active::Count(5).add_count(-4), Some((Active::False, true)));
+        assert_eq!(Active::Count(4).add_count(32767), None);
         assert_eq!(Active::Once.after_message(), (Active::False, false));
         assert_eq!(Active::True.after_message(), (Active::True, false));
     }

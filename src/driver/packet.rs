@@ -109,22 +109,14 @@ impl Packet {
                 }))
             }
             Packet::Line => match buf.iter().position(|b| *b == b'\n') {
-                Some(i) if max > 0 && i + 1 > max => Ok(Some(Frame {
-                    start: 0,
-                    len: max,
-                    consumed: max,
-                })),
+                // A line over the limit is an invalid packet, as in OTP's ssl.
+                Some(i) if max > 0 && i + 1 > max => Err(FrameError::TooBig),
                 Some(i) => Ok(Some(Frame {
                     start: 0,
                     len: i + 1,
                     consumed: i + 1,
                 })),
-                // A line longer than the limit is cut, as inet does.
-                None if max > 0 && buf.len() >= max => Ok(Some(Frame {
-                    start: 0,
-                    len: max,
-                    consumed: max,
-                })),
+                None if max > 0 && buf.len() > max => Err(FrameError::TooBig),
                 None => Ok(None),
             },
         }
@@ -208,6 +200,14 @@ impl Packet {
     }
 
     /// The header to put in front of an outgoing packet of `len` bytes.
+    /// The largest payload the header can describe (None: no header).
+    pub fn max_payload(self) -> Option<usize> {
+        match self {
+            Packet::Length(size) if size < 8 => Some((1usize << (8 * size as usize)) - 1),
+            _ => None,
+        }
+    }
+
     pub fn header(self, len: usize) -> Result<Vec<u8>, FrameError> {
         match self {
             Packet::Length(size) => {
@@ -342,7 +342,7 @@ mod tests {
         let f = Packet::Line.next_frame(b"ab\ncd", 0).unwrap().unwrap();
         assert_eq!((f.len, f.consumed), (3, 3));
         assert_eq!(Packet::Line.next_frame(b"abcd", 0), Ok(None));
-        let cut = Packet::Line.next_frame(b"abcd", 2).unwrap().unwrap();
-        assert_eq!(cut.len, 2);
+        assert_eq!(Packet::Line.next_frame(b"abcd", 2), Err(FrameError::TooBig));
+        assert_eq!(Packet::Line.next_frame(b"ab\n", 2), Err(FrameError::TooBig));
     }
 }

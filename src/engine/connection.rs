@@ -357,6 +357,13 @@ impl Connection {
             }
             other => other,
         };
+        // Bytes that are no TLS record at all: OTP checks the record type
+        // first and says unexpected_message; OpenSSL, protocol_version.
+        const PROTOCOL_VERSION: u8 = 70;
+        let sent = match sent {
+            Some(PROTOCOL_VERSION) if self.established => Some(10),
+            other => other,
+        };
         let err = match (sent, received) {
             (Some(code), _) => Error::Alert {
                 alert: Alert(code),

@@ -61,6 +61,7 @@ extern "C" {
     pub fn SSL_CIPHER_get_protocol_id(cipher: *const openssl_sys::SSL_CIPHER) -> u16;
 
     // PSK and SRP.
+    pub fn SSL_get_pending_cipher(ssl: *const SSL) -> *const openssl_sys::SSL_CIPHER;
     pub fn SSL_CTX_use_psk_identity_hint(ctx: *mut SSL_CTX, hint: *const c_char) -> c_int;
     pub fn SSL_CTX_set_srp_username(ctx: *mut SSL_CTX, name: *mut c_char) -> c_int;
     pub fn SSL_CTX_set_srp_password(ctx: *mut SSL_CTX, password: *mut c_char) -> c_int;

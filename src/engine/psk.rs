@@ -126,8 +126,11 @@ pub(crate) fn install(b: &mut openssl::ssl::SslContextBuilder, o: &Options) -> R
         Role::Client => {
             let identity = o.psk_identity.clone().unwrap_or_default();
             let lookup = lookup.clone();
-            b.set_psk_client_callback(move |_ssl, hint, identity_out, key_out| {
+            b.set_psk_client_callback(move |ssl, hint, identity_out, key_out| {
                 guard(Ok(0), || {
+                    // (EC)DHE_PSK key exchanges always carry a hint, empty
+                    // when the server has none (OpenSSL reports none).
+                    let hint = hint.or_else(|| hint_always_sent(ssl).then_some(&b""[..]));
                     let Some(UserSecret::Psk(key)) = lookup(&UserLookup::Psk { identity: hint })
                     else {
                         return Ok(0);
@@ -158,6 +161,20 @@ pub(crate) fn install(b: &mut openssl::ssl::SslContextBuilder, o: &Options) -> R
         }
     }
     Ok(())
+}
+
+/// Whether the suite being negotiated sends a PSK identity hint even when
+/// empty (ECDHE_PSK and DHE_PSK; plain PSK sends none).
+fn hint_always_sent(ssl: &SslRef) -> bool {
+    // SAFETY: a live SSL; the pending cipher is a static OpenSSL table entry.
+    unsafe {
+        let cipher = ffi::SSL_get_pending_cipher(ssl.as_ptr());
+        if cipher.is_null() {
+            return false;
+        }
+        let name = openssl::ssl::SslCipherRef::from_ptr(cipher as *mut _).name();
+        name.starts_with("ECDHE-PSK") || name.starts_with("DHE-PSK")
+    }
 }
 
 impl super::Connection {

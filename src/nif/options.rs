@@ -11,12 +11,13 @@ use crate::driver::{Active, Packet, SocketOptions};
 use rustler::{Atom, Encoder, Env, NifResult, Term};
 
 /// Applies `{Key, Value}` pairs of emulated options (validated in Erlang).
-/// Returns whether `{ssl_passive, S}` is due.
+/// Returns whether `{ssl_passive, S}` is due, or None when `{active, N}`
+/// would take the count past its limit.
 pub fn apply_options<'a>(
     env: Env<'a>,
     options: &mut SocketOptions,
     pairs: &[(Atom, Term<'a>)],
-) -> bool {
+) -> Option<bool> {
     let mut passive_due = false;
     for (key, value) in pairs {
         let name = key.to_term(env).atom_to_string().unwrap_or_default();
@@ -25,9 +26,9 @@ pub fn apply_options<'a>(
         match name.as_str() {
             "active" => {
                 if let Ok(n) = value.decode::<i32>() {
-                    let (active, due) = options.active.add_count(n);
+                    let (active, due) = options.active.add_count(n)?;
                     options.active = active;
-                    passive_due = due;
+                    passive_due |= due;
                 } else if *value == atoms::once().to_term(env) {
                     options.active = Active::Once;
                 } else if let Some(on) = flag {
@@ -36,6 +37,7 @@ pub fn apply_options<'a>(
             }
             "packet" => {
                 let kind = value.atom_to_string().unwrap_or_default();
+                options.packet_raw_name = kind == "raw";
                 options.packet = match value.decode::<u8>() {
                     Ok(n @ (1 | 2 | 4)) => Packet::Length(n),
                     Ok(_) => Packet::Raw,
@@ -63,7 +65,10 @@ pub fn apply_options<'a>(
             "send_timeout_close" => options.inet.send_timeout_close = flag.unwrap_or(false),
             "delay_send" => options.inet.delay_send = flag.unwrap_or(false),
             "show_econnreset" => options.inet.show_econnreset = flag.unwrap_or(false),
-            "buffer" => options.inet.buffer = count.unwrap_or(options.inet.buffer),
+            "buffer" => {
+                options.inet.buffer = count.unwrap_or(options.inet.buffer);
+                options.inet.buffer_set = true;
+            }
             "high_watermark" => {
                 options.inet.high_watermark = count.unwrap_or(options.inet.high_watermark)
             }
@@ -73,7 +78,7 @@ pub fn apply_options<'a>(
             _ => {}
         }
     }
-    passive_due
+    Some(passive_due)
 }
 
 #[rustler::nif]
@@ -88,7 +93,8 @@ fn setopts<'a>(
         &mut CallerOutbox { env },
     );
     Ok(match result {
-        Ok(()) => atoms::ok().encode(env),
+        Ok(true) => atoms::ok().encode(env),
+        Ok(false) => atom(env, "rejected"),
         Err(f) => error_tuple(env, &f),
     })
 }
@@ -108,6 +114,7 @@ fn getopts<'a>(env: Env<'a>, socket: Term<'a>) -> NifResult<Term<'a>> {
         Active::Count(n) => n.encode(env),
     };
     let packet = match o.packet {
+        Packet::Raw if o.packet_raw_name => atom(env, "raw"),
         Packet::Raw => 0u8.encode(env),
         Packet::Length(n) => n.encode(env),
         Packet::Line => atom(env, "line"),
@@ -218,6 +225,18 @@ fn set_sockopts<'a>(
         if let Err(f) = res.conn.set_sockopt(opt) {
             return Ok(error_tuple(env, &f));
         }
+        if let SockOpt::RecBuf(size) = opt {
+            // As inet: the user-space buffer follows recbuf unless set.
+            let _ = res.conn.set_options(
+                |o| {
+                    if !o.inet.buffer_set {
+                        o.inet.buffer = size.max(0) as usize;
+                    }
+                    Some(false)
+                },
+                &mut CallerOutbox { env },
+            );
+        }
     }
     Ok(atoms::ok().encode(env))
 }
@@ -277,4 +296,20 @@ fn send_cancel(socket: Term, tag: i64) -> NifResult<Atom> {
     } else {
         atoms::gone()
     })
+}
+
+/// Sends `{ssl_passive, S}` to the owner without changing anything: OTP's
+/// ssl does so for an `{active, N}` out of range, which it then refuses.
+#[rustler::nif]
+fn notify_passive<'a>(env: Env<'a>, socket: Term<'a>) -> NifResult<Term<'a>> {
+    let res = conn_of(socket)?;
+    Ok(
+        match res
+            .conn
+            .set_options(|_| Some(true), &mut CallerOutbox { env })
+        {
+            Ok(_) => atoms::ok().encode(env),
+            Err(f) => error_tuple(env, &f),
+        },
+    )
 }

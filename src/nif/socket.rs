@@ -79,6 +79,8 @@ fn peer_name(peer: Term) -> NifResult<PeerName> {
 }
 
 /// Takes over a connected TCP fd; the caller becomes the owner.
+// The arguments are those of rssl_nif:adopt/7, one per Erlang-side fact.
+#[allow(clippy::too_many_arguments)]
 #[rustler::nif]
 fn adopt<'a>(
     env: Env<'a>,
@@ -88,13 +90,18 @@ fn adopt<'a>(
     socket_options: Vec<(Atom, Term<'a>)>,
     pending: Term<'a>,
     pump: Term<'a>,
+    initial: Binary<'a>,
 ) -> NifResult<Term<'a>> {
     let tls = match Connection::new(&config.config, &peer_name(peer)?) {
-        Ok(tls) => tls,
+        Ok(mut tls) => {
+            // Ciphertext gen_tcp had already read from the socket.
+            tls.receive(initial.as_slice());
+            tls
+        }
         Err(e) => return Ok((atoms::error(), error_term(env, &e)).encode(env)),
     };
     let mut options = SocketOptions::default();
-    super::options::apply_options(env, &mut options, &socket_options);
+    let _ = super::options::apply_options(env, &mut options, &socket_options);
     let owner = Owner {
         pid: env.pid(),
         socket: None,
@@ -281,6 +288,11 @@ fn close(env: Env, socket: Term) -> NifResult<Atom> {
 #[rustler::nif]
 fn shutdown<'a>(env: Env<'a>, socket: Term<'a>, read: bool, write: bool) -> NifResult<Term<'a>> {
     let res = conn_of(socket)?;
+    if read && res.conn.options().is_ok_and(|o| o.exit_on_close) {
+        // As OTP's ssl: with exit_on_close, no reading means no connection.
+        close_conn(env, &res.conn);
+        return Ok(atoms::ok().encode(env));
+    }
     Ok(match res.conn.shutdown(read, write) {
         Ok(()) => atoms::ok().encode(env),
         Err(f) => error_tuple(env, &f),

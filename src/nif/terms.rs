@@ -61,7 +61,14 @@ pub fn failure_term<'a>(env: Env<'a>, f: &Failure) -> Term<'a> {
         Failure::Closed => atoms::closed().encode(env),
         Failure::Tls(e) => error_term(env, e),
         Failure::Posix(name) => atom(env, name),
-        Failure::TooBig => atoms::emsgsize().encode(env),
+        Failure::InvalidPacket(bytes) => {
+            (atom(env, "invalid_packet"), binary(env, bytes)).encode(env)
+        }
+        Failure::PacketTooLarge(size, max) => (
+            atom(env, "badarg"),
+            (atom(env, "packet_to_large"), *size, *max),
+        )
+            .encode(env),
     }
 }
 
@@ -168,12 +175,15 @@ pub fn data_term<'a>(env: Env<'a>, options: &SocketOptions, data: &[u8]) -> Term
     if options.binary && options.header == 0 {
         return binary(env, data);
     }
-    let (head, tail) = if options.binary {
-        data.split_at(options.header.min(data.len()))
+    // With {header, N}, N bytes as a list; as OTP's ssl, the binary tail is
+    // there only when the data is at least N bytes long.
+    let with_tail = options.binary && data.len() >= options.header;
+    let (head, tail) = if with_tail {
+        data.split_at(options.header)
     } else {
         (data, &data[data.len()..])
     };
-    let mut list = if options.binary {
+    let mut list = if with_tail {
         binary(env, tail)
     } else {
         Term::list_new_empty(env)
