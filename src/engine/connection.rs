@@ -12,7 +12,6 @@ use foreign_types::{ForeignType, ForeignTypeRef};
 use libc::c_int;
 use once_cell::sync::Lazy;
 use openssl::ssl::{ErrorCode, Ssl, SslRef, SslStream};
-use openssl::x509::X509VerifyResult;
 use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -315,10 +314,7 @@ impl Connection {
             output.truncate(flight_start);
         }
         *self.stream.get_mut().outgoing_mut() = output;
-        // SAFETY: a value that came from the verify callback.
-        let detail = unsafe { X509VerifyResult::from_raw(error as c_int) }
-            .error_string()
-            .to_string();
+        let detail = super::verify::failure_text(self.stream.ssl(), error).to_string();
         let err = Error::Alert {
             alert: Alert(code),
             role: self.role,
@@ -335,10 +331,7 @@ impl Connection {
         let (sent, received) = log.map_or((None, None), |l| (l.sent, l.received));
         let verify = unsafe { ffi::SSL_get_verify_result(self.stream.ssl().as_ptr()) };
         let detail = if verify != 0 {
-            // SAFETY: the value comes from SSL_get_verify_result.
-            unsafe { X509VerifyResult::from_raw(verify as c_int) }
-                .error_string()
-                .to_string()
+            super::verify::failure_text(self.stream.ssl(), verify as i32).to_string()
         } else {
             e.ssl_error()
                 .and_then(|stack| stack.errors().first().and_then(|err| err.reason()))

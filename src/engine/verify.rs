@@ -147,8 +147,15 @@ pub(crate) extern "C" fn verify_trampoline(
         let ok = apply_hooks(preverify_ok, store);
         if ok == 0 && store.error().as_raw() == X509_V_ERR_UNABLE_TO_GET_CRL {
             // OTP sends bad_certificate when revocation status is
-            // undetermined (OpenSSL would send unknown_ca).
+            // undetermined (OpenSSL would send unknown_ca); the error
+            // text still says why.
             store.set_error(X509VerifyResult::from_raw(X509_V_ERR_CERT_REJECTED));
+            if let Some(ssl) = X509StoreContext::ssl_idx()
+                .ok()
+                .and_then(|idx| store.ex_data(idx))
+            {
+                remember_reason(ssl, X509_V_ERR_UNABLE_TO_GET_CRL);
+            }
         }
         let error = store.error().as_raw();
         if ok == 0 {
@@ -175,6 +182,36 @@ pub(crate) extern "C" fn verify_trampoline(
         }
         ok
     })
+}
+
+/// An SSL ex_data slot (no destructor) for the verification error a
+/// failure is reported with when the error given to OpenSSL was changed
+/// only to get OTP's alert.
+static REASON_SLOT: once_cell::sync::Lazy<c_int> = once_cell::sync::Lazy::new(|| unsafe {
+    openssl_sys::CRYPTO_get_ex_new_index(
+        openssl_sys::CRYPTO_EX_INDEX_SSL,
+        0,
+        std::ptr::null_mut(),
+        None,
+        None,
+        None,
+    )
+});
+
+fn remember_reason(ssl: &openssl::ssl::SslRef, error: i32) {
+    // SAFETY: called inside the handshake that owns `ssl`; the slot holds
+    // a small integer, never a pointer.
+    unsafe {
+        openssl_sys::SSL_set_ex_data(ssl.as_ptr(), *REASON_SLOT, error as usize as *mut c_void)
+    };
+}
+
+/// The text of a verification failure: OpenSSL's for `error`, or for the
+/// error it stood for (see [`remember_reason`]).
+pub(crate) fn failure_text(ssl: &openssl::ssl::SslRef, error: i32) -> &'static str {
+    // SAFETY: the slot holds an integer or NULL.
+    let kept = unsafe { openssl_sys::SSL_get_ex_data(ssl.as_ptr(), *REASON_SLOT) } as usize;
+    error_text(if kept != 0 { kept as i32 } else { error })
 }
 
 /// The verify function and CRL best-effort rule, when the context has them.
