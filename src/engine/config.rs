@@ -160,7 +160,8 @@ fn build_context(o: &Options) -> Result<SslContext, Error> {
 
     match o.role {
         Role::Client => {
-            if o.versions.contains(&Version::Tls13) {
+            // Only a verifying client can reject the server's certificate.
+            if o.versions.contains(&Version::Tls13) && o.verify == Verify::Peer {
                 super::tls13_alert::install(&mut b);
             }
             if !o.alpn.is_empty() {
