@@ -79,9 +79,14 @@ impl Suite {
                 _ => "null",
             }
         };
+        // OTP's tables: SHA-1 and CCM suites, and the CBC-SHA256 suites of
+        // RFC 5246 itself (ids below 0x0100), use the default PRF; the others
+        // the suite's hash.
         let prf = match digest {
+            _ if cipher.contains("ccm") || mac == "sha" || mac == "md5" => "default_prf",
+            _ if mac == "sha256" && id < 0x0100 => "default_prf",
             Nid::SHA384 => "sha384",
-            Nid::SHA256 if tls13 || aead || mac == "sha256" => "sha256",
+            Nid::SHA256 => "sha256",
             _ => "default_prf",
         };
         Suite {
