@@ -180,7 +180,9 @@ static void session_s_client(const char *version_flag)
     rssl_config_builder *b = server_builder("server.pem", "server.key");
     CHECK_OK(rssl_config_builder_set_session_tickets(b, 1));
     const rssl_config *config = build(b);
-    const char *file = cert_path("session.pem");
+    /* One file per version: the two variants may run at the same time. */
+    const char *file = cert_path(strcmp(version_flag, "-tls1_2") == 0 ? "session_tls12.pem"
+                                                                      : "session_tls13.pem");
     for (int round = 0; round < 2; round++) {
         struct child client;
         const char *extra[] = {version_flag, "-CAfile", cert_path("ca.pem"),
