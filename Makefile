@@ -60,8 +60,9 @@ c: lib examples
 
 test: all test-rust test-c test-erlang
 
+# In release mode, sharing the dependencies the NIF build compiled.
 test-rust:
-	$(CARGO) test
+	$(CARGO) test --release
 
 test-c: c test-install test-c-asan
 	ctest --test-dir $(BUILD)/c_tests --output-on-failure -j2
