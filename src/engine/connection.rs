@@ -586,6 +586,14 @@ pub(crate) mod tests {
         )
     }
 
+    /// A client and a server that completed their handshake in memory.
+    pub(crate) fn established_pair(pki: &TestPki) -> (Connection, Connection) {
+        let (mut client, mut server) = pair(client_options(pki), server_options(pki), "localhost");
+        let (c, s) = handshake_pair(&mut client, &mut server);
+        assert_eq!((c, s), (Ok(Progress::Done), Ok(Progress::Done)));
+        (client, server)
+    }
+
     #[test]
     fn handshake_and_data_both_versions() {
         let pki = test_pki();
@@ -705,11 +713,7 @@ pub(crate) mod tests {
 
     #[test]
     fn end_of_stream_reads_as_closed() {
-        let pki = test_pki();
-        let (mut client, mut server) =
-            pair(client_options(&pki), server_options(&pki), "localhost");
-        let (c, s) = handshake_pair(&mut client, &mut server);
-        assert_eq!((c, s), (Ok(Progress::Done), Ok(Progress::Done)));
+        let (_client, mut server) = established_pair(&test_pki());
         server.receive_eof();
         let mut buf = [0u8; 16];
         assert_eq!(server.read(&mut buf).unwrap(), ReadOutcome::Closed);
@@ -717,11 +721,7 @@ pub(crate) mod tests {
 
     #[test]
     fn large_write_arrives_intact() {
-        let pki = test_pki();
-        let (mut client, mut server) =
-            pair(client_options(&pki), server_options(&pki), "localhost");
-        let (c, s) = handshake_pair(&mut client, &mut server);
-        assert_eq!((c, s), (Ok(Progress::Done), Ok(Progress::Done)));
+        let (mut client, mut server) = established_pair(&test_pki());
         let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
         client.write(&data).unwrap();
         shuttle(&mut client, &mut server);
