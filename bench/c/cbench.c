@@ -243,13 +243,18 @@ static void *hs_server(void *arg)
 {
     struct run *r = arg;
     while (!atomic_load(&r->stop)) {
+        /* Wait for a connection with a short timeout (to see `stop`), then
+         * give the handshake the full timeout (slow under valgrind). */
+        int lfd = r->lfd;
+        if (r->impl == IMPL_RSSL)
+            rssl_listener_fd(r->listener, &lfd);
+        struct timeval tv = {.tv_usec = 100000};
+        fd_set set;
+        FD_ZERO(&set);
+        FD_SET(lfd, &set);
+        if (select(lfd + 1, &set, NULL, NULL, &tv) <= 0)
+            continue;
         if (r->impl == IMPL_OPENSSL) {
-            struct timeval tv = {.tv_usec = 100000};
-            fd_set set;
-            FD_ZERO(&set);
-            FD_SET(r->lfd, &set);
-            if (select(r->lfd + 1, &set, NULL, NULL, &tv) <= 0)
-                continue;
             int fd = accept(r->lfd, NULL, NULL);
             if (fd < 0)
                 continue;
@@ -264,7 +269,7 @@ static void *hs_server(void *arg)
             ERR_clear_error();
         } else {
             rssl_conn *c = NULL;
-            rssl_result res = rssl_accept(r->listener, r->scfg, 100, &c);
+            rssl_result res = rssl_accept(r->listener, r->scfg, TIMEOUT_MS, &c);
             if (res == RSSL_OK)
                 rssl_close(c);
             else if (res != RSSL_TIMEOUT)

@@ -199,10 +199,9 @@ impl rssl_conn {
             if let Err(result) = self.pull(deadline) {
                 return result;
             }
-            let mut buf = vec![0u8; RECV_CHUNK];
             loop {
-                match self.tls.read(&mut buf) {
-                    Ok(ReadOutcome::Data(n)) => self.early_plain.extend_from_slice(&buf[..n]),
+                match self.tls.read_onto(&mut self.early_plain, RECV_CHUNK) {
+                    Ok(ReadOutcome::Data(_)) => {}
                     Ok(ReadOutcome::WouldBlock) => break,
                     Ok(ReadOutcome::Closed) => {
                         return error::set(RSSL_CLOSED, "connection closed by peer")

@@ -6,6 +6,7 @@ use super::error;
 use super::result::rssl_result::{self, *};
 use libc::c_int;
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
@@ -128,8 +129,9 @@ pub(crate) fn send_now(fd: RawFd, data: &[u8]) -> io::Result<usize> {
     }
 }
 
-/// One non-blocking recv; `Ok(0)` at end of stream.
-pub(crate) fn recv_now(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+/// One non-blocking recv into (possibly uninitialized) space; `Ok(0)` at
+/// end of stream.
+pub(crate) fn recv_now(fd: RawFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
     loop {
         let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
         if n >= 0 {
@@ -340,8 +342,13 @@ mod tests {
             Deadline::after_ms(1000),
         )
         .unwrap();
-        let mut buf = [0u8; 8];
+        let mut buf = [MaybeUninit::<u8>::uninit(); 8];
         assert_eq!(recv_now(server.as_raw_fd(), &mut buf).unwrap(), 2);
+        // SAFETY: recv wrote the first two bytes.
+        assert_eq!(
+            unsafe { [buf[0].assume_init(), buf[1].assume_init()] },
+            *b"hi"
+        );
     }
 
     #[test]

@@ -109,8 +109,8 @@ struct State<H: Host> {
     phase: Phase,
     owner: H::Owner,
     options: SocketOptions,
-    /// Decrypted plaintext not yet handed out is `plain[plain_pos..plain_end]`;
-    /// the storage past `plain_end` stays initialized for the next decrypt.
+    /// Decrypted plaintext not yet handed out is `plain[plain_pos..plain_end]`
+    /// (`plain_end` is its length); decrypts go into its spare capacity.
     plain: Vec<u8>,
     plain_pos: usize,
     plain_end: usize,
@@ -499,8 +499,7 @@ impl<H: Host> Conn<H> {
         }
         if read {
             s.read_shut = true;
-            s.plain_pos = 0;
-            s.plain_end = 0;
+            s.discard_plain();
         }
         if write && !s.write_shut {
             s.write_shut = true;
@@ -534,8 +533,7 @@ impl<H: Host> State<H> {
     fn consume(&mut self, end: usize) {
         self.plain_pos = end;
         if self.plain_pos >= self.plain_end {
-            self.plain_pos = 0;
-            self.plain_end = 0;
+            self.discard_plain();
         }
     }
 
@@ -595,6 +593,7 @@ impl<H: Host> State<H> {
     fn discard_plain(&mut self) {
         self.plain_pos = 0;
         self.plain_end = 0;
+        self.plain.clear();
     }
 
     /// Sends buffered ciphertext; on a socket error, input ends too.
@@ -700,25 +699,20 @@ impl<H: Host> State<H> {
             if self.input_done {
                 return;
             }
-            if self.plain_pos > 0 && self.plain.len() - self.plain_end < RECORD {
+            if self.plain_pos > 0 && self.plain.capacity() - self.plain_end < RECORD {
                 // Move the undelivered tail to the front instead of growing.
                 self.plain.copy_within(self.plain_pos..self.plain_end, 0);
                 self.plain_end -= self.plain_pos;
+                self.plain.truncate(self.plain_end);
                 self.plain_pos = 0;
             }
             let len = self.plain_end;
-            if self.plain.len() < len + RECORD {
-                self.plain.resize(len + RECORD, 0);
-            }
-            let outcome = self.tls.read(&mut self.plain[len..len + RECORD]);
-            let got = match outcome {
-                Ok(ReadOutcome::Data(n)) => n,
-                _ => 0,
-            };
-            self.plain_end = len + got;
+            let outcome = self.tls.read_onto(&mut self.plain, RECORD);
+            self.plain_end = self.plain.len();
             match outcome {
                 Ok(ReadOutcome::Data(_)) => {
                     if self.read_shut {
+                        self.plain.truncate(len);
                         self.plain_end = len;
                     }
                 }

@@ -1,6 +1,7 @@
 //! Thin, safe wrappers over the socket system calls the driver needs.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::RawFd;
 
@@ -29,7 +30,8 @@ pub fn close(fd: RawFd) {
     unsafe { libc::close(fd) };
 }
 
-pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+/// One read into (possibly uninitialized) space.
+pub fn read(fd: RawFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
     loop {
         let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
         if n >= 0 {

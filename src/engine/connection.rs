@@ -12,6 +12,7 @@ use foreign_types::{ForeignType, ForeignTypeRef};
 use libc::c_int;
 use once_cell::sync::Lazy;
 use openssl::ssl::{ErrorCode, Ssl, SslRef, SslStream};
+use std::mem::MaybeUninit;
 use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -178,7 +179,7 @@ impl Connection {
     pub fn receive_with<E>(
         &mut self,
         max: usize,
-        fill: impl FnOnce(&mut [u8]) -> Result<usize, E>,
+        fill: impl FnOnce(&mut [MaybeUninit<u8>]) -> Result<usize, E>,
     ) -> Result<usize, E> {
         self.stream.get_mut().fill_incoming(max, fill)
     }
@@ -209,10 +210,30 @@ impl Connection {
 
     /// Decrypts buffered input into `buf`.
     pub fn read(&mut self, buf: &mut [u8]) -> Result<ReadOutcome, Error> {
+        // SAFETY: initialized bytes viewed as maybe-uninitialized ones;
+        // OpenSSL only writes to them.
+        let buf = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
+        self.read_uninit(buf)
+    }
+
+    /// Decrypts up to `max` bytes onto the end of `plain`, in its spare
+    /// capacity (no zeroing first).
+    pub fn read_onto(&mut self, plain: &mut Vec<u8>, max: usize) -> Result<ReadOutcome, Error> {
+        plain.reserve(max);
+        let len = plain.len();
+        let outcome = self.read_uninit(&mut plain.spare_capacity_mut()[..max]);
+        if let Ok(ReadOutcome::Data(n)) = outcome {
+            // SAFETY: OpenSSL wrote the first `n` bytes of the spare space.
+            unsafe { plain.set_len(len + n) };
+        }
+        outcome
+    }
+
+    fn read_uninit(&mut self, buf: &mut [MaybeUninit<u8>]) -> Result<ReadOutcome, Error> {
         if let Some(err) = &self.failure {
             return Err(err.clone());
         }
-        let outcome = match self.stream.ssl_read(buf) {
+        let outcome = match self.stream.ssl_read_uninit(buf) {
             Ok(n) => ReadOutcome::Data(n),
             Err(e) if e.code() == ErrorCode::WANT_READ => ReadOutcome::WouldBlock,
             Err(e) if e.code() == ErrorCode::ZERO_RETURN => ReadOutcome::Closed,

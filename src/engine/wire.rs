@@ -1,12 +1,13 @@
 //! The in-memory "socket" OpenSSL reads ciphertext from and writes it to.
 
 use std::io::{self, Read, Write};
+use std::mem::MaybeUninit;
 
 /// Ciphertext buffers between the transport and OpenSSL.
 #[derive(Default)]
 pub struct Wire {
-    /// Initialized storage; bytes `read_pos..filled` are unread ciphertext.
-    /// Kept longer than `filled` so reads need no fresh zeroing.
+    /// Bytes `read_pos..filled` are unread ciphertext (`filled` is the
+    /// length); the spare capacity is filled straight from the transport.
     incoming: Vec<u8>,
     filled: usize,
     read_pos: usize,
@@ -20,26 +21,28 @@ const KEEP_CAPACITY: usize = 256 * 1024;
 
 impl Wire {
     pub fn push_incoming(&mut self, data: &[u8]) {
-        let _ = self.fill_incoming(data.len(), |buf| {
-            buf.copy_from_slice(data);
-            Ok::<usize, ()>(data.len())
-        });
+        self.compact();
+        self.incoming.extend_from_slice(data);
+        self.filled = self.incoming.len();
     }
 
-    /// Lets the caller fill up to `max` bytes of incoming space directly (e.g. `read(2)`).
+    /// Lets the caller fill up to `max` bytes of incoming space directly
+    /// (e.g. `read(2)`). The space is not zeroed first: the callback only
+    /// writes to it, and just the `Ok(n)` bytes it reports count.
     pub fn fill_incoming<E>(
         &mut self,
         max: usize,
-        fill: impl FnOnce(&mut [u8]) -> Result<usize, E>,
+        fill: impl FnOnce(&mut [MaybeUninit<u8>]) -> Result<usize, E>,
     ) -> Result<usize, E> {
         self.compact();
+        self.incoming.reserve(max);
         let start = self.filled;
-        if self.incoming.len() < start + max {
-            self.incoming.resize(start + max, 0);
-        }
-        let result = fill(&mut self.incoming[start..start + max]);
+        let result = fill(&mut self.incoming.spare_capacity_mut()[..max]);
         let got = *result.as_ref().unwrap_or(&0);
-        self.filled = start + got.min(max);
+        let got = got.min(max);
+        // SAFETY: the callback initialized the first `got` spare bytes.
+        unsafe { self.incoming.set_len(start + got) };
+        self.filled = start + got;
         result
     }
 
@@ -81,6 +84,7 @@ impl Wire {
         }
         self.incoming.copy_within(self.read_pos..self.filled, 0);
         self.filled -= self.read_pos;
+        self.incoming.truncate(self.filled);
         self.read_pos = 0;
     }
 }
@@ -100,6 +104,7 @@ impl Read for Wire {
         if self.read_pos == self.filled {
             self.read_pos = 0;
             self.filled = 0;
+            self.incoming.clear();
         }
         Ok(n)
     }
@@ -139,7 +144,9 @@ mod tests {
     fn fill_keeps_only_what_was_filled() {
         let mut wire = Wire::default();
         let n: Result<usize, ()> = wire.fill_incoming(100, |buf| {
-            buf[..4].copy_from_slice(b"abcd");
+            for (slot, byte) in buf.iter_mut().zip(b"abcd") {
+                slot.write(*byte);
+            }
             Ok(4)
         });
         assert_eq!(n, Ok(4));
@@ -147,5 +154,8 @@ mod tests {
         let failed: Result<usize, ()> = wire.fill_incoming(100, |_| Err(()));
         assert!(failed.is_err());
         assert_eq!(wire.incoming_len(), 4);
+        let mut buf = [0u8; 8];
+        assert_eq!(wire.read(&mut buf).unwrap(), 4);
+        assert_eq!(&buf[..4], b"abcd");
     }
 }
