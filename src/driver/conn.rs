@@ -92,8 +92,15 @@ enum Phase {
     Closed,
 }
 
+/// The most one read(2) takes...
+const READ_CHUNK: usize = 60 * 1024;
+/// ...and the first one after a wake-up: a full TLS record with its header
+/// and tag.
+const FIRST_READ: usize = 16 * 1024 + 512;
 /// Ciphertext read per wake-up before giving other connections a turn.
 const READ_BUDGET: usize = 512 * 1024;
+/// Ciphertext a passive `recv` reads itself, on the caller's scheduler.
+const INLINE_READ_BUDGET: usize = 128 * 1024;
 /// Largest TLS record payload: the unit of decryption.
 const RECORD: usize = 16 * 1024;
 /// Undelivered plaintext above which the socket is no longer read.
@@ -289,7 +296,9 @@ impl<H: Host> Conn<H> {
         }
         if s.phase == Phase::Established && !s.eof && s.fd >= 0 {
             // Read what the socket has now, saving a trip through the poller.
-            s.pump_input(READ_BUDGET);
+            // A short read may stop early: the end of input, if it is
+            // already here, still raises an event for the poller.
+            s.pump_input(INLINE_READ_BUDGET, false);
         }
         let options = s.options;
         match s.take_packet(len) {
@@ -627,9 +636,11 @@ impl<H: Host> State<H> {
         Ok(())
     }
 
-    /// Reads ciphertext and decrypts it, up to `budget` bytes.
+    /// Reads ciphertext and decrypts it, up to `budget` bytes. Stops at a
+    /// short read (the socket is empty: new data raises a new event) unless
+    /// `to_the_end`, when it reads on to EAGAIN or the end of the stream.
     /// Returns true if the budget ran out with the socket maybe still readable.
-    fn pump_input(&mut self, budget: usize) -> bool {
+    fn pump_input(&mut self, budget: usize, to_the_end: bool) -> bool {
         let mut total = 0;
         loop {
             if self.fd < 0 || self.eof || self.read_paused {
@@ -639,10 +650,11 @@ impl<H: Host> State<H> {
                 return true;
             }
             let fd = self.fd;
-            match self
-                .tls
-                .receive_with(64 * 1024, |buf| socket::read(fd, buf))
-            {
+            // The first read of a wake-up is one record's worth: most
+            // wake-ups bring less, and a small buffer is cheaper to get and
+            // give back (a chunk of 64 KiB or more makes free() consolidate).
+            let chunk = if total == 0 { FIRST_READ } else { READ_CHUNK };
+            let drained = match self.tls.receive_with(chunk, |buf| socket::read(fd, buf)) {
                 Ok(0) => {
                     self.end_of_stream();
                     return false;
@@ -650,6 +662,7 @@ impl<H: Host> State<H> {
                 Ok(n) => {
                     self.stats.received(n);
                     total += n;
+                    n < chunk && !to_the_end
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.decrypt();
@@ -660,11 +673,14 @@ impl<H: Host> State<H> {
                     self.end_of_stream();
                     return false;
                 }
-            }
+            };
             if self.phase == Phase::Established {
                 self.decrypt();
                 if self.undelivered_too_much() {
                     self.read_paused = true;
+                    return false;
+                }
+                if drained {
                     return false;
                 }
             } else {
@@ -831,7 +847,7 @@ impl<H: Host> State<H> {
     }
 
     /// One round of work on the poller thread.
-    fn run(&mut self, conn: &Conn<H>, outbox: &mut dyn Outbox<H>) -> bool {
+    fn run(&mut self, conn: &Conn<H>, outbox: &mut dyn Outbox<H>, ready: Ready) -> bool {
         let mut again = false;
         match self.phase {
             Phase::Idle | Phase::Closed => return false,
@@ -845,7 +861,7 @@ impl<H: Host> State<H> {
                 return false;
             }
             Phase::Handshaking => {
-                again = self.pump_input(READ_BUDGET);
+                again = self.pump_input(READ_BUDGET, ready.ending);
                 let tls = &mut self.tls;
                 match H::during_handshake(self.handshake_waiter.as_ref(), || tls.handshake()) {
                     Ok(Progress::Pending) => {
@@ -875,7 +891,7 @@ impl<H: Host> State<H> {
             Phase::Established => {}
         }
         let _ = self.flush();
-        again |= self.pump_input(READ_BUDGET);
+        again |= self.pump_input(READ_BUDGET, ready.ending);
         // Reading may have produced output (key updates, renegotiation).
         if let Err(failure) = self.flush() {
             self.failure.get_or_insert(failure);
@@ -945,10 +961,10 @@ impl<H: Host> State<H> {
 }
 
 impl<H: Host> Pollable for Conn<H> {
-    fn ready(&self, _ready: Ready) -> bool {
+    fn ready(&self, ready: Ready) -> bool {
         H::with_poller_outbox(|outbox| {
             let mut s = self.state.lock();
-            s.run(self, outbox)
+            s.run(self, outbox, ready)
         })
     }
 

@@ -21,13 +21,18 @@ pub struct Ready {
     pub writable: bool,
     /// The peer hung up or the socket has an error.
     pub hangup: bool,
+    /// Input may end after the data (the peer's FIN or an error): read to
+    /// the end, as no new event will come for it.
+    pub ending: bool,
 }
 
 impl Ready {
+    /// A kick: anything may be ready.
     pub const ALL: Ready = Ready {
         readable: true,
         writable: true,
         hangup: false,
+        ending: true,
     };
 }
 
@@ -195,9 +200,11 @@ impl Poller {
                     timeout,
                 )
             };
+            let mut woken = false;
             for ev in &events[..n.max(0) as usize] {
                 let token = ev.u64;
                 if token == WAKE_TOKEN {
+                    woken = true;
                     continue;
                 }
                 let flags = ev.events as libc::c_int;
@@ -205,16 +212,21 @@ impl Poller {
                     readable: flags & (libc::EPOLLIN | libc::EPOLLRDHUP) != 0,
                     writable: flags & libc::EPOLLOUT != 0,
                     hangup: flags & (libc::EPOLLHUP | libc::EPOLLERR) != 0,
+                    ending: flags & (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) != 0,
                 };
                 self.run_one(&mut again, token, ready);
             }
-            let mut drained: u64 = 0;
-            unsafe { libc::read(self.wake, (&mut drained as *mut u64).cast(), 8) };
-            let commands = std::mem::take(&mut *self.commands.lock());
-            for command in commands {
-                match command {
-                    Command::Kick(token) => self.run_one(&mut again, token, Ready::ALL),
-                    Command::Deadline(token, when) => deadlines.push((when, token)),
+            if woken {
+                // The eventfd is level-triggered: commands queued after this
+                // read and after the take below raise it again.
+                let mut drained: u64 = 0;
+                unsafe { libc::read(self.wake, (&mut drained as *mut u64).cast(), 8) };
+                let commands = std::mem::take(&mut *self.commands.lock());
+                for command in commands {
+                    match command {
+                        Command::Kick(token) => self.run_one(&mut again, token, Ready::ALL),
+                        Command::Deadline(token, when) => deadlines.push((when, token)),
+                    }
                 }
             }
             for _ in 0..again.len() {
