@@ -223,21 +223,9 @@ impl<H: Host> Conn<H> {
             return Err(s.failure.clone().unwrap_or(Failure::Closed));
         }
         s.phase = Phase::Handshaking;
-        if s.tls.role() == crate::engine::Role::Client {
-            // The ClientHello is cheap (one key share): write it now rather
-            // than wait for the poller; the server's answer wakes the poller.
-            if let Err(e) = s.tls.handshake() {
-                let _ = s.flush();
-                s.phase = Phase::Idle;
-                return Err(match e {
-                    Error::Closed => Failure::Closed,
-                    e => Failure::Tls(e),
-                });
-            }
-            s.flush()?;
-            s.handshake_waiter = Some(waiter);
-            return Ok(());
-        }
+        // Even the ClientHello is made on the poller: OpenSSL now and then
+        // takes milliseconds over one (key generation, its caches), too long
+        // for a scheduler.
         s.handshake_waiter = Some(waiter);
         drop(s);
         self.poller.kick(self.token);

@@ -1,5 +1,6 @@
 //! A shareable TLS configuration: one `SSL_CTX` per distinct [`Options`].
 
+use super::connection::{Connection, PeerName};
 use super::error::Error;
 use super::options::{CaSource, CertSource, KeySource, Options, Role, Verify};
 use super::version::Version;
@@ -59,9 +60,24 @@ impl Config {
     pub fn build(options: Options) -> Result<Config, Error> {
         options.validate()?;
         let context = build_context(&options)?;
-        Ok(Config {
+        let config = Config {
             inner: Arc::new(Inner { context, options }),
-        })
+        };
+        config.warm_up();
+        Ok(config)
+    }
+
+    /// OpenSSL finishes setting up a context on its first connection and
+    /// first ClientHello (provider lookups for groups and signature
+    /// algorithms: from half a millisecond to several). Doing it here, where
+    /// the configuration is built (off the VM's normal schedulers), keeps
+    /// that cost out of the first `connect` or accept.
+    fn warm_up(&self) {
+        if let Ok(mut conn) = Connection::new(self, &PeerName::default()) {
+            if self.role() == Role::Client {
+                let _ = conn.handshake();
+            }
+        }
     }
 
     pub fn options(&self) -> &Options {
