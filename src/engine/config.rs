@@ -67,17 +67,12 @@ impl Config {
         Ok(config)
     }
 
-    /// OpenSSL finishes setting up a context on its first connection and
-    /// first ClientHello (provider lookups for groups and signature
-    /// algorithms: from half a millisecond to several). Doing it here, where
-    /// the configuration is built (off the VM's normal schedulers), keeps
-    /// that cost out of the first `connect` or accept.
+    /// OpenSSL finishes setting up a context on its first connection (up
+    /// to milliseconds). Doing it here, where the configuration is built
+    /// (off the VM's normal schedulers), keeps that cost out of the first
+    /// `connect` or accept. (No handshake: that could call callbacks.)
     fn warm_up(&self) {
-        if let Ok(mut conn) = Connection::new(self, &PeerName::default()) {
-            if self.role() == Role::Client {
-                let _ = conn.handshake();
-            }
-        }
+        let _ = Connection::new(self, &PeerName::default());
     }
 
     pub fn options(&self) -> &Options {
