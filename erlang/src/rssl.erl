@@ -18,8 +18,11 @@
          setopts/2, getopts/2, getstat/1, getstat/2,
          sockname/1, peername/1, peercert/1,
          connection_info/1, connection_information/1, connection_information/2,
-         negotiated_protocol/1, prf/5, renegotiate/1,
+         negotiated_protocol/1, prf/5, renegotiate/1, update_keys/2,
          cipher_suites/0, cipher_suites/1, cipher_suites/2, cipher_suites/3,
+         filter_cipher_suites/2, prepend_cipher_suites/2, append_cipher_suites/2,
+         suite_to_str/1, suite_to_openssl_str/1, str_to_suite/1, tls_version/1,
+         groups/0, groups/1, eccs/0, eccs/1,
          versions/0, clear_pem_cache/0, format_error/1]).
 
 -record(sslsocket, {handle, listen}).
@@ -580,6 +583,18 @@ renegotiate(Socket) when ?IS_CONN(Socket) ->
 renegotiate(_) ->
     {error, einval}.
 
+%% @doc TLS 1.3 key update: `write' renews the keys we send with,
+%% `read_write' asks the peer to renew its keys too. `{error, notsup}'
+%% before TLS 1.3.
+update_keys(Socket, Type) when ?IS_CONN(Socket) ->
+    case Type of
+        write -> rssl_nif:update_keys(Socket, false);
+        read_write -> rssl_nif:update_keys(Socket, true);
+        _ -> {error, {illegal_parameter, Type}}
+    end;
+update_keys(_, _) ->
+    {error, einval}.
+
 %% @doc The session's pseudo-random function (TLS 1.0-1.2): `Secret' is a
 %% binary or `master_secret', `Seed' a list of binaries, `client_random'
 %% and `server_random'. `{error, undefined}' where the version has no PRF
@@ -594,6 +609,34 @@ prf(Socket, Secret, Label, Seed, Length)
     end;
 prf(_, _, _, _, _) ->
     {error, badarg}.
+
+%%% Cipher suite and group helpers -----------------------------------------
+%% Cipher suites are the same maps as OTP's, so its pure helpers serve.
+
+filter_cipher_suites(Suites, Filters) -> ssl:filter_cipher_suites(Suites, Filters).
+prepend_cipher_suites(Preferred, Suites) -> ssl:prepend_cipher_suites(Preferred, Suites).
+append_cipher_suites(Deferred, Suites) -> ssl:append_cipher_suites(Deferred, Suites).
+suite_to_str(Suite) -> ssl:suite_to_str(Suite).
+suite_to_openssl_str(Suite) -> ssl:suite_to_openssl_str(Suite).
+str_to_suite(Name) -> ssl:str_to_suite(Name).
+tls_version(Version) -> ssl:tls_version(Version).
+
+%% @doc The key exchange groups `supported_groups' accepts, and (`default')
+%% those offered when it is not given: OpenSSL's default list.
+groups() ->
+    [x25519, x448, secp256r1, secp384r1, secp521r1,
+     ffdhe2048, ffdhe3072, ffdhe4096, ffdhe6144, ffdhe8192].
+
+groups(default) ->
+    [x25519, secp256r1, x448, secp521r1, secp384r1,
+     ffdhe2048, ffdhe3072, ffdhe4096, ffdhe6144, ffdhe8192].
+
+%% @doc The named curves used for ECDHE up to TLS 1.2 (the `eccs' option
+%% itself is not supported: OpenSSL offers its default groups).
+eccs() -> [secp521r1, secp384r1, secp256r1].
+
+eccs(Version) when Version =:= 'tlsv1.2'; Version =:= 'tlsv1.1'; Version =:= tlsv1 ->
+    eccs().
 
 versions() ->
     Vsn = case application:get_key(rssl, vsn) of

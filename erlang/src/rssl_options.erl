@@ -220,8 +220,12 @@ tls(server, {dhfile, Path}, Tls) ->
 tls(client, {fallback, B}, Tls) when is_boolean(B) ->
     Tls#{fallback => B};
 tls(_Role, {supported_groups, Groups} = Opt, Tls) when is_list(Groups) ->
-    Names = [group_name(G, Opt) || G <- Groups],
-    Tls#{supported_groups => iolist_to_binary(lists:join(":", Names))};
+    %% As OTP's ssl: what it does not know is left out. With nothing left
+    %% no handshake could succeed, so that is an options error here.
+    case [Name || G <- Groups, Name <- [group_name(G)], Name =/= unknown] of
+        [] -> throw({options, Opt});
+        Names -> Tls#{supported_groups => iolist_to_binary(lists:join(":", Names))}
+    end;
 %% There is no connection process to hibernate; the value is still checked.
 tls(_Role, {hibernate_after, T}, Tls) when T =:= undefined; T =:= infinity;
                                           is_integer(T), T >= 0 ->
@@ -338,17 +342,17 @@ protocols(Ps, {Key, _} = Opt) when is_list(Ps) ->
     Ps;
 protocols(_, Opt) -> throw({options, Opt}).
 
-group_name(x25519, _) -> "X25519";
-group_name(x448, _) -> "X448";
-group_name(secp256r1, _) -> "P-256";
-group_name(secp384r1, _) -> "P-384";
-group_name(secp521r1, _) -> "P-521";
-group_name(ffdhe2048, _) -> "ffdhe2048";
-group_name(ffdhe3072, _) -> "ffdhe3072";
-group_name(ffdhe4096, _) -> "ffdhe4096";
-group_name(ffdhe6144, _) -> "ffdhe6144";
-group_name(ffdhe8192, _) -> "ffdhe8192";
-group_name(_, Opt) -> throw({options, Opt}).
+group_name(x25519) -> "X25519";
+group_name(x448) -> "X448";
+group_name(secp256r1) -> "P-256";
+group_name(secp384r1) -> "P-384";
+group_name(secp521r1) -> "P-521";
+group_name(ffdhe2048) -> "ffdhe2048";
+group_name(ffdhe3072) -> "ffdhe3072";
+group_name(ffdhe4096) -> "ffdhe4096";
+group_name(ffdhe6144) -> "ffdhe6144";
+group_name(ffdhe8192) -> "ffdhe8192";
+group_name(_) -> unknown.
 
 check_combinations(_Role, Tls = #{verify := verify_peer}) ->
     %% As OTP's ssl: a verify_fun may do without trusted certificates.

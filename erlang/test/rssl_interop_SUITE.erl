@@ -23,7 +23,8 @@
 -export([versions_shape/1,
          bulk_1mib_each_way/1, passive_recv_zero/1, passive_recv_exact/1,
          active_true_binary/1, active_true_list/1, active_once_and_n/1,
-         negotiated_version/1, rsa_certificate/1, sockname_peername/1]).
+         negotiated_version/1, rsa_certificate/1, sockname_peername/1,
+         update_keys/1]).
 
 suite() -> [{timetrap, {seconds, 30}}].
 
@@ -32,7 +33,7 @@ all() -> [versions_shape, {group, 'tlsv1.3'}, {group, 'tlsv1.2'}].
 groups() ->
     Cases = [bulk_1mib_each_way, passive_recv_zero, passive_recv_exact,
              active_true_binary, active_true_list, active_once_and_n,
-             negotiated_version, rsa_certificate, sockname_peername],
+             negotiated_version, rsa_certificate, sockname_peername, update_keys],
     [{'tlsv1.3', [], [{group, as_client}, {group, as_server}]},
      {'tlsv1.2', [], [{group, as_client}, {group, as_server}]},
      {as_client, [], Cases},
@@ -232,6 +233,43 @@ sockname_peername(Config) ->
     end,
     ok = ?M:close(S),
     ok = rssl_test_lib:stop_peer(Peer).
+
+%% update_keys/2 (TLS 1.3): after our key update, and after the peer's
+%% (asking us to update too), data still flows both ways; a bad type is
+%% {illegal_parameter, _}. Before TLS 1.3 there is no key update: rssl
+%% says notsup (OTP 25's ssl crashes its connection instead).
+update_keys(Config) ->
+    {S, Peer} = pair(Config, []),
+    case {?config(tls_version, Config), testing_ssl()} of
+        {'tlsv1.3', _} ->
+            exchange(S, Peer, 1000),
+            ok = ?M:update_keys(S, write),
+            exchange(S, Peer, 70000),
+            ok = ?M:update_keys(S, read_write),
+            exchange(S, Peer, 1000),
+            ok = rssl_test_lib:call(Peer, {apply, update_keys, [read_write]}),
+            exchange(S, Peer, 1000),
+            ?assertEqual({error, {illegal_parameter, sideways}}, ?M:update_keys(S, sideways));
+        {'tlsv1.2', false} ->
+            ?assertEqual({error, notsup}, ?M:update_keys(S, write)),
+            exchange(S, Peer, 1000);
+        {'tlsv1.2', true} ->
+            ok
+    end,
+    ok = ?M:close(S),
+    ok = rssl_test_lib:stop_peer(Peer).
+
+testing_ssl() -> ?M =:= ssl.
+
+%% Data both ways, compared.
+exchange(S, Peer, Size) ->
+    Up = crypto:strong_rand_bytes(Size),
+    ok = rssl_test_lib:request(Peer, {recv_total, Size}),
+    ok = ?M:send(S, Up),
+    rssl_test_lib:assert_same(Up, rssl_test_lib:reply(Peer)),
+    Down = crypto:strong_rand_bytes(Size),
+    ok = rssl_test_lib:call(Peer, {send, Down}),
+    rssl_test_lib:assert_same(Down, rssl_test_lib:recv_total(?M, S, Size)).
 
 %%% Helpers -----------------------------------------------------------------
 

@@ -429,6 +429,16 @@ impl<H: Host> Conn<H> {
         Ok(())
     }
 
+    /// TLS 1.3 `update_keys/2`: a KeyUpdate goes out at once.
+    pub fn update_keys(&self, peer_too: bool) -> Result<(), Failure> {
+        let mut s = self.state.lock();
+        if s.closed_by_user() || s.phase != Phase::Established || s.fd < 0 || s.write_failed {
+            return Err(Failure::Closed);
+        }
+        s.tls.update_keys(peer_too).map_err(Failure::Tls)?;
+        s.flush()
+    }
+
     /// Forgets a send waiter (its caller timed out); false if already answered.
     pub fn cancel_send(&self, is_it: impl Fn(&H::Waiter) -> bool) -> bool {
         let mut s = self.state.lock();

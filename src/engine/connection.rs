@@ -312,6 +312,36 @@ impl Connection {
         }
     }
 
+    /// TLS 1.3: sends a KeyUpdate (new keys for what we send) into the
+    /// output; with `peer_too`, the peer is asked to update its keys too.
+    pub fn update_keys(&mut self, peer_too: bool) -> Result<(), Error> {
+        if let Some(err) = &self.failure {
+            return Err(err.clone());
+        }
+        if !self.established || self.version() != Some(Version::Tls13) {
+            return Err(Error::Option(
+                "update_keys".into(),
+                "only TLS 1.3 updates keys".into(),
+            ));
+        }
+        let kind = if peer_too {
+            ffi::SSL_KEY_UPDATE_REQUESTED
+        } else {
+            ffi::SSL_KEY_UPDATE_NOT_REQUESTED
+        };
+        let ssl = self.stream.ssl().as_ptr();
+        // SAFETY: a live SSL owned by this connection.
+        if unsafe { ffi::SSL_key_update(ssl, kind) } != 1 {
+            return Err(Error::Internal("key update refused".into()));
+        }
+        // The message is written by the next handshake step.
+        match self.stream.do_handshake() {
+            Ok(()) => Ok(()),
+            Err(e) if e.code() == ErrorCode::WANT_READ => Ok(()),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
     /// True while a renegotiation started here has not completed.
     pub fn renegotiation_pending(&self) -> bool {
         // SAFETY: a live SSL owned by this connection.

@@ -11,6 +11,8 @@ pub type SrpUsernameCallback =
     unsafe extern "C" fn(ssl: *mut SSL, alert: *mut c_int, arg: *mut c_void) -> c_int;
 
 pub const SSL_CB_ALERT: c_int = 0x4000;
+pub const SSL_KEY_UPDATE_NOT_REQUESTED: c_int = 0;
+pub const SSL_KEY_UPDATE_REQUESTED: c_int = 1;
 pub const SSL_CB_READ: c_int = 0x04;
 pub const X509_V_FLAG_PARTIAL_CHAIN: c_ulong = 0x80000;
 pub const SSL_TLSEXT_ERR_OK: c_int = 0;
@@ -29,6 +31,7 @@ pub struct SRP_gN {
 
 extern "C" {
     pub fn SSL_renegotiate(ssl: *mut SSL) -> c_int;
+    pub fn SSL_key_update(ssl: *mut SSL, updatetype: c_int) -> c_int;
     pub fn SSL_renegotiate_pending(ssl: *const SSL) -> c_int;
     pub fn SSL_CTX_get_ciphers(ctx: *const openssl_sys::SSL_CTX)
         -> *mut openssl_sys::OPENSSL_STACK;

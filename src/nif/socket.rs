@@ -267,6 +267,19 @@ fn renegotiate<'a>(env: Env<'a>, socket: Term<'a>, tag: i64) -> NifResult<Term<'
     })
 }
 
+/// `ok`, `{error, notsup}` before TLS 1.3, or `{error, Reason}`.
+#[rustler::nif]
+fn update_keys<'a>(env: Env<'a>, socket: Term<'a>, peer_too: bool) -> NifResult<Term<'a>> {
+    let res = conn_of(socket)?;
+    Ok(match res.conn.update_keys(peer_too) {
+        Ok(()) => atoms::ok().encode(env),
+        Err(crate::driver::Failure::Tls(crate::engine::Error::Option(..))) => {
+            (atoms::error(), super::terms::atom(env, "notsup")).encode(env)
+        }
+        Err(f) => error_tuple(env, &f),
+    })
+}
+
 /// `ok` if the recv was withdrawn, `gone` if its reply is already sent.
 #[rustler::nif]
 fn recv_cancel(socket: Term, tag: i64) -> NifResult<Atom> {
