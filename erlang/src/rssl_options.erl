@@ -34,8 +34,7 @@
 
 %% Options accepted for compatibility that have nothing to act on in rssl
 %% (logging and process tuning of OTP's ssl connection processes).
--define(NO_EFFECT, [log_alert, log_level, padding_check,
-                    beast_mitigation, max_handshake_size, middlebox_comp_mode,
+-define(NO_EFFECT, [log_alert, log_level, max_handshake_size, middlebox_comp_mode,
                     receiver_spawn_opts, sender_spawn_opts, erl_dist,
                     protocol]).
 
@@ -47,7 +46,8 @@ split(Role, Options) when is_list(Options) ->
                                    sni => undefined,
                                    transport => {gen_tcp, {tcp, tcp_closed, tcp_error}}})}
     catch
-        throw:{options, _} = Reason -> {error, Reason}
+        throw:{options, _} = Reason -> {error, Reason};
+        throw:{options, dependency, _} = Reason -> {error, Reason}
     end;
 split(_Role, Options) ->
     {error, {options, {not_a_list, Options}}}.
@@ -226,6 +226,13 @@ tls(_Role, {supported_groups, Groups} = Opt, Tls) when is_list(Groups) ->
         [] -> throw({options, Opt});
         Names -> Tls#{supported_groups => iolist_to_binary(lists:join(":", Names))}
     end;
+%% TLS 1.0 record options: nothing to act on (OpenSSL does both), but as
+%% in OTP's ssl they need tlsv1 among the versions.
+tls(_Role, {Key, _} = Opt, Tls) when Key =:= padding_check; Key =:= beast_mitigation ->
+    Tls#{tlsv1_only => [Opt | maps:get(tlsv1_only, Tls, [])]};
+%% A full handshake is what rssl always does (OTP's default).
+tls(_Role, {handshake, full}, Tls) ->
+    Tls;
 %% There is no connection process to hibernate; the value is still checked.
 tls(_Role, {hibernate_after, T}, Tls) when T =:= undefined; T =:= infinity;
                                           is_integer(T), T >= 0 ->
@@ -354,6 +361,19 @@ group_name(ffdhe6144) -> "ffdhe6144";
 group_name(ffdhe8192) -> "ffdhe8192";
 group_name(_) -> unknown.
 
+check_combinations(Role, Tls0 = #{tlsv1_only := Opts}) ->
+    %% As OTP's ssl: the missing version is reported before a bad value.
+    Tls = maps:remove(tlsv1_only, Tls0),
+    Versions = maps:get(versions, Tls, ['tlsv1.3', 'tlsv1.2']),
+    {Key, _} = lists:last(Opts),
+    lists:member(tlsv1, Versions)
+        orelse throw({options, dependency, {Key, {versions, [tlsv1]}}}),
+    lists:foreach(fun({padding_check, B}) when is_boolean(B) -> ok;
+                     ({beast_mitigation, M}) when M =:= one_n_minus_one; M =:= zero_n;
+                                                  M =:= disabled -> ok;
+                     (Opt) -> throw({options, Opt})
+                  end, Opts),
+    check_combinations(Role, Tls);
 check_combinations(_Role, Tls = #{verify := verify_peer}) ->
     %% As OTP's ssl: a verify_fun may do without trusted certificates.
     case maps:is_key(cacerts, Tls) orelse maps:is_key(cacertfile, Tls)

@@ -13,12 +13,13 @@
 -export([suite/0, all/0, init_per_suite/1, end_per_suite/1,
          init_per_testcase/2, end_per_testcase/2]).
 -export([suite_helpers_as_ssl/1, every_group_negotiates/1, default_groups/1,
-         eccs_shape/1]).
+         eccs_shape/1, tuning_options_accepted/1]).
 
 suite() -> [{timetrap, {seconds, 60}}].
 
 all() ->
-    [suite_helpers_as_ssl, every_group_negotiates, default_groups, eccs_shape].
+    [suite_helpers_as_ssl, every_group_negotiates, default_groups, eccs_shape,
+     tuning_options_accepted].
 
 init_per_suite(Config) ->
     {ok, _} = application:ensure_all_started(ssl),
@@ -105,3 +106,32 @@ eccs_shape(_Config) ->
     ?assert(Eccs =/= [] andalso lists:all(fun is_atom/1, Eccs)),
     ?assertEqual([], Eccs -- ssl:eccs()),
     ?assertEqual(Eccs, ?M:eccs('tlsv1.2')).
+
+%% Options that tune OTP's connection processes (or say what is always
+%% done, as {handshake, full}) are accepted on both ends of a handshake;
+%% the TLS 1.0 ones need tlsv1.
+tuning_options_accepted(Config) ->
+    Pki = ?config(pki, Config),
+    V = 'tlsv1.3',
+    Tuning = [{handshake, full}, {log_level, error}, {max_handshake_size, 262144},
+              {middlebox_comp_mode, true}, {hibernate_after, 5000}],
+    ClientOpts = rssl_test_lib:client_opts(Pki, V, ca),
+    ServerOpts = rssl_test_lib:server_opts(Pki, V, server),
+    Cases = [{client, Tuning ++ ClientOpts, ServerOpts},
+             {server, Tuning ++ ServerOpts, ClientOpts}],
+    [begin
+         {S, Peer} = rssl_test_lib:open(?M, Role, Opts, ssl, PeerOpts, #{}),
+         ok = ?M:send(S, <<"ping">>),
+         ok = ?M:close(S),
+         ok = rssl_test_lib:stop_peer(Peer)
+     end || {Role, Opts, PeerOpts} <- Cases],
+    %% The TLS 1.0 record options need tlsv1 among the versions (checked
+    %% before their values), as in OTP.
+    Dependency = fun(Key) -> {error, {options, dependency, {Key, {versions, [tlsv1]}}}} end,
+    ?assertEqual(Dependency(padding_check), ?M:connect("localhost", 1, [{padding_check, true}], 1000)),
+    ?assertEqual(Dependency(beast_mitigation),
+                 ?M:connect("localhost", 1, [{beast_mitigation, bad}, {padding_check, 1}], 1000)),
+    ?assertEqual(Dependency(padding_check), ?M:listen(0, [{padding_check, false} | ServerOpts])),
+    ?assertEqual({error, econnrefused},
+                 ?M:connect("localhost", 1, [{padding_check, false}, {beast_mitigation, zero_n},
+                                             {versions, [tlsv1, 'tlsv1.2']}], 1000)).
