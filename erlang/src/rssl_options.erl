@@ -188,9 +188,25 @@ tls(_Role, {password, P} = Opt, Tls) ->
         Bin when is_binary(Bin) -> Tls#{password => Bin};
         _ -> throw({options, Opt})
     end;
-tls(_Role, {cacerts, Ders} = Opt, Tls) when is_list(Ders) ->
-    lists:all(fun is_binary/1, Ders) orelse throw({options, Opt}),
+tls(_Role, {cacerts, Certs} = Opt, Tls) when is_list(Certs) ->
+    %% DER binaries, or what public_key:cacerts_get/0 gives (#cert{der, otp}).
+    Ders = [case C of
+                Der when is_binary(Der) -> Der;
+                {cert, Der, _Otp} when is_binary(Der) -> Der;
+                _ -> throw({options, Opt})
+            end || C <- Certs],
     Tls#{cacerts => Ders};
+%% As in OTP, a wildcard certificate matches only with the https match fun
+%% (what Mint, hackney and others pass); OpenSSL then matches a wildcard in
+%% the leftmost label as that fun does. Other customizations are not
+%% supported.
+tls(client, {customize_hostname_check, Custom} = Opt, Tls) ->
+    Https = public_key:pkix_verify_hostname_match_fun(https),
+    case Custom of
+        [] -> Tls;
+        [{match_fun, F}] when F =:= Https -> Tls#{hostname_wildcards => true};
+        _ -> throw({options, {not_supported, Opt}})
+    end;
 tls(_Role, {versions, Versions} = Opt, Tls) when is_list(Versions), Versions =/= [] ->
     lists:foreach(
       fun(V) when V =:= 'tlsv1.3'; V =:= 'tlsv1.2'; V =:= 'tlsv1.1'; V =:= tlsv1 -> ok;

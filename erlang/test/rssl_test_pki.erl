@@ -7,6 +7,7 @@
 %%   server        leaf for DNS:localhost and IP:127.0.0.1, signed by ca
 %%   client        client-auth leaf, signed by ca
 %%   wrong_host    server leaf for DNS:wrong.example only, signed by ca
+%%   wildcard      server leaf for DNS:*.wild.example only, signed by ca
 %%   rsa_server    RSA 2048 leaf for localhost/127.0.0.1, signed by ca
 %%   other_ca      an unrelated CA (it signs only other_server)
 %%   other_server  server leaf for localhost signed by other_ca
@@ -34,6 +35,7 @@ make(Dir0) ->
       server => leaf(Dir, "server", ?EC_KEY, Ca, "localhost", server_ext("DNS:localhost,IP:127.0.0.1")),
       rsa_server => leaf(Dir, "rsa_server", ?RSA_KEY, Ca, "localhost", server_ext("DNS:localhost,IP:127.0.0.1")),
       wrong_host => leaf(Dir, "wrong_host", ?EC_KEY, Ca, "wrong.example", server_ext("DNS:wrong.example")),
+      wildcard => leaf(Dir, "wildcard", ?EC_KEY, Ca, "*.wild.example", server_ext("DNS:*.wild.example")),
       other_server => leaf(Dir, "other_server", ?EC_KEY, OtherCa, "localhost", server_ext("DNS:localhost,IP:127.0.0.1")),
       client => leaf(Dir, "client", ?EC_KEY, Ca, "rssl test client", client_ext())}.
 

@@ -19,6 +19,7 @@
          init_per_suite/1, end_per_suite/1,
          init_per_group/2, end_per_group/2,
          init_per_testcase/2, end_per_testcase/2]).
+-export([wildcard_needs_https_match_fun/1, cacerts_as_combined_certs/1]).
 -export([verify_peer_hostname/1, verify_peer_ip_address/1,
          client_rejects_unknown_ca/1, server_sees_client_unknown_ca_alert/1,
          server_rejects_unknown_ca/1, client_sees_server_unknown_ca_alert/1,
@@ -37,7 +38,8 @@ groups() ->
              client_rejects_unknown_ca, server_sees_client_unknown_ca_alert,
              server_rejects_unknown_ca, client_sees_server_unknown_ca_alert,
              mutual_auth, missing_client_cert,
-             hostname_mismatch, sni_option_hostname_mismatch,
+             cacerts_as_combined_certs, hostname_mismatch, wildcard_needs_https_match_fun,
+             sni_option_hostname_mismatch,
              sni_option_used_for_hostname_check, verify_none_unknown_ca,
              sni_sent_to_server, sni_disable,
              server_sni_hosts, server_sni_fun],
@@ -70,6 +72,15 @@ end_per_testcase(_TC, Config) ->
 verify_peer_hostname(Config) ->
     {{ok, S}, Server} = m_client(Config, client_opts(Config, ca), server_opts(Config, server), "localhost"),
     ?assertEqual({ok, der(Config, server)}, ?M:peercert(S)),
+    client_exchange(S),
+    ?assertMatch(#{result := {error, closed}}, rssl_test_lib:await(Server)).
+
+%% cacerts as public_key:cacerts_get/0 gives them (#cert{der, otp} records).
+cacerts_as_combined_certs(Config) ->
+    CaDer = der(Config, ca),
+    Combined = {cert, CaDer, public_key:pkix_decode_cert(CaDer, otp)},
+    COpts = [{verify, verify_peer}, {cacerts, [Combined]} | base_opts(Config)],
+    {{ok, S}, Server} = m_client(Config, COpts, server_opts(Config, server), "localhost"),
     client_exchange(S),
     ?assertMatch(#{result := {error, closed}}, rssl_test_lib:await(Server)).
 
@@ -152,6 +163,26 @@ hostname_mismatch(Config) ->
     {Result, Server} = m_client(Config, client_opts(Config, ca), server_opts(Config, wrong_host), "localhost"),
     ?assertMatch({error, {tls_alert, {handshake_failure, _}}}, Result),
     ?assertMatch({error, {tls_alert, {handshake_failure, _}}}, rssl_test_lib:await(Server)).
+
+%% A *.wild.example certificate does not do for www.wild.example by
+%% default, as in OTP; it does with the https match fun of
+%% customize_hostname_check (what Mint and hackney pass), which still does
+%% not match two labels.
+wildcard_needs_https_match_fun(Config) ->
+    Https = [{customize_hostname_check,
+              [{match_fun, public_key:pkix_verify_hostname_match_fun(https)}]}],
+    Sni = fun(Name) -> client_opts(Config, ca) ++ [{server_name_indication, Name}] end,
+    {Plain, Server1} = m_client(Config, Sni("www.wild.example"), server_opts(Config, wildcard), "localhost"),
+    ?assertMatch({error, {tls_alert, {handshake_failure, _}}}, Plain),
+    _ = rssl_test_lib:await(Server1),
+    {{ok, S}, Server2} = m_client(Config, Sni("www.wild.example") ++ Https,
+                                  server_opts(Config, wildcard), "localhost"),
+    client_exchange(S),
+    ?assertMatch(#{result := {error, closed}}, rssl_test_lib:await(Server2)),
+    {Deep, Server3} = m_client(Config, Sni("a.b.wild.example") ++ Https,
+                               server_opts(Config, wildcard), "localhost"),
+    ?assertMatch({error, {tls_alert, {handshake_failure, _}}}, Deep),
+    _ = rssl_test_lib:await(Server3).
 
 %% server_name_indication names the host to check: a localhost certificate
 %% does not do for "other.example".

@@ -12,6 +12,7 @@ use foreign_types::{ForeignType, ForeignTypeRef};
 use libc::c_int;
 use once_cell::sync::Lazy;
 use openssl::ssl::{ErrorCode, Ssl, SslRef, SslStream};
+use openssl::x509::verify::X509CheckFlags;
 use std::mem::MaybeUninit;
 use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -106,6 +107,9 @@ impl Connection {
                 }
                 if let Some(host) = &peer.verify_host {
                     let param = ssl.param_mut();
+                    if !config.options().hostname_wildcards {
+                        param.set_hostflags(X509CheckFlags::NO_WILDCARDS);
+                    }
                     match host.parse::<IpAddr>() {
                         Ok(ip) => param.set_ip(ip),
                         Err(_) => param.set_host(host),

@@ -133,6 +133,10 @@ pub struct Options {
     pub npn_advertised: Vec<Vec<u8>>,
     /// Client: NPN selection.
     pub npn_preferred: Option<NpnPreference>,
+    /// Client: a wildcard in the certificate's leftmost label may match the
+    /// host name (OpenSSL's default; OTP's `ssl` only with the https
+    /// `match_fun` of `customize_hostname_check`).
+    pub hostname_wildcards: bool,
 }
 
 impl Options {
@@ -174,6 +178,7 @@ impl Options {
             reuse_session: None,
             npn_advertised: Vec::new(),
             npn_preferred: None,
+            hostname_wildcards: true,
         }
     }
 

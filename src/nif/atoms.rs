@@ -55,6 +55,7 @@ rustler::atoms! {
     ciphers,
     ciphersuites,
     honor_cipher_order,
+    hostname_wildcards,
     alpn,
     reuse_sessions,
     secure_renegotiate,

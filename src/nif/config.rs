@@ -98,6 +98,8 @@ fn decode(map: Term) -> NifResult<Options> {
     o.cipher_list = get(map, atoms::ciphers()).map(string).transpose()?;
     o.ciphersuites = get(map, atoms::ciphersuites()).map(string).transpose()?;
     o.honor_cipher_order = flag(map, atoms::honor_cipher_order(), false)?;
+    // As OTP's ssl: no wildcard certificates unless asked for.
+    o.hostname_wildcards = flag(map, atoms::hostname_wildcards(), false)?;
     if let Some(t) = get(map, atoms::alpn()) {
         o.alpn = bytes_list(t)?;
     }
