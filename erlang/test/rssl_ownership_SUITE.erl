@@ -366,6 +366,11 @@ shutdown_read(Config) ->
 %% send and recv say closed.
 shutdown_read_write(Config) ->
     Pki = ?config(pki, Config),
+    %% OTP's send after it answers closed, or einval once its connection
+    %% process has gone (a race of its own): both count as the same.
+    SendView = fun([Shut, PeerSaw, {error, einval}, Recv]) -> [Shut, PeerSaw, {error, closed}, Recv];
+                  (Other) -> Other
+               end,
     Got = ?L:same(?M, fun(Mod) ->
                               {S, Peer} = ?L:pair(Mod, client, Pki, []),
                               ok = Mod:send(S, <<"bye">>),
@@ -373,8 +378,9 @@ shutdown_read_write(Config) ->
                               PeerSaw = ?L:peer_recv_closed(Peer),
                               R = [Mod:send(S, <<"x">>), Mod:recv(S, 0, ?T)],
                               ?L:finish(Mod, {S, Peer}, [Shut, PeerSaw | R])
-                      end),
-    ?assertEqual([ok, {<<"bye">>, {error, closed}}, {error, closed}, {error, closed}], Got).
+                      end, SendView),
+    ?assertEqual([ok, {<<"bye">>, {error, closed}}, {error, closed}, {error, closed}],
+                 SendView(Got)).
 
 %% shutdown on a closed socket: {error, closed}.
 shutdown_closed_socket(Config) ->
