@@ -39,11 +39,7 @@ all() ->
      server_tickets_stateless, server_tickets_stateful].
 
 init_per_suite(Config) ->
-    {ok, _} = application:ensure_all_started(ssl),
-    ok = ?M:start(),
-    Pki = rssl_test_pki:make(?config(priv_dir, Config)),
-    ok = rssl_test_lib:warm_up(?M, Pki),
-    [{pki, Pki} | Config].
+    rssl_socket_lib:init_suite(?M, Config).
 
 end_per_suite(_Config) ->
     ok.
