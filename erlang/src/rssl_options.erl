@@ -235,6 +235,9 @@ tls(server, {dhfile, Path}, Tls) ->
     Tls#{dhfile => path(dhfile, Path)};
 tls(client, {fallback, B}, Tls) when is_boolean(B) ->
     Tls#{fallback => B};
+tls(_Role, {signature_algs, Algs} = Opt, Tls) when is_list(Algs), Algs =/= [] ->
+    Names = [sigalg_name(A, Opt) || A <- Algs],
+    Tls#{signature_algs => iolist_to_binary(lists:join(":", Names))};
 tls(_Role, {supported_groups, Groups} = Opt, Tls) when is_list(Groups) ->
     %% As OTP's ssl: what it does not know is left out. With nothing left
     %% no handshake could succeed, so that is an options error here.
@@ -338,7 +341,7 @@ unsupported_or_bad({Key, _} = Opt) ->
     %% mode; reuse_session: a client's saved session.
     Known = [crl_cache, reuse_session, session_tickets,
              customize_hostname_check, use_ticket, early_data,
-             anti_replay, signature_algs, signature_algs_cert, eccs,
+             anti_replay, signature_algs_cert, eccs,
              certificate_authorities, ocsp_stapling, ocsp_responder_certs,
              ocsp_nonce, keep_secrets, certs_keys, handshake, cookie,
              key_update_at, renegotiate_at, max_fragment_length, stateless_tickets_seed],
@@ -364,6 +367,31 @@ protocols(Ps, {Key, _} = Opt) when is_list(Ps) ->
                   end, Ps),
     Ps;
 protocols(_, Opt) -> throw({options, Opt}).
+
+%% OTP's signature algorithm names in OpenSSL's list syntax: TLS 1.2
+%% {Hash, Sign} pairs, and TLS 1.3 schemes (the same names but EdDSA's).
+sigalg_name({Hash, Sign} = Alg, Opt) ->
+    H = case Hash of
+            sha512 -> "SHA512"; sha384 -> "SHA384"; sha256 -> "SHA256";
+            sha224 -> "SHA224"; sha -> "SHA1"; md5 -> "MD5";
+            _ -> throw({options, {Alg, Opt}})
+        end,
+    S = case Sign of
+            rsa -> "RSA"; ecdsa -> "ECDSA"; dsa -> "DSA";
+            _ -> throw({options, {Alg, Opt}})
+        end,
+    [S, "+", H];
+sigalg_name(eddsa_ed25519, _) -> "ed25519";
+sigalg_name(eddsa_ed448, _) -> "ed448";
+sigalg_name(Scheme, Opt) ->
+    Schemes = [ecdsa_secp521r1_sha512, ecdsa_secp384r1_sha384, ecdsa_secp256r1_sha256,
+               ecdsa_sha1, rsa_pss_pss_sha512, rsa_pss_pss_sha384, rsa_pss_pss_sha256,
+               rsa_pss_rsae_sha512, rsa_pss_rsae_sha384, rsa_pss_rsae_sha256,
+               rsa_pkcs1_sha512, rsa_pkcs1_sha384, rsa_pkcs1_sha256, rsa_pkcs1_sha1],
+    case lists:member(Scheme, Schemes) of
+        true -> atom_to_list(Scheme);
+        false -> throw({options, {Scheme, Opt}})
+    end.
 
 group_name(x25519) -> "X25519";
 group_name(x448) -> "X448";

@@ -13,13 +13,13 @@
 -export([suite/0, all/0, init_per_suite/1, end_per_suite/1,
          init_per_testcase/2, end_per_testcase/2]).
 -export([suite_helpers_as_ssl/1, every_group_negotiates/1, default_groups/1,
-         eccs_shape/1, tuning_options_accepted/1]).
+         eccs_shape/1, tuning_options_accepted/1, signature_algs_restrict/1]).
 
 suite() -> [{timetrap, {seconds, 60}}].
 
 all() ->
     [suite_helpers_as_ssl, every_group_negotiates, default_groups, eccs_shape,
-     tuning_options_accepted].
+     tuning_options_accepted, signature_algs_restrict].
 
 init_per_suite(Config) ->
     rssl_socket_lib:init_suite(?M, Config).
@@ -131,3 +131,36 @@ tuning_options_accepted(Config) ->
     ?assertEqual({error, econnrefused},
                  ?M:connect("localhost", 1, [{padding_check, false}, {beast_mitigation, zero_n},
                                              {versions, [tlsv1, 'tlsv1.2']}], 1000)).
+
+%% signature_algs, in OTP's names: what the peer's certificate (ECDSA
+%% P-256) can sign with makes a handshake, on either end and in TLS 1.3
+%% (schemes) and 1.2 ({Hash, Sign}); an RSA-only list fails it.
+signature_algs_restrict(Config) ->
+    Pki = ?config(pki, Config),
+    Ok = [{'tlsv1.3', [ecdsa_secp256r1_sha256, rsa_pss_rsae_sha256]},
+          {'tlsv1.2', [{sha256, ecdsa}, {sha384, rsa}]}],
+    [begin
+         Algs = {signature_algs, Sig},
+         ClientOpts = rssl_test_lib:client_opts(Pki, V, ca),
+         ServerOpts = rssl_test_lib:server_opts(Pki, V, server),
+         {C, P1} = rssl_test_lib:open(?M, client, [Algs | ClientOpts], ssl, ServerOpts, #{}),
+         ok = ?M:close(C),
+         ok = rssl_test_lib:stop_peer(P1),
+         {S, P2} = rssl_test_lib:open(?M, server, [Algs | ServerOpts], ssl, ClientOpts, #{}),
+         ok = ?M:close(S),
+         ok = rssl_test_lib:stop_peer(P2)
+     end || {V, Sig} <- Ok],
+    V3 = 'tlsv1.3',
+    {Server, Port} = rssl_test_lib:start_server(ssl, rssl_test_lib:server_opts(Pki, V3, server),
+                                                fun(Result) -> Result end),
+    RsaOnly = [{signature_algs, [rsa_pss_rsae_sha256, rsa_pkcs1_sha256]}
+               | rssl_test_lib:client_opts(Pki, V3, ca)],
+    ?assertMatch({error, {tls_alert, _}}, ?M:connect("localhost", Port, RsaOnly, 10000)),
+    ?assertMatch({error, _}, rssl_test_lib:await(Server)),
+    case ?M of
+        ssl -> ok;  % OTP's ssl crashes on names it does not know
+        _ ->
+            [?assertMatch({error, {options, _}},
+                          ?M:connect("localhost", 1, [{signature_algs, Bad}], 1000))
+             || Bad <- [[nonsense], [{sha256, nonsense}], [{nohash, rsa}], []]]
+    end.

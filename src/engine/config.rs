@@ -144,6 +144,10 @@ fn build_context(o: &Options) -> Result<SslContext, Error> {
         b.set_ciphersuites(list)
             .map_err(|_| Error::Option("ciphers".into(), format!("no usable suite in {list:?}")))?;
     }
+    if let Some(sigalgs) = &o.sigalgs {
+        b.set_sigalgs_list(sigalgs)
+            .map_err(|_| Error::Option("signature_algs".into(), sigalgs.clone()))?;
+    }
     if let Some(groups) = &o.groups {
         b.set_groups_list(groups)
             .map_err(|_| Error::Option("supported_groups".into(), groups.clone()))?;

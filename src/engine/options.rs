@@ -137,6 +137,8 @@ pub struct Options {
     /// host name (OpenSSL's default; OTP's `ssl` only with the https
     /// `match_fun` of `customize_hostname_check`).
     pub hostname_wildcards: bool,
+    /// Signature algorithms offered and accepted, OpenSSL's list syntax.
+    pub sigalgs: Option<String>,
 }
 
 impl Options {
@@ -179,6 +181,7 @@ impl Options {
             npn_advertised: Vec::new(),
             npn_preferred: None,
             hostname_wildcards: true,
+            sigalgs: None,
         }
     }
 

@@ -56,6 +56,7 @@ rustler::atoms! {
     ciphersuites,
     honor_cipher_order,
     hostname_wildcards,
+    signature_algs,
     alpn,
     reuse_sessions,
     secure_renegotiate,

@@ -100,6 +100,7 @@ fn decode(map: Term) -> NifResult<Options> {
     o.honor_cipher_order = flag(map, atoms::honor_cipher_order(), false)?;
     // As OTP's ssl: no wildcard certificates unless asked for.
     o.hostname_wildcards = flag(map, atoms::hostname_wildcards(), false)?;
+    o.sigalgs = get(map, atoms::signature_algs()).map(string).transpose()?;
     if let Some(t) = get(map, atoms::alpn()) {
         o.alpn = bytes_list(t)?;
     }
