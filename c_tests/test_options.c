@@ -434,6 +434,30 @@ static void groups(void)
     rssl_config_builder_free(cb);
 }
 
+static void sigalgs(void)
+{
+    /* The server's certificate is ECDSA P-256. */
+    rssl_config_builder *sb = server_builder("server.pem", "server.key");
+    rssl_config_builder *cb = client_builder("ca.pem");
+    CHECK_OK(rssl_config_builder_set_sigalgs(cb, "rsa_pss_rsae_sha256:RSA+SHA256"));
+    struct served seen;
+    expect_alert(one_connection(sb, cb, &seen), "handshake_failure", false);
+
+    sb = server_builder("server.pem", "server.key");
+    CHECK_OK(rssl_config_builder_set_sigalgs(sb, "ecdsa_secp256r1_sha256"));
+    cb = client_builder("ca.pem");
+    CHECK_OK(rssl_config_builder_set_sigalgs(cb, "rsa_pss_rsae_sha256:ECDSA+SHA256"));
+    CHECK_OK(one_connection(sb, cb, &seen));
+
+    cb = client_builder(NULL);
+    CHECK_OK(rssl_config_builder_set_sigalgs(cb, "no-such-algorithm"));
+    const rssl_config *config = NULL;
+    CHECK_RESULT(rssl_config_builder_build(cb, &config), RSSL_INVALID_OPTION);
+    CHECK_RESULT(rssl_config_builder_set_sigalgs(cb, NULL), RSSL_NULL_PARAMETER);
+    CHECK_RESULT(rssl_config_builder_set_sigalgs(NULL, "ed25519"), RSSL_NULL_PARAMETER);
+    rssl_config_builder_free(cb);
+}
+
 /* --- SNI --- */
 
 struct sni_state {
@@ -789,6 +813,7 @@ static const struct test_case TESTS[] = {
     {"suite_details", suite_details},
     {"dh_params", dh_params},
     {"groups", groups},
+    {"sigalgs", sigalgs},
     {"sni_hosts", sni_hosts},
     {"sni_callback", sni_callback},
     {"npn", npn},

@@ -678,6 +678,13 @@ rssl_result rssl_config_builder_set_honor_cipher_order(rssl_config_builder *buil
 rssl_result rssl_config_builder_set_groups(rssl_config_builder *builder, const char *list);
 
 /**
+ * Signature algorithms offered and accepted, OpenSSL's list syntax,
+ * e.g. "ECDSA+SHA256:rsa_pss_rsae_sha256:ed25519" (OTP's
+ * `signature_algs`). Checked when built.
+ */
+rssl_result rssl_config_builder_set_sigalgs(rssl_config_builder *builder, const char *list);
+
+/**
  * Server: Diffie-Hellman parameters for DHE suites, PEM or DER in
  * memory (copied; checked when built). Without them OpenSSL picks
  * parameters matching the certificate.

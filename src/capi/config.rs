@@ -488,6 +488,22 @@ impl rssl_config_builder {
         }
     }
 
+    /// Signature algorithms offered and accepted, OpenSSL's list syntax,
+    /// e.g. "ECDSA+SHA256:rsa_pss_rsae_sha256:ed25519" (OTP's
+    /// `signature_algs`). Checked when built.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_set_sigalgs(
+        builder: *mut rssl_config_builder,
+        list: *const c_char,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            let list = try_str!(list);
+            builder.options.sigalgs = Some(list.into());
+            RSSL_OK
+        }
+    }
+
     /// Server: Diffie-Hellman parameters for DHE suites, PEM or DER in
     /// memory (copied; checked when built). Without them OpenSSL picks
     /// parameters matching the certificate.
