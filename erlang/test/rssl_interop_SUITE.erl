@@ -198,6 +198,15 @@ negotiated_version(Config) ->
     ?assertEqual(expected_kex(V, ecdsa), maps:get(key_exchange, Suite)),
     {ok, All} = ?M:connection_information(S),
     ?assertEqual(V, proplists:get_value(protocol, All)),
+    %% ecc: the ECDHE curve before TLS 1.3 (each end names the same one),
+    %% nothing in TLS 1.3.
+    {ok, Ecc} = ?M:connection_information(S, [ecc]),
+    {ok, PeerEcc} = rssl_test_lib:call(Peer, {apply, connection_information, [[ecc]]}),
+    case V of
+        'tlsv1.3' -> ?assertEqual([], Ecc);
+        'tlsv1.2' -> ?assertMatch([{ecc, {named_curve, C}}] when is_atom(C), Ecc),
+                     ?assertEqual(PeerEcc, Ecc)
+    end,
     ok = ?M:close(S),
     ok = rssl_test_lib:stop_peer(Peer).
 

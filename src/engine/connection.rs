@@ -467,6 +467,32 @@ impl Connection {
             .map(<[u8]>::to_vec)
     }
 
+    /// The curve of an ECDHE key exchange before TLS 1.3, in OTP's names
+    /// (`connection_information`'s `ecc`).
+    pub fn ecdhe_curve(&self) -> Option<String> {
+        if self.version() == Some(Version::Tls13)
+            || !self.suite()?.key_exchange.starts_with("ecdhe")
+        {
+            return None;
+        }
+        const SSL_CTRL_GET_NEGOTIATED_GROUP: libc::c_int = 134;
+        let ssl = self.stream.ssl().as_ptr();
+        // SAFETY: a live SSL owned by this connection; the control only reads.
+        let nid = unsafe {
+            openssl_sys::SSL_ctrl(ssl, SSL_CTRL_GET_NEGOTIATED_GROUP, 0, std::ptr::null_mut())
+        };
+        let name = openssl::nid::Nid::from_raw(nid as libc::c_int)
+            .short_name()
+            .ok()?;
+        Some(match name {
+            "prime256v1" => "secp256r1".into(),
+            "prime192v1" => "secp192r1".into(),
+            "X25519" => "x25519".into(),
+            "X448" => "x448".into(),
+            other => other.into(),
+        })
+    }
+
     pub fn session_reused(&self) -> bool {
         self.stream.ssl().session_reused()
     }

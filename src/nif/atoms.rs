@@ -56,6 +56,8 @@ rustler::atoms! {
     ciphersuites,
     honor_cipher_order,
     hostname_wildcards,
+    ecc,
+    named_curve,
     signature_algs,
     alpn,
     reuse_sessions,

@@ -38,6 +38,10 @@ fn info<'a>(env: Env<'a>, socket: Term<'a>) -> NifResult<Term<'a>> {
             items.push((atoms::openssl_name(), charlist(env, &s.openssl_name)));
             items.push((atoms::standard_name(), charlist(env, &s.standard_name)));
         }
+        if let Some(curve) = tls.ecdhe_curve() {
+            let curve = (atoms::named_curve(), atom(env, &curve)).encode(env);
+            items.push((atoms::ecc(), curve));
+        }
         if let Some(host) = tls.sni_hostname() {
             items.push((atoms::sni_hostname(), charlist(env, &host)));
         }
