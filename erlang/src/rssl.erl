@@ -674,8 +674,8 @@ format_error({options, Option}) ->
     lists:flatten(io_lib:format("Invalid TLS option: ~p", [Option]));
 format_error(closed) ->
     "TLS connection is closed";
-format_error(timeout) ->
-    "Timeout";
+format_error({error, Reason}) ->
+    format_error(Reason);
 format_error(Reason) when is_atom(Reason) ->
     case inet:format_error(Reason) of
         "unknown POSIX error" ++ _ ->

@@ -13,13 +13,14 @@
 -export([suite/0, all/0, init_per_suite/1, end_per_suite/1,
          init_per_testcase/2, end_per_testcase/2]).
 -export([suite_helpers_as_ssl/1, every_group_negotiates/1, default_groups/1,
-         eccs_shape/1, tuning_options_accepted/1, signature_algs_restrict/1]).
+         eccs_shape/1, tuning_options_accepted/1, signature_algs_restrict/1,
+         format_error_as_ssl/1]).
 
 suite() -> [{timetrap, {seconds, 60}}].
 
 all() ->
     [suite_helpers_as_ssl, every_group_negotiates, default_groups, eccs_shape,
-     tuning_options_accepted, signature_algs_restrict].
+     tuning_options_accepted, signature_algs_restrict, format_error_as_ssl].
 
 init_per_suite(Config) ->
     rssl_socket_lib:init_suite(?M, Config).
@@ -164,3 +165,12 @@ signature_algs_restrict(Config) ->
                           ?M:connect("localhost", 1, [{signature_algs, Bad}], 1000))
              || Bad <- [[nonsense], [{sha256, nonsense}], [{nohash, rsa}], []]]
     end.
+
+%% format_error/1 gives OTP's texts for the reasons both return.
+format_error_as_ssl(_Config) ->
+    Reasons = [closed, timeout, einval, enotconn, econnrefused, eaddrinuse, not_owner,
+               {error, closed}, {error, timeout}, {options, {versions, [foo]}},
+               {options, {not_supported, {eccs, [secp256r1]}}},
+               {options, dependency, {padding_check, {versions, [tlsv1]}}},
+               {tls_alert, {unknown_ca, "TLS client: unknown CA"}}, something_else],
+    [?assertEqual({R, ssl:format_error(R)}, {R, ?M:format_error(R)}) || R <- Reasons].
