@@ -116,11 +116,10 @@ struct State<H: Host> {
     phase: Phase,
     owner: H::Owner,
     options: SocketOptions,
-    /// Decrypted plaintext not yet handed out is `plain[plain_pos..plain_end]`
-    /// (`plain_end` is its length); decrypts go into its spare capacity.
+    /// Decrypted plaintext not yet handed out is `plain[plain_pos..]`;
+    /// decrypts go into its spare capacity.
     plain: Vec<u8>,
     plain_pos: usize,
-    plain_end: usize,
     handshake_waiter: Option<H::Waiter>,
     recv_waiter: Option<(H::Waiter, usize)>,
     send_waiter: Option<H::Waiter>,
@@ -185,7 +184,6 @@ impl<H: Host> Conn<H> {
                 options,
                 plain: Vec::new(),
                 plain_pos: 0,
-                plain_end: 0,
                 handshake_waiter: None,
                 recv_waiter: None,
                 send_waiter: None,
@@ -533,13 +531,13 @@ impl<H: Host> State<H> {
     }
 
     fn buffered(&self) -> &[u8] {
-        &self.plain[self.plain_pos..self.plain_end]
+        &self.plain[self.plain_pos..]
     }
 
     /// Drops `end` bytes (absolute index) from the plaintext buffer.
     fn consume(&mut self, end: usize) {
         self.plain_pos = end;
-        if self.plain_pos >= self.plain_end {
+        if self.plain_pos >= self.plain.len() {
             self.discard_plain();
         }
     }
@@ -599,7 +597,6 @@ impl<H: Host> State<H> {
 
     fn discard_plain(&mut self) {
         self.plain_pos = 0;
-        self.plain_end = 0;
         self.plain.clear();
     }
 
@@ -699,7 +696,7 @@ impl<H: Host> State<H> {
     /// (A waiting recv or active delivery may need more bytes to complete a
     /// large packet, so then reading goes on.)
     fn undelivered_too_much(&self) -> bool {
-        self.plain_end - self.plain_pos > PLAIN_HIGH
+        self.plain.len() - self.plain_pos > PLAIN_HIGH
             && self.recv_waiter.is_none()
             && !self.options.active.is_active()
     }
@@ -713,21 +710,16 @@ impl<H: Host> State<H> {
             if self.input_done {
                 return;
             }
-            if self.plain_pos > 0 && self.plain.capacity() - self.plain_end < RECORD {
+            if self.plain_pos > 0 && self.plain.capacity() - self.plain.len() < RECORD {
                 // Move the undelivered tail to the front instead of growing.
-                self.plain.copy_within(self.plain_pos..self.plain_end, 0);
-                self.plain_end -= self.plain_pos;
-                self.plain.truncate(self.plain_end);
+                self.plain.drain(..self.plain_pos);
                 self.plain_pos = 0;
             }
-            let len = self.plain_end;
-            let outcome = self.tls.read_onto(&mut self.plain, RECORD);
-            self.plain_end = self.plain.len();
-            match outcome {
+            let len = self.plain.len();
+            match self.tls.read_onto(&mut self.plain, RECORD) {
                 Ok(ReadOutcome::Data(_)) => {
                     if self.read_shut {
                         self.plain.truncate(len);
-                        self.plain_end = len;
                     }
                 }
                 Ok(ReadOutcome::WouldBlock) => return,
@@ -934,11 +926,10 @@ impl<H: Host> State<H> {
             }
             self.release_socket(&conn.poller);
         }
-        if !again && self.plain_pos == self.plain_end {
+        if !again && self.plain_pos == self.plain.len() {
             // Nothing buffered: an idle connection keeps no buffers.
             self.plain = Vec::new();
             self.plain_pos = 0;
-            self.plain_end = 0;
             self.tls.release_buffers();
         }
         again

@@ -6,10 +6,9 @@ use std::mem::MaybeUninit;
 /// Ciphertext buffers between the transport and OpenSSL.
 #[derive(Default)]
 pub struct Wire {
-    /// Bytes `read_pos..filled` are unread ciphertext (`filled` is the
-    /// length); the spare capacity is filled straight from the transport.
+    /// Bytes `read_pos..` are unread ciphertext; the spare capacity is
+    /// filled straight from the transport.
     incoming: Vec<u8>,
-    filled: usize,
     read_pos: usize,
     outgoing: Vec<u8>,
     /// The transport saw end of stream: reads past the buffer return 0.
@@ -23,7 +22,6 @@ impl Wire {
     pub fn push_incoming(&mut self, data: &[u8]) {
         self.compact();
         self.incoming.extend_from_slice(data);
-        self.filled = self.incoming.len();
     }
 
     /// Lets the caller fill up to `max` bytes of incoming space directly
@@ -36,25 +34,22 @@ impl Wire {
     ) -> Result<usize, E> {
         self.compact();
         self.incoming.reserve(max);
-        let start = self.filled;
+        let start = self.incoming.len();
         let result = fill(&mut self.incoming.spare_capacity_mut()[..max]);
-        let got = *result.as_ref().unwrap_or(&0);
-        let got = got.min(max);
+        let got = (*result.as_ref().unwrap_or(&0)).min(max);
         // SAFETY: the callback initialized the first `got` spare bytes.
         unsafe { self.incoming.set_len(start + got) };
-        self.filled = start + got;
         result
     }
 
     pub fn incoming_len(&self) -> usize {
-        self.filled - self.read_pos
+        self.incoming.len() - self.read_pos
     }
 
     /// Frees both buffers if they hold nothing (an idle connection stays small).
     pub fn release_if_empty(&mut self) {
-        if self.read_pos == self.filled {
+        if self.read_pos == self.incoming.len() {
             self.incoming = Vec::new();
-            self.filled = 0;
             self.read_pos = 0;
         }
         if self.outgoing.is_empty() {
@@ -82,16 +77,14 @@ impl Wire {
         if self.read_pos == 0 {
             return;
         }
-        self.incoming.copy_within(self.read_pos..self.filled, 0);
-        self.filled -= self.read_pos;
-        self.incoming.truncate(self.filled);
+        self.incoming.drain(..self.read_pos);
         self.read_pos = 0;
     }
 }
 
 impl Read for Wire {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let available = &self.incoming[self.read_pos..self.filled];
+        let available = &self.incoming[self.read_pos..];
         if available.is_empty() {
             if self.eof {
                 return Ok(0);
@@ -101,9 +94,8 @@ impl Read for Wire {
         let n = available.len().min(buf.len());
         buf[..n].copy_from_slice(&available[..n]);
         self.read_pos += n;
-        if self.read_pos == self.filled {
+        if self.read_pos == self.incoming.len() {
             self.read_pos = 0;
-            self.filled = 0;
             self.incoming.clear();
         }
         Ok(n)
