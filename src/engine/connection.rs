@@ -309,11 +309,7 @@ impl Connection {
         if unsafe { ffi::SSL_renegotiate(ssl) } != 1 {
             return Err(Error::Internal("renegotiation refused".into()));
         }
-        match self.stream.do_handshake() {
-            Ok(()) => Ok(()),
-            Err(e) if e.code() == ErrorCode::WANT_READ => Ok(()),
-            Err(e) => Err(self.fail(e)),
-        }
+        self.write_post_handshake()
     }
 
     /// TLS 1.3: sends a KeyUpdate (new keys for what we send) into the
@@ -338,7 +334,12 @@ impl Connection {
         if unsafe { ffi::SSL_key_update(ssl, kind) } != 1 {
             return Err(Error::Internal("key update refused".into()));
         }
-        // The message is written by the next handshake step.
+        self.write_post_handshake()
+    }
+
+    /// Writes a message OpenSSL has queued after the handshake (a
+    /// HelloRequest or ClientHello, a KeyUpdate) into the output.
+    fn write_post_handshake(&mut self) -> Result<(), Error> {
         match self.stream.do_handshake() {
             Ok(()) => Ok(()),
             Err(e) if e.code() == ErrorCode::WANT_READ => Ok(()),
