@@ -19,6 +19,7 @@
 use super::atoms;
 use super::config::ConfigRes;
 use super::host::Waiter;
+use super::terms::binary;
 use crate::engine::hooks::Callback;
 use crate::engine::psk::{UserLookup, UserLookupFn, UserSecret};
 use crate::engine::session::{OfferedSession, ReuseSessionFn};
@@ -27,7 +28,7 @@ use crate::engine::verify::{reason_name, CertCheck, PartialChainFn, Verdict, Ver
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 use rustler::env::{OwnedEnv, SavedTerm};
-use rustler::{Atom, Binary, Encoder, Env, LocalPid, NewBinary, ResourceArc, Term};
+use rustler::{Atom, Binary, Encoder, Env, LocalPid, ResourceArc, Term};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -118,13 +119,6 @@ fn ask(kind: Atom, saved: &Saved, arg: impl for<'a> FnOnce(Env<'a>) -> Term<'a>)
     };
     PENDING.lock().remove(&call);
     answer
-}
-
-fn binary<'a>(env: Env<'a>, data: &[u8]) -> Term<'a> {
-    let mut bin = NewBinary::new(env, data.len());
-    bin.as_mut_slice().copy_from_slice(data);
-    let bin: Binary = bin.into();
-    bin.encode(env)
 }
 
 fn optional_binary<'a>(env: Env<'a>, data: Option<&[u8]>) -> Term<'a> {

@@ -2,7 +2,7 @@
 
 use super::atoms;
 use super::socket::ConnRes;
-use super::terms::{atom, charlist, error_tuple};
+use super::terms::{atom, binary, charlist, error_tuple};
 use crate::driver::Failure;
 use rustler::{Atom, Encoder, Env, NifResult, ResourceArc, Term};
 
@@ -46,25 +46,15 @@ fn info<'a>(env: Env<'a>, socket: Term<'a>) -> NifResult<Term<'a>> {
             items.push((atoms::sni_hostname(), charlist(env, &host)));
         }
         if let Some(p) = tls.negotiated_protocol() {
-            let mut bin = rustler::NewBinary::new(env, p.len());
-            bin.as_mut_slice().copy_from_slice(&p);
-            let bin: rustler::Binary = bin.into();
-            items.push((atoms::negotiated_protocol(), bin.encode(env)));
+            items.push((atoms::negotiated_protocol(), binary(env, &p)));
         }
-        let id = tls.session_id();
-        let mut bin = rustler::NewBinary::new(env, id.len());
-        bin.as_mut_slice().copy_from_slice(&id);
-        let bin: rustler::Binary = bin.into();
-        items.push((atoms::session_id(), bin.encode(env)));
+        items.push((atoms::session_id(), binary(env, &tls.session_id())));
         items.push((
             atoms::session_resumption(),
             tls.session_reused().encode(env),
         ));
         if let Some(user) = tls.srp_username() {
-            let mut bin = rustler::NewBinary::new(env, user.len());
-            bin.as_mut_slice().copy_from_slice(user.as_bytes());
-            let bin: rustler::Binary = bin.into();
-            items.push((atoms::srp_username(), bin.encode(env)));
+            items.push((atoms::srp_username(), binary(env, user.as_bytes())));
         }
         items
     });
@@ -79,12 +69,7 @@ fn peercert<'a>(env: Env<'a>, socket: Term<'a>) -> NifResult<Term<'a>> {
     let res = conn_of(socket)?;
     let cert = res.conn.with_tls(|tls| tls.peer_certificate());
     Ok(match cert {
-        Ok(Some(der)) => {
-            let mut bin = rustler::NewBinary::new(env, der.len());
-            bin.as_mut_slice().copy_from_slice(&der);
-            let bin: rustler::Binary = bin.into();
-            (atoms::ok(), bin).encode(env)
-        }
+        Ok(Some(der)) => (atoms::ok(), binary(env, &der)).encode(env),
         Ok(None) => (atoms::error(), atoms::no_peercert()).encode(env),
         Err(f) => error_tuple(env, &f),
     })
@@ -154,12 +139,7 @@ fn prf<'a>(
         .conn
         .with_tls(|tls| tls.prf(secret.as_deref(), label.as_slice(), &parts, len));
     Ok(match out {
-        Ok(Ok(bytes)) => {
-            let mut bin = rustler::NewBinary::new(env, bytes.len());
-            bin.as_mut_slice().copy_from_slice(&bytes);
-            let bin: rustler::Binary = bin.into();
-            (atoms::ok(), bin).encode(env)
-        }
+        Ok(Ok(bytes)) => (atoms::ok(), binary(env, &bytes)).encode(env),
         Ok(Err(_)) => (atoms::error(), atoms::undefined()).encode(env),
         Err(f) => error_tuple(env, &f),
     })

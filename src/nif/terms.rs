@@ -76,7 +76,8 @@ pub fn error_tuple<'a>(env: Env<'a>, f: &Failure) -> Term<'a> {
     (atoms::error(), failure_term(env, f)).encode(env)
 }
 
-fn binary<'a>(env: Env<'a>, data: &[u8]) -> Term<'a> {
+/// A binary term holding a copy of `data`.
+pub fn binary<'a>(env: Env<'a>, data: &[u8]) -> Term<'a> {
     let mut bin = NewBinary::new(env, data.len());
     bin.as_mut_slice().copy_from_slice(data);
     let bin: rustler::Binary = bin.into();
