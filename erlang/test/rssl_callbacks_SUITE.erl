@@ -16,6 +16,7 @@
 -endif.
 -define(PEER, ssl).
 -define(T, 10000).
+-define(P, rssl_peer_lib).
 
 -export([suite/0, all/0, groups/0,
          init_per_suite/1, end_per_suite/1,
@@ -83,43 +84,43 @@ end_per_testcase(_TC, Config) ->
 %% A trusted chain: one event, valid_peer for the server's certificate (the
 %% trusted CA is the anchor and is not shown).
 verify_fun_valid_peer(Config) ->
-    COpts = client_opts(Config, ca) ++ [recording_fun(Config, accept)],
-    {{ok, S}, Server} = m_client(COpts, server_opts(Config, server), "localhost"),
+    COpts = ?P:client_opts(Config, ca) ++ [recording_fun(Config, accept)],
+    {{ok, S}, Server} = ?P:m_client(?M, COpts, ?P:server_opts(Config, server), "localhost"),
     ?assertEqual([{server, valid_peer, 0}], events()),
-    client_exchange(S),
+    ?P:client_exchange(?M, S),
     ?assertMatch(#{result := {error, closed}}, rssl_test_lib:await(Server)).
 
 %% The server sends its CA, which the client does not trust: unknown_ca for
 %% the CA (accepted, it becomes the anchor), then valid_peer; the state
 %% goes from one call to the next.
 verify_fun_unknown_ca_chain(Config) ->
-    COpts = client_opts(Config, other_ca) ++ [recording_fun(Config, accept)],
+    COpts = ?P:client_opts(Config, other_ca) ++ [recording_fun(Config, accept)],
     SOpts = chain_server_opts(Config),
-    {{ok, S}, Server} = m_client(COpts, SOpts, "localhost"),
+    {{ok, S}, Server} = ?P:m_client(?M, COpts, SOpts, "localhost"),
     ?assertEqual([{ca, {bad_cert, unknown_ca}, 0}, {server, valid_peer, 1}], events()),
-    client_exchange(S),
+    ?P:client_exchange(?M, S),
     ?assertMatch(#{result := {error, closed}}, rssl_test_lib:await(Server)).
 
 %% Only the server's certificate, from an unknown CA: one unknown_ca event;
 %% accepting it accepts the certificate (no valid_peer after it).
 verify_fun_unknown_ca_accepted(Config) ->
-    COpts = client_opts(Config, ca) ++ [recording_fun(Config, accept)],
-    {{ok, S}, Server} = m_client(COpts, server_opts(Config, other_server), "localhost"),
+    COpts = ?P:client_opts(Config, ca) ++ [recording_fun(Config, accept)],
+    {{ok, S}, Server} = ?P:m_client(?M, COpts, ?P:server_opts(Config, other_server), "localhost"),
     ?assertEqual([{other_server, {bad_cert, unknown_ca}, 0}], events()),
-    client_exchange(S),
+    ?P:client_exchange(?M, S),
     ?assertMatch(#{result := {error, closed}}, rssl_test_lib:await(Server)).
 
 %% The host name does not match: hostname_check_failed in place of
 %% valid_peer; accepted, the connection is up.
 verify_fun_hostname(Config) ->
-    COpts = client_opts(Config, ca) ++ [recording_fun(Config, accept)],
-    {{ok, S}, Server} = m_client(COpts, server_opts(Config, wrong_host), "localhost"),
+    COpts = ?P:client_opts(Config, ca) ++ [recording_fun(Config, accept)],
+    {{ok, S}, Server} = ?P:m_client(?M, COpts, ?P:server_opts(Config, wrong_host), "localhost"),
     ?assertEqual([{wrong_host, {bad_cert, hostname_check_failed}, 0}], events()),
-    client_exchange(S),
+    ?P:client_exchange(?M, S),
     ?assertMatch(#{result := {error, closed}}, rssl_test_lib:await(Server)),
     %% Rejected: handshake_failure, as without a fun.
-    COpts2 = client_opts(Config, ca) ++ [recording_fun(Config, {fail_on, hostname_check_failed})],
-    {Result, Server2} = m_client(COpts2, server_opts(Config, wrong_host), "localhost"),
+    COpts2 = ?P:client_opts(Config, ca) ++ [recording_fun(Config, {fail_on, hostname_check_failed})],
+    {Result, Server2} = ?P:m_client(?M, COpts2, ?P:server_opts(Config, wrong_host), "localhost"),
     ?assertMatch({error, {tls_alert, {handshake_failure, _}}}, Result),
     ?assertMatch({error, {tls_alert, {handshake_failure, _}}}, rssl_test_lib:await(Server2)),
     ?assertEqual([{wrong_host, {bad_cert, hostname_check_failed}, 0}], events()).
@@ -127,21 +128,21 @@ verify_fun_hostname(Config) ->
 %% With verify_none the fun still sees every event (no CA needed) and its
 %% verdict counts.
 verify_fun_verify_none(Config) ->
-    COpts = [{verify, verify_none}, recording_fun(Config, accept) | base_opts(Config)],
-    {{ok, S}, Server} = m_client(COpts, server_opts(Config, wrong_host), "localhost"),
+    COpts = [{verify, verify_none}, recording_fun(Config, accept) | ?P:base_opts(Config)],
+    {{ok, S}, Server} = ?P:m_client(?M, COpts, ?P:server_opts(Config, wrong_host), "localhost"),
     ?assertEqual([{wrong_host, {bad_cert, unknown_ca}, 0}], events()),
-    client_exchange(S),
+    ?P:client_exchange(?M, S),
     ?assertMatch(#{result := {error, closed}}, rssl_test_lib:await(Server)),
-    COpts2 = [{verify, verify_none}, recording_fun(Config, {fail_on, unknown_ca}) | base_opts(Config)],
-    {Result, Server2} = m_client(COpts2, server_opts(Config, server), "localhost"),
+    COpts2 = [{verify, verify_none}, recording_fun(Config, {fail_on, unknown_ca}) | ?P:base_opts(Config)],
+    {Result, Server2} = ?P:m_client(?M, COpts2, ?P:server_opts(Config, server), "localhost"),
     ?assertMatch({error, {tls_alert, {unknown_ca, _}}}, Result),
     ?assertMatch({error, {tls_alert, {unknown_ca, _}}}, rssl_test_lib:await(Server2)),
     ?assertEqual([{server, {bad_cert, unknown_ca}, 0}], events()),
     %% verify_peer without any CA: a fun is enough.
-    COpts3 = [{verify, verify_peer}, recording_fun(Config, accept) | base_opts(Config)],
-    {{ok, S3}, Server3} = m_client(COpts3, server_opts(Config, server), "localhost"),
+    COpts3 = [{verify, verify_peer}, recording_fun(Config, accept) | ?P:base_opts(Config)],
+    {{ok, S3}, Server3} = ?P:m_client(?M, COpts3, ?P:server_opts(Config, server), "localhost"),
     ?assertEqual([{server, {bad_cert, unknown_ca}, 0}], events()),
-    client_exchange(S3),
+    ?P:client_exchange(?M, S3),
     ?assertMatch(#{result := {error, closed}}, rssl_test_lib:await(Server3)).
 
 %% fun/4 also gets the DER certificate.
@@ -152,13 +153,13 @@ verify_fun_arity_4(Config) ->
                   Self ! {der, Der, Otp =:= public_key:pkix_decode_cert(Der, otp), Event, S},
                   {valid, S}
           end,
-    COpts = client_opts(Config, ca) ++ [{verify_fun, {Fun, state}}],
-    {{ok, S}, Server} = m_client(COpts, server_opts(Config, server), "localhost"),
-    Der = der(Config, server),
+    COpts = ?P:client_opts(Config, ca) ++ [{verify_fun, {Fun, state}}],
+    {{ok, S}, Server} = ?P:m_client(?M, COpts, ?P:server_opts(Config, server), "localhost"),
+    Der = ?P:der(Config, server),
     receive {der, D, Same, E, St} -> ?assertEqual({Der, true, valid_peer, state}, {D, Same, E, St})
     after 0 -> ct:fail(no_call)
     end,
-    client_exchange(S),
+    ?P:client_exchange(?M, S),
     ?assertMatch(#{result := {error, closed}}, rssl_test_lib:await(Server)).
 
 %% {fail, Reason} at valid_peer: the alert OTP's ssl sends for Reason, on
@@ -176,8 +177,8 @@ verify_fun_fail_alerts(Config) ->
          Fun = fun(_, {extension, _}, S) -> {unknown, S};
                   (_, _, _) -> {fail, Reason}
                end,
-         COpts = client_opts(Config, ca) ++ [{verify_fun, {Fun, []}}],
-         {Result, Server} = m_client(COpts, server_opts(Config, server), "localhost"),
+         COpts = ?P:client_opts(Config, ca) ++ [{verify_fun, {Fun, []}}],
+         {Result, Server} = ?P:m_client(?M, COpts, ?P:server_opts(Config, server), "localhost"),
          ?assertMatch({Reason, {error, {tls_alert, {Alert, _}}}}, {Reason, Result}),
          ?assertMatch({Reason, {error, {tls_alert, {Alert, _}}}}, {Reason, rssl_test_lib:await(Server)})
      end || {Reason, Alert} <- Cases].
@@ -193,39 +194,39 @@ verify_fun_fail_unknown_ca(Config) ->
          Fun = fun(_, {extension, _}, S) -> {unknown, S};
                   (_, _, _) -> {fail, Reason}
                end,
-         COpts = client_opts(Config, ca) ++ [{verify_fun, {Fun, []}}],
-         {Result, Server} = m_client(COpts, server_opts(Config, other_server), "localhost"),
+         COpts = ?P:client_opts(Config, ca) ++ [{verify_fun, {Fun, []}}],
+         {Result, Server} = ?P:m_client(?M, COpts, ?P:server_opts(Config, other_server), "localhost"),
          ?assertMatch({Reason, {error, {tls_alert, {Alert, _}}}}, {Reason, Result}),
          ?assertMatch({Reason, {error, {tls_alert, {Alert, _}}}}, {Reason, rssl_test_lib:await(Server)})
      end || {Reason, Alert} <- Cases].
 
 %% A server's fun sees the client's certificate; its verdict decides.
 verify_fun_server(Config) ->
-    SOpts = server_opts(Config, server) ++ require_client_cert(Config, ca)
+    SOpts = ?P:server_opts(Config, server) ++ ?P:require_client_cert(Config, ca)
         ++ [recording_fun(Config, accept)],
-    COpts = client_opts(Config, ca) ++ cert_opts(Config, client),
-    {{ok, S}, Client} = m_server(SOpts, COpts, "localhost"),
+    COpts = ?P:client_opts(Config, ca) ++ ?P:cert_opts(Config, client),
+    {{ok, S}, Client} = ?P:m_server(?M, SOpts, COpts, "localhost"),
     ?assertEqual([{client, valid_peer, 0}], events()),
-    server_exchange(S),
+    ?P:server_exchange(?M, S),
     ?assertMatch(#{result := ok}, rssl_test_lib:await(Client)),
-    SOpts2 = server_opts(Config, server) ++ require_client_cert(Config, ca)
+    SOpts2 = ?P:server_opts(Config, server) ++ ?P:require_client_cert(Config, ca)
         ++ [recording_fun(Config, {fail_on, valid_peer})],
-    {Result, Client2} = m_server(SOpts2, COpts, "localhost"),
+    {Result, Client2} = ?P:m_server(?M, SOpts2, COpts, "localhost"),
     ?assertMatch({error, {tls_alert, {handshake_failure, _}}}, Result),
-    peer_saw_alert(Config, handshake_failure, rssl_test_lib:await(Client2)).
+    ?P:peer_saw_alert(Config, handshake_failure, rssl_test_lib:await(Client2)).
 
 %% The old form, fun([{bad_cert, _}]) -> boolean(), wrapped as OTP does.
 verify_fun_old_style(Config) ->
     Self = self(),
     Yes = fun(Errors) -> Self ! {old, Errors}, true end,
-    COpts = client_opts(Config, ca) ++ [{verify_fun, Yes}],
-    {{ok, S}, Server} = m_client(COpts, server_opts(Config, other_server), "localhost"),
+    COpts = ?P:client_opts(Config, ca) ++ [{verify_fun, Yes}],
+    {{ok, S}, Server} = ?P:m_client(?M, COpts, ?P:server_opts(Config, other_server), "localhost"),
     receive {old, Errors} -> ?assertEqual([{bad_cert, unknown_ca}], Errors) after 0 -> ct:fail(no_call) end,
-    client_exchange(S),
+    ?P:client_exchange(?M, S),
     ?assertMatch(#{result := {error, closed}}, rssl_test_lib:await(Server)),
     No = fun(_) -> false end,
-    COpts2 = client_opts(Config, ca) ++ [{verify_fun, No}],
-    {Result, Server2} = m_client(COpts2, server_opts(Config, other_server), "localhost"),
+    COpts2 = ?P:client_opts(Config, ca) ++ [{verify_fun, No}],
+    {Result, Server2} = ?P:m_client(?M, COpts2, ?P:server_opts(Config, other_server), "localhost"),
     ?assertMatch({error, {tls_alert, {unknown_ca, _}}}, Result),
     ?assertMatch({error, {tls_alert, {unknown_ca, _}}}, rssl_test_lib:await(Server2)).
 
@@ -236,21 +237,21 @@ verify_fun_old_style(Config) ->
 %% chain from the top down.
 partial_chain_anchor(Config) ->
     Self = self(),
-    CaDer = der(Config, ca),
+    CaDer = ?P:der(Config, ca),
     Fun = fun(Chain) -> Self ! {chain, Chain}, {trusted_ca, CaDer} end,
-    COpts = client_opts(Config, other_ca) ++ [{partial_chain, Fun}],
-    {{ok, S}, Server} = m_client(COpts, chain_server_opts(Config), "localhost"),
-    ?assertEqual([CaDer, der(Config, server)], last_chain()),
-    client_exchange(S),
+    COpts = ?P:client_opts(Config, other_ca) ++ [{partial_chain, Fun}],
+    {{ok, S}, Server} = ?P:m_client(?M, COpts, chain_server_opts(Config), "localhost"),
+    ?assertEqual([CaDer, ?P:der(Config, server)], last_chain()),
+    ?P:client_exchange(?M, S),
     ?assertMatch(#{result := {error, closed}}, rssl_test_lib:await(Server)).
 
 %% unknown_ca (or an anchor not in the chain, or a crash) leaves the chain
 %% untrusted.
 partial_chain_unknown_ca(Config) ->
-    OtherDer = der(Config, other_ca),
+    OtherDer = ?P:der(Config, other_ca),
     [begin
-         COpts = client_opts(Config, other_ca) ++ [{partial_chain, Fun}],
-         {Result, Server} = m_client(COpts, chain_server_opts(Config), "localhost"),
+         COpts = ?P:client_opts(Config, other_ca) ++ [{partial_chain, Fun}],
+         {Result, Server} = ?P:m_client(?M, COpts, chain_server_opts(Config), "localhost"),
          ?assertMatch({error, {tls_alert, {unknown_ca, _}}}, Result),
          ?assertMatch({error, {tls_alert, {unknown_ca, _}}}, rssl_test_lib:await(Server))
      end || Fun <- [fun(_) -> unknown_ca end,
@@ -262,54 +263,54 @@ partial_chain_unknown_ca(Config) ->
 %% The server's certificate is in the CA's CRL: certificate_revoked.
 crl_revoked(Config) ->
     ok = (crl_cache()):insert({der, [crl(Config, revokes_server)]}),
-    COpts = client_opts(Config, ca) ++ [{crl_check, true}],
-    {Result, Server} = m_client(COpts, server_opts(Config, server), "localhost"),
+    COpts = ?P:client_opts(Config, ca) ++ [{crl_check, true}],
+    {Result, Server} = ?P:m_client(?M, COpts, ?P:server_opts(Config, server), "localhost"),
     ?assertMatch({error, {tls_alert, {certificate_revoked, _}}}, Result),
     ?assertMatch({error, {tls_alert, {certificate_revoked, _}}}, rssl_test_lib:await(Server)).
 
 %% A CRL that lists another certificate.
 crl_not_revoked(Config) ->
     ok = (crl_cache()):insert({der, [crl(Config, revokes_other)]}),
-    COpts = client_opts(Config, ca) ++ [{crl_check, true}],
-    {{ok, S}, Server} = m_client(COpts, server_opts(Config, server), "localhost"),
-    client_exchange(S),
+    COpts = ?P:client_opts(Config, ca) ++ [{crl_check, true}],
+    {{ok, S}, Server} = ?P:m_client(?M, COpts, ?P:server_opts(Config, server), "localhost"),
+    ?P:client_exchange(?M, S),
     ?assertMatch(#{result := {error, closed}}, rssl_test_lib:await(Server)),
     %% Without crl_check the revoked certificate goes through.
     ok = (crl_cache()):insert({der, [crl(Config, revokes_server)]}),
-    {{ok, S2}, Server2} = m_client(client_opts(Config, ca), server_opts(Config, server), "localhost"),
-    client_exchange(S2),
+    {{ok, S2}, Server2} = ?P:m_client(?M, ?P:client_opts(Config, ca), ?P:server_opts(Config, server), "localhost"),
+    ?P:client_exchange(?M, S2),
     ?assertMatch(#{result := {error, closed}}, rssl_test_lib:await(Server2)).
 
 %% crl_check peer, a server's check of a client, and a CRL given as a file.
 crl_peer_only(Config) ->
     #{revokes_client := ClientCrlFile} = ?config(crl_files, Config),
     ok = (crl_cache()):insert({file, ClientCrlFile}),
-    SOpts = server_opts(Config, server) ++ require_client_cert(Config, ca) ++ [{crl_check, peer}],
-    COpts = client_opts(Config, ca) ++ cert_opts(Config, client),
-    {Result, Client} = m_server(SOpts, COpts, "localhost"),
+    SOpts = ?P:server_opts(Config, server) ++ ?P:require_client_cert(Config, ca) ++ [{crl_check, peer}],
+    COpts = ?P:client_opts(Config, ca) ++ ?P:cert_opts(Config, client),
+    {Result, Client} = ?P:m_server(?M, SOpts, COpts, "localhost"),
     ?assertMatch({error, {tls_alert, {certificate_revoked, _}}}, Result),
-    peer_saw_alert(Config, certificate_revoked, rssl_test_lib:await(Client)),
+    ?P:peer_saw_alert(Config, certificate_revoked, rssl_test_lib:await(Client)),
     ok = (crl_cache()):delete({file, ClientCrlFile}),
     ok = (crl_cache()):insert({der, [crl(Config, revokes_other)]}),
-    {{ok, S}, Client2} = m_server(SOpts, COpts, "localhost"),
-    server_exchange(S),
+    {{ok, S}, Client2} = ?P:m_server(?M, SOpts, COpts, "localhost"),
+    ?P:server_exchange(?M, S),
     ?assertMatch(#{result := ok}, rssl_test_lib:await(Client2)).
 
 %% No CRL for the CA: revocation status undetermined, bad_certificate.
 crl_missing(Config) ->
-    COpts = client_opts(Config, ca) ++ [{crl_check, true}],
-    {Result, Server} = m_client(COpts, server_opts(Config, server), "localhost"),
+    COpts = ?P:client_opts(Config, ca) ++ [{crl_check, true}],
+    {Result, Server} = ?P:m_client(?M, COpts, ?P:server_opts(Config, server), "localhost"),
     ?assertMatch({error, {tls_alert, {bad_certificate, _}}}, Result),
     ?assertMatch({error, {tls_alert, {bad_certificate, _}}}, rssl_test_lib:await(Server)).
 
 %% best_effort: no CRL is no failure; a revocation still is.
 crl_best_effort(Config) ->
-    COpts = client_opts(Config, ca) ++ [{crl_check, best_effort}],
-    {{ok, S}, Server} = m_client(COpts, server_opts(Config, server), "localhost"),
-    client_exchange(S),
+    COpts = ?P:client_opts(Config, ca) ++ [{crl_check, best_effort}],
+    {{ok, S}, Server} = ?P:m_client(?M, COpts, ?P:server_opts(Config, server), "localhost"),
+    ?P:client_exchange(?M, S),
     ?assertMatch(#{result := {error, closed}}, rssl_test_lib:await(Server)),
     ok = (crl_cache()):insert({der, [crl(Config, revokes_server)]}),
-    {Result, Server2} = m_client(COpts, server_opts(Config, server), "localhost"),
+    {Result, Server2} = ?P:m_client(?M, COpts, ?P:server_opts(Config, server), "localhost"),
     ?assertMatch({error, {tls_alert, {certificate_revoked, _}}}, Result),
     ?assertMatch({error, {tls_alert, {certificate_revoked, _}}}, rssl_test_lib:await(Server2)).
 
@@ -317,11 +318,11 @@ crl_best_effort(Config) ->
 %% reason, and may accept it.
 crl_verify_fun(Config) ->
     ok = (crl_cache()):insert({der, [crl(Config, revokes_server)]}),
-    COpts = client_opts(Config, ca) ++ [{crl_check, true}, recording_fun(Config, accept)],
-    {{ok, S}, Server} = m_client(COpts, server_opts(Config, server), "localhost"),
+    COpts = ?P:client_opts(Config, ca) ++ [{crl_check, true}, recording_fun(Config, accept)],
+    {{ok, S}, Server} = ?P:m_client(?M, COpts, ?P:server_opts(Config, server), "localhost"),
     ?assertEqual([{server, valid_peer, 0},
                   {server, {bad_cert, {revoked, keyCompromise}}, 1}], events()),
-    client_exchange(S),
+    ?P:client_exchange(?M, S),
     ?assertMatch(#{result := {error, closed}}, rssl_test_lib:await(Server)).
 
 %%% NPN (TLS 1.2) -------------------------------------------------------------
@@ -349,17 +350,17 @@ npn_none(Config) ->
     npn_both_ways(Config, undefined, undefined, {error, protocol_not_negotiated}).
 
 npn_both_ways(Config, Advertised, Preferred, Expected) ->
-    SOpts = server_opts(Config, server) ++ [{next_protocols_advertised, Advertised} || Advertised =/= undefined],
-    COpts = client_opts(Config, ca) ++ [{client_preferred_next_protocols, Preferred} || Preferred =/= undefined],
+    SOpts = ?P:server_opts(Config, server) ++ [{next_protocols_advertised, Advertised} || Advertised =/= undefined],
+    COpts = ?P:client_opts(Config, ca) ++ [{client_preferred_next_protocols, Preferred} || Preferred =/= undefined],
     %% ?M client
-    {{ok, S1}, Server} = m_client(COpts, SOpts, "localhost"),
+    {{ok, S1}, Server} = ?P:m_client(?M, COpts, SOpts, "localhost"),
     ?assertEqual(Expected, ?M:negotiated_protocol(S1)),
-    client_exchange(S1),
+    ?P:client_exchange(?M, S1),
     ?assertMatch(#{result := {error, closed}, protocol := Expected}, rssl_test_lib:await(Server)),
     %% ?M server
-    {{ok, S2}, Client} = m_server(SOpts, COpts, "localhost"),
+    {{ok, S2}, Client} = ?P:m_server(?M, SOpts, COpts, "localhost"),
     ?assertEqual(Expected, ?M:negotiated_protocol(S2)),
-    server_exchange(S2),
+    ?P:server_exchange(?M, S2),
     ?assertMatch(#{result := ok, protocol := Expected}, rssl_test_lib:await(Client)).
 
 %%% Helpers -----------------------------------------------------------------
@@ -367,29 +368,9 @@ npn_both_ways(Config, Advertised, Preferred, Expected) ->
 crl_cache() ->
     list_to_atom(atom_to_list(?M) ++ "_crl_cache").
 
-base_opts(Config) ->
-    [binary, {active, false}, {versions, [?config(tls_version, Config)]}].
-
-client_opts(Config, Ca) ->
-    rssl_test_lib:client_opts(?config(pki, Config), ?config(tls_version, Config), Ca).
-
-server_opts(Config, Cert) ->
-    rssl_test_lib:server_opts(?config(pki, Config), ?config(tls_version, Config), Cert).
-
 chain_server_opts(Config) ->
     #{server := #{key := Key}} = ?config(pki, Config),
-    base_opts(Config) ++ [{certfile, ?config(chain_file, Config)}, {keyfile, Key}].
-
-cert_opts(Config, Name) ->
-    rssl_test_pki:server_opts(?config(pki, Config), Name).
-
-require_client_cert(Config, Ca) ->
-    #{Ca := #{cert := CaFile}} = ?config(pki, Config),
-    [{verify, verify_peer}, {fail_if_no_peer_cert, true}, {cacertfile, CaFile}].
-
-der(Config, Name) ->
-    #{Name := #{cert := File}} = ?config(pki, Config),
-    rssl_test_pki:der(File).
+    ?P:base_opts(Config) ++ [{certfile, ?config(chain_file, Config)}, {keyfile, Key}].
 
 crl(Config, Name) ->
     proplists:get_value(Name, ?config(crls, Config)).
@@ -400,7 +381,7 @@ crl(Config, Name) ->
 %% fails that event ({bad_cert, Reason}, or valid_peer).
 recording_fun(Config, Mode) ->
     Self = self(),
-    Names = [{public_key:pkix_decode_cert(der(Config, N), otp), N}
+    Names = [{public_key:pkix_decode_cert(?P:der(Config, N), otp), N}
              || N <- [ca, server, client, wrong_host, other_server, other_ca]],
     Fun = fun(_, {extension, _}, S) ->
                   {unknown, S};
@@ -423,65 +404,6 @@ events() ->
 last_chain() ->
     receive {chain, Chain} -> Chain after 0 -> ct:fail(partial_chain_not_called) end.
 
-%% ?M client against an ssl server that reports its side (peer_server/1).
-m_client(COpts, SOpts, Host) ->
-    {Server, Port} = rssl_test_lib:start_server(?PEER, SOpts, fun peer_server/1),
-    {?M:connect(Host, Port, COpts, ?T), Server}.
-
-%% ?M server against an ssl client that reports its side (peer_client/1).
-m_server(SOpts, COpts, Host) ->
-    {ok, L} = ?M:listen(0, [{reuseaddr, true} | SOpts]),
-    {ok, {_, Port}} = ?M:sockname(L),
-    Client = rssl_test_lib:start_client(?PEER, Host, Port, COpts, fun peer_client/1),
-    {ok, T} = ?M:transport_accept(L, ?T),
-    Result = ?M:handshake(T, ?T),
-    ok = ?M:close(L),
-    {Result, Client}.
-
-peer_server({ok, S}) ->
-    Seen = #{protocol => ?PEER:negotiated_protocol(S)},
-    case ?PEER:recv(S, 4, ?T) of
-        {ok, <<"ping">>} ->
-            ok = ?PEER:send(S, <<"pong">>),
-            Seen#{result => ?PEER:recv(S, 0, ?T)};
-        Other ->
-            Seen#{result => Other}
-    end;
-peer_server(Error) ->
-    Error.
-
-peer_client({ok, S}) ->
-    Seen = #{protocol => ?PEER:negotiated_protocol(S)},
-    _ = ?PEER:send(S, <<"ping">>),
-    case ?PEER:recv(S, 4, ?T) of
-        {ok, <<"pong">>} -> Seen#{result => ok};
-        Other -> Seen#{result => Other}
-    end;
-peer_client(Error) ->
-    Error.
-
-%% What the ssl client saw of a server's alert: the connect result in TLS
-%% 1.2; in TLS 1.3 connect succeeded and the alert came after.
-peer_saw_alert(Config, Alert, ClientResult) ->
-    case ?config(tls_version, Config) of
-        'tlsv1.2' -> ?assertMatch({error, {tls_alert, {Alert, _}}}, ClientResult);
-        'tlsv1.3' -> after_alert(Alert, maps:get(result, ClientResult))
-    end.
-
-after_alert(Alert, {error, {tls_alert, {Alert, _}}}) -> ok;
-after_alert(_Alert, {error, closed}) -> ok;
-after_alert(Alert, Other) -> ct:fail({expected_alert, Alert, got, Other}).
-
-client_exchange(S) ->
-    ok = ?M:send(S, <<"ping">>),
-    ?assertEqual({ok, <<"pong">>}, ?M:recv(S, 4, ?T)),
-    ok = ?M:close(S).
-
-server_exchange(S) ->
-    ?assertEqual({ok, <<"ping">>}, ?M:recv(S, 4, ?T)),
-    ok = ?M:send(S, <<"pong">>),
-    ?assertEqual({error, closed}, ?M:recv(S, 0, ?T)),
-    ok = ?M:close(S).
 
 %% CRLs of the test CA made with the openssl command line tool:
 %% revokes_server (the server's certificate, keyCompromise), revokes_client

@@ -14,6 +14,7 @@
 -endif.
 -define(PEER, ssl).
 -define(T, 10000).
+-define(P, rssl_peer_lib).
 
 -export([suite/0, all/0, groups/0,
          init_per_suite/1, end_per_suite/1,
@@ -66,36 +67,36 @@ end_per_testcase(_TC, Config) ->
 %% verify_peer with the right CA, connecting by name: the peer certificate
 %% is the server's.
 verify_peer_hostname(Config) ->
-    {{ok, S}, Server} = m_client(Config, client_opts(Config, ca), server_opts(Config, server), "localhost"),
-    ?assertEqual({ok, der(Config, server)}, ?M:peercert(S)),
-    client_exchange(S),
+    {{ok, S}, Server} = ?P:m_client(?M, ?P:client_opts(Config, ca), ?P:server_opts(Config, server), "localhost"),
+    ?assertEqual({ok, ?P:der(Config, server)}, ?M:peercert(S)),
+    ?P:client_exchange(?M, S),
     ?assertMatch(#{result := {error, closed}}, rssl_test_lib:await(Server)).
 
 %% cacerts as public_key:cacerts_get/0 gives them (#cert{der, otp} records).
 cacerts_as_combined_certs(Config) ->
-    CaDer = der(Config, ca),
+    CaDer = ?P:der(Config, ca),
     Combined = {cert, CaDer, public_key:pkix_decode_cert(CaDer, otp)},
-    COpts = [{verify, verify_peer}, {cacerts, [Combined]} | base_opts(Config)],
-    {{ok, S}, Server} = m_client(Config, COpts, server_opts(Config, server), "localhost"),
-    client_exchange(S),
+    COpts = [{verify, verify_peer}, {cacerts, [Combined]} | ?P:base_opts(Config)],
+    {{ok, S}, Server} = ?P:m_client(?M, COpts, ?P:server_opts(Config, server), "localhost"),
+    ?P:client_exchange(?M, S),
     ?assertMatch(#{result := {error, closed}}, rssl_test_lib:await(Server)).
 
 %% ... and by IP address (the certificate has IP:127.0.0.1).
 verify_peer_ip_address(Config) ->
-    {{ok, S}, Server} = m_client(Config, client_opts(Config, ca), server_opts(Config, server), {127, 0, 0, 1}),
-    client_exchange(S),
+    {{ok, S}, Server} = ?P:m_client(?M, ?P:client_opts(Config, ca), ?P:server_opts(Config, server), {127, 0, 0, 1}),
+    ?P:client_exchange(?M, S),
     ?assertMatch(#{result := {error, closed}}, rssl_test_lib:await(Server)).
 
 %% The client does not know the server's CA: unknown_ca alert on both ends.
 client_rejects_unknown_ca(Config) ->
-    {Result, Server} = m_client(Config, client_opts(Config, other_ca), server_opts(Config, server), "localhost"),
+    {Result, Server} = ?P:m_client(?M, ?P:client_opts(Config, other_ca), ?P:server_opts(Config, server), "localhost"),
     ?assertMatch({error, {tls_alert, {unknown_ca, _}}}, Result),
     ?assertMatch({error, {tls_alert, {unknown_ca, _}}}, rssl_test_lib:await(Server)).
 
 %% ?M as server, the ssl client rejects its certificate: the server's
 %% handshake reports the client's unknown_ca alert.
 server_sees_client_unknown_ca_alert(Config) ->
-    {Result, Client} = m_server(Config, server_opts(Config, server), client_opts(Config, other_ca), "localhost"),
+    {Result, Client} = ?P:m_server(?M, ?P:server_opts(Config, server), ?P:client_opts(Config, other_ca), "localhost"),
     ?assertMatch({error, {tls_alert, {unknown_ca, _}}}, Result),
     ?assertMatch({error, {tls_alert, {unknown_ca, _}}}, rssl_test_lib:await(Client)).
 
@@ -104,22 +105,22 @@ server_sees_client_unknown_ca_alert(Config) ->
 %% server's certificate_authorities and sends its certificate anyway (an
 %% ssl client with a CA file would send none, and get certificate_required).
 server_rejects_unknown_ca(Config) ->
-    SOpts = server_opts(Config, server) ++ require_client_cert(Config, other_ca),
-    COpts = [{verify, verify_none} | base_opts(Config)] ++ cert_opts(Config, client),
-    {Result, Client} = m_server(Config, SOpts, COpts, "localhost"),
+    SOpts = ?P:server_opts(Config, server) ++ ?P:require_client_cert(Config, other_ca),
+    COpts = [{verify, verify_none} | ?P:base_opts(Config)] ++ ?P:cert_opts(Config, client),
+    {Result, Client} = ?P:m_server(?M, SOpts, COpts, "localhost"),
     ?assertMatch({error, {tls_alert, {unknown_ca, _}}}, Result),
-    peer_saw_alert(Config, unknown_ca, rssl_test_lib:await(Client)).
+    ?P:peer_saw_alert(Config, unknown_ca, rssl_test_lib:await(Client)).
 
 %% ?M as client with a certificate the ssl server does not trust. In TLS
 %% 1.3 the client's handshake is over before the server judges its
 %% certificate: connect returns {ok, S} and the alert comes next.
 client_sees_server_unknown_ca_alert(Config) ->
-    SOpts = server_opts(Config, server) ++ require_client_cert(Config, other_ca),
-    COpts = [{verify, verify_none} | base_opts(Config)] ++ cert_opts(Config, client),
-    {Result, Server} = m_client(Config, COpts, SOpts, "localhost"),
+    SOpts = ?P:server_opts(Config, server) ++ ?P:require_client_cert(Config, other_ca),
+    COpts = [{verify, verify_none} | ?P:base_opts(Config)] ++ ?P:cert_opts(Config, client),
+    {Result, Server} = ?P:m_client(?M, COpts, SOpts, "localhost"),
     case {?config(tls_version, Config), Result} of
         {'tlsv1.3', {ok, S}} ->
-            after_alert(unknown_ca, ?M:recv(S, 0, ?T)),
+            ?P:after_alert(unknown_ca, ?M:recv(S, 0, ?T)),
             _ = ?M:close(S);
         _ ->
             ?assertMatch({error, {tls_alert, {unknown_ca, _}}}, Result)
@@ -129,34 +130,34 @@ client_sees_server_unknown_ca_alert(Config) ->
 %% Client certificates accepted both ways; peercert/1 on the server gives
 %% the client's certificate.
 mutual_auth(Config) ->
-    SOpts = server_opts(Config, server) ++ require_client_cert(Config, ca),
-    COpts = client_opts(Config, ca) ++ cert_opts(Config, client),
+    SOpts = ?P:server_opts(Config, server) ++ ?P:require_client_cert(Config, ca),
+    COpts = ?P:client_opts(Config, ca) ++ ?P:cert_opts(Config, client),
     %% ?M server, ssl client
-    {{ok, S1}, Client} = m_server(Config, SOpts, COpts, "localhost"),
-    ?assertEqual({ok, der(Config, client)}, ?M:peercert(S1)),
-    server_exchange(S1),
-    ServerDer = der(Config, server),
+    {{ok, S1}, Client} = ?P:m_server(?M, SOpts, COpts, "localhost"),
+    ?assertEqual({ok, ?P:der(Config, client)}, ?M:peercert(S1)),
+    ?P:server_exchange(?M, S1),
+    ServerDer = ?P:der(Config, server),
     ?assertMatch(#{result := ok, server_cert := {ok, ServerDer}}, rssl_test_lib:await(Client)),
     %% ?M client, ssl server
-    {{ok, S2}, Server} = m_client(Config, COpts, SOpts, "localhost"),
-    client_exchange(S2),
-    ClientDer = der(Config, client),
+    {{ok, S2}, Server} = ?P:m_client(?M, COpts, SOpts, "localhost"),
+    ?P:client_exchange(?M, S2),
+    ClientDer = ?P:der(Config, client),
     ?assertMatch(#{result := {error, closed}, peercert := {ok, ClientDer}}, rssl_test_lib:await(Server)).
 
 %% fail_if_no_peer_cert and a client without a certificate.
 missing_client_cert(Config) ->
-    SOpts = server_opts(Config, server) ++ require_client_cert(Config, ca),
-    {Result, Client} = m_server(Config, SOpts, client_opts(Config, ca), "localhost"),
+    SOpts = ?P:server_opts(Config, server) ++ ?P:require_client_cert(Config, ca),
+    {Result, Client} = ?P:m_server(?M, SOpts, ?P:client_opts(Config, ca), "localhost"),
     Alert = case ?config(tls_version, Config) of
                 'tlsv1.3' -> certificate_required;
                 'tlsv1.2' -> handshake_failure
             end,
     ?assertMatch({error, {tls_alert, {Alert, _}}}, Result),
-    peer_saw_alert(Config, Alert, rssl_test_lib:await(Client)).
+    ?P:peer_saw_alert(Config, Alert, rssl_test_lib:await(Client)).
 
 %% A valid chain for the wrong name.
 hostname_mismatch(Config) ->
-    {Result, Server} = m_client(Config, client_opts(Config, ca), server_opts(Config, wrong_host), "localhost"),
+    {Result, Server} = ?P:m_client(?M, ?P:client_opts(Config, ca), ?P:server_opts(Config, wrong_host), "localhost"),
     ?assertMatch({error, {tls_alert, {handshake_failure, _}}}, Result),
     ?assertMatch({error, {tls_alert, {handshake_failure, _}}}, rssl_test_lib:await(Server)).
 
@@ -167,180 +168,89 @@ hostname_mismatch(Config) ->
 wildcard_needs_https_match_fun(Config) ->
     Https = [{customize_hostname_check,
               [{match_fun, public_key:pkix_verify_hostname_match_fun(https)}]}],
-    Sni = fun(Name) -> client_opts(Config, ca) ++ [{server_name_indication, Name}] end,
-    {Plain, Server1} = m_client(Config, Sni("www.wild.example"), server_opts(Config, wildcard), "localhost"),
+    Sni = fun(Name) -> ?P:client_opts(Config, ca) ++ [{server_name_indication, Name}] end,
+    {Plain, Server1} = ?P:m_client(?M, Sni("www.wild.example"), ?P:server_opts(Config, wildcard), "localhost"),
     ?assertMatch({error, {tls_alert, {handshake_failure, _}}}, Plain),
     _ = rssl_test_lib:await(Server1),
-    {{ok, S}, Server2} = m_client(Config, Sni("www.wild.example") ++ Https,
-                                  server_opts(Config, wildcard), "localhost"),
-    client_exchange(S),
+    {{ok, S}, Server2} = ?P:m_client(?M, Sni("www.wild.example") ++ Https,
+                                  ?P:server_opts(Config, wildcard), "localhost"),
+    ?P:client_exchange(?M, S),
     ?assertMatch(#{result := {error, closed}}, rssl_test_lib:await(Server2)),
-    {Deep, Server3} = m_client(Config, Sni("a.b.wild.example") ++ Https,
-                               server_opts(Config, wildcard), "localhost"),
+    {Deep, Server3} = ?P:m_client(?M, Sni("a.b.wild.example") ++ Https,
+                               ?P:server_opts(Config, wildcard), "localhost"),
     ?assertMatch({error, {tls_alert, {handshake_failure, _}}}, Deep),
     _ = rssl_test_lib:await(Server3).
 
 %% server_name_indication names the host to check: a localhost certificate
 %% does not do for "other.example".
 sni_option_hostname_mismatch(Config) ->
-    COpts = client_opts(Config, ca) ++ [{server_name_indication, "other.example"}],
-    {Result, Server} = m_client(Config, COpts, server_opts(Config, server), "localhost"),
+    COpts = ?P:client_opts(Config, ca) ++ [{server_name_indication, "other.example"}],
+    {Result, Server} = ?P:m_client(?M, COpts, ?P:server_opts(Config, server), "localhost"),
     ?assertMatch({error, {tls_alert, {handshake_failure, _}}}, Result),
     ?assertMatch({error, {tls_alert, {handshake_failure, _}}}, rssl_test_lib:await(Server)).
 
 %% ... and a wrong.example certificate does when connecting by IP.
 sni_option_used_for_hostname_check(Config) ->
-    COpts = client_opts(Config, ca) ++ [{server_name_indication, "wrong.example"}],
-    {{ok, S}, Server} = m_client(Config, COpts, server_opts(Config, wrong_host), {127, 0, 0, 1}),
-    client_exchange(S),
+    COpts = ?P:client_opts(Config, ca) ++ [{server_name_indication, "wrong.example"}],
+    {{ok, S}, Server} = ?P:m_client(?M, COpts, ?P:server_opts(Config, wrong_host), {127, 0, 0, 1}),
+    ?P:client_exchange(?M, S),
     ?assertMatch(#{result := {error, closed}, sni := {ok, [{sni_hostname, "wrong.example"}]}},
                  rssl_test_lib:await(Server)).
 
 %% verify_none accepts a server whose CA is unknown.
 verify_none_unknown_ca(Config) ->
-    COpts = [{verify, verify_none} | base_opts(Config)],
-    {{ok, S}, Server} = m_client(Config, COpts, server_opts(Config, other_server), "localhost"),
-    ?assertEqual({ok, der(Config, other_server)}, ?M:peercert(S)),
-    client_exchange(S),
+    COpts = [{verify, verify_none} | ?P:base_opts(Config)],
+    {{ok, S}, Server} = ?P:m_client(?M, COpts, ?P:server_opts(Config, other_server), "localhost"),
+    ?assertEqual({ok, ?P:der(Config, other_server)}, ?M:peercert(S)),
+    ?P:client_exchange(?M, S),
     ?assertMatch(#{result := {error, closed}}, rssl_test_lib:await(Server)).
 
 %% The client sends the host name (or the server_name_indication option)
 %% and the server reports it as sni_hostname.
 sni_sent_to_server(Config) ->
     %% ?M client by name, ssl server
-    {{ok, S1}, Server1} = m_client(Config, client_opts(Config, ca), server_opts(Config, server), "localhost"),
-    client_exchange(S1),
+    {{ok, S1}, Server1} = ?P:m_client(?M, ?P:client_opts(Config, ca), ?P:server_opts(Config, server), "localhost"),
+    ?P:client_exchange(?M, S1),
     ?assertMatch(#{sni := {ok, [{sni_hostname, "localhost"}]}}, rssl_test_lib:await(Server1)),
     %% ?M client by IP with the option
-    COpts = client_opts(Config, ca) ++ [{server_name_indication, "localhost"}],
-    {{ok, S2}, Server2} = m_client(Config, COpts, server_opts(Config, server), {127, 0, 0, 1}),
-    client_exchange(S2),
+    COpts = ?P:client_opts(Config, ca) ++ [{server_name_indication, "localhost"}],
+    {{ok, S2}, Server2} = ?P:m_client(?M, COpts, ?P:server_opts(Config, server), {127, 0, 0, 1}),
+    ?P:client_exchange(?M, S2),
     ?assertMatch(#{sni := {ok, [{sni_hostname, "localhost"}]}}, rssl_test_lib:await(Server2)),
     %% ssl client, ?M server
-    {{ok, S3}, Client} = m_server(Config, server_opts(Config, server), client_opts(Config, ca), "localhost"),
+    {{ok, S3}, Client} = ?P:m_server(?M, ?P:server_opts(Config, server), ?P:client_opts(Config, ca), "localhost"),
     ?assertEqual({ok, [{sni_hostname, "localhost"}]}, ?M:connection_information(S3, [sni_hostname])),
-    server_exchange(S3),
+    ?P:server_exchange(?M, S3),
     ?assertMatch(#{result := ok}, rssl_test_lib:await(Client)).
 
 %% {server_name_indication, disable}: no SNI reaches the server.
 sni_disable(Config) ->
-    COpts = [{verify, verify_none}, {server_name_indication, disable} | base_opts(Config)],
-    {{ok, S}, Server} = m_client(Config, COpts, server_opts(Config, server), "localhost"),
-    client_exchange(S),
+    COpts = [{verify, verify_none}, {server_name_indication, disable} | ?P:base_opts(Config)],
+    {{ok, S}, Server} = ?P:m_client(?M, COpts, ?P:server_opts(Config, server), "localhost"),
+    ?P:client_exchange(?M, S),
     ?assertMatch(#{sni := {ok, []}}, rssl_test_lib:await(Server)).
 
 %% sni_hosts picks the certificate by the requested name.
 server_sni_hosts(Config) ->
-    SOpts = server_opts(Config, wrong_host) ++ [{sni_hosts, [{"localhost", cert_opts(Config, server)}]}],
+    SOpts = ?P:server_opts(Config, wrong_host) ++ [{sni_hosts, [{"localhost", ?P:cert_opts(Config, server)}]}],
     sni_selects_cert(Config, SOpts).
 
 %% sni_fun does the same through a fun.
 server_sni_fun(Config) ->
-    ServerCert = cert_opts(Config, server),
+    ServerCert = ?P:cert_opts(Config, server),
     Fun = fun("localhost") -> ServerCert; (_) -> [] end,
-    SOpts = server_opts(Config, wrong_host) ++ [{sni_fun, Fun}],
+    SOpts = ?P:server_opts(Config, wrong_host) ++ [{sni_fun, Fun}],
     sni_selects_cert(Config, SOpts).
 
 sni_selects_cert(Config, SOpts) ->
     %% "localhost" gets the localhost certificate and verifies.
-    {{ok, S1}, C1} = m_server(Config, SOpts, client_opts(Config, ca), "localhost"),
-    server_exchange(S1),
-    ServerDer = der(Config, server),
+    {{ok, S1}, C1} = ?P:m_server(?M, SOpts, ?P:client_opts(Config, ca), "localhost"),
+    ?P:server_exchange(?M, S1),
+    ServerDer = ?P:der(Config, server),
     ?assertMatch(#{result := ok, server_cert := {ok, ServerDer}}, rssl_test_lib:await(C1)),
     %% Another name gets the default certificate.
-    COpts = client_opts(Config, ca) ++ [{server_name_indication, "wrong.example"}],
-    {{ok, S2}, C2} = m_server(Config, SOpts, COpts, {127, 0, 0, 1}),
-    server_exchange(S2),
-    WrongDer = der(Config, wrong_host),
+    COpts = ?P:client_opts(Config, ca) ++ [{server_name_indication, "wrong.example"}],
+    {{ok, S2}, C2} = ?P:m_server(?M, SOpts, COpts, {127, 0, 0, 1}),
+    ?P:server_exchange(?M, S2),
+    WrongDer = ?P:der(Config, wrong_host),
     ?assertMatch(#{result := ok, server_cert := {ok, WrongDer}}, rssl_test_lib:await(C2)).
-
-%%% Helpers -----------------------------------------------------------------
-
-base_opts(Config) ->
-    [binary, {active, false}, {versions, [?config(tls_version, Config)]}].
-
-client_opts(Config, Ca) ->
-    rssl_test_lib:client_opts(?config(pki, Config), ?config(tls_version, Config), Ca).
-
-server_opts(Config, Cert) ->
-    rssl_test_lib:server_opts(?config(pki, Config), ?config(tls_version, Config), Cert).
-
-cert_opts(Config, Name) ->
-    rssl_test_pki:server_opts(?config(pki, Config), Name).
-
-require_client_cert(Config, Ca) ->
-    #{Ca := #{cert := CaFile}} = ?config(pki, Config),
-    [{verify, verify_peer}, {fail_if_no_peer_cert, true}, {cacertfile, CaFile}].
-
-der(Config, Name) ->
-    #{Name := #{cert := File}} = ?config(pki, Config),
-    rssl_test_pki:der(File).
-
-%% ?M client against an ssl server that reports its side (peer_server/1).
-%% Returns {ConnectResult, ServerPid}.
-m_client(_Config, COpts, SOpts, Host) ->
-    {Server, Port} = rssl_test_lib:start_server(?PEER, SOpts, fun peer_server/1),
-    {?M:connect(Host, Port, COpts, ?T), Server}.
-
-%% ?M server against an ssl client that reports its side (peer_client/1).
-%% Returns {HandshakeResult, ClientPid}.
-m_server(_Config, SOpts, COpts, Host) ->
-    {ok, L} = ?M:listen(0, [{reuseaddr, true} | SOpts]),
-    {ok, {_, Port}} = ?M:sockname(L),
-    Client = rssl_test_lib:start_client(?PEER, Host, Port, COpts, fun peer_client/1),
-    {ok, T} = ?M:transport_accept(L, ?T),
-    Result = ?M:handshake(T, ?T),
-    ok = ?M:close(L),
-    {Result, Client}.
-
-%% ssl server side: after the handshake, what it saw, then "ping"/"pong"
-%% and the client's close.
-peer_server({ok, S}) ->
-    Seen = #{sni => ?PEER:connection_information(S, [sni_hostname]),
-             peercert => ?PEER:peercert(S)},
-    case ?PEER:recv(S, 4, ?T) of
-        {ok, <<"ping">>} ->
-            ok = ?PEER:send(S, <<"pong">>),
-            Seen#{result => ?PEER:recv(S, 0, ?T)};
-        Other ->
-            Seen#{result => Other}
-    end;
-peer_server(Error) ->
-    Error.
-
-%% ssl client side: "ping", then expects "pong"; result ok or what recv said.
-peer_client({ok, S}) ->
-    Seen = #{server_cert => ?PEER:peercert(S)},
-    _ = ?PEER:send(S, <<"ping">>),
-    case ?PEER:recv(S, 4, ?T) of
-        {ok, <<"pong">>} -> Seen#{result => ok};
-        Other -> Seen#{result => Other}
-    end;
-peer_client(Error) ->
-    Error.
-
-%% What the ssl client peer saw of a server's alert: the connect result in
-%% TLS 1.2; in TLS 1.3 connect succeeded and the alert came after.
-peer_saw_alert(Config, Alert, ClientResult) ->
-    case ?config(tls_version, Config) of
-        'tlsv1.2' -> ?assertMatch({error, {tls_alert, {Alert, _}}}, ClientResult);
-        'tlsv1.3' -> after_alert(Alert, maps:get(result, ClientResult))
-    end.
-
-%% A TLS 1.3 client's first recv after the server rejected it: the alert,
-%% or {error, closed} if the alert was processed before recv was called
-%% (ssl does that when the alert arrives first).
-after_alert(Alert, {error, {tls_alert, {Alert, _}}}) -> ok;
-after_alert(_Alert, {error, closed}) -> ok;
-after_alert(Alert, Other) -> ct:fail({expected_alert, Alert, got, Other}).
-
-client_exchange(S) ->
-    ok = ?M:send(S, <<"ping">>),
-    ?assertEqual({ok, <<"pong">>}, ?M:recv(S, 4, ?T)),
-    ok = ?M:close(S).
-
-server_exchange(S) ->
-    ?assertEqual({ok, <<"ping">>}, ?M:recv(S, 4, ?T)),
-    ok = ?M:send(S, <<"pong">>),
-    ?assertEqual({error, closed}, ?M:recv(S, 0, ?T)),
-    ok = ?M:close(S).
