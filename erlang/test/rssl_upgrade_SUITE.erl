@@ -73,36 +73,29 @@ client_connect_2_and_3(Config) ->
 %% Server: the same with handshake(Tcp, Opts) and handshake(Tcp, Opts, T).
 server_handshake_2_and_3(Config) ->
     Pki = ?config(pki, Config),
-    [begin
-         {L, Port} = tcp_listen(),
-         Pid = tcp_client(Port, fun client_starttls/1, ?L:base_opts(Pki, client)),
-         {ok, Tcp} = gen_tcp:accept(L, ?T),
-         ok = gen_tcp:close(L),
-         ok = server_starttls(Tcp),
-         {ok, S} = case Arity of
-                       2 -> ?M:handshake(Tcp, ?L:base_opts(Pki, server));
-                       3 -> ?M:handshake(Tcp, ?L:base_opts(Pki, server), ?T)
-                   end,
-         Peer = peer_ready(Pid, Port),
-         exchange(S, Peer),
-         ?L:finish(?M, {S, Peer}, ok)
-     end || Arity <- [2, 3]].
+    Opts = ?L:base_opts(Pki, server),
+    server_upgrade(Pki, fun(Tcp) -> ?M:handshake(Tcp, Opts) end),
+    server_upgrade(Pki, fun(Tcp) -> ?M:handshake(Tcp, Opts, ?T) end).
 
 %% Server: ssl_accept(Tcp, Opts) and ssl_accept(Tcp, Opts, T) give
 %% {ok, SslSocket}.
 server_ssl_accept_2_and_3(Config) ->
     Pki = ?config(pki, Config),
-    [begin
-         {L, Port} = tcp_listen(),
-         Pid = tcp_client(Port, fun client_starttls/1, ?L:base_opts(Pki, client)),
-         {ok, Tcp} = gen_tcp:accept(L, ?T),
-         ok = gen_tcp:close(L),
-         ok = server_starttls(Tcp),
-         {ok, S} = ssl_accept([Tcp, ?L:base_opts(Pki, server) | Timeout]),
-         Peer = peer_ready(Pid, Port),
-         exchange(S, Peer),
-         ?L:finish(?M, {S, Peer}, ok)
-     end || Timeout <- [[], [?T]]].
+    [server_upgrade(Pki, fun(Tcp) -> ssl_accept([Tcp, ?L:base_opts(Pki, server) | Timeout]) end)
+     || Timeout <- [[], [?T]]].
+
+%% A STARTTLS exchange in clear with an ssl client, then Upgrade(Tcp) must
+%% give {ok, S}, and data flows both ways.
+server_upgrade(Pki, Upgrade) ->
+    {L, Port} = tcp_listen(),
+    Pid = tcp_client(Port, fun client_starttls/1, ?L:base_opts(Pki, client)),
+    {ok, Tcp} = gen_tcp:accept(L, ?T),
+    ok = gen_tcp:close(L),
+    ok = server_starttls(Tcp),
+    {ok, S} = Upgrade(Tcp),
+    Peer = peer_ready(Pid, Port),
+    exchange(S, Peer),
+    ?L:finish(?M, {S, Peer}, ok).
 
 %% ssl_accept/1,2 on a socket from transport_accept: ok (not {ok, S});
 %% ssl_accept/3 with extra options: ok too.
