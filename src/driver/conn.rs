@@ -370,3 +370,6 @@ impl<H: Host> Conn<H> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
