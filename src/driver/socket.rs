@@ -114,22 +114,3 @@ pub fn sockname(fd: RawFd) -> io::Result<SocketAddr> {
 pub fn peername(fd: RawFd) -> io::Result<SocketAddr> {
     name(fd, libc::getpeername)
 }
-
-/// The POSIX name of an I/O error, as inet reports it (`econnreset`...).
-pub fn posix_name(err: &io::Error) -> &'static str {
-    match err.raw_os_error() {
-        Some(libc::ECONNRESET) => "econnreset",
-        Some(libc::EPIPE) => "epipe",
-        Some(libc::ETIMEDOUT) => "etimedout",
-        Some(libc::ENOTCONN) => "enotconn",
-        Some(libc::EBADF) => "ebadf",
-        Some(libc::EHOSTUNREACH) => "ehostunreach",
-        Some(libc::ENETUNREACH) => "enetunreach",
-        Some(libc::ECONNABORTED) => "econnaborted",
-        Some(libc::ENOBUFS) => "enobufs",
-        Some(libc::ENOMEM) => "enomem",
-        Some(libc::EMFILE) => "emfile",
-        Some(libc::EINVAL) => "einval",
-        _ => "eio",
-    }
-}
