@@ -36,6 +36,10 @@
 %%                          message); the median (p50) and 99th percentile
 %%                          of the round trips, in us (the detail lines
 %%                          give the mean and the worst)
+%%   pp 1.3 <mode> switches voluntary context switches of all the VM's
+%%                          threads (/proc/self/task/*/status) per round
+%%                          trip: how many thread wake-ups a request and
+%%                          its echo take, both ends together
 %%   memory Erlang|RSS      N idle established pairs (both ends in the VM,
 %%     KiB/pair             passive, sockets held in lists by 8 opener and
 %%                          8 acceptor processes): the growth of
@@ -73,7 +77,7 @@
 %%                         (the issue's "no NIF call keeps a normal
 %%                         scheduler busy longer than 1 ms")
 %%
-%% TLS 1.3 and TLS 1.2 (1.3 only for memory and scale), both ends the same
+%% TLS 1.3 and TLS 1.2 (1.3 only for memory, scale and cpu), both ends the same
 %% module, ECDSA P-256 self-signed certificate made at startup with the
 %% openssl CLI, verify_none, no session reuse, options otherwise default
 %% (Nagle on, except ping-pong). The workloads are in rssl_bench_workloads,
@@ -478,6 +482,8 @@ rows() ->
         || {V, Name} <- [{'tlsv1.3', "1.3"}, {'tlsv1.2', "1.2"}],
            {Kind, Mode} <- [{pp_passive, "passive"}, {pp_once, "once"}, {pp_n, "N"}],
            {Key, Q} <- [{p50_us, "p50"}, {p99_us, "p99"}]]
+    ++ [{io_lib:format("pp 1.3 ~-7s switches", [Mode]), Kind, 'tlsv1.3', cs_per_rt, none}
+        || {Kind, Mode} <- [{pp_passive, "passive"}, {pp_once, "once"}, {pp_n, "N"}]]
     ++ [{"memory Erlang KiB/pair", memory, 'tlsv1.3', erl_kib, {max, 4}},
         {"memory RSS KiB/pair", memory, 'tlsv1.3', rss_kib, {max, 30}},
         {"scale: pairs open", scale, 'tlsv1.3', conns, scale_conns},

@@ -189,17 +189,35 @@ ping_pong(M, V, Tls, Secs, Mode) ->
     Msg = binary:copy(<<"p">>, 64),
     _ = ping(M, C, Mode, Msg, erlang:monotonic_time(millisecond) + 200, #{}),
     Deadline = erlang:monotonic_time(millisecond) + Secs * 1000,
+    Switches0 = switches(),
     T0 = erlang:monotonic_time(),
     Hist = ping(M, C, Mode, Msg, Deadline, #{}),
     T1 = erlang:monotonic_time(),
+    Switches1 = switches(),
     ok = M:close(C),
     receive {Server, done} -> ok after ?T -> error(server_not_done) end,
     ok = close_listener(M, L),
     N = lists:sum(maps:values(Hist)),
     Mean = secs(T1 - T0) * 1.0e6 / max(1, N),
-    {ok, #{p50_us => percentile(Hist, 0.5), p99_us => percentile(Hist, 0.99), mean_us => Mean},
+    {ok, #{p50_us => percentile(Hist, 0.5), p99_us => percentile(Hist, 0.99), mean_us => Mean,
+           cs_per_rt => (Switches1 - Switches0) / max(1, N)},
      io_lib:format("~s; ~p; ~b round trips, mean ~.1f us, max ~b us",
                    [Info, Mode, N, Mean, lists:max([0 | maps:keys(Hist)])])}.
+
+%% Voluntary context switches of all the VM's threads so far (a thread
+%% that blocks and is woken again: the hops a message takes).
+switches() ->
+    {ok, Tasks} = file:list_dir("/proc/self/task"),
+    lists:sum([task_switches(filename:join(["/proc/self/task", T, "status"])) || T <- Tasks]).
+
+task_switches(File) ->
+    case file:read_file(File) of
+        {ok, B} ->
+            lists:sum([list_to_integer(string:trim(N))
+                       || "voluntary_ctxt_switches:" ++ N <- string:lexemes(binary_to_list(B), "\n")]);
+        {error, _} ->
+            0
+    end.
 
 ping(M, C, Mode, Msg, Deadline, Hist) ->
     T0 = erlang:monotonic_time(),
