@@ -166,6 +166,7 @@ impl Connection {
                 if let Some(error) = super::tls13_alert::deferred_error(self.stream.ssl()) {
                     return Err(self.fail_deferred(flight_start, error));
                 }
+                super::tls13_alert::forget_secret(self.stream.ssl());
                 self.established = true;
                 Ok(Progress::Done)
             }
@@ -674,6 +675,19 @@ pub(crate) mod tests {
         let (c, s) = handshake_pair(&mut client, &mut server);
         assert_eq!((c, s), (Ok(Progress::Done), Ok(Progress::Done)));
         (client, server)
+    }
+
+    #[test]
+    fn tls13_client_forgets_handshake_secret_once_established() {
+        // A verifying TLS 1.3 client records its handshake traffic secret
+        // (for a deferred alert); an established connection keeps none.
+        let pki = test_pki();
+        let mut co = client_options(&pki);
+        co.versions = vec![Version::Tls13];
+        let (mut client, mut server) = pair(co, server_options(&pki), "localhost");
+        let (c, s) = handshake_pair(&mut client, &mut server);
+        assert_eq!((c, s), (Ok(Progress::Done), Ok(Progress::Done)));
+        assert!(!super::super::tls13_alert::holds_secret(client.ssl()));
     }
 
     #[test]
