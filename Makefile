@@ -118,7 +118,7 @@ bench: erlang lib
 # socket NIF (enif_select), ssl and rssl (bench/rssl_wakeups.erl).
 bench-wakeups: erlang
 	mkdir -p $(BUILD)/bench
-	erlc -o $(BUILD)/bench bench/rssl_wakeups.erl
+	erlc -o $(BUILD)/bench bench/rssl_wakeups.erl bench/rssl_bench_workloads.erl
 	erl -noshell -pa $(ERL_EBIN) -pa $(BUILD)/bench -eval 'rssl_wakeups:run(), halt().'
 
 # Regenerates the committed C header (a cargo test fails while it is stale).

@@ -4,7 +4,8 @@
 %% returns {ok, #{Key => Number}, Info} (Info: a line of detail) or fails.
 -module(rssl_bench_workloads).
 
--export([measure/2, bulk/4, handshakes/4, handshakes_concurrent/5, ping_pong/5, memory/4,
+-export([switches/0,
+         measure/2, bulk/4, handshakes/4, handshakes_concurrent/5, ping_pong/5, memory/4,
          scale/5, secs/1]).
 
 -define(CHUNK, 65536).
