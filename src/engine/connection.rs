@@ -16,6 +16,7 @@ use openssl::x509::verify::X509CheckFlags;
 use std::mem::MaybeUninit;
 use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Instant;
 
 /// Runs an OpenSSL callback body; a panic becomes `on_panic` instead of
 /// unwinding into C.
@@ -62,8 +63,15 @@ struct AlertLog {
 static ALERT_LOG: Lazy<openssl::ex_data::Index<Ssl, AlertLog>> =
     Lazy::new(|| Ssl::new_ex_index().expect("SSL ex_data index"));
 
-unsafe extern "C" fn record_alert(ssl: *const openssl_sys::SSL, where_: c_int, ret: c_int) {
+/// The connection's info callback: logs fatal alerts, and tells the
+/// renegotiation limit when handshakes start and finish.
+unsafe extern "C" fn on_info(ssl: *const openssl_sys::SSL, where_: c_int, ret: c_int) {
     guard((), || {
+        // SAFETY: OpenSSL passes the live SSL this callback was set on.
+        let ssl = SslRef::from_ptr_mut(ssl as *mut openssl_sys::SSL);
+        if where_ & (ffi::SSL_CB_HANDSHAKE_START | ffi::SSL_CB_HANDSHAKE_DONE) != 0 {
+            super::renegotiation::on_info(ssl, where_);
+        }
         if where_ & ffi::SSL_CB_ALERT == 0 {
             return;
         }
@@ -72,7 +80,6 @@ unsafe extern "C" fn record_alert(ssl: *const openssl_sys::SSL, where_: c_int, r
         if level != 2 {
             return; // warnings (close_notify among them) are not failures
         }
-        let ssl = SslRef::from_ptr_mut(ssl as *mut openssl_sys::SSL);
         if let Some(log) = ssl.ex_data_mut(*ALERT_LOG) {
             if where_ & ffi::SSL_CB_READ != 0 {
                 log.received.get_or_insert(desc);
@@ -97,7 +104,7 @@ impl Connection {
         let internal = |e: openssl::error::ErrorStack| Error::Internal(e.to_string());
         let mut ssl = Ssl::new(config.context()).map_err(internal)?;
         ssl.set_ex_data(*ALERT_LOG, AlertLog::default());
-        unsafe { ffi::SSL_set_info_callback(ssl.as_ptr(), Some(record_alert)) };
+        unsafe { ffi::SSL_set_info_callback(ssl.as_ptr(), Some(on_info)) };
         let role = config.role();
         match role {
             Role::Client => {
@@ -122,7 +129,12 @@ impl Connection {
                 }
                 ssl.set_connect_state();
             }
-            Role::Server => ssl.set_accept_state(),
+            Role::Server => {
+                if config.options().client_renegotiation {
+                    super::renegotiation::prepare(&mut ssl);
+                }
+                ssl.set_accept_state()
+            }
         }
         let stream = SslStream::new(ssl, Wire::default()).map_err(internal)?;
         Ok(Connection {
@@ -237,6 +249,7 @@ impl Connection {
         if let Some(err) = &self.failure {
             return Err(err.clone());
         }
+        super::renegotiation::reopen_if_due(self.ssl_mut(), Instant::now);
         let outcome = match self.stream.ssl_read_uninit(buf) {
             Ok(n) => ReadOutcome::Data(n),
             Err(e) if e.code() == ErrorCode::WANT_READ => ReadOutcome::WouldBlock,
