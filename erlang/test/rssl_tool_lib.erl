@@ -1,5 +1,6 @@
 %% External programs as TLS peers for the Common Test suites
-%% (rssl_stacks_SUITE, rssl_hostile_SUITE, rssl_scan_SUITE).
+%% (rssl_stacks_SUITE, rssl_hostile_SUITE, rssl_scan_SUITE), and a
+%% listener that serves every peer that comes.
 %%
 %% A program runs under a port (stdout and stderr merged, exit status
 %% reported) through `/bin/sh -c "exec ..."`, so redirections work and the
@@ -9,7 +10,8 @@
 -module(rssl_tool_lib).
 
 -export([exe/1, start/1, start/2, wait_output/3, wait_exit/2, stop/1,
-         output/1, listening_port/2, q/1, write_temp/3]).
+         output/1, listening_port/2, q/1, write_temp/3,
+         listener/2, listener_port/1, listener_stop/1]).
 
 -define(POLL, 50).
 
@@ -197,3 +199,75 @@ write_temp(Config, Name, Data) ->
     Path = filename:join(Dir, Name ++ "-" ++ integer_to_list(erlang:unique_integer([positive]))),
     ok = file:write_file(Path, Data),
     Path.
+
+%%% A listener serving every peer ---------------------------------------------
+
+%% Mod listens on an ephemeral port with Opts; each connection gets its own
+%% process that handshakes and echoes what it reads until the peer closes
+%% or fails. Handshake results are sent to the caller as
+%% {listener, Pid, handshake, Result}. Returns the listener's handle.
+listener(Mod, Opts) ->
+    Parent = self(),
+    Pid = spawn_link(
+            fun() ->
+                    process_flag(trap_exit, true),
+                    {ok, L} = Mod:listen(0, [{reuseaddr, true}, binary, {active, false} | Opts]),
+                    {ok, {_, Port}} = Mod:sockname(L),
+                    Me = self(),
+                    Parent ! {Me, port, Port},
+                    Acceptor = spawn_link(fun() -> accept_loop(Parent, Me, Mod, L) end),
+                    receive
+                        {Parent, stop} ->
+                            unlink(Acceptor),
+                            exit(Acceptor, kill),
+                            ok = Mod:close(L),
+                            Parent ! {self(), stopped}
+                    end
+            end),
+    receive
+        {Pid, port, Port} -> #{pid => Pid, port => Port}
+    after 10000 -> error(listener_did_not_start)
+    end.
+
+listener_port(#{port := Port}) -> Port.
+
+%% Closes the listener; the connections it serves are ended with it.
+listener_stop(#{pid := Pid}) ->
+    unlink(Pid),
+    Pid ! {self(), stop},
+    receive {Pid, stopped} -> ok after 10000 -> error(listener_did_not_stop) end.
+
+accept_loop(Parent, Listener, Mod, L) ->
+    case Mod:transport_accept(L) of
+        {ok, T} ->
+            Handler = spawn_link(fun() -> receive {go, T} -> serve_one(Parent, Listener, Mod, T) end end),
+            case Mod:controlling_process(T, Handler) of
+                ok -> Handler ! {go, T};
+                {error, _} ->
+                    unlink(Handler),
+                    exit(Handler, kill),
+                    _ = Mod:close(T)
+            end,
+            accept_loop(Parent, Listener, Mod, L);
+        {error, closed} ->
+            ok;
+        {error, _} ->
+            accept_loop(Parent, Listener, Mod, L)
+    end.
+
+serve_one(Parent, Listener, Mod, T) ->
+    Result = Mod:handshake(T, 10000),
+    Parent ! {listener, Listener, handshake, Result},
+    case Result of
+        {ok, S} -> echo(Mod, S);
+        _ -> ok
+    end.
+
+echo(Mod, S) ->
+    case Mod:recv(S, 0) of
+        {ok, Data} ->
+            _ = Mod:send(S, Data),
+            echo(Mod, S);
+        {error, _} ->
+            _ = Mod:close(S)
+    end.
