@@ -225,16 +225,22 @@ ciphertext_record_overflow(Config) ->
     inject_after_handshake(Config, <<23, 3, 3, Len:16, 0:(Len * 8)>>,
                            expect({ciphertext_overflow, ?config(tls_version, Config)})).
 
-%% After the handshake: a record type TLS does not define, and (TLS 1.3) a
-%% change_cipher_spec after the handshake, both unexpected_message
-%% (RFC 8446 5; RFC 5246 6).
+%% After the handshake: a record type TLS does not define
+%% (unexpected_message, RFC 8446 5 and RFC 5246 6), an empty
+%% application_data record (no valid ciphertext is empty: bad_record_mac,
+%% RFC 8446 5.2), and in TLS 1.3 a change_cipher_spec or an unprotected
+%% alert (records after the handshake are protected: unexpected_message,
+%% RFC 8446 5).
 wrong_records_after_handshake(Config) ->
     V = ?config(tls_version, Config),
     inject_after_handshake(Config, <<99, 3, 3, 0, 1, 0>>, expect({unknown_type_after, V})),
+    inject_after_handshake(Config, <<23, 3, 3, 0, 0>>, expect({empty_record_after, V})),
     case V of
         'tlsv1.3' ->
             inject_after_handshake(Config, <<20, 3, 3, 0, 1, 1>>,
-                                   {?FATAL, ?UNEXPECTED_MESSAGE});
+                                   {?FATAL, ?UNEXPECTED_MESSAGE}),
+            inject_after_handshake(Config, <<21, 3, 3, 0, 2, 1, 0>>,
+                                   expect(plain_alert_after));
         'tlsv1.2' ->
             ok
     end.
@@ -397,6 +403,17 @@ expect(ssl, {ciphertext_overflow, 'tlsv1.3'}) ->
     {?FATAL, ?BAD_RECORD_MAC};
 expect(_, {ciphertext_overflow, _}) ->
     {?FATAL, ?RECORD_OVERFLOW};
+expect(rssl, {empty_record_after, 'tlsv1.2'}) ->
+    %% OpenSSL 3.0 rejects a TLS 1.2 record too short for AES-GCM's nonce
+    %% and tag as "publicly invalid" with internal_error.
+    {?FATAL, ?INTERNAL_ERROR};
+expect(_, {empty_record_after, _}) ->
+    {?FATAL, ?BAD_RECORD_MAC};
+expect(ssl, plain_alert_after) ->
+    %% OTP's ssl tries to decrypt it: bad_record_mac.
+    {?FATAL, ?BAD_RECORD_MAC};
+expect(rssl, plain_alert_after) ->
+    {?FATAL, ?UNEXPECTED_MESSAGE};
 expect(_, {unknown_type_after, _}) ->
     {?FATAL, ?UNEXPECTED_MESSAGE};
 expect(_, _) ->
