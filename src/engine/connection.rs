@@ -426,6 +426,10 @@ impl Connection {
             Some(PROTOCOL_VERSION) if self.established => Some(10),
             other => other,
         };
+        let sent = match sent {
+            None if received.is_none() && self.answer_http_request(&e) => Some(10),
+            other => other,
+        };
         let err = match (sent, received) {
             (Some(code), _) => Error::Alert {
                 alert: Alert(code),
@@ -446,6 +450,33 @@ impl Connection {
         };
         self.failure = Some(err.clone());
         err
+    }
+
+    /// A server whose first bytes are an HTTP request: OpenSSL closes
+    /// without an alert; RFC 8446 section 5 (and OTP) answer
+    /// unexpected_message, so that alert is queued here. True if it was.
+    fn answer_http_request(&mut self, e: &openssl::ssl::Error) -> bool {
+        const SSL_R_HTTPS_PROXY_REQUEST: c_int = 155;
+        const SSL_R_HTTP_REQUEST: c_int = 156;
+        let http = e
+            .ssl_error()
+            .and_then(|stack| stack.errors().first())
+            .is_some_and(|err| {
+                matches!(
+                    err.reason_code(),
+                    SSL_R_HTTP_REQUEST | SSL_R_HTTPS_PROXY_REQUEST
+                )
+            });
+        if !http || self.established || self.role != Role::Server {
+            return false;
+        }
+        // A fatal unexpected_message alert in a plaintext record.
+        let alert = [21, 3, 3, 0, 2, ffi::SSL3_AL_FATAL as u8, 10];
+        self.stream
+            .get_mut()
+            .outgoing_mut()
+            .extend_from_slice(&alert);
+        true
     }
 
     // --- What was negotiated ---
@@ -795,6 +826,21 @@ pub(crate) mod tests {
         client.write(b"after").unwrap();
         shuttle(&mut client, &mut server);
         assert_eq!(server.read(&mut buf).unwrap(), ReadOutcome::Data(5));
+    }
+
+    #[test]
+    fn http_request_gets_unexpected_message() {
+        let pki = test_pki();
+        let config = Config::build(server_options(&pki)).unwrap();
+        let mut server = Connection::new(&config, &PeerName::default()).unwrap();
+        server.receive(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        match server.handshake() {
+            Err(Error::Alert {
+                alert, local: true, ..
+            }) => assert_eq!(alert, Alert(10)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(server.output(), [21, 3, 3, 0, 2, 2, 10]);
     }
 
     #[test]
