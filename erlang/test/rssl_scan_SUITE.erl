@@ -28,10 +28,18 @@ suite() -> [{timetrap, {seconds, 90}}].
 all() -> [default_server_scan].
 
 init_per_suite(Config) ->
-    rssl_socket_lib:init_suite(?M, Config).
+    Config1 = rssl_socket_lib:init_suite(?M, Config),
+    logger:add_primary_filter(?MODULE, {fun quiet_tls_reports/2, []}),
+    Config1.
 
 end_per_suite(_Config) ->
+    logger:remove_primary_filter(?MODULE),
     ok.
+
+%% OTP's ssl logs each alert of the scanned OTP server (sslyze's probes).
+quiet_tls_reports(#{msg := {report, #{alert := _}}}, _) -> stop;
+quiet_tls_reports(#{meta := #{domain := [otp, ssl | _]}}, _) -> stop;
+quiet_tls_reports(_, _) -> ignore.
 
 init_per_testcase(_TC, Config) ->
     [{resources, rssl_test_lib:snapshot()} | Config].
