@@ -1,7 +1,6 @@
 //! What a connection negotiated, and what this library supports: cipher
 //! suites, versions, sessions, keying material, verification error names.
 
-use super::config::version_to_wire;
 use super::conn::rssl_conn;
 use super::error;
 use super::result::rssl_result::{self, *};
@@ -123,7 +122,7 @@ pub unsafe extern "C" fn rssl_supported_versions(
         let all = Version::AVAILABLE;
         *out_n = all.len();
         for (i, v) in all.iter().take(len).enumerate() {
-            unsafe { *out.add(i) = version_to_wire(*v) };
+            unsafe { *out.add(i) = v.wire() };
         }
         if all.len() > len {
             return error::set(RSSL_BUFFER_TOO_SMALL, "4 versions");
@@ -166,7 +165,7 @@ impl rssl_conn {
             let version_out = try_mut!(version_out);
             match conn.tls.version().filter(|_| conn.tls.is_established()) {
                 Some(version) => {
-                    *version_out = version_to_wire(version);
+                    *version_out = version.wire();
                     RSSL_OK
                 }
                 None => error::set(RSSL_NOT_AVAILABLE, "no version negotiated yet"),
