@@ -8,7 +8,8 @@
 //! `user_data` must be safe for that. A callback must not call rssl on the
 //! connection being handshaken, must not unwind (longjmp) through rssl,
 //! and must keep `user_data` valid as long as any configuration built with
-//! it lives.
+//! it lives. These "callback rules" (the C caller's promises) and the
+//! pointer rules (see mod.rs) are what every call of a callback relies on.
 
 use super::config::{rssl_config, rssl_config_builder};
 use super::error;
@@ -108,7 +109,10 @@ pub type rssl_srp_callback = Option<
 /// The C side's pointer; the caller promises it may be used from any thread.
 #[derive(Clone, Copy)]
 struct UserData(*mut c_void);
+// SAFETY: callback rules: the C caller promises that `user_data` may be
+// used from any thread, from several at once.
 unsafe impl Send for UserData {}
+// SAFETY: as for Send.
 unsafe impl Sync for UserData {}
 
 #[derive(Clone, Copy)]
@@ -152,6 +156,7 @@ fn lookup(
             };
             let mut key = [0u8; PSK_MAX];
             let mut len = 0usize;
+            // SAFETY: callback rules; the buffers and lengths passed live for the call.
             let ok = unsafe {
                 f(
                     ud.0,
@@ -170,6 +175,7 @@ fn lookup(
             let (mut group, mut salt, mut verifier) =
                 (0u32, vec![0u8; SRP_MAX], vec![0u8; SRP_MAX]);
             let (mut salt_len, mut verifier_len) = (0usize, 0usize);
+            // SAFETY: callback rules; the buffers and lengths passed live for the call.
             let ok = unsafe {
                 f(
                     ud.0,
@@ -220,6 +226,8 @@ impl rssl_config_builder {
         ffi_panic_boundary! {
             let builder = try_mut!(builder);
             let ud = UserData(user_data);
+            // SAFETY (the call in the closure): callback rules; the certificate's
+            // bytes live for the call.
             builder.options.verify_fun = callback.map(|f| {
                 let fun = move |c: &CertCheck<'_>| {
                     let ud = ud;
@@ -246,6 +254,8 @@ impl rssl_config_builder {
         ffi_panic_boundary! {
             let builder = try_mut!(builder);
             let ud = UserData(user_data);
+            // SAFETY (the call in the closure): callback rules; `items` and the
+            // certificates it points to live for the call.
             builder.options.partial_chain = callback.map(|f| {
                 let fun = move |chain: &[Vec<u8>]| {
                     let ud = ud;
@@ -274,6 +284,9 @@ impl rssl_config_builder {
         ffi_panic_boundary! {
             let builder = try_mut!(builder);
             let ud = UserData(user_data);
+            // SAFETY (the calls in the closure): callback rules; `name` and `chosen`
+            // live for the call, which leaves `chosen` NULL or a live configuration
+            // (rssl_sni_callback's contract).
             builder.options.sni_fun = callback.map(|f| {
                 let fun = move |name: &str| {
                     let ud = ud;

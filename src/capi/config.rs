@@ -83,6 +83,7 @@ impl rssl_config_builder {
     pub unsafe extern "C" fn rssl_config_builder_free(builder: *mut rssl_config_builder) {
         ffi_panic_boundary! {
             if !builder.is_null() {
+                // SAFETY: pointer rules: a live builder from rssl_config_builder_new's Box.
                 drop(unsafe { Box::from_raw(builder) });
             }
         }
@@ -710,6 +711,8 @@ impl rssl_config {
     pub unsafe extern "C" fn rssl_config_free(config: *const rssl_config) {
         ffi_panic_boundary! {
             if !config.is_null() {
+                // SAFETY: pointer rules: a live configuration from rssl_config_builder_build's
+                // Box; "no other thread may be using it" (above).
                 drop(unsafe { Box::from_raw(config as *mut rssl_config) });
             }
         }
@@ -717,9 +720,13 @@ impl rssl_config {
 }
 
 /// Protocol names (ALPN, NPN): NUL-terminated, 1 to 255 bytes each.
+///
+/// # Safety
+/// Each pointer is NULL or a NUL-terminated string (pointer rules).
 unsafe fn protocol_list(protocols: &[*const c_char]) -> Result<Vec<Vec<u8>>, rssl_result> {
     let mut list = Vec::with_capacity(protocols.len());
     for &protocol in protocols {
+        // SAFETY: this function's contract.
         let protocol = unsafe { super::text::from_c_str(protocol, "protocol") }?;
         if protocol.is_empty() || protocol.len() > 255 {
             return Err(error::invalid_argument("protocols must be 1 to 255 bytes"));

@@ -96,6 +96,7 @@ pub unsafe extern "C" fn rssl_cipher_suites(
         };
         *out_n = suites.len();
         for (i, s) in suites.iter().take(len).enumerate() {
+            // SAFETY: pointer rules: `out` has room for `len` > `i` suites.
             unsafe { *out.add(i) = rssl_suite::from(s) };
         }
         if suites.len() > len {
@@ -122,6 +123,7 @@ pub unsafe extern "C" fn rssl_supported_versions(
         let all = Version::AVAILABLE;
         *out_n = all.len();
         for (i, v) in all.iter().take(len).enumerate() {
+            // SAFETY: pointer rules: `out` has room for `len` > `i` versions.
             unsafe { *out.add(i) = v.wire() };
         }
         if all.len() > len {
@@ -397,6 +399,7 @@ impl rssl_conn {
                 }
                 None
             } else {
+                // SAFETY: pointer rules: non-NULL, `context_len` bytes.
                 Some(unsafe { std::slice::from_raw_parts(context, context_len) })
             };
             if out.is_null() && out_len != 0 {
@@ -406,8 +409,12 @@ impl rssl_conn {
                 return error::set(RSSL_INVALID_STATE, "keying material before the handshake completed");
             }
             match conn.tls.export_keying_material(label, context, out_len) {
+                // An empty export leaves `out` alone: it may be NULL then.
+                Ok(bytes) if bytes.is_empty() => RSSL_OK,
                 Ok(bytes) => {
-                    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), out, out_len) };
+                    // SAFETY: pointer rules: `out` holds `out_len` bytes, exactly
+                    // what the engine exported.
+                    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), out, bytes.len()) };
                     RSSL_OK
                 }
                 Err(e) => error::engine(&e),

@@ -79,6 +79,7 @@ pub(crate) fn wait(
             events,
             revents: 0,
         };
+        // SAFETY: one live pollfd for the call; a bad fd is reported in `revents`.
         let n = unsafe { libc::poll(&mut pfd, 1, deadline.poll_ms()) };
         if n < 0 {
             let err = io::Error::last_os_error();
@@ -198,6 +199,7 @@ pub(crate) fn listen(host: Option<&str>, port: u16, backlog: i32) -> Result<Owne
         libc::SOMAXCONN
     };
     // std picks its own backlog; a second listen(2) only changes it.
+    // SAFETY: a plain system call on the listener's own fd; errors are returned.
     if unsafe { libc::listen(listener.as_raw_fd(), backlog) } != 0 {
         return Err(io_error("listen", &io::Error::last_os_error()));
     }
@@ -210,6 +212,7 @@ pub(crate) fn listen(host: Option<&str>, port: u16, backlog: i32) -> Result<Owne
 /// Accepts one connection within the deadline; the new socket is blocking.
 pub(crate) fn accept(listener: RawFd, deadline: Deadline) -> Result<OwnedFd, rssl_result> {
     loop {
+        // SAFETY: NULL address and length are allowed; errors are returned.
         let fd = unsafe {
             libc::accept4(
                 listener,

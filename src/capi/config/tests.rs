@@ -4,12 +4,11 @@ use super::*;
 use crate::engine::connection::tests::test_pki;
 use std::ptr;
 
-unsafe fn builder(role: rssl_role) -> *mut rssl_config_builder {
+fn builder(role: rssl_role) -> *mut rssl_config_builder {
     let mut b = ptr::null_mut();
-    assert_eq!(
-        rssl_config_builder::rssl_config_builder_new(role as u32, &mut b),
-        RSSL_OK
-    );
+    // SAFETY: a live output pointer.
+    let r = unsafe { rssl_config_builder::rssl_config_builder_new(role as u32, &mut b) };
+    assert_eq!(r, RSSL_OK);
     b
 }
 
@@ -28,6 +27,8 @@ fn version_constants_are_the_wire_values() {
 #[test]
 fn server_config_from_memory_builds() {
     let pki = test_pki();
+    // SAFETY: pointers to live locals, and handles from these calls, each
+    // freed once.
     unsafe {
         let b = builder(rssl_role::RSSL_ROLE_SERVER);
         let r = rssl_config_builder::rssl_config_builder_set_cert(
@@ -57,6 +58,8 @@ fn server_config_from_memory_builds() {
 
 #[test]
 fn bad_arguments_are_reported() {
+    // SAFETY: pointers to live locals, and handles from these calls, each
+    // freed once.
     unsafe {
         let mut b = ptr::null_mut();
         assert_eq!(
