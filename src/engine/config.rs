@@ -385,8 +385,9 @@ fn load_dh(b: &mut SslContextBuilder, o: &Options) -> Result<(), Error> {
             b.set_tmp_dh(&dh)
                 .map_err(|_| bad_file(option, &path, "bad_dh_params"))?;
         }
+        // Let OpenSSL pick DH parameters matching the certificate strength.
+        // SAFETY: `b` owns a live SSL_CTX; the control only sets a flag.
         None => unsafe {
-            // Let OpenSSL pick DH parameters matching the certificate strength.
             openssl_sys::SSL_CTX_set_dh_auto(b.as_ptr(), 1);
         },
     }

@@ -56,6 +56,7 @@ pub(crate) fn install(b: &mut openssl::ssl::SslContextBuilder, o: &Options) -> R
         };
         for crl in crls {
             // The store takes its own reference; a duplicate is harmless.
+            // SAFETY: a live store (owned by `b`) and a live CRL.
             unsafe { super::ffi::X509_STORE_add_crl(b.cert_store_mut().as_ptr(), crl.as_ptr()) };
         }
     }

@@ -37,6 +37,8 @@ extern "C" {
     pub fn SSL_renegotiate_pending(ssl: *const SSL) -> c_int;
     pub fn SSL_CTX_get_ciphers(ctx: *const openssl_sys::SSL_CTX)
         -> *mut openssl_sys::OPENSSL_STACK;
+    pub fn SSL_CIPHER_get_kx_nid(c: *const openssl_sys::SSL_CIPHER) -> c_int;
+    pub fn SSL_CIPHER_get_auth_nid(c: *const openssl_sys::SSL_CIPHER) -> c_int;
     pub fn SSL_set_info_callback(ssl: *mut SSL, cb: Option<InfoCallback>);
     pub fn SSL_get_verify_result(ssl: *const SSL) -> c_long;
     pub fn SSL_set_options(ssl: *mut SSL, options: u64) -> u64;

@@ -39,6 +39,8 @@ pub fn select(cipher_list: &str, tls13_suites: &str) -> Result<Vec<Suite>, Error
         .map_err(|_| bad(tls13_suites))?;
     let context = b.build();
     let mut suites = Vec::new();
+    // SAFETY: `context` outlives the block; the stack and its ciphers are
+    // its own (borrowed, not freed here), and every entry is an SSL_CIPHER.
     unsafe {
         let stack = ffi::SSL_CTX_get_ciphers(context.as_ptr());
         if stack.is_null() {
@@ -54,6 +56,7 @@ pub fn select(cipher_list: &str, tls13_suites: &str) -> Result<Vec<Suite>, Error
 
 impl Suite {
     pub fn from_cipher(c: &SslCipherRef) -> Suite {
+        // SAFETY: a live cipher, borrowed for the call.
         let id = unsafe { openssl_sys::SSL_CIPHER_get_protocol_id(c.as_ptr()) };
         let tls13 = (0x1301..=0x13ff).contains(&id);
         let key_exchange = if tls13 {
@@ -71,6 +74,7 @@ impl Suite {
         let mac = if aead {
             "aead"
         } else {
+            // SAFETY: a live cipher, borrowed for the call.
             match Nid::from_raw(unsafe { openssl_sys::SSL_CIPHER_get_digest_nid(c.as_ptr()) }) {
                 Nid::SHA1 => "sha",
                 Nid::SHA256 => "sha256",
@@ -102,16 +106,13 @@ impl Suite {
 }
 
 fn kx_nid(c: &SslCipherRef) -> i32 {
-    unsafe { SSL_CIPHER_get_kx_nid(c.as_ptr()) }
+    // SAFETY: a live cipher, borrowed for the call.
+    unsafe { ffi::SSL_CIPHER_get_kx_nid(c.as_ptr()) }
 }
 
 fn auth_nid(c: &SslCipherRef) -> i32 {
-    unsafe { SSL_CIPHER_get_auth_nid(c.as_ptr()) }
-}
-
-extern "C" {
-    fn SSL_CIPHER_get_kx_nid(c: *const openssl_sys::SSL_CIPHER) -> libc::c_int;
-    fn SSL_CIPHER_get_auth_nid(c: *const openssl_sys::SSL_CIPHER) -> libc::c_int;
+    // SAFETY: a live cipher, borrowed for the call.
+    unsafe { ffi::SSL_CIPHER_get_auth_nid(c.as_ptr()) }
 }
 
 // NIDs from OpenSSL's obj_mac.h for key exchange and authentication.
