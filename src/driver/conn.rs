@@ -230,6 +230,12 @@ impl<H: Host> Conn<H> {
         Ok(())
     }
 
+    /// Has the poller run the connection (e.g. a paused handshake whose
+    /// callback answer has come).
+    pub fn kick(&self) {
+        self.poller.kick(self.token);
+    }
+
     /// Encrypts and sends `data` (framed by the packet option).
     pub fn send(
         &self,
@@ -484,8 +490,14 @@ impl<H: Host> Conn<H> {
         if s.tls.output().is_empty() || s.fd < 0 {
             s.release_socket(&self.poller);
             s.phase = Phase::Closed;
+            let paused = s.tls.is_paused();
             drop(s);
-            self.poller.remove(self.token);
+            if paused {
+                // Only the poller may finish the paused handshake.
+                self.poller.kick(self.token);
+            } else {
+                self.poller.remove(self.token);
+            }
         } else {
             drop(s);
             self.poller
@@ -840,8 +852,17 @@ impl<H: Host> State<H> {
     fn run(&mut self, conn: &Conn<H>, outbox: &mut dyn Outbox<H>, ready: Ready) -> bool {
         let mut again = false;
         match self.phase {
-            Phase::Idle | Phase::Closed => return false,
+            Phase::Idle => return false,
+            Phase::Closed => {
+                if self.tls.is_paused() {
+                    // Closed while its handshake waited for a callback.
+                    self.tls.abandon();
+                    conn.poller.remove(conn.token);
+                }
+                return false;
+            }
             Phase::Closing => {
+                self.tls.abandon();
                 let _ = self.flush();
                 if self.tls.output().is_empty() || self.fd < 0 {
                     self.release_socket(&conn.poller);
@@ -936,6 +957,8 @@ impl<H: Host> State<H> {
     }
 
     fn fail_handshake(&mut self, conn: &Conn<H>, outbox: &mut dyn Outbox<H>, failure: Failure) {
+        // A handshake paused for a callback ends here, on its poller.
+        self.tls.abandon();
         // The alert (if any) goes out before the socket is released.
         let _ = self.flush();
         self.input_done = true;
@@ -960,6 +983,7 @@ impl<H: Host> Pollable for Conn<H> {
     fn expired(&self) {
         let mut s = self.state.lock();
         if s.phase == Phase::Closing {
+            s.tls.abandon();
             s.release_socket(&self.poller);
             s.phase = Phase::Closed;
             drop(s);
