@@ -856,13 +856,14 @@ await_handshake(Socket, Tag, Deadline, Runner) ->
 
 %% Runs the handshake's funs in order and answers the NIF, which resumes
 %% the handshake. `CbState' is what the funs keep for the handshake (the
-%% verify fun's user state). It ends with the process that started it.
+%% verify fun's user state). Linked: it dies with the caller, even inside
+%% a fun that never returns.
 start_runner(Socket) ->
     Caller = self(),
-    spawn(fun() ->
-                  Ref = erlang:monitor(process, Caller),
-                  run_callbacks(Socket, Ref, #{})
-          end).
+    spawn_link(fun() ->
+                       Ref = erlang:monitor(process, Caller),
+                       run_callbacks(Socket, Ref, #{})
+               end).
 
 run_callbacks(Socket, Ref, CbState) ->
     receive
@@ -880,8 +881,11 @@ run_callbacks(Socket, Ref, CbState) ->
 refusal({verify, _, _}) -> {fail, 50};  % X509_V_ERR_APPLICATION_VERIFICATION
 refusal(_) -> reject.
 
+%% Unlinked first, so that a caller trapping exits gets no message.
 stop_runner(undefined) -> ok;
-stop_runner(Runner) -> exit(Runner, kill).
+stop_runner(Runner) ->
+    unlink(Runner),
+    exit(Runner, kill).
 
 %% verify_fun: OpenSSL's checks become OTP's events (rssl_verify), with
 %% the fun's state kept for the handshake.
