@@ -23,8 +23,12 @@
 //!   paused handshake is only resumed on the thread that paused it;
 //! - `SSL_free` does not release a paused job: [`Connection::abandon`]
 //!   resumes it with every pending answer refused, so it runs to its end;
-//! - a job's stack is OpenSSL's fixed 32 KiB, so the callbacks do little
-//!   while inside it (the front end builds its requests after the step);
+//! - a job's stack is OpenSSL's fixed 32 KiB (3.0 cannot change it), so
+//!   the callbacks do little while inside it (the front end builds its
+//!   requests after the step); measured, they run with over 30 KiB of it
+//!   still free (debug and release builds);
+//! - each poller thread keeps finished jobs for reuse (OpenSSL's per-thread
+//!   pool): as many as handshakes were ever paused at once on it;
 //! - the mode is set only while handshaking: reads and writes of an
 //!   established connection run without jobs.
 //!
@@ -322,6 +326,55 @@ mod tests {
         let (c, s, pauses) = drive(&mut client, &mut server, &gate);
         assert_eq!((c, s), (Ok(Progress::Done), Ok(Progress::Done)));
         assert_eq!(pauses, 1);
+    }
+
+    #[test]
+    fn partial_chain_pauses_and_resumes() {
+        let pki = test_pki();
+        let gate = Arc::new(Gate::default());
+        let g = gate.clone();
+        let mut so = server_options(&pki);
+        so.cert = Some(CertSource::Der(vec![pki.cert.clone(), pki.ca.clone()]));
+        let mut co = client_options(&pki);
+        co.cacerts = None;
+        let ca = pki.ca.clone();
+        co.partial_chain = Some(Callback(Arc::new(move |chain: &[Vec<u8>]| {
+            g.poll(chain.iter().position(|der| *der == ca))
+        })));
+        let (mut client, mut server) = pausable(co, so);
+        let (c, s, pauses) = drive(&mut client, &mut server, &gate);
+        assert_eq!((c, s), (Ok(Progress::Done), Ok(Progress::Done)));
+        assert_eq!(pauses, 1);
+    }
+
+    #[test]
+    fn srp_lookup_pauses_and_resumes() {
+        let gate = Arc::new(Gate::default());
+        let g = gate.clone();
+        let options = |role| {
+            let mut o = Options::new(role);
+            o.versions = vec![Version::Tls12];
+            o.cipher_list = Some("SRP-AES-128-CBC-SHA".into());
+            o
+        };
+        let mut so = options(Role::Server);
+        so.user_lookup = Some(Callback(Arc::new(move |_: &UserLookup<'_>| {
+            let salt = b"0123456789abcdef".to_vec();
+            let x = crate::engine::psk::srp_derived_key("alice", "secret", &salt);
+            let verifier = crate::engine::psk::srp_verifier(2048, &x).unwrap();
+            g.poll(Some(UserSecret::Srp {
+                group: 2048,
+                salt,
+                verifier,
+            }))
+        })));
+        let mut co = options(Role::Client);
+        co.srp_identity = Some(("alice".into(), "secret".into()));
+        let (mut client, mut server) = pausable(co, so);
+        let (c, s, pauses) = drive(&mut client, &mut server, &gate);
+        assert_eq!((c, s), (Ok(Progress::Done), Ok(Progress::Done)));
+        assert_eq!(pauses, 1);
+        assert_eq!(server.srp_username().as_deref(), Some("alice"));
     }
 
     #[test]
