@@ -19,7 +19,7 @@ EXAMPLES   := client server event_server
 EXAMPLE_CFLAGS := -O2 -g -std=c11 -Wall -Wextra -Werror
 
 .PHONY: all lib nif erlang c examples install test test-rust test-c test-c-asan \
-	test-install test-erlang demo bench header clean
+	test-install test-erlang demo bench bench-wakeups header clean
 
 all: lib nif erlang c
 
@@ -109,6 +109,13 @@ bench: erlang lib
 	  -L$(LIBDIR) -lrssl -lssl -lcrypto -lpthread -Wl,-rpath,$(abspath $(LIBDIR))
 	erl -noshell -pa $(ERL_EBIN) -pa $(BUILD)/bench -eval 'rssl_bench:run(), halt().'
 	if [ "$$RSSL_BENCH_C" != 0 ]; then $(BUILD)/bench/cbench; fi
+
+# Ping-pong with the VM's context switches per round trip: gen_tcp, OTP's
+# socket NIF (enif_select), ssl and rssl (bench/rssl_wakeups.erl).
+bench-wakeups: erlang
+	mkdir -p $(BUILD)/bench
+	erlc -o $(BUILD)/bench bench/rssl_wakeups.erl
+	erl -noshell -pa $(ERL_EBIN) -pa $(BUILD)/bench -eval 'rssl_wakeups:run(), halt().'
 
 # Regenerates the committed C header (a cargo test fails while it is stale).
 header:

@@ -262,7 +262,7 @@ impl<H: Host> Conn<H> {
         if s.fd < 0 {
             return Err(Failure::Closed);
         }
-        inet::set(s.fd, opt).map_err(|e| Failure::Posix(socket::posix_name(&e)))
+        inet::set(s.fd, opt).map_err(|e| Failure::Posix(crate::posix::error_name(&e)))
     }
 
     pub fn get_sockopt(&self, like: SockOpt) -> Result<SockOpt, Failure> {
@@ -270,7 +270,7 @@ impl<H: Host> Conn<H> {
         if s.fd < 0 {
             return Err(Failure::Closed);
         }
-        inet::get(s.fd, like).map_err(|e| Failure::Posix(socket::posix_name(&e)))
+        inet::get(s.fd, like).map_err(|e| Failure::Posix(crate::posix::error_name(&e)))
     }
 
     /// Ciphertext counters, as `getstat` reports them.
@@ -325,7 +325,7 @@ impl<H: Host> Conn<H> {
         if s.fd < 0 {
             return Err(Failure::Closed);
         }
-        call(s.fd).map_err(|e| Failure::Posix(socket::posix_name(&e)))
+        call(s.fd).map_err(|e| Failure::Posix(crate::posix::error_name(&e)))
     }
 
     /// Closes for the user: close_notify, flush, then release the socket.
@@ -376,3 +376,6 @@ impl<H: Host> Conn<H> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -26,7 +26,7 @@ impl<H: Host> State<H> {
                         if matches!(e.raw_os_error(), Some(libc::EPIPE) | Some(libc::ECONNRESET)) {
                             Failure::Closed
                         } else {
-                            Failure::Posix(socket::posix_name(&e))
+                            Failure::Posix(crate::posix::error_name(&e))
                         };
                     let out = self.tls.output().len();
                     self.tls.consume_output(out);

@@ -115,7 +115,7 @@ fn adopt<'a>(
     let conn = match Conn::adopt(fd, tls, owner, options) {
         Ok(conn) => conn,
         Err(e) => {
-            let name = crate::driver::socket::posix_name(&e);
+            let name = crate::posix::error_name(&e);
             return Ok((atoms::error(), super::terms::atom(env, name)).encode(env));
         }
     };
