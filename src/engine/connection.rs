@@ -99,7 +99,7 @@ impl Drop for Connection {
         // A paused handshake's job is not released by SSL_free. Off the
         // thread that paused it, it cannot be finished safely: it stays
         // (the driver abandons handshakes on their own thread first).
-        self.abandon();
+        self.abandon_or_leave();
     }
 }
 

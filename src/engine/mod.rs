@@ -13,7 +13,7 @@ mod ffi;
 pub mod hooks;
 pub mod npn;
 pub mod options;
-mod pause;
+pub(crate) mod pause;
 pub mod prf;
 pub mod psk;
 pub mod session;

@@ -41,7 +41,7 @@ use once_cell::sync::Lazy;
 use openssl::ex_data::Index;
 use openssl::ssl::{Ssl, SslRef};
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::Poll;
 use std::thread::ThreadId;
 
@@ -56,6 +56,11 @@ pub(crate) struct PauseState {
     /// The thread whose job is paused (jobs resume only there).
     thread: Mutex<Option<ThreadId>>,
 }
+
+/// Paused jobs dropped off their thread, so left unfinished (and their
+/// memory kept): the drivers abandon paused handshakes on their own
+/// thread first, so this stays 0 (tests check it).
+pub(crate) static JOBS_LEFT: AtomicUsize = AtomicUsize::new(0);
 
 static PAUSE: Lazy<Index<Ssl, PauseState>> =
     Lazy::new(|| Ssl::new_ex_index().expect("SSL ex_data index"));
@@ -166,6 +171,14 @@ impl Connection {
         state.abandoned.store(true, Ordering::Release);
         if self.step_allowed() {
             let _ = self.handshake();
+        }
+    }
+
+    /// On drop: a job paused on another thread cannot be finished here.
+    pub(crate) fn abandon_or_leave(&mut self) {
+        self.abandon();
+        if self.is_paused() {
+            JOBS_LEFT.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
