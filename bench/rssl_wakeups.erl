@@ -9,6 +9,10 @@
 %%   ssl      OTP's ssl, TLS 1.3
 %%   rssl     rssl, TLS 1.3 (its own poller threads)
 %%
+%% The figure rssl_bench cannot give: whether a NIF waiting through the
+%% VM's own poll set (enif_select, as OTP's socket NIF does) would save
+%% rssl's poller thread wake-up.
+%%
 %% Each kind runs in a fresh VM, RSSL_WAKEUPS_RUNS times interleaved
 %% (default 3); the table shows the median of the runs' p50, p99 and
 %% switches, and each p50 as a ratio of tcp's.
@@ -72,26 +76,16 @@ child([Kind, Dir]) ->
     Msg = binary:copy(<<"x">>, 64),
     RoundTrip = fun() -> ok = Send(C, Msg), {ok, _} = Recv(C) end,
     [RoundTrip() || _ <- lists:seq(1, 2000)],
-    Before = switches(),
+    Before = rssl_bench_workloads:switches(),
     Times = [begin
                  T0 = erlang:monotonic_time(nanosecond),
                  RoundTrip(),
                  erlang:monotonic_time(nanosecond) - T0
              end || _ <- lists:seq(1, ?ROUNDS)],
-    Switches = (switches() - Before) / ?ROUNDS,
+    Switches = (rssl_bench_workloads:switches() - Before) / ?ROUNDS,
     Sorted = list_to_tuple(lists:sort(Times)),
     P = fun(Q) -> element(max(1, ?ROUNDS * Q div 100), Sorted) / 1000 end,
     io:format("~s~p~n", [?TAG, {P(50), P(99), Switches}]).
-
-%% Voluntary context switches of every thread of this VM so far.
-switches() ->
-    {ok, Tasks} = file:list_dir("/proc/self/task"),
-    lists:sum([begin
-                   {ok, B} = file:read_file("/proc/self/task/" ++ T ++ "/status"),
-                   {match, [V]} = re:run(B, "voluntary_ctxt_switches:\\s+(\\d+)",
-                                         [{capture, all_but_first, list}]),
-                   list_to_integer(V)
-               end || T <- Tasks]).
 
 echo(S, Send, Recv) ->
     case Recv(S) of

@@ -36,11 +36,12 @@ pub fn close(fd: RawFd) {
     unsafe { libc::close(fd) };
 }
 
-/// One read into (possibly uninitialized) space.
+/// One non-blocking read into (possibly uninitialized) space, even on a
+/// blocking socket: `WouldBlock` when it is empty, `Ok(0)` at its end.
 pub fn read(fd: RawFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
     loop {
-        // SAFETY: `buf` is writable for `buf.len()` bytes; read(2) initializes what it reports.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        // SAFETY: `buf` is writable for `buf.len()` bytes; recv(2) initializes what it reports.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
         if n >= 0 {
             return Ok(n as usize);
         }
@@ -51,6 +52,8 @@ pub fn read(fd: RawFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
     }
 }
 
+/// One non-blocking send, even on a blocking socket (no SIGPIPE):
+/// `WouldBlock` when the socket buffer is full.
 pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     loop {
         // SAFETY: `buf` is readable for `buf.len()` bytes for the call.

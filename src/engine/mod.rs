@@ -16,6 +16,7 @@ pub mod options;
 pub(crate) mod pause;
 pub mod prf;
 pub mod psk;
+pub(crate) mod renegotiation;
 pub mod session;
 pub mod sni;
 pub mod suite;

@@ -76,6 +76,14 @@ impl Peer {
     /// One blocking read into the engine; false at the end of the stream.
     fn read_some(&mut self) -> bool {
         let fd = self.fd;
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one live pollfd for the call.
+        let ready = unsafe { libc::poll(&mut pfd, 1, WAIT.as_millis() as i32) };
+        assert_eq!(ready, 1, "the driver sent nothing");
         let n = self
             .tls
             .receive_with(64 * 1024, |buf| socket::read(fd, buf))
