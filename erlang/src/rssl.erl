@@ -815,31 +815,72 @@ adopt_fd(Tcp, Config, Peer, Emulated, Pending, Pump, Initial) ->
 run_handshake(Socket, Deadline) ->
     Tag = erlang:unique_integer(),
     case rssl_nif:handshake(Socket, Tag) of
-        ok -> await_handshake(Socket, Tag, Deadline, #{});
+        ok -> await_handshake(Socket, Tag, Deadline, undefined);
         Error ->
             rssl_nif:close(Socket),
             Error
     end.
 
-%% Waits for the handshake, running the funs it calls back (sni_fun,
-%% verify_fun...). `CbState' is what the funs keep for the handshake (the
-%% verify fun's user state).
-await_handshake(Socket, Tag, Deadline, CbState) ->
+%% Waits for the handshake, with its deadline. The funs it calls back
+%% (sni_fun, verify_fun...) run one after the other in a process of this
+%% handshake (`Runner', started at the first one), as OTP runs them in the
+%% connection process: the handshake is paused meanwhile (no thread waits),
+%% and a fun that never returns cannot hold this caller past its deadline.
+await_handshake(Socket, Tag, Deadline, Runner) ->
     receive
         {rssl_reply, Tag, ok} ->
+            stop_runner(Runner),
             {ok, Socket};
         {rssl_reply, Tag, {error, _} = Error} ->
+            stop_runner(Runner),
             rssl_nif:close(Socket),
             Error;
         {rssl_callback, Tag, Call, Request} ->
-            {Answer, CbState1} = callback(Request, CbState),
-            rssl_nif:callback_reply(Call, Answer),
-            await_handshake(Socket, Tag, Deadline, CbState1)
+            Runner1 = case Runner of
+                          undefined -> start_runner(Socket);
+                          _ -> Runner
+                      end,
+            Runner1 ! {rssl_callback, Call, Request},
+            await_handshake(Socket, Tag, Deadline, Runner1)
     after remaining(Deadline) ->
+        stop_runner(Runner),
         rssl_nif:close(Socket),
         receive {rssl_reply, Tag, _} -> ok after 0 -> ok end,
         {error, timeout}
     end.
+
+%% Runs the handshake's funs in order and answers the NIF, which resumes
+%% the handshake. `CbState' is what the funs keep for the handshake (the
+%% verify fun's user state). Linked: it dies with the caller, even inside
+%% a fun that never returns.
+start_runner(Socket) ->
+    Caller = self(),
+    spawn_link(fun() ->
+                       Ref = erlang:monitor(process, Caller),
+                       run_callbacks(Socket, Ref, #{})
+               end).
+
+run_callbacks(Socket, Ref, CbState) ->
+    receive
+        {rssl_callback, Call, Request} ->
+            {Answer, CbState1} = try callback(Request, CbState)
+                                 catch _:_ -> {refusal(Request), CbState}
+                                 end,
+            rssl_nif:callback_reply(Socket, Call, Answer),
+            run_callbacks(Socket, Ref, CbState1);
+        {'DOWN', Ref, process, _, _} ->
+            ok
+    end.
+
+%% The answer that fails safe when running a request went wrong.
+refusal({verify, _, _}) -> {fail, 50};  % X509_V_ERR_APPLICATION_VERIFICATION
+refusal(_) -> reject.
+
+%% Unlinked first, so that a caller trapping exits gets no message.
+stop_runner(undefined) -> ok;
+stop_runner(Runner) ->
+    unlink(Runner),
+    exit(Runner, kill).
 
 %% verify_fun: OpenSSL's checks become OTP's events (rssl_verify), with
 %% the fun's state kept for the handshake.

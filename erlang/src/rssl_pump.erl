@@ -90,8 +90,15 @@ loop(P = #pump{module = M, tsock = TSock, tags = {Data, Closed, Error}, local = 
         {Data, TSock, Bytes} ->
             case gen_tcp:send(Local, Bytes) of
                 ok ->
-                    _ = setopts(M, TSock, [{active, once}]),
-                    loop(P);
+                    case setopts(M, TSock, [{active, once}]) of
+                        ok ->
+                            loop(P);
+                        {error, _} ->
+                            %% The transport is gone without telling: end
+                            %% the stream for the NIF side all the same.
+                            gen_tcp:shutdown(Local, write),
+                            drain_local(P)
+                    end;
                 {error, _} ->
                     stop(P)
             end;

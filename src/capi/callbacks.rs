@@ -20,6 +20,7 @@ use crate::engine::sni::SniChoice;
 use crate::engine::verify::{CertCheck, Verdict};
 use std::ffi::{c_char, c_void, CString};
 use std::sync::Arc;
+use std::task::Poll;
 
 /// A byte string owned by rssl, valid during the callback it is given to.
 #[repr(C)]
@@ -210,7 +211,7 @@ impl rssl_config_builder {
             None
         } else {
             Some(Callback(Arc::new(move |q: &UserLookup<'_>| {
-                lookup(psk, srp, q)
+                Poll::Ready(lookup(psk, srp, q))
             })))
         };
     }
@@ -231,11 +232,13 @@ impl rssl_config_builder {
             builder.options.verify_fun = callback.map(|f| {
                 let fun = move |c: &CertCheck<'_>| {
                     let ud = ud;
-                    if unsafe { f(ud.0, c.der.as_ptr(), c.der.len(), c.depth, c.error) } {
-                        Verdict::Accept
-                    } else {
-                        Verdict::Reject
-                    }
+                    Poll::Ready(
+                        if unsafe { f(ud.0, c.der.as_ptr(), c.der.len(), c.depth, c.error) } {
+                            Verdict::Accept
+                        } else {
+                            Verdict::Reject
+                        },
+                    )
                 };
                 Callback(Arc::new(fun) as Arc<crate::engine::verify::VerifyFn>)
             });
@@ -264,7 +267,7 @@ impl rssl_config_builder {
                         .map(|c| rssl_bytes { data: c.as_ptr(), len: c.len() })
                         .collect();
                     let index = unsafe { f(ud.0, items.as_ptr(), items.len()) };
-                    usize::try_from(index).ok().filter(|i| *i < chain.len())
+                    Poll::Ready(usize::try_from(index).ok().filter(|i| *i < chain.len()))
                 };
                 Callback(Arc::new(fun) as Arc<crate::engine::verify::PartialChainFn>)
             });
@@ -291,16 +294,16 @@ impl rssl_config_builder {
                 let fun = move |name: &str| {
                     let ud = ud;
                     let Ok(name) = CString::new(name) else {
-                        return SniChoice::Reject;
+                        return Poll::Ready(SniChoice::Reject);
                     };
                     let mut chosen: *const rssl_config = std::ptr::null();
-                    match unsafe { f(ud.0, name.as_ptr(), &mut chosen) } {
+                    Poll::Ready(match unsafe { f(ud.0, name.as_ptr(), &mut chosen) } {
                         RSSL_OK => match unsafe { chosen.as_ref() } {
                             None => SniChoice::Default,
                             Some(config) => SniChoice::Use(config.config.clone()),
                         },
                         _ => SniChoice::Reject,
-                    }
+                    })
                 };
                 Callback(Arc::new(fun) as Arc<crate::engine::sni::SniFn>)
             });

@@ -40,7 +40,9 @@ pub struct PeerName {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
     Done,
-    /// Needs more input from the peer (after sending what is in the output).
+    /// Needs more input from the peer (after sending what is in the
+    /// output), or, on a pausable connection, an application callback's
+    /// answer: the next step goes on once either is here.
     Pending,
 }
 
@@ -97,6 +99,15 @@ pub struct Connection {
     /// Plaintext accepted by `write` but not yet encrypted (renegotiation in progress).
     pending_plain: Vec<u8>,
     failure: Option<Error>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // A paused handshake's job is not released by SSL_free. Off the
+        // thread that paused it, it cannot be finished safely: it stays
+        // (the driver abandons handshakes on their own thread first).
+        self.abandon_or_leave();
+    }
 }
 
 impl Connection {
@@ -172,6 +183,10 @@ impl Connection {
         if self.established {
             return Ok(Progress::Done);
         }
+        if !self.step_allowed() {
+            // Paused on another thread: only that one may resume it.
+            return Ok(Progress::Pending);
+        }
         let flight_start = self.output().len();
         match self.stream.do_handshake() {
             Ok(()) => {
@@ -180,9 +195,13 @@ impl Connection {
                 }
                 super::tls13_alert::forget_secret(self.stream.ssl());
                 self.established = true;
+                self.stop_pausing();
                 Ok(Progress::Done)
             }
             Err(e) if e.code() == ErrorCode::WANT_READ => Ok(Progress::Pending),
+            Err(e) if e.code() == ErrorCode::from_raw(ffi::SSL_ERROR_WANT_ASYNC) => {
+                Ok(Progress::Pending)
+            }
             Err(e) => Err(self.fail(e)),
         }
     }

@@ -21,6 +21,11 @@ pub const SSL_TLSEXT_ERR_OK: c_int = 0;
 pub const SSL_TLSEXT_ERR_NOACK: c_int = 3;
 pub const SSL3_AL_FATAL: c_int = 2;
 pub const SSL_AD_UNKNOWN_PSK_IDENTITY: c_int = 115;
+pub const SSL_CTRL_MODE: c_int = 33;
+pub const SSL_CTRL_CLEAR_MODE: c_int = 78;
+pub const SSL_MODE_ASYNC: c_long = 0x100;
+/// `SSL_ERROR_WANT_ASYNC`: the handshake's async job paused.
+pub const SSL_ERROR_WANT_ASYNC: c_int = 9;
 /// `SSL_OP_ALLOW_CLIENT_RENEGOTIATION` (OpenSSL 3.0).
 pub const SSL_OP_ALLOW_CLIENT_RENEGOTIATION: u64 = 1 << 8;
 
@@ -89,5 +94,11 @@ extern "C" {
         info: *mut c_char,
     ) -> c_int;
     pub fn SRP_get_default_gN(id: *const c_char) -> *mut SRP_gN;
+
+    // Async jobs (pausing a handshake).
+    pub fn SSL_waiting_for_async(ssl: *mut SSL) -> c_int;
+    pub fn ASYNC_is_capable() -> c_int;
+    pub fn ASYNC_get_current_job() -> *mut c_void;
+    pub fn ASYNC_pause_job() -> c_int;
 
 }

@@ -14,6 +14,7 @@ use openssl::ex_data::Index;
 use openssl::hash::{hash, MessageDigest};
 use openssl::ssl::{SslContext, SslRef};
 use std::ffi::{CStr, CString};
+use std::task::Poll;
 
 /// What the lookup function is asked.
 #[derive(Debug, Clone, Copy)]
@@ -43,8 +44,9 @@ pub enum UserSecret {
 }
 
 /// Answers PSK and SRP look-ups; None fails the handshake
-/// (`unknown_psk_identity` on a server).
-pub type UserLookupFn = dyn Fn(&UserLookup<'_>) -> Option<UserSecret> + Send + Sync;
+/// (`unknown_psk_identity` on a server). Pending: asked again when the
+/// handshake resumes (`pause.rs`).
+pub type UserLookupFn = dyn Fn(&UserLookup<'_>) -> Poll<Option<UserSecret>> + Send + Sync;
 
 /// The RFC 5054 group of `bits` bits: (N, g).
 fn srp_group(
@@ -131,7 +133,9 @@ pub(crate) fn install(b: &mut openssl::ssl::SslContextBuilder, o: &Options) -> R
                     // (EC)DHE_PSK key exchanges always carry a hint, empty
                     // when the server has none (OpenSSL reports none).
                     let hint = hint.or_else(|| hint_always_sent(ssl).then_some(&b""[..]));
-                    let Some(UserSecret::Psk(key)) = lookup(&UserLookup::Psk { identity: hint })
+                    let query = UserLookup::Psk { identity: hint };
+                    let Some(Some(UserSecret::Psk(key))) =
+                        super::pause::answer(ssl, || lookup(&query))
                     else {
                         return Ok(0);
                     };
@@ -147,13 +151,16 @@ pub(crate) fn install(b: &mut openssl::ssl::SslContextBuilder, o: &Options) -> R
         }
         Role::Server => {
             let psk_lookup = lookup.clone();
-            b.set_psk_server_callback(move |_ssl, identity, key_out| {
-                guard(Ok(0), || match psk_lookup(&UserLookup::Psk { identity }) {
-                    Some(UserSecret::Psk(key)) if key.len() <= key_out.len() => {
-                        key_out[..key.len()].copy_from_slice(&key);
-                        Ok(key.len())
+            b.set_psk_server_callback(move |ssl, identity, key_out| {
+                let query = UserLookup::Psk { identity };
+                guard(Ok(0), || {
+                    match super::pause::answer(ssl, || psk_lookup(&query)) {
+                        Some(Some(UserSecret::Psk(key))) if key.len() <= key_out.len() => {
+                            key_out[..key.len()].copy_from_slice(&key);
+                            Ok(key.len())
+                        }
+                        _ => Ok(0),
                     }
-                    _ => Ok(0),
                 })
             });
             b.set_ex_data(*LOOKUP, lookup);
@@ -210,11 +217,12 @@ unsafe extern "C" fn srp_username(
         let Ok(username) = CStr::from_ptr(name).to_str() else {
             return fail();
         };
-        let Some(UserSecret::Srp {
+        let query = UserLookup::Srp { username };
+        let Some(Some(UserSecret::Srp {
             group,
             salt,
             verifier,
-        }) = lookup(&UserLookup::Srp { username })
+        })) = super::pause::answer(ssl_ref, || lookup(&query))
         else {
             return fail();
         };
@@ -266,23 +274,25 @@ mod handshake_tests {
     use std::sync::Arc;
 
     fn lookup(key: &'static [u8]) -> Option<Callback<UserLookupFn>> {
-        Some(Callback(Arc::new(move |q: &UserLookup<'_>| match q {
-            UserLookup::Psk {
-                identity: Some(b"alice"),
-            }
-            | UserLookup::Psk {
-                identity: Some(b"hint"),
-            } => Some(UserSecret::Psk(key.to_vec())),
-            UserLookup::Srp { username: "alice" } => {
-                let salt = b"0123456789abcdef".to_vec();
-                let x = srp_derived_key("alice", "secret", &salt);
-                Some(UserSecret::Srp {
-                    group: 2048,
-                    verifier: srp_verifier(2048, &x).unwrap(),
-                    salt,
-                })
-            }
-            _ => None,
+        Some(Callback(Arc::new(move |q: &UserLookup<'_>| {
+            Poll::Ready(match q {
+                UserLookup::Psk {
+                    identity: Some(b"alice"),
+                }
+                | UserLookup::Psk {
+                    identity: Some(b"hint"),
+                } => Some(UserSecret::Psk(key.to_vec())),
+                UserLookup::Srp { username: "alice" } => {
+                    let salt = b"0123456789abcdef".to_vec();
+                    let x = srp_derived_key("alice", "secret", &salt);
+                    Some(UserSecret::Srp {
+                        group: 2048,
+                        verifier: srp_verifier(2048, &x).unwrap(),
+                        salt,
+                    })
+                }
+                _ => None,
+            })
         })))
     }
 

@@ -18,6 +18,7 @@ use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::sync::Arc;
+use std::task::Poll;
 
 /// What a server's `reuse_session` function sees of an offered session.
 #[derive(Debug, Clone)]
@@ -30,8 +31,9 @@ pub struct OfferedSession<'a> {
     pub suite: [u8; 2],
 }
 
-/// Server: true to resume the offered session, false for a full handshake.
-pub type ReuseSessionFn = dyn Fn(&OfferedSession<'_>) -> bool + Send + Sync;
+/// Server: true to resume the offered session, false for a full
+/// handshake. Pending: asked again when the handshake resumes (`pause.rs`).
+pub type ReuseSessionFn = dyn Fn(&OfferedSession<'_>) -> Poll<bool> + Send + Sync;
 
 /// Bounds on the sessions kept per configuration.
 const SERVER_SESSIONS: usize = 20_000;
@@ -181,7 +183,7 @@ fn install_reuse_fun(b: &mut openssl::ssl::SslContextBuilder, fun: Callback<Reus
     });
     // SAFETY: the returned session is one OpenSSL gave us for this context.
     unsafe {
-        b.set_get_session_callback(move |_, id| {
+        b.set_get_session_callback(move |ssl, id| {
             guard(None, || {
                 let session = store.lock().sessions.get(id).cloned()?;
                 let offered = OfferedSession {
@@ -189,7 +191,10 @@ fn install_reuse_fun(b: &mut openssl::ssl::SslContextBuilder, fun: Callback<Reus
                     peer_cert: session.peer_certificate_der(),
                     suite: session.suite_id(),
                 };
-                fun(&offered).then_some(session)
+                // No answer (the handshake is being abandoned): no resumption.
+                super::pause::answer(ssl, || fun(&offered))
+                    .unwrap_or(false)
+                    .then_some(session)
             })
         });
     }
@@ -382,7 +387,7 @@ mod tests {
             assert!(s.peer_cert.is_none());
             assert_ne!(s.suite, [0, 0]);
             n.fetch_add(1, Ordering::SeqCst);
-            a.load(Ordering::SeqCst)
+            std::task::Poll::Ready(a.load(Ordering::SeqCst))
         })));
         let server_config = Config::build(so).unwrap();
         let mut co = client_options(&pki);

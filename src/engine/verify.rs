@@ -2,7 +2,9 @@
 //! function (OTP's `verify_fun`) and the choice of a trust anchor inside
 //! the peer's chain (OTP's `partial_chain`).
 //!
-//! Both run synchronously inside the handshake, in the thread that drives it.
+//! Both are called inside the handshake, in the thread that drives it; on
+//! a pausable connection they may answer later (`Poll::Pending`: see
+//! `pause.rs`).
 
 use super::connection::guard;
 use super::ffi;
@@ -13,6 +15,7 @@ use libc::{c_int, c_void};
 use openssl::stack::{Stack, StackRef};
 use openssl::x509::{X509StoreContext, X509StoreContextRef, X509VerifyResult, X509};
 use openssl_sys::X509_STORE_CTX;
+use std::task::Poll;
 
 /// One certificate of the peer's chain, as the verify function sees it.
 #[derive(Debug, Clone, Copy)]
@@ -48,13 +51,14 @@ pub enum Verdict {
 }
 
 /// Called for each certificate of the peer's chain, from the trust anchor
-/// down to the peer (depth 0), and again for each error found.
-pub type VerifyFn = dyn Fn(&CertCheck<'_>) -> Verdict + Send + Sync;
+/// down to the peer (depth 0), and again for each error found. Pending:
+/// asked again, with the same check, when the handshake resumes.
+pub type VerifyFn = dyn Fn(&CertCheck<'_>) -> Poll<Verdict> + Send + Sync;
 
 /// Given the peer's chain (DER, the peer's own certificate first) when it
 /// does not lead to a trusted CA, names the certificate to trust as the
 /// anchor (an index into the chain), or None.
-pub type PartialChainFn = dyn Fn(&[Vec<u8>]) -> Option<usize> + Send + Sync;
+pub type PartialChainFn = dyn Fn(&[Vec<u8>]) -> Poll<Option<usize>> + Send + Sync;
 
 // X509_V_ERR_* values (x509_vfy.h).
 pub const X509_V_OK: i32 = 0;
@@ -245,7 +249,18 @@ unsafe fn apply_hooks(preverify_ok: c_int, store: &mut X509StoreContextRef) -> c
                     None
                 },
             };
-            match fun(&check) {
+            let ssl = X509StoreContext::ssl_idx()
+                .ok()
+                .and_then(|idx| store.ex_data(idx));
+            let verdict = match ssl {
+                Some(ssl) => super::pause::answer(ssl, || fun(&check)),
+                None => match fun(&check) {
+                    Poll::Ready(verdict) => Some(verdict),
+                    Poll::Pending => None,
+                },
+            };
+            // No answer (the handshake is being abandoned): reject.
+            match verdict.unwrap_or(Verdict::Reject) {
                 Verdict::Accept => {
                     if !ok {
                         store.set_error(X509VerifyResult::OK);
@@ -336,7 +351,8 @@ unsafe fn chosen_anchor(store: *mut X509_STORE_CTX, fun: &PartialChainFn) -> Opt
         return None;
     }
     let ders: Vec<Vec<u8>> = chain.iter().filter_map(|c| c.to_der().ok()).collect();
-    let index = fun(&ders)?;
+    let ssl = X509StoreContextRef::from_ptr(store).ex_data(X509StoreContext::ssl_idx().ok()?)?;
+    let index = super::pause::answer(ssl, || fun(&ders))??;
     let anchor = chain.get(index)?.to_owned();
     let mut trusted = Stack::new().ok()?;
     trusted.push(anchor).ok()?;
@@ -377,11 +393,11 @@ mod handshake_tests {
         let mut co = client_options(&pki);
         co.verify_fun = Some(hooks::Callback(Arc::new(move |c: &CertCheck<'_>| {
             log.lock().unwrap().push((c.depth, c.error));
-            if c.depth == 0 {
+            Poll::Ready(if c.depth == 0 {
                 Verdict::Reject
             } else {
                 Verdict::Accept
-            }
+            })
         })));
         let (mut client, mut server) = pair(co, server_options(&pki), "localhost");
         let (c, _) = handshake_pair(&mut client, &mut server);
@@ -395,11 +411,11 @@ mod handshake_tests {
         let other = test_pki();
         let mut co = client_options(&other);
         co.verify_fun = Some(hooks::Callback(Arc::new(|c: &CertCheck<'_>| {
-            if reason_name(c.error) == "unknown_ca" || c.error == 0 {
+            Poll::Ready(if reason_name(c.error) == "unknown_ca" || c.error == 0 {
                 Verdict::Accept
             } else {
                 Verdict::Reject
-            }
+            })
         })));
         let (mut client, mut server) = pair(co, server_options(&pki), "localhost");
         let (c, s) = handshake_pair(&mut client, &mut server);
@@ -418,13 +434,13 @@ mod handshake_tests {
         co.cacerts = None;
         let ca = pki.ca.clone();
         co.partial_chain = Some(hooks::Callback(Arc::new(move |chain: &[Vec<u8>]| {
-            chain.iter().position(|der| *der == ca)
+            Poll::Ready(chain.iter().position(|der| *der == ca))
         })));
         let (mut client, mut server) = pair(co.clone(), so.clone(), "localhost");
         let (c, s) = handshake_pair(&mut client, &mut server);
         assert_eq!((c, s), (Ok(Progress::Done), Ok(Progress::Done)));
 
-        co.partial_chain = Some(hooks::Callback(Arc::new(|_: &[Vec<u8>]| None)));
+        co.partial_chain = Some(hooks::Callback(Arc::new(|_: &[Vec<u8>]| Poll::Ready(None))));
         let (mut client, mut server) = pair(co, so, "localhost");
         let (c, _) = handshake_pair(&mut client, &mut server);
         assert!(matches!(c, Err(Error::Alert { local: true, .. })), "{c:?}");
