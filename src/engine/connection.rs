@@ -79,7 +79,7 @@ unsafe extern "C" fn on_info(ssl: *const openssl_sys::SSL, where_: c_int, ret: c
         }
         let level = (ret >> 8) & 0xff;
         let desc = (ret & 0xff) as u8;
-        if level != 2 {
+        if level != ffi::SSL3_AL_FATAL {
             return; // warnings (close_notify among them) are not failures
         }
         if let Some(log) = ssl.ex_data_mut(*ALERT_LOG) {
@@ -429,8 +429,8 @@ impl Connection {
         };
         // OTP reports a failed host name check as handshake_failure
         // (OpenSSL's wire alert for it is bad_certificate).
-        const HOSTNAME_MISMATCH: libc::c_long = 62;
-        const IP_ADDRESS_MISMATCH: libc::c_long = 64;
+        const HOSTNAME_MISMATCH: libc::c_long = openssl_sys::X509_V_ERR_HOSTNAME_MISMATCH as _;
+        const IP_ADDRESS_MISMATCH: libc::c_long = openssl_sys::X509_V_ERR_IP_ADDRESS_MISMATCH as _;
         let sent = match sent {
             // (The verify callback turns these into application errors, so
             // this is only a safety net.)
@@ -441,13 +441,15 @@ impl Connection {
         };
         // Bytes that are no TLS record at all: OTP checks the record type
         // first and says unexpected_message; OpenSSL, protocol_version.
-        const PROTOCOL_VERSION: u8 = 70;
+        const PROTOCOL_VERSION: u8 = Alert::PROTOCOL_VERSION.0;
         let sent = match sent {
-            Some(PROTOCOL_VERSION) if self.established => Some(10),
+            Some(PROTOCOL_VERSION) if self.established => Some(Alert::UNEXPECTED_MESSAGE.0),
             other => other,
         };
         let sent = match sent {
-            None if received.is_none() && self.answer_http_request(&e) => Some(10),
+            None if received.is_none() && self.answer_http_request(&e) => {
+                Some(Alert::UNEXPECTED_MESSAGE.0)
+            }
             other => other,
         };
         let err = match (sent, received) {
@@ -490,12 +492,13 @@ impl Connection {
         if !http || self.established || self.role != Role::Server {
             return false;
         }
-        // A fatal unexpected_message alert in a plaintext record.
-        let alert = [21, 3, 3, 0, 2, ffi::SSL3_AL_FATAL as u8, 10];
-        self.stream
-            .get_mut()
-            .outgoing_mut()
-            .extend_from_slice(&alert);
+        // A fatal unexpected_message alert in a plaintext record (legacy
+        // version 3.3, 2 bytes long).
+        let record = [ffi::SSL3_RT_ALERT, 3, 3, 0, 2];
+        let alert = [ffi::SSL3_AL_FATAL as u8, Alert::UNEXPECTED_MESSAGE.0];
+        let outgoing = self.stream.get_mut().outgoing_mut();
+        outgoing.extend_from_slice(&record);
+        outgoing.extend_from_slice(&alert);
         true
     }
 
@@ -870,7 +873,7 @@ pub(crate) mod tests {
         match server.handshake() {
             Err(Error::Alert {
                 alert, local: true, ..
-            }) => assert_eq!(alert, Alert(10)),
+            }) => assert_eq!(alert, Alert::UNEXPECTED_MESSAGE),
             other => panic!("{other:?}"),
         }
         assert_eq!(server.output(), [21, 3, 3, 0, 2, 2, 10]);

@@ -20,6 +20,8 @@ pub const X509_V_FLAG_PARTIAL_CHAIN: c_ulong = 0x80000;
 pub const SSL_TLSEXT_ERR_OK: c_int = 0;
 pub const SSL_TLSEXT_ERR_NOACK: c_int = 3;
 pub const SSL3_AL_FATAL: c_int = 2;
+/// The record content type of an alert.
+pub const SSL3_RT_ALERT: u8 = 21;
 pub const SSL_AD_UNKNOWN_PSK_IDENTITY: c_int = 115;
 pub const SSL_CTRL_MODE: c_int = 33;
 pub const SSL_CTRL_CLEAR_MODE: c_int = 78;
