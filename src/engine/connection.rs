@@ -115,6 +115,7 @@ impl Connection {
         let internal = |e: openssl::error::ErrorStack| Error::Internal(e.to_string());
         let mut ssl = Ssl::new(config.context()).map_err(internal)?;
         ssl.set_ex_data(*ALERT_LOG, AlertLog::default());
+        // SAFETY: a live SSL we own; `on_info` matches the callback type.
         unsafe { ffi::SSL_set_info_callback(ssl.as_ptr(), Some(on_info)) };
         let role = config.role();
         match role {
@@ -418,6 +419,7 @@ impl Connection {
     fn fail(&mut self, e: openssl::ssl::Error) -> Error {
         let log = self.stream.ssl().ex_data(*ALERT_LOG);
         let (sent, received) = log.map_or((None, None), |l| (l.sent, l.received));
+        // SAFETY: a live SSL owned by this connection; the call only reads.
         let verify = unsafe { ffi::SSL_get_verify_result(self.stream.ssl().as_ptr()) };
         let detail = if verify != 0 {
             super::verify::failure_text(self.stream.ssl(), verify as i32).to_string()
@@ -966,6 +968,7 @@ mod footprint {
         co.verify = crate::engine::Verify::None;
         let cc = Config::build(co).unwrap();
         let sc = Config::build(server_options(&pki)).unwrap();
+        // SAFETY: mallinfo2 only reads the allocator's statistics.
         let used = || unsafe { libc::mallinfo2().uordblks };
         let before = used();
         let fresh: Vec<_> = (0..100)

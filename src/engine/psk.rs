@@ -59,6 +59,7 @@ fn srp_group(
         return None;
     }
     let id = CString::new(bits.to_string()).ok()?;
+    // SAFETY: a NUL-terminated id; a non-NULL result is a static table entry.
     unsafe {
         let gn = ffi::SRP_get_default_gN(id.as_ptr());
         if gn.is_null() {
@@ -107,6 +108,7 @@ pub(crate) fn install(b: &mut openssl::ssl::SslContextBuilder, o: &Options) -> R
     if let Some(identity) = &o.psk_identity {
         let c_identity = CString::new(identity.as_str()).map_err(|_| bad("psk_identity"))?;
         if o.role == Role::Server {
+            // SAFETY: `b` owns a live SSL_CTX; OpenSSL copies the hint.
             unsafe { ffi::SSL_CTX_use_psk_identity_hint(b.as_ptr(), c_identity.as_ptr()) };
         }
     }
@@ -114,7 +116,7 @@ pub(crate) fn install(b: &mut openssl::ssl::SslContextBuilder, o: &Options) -> R
         if o.role == Role::Client {
             let user = CString::new(user.as_str()).map_err(|_| bad("srp_identity"))?;
             let password = CString::new(password.as_str()).map_err(|_| bad("srp_identity"))?;
-            // OpenSSL copies both.
+            // SAFETY: `b` owns a live SSL_CTX; OpenSSL copies both strings.
             unsafe {
                 ffi::SSL_CTX_set_srp_username(b.as_ptr(), user.as_ptr() as *mut _);
                 ffi::SSL_CTX_set_srp_password(b.as_ptr(), password.as_ptr() as *mut _);
@@ -164,6 +166,7 @@ pub(crate) fn install(b: &mut openssl::ssl::SslContextBuilder, o: &Options) -> R
                 })
             });
             b.set_ex_data(*LOOKUP, lookup);
+            // SAFETY: `b` owns a live SSL_CTX; the callback finds its lookup in LOOKUP.
             unsafe { ffi::SSL_CTX_set_srp_username_callback(b.as_ptr(), Some(srp_username)) };
         }
     }

@@ -208,6 +208,7 @@ trait SessionExt {
 
 impl SessionExt for SslSession {
     fn peer_certificate_der(&self) -> Option<Vec<u8>> {
+        // SAFETY: a live session; get0 lends its certificate (or NULL).
         unsafe {
             let cert = ffi::SSL_SESSION_get0_peer(self.as_ptr());
             if cert.is_null() {
@@ -218,6 +219,7 @@ impl SessionExt for SslSession {
     }
 
     fn suite_id(&self) -> [u8; 2] {
+        // SAFETY: a live session; get0 lends its cipher (or NULL).
         unsafe {
             let cipher = ffi::SSL_SESSION_get0_cipher(self.as_ptr());
             if cipher.is_null() {
@@ -244,6 +246,7 @@ impl Connection {
     /// its tickets after the handshake: they arrive with the first reads.
     pub fn session(&self) -> Option<Vec<u8>> {
         let session = self.ssl().session()?;
+        // SAFETY: a live session; the call only reads.
         if unsafe { ffi::SSL_SESSION_is_resumable(session.as_ptr()) } != 1 {
             return None;
         }

@@ -90,6 +90,8 @@ fn switch(ssl: &mut SslRef, config: Config) {
     if ssl.set_ssl_context(config.context()).is_err() {
         return;
     }
+    // SAFETY: both the SSL and `config`'s context are live; the calls copy
+    // plain values (mode, depth, a function pointer).
     unsafe {
         let ctx = config.context().as_ptr();
         let mode = openssl_sys::SSL_CTX_get_verify_mode(ctx);

@@ -106,6 +106,8 @@ pub fn error_text(error: i32) -> &'static str {
 /// Installs the raw callbacks when an application check or best-effort CRL
 /// checking needs them. The verify mode set by `config.rs` is kept.
 pub(crate) fn install(b: &mut openssl::ssl::SslContextBuilder, o: &Options, crl_best_effort: bool) {
+    // SAFETY: `b` owns a live SSL_CTX; the trampolines match OpenSSL's
+    // callback types and need no argument.
     unsafe {
         // Always with peer verification: the trampoline also gives host
         // name mismatches OTP's alert.
@@ -146,6 +148,7 @@ pub(crate) extern "C" fn verify_trampoline(
     preverify_ok: c_int,
     store: *mut X509_STORE_CTX,
 ) -> c_int {
+    // SAFETY: OpenSSL passes the live store of the verification under way.
     guard(0, || unsafe {
         let store = X509StoreContextRef::from_ptr_mut(store);
         let ok = apply_hooks(preverify_ok, store);
@@ -191,6 +194,7 @@ pub(crate) extern "C" fn verify_trampoline(
 /// An SSL ex_data slot (no destructor) for the verification error a
 /// failure is reported with when the error given to OpenSSL was changed
 /// only to get OTP's alert.
+// SAFETY: a new index with no callbacks; nothing is passed but NULL.
 static REASON_SLOT: once_cell::sync::Lazy<c_int> = once_cell::sync::Lazy::new(|| unsafe {
     openssl_sys::CRYPTO_get_ex_new_index(
         openssl_sys::CRYPTO_EX_INDEX_SSL,
