@@ -283,7 +283,8 @@ impl rssl_config_builder {
     ) -> rssl_result {
         ffi_panic_boundary! {
             let builder = try_mut!(builder);
-            let (Some(lo), Some(hi)) = (Version::from_wire(min), Version::from_wire(max)) else {
+            let range = (Version::from_wire(min), Version::from_wire(max));
+            let (Some(lo), Some(hi)) = range else {
                 return error::invalid_argument(format!("unknown version in {min:#06x}..{max:#06x}"));
             };
             if lo > hi {

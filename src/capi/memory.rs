@@ -290,7 +290,8 @@ impl rssl_conn {
             let output = conn.tls.output();
             let n = output.len().min(len);
             if n > 0 {
-                // SAFETY: pointer rules: `buf` holds `len` >= `n` bytes; our buffer is not the caller's.
+                // SAFETY: pointer rules: `buf` holds `len` >= `n` bytes (and is
+                // not our output buffer).
                 unsafe { std::ptr::copy_nonoverlapping(output.as_ptr(), buf, n) };
                 conn.tls.consume_output(n);
             }
