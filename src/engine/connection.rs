@@ -652,7 +652,6 @@ mod footprint {
         co.verify = crate::engine::Verify::None;
         let cc = Config::build(co).unwrap();
         let sc = Config::build(server_options(&pki)).unwrap();
-        // SAFETY: mallinfo2 only reads the allocator's statistics.
         let used = || unsafe { libc::mallinfo2().uordblks };
         let before = used();
         let fresh: Vec<_> = (0..100)
