@@ -18,10 +18,28 @@ VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1
 EXAMPLES   := client server event_server
 EXAMPLE_CFLAGS := -O2 -g -std=c11 -Wall -Wextra -Werror
 
-.PHONY: all lib nif erlang c examples install check test test-rust test-c test-c-asan \
+.PHONY: all lib nif erlang c examples install test test-rust test-c test-c-asan \
 	test-install test-erlang demo bench bench-wakeups header clean
 
 all: lib nif erlang c
+
+# Formatting, clippy (the C library and the NIF feature sets, in release mode
+# so the dependencies' build scripts are shared with `make`) and every Erlang
+# file compiled with warnings as errors: the suites both ways (?M = rssl and
+# ?M = ssl, as `rebar3 as otp_ssl ct` does) and the bench modules, which
+# rebar3 does not compile. Well under a minute once built; `make test` runs it
+# first (the rule below comes before test's own).
+.PHONY: check
+ERLC_CHECK := $(BUILD)/erlc_check
+check:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --release --all-targets -- -D warnings
+	$(CARGO) clippy --release --all-targets --features nif -- -D warnings
+	mkdir -p $(ERLC_CHECK)/rssl $(ERLC_CHECK)/ssl
+	erlc -Werror -o $(ERLC_CHECK)/rssl erlang/src/*.erl erlang/test/*.erl bench/*.erl
+	erlc -Werror -DM=ssl -o $(ERLC_CHECK)/ssl erlang/test/*.erl
+
+test: check
 
 nif:
 	$(CARGO) build --release --features nif
@@ -58,22 +76,7 @@ c: lib examples
 	  -DRSSL_INCLUDE=$(abspath include) -DRSSL_EXAMPLES=$(abspath $(EXDIR)) >/dev/null
 	cmake --build $(BUILD)/c_tests
 
-# Formatting, clippy (the C library and the NIF feature sets, in release mode
-# so the dependencies' build scripts are shared with `make`) and every Erlang
-# file compiled with warnings as errors: the suites both ways (?M = rssl and
-# ?M = ssl, as `rebar3 as otp_ssl ct` does) and the bench modules, which
-# rebar3 does not compile. Well under a minute once built; `make test` runs it
-# first.
-ERLC_CHECK := $(BUILD)/erlc_check
-check:
-	$(CARGO) fmt --check
-	$(CARGO) clippy --release --all-targets -- -D warnings
-	$(CARGO) clippy --release --all-targets --features nif -- -D warnings
-	mkdir -p $(ERLC_CHECK)/rssl $(ERLC_CHECK)/ssl
-	erlc -Werror -o $(ERLC_CHECK)/rssl erlang/src/*.erl erlang/test/*.erl bench/*.erl
-	erlc -Werror -DM=ssl -o $(ERLC_CHECK)/ssl erlang/test/*.erl
-
-test: check all test-rust test-c test-erlang
+test: all test-rust test-c test-erlang
 
 # In release mode, sharing the dependencies the NIF build compiled.
 test-rust:
