@@ -223,6 +223,10 @@ pub(crate) fn failure_text(ssl: &openssl::ssl::SslRef, error: i32) -> &'static s
 }
 
 /// The verify function and CRL best-effort rule, when the context has them.
+///
+/// # Safety
+/// `store` is the store of a verification under way, as OpenSSL passes it
+/// to the verify callback.
 unsafe fn apply_hooks(preverify_ok: c_int, store: &mut X509StoreContextRef) -> c_int {
     {
         let Some((verify_fun, _, crl_best_effort)) = hooks_of(store) else {
@@ -291,6 +295,9 @@ unsafe fn apply_hooks(preverify_ok: c_int, store: &mut X509StoreContextRef) -> c
 
 /// The reason code of the current certificate's entry in the CRL that
 /// revoked it.
+///
+/// # Safety
+/// As [`apply_hooks`]: the store's current CRL, if any, is live.
 unsafe fn crl_reason(store: &X509StoreContextRef) -> Option<i32> {
     let crl = ffi::X509_STORE_CTX_get0_current_crl(store.as_ptr());
     if crl.is_null() {
@@ -310,6 +317,8 @@ unsafe fn crl_reason(store: &X509StoreContextRef) -> Option<i32> {
 /// OpenSSL's whole-chain verification callback: verifies as usual, unless
 /// the chain has no trusted anchor and the partial-chain function names one.
 unsafe extern "C" fn chain_trampoline(store: *mut X509_STORE_CTX, _arg: *mut c_void) -> c_int {
+    // SAFETY: OpenSSL passes the live store of the verification under way;
+    // `trusted` outlives X509_verify_cert, which takes its own references.
     guard(0, || {
         let store_ref = X509StoreContextRef::from_ptr_mut(store);
         let anchor = hooks_of(store_ref)
@@ -331,6 +340,9 @@ unsafe extern "C" fn chain_trampoline(store: *mut X509_STORE_CTX, _arg: *mut c_v
 
 /// Asks the partial-chain function when the peer's chain does not verify
 /// for want of a trusted issuer; the anchor it picks, as a trusted stack.
+///
+/// # Safety
+/// `store` is the live store of a verification under way.
 unsafe fn chosen_anchor(store: *mut X509_STORE_CTX, fun: &PartialChainFn) -> Option<Stack<X509>> {
     let untrusted = ffi::X509_STORE_CTX_get0_untrusted(store);
     if untrusted.is_null() {
