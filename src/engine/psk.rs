@@ -204,6 +204,8 @@ unsafe extern "C" fn srp_username(
     alert: *mut c_int,
     _: *mut c_void,
 ) -> c_int {
+    // SAFETY: OpenSSL passes a live SSL in handshake and a writable `alert`;
+    // the user name it gives back is its own NUL-terminated copy.
     guard(ffi::SSL3_AL_FATAL, || {
         let fail = || {
             *alert = ffi::SSL_AD_UNKNOWN_PSK_IDENTITY;
