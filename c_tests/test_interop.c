@@ -18,21 +18,6 @@ static unsigned short listen_any_port(rssl_listener **listener)
     return port;
 }
 
-/* s_client against our port with `extra` options (NULL-terminated). */
-static void start_s_client(struct child *c, unsigned short port, const char *const *extra)
-{
-    char target[32];
-    snprintf(target, sizeof target, "127.0.0.1:%u", port);
-    const char *args[40] = {"s_client", "-connect", target};
-    size_t n = 3;
-    for (size_t i = 0; extra[i] != NULL; i++) {
-        CHECK(n < 39);
-        args[n++] = extra[i];
-    }
-    args[n] = NULL;
-    child_start(c, args);
-}
-
 static rssl_conn *connect_to(const rssl_config *config, unsigned short port)
 {
     rssl_conn *conn = NULL;

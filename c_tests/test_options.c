@@ -751,18 +751,49 @@ static void fallback(void)
     CHECK_OK(one_connection(sb, cb, &seen));
 }
 
+/* secure_renegotiate (RFC 5746) against a server without it: GnuTLS's,
+ * told to leave it out (OpenSSL's server always has it). True, the default,
+ * refuses that server, as OpenSSL's own client does; false accepts it. A
+ * server with it is accepted either way. */
 static void renegotiation_flags(void)
 {
-    /* Both flags are accepted and do not disturb a normal connection (their
-     * effect is checked against openssl s_client in the interop tests). */
-    rssl_config_builder *sb = server_builder("server.pem", "server.key");
-    CHECK_OK(rssl_config_builder_set_client_renegotiation(sb, false));
-    CHECK_OK(rssl_config_builder_set_secure_renegotiate(sb, true));
-    rssl_config_builder *cb = client_builder("ca.pem");
-    CHECK_OK(rssl_config_builder_set_secure_renegotiate(cb, false));
-    CHECK_OK(rssl_config_builder_set_versions(cb, TLS12, 1));
-    struct served seen;
-    CHECK_OK(one_connection(sb, cb, &seen));
+    for (int legacy_server = 1; legacy_server >= 0; legacy_server--) {
+        const char *priority = legacy_server ? "NORMAL:-VERS-TLS1.3:%DISABLE_SAFE_RENEGOTIATION"
+                                             : "NORMAL:-VERS-TLS1.3";
+        const char *args[] = {"--port", "0", "--echo", "--disable-client-cert", "--priority",
+                              priority, "--x509certfile", cert_path("server.pem"),
+                              "--x509keyfile", cert_path("server.key"), NULL};
+        struct child server;
+        child_start_program(&server, GNUTLS_SERV_EXE, args);
+        unsigned short port = child_listen_port(&server, TEST_TIMEOUT_MS);
+        CHECK(port != 0);
+        for (int secure = 1; secure >= 0; secure--) {
+            rssl_config_builder *cb = client_builder("ca.pem");
+            if (!secure)
+                CHECK_OK(rssl_config_builder_set_secure_renegotiate(cb, false));
+            const rssl_config *config = build(cb);
+            rssl_conn *conn = NULL;
+            rssl_result r = rssl_connect(config, "127.0.0.1", port, TEST_TIMEOUT_MS, &conn);
+            if (legacy_server && secure) {
+                expect_alert(r, "handshake_failure", true);
+                CHECK(strstr(last_error(), "unsafe legacy renegotiation disabled") != NULL);
+                CHECK(child_wait_for(&server, "Received alert '40'", TEST_TIMEOUT_MS));
+            } else {
+                CHECK_OK(r);
+                uint16_t version = 0;
+                CHECK_OK(rssl_conn_version(conn, &version));
+                CHECK(version == RSSL_TLS1_2);
+                CHECK_OK(rssl_send(conn, (const uint8_t *)"echo\n", 5, TEST_TIMEOUT_MS));
+                unsigned char got[5];
+                recv_exactly(conn, got, 5);
+                CHECK(memcmp(got, "echo\n", 5) == 0);
+                CHECK_OK(rssl_close(conn));
+            }
+            rssl_config_free(config);
+        }
+        child_kill(&server);
+    }
+    /* client_renegotiation against OpenSSL's client: see test_interop.c. */
 }
 
 static void keying_material(void)
