@@ -89,9 +89,9 @@ int test_main(int argc, char **argv, const struct test_case *tests, size_t count
 
 const char *cert_path(const char *name)
 {
-    static char paths[8][4096];
+    static char paths[32][4096];
     static int next;
-    char *path = paths[next++ % 8];
+    char *path = paths[next++ % 32];
     snprintf(path, sizeof paths[0], "%s/%s", CERT_DIR, name);
     return path;
 }
