@@ -30,6 +30,7 @@ wait_for() { # pattern file
 }
 
 start() { # program count
+  : > "$tmp/server.out"   # there before the background server opens it
   "$ex/$1" 0 "$certs/server.pem" "$certs/server.key" "$2" > "$tmp/server.out" 2>&1 &
   server=$!
   wait_for '^listening on ' "$tmp/server.out" ||
