@@ -64,6 +64,12 @@ struct child {
 
 /* Starts OPENSSL_EXE with `args` (NULL-terminated, without argv[0]). */
 void child_start(struct child *c, const char *const *args);
+/* Starts another program (a path) the same way. */
+void child_start_program(struct child *c, const char *program, const char *const *args);
+/* The IPv4 TCP port the child listens on, found through /proc, for
+ * servers that cannot report a port they let the system choose; 0 if it
+ * does not listen within `timeout_ms`. */
+unsigned short child_listen_port(struct child *c, int timeout_ms);
 /* Reads output until `needle` appears; false after `timeout_ms` or EOF. */
 bool child_wait_for(struct child *c, const char *needle, int timeout_ms);
 /* Reads output until the child closes it (or the timeout passes). */
@@ -76,9 +82,16 @@ void child_close_input(struct child *c);
  * its exit status, or -1 when it had to be killed. Frees the log. */
 int child_finish(struct child *c, int timeout_ms);
 
+/* Kills a child that never ends by itself (a server) and frees the log. */
+void child_kill(struct child *c);
+
 /* Starts `openssl s_server` with the test server certificate, one
  * connection only, on 127.0.0.1 and a free port; returns the port. */
 unsigned short start_s_server(struct child *c, const char *const *extra_args);
+
+/* Starts `openssl s_client` to 127.0.0.1:`port` with `extra` options
+ * (NULL-terminated; may be NULL). */
+void start_s_client(struct child *c, unsigned short port, const char *const *extra);
 
 /* Builders for the usual configurations. */
 const rssl_config *client_config(const char *cafile, const char *certfile, const char *keyfile,

@@ -1,7 +1,10 @@
-/* (e) Every configuration option, rssl against rssl in one process: verify
- * and partial-chain callbacks, CRLs, cipher order and suite details, DH
- * parameters, groups, SNI hosts and callback, NPN, PSK, SRP, session
- * resumption, fallback, keying material. */
+/* (e) Every configuration option: verify and partial-chain callbacks,
+ * CRLs, cipher order and suite details, DH parameters, groups, signature
+ * algorithms, SNI hosts and callback, NPN, PSK, SRP, session resumption,
+ * fallback, renegotiation, keying material. rssl against rssl in one
+ * process, and for the options that choose what is negotiated, rssl against
+ * openssl s_client/s_server (GnuTLS's server for secure renegotiation),
+ * checking what was chosen in the peer's own words. */
 #include "common.h"
 
 #include <stdio.h>
@@ -47,6 +50,71 @@ static void expect_alert(rssl_result r, const char *name, bool local)
                 last_error());
         CHECK(false);
     }
+}
+
+/* Output of the last openssl peer (s_client_connection, s_server_connection). */
+static char peer_log[65536];
+
+/* Whether the last peer's output has `text`; prints the output when not. */
+static bool peer_said(const char *text)
+{
+    if (strstr(peer_log, text) != NULL)
+        return true;
+    fprintf(stderr, "the peer said no \"%s\" in:\n%s\n", text, peer_log);
+    return false;
+}
+
+/* `openssl s_client -brief` with `extra` options, once, against an rssl
+ * server built from `sb`: whether s_client finished its handshake; what the
+ * server saw in *seen, s_client's output in peer_log. */
+static bool s_client_connection(rssl_config_builder *sb, const char *const *extra,
+                                struct served *seen)
+{
+    const rssl_config *sconfig = build(sb);
+    struct tls_server server;
+    tls_server_start(&server, sconfig, 1);
+    const char *args[32] = {"-brief"};
+    size_t n = 1;
+    for (size_t i = 0; extra[i] != NULL; i++) {
+        CHECK(n < 31);
+        args[n++] = extra[i];
+    }
+    args[n] = NULL;
+    struct child client;
+    start_s_client(&client, server.port, args);
+    bool established = child_wait_for(&client, "CONNECTION ESTABLISHED", TEST_TIMEOUT_MS);
+    /* The end of its input closes the connection; then it exits. */
+    child_close_input(&client);
+    child_read_all(&client, TEST_TIMEOUT_MS);
+    snprintf(peer_log, sizeof peer_log, "%s", client.log);
+    CHECK(child_finish(&client, TEST_TIMEOUT_MS) >= 0);
+    tls_server_join(&server);
+    *seen = server.seen[0];
+    rssl_config_free(sconfig);
+    return established;
+}
+
+/* An rssl client built from `cb`, once, against `openssl s_server` with
+ * `extra` options: the client's result (its last error kept for the
+ * caller), s_server's output in peer_log. */
+static rssl_result s_server_connection(rssl_config_builder *cb, const char *const *extra)
+{
+    struct child server;
+    unsigned short port = start_s_server(&server, extra);
+    const rssl_config *config = build(cb);
+    rssl_conn *conn = NULL;
+    rssl_result r = rssl_connect(config, "localhost", port, TEST_TIMEOUT_MS, &conn);
+    if (r == RSSL_OK) {
+        /* s_server prints what was negotiated once its handshake is done. */
+        CHECK(child_wait_for(&server, "CIPHER is", TEST_TIMEOUT_MS));
+        CHECK_OK(rssl_close(conn));
+    }
+    /* One connection (-naccept 1): s_server ends with it. */
+    child_read_all(&server, TEST_TIMEOUT_MS);
+    snprintf(peer_log, sizeof peer_log, "%s", server.log);
+    CHECK(child_finish(&server, TEST_TIMEOUT_MS) >= 0);
+    rssl_config_free(config);
+    return r;
 }
 
 /* --- Verification callbacks --- */
@@ -176,6 +244,22 @@ static void partial_chain(void)
     CHECK_OK(rssl_config_builder_set_partial_chain_callback(cb, pick_none, &calls));
     CHECK_OK(one_connection(server_builder("server_chain.pem", "server.key"), cb, &seen));
     CHECK(calls == 0);
+
+    /* openssl s_server sending its certificate and the CA. */
+    const char *chain[] = {"-cert_chain", cert_path("ca.pem"), NULL};
+    calls = 0;
+    cb = client_builder(NULL);
+    CHECK_OK(rssl_config_builder_set_verify(cb, RSSL_VERIFY_PEER));
+    CHECK_OK(rssl_config_builder_set_partial_chain_callback(cb, pick_ca, &calls));
+    CHECK_OK(s_server_connection(cb, chain));
+    CHECK(calls == 1);
+    calls = 0;
+    cb = client_builder(NULL);
+    CHECK_OK(rssl_config_builder_set_verify(cb, RSSL_VERIFY_PEER));
+    CHECK_OK(rssl_config_builder_set_partial_chain_callback(cb, pick_none, &calls));
+    expect_alert(s_server_connection(cb, chain), "unknown_ca", true);
+    CHECK(calls == 1);
+    CHECK(peer_said("SSL alert number 48"));
     free(ca_der);
 }
 
@@ -189,8 +273,24 @@ static void depth(void)
         rssl_result r = one_connection(server_builder("chain_server.pem", "chain_server.key"), cb,
                                        &seen);
         if (d == 0) {
-            CHECK_RESULT(r, RSSL_TLS_ALERT);
+            expect_alert(r, "certificate_unknown", true);
             CHECK(strstr(last_error(), "certificate chain too long") != NULL);
+        } else {
+            CHECK_OK(r);
+        }
+    }
+    /* The same chain from openssl s_server. */
+    const char *chain[] = {"-cert",       cert_path("chain_server.pem"), "-key",
+                           cert_path("chain_server.key"), "-cert_chain",
+                           cert_path("inter_ca.pem"), NULL};
+    for (uint32_t d = 0; d < 2; d++) {
+        rssl_config_builder *cb = client_builder("ca.pem");
+        CHECK_OK(rssl_config_builder_set_depth(cb, d));
+        rssl_result r = s_server_connection(cb, chain);
+        if (d == 0) {
+            expect_alert(r, "certificate_unknown", true);
+            CHECK(strstr(last_error(), "certificate chain too long") != NULL);
+            CHECK(peer_said("SSL alert number 46"));
         } else {
             CHECK_OK(r);
         }
@@ -215,6 +315,18 @@ static void partial_chain_intermediate(void)
     CHECK_OK(rssl_config_builder_set_partial_chain_callback(cb, pick_intermediate, NULL));
     struct served seen;
     CHECK_OK(one_connection(server_builder("chain_server.pem", "chain_server.key"), cb, &seen));
+    /* The same chain from openssl s_server. */
+    const char *chain[] = {"-cert",       cert_path("chain_server.pem"), "-key",
+                           cert_path("chain_server.key"), "-cert_chain",
+                           cert_path("inter_ca.pem"), NULL};
+    int calls = 0;
+    cb = client_builder("other_ca.pem");
+    CHECK_OK(rssl_config_builder_set_partial_chain_callback(cb, pick_none, &calls));
+    expect_alert(s_server_connection(cb, chain), "unknown_ca", true);
+    CHECK(calls == 1);
+    cb = client_builder("other_ca.pem");
+    CHECK_OK(rssl_config_builder_set_partial_chain_callback(cb, pick_intermediate, NULL));
+    CHECK_OK(s_server_connection(cb, chain));
     free(ca_der);
 }
 
@@ -320,6 +432,80 @@ static void honor_cipher_order(void)
             fprintf(stderr, "honor %d: %s\n", honor, seen.cipher);
             CHECK(false);
         }
+
+        /* openssl s_client, TLS 1.2 and 1.3, each preferring the other order. */
+        char line[128];
+        sb = server_builder("server.pem", "server.key");
+        CHECK_OK(rssl_config_builder_set_ciphers(sb, server_order));
+        CHECK_OK(rssl_config_builder_set_honor_cipher_order(sb, honor));
+        const char *tls12[] = {"-tls1_2", "-cipher", client_order, NULL};
+        CHECK(s_client_connection(sb, tls12, &seen));
+        snprintf(line, sizeof line, "Ciphersuite: %s\n", want);
+        CHECK(peer_said(line));
+        CHECK(strcmp(seen.cipher, want) == 0);
+
+        sb = server_builder("server.pem", "server.key");
+        CHECK_OK(rssl_config_builder_set_ciphersuites(
+            sb, "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256"));
+        CHECK_OK(rssl_config_builder_set_honor_cipher_order(sb, honor));
+        const char *tls13[] = {"-tls1_3", "-ciphersuites",
+                               "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384", NULL};
+        CHECK(s_client_connection(sb, tls13, &seen));
+        want = honor ? "TLS_AES_256_GCM_SHA384" : "TLS_AES_128_GCM_SHA256";
+        snprintf(line, sizeof line, "Ciphersuite: %s\n", want);
+        CHECK(peer_said(line));
+        CHECK(strcmp(seen.cipher, want) == 0);
+    }
+}
+
+/* A suite as the references describe it: OpenSSL's names and version
+ * (`openssl ciphers -stdname -v`), OTP's atoms (ssl:str_to_suite/1). */
+struct reference_suite {
+    char name[64], standard_name[64], version[16];
+    char key_exchange[32], cipher[32], mac[16], prf[16];
+};
+
+static void reference_suite(const char *name, bool tls13, struct reference_suite *ref)
+{
+    memset(ref, 0, sizeof *ref);
+    struct child c;
+    const char *tls13_args[] = {"ciphers", "-stdname", "-v", "-ciphersuites", name, "-tls1_3",
+                                NULL};
+    const char *tls12_args[] = {"ciphers", "-stdname", "-v", "-ciphersuites", "", name, NULL};
+    child_start(&c, tls13 ? tls13_args : tls12_args);
+    child_read_all(&c, TEST_TIMEOUT_MS);
+    char version[16];
+    CHECK(sscanf(c.log, "%63s - %63s %15s", ref->standard_name, ref->name, version) == 3);
+    CHECK(child_finish(&c, TEST_TIMEOUT_MS) == 0);
+    /* The listing's "TLSv1" is SSL_CIPHER_get_version's "TLSv1.0". */
+    snprintf(ref->version, sizeof ref->version, "%s",
+             strcmp(version, "TLSv1") == 0 ? "TLSv1.0" : version);
+
+    const char *script = "[begin #{key_exchange := K, cipher := C, mac := M, prf := P} ="
+                         " ssl:str_to_suite(N), io:format(\"~s ~s ~s ~s~n\", [K, C, M, P]) end"
+                         " || N <- init:get_plain_arguments()], halt().";
+    const char *erl_args[] = {"-noshell", "-eval", script, "-extra", ref->standard_name, NULL};
+    child_start_program(&c, ERL_EXE, erl_args);
+    child_read_all(&c, TEST_TIMEOUT_MS);
+    CHECK(sscanf(c.log, "%31s %31s %15s %15s", ref->key_exchange, ref->cipher, ref->mac,
+                 ref->prf) == 4);
+    CHECK(child_finish(&c, TEST_TIMEOUT_MS) == 0);
+}
+
+/* rssl's description of suite `name` must be the references'. */
+static void check_suite(const rssl_suite *s, const char *name, bool tls13)
+{
+    struct reference_suite ref;
+    reference_suite(name, tls13, &ref);
+    if (strcmp(s->name, ref.name) != 0 || strcmp(s->standard_name, ref.standard_name) != 0 ||
+        strcmp(s->min_version, ref.version) != 0 ||
+        strcmp(s->key_exchange, ref.key_exchange) != 0 || strcmp(s->cipher, ref.cipher) != 0 ||
+        strcmp(s->mac, ref.mac) != 0 || strcmp(s->prf, ref.prf) != 0) {
+        fprintf(stderr, "rssl:    %s %s %s %s %s %s %s\n", s->name, s->standard_name,
+                s->min_version, s->key_exchange, s->cipher, s->mac, s->prf);
+        fprintf(stderr, "openssl: %s %s %s, OTP: %s %s %s %s\n", ref.name, ref.standard_name,
+                ref.version, ref.key_exchange, ref.cipher, ref.mac, ref.prf);
+        CHECK(false);
     }
 }
 
@@ -338,20 +524,10 @@ static void suite_details(void)
         CHECK_OK(ping_server(config, server.port, NULL, 0, &conn));
         rssl_suite suite;
         CHECK_OK(rssl_conn_cipher_suite(conn, &suite));
-        if (v == 0) {
-            CHECK(strcmp(suite.name, "ECDHE-ECDSA-AES128-GCM-SHA256") == 0);
-            CHECK(strcmp(suite.standard_name, "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256") == 0);
-            CHECK(strcmp(suite.key_exchange, "ecdhe_ecdsa") == 0);
-            CHECK(strcmp(suite.cipher, "aes_128_gcm") == 0);
-            CHECK(strcmp(suite.mac, "aead") == 0);
-            CHECK(strcmp(suite.prf, "sha256") == 0);
-            CHECK(strcmp(suite.min_version, "TLSv1.2") == 0);
-        } else {
-            CHECK(strcmp(suite.standard_name, "TLS_CHACHA20_POLY1305_SHA256") == 0);
-            CHECK(strcmp(suite.key_exchange, "any") == 0);
-            CHECK(strcmp(suite.cipher, "chacha20_poly1305") == 0);
-            CHECK(strcmp(suite.prf, "sha256") == 0);
-        }
+        if (v == 0)
+            check_suite(&suite, "ECDHE-ECDSA-AES128-GCM-SHA256", false);
+        else
+            check_suite(&suite, "TLS_CHACHA20_POLY1305_SHA256", true);
         CHECK_RESULT(rssl_conn_cipher_suite(conn, NULL), RSSL_NULL_PARAMETER);
         CHECK_OK(rssl_close(conn));
         rssl_config_free(config);
@@ -372,8 +548,8 @@ static void suite_details(void)
     rssl_suite two[2];
     CHECK_OK(rssl_cipher_suites("PSK-AES128-GCM-SHA256", "TLS_AES_128_GCM_SHA256", two, 2, &n));
     CHECK(n == 2);
-    CHECK(strcmp(two[0].name, "TLS_AES_128_GCM_SHA256") == 0);
-    CHECK(strcmp(two[1].key_exchange, "psk") == 0);
+    check_suite(&two[0], "TLS_AES_128_GCM_SHA256", true);
+    check_suite(&two[1], "PSK-AES128-GCM-SHA256", false);
     CHECK_RESULT(rssl_cipher_suites("NO-SUCH", NULL, two, 2, &n), RSSL_INVALID_OPTION);
     CHECK_RESULT(rssl_cipher_suites(NULL, NULL, NULL, 2, &n), RSSL_NULL_PARAMETER);
 
@@ -388,18 +564,22 @@ static void dh_params(void)
 {
     size_t len = 0;
     unsigned char *dh = read_file(cert_path("dh.pem"), &len);
-    for (int memory = 0; memory < 2; memory++) {
+    /* From a file, from memory, and none: dh.pem is ffdhe3072, where
+     * OpenSSL's own choice for a 2048-bit RSA key is a 2048-bit group;
+     * openssl s_client reports the size it got. */
+    for (int source = 0; source < 3; source++) {
         rssl_config_builder *sb = server_builder("server_rsa.pem", "server_rsa.key");
-        if (memory)
-            CHECK_OK(rssl_config_builder_set_dh(sb, dh, len));
-        else
+        if (source == 0)
             CHECK_OK(rssl_config_builder_set_dhfile(sb, cert_path("dh.pem")));
+        else if (source == 1)
+            CHECK_OK(rssl_config_builder_set_dh(sb, dh, len));
         CHECK_OK(rssl_config_builder_set_ciphers(sb, "DHE-RSA-AES128-GCM-SHA256"));
-        rssl_config_builder *cb = client_builder("ca.pem");
-        CHECK_OK(rssl_config_builder_set_versions(cb, TLS12, 1));
-        CHECK_OK(rssl_config_builder_set_ciphers(cb, "DHE-RSA-AES128-GCM-SHA256"));
+        const char *extra[] = {"-tls1_2", "-cipher", "DHE-RSA-AES128-GCM-SHA256", NULL};
         struct served seen;
-        CHECK_OK(one_connection(sb, cb, &seen));
+        CHECK(s_client_connection(sb, extra, &seen));
+        CHECK(peer_said("Ciphersuite: DHE-RSA-AES128-GCM-SHA256\n"));
+        CHECK(peer_said(source < 2 ? "Server Temp Key: DH, 3072 bits\n"
+                                   : "Server Temp Key: DH, 2048 bits\n"));
         CHECK(strcmp(seen.cipher, "DHE-RSA-AES128-GCM-SHA256") == 0);
     }
     free(dh);
@@ -427,6 +607,36 @@ static void groups(void)
     CHECK_OK(rssl_config_builder_set_groups(cb, "P-384"));
     CHECK_OK(one_connection(sb, cb, &seen));
 
+    /* The server's groups against openssl s_client: none in common, and
+     * the one in common as s_client reports its key exchange. */
+    sb = server_builder("server.pem", "server.key");
+    CHECK_OK(rssl_config_builder_set_groups(sb, "P-384"));
+    const char *x25519[] = {"-groups", "X25519", NULL};
+    CHECK(!s_client_connection(sb, x25519, &seen));
+    CHECK(peer_said("SSL alert number 40"));
+    CHECK_RESULT(seen.result, RSSL_TLS_ALERT);
+    CHECK(seen.alert == 40 && seen.alert_local);
+    for (int v = 0; v < 2; v++) {
+        sb = server_builder("server.pem", "server.key");
+        CHECK_OK(rssl_config_builder_set_groups(sb, "P-384"));
+        /* P-256 too: a TLS 1.2 client must accept the ECDSA key's curve. */
+        const char *both[] = {v == 0 ? "-tls1_2" : "-tls1_3", "-groups", "X25519:P-384:P-256",
+                              NULL};
+        CHECK(s_client_connection(sb, both, &seen));
+        CHECK(peer_said("Server Temp Key: ECDH, secp384r1, 384 bits\n"));
+    }
+
+    /* The client's groups, as openssl s_server received them. */
+    cb = client_builder("ca.pem");
+    CHECK_OK(rssl_config_builder_set_groups(cb, "P-384:X25519"));
+    const char *server_groups[] = {"-groups", "X25519:P-384", NULL};
+    CHECK_OK(s_server_connection(cb, server_groups));
+    CHECK(peer_said("Supported groups: secp384r1:x25519\n"));
+    cb = client_builder("ca.pem");
+    CHECK_OK(rssl_config_builder_set_groups(cb, "X25519"));
+    const char *p384[] = {"-groups", "P-384", NULL};
+    expect_alert(s_server_connection(cb, p384), "handshake_failure", false);
+
     cb = client_builder(NULL);
     CHECK_OK(rssl_config_builder_set_groups(cb, "no-such-group"));
     const rssl_config *config = NULL;
@@ -448,6 +658,28 @@ static void sigalgs(void)
     cb = client_builder("ca.pem");
     CHECK_OK(rssl_config_builder_set_sigalgs(cb, "rsa_pss_rsae_sha256:ECDSA+SHA256"));
     CHECK_OK(one_connection(sb, cb, &seen));
+
+    /* An RSA server signs with what it allows: SHA-384 with the option,
+     * SHA-256 (OpenSSL's first choice) without, as s_client reports. */
+    const char *no_args[] = {NULL};
+    for (int set = 1; set >= 0; set--) {
+        sb = server_builder("server_rsa.pem", "server_rsa.key");
+        if (set)
+            CHECK_OK(rssl_config_builder_set_sigalgs(sb, "rsa_pss_rsae_sha384"));
+        CHECK(s_client_connection(sb, no_args, &seen));
+        CHECK(peer_said("Signature type: RSA-PSS\n"));
+        CHECK(peer_said(set ? "Hash used: SHA384\n" : "Hash used: SHA256\n"));
+    }
+    /* The client's list, as openssl s_server received it. */
+    cb = client_builder("ca.pem");
+    CHECK_OK(rssl_config_builder_set_sigalgs(cb, "rsa_pss_rsae_sha512:ECDSA+SHA256"));
+    CHECK_OK(s_server_connection(cb, NULL));
+    CHECK(peer_said("Signature Algorithms: RSA-PSS+SHA512:ECDSA+SHA256\n"));
+    /* None the server's ECDSA key can make. */
+    cb = client_builder("ca.pem");
+    CHECK_OK(rssl_config_builder_set_sigalgs(cb, "rsa_pss_rsae_sha256:RSA+SHA256"));
+    expect_alert(s_server_connection(cb, NULL), "handshake_failure", false);
+    CHECK(peer_said("no suitable signature algorithm"));
 
     cb = client_builder(NULL);
     CHECK_OK(rssl_config_builder_set_sigalgs(cb, "no-such-algorithm"));
@@ -653,10 +885,52 @@ static void srp(void)
         if (i == 0) {
             CHECK_OK(r);
             CHECK(strcmp(seen.cipher, "SRP-AES-128-CBC-SHA") == 0);
-        } else if (i == 2) {
-            expect_alert(r, "unknown_psk_identity", false);
         } else {
-            CHECK_RESULT(r, RSSL_TLS_ALERT);
+            expect_alert(r, i == 1 ? "bad_record_mac" : "unknown_psk_identity", false);
+        }
+
+        /* GnuTLS's client logs in the same way, deriving its side from the
+         * password alone: rssl_srp_verifier must give the value any SRP
+         * implementation expects. (OpenSSL 3.0's s_client and s_server
+         * crash in SRP handshakes, so GnuTLS's client it is.) */
+        sb = NULL;
+        CHECK_OK(rssl_config_builder_new(RSSL_ROLE_SERVER, &sb));
+        CHECK_OK(rssl_config_builder_set_ciphers(sb, "SRP-AES-128-CBC-SHA"));
+        CHECK_OK(rssl_config_builder_set_srp_callback(sb, srp_cb, NULL));
+        const rssl_config *sconfig = build(sb);
+        struct tls_server server;
+        tls_server_start(&server, sconfig, 1);
+        char port[8];
+        snprintf(port, sizeof port, "%u", server.port);
+        const char *args[] = {"--port", port, "--srpusername", logins[i][0], "--srppasswd",
+                              logins[i][1], "--priority",
+                              "NORMAL:-VERS-TLS1.3:-KX-ALL:+SRP:-CIPHER-ALL:+AES-128-CBC:-MAC-ALL:+SHA1",
+                              "127.0.0.1", NULL};
+        struct child client;
+        child_start_program(&client, GNUTLS_CLI_EXE, args);
+        bool established = child_wait_for(&client, "- Handshake was completed", TEST_TIMEOUT_MS);
+        child_close_input(&client);
+        child_read_all(&client, TEST_TIMEOUT_MS);
+        snprintf(peer_log, sizeof peer_log, "%s", client.log);
+        child_finish(&client, TEST_TIMEOUT_MS);
+        tls_server_join(&server);
+        rssl_config_free(sconfig);
+        seen = server.seen[0];
+        if (i == 0) {
+            CHECK(established);
+            CHECK(peer_said("-(SRP)-(AES-128-CBC)-(SHA1)"));
+            CHECK_OK(seen.result);
+            CHECK(strcmp(seen.cipher, "SRP-AES-128-CBC-SHA") == 0);
+        } else {
+            /* A wrong password shows when the client's Finished does not
+             * decrypt; an unknown user at once. */
+            CHECK(!established);
+            int alert = i == 1 ? 20 : 115;
+            char line[64];
+            snprintf(line, sizeof line, "Received alert [%d]", alert);
+            CHECK(peer_said(line));
+            CHECK_RESULT(seen.result, RSSL_TLS_ALERT);
+            CHECK(seen.alert == alert && seen.alert_local);
         }
     }
     uint8_t v[512];
@@ -751,18 +1025,52 @@ static void fallback(void)
     CHECK_OK(one_connection(sb, cb, &seen));
 }
 
+/* secure_renegotiate (RFC 5746) against a server without it: GnuTLS's,
+ * told to leave it out (OpenSSL's server always has it). True, the default,
+ * refuses that server, as OpenSSL's own client does (OTP's ssl connects:
+ * it checks only at renegotiation); false accepts it. A server with it is
+ * accepted either way. */
 static void renegotiation_flags(void)
 {
-    /* Both flags are accepted and do not disturb a normal connection (their
-     * effect is checked against openssl s_client in the interop tests). */
-    rssl_config_builder *sb = server_builder("server.pem", "server.key");
-    CHECK_OK(rssl_config_builder_set_client_renegotiation(sb, false));
-    CHECK_OK(rssl_config_builder_set_secure_renegotiate(sb, true));
-    rssl_config_builder *cb = client_builder("ca.pem");
-    CHECK_OK(rssl_config_builder_set_secure_renegotiate(cb, false));
-    CHECK_OK(rssl_config_builder_set_versions(cb, TLS12, 1));
-    struct served seen;
-    CHECK_OK(one_connection(sb, cb, &seen));
+    for (int legacy_server = 1; legacy_server >= 0; legacy_server--) {
+        const char *priority = legacy_server ? "NORMAL:-VERS-TLS1.3:%DISABLE_SAFE_RENEGOTIATION"
+                                             : "NORMAL:-VERS-TLS1.3";
+        const char *args[] = {"--port", "0", "--echo", "--disable-client-cert", "--priority",
+                              priority, "--x509certfile", cert_path("server.pem"),
+                              "--x509keyfile", cert_path("server.key"), NULL};
+        struct child server;
+        child_start_program(&server, GNUTLS_SERV_EXE, args);
+        unsigned short port = child_listen_port(&server, TEST_TIMEOUT_MS);
+        CHECK(port != 0);
+        for (int secure = 1; secure >= 0; secure--) {
+            rssl_config_builder *cb = client_builder("ca.pem");
+            if (!secure)
+                CHECK_OK(rssl_config_builder_set_secure_renegotiate(cb, false));
+            const rssl_config *config = build(cb);
+            rssl_conn *conn = NULL;
+            rssl_result r = rssl_connect(config, "127.0.0.1", port, TEST_TIMEOUT_MS, &conn);
+            if (legacy_server && secure) {
+                expect_alert(r, "handshake_failure", true);
+                CHECK(strstr(last_error(), "unsafe legacy renegotiation disabled") != NULL);
+                /* (Its standard error: its standard output is buffered.) */
+                CHECK(child_wait_for(&server, "Error in handshake: A TLS fatal alert has been received",
+                                     TEST_TIMEOUT_MS));
+            } else {
+                CHECK_OK(r);
+                uint16_t version = 0;
+                CHECK_OK(rssl_conn_version(conn, &version));
+                CHECK(version == RSSL_TLS1_2);
+                CHECK_OK(rssl_send(conn, (const uint8_t *)"echo\n", 5, TEST_TIMEOUT_MS));
+                unsigned char got[5];
+                recv_exactly(conn, got, 5);
+                CHECK(memcmp(got, "echo\n", 5) == 0);
+                CHECK_OK(rssl_close(conn));
+            }
+            rssl_config_free(config);
+        }
+        child_kill(&server);
+    }
+    /* client_renegotiation against OpenSSL's client: see test_interop.c. */
 }
 
 static void keying_material(void)

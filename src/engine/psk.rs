@@ -258,15 +258,80 @@ unsafe extern "C" fn srp_username(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use foreign_types::ForeignType;
 
+    fn hex(text: &str) -> Vec<u8> {
+        let digits: Vec<u8> = text.bytes().filter(u8::is_ascii_hexdigit).collect();
+        digits
+            .chunks(2)
+            .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
+            .collect()
+    }
+
+    /// RFC 5054 Appendix B: user "alice", password "password123", the
+    /// 1024-bit group.
     #[test]
-    fn srp_verifier_is_g_to_the_x() {
-        let x = srp_derived_key("alice", "password123", b"salt");
-        assert_eq!(x.len(), 20);
+    fn srp_matches_the_rfc_5054_test_vector() {
+        let salt = hex("BEB25379 D1A8581E B5A72767 3A2441EE");
+        let x = srp_derived_key("alice", "password123", &salt);
+        assert_eq!(x, hex("94B7555A ABE9127C C58CCF49 93DB6CF8 4D16C124"));
         let v = srp_verifier(1024, &x).unwrap();
-        assert!(!v.is_empty() && v.len() <= 128);
-        assert_ne!(v, srp_verifier(2048, &x).unwrap());
-        assert!(srp_verifier(1000, &x).is_err());
+        let want = hex(
+            "7E273DE8 696FFC4F 4E337D05 B4B375BE B0DDE156 9E8FA00A 9886D812
+             9BADA1F1 822223CA 1A605B53 0E379BA4 729FDC59 F105B478 7E5186F5
+             C671085A 1447B52A 48CF1970 B4FB6F84 00BBF4CE BFBB1681 52E08AB5
+             EA53D15C 1AFF87B2 B9DA6E04 E058AD51 CC72BFC9 033B564E 26480D78
+             E955A5E2 9E7AB245 DB2BE315 E2099AFB",
+        );
+        assert_eq!(v, want);
+    }
+
+    /// Each group is RFC 5054's of that size (Appendix A: the prime's bit
+    /// length and the generator), and the verifier in it is the one
+    /// OpenSSL's own SRP code computes from the user name and password.
+    #[test]
+    fn srp_verifier_is_g_to_the_x_in_each_group() {
+        extern "C" {
+            fn SRP_create_verifier_BN(
+                user: *const libc::c_char,
+                pass: *const libc::c_char,
+                salt: *mut *mut openssl_sys::BIGNUM,
+                verifier: *mut *mut openssl_sys::BIGNUM,
+                n: *const openssl_sys::BIGNUM,
+                g: *const openssl_sys::BIGNUM,
+            ) -> c_int;
+        }
+        let generators = [2, 2, 2, 5, 5, 5, 19];
+        let salt = b"\x5arssl salt";
+        for (bits, g_want) in SRP_GROUPS.into_iter().zip(generators) {
+            let (n, g) = srp_group(bits).unwrap();
+            assert_eq!(n.num_bits(), bits as i32);
+            assert_eq!(g.to_vec(), vec![g_want]);
+            let ours = srp_verifier(bits, &srp_derived_key("alice", "secret", salt)).unwrap();
+            let user = CString::new("alice").unwrap();
+            let pass = CString::new("secret").unwrap();
+            let salt_bn = BigNum::from_slice(salt).unwrap();
+            let mut salt_ptr = salt_bn.as_ptr();
+            let mut v_ptr = std::ptr::null_mut();
+            // SAFETY: valid C strings and numbers; with *salt set, OpenSSL
+            // uses it and allocates only the verifier, which we then own.
+            let theirs = unsafe {
+                assert_eq!(
+                    SRP_create_verifier_BN(
+                        user.as_ptr(),
+                        pass.as_ptr(),
+                        &mut salt_ptr,
+                        &mut v_ptr,
+                        n.as_ptr(),
+                        g.as_ptr()
+                    ),
+                    1
+                );
+                BigNum::from_ptr(v_ptr)
+            };
+            assert_eq!(ours, theirs.to_vec(), "group {bits}");
+        }
+        assert!(srp_verifier(1000, &[1]).is_err());
     }
 }
 
