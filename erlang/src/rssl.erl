@@ -25,6 +25,8 @@
          groups/0, groups/1, eccs/0, eccs/1,
          versions/0, clear_pem_cache/0, format_error/1]).
 
+-import(rssl_handshake, [deadline/1, remaining/1]).
+
 -record(sslsocket, {handle, listen}).
 %% A connection:    #sslsocket{handle = NifResource, listen = undefined}
 %% A listen socket: #sslsocket{handle = undefined, listen = #listen{}}
@@ -62,7 +64,7 @@ listen(Port, Options) ->
     with_parts(server, Options,
       fun(#{tcp := Tcp, emulated := Emulated, tls := Tls,
             transport := {Module, _} = Transport}) ->
-          case config(server, Tls) of
+          case rssl_handshake:config(server, Tls) of
               {ok, Config} ->
                   case Module:listen(Port, tcp_options(Tcp)) of
                       {ok, LSock} ->
@@ -93,7 +95,7 @@ transport_accept(_, _) ->
 handshake(Socket) -> handshake(Socket, infinity).
 
 handshake(Socket, Timeout) when ?IS_CONN(Socket), ?IS_TIMEOUT(Timeout) ->
-    run_handshake(Socket, deadline(Timeout));
+    rssl_handshake:run(Socket, deadline(Timeout));
 handshake(Socket, Options) when is_list(Options) ->
     handshake(Socket, Options, infinity);
 handshake(_Socket, _Timeout) ->
@@ -105,18 +107,18 @@ handshake(Socket, Options, Timeout) when ?IS_CONN(Socket), is_list(Options),
                                          ?IS_TIMEOUT(Timeout) ->
     case Options of
         [] ->
-            run_handshake(Socket, deadline(Timeout));
+            rssl_handshake:run(Socket, deadline(Timeout));
         _ ->
             case rssl_nif:pending_options(Socket) of
                 Tls0 when is_map(Tls0) ->
                     with_parts(server, Options,
                       fun(#{tls := Tls, emulated := Emulated}) ->
                           Merged = maps:merge(Tls0, Tls),
-                          case config(server, Merged) of
+                          case rssl_handshake:config(server, Merged) of
                               {ok, Config} ->
                                   ok = rssl_nif:set_config(Socket, Config, #{}),
                                   ok = rssl_nif:setopts(Socket, Emulated),
-                                  run_handshake(Socket, deadline(Timeout));
+                                  rssl_handshake:run(Socket, deadline(Timeout));
                               Error ->
                                   rssl_nif:close(Socket),
                                   Error
@@ -130,11 +132,11 @@ handshake(TSock, Options, Timeout) when not ?IS_CONN(TSock), is_list(Options),
                                        ?IS_TIMEOUT(Timeout) ->
     with_parts(server, Options,
       fun(#{emulated := Emulated, tls := Tls, transport := Transport}) ->
-          case config(server, Tls) of
+          case rssl_handshake:config(server, Tls) of
               {ok, Config} ->
                   {Emulated1, Initial} = upgrade_prepare(Transport, TSock, Emulated),
                   case adopt(Transport, TSock, Config, #{}, Emulated1, undefined, Initial) of
-                      {ok, Socket} -> run_handshake(Socket, deadline(Timeout));
+                      {ok, Socket} -> rssl_handshake:run(Socket, deadline(Timeout));
                       Error -> Error
                   end;
               Error -> Error
@@ -200,11 +202,11 @@ connect(_Host, _Port, _Options, Timeout) ->
     {error, {options, {timeout, Timeout}}}.
 
 client_handshake({Module, _} = Transport, TSock, Host, SNI, Tls, Emulated, Initial, Deadline) ->
-    case config(client, Tls) of
+    case rssl_handshake:config(client, Tls) of
         {ok, Config} ->
             Peer = session_peer(rssl_options:peer(Host, SNI, Tls), Transport, TSock, Host),
             case adopt(Transport, TSock, Config, Peer, Emulated, undefined, Initial) of
-                {ok, Socket} -> run_handshake(Socket, Deadline);
+                {ok, Socket} -> rssl_handshake:run(Socket, Deadline);
                 Error -> Error
             end;
         Error ->
@@ -309,8 +311,7 @@ controlling_process(_, _) ->
 setopts(Socket, Options) when ?IS_CONN(Socket), is_list(Options) ->
     %% As OTP's ssl: the emulated options are checked and set first (one bad
     %% value is reported alone), then the rest goes to inet as one list.
-    {Emulated, Inet} = lists:partition(fun is_emulated_option/1,
-                                       [normalize(O) || O <- Options]),
+    {Emulated, Inet} = split_options(Options),
     %% The options before a bad one still take effect, as in OTP's ssl.
     {Good, Bad} = lists:splitwith(fun valid_emulated/1, Emulated),
     case set_emulated(Socket, Good) of
@@ -320,8 +321,7 @@ setopts(Socket, Options) when ?IS_CONN(Socket), is_list(Options) ->
     end;
 setopts(#sslsocket{listen = #listen{tcp = LSock, emulated = Cell}}, Options)
   when is_list(Options) ->
-    {Emulated, Inet} = lists:partition(fun is_emulated_option/1,
-                                       [normalize(O) || O <- Options]),
+    {Emulated, Inet} = split_options(Options),
     try [rssl_options:emulated(O) || O <- Emulated] of
         Checked ->
             Old = rssl_nif:cell_get(Cell),
@@ -341,8 +341,10 @@ setopts(Socket, Options) when ?IS_CONN(Socket); is_record(Socket, sslsocket) ->
 setopts(_, _) ->
     {error, einval}.
 
-is_emulated_option({Key, _}) -> rssl_options:is_emulated(Key);
-is_emulated_option(_) -> false.
+%% The emulated options (kept by rssl) and the rest (inet's), normalized.
+split_options(Options) ->
+    lists:partition(fun({Key, _}) -> rssl_options:is_emulated(Key); (_) -> false end,
+                    [normalize(O) || O <- Options]).
 
 valid_emulated(Opt) ->
     try rssl_options:emulated(Opt) of
@@ -619,21 +621,12 @@ str_to_suite(Name) -> ssl:str_to_suite(Name).
 tls_version(Version) -> ssl:tls_version(Version).
 
 %% @doc The key exchange groups `supported_groups' accepts, and (`default')
-%% those offered when it is not given: OpenSSL's default list.
-groups() ->
-    [x25519, x448, secp256r1, secp384r1, secp521r1,
-     ffdhe2048, ffdhe3072, ffdhe4096, ffdhe6144, ffdhe8192].
-
-groups(default) ->
-    [x25519, secp256r1, x448, secp521r1, secp384r1,
-     ffdhe2048, ffdhe3072, ffdhe4096, ffdhe6144, ffdhe8192].
-
-%% @doc The named curves used for ECDHE up to TLS 1.2 (the `eccs' option
-%% itself is not supported: OpenSSL offers its default groups).
-eccs() -> [secp521r1, secp384r1, secp256r1].
-
-eccs(Version) when Version =:= 'tlsv1.2'; Version =:= 'tlsv1.1'; Version =:= tlsv1 ->
-    eccs().
+%% those offered when it is not given; the named curves of ECDHE up to TLS
+%% 1.2 (the `eccs' option itself is not supported).
+groups() -> rssl_ciphers:groups(all).
+groups(default) -> rssl_ciphers:groups(default).
+eccs() -> rssl_ciphers:eccs().
+eccs(Version) when Version =:= 'tlsv1.2'; Version =:= 'tlsv1.1'; Version =:= tlsv1 -> eccs().
 
 versions() ->
     Vsn = case application:get_key(rssl, vsn) of
@@ -728,33 +721,6 @@ transport_call({Module, _}, Function, Sock) ->
         false -> inet:Function(Sock)
     end.
 
-%% The NIF configuration for validated TLS options. Each `sni_hosts' entry
-%% becomes a configuration of its own: the listener's options with the
-%% host's merged over them.
-config(server, Tls = #{sni_fun := Fun}) when is_function(Fun) ->
-    %% The fun runs in the handshaking process (see run_handshake/2), with
-    %% the listener's options to merge its answer over.
-    Base = maps:remove(sni_fun, Tls),
-    config(server, Base#{sni_fun => {Fun, Base}});
-config(Role, Tls = #{sni_hosts := Hosts}) ->
-    Base = maps:remove(sni_hosts, Tls),
-    try
-        Configs = [case rssl_nif:config_new(rssl_options:tls_map(Role, maps:merge(Base, HostTls))) of
-                       {ok, C} -> {unicode:characters_to_binary(Host), C};
-                       {error, _} = Error -> throw(Error)
-                   end || {Host, HostTls} <- Hosts],
-        rssl_nif:config_new(rssl_options:tls_map(Role, Base#{sni_hosts => Configs}))
-    catch
-        throw:{error, _} = Error -> Error
-    end;
-config(Role, Tls) ->
-    Map = rssl_options:tls_map(Role, Tls),
-    %% Files are read (on a dirty scheduler) only the first time.
-    case rssl_nif:config_cached(Map) of
-        {ok, _} = Cached -> Cached;
-        miss -> rssl_nif:config_new(Map)
-    end.
-
 %% The send is queued but the backlog is high: wait until it drains, at most
 %% send_timeout.
 wait_sent(Socket, Tag) ->
@@ -812,134 +778,6 @@ adopt_fd(Tcp, Config, Peer, Emulated, Pending, Pump, Initial) ->
     gen_tcp:close(Tcp),
     Result.
 
-run_handshake(Socket, Deadline) ->
-    Tag = erlang:unique_integer(),
-    case rssl_nif:handshake(Socket, Tag) of
-        ok -> await_handshake(Socket, Tag, Deadline, undefined);
-        Error ->
-            rssl_nif:close(Socket),
-            Error
-    end.
-
-%% Waits for the handshake, with its deadline. The funs it calls back
-%% (sni_fun, verify_fun...) run one after the other in a process of this
-%% handshake (`Runner', started at the first one), as OTP runs them in the
-%% connection process: the handshake is paused meanwhile (no thread waits),
-%% and a fun that never returns cannot hold this caller past its deadline.
-await_handshake(Socket, Tag, Deadline, Runner) ->
-    receive
-        {rssl_reply, Tag, ok} ->
-            stop_runner(Runner),
-            {ok, Socket};
-        {rssl_reply, Tag, {error, _} = Error} ->
-            stop_runner(Runner),
-            rssl_nif:close(Socket),
-            Error;
-        {rssl_callback, Tag, Call, Request} ->
-            Runner1 = case Runner of
-                          undefined -> start_runner(Socket);
-                          _ -> Runner
-                      end,
-            Runner1 ! {rssl_callback, Call, Request},
-            await_handshake(Socket, Tag, Deadline, Runner1)
-    after remaining(Deadline) ->
-        stop_runner(Runner),
-        rssl_nif:close(Socket),
-        receive {rssl_reply, Tag, _} -> ok after 0 -> ok end,
-        {error, timeout}
-    end.
-
-%% Runs the handshake's funs in order and answers the NIF, which resumes
-%% the handshake. `CbState' is what the funs keep for the handshake (the
-%% verify fun's user state). Linked: it dies with the caller, even inside
-%% a fun that never returns.
-start_runner(Socket) ->
-    Caller = self(),
-    spawn_link(fun() ->
-                       Ref = erlang:monitor(process, Caller),
-                       run_callbacks(Socket, Ref, #{})
-               end).
-
-run_callbacks(Socket, Ref, CbState) ->
-    receive
-        {rssl_callback, Call, Request} ->
-            {Answer, CbState1} = try callback(Request, CbState)
-                                 catch _:_ -> {refusal(Request), CbState}
-                                 end,
-            rssl_nif:callback_reply(Socket, Call, Answer),
-            run_callbacks(Socket, Ref, CbState1);
-        {'DOWN', Ref, process, _, _} ->
-            ok
-    end.
-
-%% The answer that fails safe when running a request went wrong.
-refusal({verify, _, _}) -> {fail, 50};  % X509_V_ERR_APPLICATION_VERIFICATION
-refusal(_) -> reject.
-
-%% Unlinked first, so that a caller trapping exits gets no message.
-stop_runner(undefined) -> ok;
-stop_runner(Runner) ->
-    unlink(Runner),
-    exit(Runner, kill).
-
-%% verify_fun: OpenSSL's checks become OTP's events (rssl_verify), with
-%% the fun's state kept for the handshake.
-callback({verify, Check, Context}, CbState) ->
-    {Answer, State} = rssl_verify:verify(Check, Context, maps:get(verify, CbState, undefined)),
-    {Answer, CbState#{verify => State}};
-callback(Request, CbState) ->
-    {callback(Request), CbState}.
-
-%% partial_chain: {trusted, Index} | unknown_ca.
-callback({partial_chain, Chain, Fun}) ->
-    rssl_verify:partial_chain(Chain, Fun);
-%% user_lookup_fun: {psk, Key} | {srp, Bits, Salt, DerivedKey} | error. As
-%% OTP's ssl, the identity, hint or user name is a binary (hint: undefined
-%% when the server sent none).
-callback({user_lookup, {psk, Identity}, {Fun, UserState}}) ->
-    case catch Fun(psk, Identity, UserState) of
-        {ok, Key} when is_binary(Key) -> {psk, Key};
-        _ -> error
-    end;
-callback({user_lookup, {srp, User}, {Fun, UserState}}) ->
-    case catch Fun(srp, User, UserState) of
-        {ok, {Params, Salt, DerivedKey}} when is_binary(Salt), is_binary(DerivedKey) ->
-            case srp_bits(Params) of
-                undefined -> error;
-                Bits -> {srp, Bits, Salt, DerivedKey}
-            end;
-        _ -> error
-    end;
-%% reuse_session(SessionId, PeerCert, Compression, CipherSuite): only
-%% `true' resumes.
-callback({reuse_session, {Id, PeerCert, Suite}, Fun}) ->
-    (catch Fun(Id, PeerCert, 0, Suite)) =:= true;
-%% sni_fun(Host) returns options for that host ([] or undefined: the
-%% listener's own); anything unusable rejects the host.
-callback({sni, Host, {Fun, Base}}) ->
-    case catch Fun(binary_to_list(Host)) of
-        Options when is_list(Options), Options =/= [] ->
-            case rssl_options:sni_options(Options, Base) of
-                {ok, Tls} ->
-                    case config(server, Tls) of
-                        {ok, Config} -> {config, Config};
-                        _ -> reject
-                    end;
-                _ -> reject
-            end;
-        Empty when Empty =:= []; Empty =:= undefined -> default;
-        _ -> reject
-    end.
-
-srp_bits(srp_1024) -> 1024;
-srp_bits(srp_1536) -> 1536;
-srp_bits(srp_2048) -> 2048;
-srp_bits(srp_3072) -> 3072;
-srp_bits(srp_4096) -> 4096;
-srp_bits(srp_6144) -> 6144;
-srp_bits(srp_8192) -> 8192;
-srp_bits(_) -> undefined.
-
 %% A client reuses sessions per server, as OTP's ssl keys them: the host
 %% as given and the port.
 session_peer(Peer, Transport, TSock, Host) ->
@@ -954,9 +792,3 @@ session_peer(Peer, Transport, TSock, Host) ->
         _ ->
             Peer
     end.
-
-deadline(infinity) -> infinity;
-deadline(Timeout) -> erlang:monotonic_time(millisecond) + Timeout.
-
-remaining(infinity) -> infinity;
-remaining(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).
