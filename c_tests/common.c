@@ -564,3 +564,116 @@ rssl_result ping_server(const rssl_config *config, unsigned short port, const ui
     *conn_out = conn;
     return RSSL_OK;
 }
+
+/* --- Connections with a given configuration, and openssl peers --- */
+
+/* One connection to a server built from `sb`, by a client built from `cb`:
+ * the client's result, and what the server saw in *seen. */
+rssl_result one_connection(rssl_config_builder *sb, rssl_config_builder *cb,
+                                  struct served *seen)
+{
+    const rssl_config *sconfig = build(sb);
+    const rssl_config *cconfig = build(cb);
+    struct tls_server server;
+    tls_server_start(&server, sconfig, 1);
+    rssl_conn *conn = NULL;
+    rssl_result r = ping_server(cconfig, server.port, NULL, 0, &conn);
+    /* Keep the client's last error across the server's join. */
+    int alert = last_alert(NULL);
+    if (r == RSSL_OK)
+        CHECK_OK(rssl_close(conn));
+    tls_server_join(&server);
+    *seen = server.seen[0];
+    rssl_config_free(sconfig);
+    rssl_config_free(cconfig);
+    (void)alert;
+    return r;
+}
+
+void expect_last_alert(const char *name, bool want_local, const char *text)
+{
+    uint8_t alert = 0;
+    bool local = !want_local;
+    CHECK_OK(rssl_last_alert(&alert, &local));
+    if (strcmp(rssl_alert_name(alert), name) != 0) {
+        fprintf(stderr, "alert %u (%s), last error: %s\n", alert, rssl_alert_name(alert),
+                last_error());
+        CHECK(strcmp(rssl_alert_name(alert), name) == 0);
+    }
+    CHECK(local == want_local);
+    if (text != NULL && strstr(last_error(), text) == NULL) {
+        fprintf(stderr, "last error: %s\n", last_error());
+        CHECK(strstr(last_error(), text) != NULL);
+    }
+}
+
+void expect_alert(rssl_result r, const char *name, bool local)
+{
+    CHECK_RESULT(r, RSSL_TLS_ALERT);
+    expect_last_alert(name, local, NULL);
+}
+
+/* Output of the last openssl peer (s_client_connection, s_server_connection). */
+char peer_log[65536];
+
+/* Whether the last peer's output has `text`; prints the output when not. */
+bool peer_said(const char *text)
+{
+    if (strstr(peer_log, text) != NULL)
+        return true;
+    fprintf(stderr, "the peer said no \"%s\" in:\n%s\n", text, peer_log);
+    return false;
+}
+
+/* `openssl s_client -brief` with `extra` options, once, against an rssl
+ * server built from `sb`: whether s_client finished its handshake; what the
+ * server saw in *seen, s_client's output in peer_log. */
+bool s_client_connection(rssl_config_builder *sb, const char *const *extra,
+                                struct served *seen)
+{
+    const rssl_config *sconfig = build(sb);
+    struct tls_server server;
+    tls_server_start(&server, sconfig, 1);
+    const char *args[32] = {"-brief"};
+    size_t n = 1;
+    for (size_t i = 0; extra[i] != NULL; i++) {
+        CHECK(n < 31);
+        args[n++] = extra[i];
+    }
+    args[n] = NULL;
+    struct child client;
+    start_s_client(&client, server.port, args);
+    bool established = child_wait_for(&client, "CONNECTION ESTABLISHED", TEST_TIMEOUT_MS);
+    /* The end of its input closes the connection; then it exits. */
+    child_close_input(&client);
+    child_read_all(&client, TEST_TIMEOUT_MS);
+    snprintf(peer_log, sizeof peer_log, "%s", client.log);
+    CHECK(child_finish(&client, TEST_TIMEOUT_MS) >= 0);
+    tls_server_join(&server);
+    *seen = server.seen[0];
+    rssl_config_free(sconfig);
+    return established;
+}
+
+/* An rssl client built from `cb`, once, against `openssl s_server` with
+ * `extra` options: the client's result (its last error kept for the
+ * caller), s_server's output in peer_log. */
+rssl_result s_server_connection(rssl_config_builder *cb, const char *const *extra)
+{
+    struct child server;
+    unsigned short port = start_s_server(&server, extra);
+    const rssl_config *config = build(cb);
+    rssl_conn *conn = NULL;
+    rssl_result r = rssl_connect(config, "localhost", port, TEST_TIMEOUT_MS, &conn);
+    if (r == RSSL_OK) {
+        /* s_server prints what was negotiated once its handshake is done. */
+        CHECK(child_wait_for(&server, "CIPHER is", TEST_TIMEOUT_MS));
+        CHECK_OK(rssl_close(conn));
+    }
+    /* One connection (-naccept 1): s_server ends with it. */
+    child_read_all(&server, TEST_TIMEOUT_MS);
+    snprintf(peer_log, sizeof peer_log, "%s", server.log);
+    CHECK(child_finish(&server, TEST_TIMEOUT_MS) >= 0);
+    rssl_config_free(config);
+    return r;
+}

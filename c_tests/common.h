@@ -149,4 +149,30 @@ rssl_result ping_server(const rssl_config *config, unsigned short port,
 /* The alert of the last failure (-1 if none) and whether we sent it. */
 int last_alert(bool *local);
 
+/* One connection to a server built from `sb`, by a client built from `cb`
+ * (both builders consumed): the client's result, and what the server saw
+ * in *seen. */
+rssl_result one_connection(rssl_config_builder *sb, rssl_config_builder *cb,
+                           struct served *seen);
+/* Expects the last failure to be a TLS alert named `name`, sent by us
+ * (`want_local`) or received, with `text` (if not NULL) in the last error. */
+void expect_last_alert(const char *name, bool want_local, const char *text);
+/* Expects `r` to be RSSL_TLS_ALERT for an alert named `name`, sent by us
+ * (`local`) or received. */
+void expect_alert(rssl_result r, const char *name, bool local);
+
+/* Output of the last openssl peer (s_client_connection, s_server_connection). */
+extern char peer_log[65536];
+/* Whether the last peer's output has `text`; prints the output when not. */
+bool peer_said(const char *text);
+/* `openssl s_client -brief` with `extra` options (NULL-terminated), once,
+ * against an rssl server built from `sb`: whether s_client finished its
+ * handshake; what the server saw in *seen, s_client's output in peer_log. */
+bool s_client_connection(rssl_config_builder *sb, const char *const *extra,
+                         struct served *seen);
+/* An rssl client built from `cb`, once, against `openssl s_server` with
+ * `extra` options: the client's result (its last error kept for the
+ * caller), s_server's output in peer_log. */
+rssl_result s_server_connection(rssl_config_builder *cb, const char *const *extra);
+
 #endif
