@@ -22,8 +22,9 @@ setopts(Socket, Options) when ?IS_CONN(Socket), is_list(Options) ->
 setopts(#sslsocket{listen = #listen{tcp = LSock, emulated = Cell}}, Options)
   when is_list(Options) ->
     {Emulated, Inet} = split_options(Options),
-    try [rssl_options:emulated(O) || O <- Emulated] of
-        Checked ->
+    %% A listen socket takes all of them or none.
+    case lists:splitwith(fun valid_emulated/1, Emulated) of
+        {Checked, []} ->
             Old = rssl_nif:cell_get(Cell),
             rssl_nif:cell_set(Cell, rssl_options:override(Old, Checked)),
             %% inet keeps the rest on the listen port; accepted sockets
@@ -32,9 +33,9 @@ setopts(#sslsocket{listen = #listen{tcp = LSock, emulated = Cell}}, Options)
                 true -> ok;
                 ok -> ok;
                 {error, Reason} -> {error, {options, {socket_options, Inet, Reason}}}
-            end
-    catch
-        throw:{options, Bad} -> {error, {options, {socket_options, Bad}}}
+            end;
+        {_, [Bad | _]} ->
+            {error, {options, {socket_options, Bad}}}
     end;
 setopts(Socket, Options) when ?IS_CONN(Socket); is_record(Socket, sslsocket) ->
     {error, {options, {not_a_proplist, Options}}};
