@@ -266,7 +266,7 @@ pending_transport_accept_listener_closed(Config) ->
     {ok, L} = ?M:listen(0, [{reuseaddr, true} | server_opts(Config)]),
     Self = self(),
     Pid = spawn_link(fun() -> Self ! {self(), ?M:transport_accept(L)} end),
-    timer:sleep(100),
+    rssl_test_lib:wait_blocked(Pid, accept),
     ok = ?M:close(L),
     receive
         {Pid, Result} -> ?assertEqual({error, closed}, Result)

@@ -16,7 +16,7 @@
          client_opts/3, server_opts/3,
          recv_until_closed/2, recv_total/3, collect_active/2,
          send_chunks/4, chunk_sizes/1, flush/0,
-         merge_opts/2, assert_same/2, stray_messages/1]).
+         merge_opts/2, assert_same/2, stray_messages/1, wait_blocked/2]).
 
 -define(T, 10000).       % generous upper bound for anything that should succeed
 -define(FD_SLACK, 2).
@@ -334,3 +334,36 @@ stray_messages(S) ->
         {Tag, S, _} = M when Tag =:= ssl; Tag =:= ssl_error -> [M | stray_messages(S)]
     after 0 -> []
     end.
+
+%%% Waiting for another process -------------------------------------------
+
+%% Returns once Pid is blocked in Where, polling its status until ?T has
+%% passed (then the case fails). Where is
+%%   accept: in gen_tcp's accept, where rssl's and ssl's transport_accept
+%%           both wait for a client;
+%%   recv:   in rssl:recv/3 waiting for the NIF's reply, or in ssl's call
+%%           to its connection process (ssl:recv/3 and those it calls are
+%%           tail calls, so only ssl_gen_statem:call/2 is on the stack).
+wait_blocked(Pid, Where) ->
+    wait_blocked(Pid, Where, erlang:monotonic_time(millisecond) + ?T).
+
+wait_blocked(Pid, Where, Deadline) ->
+    Info = process_info(Pid, [status, current_stacktrace]),
+    case Info =/= undefined andalso blocked_in(Where, Info) of
+        true ->
+            ok;
+        false ->
+            case erlang:monotonic_time(millisecond) > Deadline of
+                true -> error({not_blocked, Where, Pid, Info});
+                false -> timer:sleep(1), wait_blocked(Pid, Where, Deadline)
+            end
+    end.
+
+blocked_in(Where, [{status, waiting}, {current_stacktrace, Stack}]) ->
+    Frames = [{M, F, A} || {M, F, A, _} <- Stack],
+    lists:any(fun(Frame) -> lists:member(Frame, Frames) end, blocked_frames(Where));
+blocked_in(_Where, _Info) ->
+    false.
+
+blocked_frames(accept) -> [{prim_inet, accept0, 3}];
+blocked_frames(recv) -> [{rssl, recv, 3}, {ssl_gen_statem, call, 2}].
