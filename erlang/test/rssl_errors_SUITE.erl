@@ -346,7 +346,7 @@ many_connections_no_leak(Config) ->
          ok = ?M:close(S),
          ok = rssl_test_lib:stop_peer(Peer)
      end || _ <- lists:seq(1, 10), Role <- [client, server], PeerMod <- [?M, ?PEER]],
-    ?assertEqual(ok, rssl_test_lib:check_resources(Before, 2, 3000)).
+    ?assertEqual(ok, rssl_test_lib:check_resources(Before, 3000)).
 
 %%% Helpers -----------------------------------------------------------------
 
