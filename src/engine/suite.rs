@@ -62,6 +62,13 @@ impl Suite {
             key_exchange(c.cipher_nid().unwrap_or(Nid::UNDEF), kx_nid(c), auth_nid(c))
         };
         let cipher = cipher_name(c.cipher_nid().unwrap_or(Nid::UNDEF));
+        // One NID serves CCM and CCM_8 (a 16- or an 8-byte tag): the name
+        // tells them apart.
+        let cipher = match (cipher, c.standard_name().unwrap_or("").contains("CCM_8")) {
+            ("aes_128_ccm", true) => "aes_128_ccm_8",
+            ("aes_256_ccm", true) => "aes_256_ccm_8",
+            (name, _) => name,
+        };
         let aead =
             cipher.ends_with("gcm") || cipher.contains("ccm") || cipher == "chacha20_poly1305";
         let digest = c
@@ -79,10 +86,13 @@ impl Suite {
                 _ => "null",
             }
         };
-        // OTP's tables: SHA-1 and CCM suites, and the CBC-SHA256 suites of
-        // RFC 5246 itself (ids below 0x0100), use the default PRF; the others
-        // the suite's hash.
+        // OTP's tables: TLS 1.3 suites name their hash; before TLS 1.3,
+        // SHA-1 and CCM suites, and the CBC-SHA256 suites of RFC 5246 itself
+        // (ids below 0x0100), use the default PRF, the others the suite's
+        // hash.
         let prf = match digest {
+            Nid::SHA384 if tls13 => "sha384",
+            _ if tls13 => "sha256",
             _ if cipher.contains("ccm") || mac == "sha" || mac == "md5" => "default_prf",
             _ if mac == "sha256" && id < 0x0100 => "default_prf",
             Nid::SHA384 => "sha384",
@@ -183,5 +193,35 @@ mod tests {
             ("ecdhe_ecdsa", "aes_128_gcm", "aead", "sha256")
         );
         assert!(select("NO-SUCH-CIPHER", "").is_err());
+    }
+
+    // As OTP 25's ssl:cipher_suites(all, _) describes them.
+    #[test]
+    fn ccm_and_ccm_8_are_told_apart() {
+        let suites = select(
+            "ECDHE-ECDSA-AES128-CCM8:ECDHE-ECDSA-AES256-CCM",
+            "TLS_AES_128_CCM_SHA256:TLS_AES_128_CCM_8_SHA256",
+        )
+        .unwrap();
+        let describe = |name: &str| {
+            let s = suites.iter().find(|s| s.standard_name == name).unwrap();
+            (s.key_exchange, s.cipher, s.mac, s.prf)
+        };
+        assert_eq!(
+            describe("TLS_AES_128_CCM_SHA256"),
+            ("any", "aes_128_ccm", "aead", "sha256")
+        );
+        assert_eq!(
+            describe("TLS_AES_128_CCM_8_SHA256"),
+            ("any", "aes_128_ccm_8", "aead", "sha256")
+        );
+        assert_eq!(
+            describe("TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8"),
+            ("ecdhe_ecdsa", "aes_128_ccm_8", "aead", "default_prf")
+        );
+        assert_eq!(
+            describe("TLS_ECDHE_ECDSA_WITH_AES_256_CCM"),
+            ("ecdhe_ecdsa", "aes_256_ccm", "aead", "default_prf")
+        );
     }
 }
