@@ -1,5 +1,6 @@
 # rssl build: the Rust engine as a C library and as an Erlang NIF, the rebar3
-# app, and the C tests. `make` builds everything, `make test` runs every suite.
+# app, and the C tests. `make` builds everything, `make test` runs every suite
+# (the Erlang ones twice: against rssl and against OTP's ssl).
 
 CARGO      ?= cargo
 REBAR3     ?= rebar3
@@ -109,8 +110,11 @@ test-install:
 	$(BUILD)/install/client_static 2>/dev/null; test $$? -eq 2
 	@echo "install: ok (shared and static, via pkg-config)"
 
+# The suites against rssl, then the same suites with OTP's ssl as the module
+# under test: that run shows the expected values are what ssl does.
 test-erlang: nif
 	cd erlang && $(REBAR3) ct
+	cd erlang && $(REBAR3) as otp_ssl ct
 
 demo: all
 	erl -noshell -pa $(ERL_EBIN) -eval 'rssl_demo:run(), halt().'

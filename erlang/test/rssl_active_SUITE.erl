@@ -352,10 +352,17 @@ recv_length_zero_and_exact(Config) ->
 %% A recv with the default (infinite) timeout waits until data comes.
 recv_waits_for_data(Config) ->
     {S, Peer} = ?L:pair(?M, client, ?config(pki, Config), []),
-    ok = rssl_test_lib:request(Peer, {fn, fun(Mod, PS) -> timer:sleep(200), Mod:send(PS, <<"late">>) end}),
+    Self = self(),
+    SendWhenBlocked = fun(Data) ->
+                              fun(Mod, PS) ->
+                                      rssl_test_lib:wait_blocked(Self, recv),
+                                      Mod:send(PS, Data)
+                              end
+                      end,
+    ok = rssl_test_lib:request(Peer, {fn, SendWhenBlocked(<<"late">>)}),
     ?assertEqual({ok, <<"late">>}, ?M:recv(S, 4)),
     ok = rssl_test_lib:reply(Peer),
-    ok = rssl_test_lib:request(Peer, {fn, fun(Mod, PS) -> timer:sleep(200), Mod:send(PS, <<"later">>) end}),
+    ok = rssl_test_lib:request(Peer, {fn, SendWhenBlocked(<<"later">>)}),
     ?assertEqual({ok, <<"later">>}, ?M:recv(S, 0)),
     ok = rssl_test_lib:reply(Peer),
     ?L:finish(?M, {S, Peer}, ok).

@@ -308,9 +308,15 @@ send_timeout_close_closes(Config) ->
     {S, Peer} = ?L:pair(?M, client, Pki, [{send_timeout, 200}, {send_timeout_close, true}, {sndbuf, 16384}],
                         [{recbuf, 16384} | ?L:base_opts(Pki, server)]),
     ?assertEqual({error, timeout}, fill(S, 2000)),
-    ?assertMatch({error, _}, ?M:send(S, <<"more">>)),
+    ?assertEqual(send_after_timeout_close(?M), ?M:send(S, <<"more">>)),
     ?assertMatch({_, {error, closed}}, ?L:peer_recv_closed(Peer)),
     ?L:finish(?M, {S, Peer}, ok).
+
+%% OTP 25's ssl answers a send after a send_timeout_close close with
+%% enotconn. KNOWN rssl DIFFERENCE, reported (not deliberate, not in the
+%% README): rssl answers closed.
+send_after_timeout_close(ssl) -> {error, enotconn};
+send_after_timeout_close(rssl) -> {error, closed}.
 
 fill(_S, 0) ->
     no_timeout;
@@ -328,18 +334,34 @@ hibernate_after_accepted(Config) ->
     Pki = ?config(pki, Config),
     [begin
          {S, Peer} = ?L:pair(?M, Role, Pki, [{hibernate_after, 20}]),
-         timer:sleep(150),
+         idle_past_hibernate_after(?M, S),
          ok = ?M:send(S, <<"wake">>),
          ?assertEqual({ok, <<"wake">>}, ?L:peer_recv(Peer, 4)),
-         timer:sleep(150),
+         idle_past_hibernate_after(?M, S),
          ?L:peer_send(Peer, <<"up">>),
          ?assertEqual({ok, <<"up">>}, ?M:recv(S, 2, ?T)),
          ok = ?M:setopts(S, [{active, once}]),
-         timer:sleep(150),
+         idle_past_hibernate_after(?M, S),
          ?L:peer_send(Peer, <<"msg">>),
          ?L:expect(S, {ssl, S, <<"msg">>}),
          ?L:finish(?M, {S, Peer}, ok)
      end || Role <- [client, server]].
+
+%% ssl: the connection process took the option (connection_information/1
+%% lists it) and hibernates once idle; returns when it has. rssl differs
+%% on purpose (README): a connection has no process to hibernate, so the
+%% option has no effect once checked, and connection_information/1 lists
+%% no options.
+idle_past_hibernate_after(ssl, S) ->
+    {ok, Info} = ssl:connection_information(S),
+    ?assertEqual(20, proplists:get_value(hibernate_after, Info)),
+    %% #sslsocket{pid = [ConnectionProcess, Sender]} in OTP 25.
+    [Pid | _] = element(3, S),
+    Hibernating = fun() -> process_info(Pid, current_function) =:= {current_function, {erlang, hibernate, 3}} end,
+    ?assert(?L:wait_until(Hibernating, ?T));
+idle_past_hibernate_after(rssl, S) ->
+    {ok, Info} = rssl:connection_information(S),
+    ?assertEqual(false, lists:keymember(hibernate_after, 1, Info)).
 
 %% Bad values: {error, {options, {hibernate_after, V}}} (the server never
 %% accepts: ssl refuses the option before connecting).
@@ -530,8 +552,7 @@ close_listen_ends_pending_accepts(Config) ->
     Self = self(),
     Pids = [spawn_link(fun() -> Self ! {self(), ?M:transport_accept(L, Timeout)} end)
             || Timeout <- [infinity, infinity, 60000]],
-    %% Let them reach the accept (no way to observe it from outside).
-    timer:sleep(200),
+    [rssl_test_lib:wait_blocked(Pid, accept) || Pid <- Pids],
     ok = ?M:close(L),
     [receive
          {Pid, Result} -> ?assertEqual({error, closed}, Result)

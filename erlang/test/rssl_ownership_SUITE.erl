@@ -238,7 +238,7 @@ owner_killed_in_recv(Config) ->
                                          ?M:recv(S, 0)
                                  end),
     receive {Owner, connected} -> ok after ?T -> ct:fail(owner_did_not_connect) end,
-    timer:sleep(100),
+    rssl_test_lib:wait_blocked(Owner, recv),
     exit(Owner, kill),
     receive {'DOWN', Ref, process, Owner, killed} -> ok end,
     ?assertEqual({<<>>, {error, closed}}, rssl_test_lib:await(Server)).

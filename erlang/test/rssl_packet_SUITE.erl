@@ -252,15 +252,12 @@ decode_samples() ->
 %% header parsing must have left alone.
 http_bin_request_then_body(Config) ->
     {S, Peer} = open(Config, [{packet, http_bin}]),
-    Req = <<"POST /submit?x=1 HTTP/1.1\r\nHost: example.org\r\nContent-Length: 5\r\n"
-            "X-Custom: a b\r\n\r\nhello">>,
-    ?L:peer_send_chunks(Peer, Req, [4, 1, 9]),
-    ?assertEqual([{http_request, 'POST', {abs_path, <<"/submit?x=1">>}, {1, 1}},
-                  {http_header, 14, 'Host', <<"Host">>, <<"example.org">>},
-                  {http_header, 38, 'Content-Length', <<"Content-Length">>, <<"5">>},
-                  {http_header, 0, <<"X-Custom">>, <<"X-Custom">>, <<"a b">>},
-                  http_eoh],
-                 recv_packets(Config, S, 5)),
+    Head = <<"POST /submit?x=1 HTTP/1.1\r\nHost: example.org\r\nContent-Length: 5\r\n"
+             "X-Custom: a b\r\n\r\n">>,
+    ?L:peer_send_chunks(Peer, <<Head/binary, "hello">>, [4, 1, 9]),
+    Packets = http_packets(http_bin, Head),
+    ?assertMatch([{http_request, 'POST', _, {1, 1}}, _, _, _, http_eoh], Packets),
+    ?assertEqual(Packets, recv_packets(Config, S, 5)),
     case ?config(recv_mode, Config) of
         passive ->
             ok = ?M:setopts(S, [{packet, raw}]),
@@ -271,43 +268,42 @@ http_bin_request_then_body(Config) ->
     end,
     %% A second request on the same connection starts with a request line.
     ok = ?M:setopts(S, [{packet, http_bin}, {active, ?config(recv_mode, Config) =:= active}]),
-    ?L:peer_send(Peer, <<"GET / HTTP/1.0\r\n\r\n">>),
-    ?assertEqual([{http_request, 'GET', {abs_path, <<"/">>}, {1, 0}}, http_eoh],
-                 recv_packets(Config, S, 2)),
+    Second = <<"GET / HTTP/1.0\r\n\r\n">>,
+    ?L:peer_send(Peer, Second),
+    ?assertEqual(http_packets(http_bin, Second), recv_packets(Config, S, 2)),
     ?L:finish(?M, {S, Peer}, ok).
 
 %% http (not _bin) in list mode: strings inside the tuples, as
 %% erlang:decode_packet(http, ...) makes them.
 http_list_mode(Config) ->
     {S, Peer} = open(Config, [list, {packet, http}]),
-    ?L:peer_send(Peer, <<"GET /a HTTP/1.1\r\nAccept: */*\r\nX-Y: z\r\n\r\n">>),
-    ?assertEqual([{http_request, 'GET', {abs_path, "/a"}, {1, 1}},
-                  {http_header, 8, 'Accept', "Accept", "*/*"},
-                  {http_header, 0, "X-Y", "X-Y", "z"},
-                  http_eoh],
-                 recv_packets(Config, S, 4)),
+    Req = <<"GET /a HTTP/1.1\r\nAccept: */*\r\nX-Y: z\r\n\r\n">>,
+    ?L:peer_send(Peer, Req),
+    Packets = http_packets(http, Req),
+    ?assertMatch([{http_request, 'GET', {abs_path, "/a"}, {1, 1}}, _, _, http_eoh], Packets),
+    ?assertEqual(Packets, recv_packets(Config, S, 4)),
     ?L:finish(?M, {S, Peer}, ok).
 
 %% A response line, its headers, then the next response line.
 http_response(Config) ->
     {S, Peer} = open(Config, [{packet, http_bin}]),
-    ?L:peer_send(Peer, <<"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
-                         "HTTP/1.0 404 Not Found\r\n\r\n">>),
-    ?assertEqual([{http_response, {1, 1}, 200, <<"OK">>},
-                  {http_header, 38, 'Content-Length', <<"Content-Length">>, <<"0">>},
-                  http_eoh,
-                  {http_response, {1, 0}, 404, <<"Not Found">>},
-                  http_eoh],
-                 recv_packets(Config, S, 5)),
+    Responses = <<"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+                  "HTTP/1.0 404 Not Found\r\n\r\n">>,
+    ?L:peer_send(Peer, Responses),
+    Packets = http_packets(http_bin, Responses),
+    ?assertMatch([{http_response, {1, 1}, 200, _}, _, http_eoh, {http_response, {1, 0}, 404, _}, http_eoh],
+                 Packets),
+    ?assertEqual(Packets, recv_packets(Config, S, 5)),
     ?L:finish(?M, {S, Peer}, ok).
 
 %% httph_bin set explicitly: headers only, no switching after http_eoh.
 httph_headers_only(Config) ->
     {S, Peer} = open(Config, [{packet, httph_bin}]),
-    ?L:peer_send(Peer, <<"A: b\r\n\r\nC: d\r\n\r\n">>),
-    ?assertEqual([{http_header, 0, <<"A">>, <<"A">>, <<"b">>}, http_eoh,
-                  {http_header, 0, <<"C">>, <<"C">>, <<"d">>}, http_eoh],
-                 recv_packets(Config, S, 4)),
+    Headers = <<"A: b\r\n\r\nC: d\r\n\r\n">>,
+    ?L:peer_send(Peer, Headers),
+    Packets = http_packets(httph_bin, Headers),
+    ?assertMatch([{http_header, _, _, _, _}, http_eoh, {http_header, _, _, _, _}, http_eoh], Packets),
+    ?assertEqual(Packets, recv_packets(Config, S, 4)),
     ?assertEqual({ok, [{packet, httph_bin}]}, ?M:getopts(S, [packet])),
     ?L:finish(?M, {S, Peer}, ok).
 
@@ -315,11 +311,11 @@ httph_headers_only(Config) ->
 %% on (a good request line after it parses).
 http_error_line(Config) ->
     {S, Peer} = open(Config, [{packet, http_bin}]),
-    ?L:peer_send(Peer, <<"garbage\r\nGET / HTTP/1.1\r\n\r\n">>),
-    ?assertEqual([{http_error, <<"garbage\r\n">>},
-                  {http_request, 'GET', {abs_path, <<"/">>}, {1, 1}},
-                  http_eoh],
-                 recv_packets(Config, S, 3)),
+    Lines = <<"garbage\r\nGET / HTTP/1.1\r\n\r\n">>,
+    ?L:peer_send(Peer, Lines),
+    Packets = http_packets(http_bin, Lines),
+    ?assertMatch([{http_error, _}, {http_request, 'GET', _, _}, http_eoh], Packets),
+    ?assertEqual(Packets, recv_packets(Config, S, 3)),
     ?L:finish(?M, {S, Peer}, ok).
 
 %% Changing {packet, _} between packets re-frames what is already buffered.
@@ -421,6 +417,25 @@ getopts_packet_during_headers(Config) ->
                   {ok, [{packet, http_bin}]}], Got).
 
 %%% Helpers -----------------------------------------------------------------
+
+%% The packets erlang:decode_packet/3 finds in Bin (which must hold nothing
+%% more) read with {packet, Type} the way a gen_tcp socket reads HTTP:
+%% header lines (httph, httph_bin) after a request or response line, and
+%% Type again after http_eoh.
+http_packets(Type, Bin) ->
+    http_packets(Type, Type, Bin, []).
+
+http_packets(Type, Now, Bin, Acc) ->
+    case erlang:decode_packet(Now, Bin, []) of
+        {ok, Packet, Rest} -> http_packets(Type, http_next(Type, Now, Packet), Rest, [Packet | Acc]);
+        {more, _} when Bin =:= <<>> -> lists:reverse(Acc);
+        {more, _} -> error({http_packets, incomplete, Bin})
+    end.
+
+http_next(http, _, Line) when element(1, Line) =:= http_request; element(1, Line) =:= http_response -> httph;
+http_next(http_bin, _, Line) when element(1, Line) =:= http_request; element(1, Line) =:= http_response -> httph_bin;
+http_next(Type, _, http_eoh) -> Type;
+http_next(_, Now, _) -> Now.
 
 %% ?M as client with Extra options, in the group's receive mode.
 open(Config, Extra) ->

@@ -6,9 +6,10 @@
 %% connection_information/2.
 %%
 %% A resumed TLS 1.2 session keeps its session id, which is what these
-%% cases compare: OTP 25's ssl reports session_resumption false for TLS
-%% 1.2 even when it resumed (rssl reports true). For TLS 1.3, where the
-%% session id means nothing, session_resumption is compared.
+%% cases compare on both ends: OTP 25's ssl reports session_resumption
+%% false for TLS 1.2 even when it resumed, rssl reports true (README), and
+%% each module's own answer is checked (tls12_resumed/1). For TLS 1.3,
+%% where the session id means nothing, session_resumption is compared.
 %%
 %% Compile with {d, 'M', ssl} to run the same checks with ssl on both ends.
 -module(rssl_session_SUITE).
@@ -59,7 +60,9 @@ client_reuses_session(Config) ->
     ?assertMatch(#{resumed := false, server_resumed := false}, First),
     #{id := Id} = First,
     ?assertMatch(#{id := Id, server_id := Id}, Second),
-    ?assertEqual(32, byte_size(Id)).
+    ?assertEqual(32, byte_size(Id)),
+    ?assertEqual({tls12_resumed(?M), tls12_resumed(?PEER)},
+                 {maps:get(resumed, Second), maps:get(server_resumed, Second)}).
 
 %% {reuse_sessions, false}: every connection is a full handshake.
 client_reuse_sessions_false(Config) ->
@@ -73,7 +76,9 @@ server_resumes(Config) ->
     [First, Second] = m_server_twice(Config, 'tlsv1.2', [], []),
     ?assertMatch(#{resumed := false, client_resumed := false}, First),
     #{id := Id} = First,
-    ?assertMatch(#{id := Id, client_id := Id}, Second).
+    ?assertMatch(#{id := Id, client_id := Id}, Second),
+    ?assertEqual({tls12_resumed(?M), tls12_resumed(?PEER)},
+                 {maps:get(resumed, Second), maps:get(client_resumed, Second)}).
 
 %% The server's reuse_session fun decides, and sees the offered session:
 %% its id, no client certificate, compression 0 and the suite.
@@ -97,6 +102,7 @@ server_reuse_session_fun(Config) ->
     end,
     [#{id := Id2}, Again] = m_server_twice(Config, 'tlsv1.2', [{reuse_session, Fun(true)}], []),
     ?assertMatch(#{id := Id2, client_id := Id2}, Again),
+    ?assertEqual(tls12_resumed(?M), maps:get(resumed, Again)),
     flush_reuse().
 
 %% A server with {reuse_sessions, false} resumes nothing.
@@ -157,8 +163,7 @@ m_client_twice(Config, Version, COpts, SOpts) ->
                    ?assertEqual({ok, <<"pong">>}, ?M:recv(S, 4, ?T)),
                    Seen = seen(?M, S),
                    ok = ?M:close(S),
-                   %% OTP's client saves its session asynchronously.
-                   timer:sleep(100),
+                   session_saved(?M),
                    receive {Server, served, Served, ServerId} ->
                            Seen#{server_resumed => Served, server_id => ServerId}
                    after ?T -> ct:fail(server_silent)
@@ -234,9 +239,26 @@ clients(Port, N, Opts0, Parent) ->
     ok = ?PEER:close(S),
     Parent ! {self(), client, proplists:get_value(session_resumption, Info),
               proplists:get_value(session_id, Info)},
-    %% OTP's client saves the session asynchronously.
-    timer:sleep(100),
+    session_saved(?PEER),
     clients(Port, N - 1, Opts, Parent).
+
+%% Returns once Mod's client has saved what it may offer next time, after
+%% its connect (and, in TLS 1.3, a recv of data sent after the tickets)
+%% returned. OTP's ssl client hands its TLS 1.2 session to ssl_manager
+%% and its TLS 1.3 tickets to tls_client_ticket_store in casts sent before
+%% that; a call to each is answered only after them. rssl saves both
+%% (OpenSSL's new-session callback) before connect or recv returns.
+session_saved(ssl) ->
+    _ = sys:get_state(ssl_manager),
+    _ = sys:get_state(tls_client_ticket_store),
+    ok;
+session_saved(rssl) ->
+    ok.
+
+%% What session_resumption says for a resumed TLS 1.2 session (README:
+%% OTP 25's ssl says false).
+tls12_resumed(ssl) -> false;
+tls12_resumed(rssl) -> true.
 
 flush_reuse() ->
     receive {reuse, _, _, _, _} -> flush_reuse() after 0 -> ok end.

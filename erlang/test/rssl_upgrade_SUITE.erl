@@ -277,7 +277,7 @@ upgrade_verify_failure(Config) ->
     {ok, Tcp} = gen_tcp:connect({127, 0, 0, 1}, Port, [binary, {active, false}]),
     Opts = rssl_test_lib:merge_opts(rssl_test_pki:client_opts(Pki, other_ca), ?L:base_opts(Pki, client)),
     ?assertMatch({error, {tls_alert, {unknown_ca, _}}}, ?M:connect(Tcp, Opts, ?T)),
-    receive {Pid, handshake, HS} -> ?assertMatch({error, _}, HS) after ?T -> ct:fail(no_server) end,
+    receive {Pid, handshake, HS} -> ?assertMatch({error, {tls_alert, {unknown_ca, _}}}, HS) after ?T -> ct:fail(no_server) end,
     receive {Pid, done, _} -> ok after ?T -> ok end.
 
 %% server_name_indication on an upgrade (where the host is only an

@@ -198,6 +198,36 @@ mod tests {
         );
         assert!(select("NO-SUCH-CIPHER", "").is_err());
     }
+
+    // As OTP 25's ssl:cipher_suites(all, _) describes them.
+    #[test]
+    fn ccm_and_ccm_8_are_told_apart() {
+        let suites = select(
+            "ECDHE-ECDSA-AES128-CCM8:ECDHE-ECDSA-AES256-CCM",
+            "TLS_AES_128_CCM_SHA256:TLS_AES_128_CCM_8_SHA256",
+        )
+        .unwrap();
+        let describe = |name: &str| {
+            let s = suites.iter().find(|s| s.standard_name == name).unwrap();
+            (s.key_exchange, s.cipher, s.mac, s.prf)
+        };
+        assert_eq!(
+            describe("TLS_AES_128_CCM_SHA256"),
+            ("any", "aes_128_ccm", "aead", "sha256")
+        );
+        assert_eq!(
+            describe("TLS_AES_128_CCM_8_SHA256"),
+            ("any", "aes_128_ccm_8", "aead", "sha256")
+        );
+        assert_eq!(
+            describe("TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8"),
+            ("ecdhe_ecdsa", "aes_128_ccm_8", "aead", "default_prf")
+        );
+        assert_eq!(
+            describe("TLS_ECDHE_ECDSA_WITH_AES_256_CCM"),
+            ("ecdhe_ecdsa", "aes_256_ccm", "aead", "default_prf")
+        );
+    }
 }
 
 /// The suite tables checked against references outside rssl: OpenSSL's
