@@ -106,7 +106,10 @@ static FILES: Lazy<Vec<CString>> = Lazy::new(|| {
         ("cert.pem", pem("CERTIFICATE", &PKI.cert)),
         ("key.pem", pem("PRIVATE KEY", &pkcs8(&PKI.key))),
         ("ca.pem", pem("CERTIFICATE", &PKI.ca)),
-        ("garbage.pem", b"-----BEGIN CERTIFICATE-----\nnot base64\n".to_vec()),
+        (
+            "garbage.pem",
+            b"-----BEGIN CERTIFICATE-----\nnot base64\n".to_vec(),
+        ),
         ("empty.pem", Vec::new()),
     ];
     let mut paths: Vec<CString> = files

@@ -23,8 +23,8 @@ use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
 use openssl::x509::{X509NameBuilder, X509};
 use rssl::engine::connection::PeerName;
 use rssl::engine::{
-    CaSource, CertSource, Config, Connection, KeySource, Options, Progress, ReadOutcome,
-    Role, Verify, Version,
+    CaSource, CertSource, Config, Connection, KeySource, Options, Progress, ReadOutcome, Role,
+    Verify, Version,
 };
 
 mod builder;
@@ -54,7 +54,8 @@ fn certificate(
     let mut b = X509::builder().expect("builder");
     b.set_version(2).expect("version");
     let serial = BigNum::from_u32(serial).and_then(|n| n.to_asn1_integer());
-    b.set_serial_number(&serial.expect("serial")).expect("serial");
+    b.set_serial_number(&serial.expect("serial"))
+        .expect("serial");
     b.set_subject_name(&name).expect("subject");
     b.set_pubkey(key).expect("pubkey");
     b.set_not_before(&Asn1Time::days_from_now(0).expect("time"))
