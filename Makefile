@@ -19,7 +19,7 @@ EXAMPLES   := client server event_server
 EXAMPLE_CFLAGS := -O2 -g -std=c11 -Wall -Wextra -Werror
 
 .PHONY: all lib nif erlang c examples install test test-rust test-c test-c-asan \
-	test-install test-erlang fuzz-short fuzz-regressions soak demo bench header clean
+	test-install test-erlang fuzz-short fuzz-regressions soak demo bench bench-wakeups header clean
 
 all: lib nif erlang c
 
@@ -128,18 +128,29 @@ soak: erlang
 demo: all
 	erl -noshell -pa $(ERL_EBIN) -eval 'rssl_demo:run(), halt().'
 
-# ssl vs rssl vs gen_tcp (bench/rssl_bench.erl, a fresh VM per measurement),
-# then the C API vs a plain OpenSSL program (bench/c/cbench.c). Smaller runs:
-# RSSL_BENCH_MB, _HS_SECS, _HS_CLIENTS, _PP_SECS, _CONNS, _SCALE, _ROUNDS, _REPEAT,
-# _RUNS (C); RSSL_BENCH_MODS=ssl,rssl and RSSL_BENCH_ONLY=bulk,hs,hsc,pingpong,
-# memory,scale,cpu pick modules and workloads; RSSL_BENCH_C=0 skips the C part.
+# ssl vs rssl vs gen_tcp vs OpenSSL alone (bench/rssl_bench*.erl, a fresh VM
+# per measurement, bench/c/openssl_hs.c for OpenSSL alone), then the C API
+# vs a plain OpenSSL program (bench/c/cbench.c). Smaller runs:
+# RSSL_BENCH_MB, _HS_SECS, _HS_CLIENTS, _PP_SECS, _CONNS, _SCALE, _ROUNDS,
+# _REPEAT, _RUNS (C); RSSL_BENCH_MODS=ssl,rssl,gen_tcp,openssl and
+# RSSL_BENCH_ONLY=bulk,hs,hsc,pingpong,memory,scale,cpu pick modules and
+# workloads (pingpong = pp_passive,pp_once,pp_n); RSSL_BENCH_C=0 skips cbench.
 bench: erlang lib
 	mkdir -p $(BUILD)/bench
-	erlc -o $(BUILD)/bench bench/rssl_bench.erl
+	erlc -o $(BUILD)/bench bench/rssl_bench.erl bench/rssl_bench_workloads.erl \
+	  bench/rssl_bench_probe.erl
+	$(CC) $(EXAMPLE_CFLAGS) bench/c/openssl_hs.c -o $(BUILD)/bench/openssl_hs -lssl -lcrypto
 	$(CC) $(EXAMPLE_CFLAGS) -Iinclude bench/c/cbench.c -o $(BUILD)/bench/cbench \
 	  -L$(LIBDIR) -lrssl -lssl -lcrypto -lpthread -Wl,-rpath,$(abspath $(LIBDIR))
 	erl -noshell -pa $(ERL_EBIN) -pa $(BUILD)/bench -eval 'rssl_bench:run(), halt().'
 	if [ "$$RSSL_BENCH_C" != 0 ]; then $(BUILD)/bench/cbench; fi
+
+# Ping-pong with the VM's context switches per round trip: gen_tcp, OTP's
+# socket NIF (enif_select), ssl and rssl (bench/rssl_wakeups.erl).
+bench-wakeups: erlang
+	mkdir -p $(BUILD)/bench
+	erlc -o $(BUILD)/bench bench/rssl_wakeups.erl bench/rssl_bench_workloads.erl
+	erl -noshell -pa $(ERL_EBIN) -pa $(BUILD)/bench -eval 'rssl_wakeups:run(), halt().'
 
 # Regenerates the committed C header (a cargo test fails while it is stale).
 header:

@@ -906,50 +906,6 @@ void rssl_conn_free(rssl_conn *conn);
 rssl_result rssl_conn_fd(const rssl_conn *conn, int *fd_out);
 
 /**
- * The negotiated protocol version (`RSSL_TLS1_*`; `rssl_version_name`
- * gives "tlsv1.3" and the like). `RSSL_NOT_AVAILABLE` before the
- * handshake completed.
- */
-rssl_result rssl_conn_version(const rssl_conn *conn, uint16_t *version_out);
-
-/**
- * The negotiated cipher suite's OpenSSL name (e.g.
- * "ECDHE-RSA-AES128-GCM-SHA256", "TLS_AES_256_GCM_SHA384"), copied as
- * with `rssl_error_string`.
- */
-rssl_result rssl_conn_cipher(const rssl_conn *conn, char *buf, size_t len, size_t *out_n);
-
-/**
- * The negotiated cipher suite's standard (IANA) name, e.g.
- * "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".
- */
-rssl_result rssl_conn_cipher_standard_name(const rssl_conn *conn,
-                                           char *buf,
-                                           size_t len,
-                                           size_t *out_n);
-
-/**
- * Copies the peer's certificate (DER) into `buf` of `len` bytes.
- * `*out_n` gets its size; when `len` is too small nothing is copied
- * and `RSSL_BUFFER_TOO_SMALL` is returned, so `buf` NULL with `len` 0
- * asks for the size. `RSSL_NOT_AVAILABLE` when the peer sent none.
- */
-rssl_result rssl_conn_peer_cert(const rssl_conn *conn, uint8_t *buf, size_t len, size_t *out_n);
-
-/**
- * The ALPN protocol both sides agreed on, copied as with
- * `rssl_error_string`; `RSSL_NOT_AVAILABLE` when none was negotiated.
- */
-rssl_result rssl_conn_alpn_protocol(const rssl_conn *conn, char *buf, size_t len, size_t *out_n);
-
-/**
- * The SNI host name: on a server, the one the client asked for; on a
- * client, the one it sent. Copied as with `rssl_error_string`;
- * `RSSL_NOT_AVAILABLE` when there is none.
- */
-rssl_result rssl_conn_sni_hostname(const rssl_conn *conn, char *buf, size_t len, size_t *out_n);
-
-/**
  * Copies the text of this thread's last error into `buf`, e.g.
  * `cannot use certfile "/etc/x.pem": enoent` or, for an alert,
  * `TLS client: In state connection generated CLIENT ALERT: Fatal - Unknown CA - unable to get local issuer certificate`.
@@ -1015,6 +971,50 @@ const char *rssl_verify_error_name(int32_t error);
  * "certificate has expired". Static: do not free.
  */
 const char *rssl_verify_error_string(int32_t error);
+
+/**
+ * The negotiated protocol version (`RSSL_TLS1_*`; `rssl_version_name`
+ * gives "tlsv1.3" and the like). `RSSL_NOT_AVAILABLE` before the
+ * handshake completed.
+ */
+rssl_result rssl_conn_version(const rssl_conn *conn, uint16_t *version_out);
+
+/**
+ * The negotiated cipher suite's OpenSSL name (e.g.
+ * "ECDHE-RSA-AES128-GCM-SHA256", "TLS_AES_256_GCM_SHA384"), copied as
+ * with `rssl_error_string`.
+ */
+rssl_result rssl_conn_cipher(const rssl_conn *conn, char *buf, size_t len, size_t *out_n);
+
+/**
+ * The negotiated cipher suite's standard (IANA) name, e.g.
+ * "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".
+ */
+rssl_result rssl_conn_cipher_standard_name(const rssl_conn *conn,
+                                           char *buf,
+                                           size_t len,
+                                           size_t *out_n);
+
+/**
+ * Copies the peer's certificate (DER) into `buf` of `len` bytes.
+ * `*out_n` gets its size; when `len` is too small nothing is copied
+ * and `RSSL_BUFFER_TOO_SMALL` is returned, so `buf` NULL with `len` 0
+ * asks for the size. `RSSL_NOT_AVAILABLE` when the peer sent none.
+ */
+rssl_result rssl_conn_peer_cert(const rssl_conn *conn, uint8_t *buf, size_t len, size_t *out_n);
+
+/**
+ * The ALPN protocol both sides agreed on, copied as with
+ * `rssl_error_string`; `RSSL_NOT_AVAILABLE` when none was negotiated.
+ */
+rssl_result rssl_conn_alpn_protocol(const rssl_conn *conn, char *buf, size_t len, size_t *out_n);
+
+/**
+ * The SNI host name: on a server, the one the client asked for; on a
+ * client, the one it sent. Copied as with `rssl_error_string`;
+ * `RSSL_NOT_AVAILABLE` when there is none.
+ */
+rssl_result rssl_conn_sni_hostname(const rssl_conn *conn, char *buf, size_t len, size_t *out_n);
 
 /**
  * The negotiated cipher suite, described in `*suite_out`.

@@ -5,3 +5,4 @@ pub mod driver;
 pub mod engine;
 #[cfg(feature = "nif")]
 mod nif;
+pub mod posix;

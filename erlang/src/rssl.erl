@@ -326,9 +326,7 @@ setopts(#sslsocket{listen = #listen{tcp = LSock, emulated = Cell}}, Options)
     try [rssl_options:emulated(O) || O <- Emulated] of
         Checked ->
             Old = rssl_nif:cell_get(Cell),
-            rssl_nif:cell_set(Cell, lists:foldl(fun({K, _} = O, Acc) ->
-                                                        lists:keystore(K, 1, Acc, O)
-                                                end, Old, Checked)),
+            rssl_nif:cell_set(Cell, rssl_options:override(Old, Checked)),
             %% inet keeps the rest on the listen port; accepted sockets
             %% inherit it.
             case Inet =:= [] orelse inet:setopts(LSock, Inet) of
@@ -450,9 +448,8 @@ getopts(Socket, Names) when ?IS_CONN(Socket), is_list(Names) ->
             end
     end;
 getopts(#sslsocket{listen = #listen{tcp = LSock, emulated = Cell}}, Names) when is_list(Names) ->
-    Emulated = lists:foldl(fun({K, _} = O, Acc) -> lists:keystore(K, 1, Acc, O) end,
-                           [{packet_size, 0} | rssl_options:emulated_defaults()],
-                           rssl_nif:cell_get(Cell)),
+    Emulated = rssl_options:override([{packet_size, 0} | rssl_options:emulated_defaults()],
+                                     rssl_nif:cell_get(Cell)),
     Inet = [N || N <- Names, not rssl_options:is_emulated(N)],
     case Inet =:= [] orelse inet:getopts(LSock, Inet) of
         true -> {ok, pick_options(Names, Emulated)};
@@ -703,9 +700,7 @@ upgrade_prepare({gen_tcp, _}, Tcp, Emulated) ->
                    {ok, Bytes} -> Bytes;
                    _ -> <<>>
                end,
-    Merged = lists:foldl(fun({K, _} = O, Acc) -> lists:keystore(K, 1, Acc, O) end,
-                         Inherited, Emulated),
-    {Merged, Buffered};
+    {rssl_options:override(Inherited, Emulated), Buffered};
 upgrade_prepare(_Transport, _TSock, Emulated) ->
     {Emulated, <<>>}.
 

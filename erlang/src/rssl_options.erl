@@ -4,7 +4,7 @@
 -module(rssl_options).
 
 -export([split/2, tls_map/2, emulated/1, emulated_defaults/0, peer/3,
-         is_emulated/1, classify/1, inet_emulated/1, sni_options/2]).
+         is_emulated/1, classify/1, inet_emulated/1, sni_options/2, override/2]).
 
 -type role() :: client | server.
 -type parts() :: #{tcp := [term()], emulated := [{atom(), term()}],
@@ -510,3 +510,9 @@ is_ip(Name) ->
 
 to_bin(undefined) -> undefined;
 to_bin(S) -> unicode:characters_to_binary(S).
+
+%% Options Base with each {Key, Value} of Overrides in place of Base's own
+%% (added when Base has none), in order.
+-spec override([{atom(), term()}], [{atom(), term()}]) -> [{atom(), term()}].
+override(Base, Overrides) ->
+    lists:foldl(fun({K, _} = O, Acc) -> lists:keystore(K, 1, Acc, O) end, Base, Overrides).

@@ -9,11 +9,10 @@
 //! serialises calls on the same `rssl_conn`. Different connections are
 //! independent.
 
-use super::config::{rssl_config, version_to_wire};
+use super::config::rssl_config;
 use super::error;
 use super::result::rssl_result::{self, *};
 use super::socket::{self, Deadline, Interest};
-use super::text;
 use crate::engine::connection::PeerName;
 use crate::engine::{Connection, Progress, ReadOutcome};
 use std::ffi::{c_char, c_int};
@@ -174,9 +173,7 @@ impl rssl_conn {
                     if self.eof {
                         return error::set(RSSL_CLOSED, "connection closed during the handshake");
                     }
-                    if let Err(result) = self.pull(deadline) {
-                        return result;
-                    }
+                    try_result!(self.pull(deadline));
                 }
                 Err(e) => return self.fail(&e),
             }
@@ -196,9 +193,7 @@ impl rssl_conn {
         // A TLS 1.2 renegotiation holds plaintext until the peer answers;
         // application data arriving meanwhile is kept for rssl_recv.
         while self.tls.pending_plaintext() > 0 {
-            if let Err(result) = self.pull(deadline) {
-                return result;
-            }
+            try_result!(self.pull(deadline));
             loop {
                 match self.tls.read_onto(&mut self.early_plain, RECV_CHUNK) {
                     Ok(ReadOutcome::Data(_)) => {}
@@ -254,9 +249,7 @@ impl rssl_conn {
             self.tls.close();
             self.shut_down = true;
         }
-        if let Err(result) = self.flush(deadline) {
-            return result;
-        }
+        try_result!(self.flush(deadline));
         // The peer sees end of stream after close_notify; reading goes on.
         unsafe { libc::shutdown(self.raw_fd(), libc::SHUT_WR) };
         RSSL_OK
@@ -319,16 +312,6 @@ fn connect(
 fn hand_out(conn: rssl_conn, conn_out: &mut *mut rssl_conn) -> rssl_result {
     *conn_out = Box::into_raw(Box::new(conn));
     RSSL_OK
-}
-
-/// Records a failed copy into a caller's buffer (a short buffer, NULL).
-fn copied(result: rssl_result, what: &str) -> rssl_result {
-    match result {
-        RSSL_OK => RSSL_OK,
-        RSSL_BUFFER_TOO_SMALL => error::set(result, format!("{what}: buffer too small")),
-        RSSL_NULL_PARAMETER => error::null_parameter("buf"),
-        other => error::set(other, what.to_string()),
-    }
 }
 
 impl rssl_conn {
@@ -429,9 +412,7 @@ impl rssl_conn {
     pub unsafe extern "C" fn rssl_handshake(conn: *mut rssl_conn, timeout_ms: i32) -> rssl_result {
         ffi_panic_boundary! {
             let conn = try_mut!(conn);
-            if let Err(result) = conn.socket_only("rssl_handshake") {
-                return result;
-            }
+            try_result!(conn.socket_only("rssl_handshake"));
             conn.handshake(Deadline::after_ms(timeout_ms))
         }
     }
@@ -450,9 +431,7 @@ impl rssl_conn {
         ffi_panic_boundary! {
             let conn = try_mut!(conn);
             let data = try_slice!(data, len);
-            if let Err(result) = conn.socket_only("rssl_send") {
-                return result;
-            }
+            try_result!(conn.socket_only("rssl_send"));
             conn.send(data, Deadline::after_ms(timeout_ms))
         }
     }
@@ -477,9 +456,7 @@ impl rssl_conn {
             if buf.is_null() && len != 0 {
                 return error::null_parameter("buf");
             }
-            if let Err(result) = conn.socket_only("rssl_recv") {
-                return result;
-            }
+            try_result!(conn.socket_only("rssl_recv"));
             let buf: &mut [u8] = if len == 0 {
                 &mut []
             } else {
@@ -503,9 +480,7 @@ impl rssl_conn {
     pub unsafe extern "C" fn rssl_shutdown(conn: *mut rssl_conn, timeout_ms: i32) -> rssl_result {
         ffi_panic_boundary! {
             let conn = try_mut!(conn);
-            if let Err(result) = conn.socket_only("rssl_shutdown") {
-                return result;
-            }
+            try_result!(conn.socket_only("rssl_shutdown"));
             if !conn.tls.is_established() {
                 return error::set(RSSL_INVALID_STATE, "shutdown before the handshake completed");
             }
@@ -569,124 +544,6 @@ impl rssl_conn {
             }
             *fd_out = conn.raw_fd();
             RSSL_OK
-        }
-    }
-
-    /// The negotiated protocol version (`RSSL_TLS1_*`; `rssl_version_name`
-    /// gives "tlsv1.3" and the like). `RSSL_NOT_AVAILABLE` before the
-    /// handshake completed.
-    #[no_mangle]
-    pub unsafe extern "C" fn rssl_conn_version(
-        conn: *const rssl_conn,
-        version_out: *mut u16,
-    ) -> rssl_result {
-        ffi_panic_boundary! {
-            let conn = try_ref!(conn);
-            let version_out = try_mut!(version_out);
-            match conn.tls.version().filter(|_| conn.tls.is_established()) {
-                Some(version) => {
-                    *version_out = version_to_wire(version);
-                    RSSL_OK
-                }
-                None => error::set(RSSL_NOT_AVAILABLE, "no version negotiated yet"),
-            }
-        }
-    }
-
-    /// The negotiated cipher suite's OpenSSL name (e.g.
-    /// "ECDHE-RSA-AES128-GCM-SHA256", "TLS_AES_256_GCM_SHA384"), copied as
-    /// with `rssl_error_string`.
-    #[no_mangle]
-    pub unsafe extern "C" fn rssl_conn_cipher(
-        conn: *const rssl_conn,
-        buf: *mut c_char,
-        len: usize,
-        out_n: *mut usize,
-    ) -> rssl_result {
-        ffi_panic_boundary! {
-            let conn = try_ref!(conn);
-            match conn.tls.suite().filter(|_| conn.tls.is_established()) {
-                Some(suite) => copied(text::copy_str(&suite.openssl_name, buf, len, out_n), "cipher"),
-                None => error::set(RSSL_NOT_AVAILABLE, "no cipher negotiated yet"),
-            }
-        }
-    }
-
-    /// The negotiated cipher suite's standard (IANA) name, e.g.
-    /// "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".
-    #[no_mangle]
-    pub unsafe extern "C" fn rssl_conn_cipher_standard_name(
-        conn: *const rssl_conn,
-        buf: *mut c_char,
-        len: usize,
-        out_n: *mut usize,
-    ) -> rssl_result {
-        ffi_panic_boundary! {
-            let conn = try_ref!(conn);
-            match conn.tls.suite().filter(|_| conn.tls.is_established()) {
-                Some(suite) => copied(text::copy_str(&suite.standard_name, buf, len, out_n), "cipher"),
-                None => error::set(RSSL_NOT_AVAILABLE, "no cipher negotiated yet"),
-            }
-        }
-    }
-
-    /// Copies the peer's certificate (DER) into `buf` of `len` bytes.
-    /// `*out_n` gets its size; when `len` is too small nothing is copied
-    /// and `RSSL_BUFFER_TOO_SMALL` is returned, so `buf` NULL with `len` 0
-    /// asks for the size. `RSSL_NOT_AVAILABLE` when the peer sent none.
-    #[no_mangle]
-    pub unsafe extern "C" fn rssl_conn_peer_cert(
-        conn: *const rssl_conn,
-        buf: *mut u8,
-        len: usize,
-        out_n: *mut usize,
-    ) -> rssl_result {
-        ffi_panic_boundary! {
-            let conn = try_ref!(conn);
-            match conn.tls.peer_certificate() {
-                Some(der) => copied(text::copy_bytes(&der, buf, len, out_n), "peer certificate"),
-                None => error::set(RSSL_NOT_AVAILABLE, "the peer sent no certificate"),
-            }
-        }
-    }
-
-    /// The ALPN protocol both sides agreed on, copied as with
-    /// `rssl_error_string`; `RSSL_NOT_AVAILABLE` when none was negotiated.
-    #[no_mangle]
-    pub unsafe extern "C" fn rssl_conn_alpn_protocol(
-        conn: *const rssl_conn,
-        buf: *mut c_char,
-        len: usize,
-        out_n: *mut usize,
-    ) -> rssl_result {
-        ffi_panic_boundary! {
-            let conn = try_ref!(conn);
-            match conn.tls.alpn_protocol() {
-                Some(protocol) => {
-                    let protocol = String::from_utf8_lossy(&protocol);
-                    copied(text::copy_str(&protocol, buf, len, out_n), "alpn protocol")
-                }
-                None => error::set(RSSL_NOT_AVAILABLE, "no ALPN protocol negotiated"),
-            }
-        }
-    }
-
-    /// The SNI host name: on a server, the one the client asked for; on a
-    /// client, the one it sent. Copied as with `rssl_error_string`;
-    /// `RSSL_NOT_AVAILABLE` when there is none.
-    #[no_mangle]
-    pub unsafe extern "C" fn rssl_conn_sni_hostname(
-        conn: *const rssl_conn,
-        buf: *mut c_char,
-        len: usize,
-        out_n: *mut usize,
-    ) -> rssl_result {
-        ffi_panic_boundary! {
-            let conn = try_ref!(conn);
-            match conn.tls.sni_hostname() {
-                Some(name) => copied(text::copy_str(&name, buf, len, out_n), "sni hostname"),
-                None => error::set(RSSL_NOT_AVAILABLE, "no SNI host name"),
-            }
         }
     }
 }

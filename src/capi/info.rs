@@ -152,16 +152,125 @@ pub extern "C" fn rssl_verify_error_string(error: i32) -> *const c_char {
     }
 }
 
-fn copied(result: rssl_result, what: &str) -> rssl_result {
-    match result {
-        RSSL_OK => RSSL_OK,
-        RSSL_BUFFER_TOO_SMALL => error::set(result, format!("{what}: buffer too small")),
-        RSSL_NULL_PARAMETER => error::null_parameter("buf"),
-        other => error::set(other, what.to_string()),
-    }
-}
-
 impl rssl_conn {
+    /// The negotiated protocol version (`RSSL_TLS1_*`; `rssl_version_name`
+    /// gives "tlsv1.3" and the like). `RSSL_NOT_AVAILABLE` before the
+    /// handshake completed.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_conn_version(
+        conn: *const rssl_conn,
+        version_out: *mut u16,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let conn = try_ref!(conn);
+            let version_out = try_mut!(version_out);
+            match conn.tls.version().filter(|_| conn.tls.is_established()) {
+                Some(version) => {
+                    *version_out = version_to_wire(version);
+                    RSSL_OK
+                }
+                None => error::set(RSSL_NOT_AVAILABLE, "no version negotiated yet"),
+            }
+        }
+    }
+
+    /// The negotiated cipher suite's OpenSSL name (e.g.
+    /// "ECDHE-RSA-AES128-GCM-SHA256", "TLS_AES_256_GCM_SHA384"), copied as
+    /// with `rssl_error_string`.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_conn_cipher(
+        conn: *const rssl_conn,
+        buf: *mut c_char,
+        len: usize,
+        out_n: *mut usize,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let conn = try_ref!(conn);
+            match conn.tls.suite().filter(|_| conn.tls.is_established()) {
+                Some(suite) => text::copied(text::copy_str(&suite.openssl_name, buf, len, out_n), "cipher"),
+                None => error::set(RSSL_NOT_AVAILABLE, "no cipher negotiated yet"),
+            }
+        }
+    }
+
+    /// The negotiated cipher suite's standard (IANA) name, e.g.
+    /// "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_conn_cipher_standard_name(
+        conn: *const rssl_conn,
+        buf: *mut c_char,
+        len: usize,
+        out_n: *mut usize,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let conn = try_ref!(conn);
+            match conn.tls.suite().filter(|_| conn.tls.is_established()) {
+                Some(suite) => text::copied(text::copy_str(&suite.standard_name, buf, len, out_n), "cipher"),
+                None => error::set(RSSL_NOT_AVAILABLE, "no cipher negotiated yet"),
+            }
+        }
+    }
+
+    /// Copies the peer's certificate (DER) into `buf` of `len` bytes.
+    /// `*out_n` gets its size; when `len` is too small nothing is copied
+    /// and `RSSL_BUFFER_TOO_SMALL` is returned, so `buf` NULL with `len` 0
+    /// asks for the size. `RSSL_NOT_AVAILABLE` when the peer sent none.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_conn_peer_cert(
+        conn: *const rssl_conn,
+        buf: *mut u8,
+        len: usize,
+        out_n: *mut usize,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let conn = try_ref!(conn);
+            match conn.tls.peer_certificate() {
+                Some(der) => text::copied(text::copy_bytes(&der, buf, len, out_n), "peer certificate"),
+                None => error::set(RSSL_NOT_AVAILABLE, "the peer sent no certificate"),
+            }
+        }
+    }
+
+    /// The ALPN protocol both sides agreed on, copied as with
+    /// `rssl_error_string`; `RSSL_NOT_AVAILABLE` when none was negotiated.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_conn_alpn_protocol(
+        conn: *const rssl_conn,
+        buf: *mut c_char,
+        len: usize,
+        out_n: *mut usize,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let conn = try_ref!(conn);
+            match conn.tls.alpn_protocol() {
+                Some(protocol) => {
+                    let protocol = String::from_utf8_lossy(&protocol);
+                    text::copied(text::copy_str(&protocol, buf, len, out_n), "alpn protocol")
+                }
+                None => error::set(RSSL_NOT_AVAILABLE, "no ALPN protocol negotiated"),
+            }
+        }
+    }
+
+    /// The SNI host name: on a server, the one the client asked for; on a
+    /// client, the one it sent. Copied as with `rssl_error_string`;
+    /// `RSSL_NOT_AVAILABLE` when there is none.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_conn_sni_hostname(
+        conn: *const rssl_conn,
+        buf: *mut c_char,
+        len: usize,
+        out_n: *mut usize,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let conn = try_ref!(conn);
+            match conn.tls.sni_hostname() {
+                Some(name) => text::copied(text::copy_str(&name, buf, len, out_n), "sni hostname"),
+                None => error::set(RSSL_NOT_AVAILABLE, "no SNI host name"),
+            }
+        }
+    }
+
     /// The negotiated cipher suite, described in `*suite_out`.
     /// `RSSL_NOT_AVAILABLE` before the handshake completed.
     #[no_mangle]
@@ -195,7 +304,7 @@ impl rssl_conn {
         ffi_panic_boundary! {
             let conn = try_ref!(conn);
             match conn.tls.negotiated_protocol() {
-                Some(p) => copied(
+                Some(p) => text::copied(
                     text::copy_str(&String::from_utf8_lossy(&p), buf, len, out_n),
                     "negotiated protocol",
                 ),
@@ -235,7 +344,7 @@ impl rssl_conn {
         ffi_panic_boundary! {
             let conn = try_ref!(conn);
             match conn.tls.session().filter(|_| conn.tls.is_established()) {
-                Some(der) => copied(text::copy_bytes(&der, buf, len, out_n), "session"),
+                Some(der) => text::copied(text::copy_bytes(&der, buf, len, out_n), "session"),
                 None => error::set(RSSL_NOT_AVAILABLE, "no resumable session"),
             }
         }

@@ -54,14 +54,6 @@ impl rssl_conn {
     }
 }
 
-macro_rules! try_result {
-    ($e:expr) => {
-        if let Err(result) = $e {
-            return result;
-        }
-    };
-}
-
 impl rssl_conn {
     /// Creates a memory connection with `config`: no socket, no I/O. For a
     /// client, `server_name` (may be NULL) is sent as SNI unless it is an

@@ -97,6 +97,15 @@ macro_rules! try_slice {
     };
 }
 
+/// Returns the error result of a `Result<_, rssl_result>` from the function.
+macro_rules! try_result {
+    ($e:expr) => {
+        if let Err(result) = $e {
+            return result;
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,6 @@ use super::error;
 use super::result::rssl_result::{self, *};
 use libc::c_int;
 use std::io;
-use std::mem::MaybeUninit;
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
@@ -108,41 +107,10 @@ pub(crate) fn wait(
     }
 }
 
-/// One non-blocking send; `WouldBlock` when the socket buffer is full.
-pub(crate) fn send_now(fd: RawFd, data: &[u8]) -> io::Result<usize> {
-    loop {
-        let n = unsafe {
-            libc::send(
-                fd,
-                data.as_ptr().cast(),
-                data.len(),
-                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-            )
-        };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
-}
-
-/// One non-blocking recv into (possibly uninitialized) space; `Ok(0)` at
-/// end of stream.
-pub(crate) fn recv_now(fd: RawFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
-    loop {
-        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
-}
+// One non-blocking send or recv (`WouldBlock` when the socket is full or
+// empty, `Ok(0)` at the end of the stream): the driver's, which work on
+// blocking descriptors too.
+pub(crate) use crate::driver::socket::{read as recv_now, write as send_now};
 
 /// Whether a socket error means the peer is gone rather than a local fault.
 pub(crate) fn is_disconnect(err: &io::Error) -> bool {
@@ -275,42 +243,15 @@ pub(crate) fn accept(listener: RawFd, deadline: Deadline) -> Result<OwnedFd, rss
 
 /// The local port a socket is bound to.
 pub(crate) fn local_port(fd: RawFd) -> Result<u16, rssl_result> {
-    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    if unsafe {
-        libc::getsockname(
-            fd,
-            (&mut addr as *mut libc::sockaddr_storage).cast(),
-            &mut len,
-        )
-    } != 0
-    {
-        return Err(io_error("getsockname", &io::Error::last_os_error()));
-    }
-    let port = match addr.ss_family as c_int {
-        libc::AF_INET => {
-            let a =
-                unsafe { &*(&addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
-            a.sin_port
-        }
-        libc::AF_INET6 => {
-            let a =
-                unsafe { &*(&addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
-            a.sin6_port
-        }
-        family => {
-            return Err(error::set(
-                RSSL_INVALID_STATE,
-                format!("socket family {family} has no port"),
-            ))
-        }
-    };
-    Ok(u16::from_be(port))
+    crate::driver::socket::sockname(fd)
+        .map(|addr| addr.port())
+        .map_err(|e| io_error("getsockname", &e))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::mem::MaybeUninit;
 
     #[test]
     fn deadline_rounds_up_and_expires() {

@@ -1,7 +1,7 @@
 //! Moving strings and bytes across the boundary.
 
 use super::error;
-use super::result::rssl_result;
+use super::result::rssl_result::{self, *};
 use std::ffi::{c_char, CStr};
 
 /// Borrows a NUL-terminated UTF-8 argument; NULL and invalid UTF-8 are
@@ -66,6 +66,16 @@ pub(crate) unsafe fn copy_bytes(
     }
     std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf, bytes.len());
     rssl_result::RSSL_OK
+}
+
+/// Records a failed copy into a caller's buffer (a short buffer, NULL).
+pub(crate) fn copied(result: rssl_result, what: &str) -> rssl_result {
+    match result {
+        RSSL_OK => RSSL_OK,
+        RSSL_BUFFER_TOO_SMALL => error::set(result, format!("{what}: buffer too small")),
+        RSSL_NULL_PARAMETER => error::null_parameter("buf"),
+        other => error::set(other, what.to_string()),
+    }
 }
 
 #[cfg(test)]

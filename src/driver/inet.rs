@@ -70,6 +70,7 @@ impl SockOpt {
 }
 
 fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
+    // SAFETY: `value` is a live T and the length passed is its size.
     let ret = unsafe {
         libc::setsockopt(
             fd,
@@ -89,6 +90,7 @@ fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) ->
 fn getsockopt<T: Default>(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<T> {
     let mut value = T::default();
     let mut len = std::mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: `value` is a live T and `len` holds its size; the kernel writes at most that.
     let ret = unsafe { libc::getsockopt(fd, level, name, (&mut value as *mut T).cast(), &mut len) };
     if ret < 0 {
         Err(io::Error::last_os_error())

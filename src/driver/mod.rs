@@ -2,13 +2,20 @@
 //! adopted file descriptors, with inet's socket semantics.
 
 pub mod conn;
+mod delivery;
+mod host;
 pub mod http;
 pub mod inet;
+mod input;
 pub mod options;
+mod output;
 pub mod packet;
 pub mod poller;
 pub mod socket;
+mod state;
+mod step;
 
-pub use conn::{Conn, Failure, Host, Message, Outbox, RecvOutcome, Reply, SendOutcome};
+pub use conn::{Conn, RecvOutcome, SendOutcome};
+pub use host::{Failure, Host, Message, Outbox, Reply};
 pub use options::{Active, SocketOptions};
 pub use packet::Packet;

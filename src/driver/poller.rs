@@ -91,10 +91,12 @@ impl Poller {
     }
 
     fn start(index: usize) -> std::io::Result<Arc<Poller>> {
+        // SAFETY: plain system call; the result is checked.
         let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if epoll < 0 {
             return Err(std::io::Error::last_os_error());
         }
+        // SAFETY: plain system call; the result is checked.
         let wake = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
         if wake < 0 {
             return Err(std::io::Error::last_os_error());
@@ -103,6 +105,7 @@ impl Poller {
             events: libc::EPOLLIN as u32,
             u64: WAKE_TOKEN,
         };
+        // SAFETY: `ev` is a valid epoll_event for the duration of the call; both fds are ours.
         unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, wake, &mut ev) };
         let poller = Arc::new(Poller {
             epoll,
@@ -126,6 +129,7 @@ impl Poller {
         };
         if was_empty {
             let one: u64 = 1;
+            // SAFETY: writes 8 bytes from a live u64 to our eventfd.
             unsafe { libc::write(self.wake, (&one as *const u64).cast(), 8) };
         }
     }
@@ -139,6 +143,7 @@ impl Poller {
             events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
             u64: token,
         };
+        // SAFETY: `ev` is a valid epoll_event for the call; a bad fd only makes it fail.
         unsafe { libc::epoll_ctl(self.epoll, libc::EPOLL_CTL_ADD, fd, &mut ev) };
     }
 
@@ -161,6 +166,7 @@ impl Poller {
 
     /// Stops watching `fd`; call before closing it.
     pub fn unwatch(&self, fd: RawFd) {
+        // SAFETY: EPOLL_CTL_DEL takes no event; a stale fd only makes it fail.
         unsafe { libc::epoll_ctl(self.epoll, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
     }
 
@@ -192,6 +198,7 @@ impl Poller {
             } else {
                 -1
             };
+            // SAFETY: `events` is a live buffer of `events.len()` entries that epoll_wait fills.
             let n = unsafe {
                 libc::epoll_wait(
                     self.epoll,
@@ -220,6 +227,7 @@ impl Poller {
                 // The eventfd is level-triggered: commands queued after this
                 // read and after the take below raise it again.
                 let mut drained: u64 = 0;
+                // SAFETY: reads 8 bytes into a live u64 from our eventfd.
                 unsafe { libc::read(self.wake, (&mut drained as *mut u64).cast(), 8) };
                 let commands = std::mem::take(&mut *self.commands.lock());
                 for command in commands {
@@ -250,3 +258,117 @@ impl Poller {
 
 /// How long a closed connection may take to flush its last bytes.
 pub const CLOSE_LINGER: Duration = Duration::from_secs(5);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc::{channel, Sender};
+
+    #[derive(Debug, PartialEq, Eq)]
+    enum Call {
+        Ready { readable: bool },
+        Expired,
+    }
+
+    struct Probe {
+        calls: Mutex<Sender<Call>>,
+        /// Panics on the first `ready` when set (the poller must survive).
+        panic_once: Mutex<bool>,
+    }
+
+    impl Pollable for Probe {
+        fn ready(&self, ready: Ready) -> bool {
+            if std::mem::take(&mut *self.panic_once.lock()) {
+                panic!("a connection that panics");
+            }
+            let _ = self.calls.lock().send(Call::Ready {
+                readable: ready.readable,
+            });
+            false
+        }
+
+        fn expired(&self) {
+            let _ = self.calls.lock().send(Call::Expired);
+        }
+    }
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    fn socket_pair() -> (RawFd, RawFd) {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors socketpair writes.
+        // SAFETY: `fds` has room for the two descriptors socketpair writes.
+        let r = unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM | libc::SOCK_NONBLOCK,
+                0,
+                fds.as_mut_ptr(),
+            )
+        };
+        assert_eq!(r, 0);
+        (fds[0], fds[1])
+    }
+
+    fn probe(panic_once: bool) -> (Arc<Probe>, std::sync::mpsc::Receiver<Call>) {
+        let (tx, rx) = channel();
+        let p = Arc::new(Probe {
+            calls: Mutex::new(tx),
+            panic_once: Mutex::new(panic_once),
+        });
+        (p, rx)
+    }
+
+    #[test]
+    fn readiness_kicks_and_deadlines_reach_the_connection() {
+        let poller = Poller::pick();
+        let (ours, theirs) = socket_pair();
+        let (p, calls) = probe(false);
+        let token = Poller::new_token();
+        poller.add(token, ours, p.clone());
+        // A fresh edge-triggered registration reports the socket writable.
+        assert_eq!(
+            calls.recv_timeout(WAIT),
+            Ok(Call::Ready { readable: false })
+        );
+        super::super::socket::write(theirs, b"x").unwrap();
+        assert_eq!(calls.recv_timeout(WAIT), Ok(Call::Ready { readable: true }));
+        poller.kick(token);
+        assert_eq!(calls.recv_timeout(WAIT), Ok(Call::Ready { readable: true }));
+        poller.deadline(token, Instant::now() + Duration::from_millis(5));
+        assert_eq!(calls.recv_timeout(WAIT), Ok(Call::Expired));
+        // Once removed, nothing reaches it.
+        poller.unwatch(ours);
+        poller.remove(token);
+        poller.kick(token);
+        super::super::socket::write(theirs, b"y").unwrap();
+        assert!(calls.recv_timeout(Duration::from_millis(100)).is_err());
+        super::super::socket::close(ours);
+        super::super::socket::close(theirs);
+    }
+
+    #[test]
+    fn a_panicking_connection_does_not_stop_its_poller() {
+        let poller = Poller::pick();
+        let (bad, bad_calls) = probe(true);
+        let bad_token = Poller::new_token();
+        poller.registry.lock().insert(bad_token, bad.clone());
+        poller.kick(bad_token);
+        let (good, good_calls) = probe(false);
+        let good_token = Poller::new_token();
+        poller.registry.lock().insert(good_token, good.clone());
+        poller.kick(good_token);
+        assert_eq!(
+            good_calls.recv_timeout(WAIT),
+            Ok(Call::Ready { readable: true })
+        );
+        // The one that panicked is still registered and runs again.
+        poller.kick(bad_token);
+        assert_eq!(
+            bad_calls.recv_timeout(WAIT),
+            Ok(Call::Ready { readable: true })
+        );
+        poller.remove(bad_token);
+        poller.remove(good_token);
+    }
+}

@@ -16,8 +16,11 @@ fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
 /// Duplicates `fd` (so the original may be closed by its owner) and makes
 /// the copy non-blocking and close-on-exec.
 pub fn adopt(fd: RawFd) -> io::Result<RawFd> {
+    // SAFETY: fcntl on a caller-provided fd; errors are returned, no memory is touched.
     let new = check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })?;
+    // SAFETY: as above: a flag query on the fd we just made.
     let flags = unsafe { libc::fcntl(new, libc::F_GETFL) };
+    // SAFETY: as above: a flag change on the fd we just made.
     if flags < 0 || unsafe { libc::fcntl(new, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
         let err = io::Error::last_os_error();
         close(new);
@@ -26,14 +29,19 @@ pub fn adopt(fd: RawFd) -> io::Result<RawFd> {
     Ok(new)
 }
 
+/// Closes `fd`. The caller owns it and never uses it again: every fd the
+/// driver adopts is closed exactly once, by `State::release_socket`.
 pub fn close(fd: RawFd) {
+    // SAFETY: the caller owns `fd` and gives it up here (each fd is closed once).
     unsafe { libc::close(fd) };
 }
 
-/// One read into (possibly uninitialized) space.
+/// One non-blocking read into (possibly uninitialized) space, even on a
+/// blocking socket: `WouldBlock` when it is empty, `Ok(0)` at its end.
 pub fn read(fd: RawFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
     loop {
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        // SAFETY: `buf` is writable for `buf.len()` bytes; recv(2) initializes what it reports.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
         if n >= 0 {
             return Ok(n as usize);
         }
@@ -44,8 +52,11 @@ pub fn read(fd: RawFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
     }
 }
 
+/// One non-blocking send, even on a blocking socket (no SIGPIPE):
+/// `WouldBlock` when the socket buffer is full.
 pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     loop {
+        // SAFETY: `buf` is readable for `buf.len()` bytes for the call.
         let n = unsafe {
             libc::send(
                 fd,
@@ -65,17 +76,20 @@ pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
 }
 
 pub fn shutdown(fd: RawFd, how: libc::c_int) -> io::Result<()> {
+    // SAFETY: plain system call on an fd; errors are returned.
     check(unsafe { libc::shutdown(fd, how) }).map(|_| ())
 }
 
 fn to_socket_addr(storage: &libc::sockaddr_storage) -> io::Result<SocketAddr> {
     match storage.ss_family as libc::c_int {
         libc::AF_INET => {
+            // SAFETY: the kernel filled `storage` with an AF_INET address, which fits in it.
             let a = unsafe { &*(storage as *const _ as *const libc::sockaddr_in) };
             let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
             Ok(SocketAddr::new(IpAddr::V4(ip), u16::from_be(a.sin_port)))
         }
         libc::AF_INET6 => {
+            // SAFETY: the kernel filled `storage` with an AF_INET6 address, which fits in it.
             let a = unsafe { &*(storage as *const _ as *const libc::sockaddr_in6) };
             let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
             Ok(SocketAddr::new(IpAddr::V6(ip), u16::from_be(a.sin6_port)))
@@ -88,8 +102,10 @@ type NameFn =
     unsafe extern "C" fn(libc::c_int, *mut libc::sockaddr, *mut libc::socklen_t) -> libc::c_int;
 
 fn name(fd: RawFd, call: NameFn) -> io::Result<SocketAddr> {
+    // SAFETY: sockaddr_storage is plain old data: all zeroes is a valid value.
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `storage` and `len` are live and `len` holds its size.
     check(unsafe { call(fd, &mut storage as *mut _ as *mut libc::sockaddr, &mut len) })?;
     to_socket_addr(&storage)
 }
@@ -100,23 +116,4 @@ pub fn sockname(fd: RawFd) -> io::Result<SocketAddr> {
 
 pub fn peername(fd: RawFd) -> io::Result<SocketAddr> {
     name(fd, libc::getpeername)
-}
-
-/// The POSIX name of an I/O error, as inet reports it (`econnreset`...).
-pub fn posix_name(err: &io::Error) -> &'static str {
-    match err.raw_os_error() {
-        Some(libc::ECONNRESET) => "econnreset",
-        Some(libc::EPIPE) => "epipe",
-        Some(libc::ETIMEDOUT) => "etimedout",
-        Some(libc::ENOTCONN) => "enotconn",
-        Some(libc::EBADF) => "ebadf",
-        Some(libc::EHOSTUNREACH) => "ehostunreach",
-        Some(libc::ENETUNREACH) => "enetunreach",
-        Some(libc::ECONNABORTED) => "econnaborted",
-        Some(libc::ENOBUFS) => "enobufs",
-        Some(libc::ENOMEM) => "enomem",
-        Some(libc::EMFILE) => "emfile",
-        Some(libc::EINVAL) => "einval",
-        _ => "eio",
-    }
 }

@@ -237,19 +237,8 @@ fn read_file(option: &str, path: &str) -> Result<Vec<u8>, Error> {
     std::fs::read(path).map_err(|e| Error::File {
         option: option.into(),
         path: path.into(),
-        reason: posix_name(&e).into(),
+        reason: crate::posix::error_name(&e).into(),
     })
-}
-
-fn posix_name(e: &std::io::Error) -> &'static str {
-    match e.raw_os_error() {
-        Some(libc::ENOENT) => "enoent",
-        Some(libc::EACCES) => "eacces",
-        Some(libc::EISDIR) => "eisdir",
-        Some(libc::ENOTDIR) => "enotdir",
-        Some(libc::ENAMETOOLONG) => "enametoolong",
-        _ => "eio",
-    }
 }
 
 fn bad_file(option: &str, path: &str, reason: &str) -> Error {

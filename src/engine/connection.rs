@@ -16,6 +16,7 @@ use openssl::x509::verify::X509CheckFlags;
 use std::mem::MaybeUninit;
 use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Instant;
 
 /// Runs an OpenSSL callback body; a panic becomes `on_panic` instead of
 /// unwinding into C.
@@ -62,8 +63,15 @@ struct AlertLog {
 static ALERT_LOG: Lazy<openssl::ex_data::Index<Ssl, AlertLog>> =
     Lazy::new(|| Ssl::new_ex_index().expect("SSL ex_data index"));
 
-unsafe extern "C" fn record_alert(ssl: *const openssl_sys::SSL, where_: c_int, ret: c_int) {
+/// The connection's info callback: logs fatal alerts, and tells the
+/// renegotiation limit when handshakes start and finish.
+unsafe extern "C" fn on_info(ssl: *const openssl_sys::SSL, where_: c_int, ret: c_int) {
     guard((), || {
+        // SAFETY: OpenSSL passes the live SSL this callback was set on.
+        let ssl = SslRef::from_ptr_mut(ssl as *mut openssl_sys::SSL);
+        if where_ & (ffi::SSL_CB_HANDSHAKE_START | ffi::SSL_CB_HANDSHAKE_DONE) != 0 {
+            super::renegotiation::on_info(ssl, where_);
+        }
         if where_ & ffi::SSL_CB_ALERT == 0 {
             return;
         }
@@ -72,7 +80,6 @@ unsafe extern "C" fn record_alert(ssl: *const openssl_sys::SSL, where_: c_int, r
         if level != 2 {
             return; // warnings (close_notify among them) are not failures
         }
-        let ssl = SslRef::from_ptr_mut(ssl as *mut openssl_sys::SSL);
         if let Some(log) = ssl.ex_data_mut(*ALERT_LOG) {
             if where_ & ffi::SSL_CB_READ != 0 {
                 log.received.get_or_insert(desc);
@@ -97,7 +104,7 @@ impl Connection {
         let internal = |e: openssl::error::ErrorStack| Error::Internal(e.to_string());
         let mut ssl = Ssl::new(config.context()).map_err(internal)?;
         ssl.set_ex_data(*ALERT_LOG, AlertLog::default());
-        unsafe { ffi::SSL_set_info_callback(ssl.as_ptr(), Some(record_alert)) };
+        unsafe { ffi::SSL_set_info_callback(ssl.as_ptr(), Some(on_info)) };
         let role = config.role();
         match role {
             Role::Client => {
@@ -122,7 +129,12 @@ impl Connection {
                 }
                 ssl.set_connect_state();
             }
-            Role::Server => ssl.set_accept_state(),
+            Role::Server => {
+                if config.options().client_renegotiation {
+                    super::renegotiation::prepare(&mut ssl);
+                }
+                ssl.set_accept_state()
+            }
         }
         let stream = SslStream::new(ssl, Wire::default()).map_err(internal)?;
         Ok(Connection {
@@ -166,6 +178,7 @@ impl Connection {
                 if let Some(error) = super::tls13_alert::deferred_error(self.stream.ssl()) {
                     return Err(self.fail_deferred(flight_start, error));
                 }
+                super::tls13_alert::forget_secret(self.stream.ssl());
                 self.established = true;
                 Ok(Progress::Done)
             }
@@ -237,6 +250,7 @@ impl Connection {
         if let Some(err) = &self.failure {
             return Err(err.clone());
         }
+        super::renegotiation::reopen_if_due(self.ssl_mut(), Instant::now);
         let outcome = match self.stream.ssl_read_uninit(buf) {
             Ok(n) => ReadOutcome::Data(n),
             Err(e) if e.code() == ErrorCode::WANT_READ => ReadOutcome::WouldBlock,
@@ -413,6 +427,10 @@ impl Connection {
             Some(PROTOCOL_VERSION) if self.established => Some(10),
             other => other,
         };
+        let sent = match sent {
+            None if received.is_none() && self.answer_http_request(&e) => Some(10),
+            other => other,
+        };
         let err = match (sent, received) {
             (Some(code), _) => Error::Alert {
                 alert: Alert(code),
@@ -433,6 +451,33 @@ impl Connection {
         };
         self.failure = Some(err.clone());
         err
+    }
+
+    /// A server whose first bytes are an HTTP request: OpenSSL closes
+    /// without an alert; RFC 8446 section 5 (and OTP) answer
+    /// unexpected_message, so that alert is queued here. True if it was.
+    fn answer_http_request(&mut self, e: &openssl::ssl::Error) -> bool {
+        const SSL_R_HTTPS_PROXY_REQUEST: c_int = 155;
+        const SSL_R_HTTP_REQUEST: c_int = 156;
+        let http = e
+            .ssl_error()
+            .and_then(|stack| stack.errors().first())
+            .is_some_and(|err| {
+                matches!(
+                    err.reason_code(),
+                    SSL_R_HTTP_REQUEST | SSL_R_HTTPS_PROXY_REQUEST
+                )
+            });
+        if !http || self.established || self.role != Role::Server {
+            return false;
+        }
+        // A fatal unexpected_message alert in a plaintext record.
+        let alert = [21, 3, 3, 0, 2, ffi::SSL3_AL_FATAL as u8, 10];
+        self.stream
+            .get_mut()
+            .outgoing_mut()
+            .extend_from_slice(&alert);
+        true
     }
 
     // --- What was negotiated ---
@@ -677,6 +722,19 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn tls13_client_forgets_handshake_secret_once_established() {
+        // A verifying TLS 1.3 client records its handshake traffic secret
+        // (for a deferred alert); an established connection keeps none.
+        let pki = test_pki();
+        let mut co = client_options(&pki);
+        co.versions = vec![Version::Tls13];
+        let (mut client, mut server) = pair(co, server_options(&pki), "localhost");
+        let (c, s) = handshake_pair(&mut client, &mut server);
+        assert_eq!((c, s), (Ok(Progress::Done), Ok(Progress::Done)));
+        assert!(!super::super::tls13_alert::holds_secret(client.ssl()));
+    }
+
+    #[test]
     fn handshake_and_data_both_versions() {
         let pki = test_pki();
         for version in [Version::Tls12, Version::Tls13] {
@@ -782,6 +840,21 @@ pub(crate) mod tests {
         client.write(b"after").unwrap();
         shuttle(&mut client, &mut server);
         assert_eq!(server.read(&mut buf).unwrap(), ReadOutcome::Data(5));
+    }
+
+    #[test]
+    fn http_request_gets_unexpected_message() {
+        let pki = test_pki();
+        let config = Config::build(server_options(&pki)).unwrap();
+        let mut server = Connection::new(&config, &PeerName::default()).unwrap();
+        server.receive(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        match server.handshake() {
+            Err(Error::Alert {
+                alert, local: true, ..
+            }) => assert_eq!(alert, Alert(10)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(server.output(), [21, 3, 3, 0, 2, 2, 10]);
     }
 
     #[test]

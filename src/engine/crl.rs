@@ -64,15 +64,8 @@ pub(crate) fn install(b: &mut openssl::ssl::SslContextBuilder, o: &Options) -> R
     for source in &o.crls {
         let crls = match source {
             CrlSource::File(path) => {
-                let pem = std::fs::read(path).map_err(|e| {
-                    let reason = match e.raw_os_error() {
-                        Some(libc::ENOENT) => "enoent",
-                        Some(libc::EACCES) => "eacces",
-                        Some(libc::EISDIR) => "eisdir",
-                        _ => "eio",
-                    };
-                    bad("crlfile", path, reason)
-                })?;
+                let pem = std::fs::read(path)
+                    .map_err(|e| bad("crlfile", path, crate::posix::error_name(&e)))?;
                 crls_from_pem(&pem).map_err(|why| bad("crlfile", path, why))?
             }
             CrlSource::Pem(pem) => crls_from_pem(pem).map_err(|why| bad("crls", "", why))?,

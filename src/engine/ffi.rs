@@ -11,6 +11,8 @@ pub type SrpUsernameCallback =
     unsafe extern "C" fn(ssl: *mut SSL, alert: *mut c_int, arg: *mut c_void) -> c_int;
 
 pub const SSL_CB_ALERT: c_int = 0x4000;
+pub const SSL_CB_HANDSHAKE_START: c_int = 0x10;
+pub const SSL_CB_HANDSHAKE_DONE: c_int = 0x20;
 pub const SSL_KEY_UPDATE_NOT_REQUESTED: c_int = 0;
 pub const SSL_KEY_UPDATE_REQUESTED: c_int = 1;
 pub const SSL_CB_READ: c_int = 0x04;
@@ -37,6 +39,9 @@ extern "C" {
         -> *mut openssl_sys::OPENSSL_STACK;
     pub fn SSL_set_info_callback(ssl: *mut SSL, cb: Option<InfoCallback>);
     pub fn SSL_get_verify_result(ssl: *const SSL) -> c_long;
+    pub fn SSL_set_options(ssl: *mut SSL, options: u64) -> u64;
+    pub fn SSL_clear_options(ssl: *mut SSL, options: u64) -> u64;
+    pub fn SSL_get_options(ssl: *const SSL) -> u64;
 
     // Verification.
     pub fn SSL_CTX_get_verify_callback(ctx: *const SSL_CTX) -> Option<VerifyCallback>;

@@ -15,6 +15,7 @@ pub mod npn;
 pub mod options;
 pub mod prf;
 pub mod psk;
+pub(crate) mod renegotiation;
 pub mod session;
 pub mod sni;
 pub mod suite;

@@ -71,6 +71,28 @@ pub(crate) fn defer(ssl: &SslRef, error: i32) -> bool {
     }
 }
 
+/// The handshake is done: the secret is no longer needed. Wiped and freed,
+/// so an established connection keeps no handshake key material (nor the
+/// memory for it).
+pub(crate) fn forget_secret(ssl: &SslRef) {
+    let Some(slot) = ssl.ex_data(*DEFERRED) else {
+        return;
+    };
+    if let Some(mut secret) = slot.lock().secret.take() {
+        for byte in secret.iter_mut() {
+            // SAFETY: `byte` is a valid, exclusive reference into the
+            // vector; a volatile write is not elided before the free.
+            unsafe { std::ptr::write_volatile(byte, 0) };
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn holds_secret(ssl: &SslRef) -> bool {
+    ssl.ex_data(*DEFERRED)
+        .is_some_and(|slot| slot.lock().secret.is_some())
+}
+
 /// The deferred verification error, if any.
 pub(crate) fn deferred_error(ssl: &SslRef) -> Option<i32> {
     ssl.ex_data(*DEFERRED).and_then(|slot| slot.lock().error)

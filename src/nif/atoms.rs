@@ -16,6 +16,26 @@ rustler::atoms! {
     options,
     tls_alert,
 
+    // emulated socket options and their values
+    exit_on_close,
+    send_timeout,
+    send_timeout_close,
+    delay_send,
+    show_econnreset,
+    buffer,
+    high_watermark,
+    low_watermark,
+    infinity,
+    asn1,
+    cdr,
+    sunrm,
+    fcgi,
+    tpkt,
+    http,
+    http_bin,
+    httph,
+    httph_bin,
+
     // messages
     ssl,
     ssl_closed,

@@ -10,75 +10,116 @@ use crate::driver::inet::SockOpt;
 use crate::driver::{Active, Packet, SocketOptions};
 use rustler::{Atom, Encoder, Env, NifResult, Term};
 
+/// Why a list of emulated options was not applied.
+pub enum Refused<'a> {
+    /// `{active, N}` would take the count past its limit.
+    CountTooLarge,
+    /// A pair this NIF does not know. `rssl_options` validates every
+    /// option first, so this is a bug, reported rather than dropped.
+    Unknown(Term<'a>),
+}
+
 /// Applies `{Key, Value}` pairs of emulated options (validated in Erlang).
-/// Returns whether `{ssl_passive, S}` is due, or None when `{active, N}`
-/// would take the count past its limit.
+/// Returns whether `{ssl_passive, S}` is due.
 pub fn apply_options<'a>(
-    env: Env<'a>,
     options: &mut SocketOptions,
     pairs: &[(Atom, Term<'a>)],
-) -> Option<bool> {
+) -> Result<bool, Refused<'a>> {
     let mut passive_due = false;
-    for (key, value) in pairs {
-        let name = key.to_term(env).atom_to_string().unwrap_or_default();
-        let flag = value.decode::<bool>().ok();
-        let count = value.decode::<usize>().ok();
-        match name.as_str() {
-            "active" => {
-                if let Ok(n) = value.decode::<i32>() {
-                    let (active, due) = options.active.add_count(n)?;
-                    options.active = active;
-                    passive_due |= due;
-                } else if *value == atoms::once().to_term(env) {
-                    options.active = Active::Once;
-                } else if let Some(on) = flag {
-                    options.active = if on { Active::True } else { Active::False };
-                }
+    for &(key, value) in pairs {
+        let unknown = || Refused::Unknown((key, value).encode(value.get_env()));
+        let flag = || value.decode::<bool>().map_err(|_| unknown());
+        let count = || value.decode::<usize>().map_err(|_| unknown());
+        if key == atoms::active() {
+            if let Ok(n) = value.decode::<i32>() {
+                let (active, due) = options.active.add_count(n).ok_or(Refused::CountTooLarge)?;
+                options.active = active;
+                passive_due |= due;
+            } else if value.decode::<Atom>().ok() == Some(atoms::once()) {
+                options.active = Active::Once;
+            } else {
+                options.active = if flag()? { Active::True } else { Active::False };
             }
-            "packet" => {
-                let kind = value.atom_to_string().unwrap_or_default();
-                options.packet_raw_name = kind == "raw";
-                options.packet = match value.decode::<u8>() {
-                    Ok(n @ (1 | 2 | 4)) => Packet::Length(n),
-                    Ok(_) => Packet::Raw,
-                    Err(_) => match kind.as_str() {
-                        "line" => Packet::Line,
-                        "asn1" => Packet::Asn1,
-                        "cdr" => Packet::Cdr,
-                        "sunrm" => Packet::Sunrm,
-                        "fcgi" => Packet::Fcgi,
-                        "tpkt" => Packet::Tpkt,
-                        "http" | "http_bin" | "httph" | "httph_bin" => Packet::Http {
-                            bin: kind.ends_with("_bin"),
-                            always_headers: kind.starts_with("httph"),
-                            headers: false,
-                        },
-                        _ => Packet::Raw,
-                    },
-                }
-            }
-            "packet_size" => options.packet_size = count.unwrap_or(0),
-            "mode" => options.binary = *value == atoms::binary().to_term(env),
-            "header" => options.header = count.unwrap_or(0),
-            "exit_on_close" => options.exit_on_close = flag.unwrap_or(true),
-            "send_timeout" => options.inet.send_timeout = value.decode::<u64>().ok(),
-            "send_timeout_close" => options.inet.send_timeout_close = flag.unwrap_or(false),
-            "delay_send" => options.inet.delay_send = flag.unwrap_or(false),
-            "show_econnreset" => options.inet.show_econnreset = flag.unwrap_or(false),
-            "buffer" => {
-                options.inet.buffer = count.unwrap_or(options.inet.buffer);
-                options.inet.buffer_set = true;
-            }
-            "high_watermark" => {
-                options.inet.high_watermark = count.unwrap_or(options.inet.high_watermark)
-            }
-            "low_watermark" => {
-                options.inet.low_watermark = count.unwrap_or(options.inet.low_watermark)
-            }
-            _ => {}
+        } else if key == atoms::packet() {
+            let (packet, raw_name) = packet_of(value).ok_or_else(unknown)?;
+            options.packet = packet;
+            options.packet_raw_name = raw_name;
+        } else if key == atoms::packet_size() {
+            options.packet_size = count()?;
+        } else if key == atoms::mode() {
+            options.binary = value.decode::<Atom>().ok() == Some(atoms::binary());
+        } else if key == atoms::header() {
+            options.header = count()?;
+        } else if key == atoms::exit_on_close() {
+            options.exit_on_close = flag()?;
+        } else if key == atoms::send_timeout() {
+            options.inet.send_timeout = match value.decode::<u64>() {
+                Ok(ms) => Some(ms),
+                Err(_) if value.decode::<Atom>().ok() == Some(atoms::infinity()) => None,
+                Err(_) => return Err(unknown()),
+            };
+        } else if key == atoms::send_timeout_close() {
+            options.inet.send_timeout_close = flag()?;
+        } else if key == atoms::delay_send() {
+            options.inet.delay_send = flag()?;
+        } else if key == atoms::show_econnreset() {
+            options.inet.show_econnreset = flag()?;
+        } else if key == atoms::buffer() {
+            options.inet.buffer = count()?;
+            options.inet.buffer_set = true;
+        } else if key == atoms::high_watermark() {
+            options.inet.high_watermark = count()?;
+        } else if key == atoms::low_watermark() {
+            options.inet.low_watermark = count()?;
+        } else {
+            return Err(unknown());
         }
     }
-    Some(passive_due)
+    Ok(passive_due)
+}
+
+/// A `{packet, _}` value, and whether it was named `raw` (getopts says
+/// `raw` then, and `0` for `{packet, 0}`).
+fn packet_of(value: Term) -> Option<(Packet, bool)> {
+    if let Ok(n) = value.decode::<u8>() {
+        return match n {
+            0 => Some((Packet::Raw, false)),
+            1 | 2 | 4 => Some((Packet::Length(n), false)),
+            _ => None,
+        };
+    }
+    let kind = value.decode::<Atom>().ok()?;
+    let http = |bin, always_headers| Packet::Http {
+        bin,
+        always_headers,
+        headers: false,
+    };
+    let packet = if kind == atoms::raw() {
+        return Some((Packet::Raw, true));
+    } else if kind == atoms::line() {
+        Packet::Line
+    } else if kind == atoms::asn1() {
+        Packet::Asn1
+    } else if kind == atoms::cdr() {
+        Packet::Cdr
+    } else if kind == atoms::sunrm() {
+        Packet::Sunrm
+    } else if kind == atoms::fcgi() {
+        Packet::Fcgi
+    } else if kind == atoms::tpkt() {
+        Packet::Tpkt
+    } else if kind == atoms::http() {
+        http(false, false)
+    } else if kind == atoms::http_bin() {
+        http(true, false)
+    } else if kind == atoms::httph() {
+        http(false, true)
+    } else if kind == atoms::httph_bin() {
+        http(true, true)
+    } else {
+        return None;
+    };
+    Some((packet, false))
 }
 
 #[rustler::nif]
@@ -88,14 +129,23 @@ fn setopts<'a>(
     pairs: Vec<(Atom, Term<'a>)>,
 ) -> NifResult<Term<'a>> {
     let res = conn_of(socket)?;
+    let mut unknown = None;
     let result = res.conn.set_options(
-        |options| apply_options(env, options, &pairs),
+        |options| match apply_options(options, &pairs) {
+            Ok(passive_due) => Some(passive_due),
+            Err(Refused::CountTooLarge) => None,
+            Err(Refused::Unknown(pair)) => {
+                unknown = Some(pair);
+                None
+            }
+        },
         &mut CallerOutbox { env },
     );
-    Ok(match result {
-        Ok(true) => atoms::ok().encode(env),
-        Ok(false) => atom(env, "rejected"),
-        Err(f) => error_tuple(env, &f),
+    Ok(match (result, unknown) {
+        (_, Some(pair)) => (atoms::error(), (atoms::options(), pair)).encode(env),
+        (Ok(true), None) => atoms::ok().encode(env),
+        (Ok(false), None) => atom(env, "rejected"),
+        (Err(f), None) => error_tuple(env, &f),
     })
 }
 

@@ -101,7 +101,15 @@ fn adopt<'a>(
         Err(e) => return Ok((atoms::error(), error_term(env, &e)).encode(env)),
     };
     let mut options = SocketOptions::default();
-    let _ = super::options::apply_options(env, &mut options, &socket_options);
+    match super::options::apply_options(&mut options, &socket_options) {
+        Ok(_) => {}
+        Err(super::options::Refused::Unknown(pair)) => {
+            return Ok((atoms::error(), (atoms::options(), pair)).encode(env));
+        }
+        Err(super::options::Refused::CountTooLarge) => {
+            return Ok((atoms::error(), atoms::einval()).encode(env));
+        }
+    }
     let owner = Owner {
         pid: env.pid(),
         socket: None,
@@ -110,7 +118,7 @@ fn adopt<'a>(
     let conn = match Conn::adopt(fd, tls, owner, options) {
         Ok(conn) => conn,
         Err(e) => {
-            let name = crate::driver::socket::posix_name(&e);
+            let name = crate::posix::error_name(&e);
             return Ok((atoms::error(), super::terms::atom(env, name)).encode(env));
         }
     };

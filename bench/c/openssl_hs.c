@@ -1,0 +1,200 @@
+/* OpenSSL alone, no sockets, no threads: both ends of a connection in one
+ * thread, talking through two memory BIOs. The floor rssl's figures are
+ * compared with (bench/rssl_bench.erl runs it in the same `make bench`).
+ *
+ *   openssl_hs CERT KEY 1.3|1.2 hs SECS
+ *       sequential full handshakes for SECS seconds, each pair made, run
+ *       to completion and freed; prints "RSSL_BENCH_C rate=<handshakes/s>
+ *       n=<handshakes>"
+ *   openssl_hs CERT KEY 1.3|1.2 memory N
+ *       N pairs handshaken and kept idle, each with two new, empty
+ *       memory BIOs (the used ones keep their capacity); prints
+ *       "RSSL_BENCH_C heap_kib=<malloc'd KiB per pair> rss_kib=<VmRSS
+ *       growth KiB per pair> pairs=N" (mallinfo2's in-use bytes: what
+ *       OpenSSL itself holds for an idle pair)
+ *
+ * Both ends are configured as rssl configures them by default: the CTX
+ * with SSL_MODE_RELEASE_BUFFERS, no session cache, no tickets, the client
+ * verify_none; the server's certificate and key are the files given (the
+ * bench's ECDSA P-256 pair). Exit status 0 unless a handshake failed. */
+#define _GNU_SOURCE
+#include <malloc.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct pair {
+    SSL *client, *server;
+};
+
+static void die(const char *what)
+{
+    fprintf(stderr, "openssl_hs: %s\n", what);
+    ERR_print_errors_fp(stderr);
+    exit(1);
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static SSL_CTX *make_ctx(int server, int version, const char *cert, const char *key)
+{
+    SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+    if (!ctx)
+        die("SSL_CTX_new");
+    SSL_CTX_set_min_proto_version(ctx, version);
+    SSL_CTX_set_max_proto_version(ctx, version);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    if (server) {
+        SSL_CTX_set_num_tickets(ctx, 0);
+        if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+            SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
+            die("certificate or key");
+    }
+    return ctx;
+}
+
+/* A client and a server joined by two memory BIOs, one per direction;
+ * each BIO is read by one end and written by the other. */
+static struct pair pair_new(SSL_CTX *cctx, SSL_CTX *sctx)
+{
+    struct pair p = {SSL_new(cctx), SSL_new(sctx)};
+    BIO *to_server = BIO_new(BIO_s_mem()), *to_client = BIO_new(BIO_s_mem());
+    if (!p.client || !p.server || !to_server || !to_client)
+        die("SSL_new or BIO_new");
+    BIO_up_ref(to_server);
+    BIO_up_ref(to_client);
+    SSL_set_bio(p.client, to_client, to_server);
+    SSL_set_bio(p.server, to_server, to_client);
+    SSL_set_connect_state(p.client);
+    SSL_set_accept_state(p.server);
+    return p;
+}
+
+static int step(SSL *ssl)
+{
+    int r = SSL_do_handshake(ssl);
+    if (r == 1)
+        return 1;
+    if (SSL_get_error(ssl, r) == SSL_ERROR_WANT_READ)
+        return 0;
+    die("handshake failed");
+    return -1;
+}
+
+/* Alternates the two ends until both are done, then lets each read once
+ * (any post-handshake message is processed, the memory BIOs are empty). */
+static void handshake(struct pair *p)
+{
+    int client_done = 0, server_done = 0;
+    for (int rounds = 0; !(client_done && server_done); rounds++) {
+        if (rounds > 20)
+            die("handshake does not finish");
+        client_done = step(p->client);
+        server_done = step(p->server);
+    }
+    char buf[16];
+    SSL_read(p->client, buf, sizeof buf);
+    SSL_read(p->server, buf, sizeof buf);
+    ERR_clear_error();
+}
+
+/* New, empty memory BIOs for an idle pair: the used ones keep the largest
+ * flight's capacity, which is the transport's memory, not OpenSSL's. */
+static void fresh_bios(struct pair *p)
+{
+    BIO *to_server = BIO_new(BIO_s_mem()), *to_client = BIO_new(BIO_s_mem());
+    if (!to_server || !to_client)
+        die("BIO_new");
+    BIO_up_ref(to_server);
+    BIO_up_ref(to_client);
+    SSL_set_bio(p->client, to_client, to_server);
+    SSL_set_bio(p->server, to_server, to_client);
+}
+
+static long rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            kib = atol(line + 6);
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+static void handshakes(SSL_CTX *cctx, SSL_CTX *sctx, double secs)
+{
+    /* One first, untimed: lazy initialisation (providers, tables). */
+    struct pair p = pair_new(cctx, sctx);
+    handshake(&p);
+    SSL_free(p.client);
+    SSL_free(p.server);
+    long n = 0;
+    double start = now(), end = start + secs, t;
+    while ((t = now()) < end) {
+        p = pair_new(cctx, sctx);
+        handshake(&p);
+        SSL_free(p.client);
+        SSL_free(p.server);
+        n++;
+    }
+    printf("RSSL_BENCH_C rate=%.1f n=%ld\n", n / (t - start), n);
+}
+
+static void memory(SSL_CTX *cctx, SSL_CTX *sctx, int n)
+{
+    struct pair *pairs = calloc((size_t)n + 1, sizeof *pairs);
+    if (!pairs)
+        die("calloc");
+    pairs[n] = pair_new(cctx, sctx);
+    handshake(&pairs[n]);
+    fresh_bios(&pairs[n]);
+    size_t heap0 = mallinfo2().uordblks;
+    long rss0 = rss_kib();
+    for (int i = 0; i < n; i++) {
+        pairs[i] = pair_new(cctx, sctx);
+        handshake(&pairs[i]);
+        fresh_bios(&pairs[i]);
+    }
+    size_t heap1 = mallinfo2().uordblks;
+    long rss1 = rss_kib();
+    printf("RSSL_BENCH_C heap_kib=%.2f rss_kib=%.2f pairs=%d\n",
+           (double)(heap1 - heap0) / 1024.0 / n, (double)(rss1 - rss0) / n, n);
+    for (int i = 0; i <= n; i++) {
+        SSL_free(pairs[i].client);
+        SSL_free(pairs[i].server);
+    }
+    free(pairs);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 6 || (strcmp(argv[3], "1.3") && strcmp(argv[3], "1.2")) ||
+        (strcmp(argv[4], "hs") && strcmp(argv[4], "memory"))) {
+        fprintf(stderr, "usage: openssl_hs CERT KEY 1.3|1.2 hs SECS | memory PAIRS\n");
+        return 2;
+    }
+    int version = strcmp(argv[3], "1.3") == 0 ? TLS1_3_VERSION : TLS1_2_VERSION;
+    SSL_CTX *cctx = make_ctx(0, version, argv[1], argv[2]);
+    SSL_CTX *sctx = make_ctx(1, version, argv[1], argv[2]);
+    if (strcmp(argv[4], "hs") == 0)
+        handshakes(cctx, sctx, atof(argv[5]));
+    else
+        memory(cctx, sctx, atoi(argv[5]));
+    SSL_CTX_free(cctx);
+    SSL_CTX_free(sctx);
+    return 0;
+}

@@ -1,0 +1,340 @@
+//! The connection state machine on a real socket: a driver connection at
+//! one end of a socket pair, an engine connection driven by the test
+//! thread at the other.
+
+use super::*;
+use crate::driver::host::{Message, Reply};
+use crate::driver::options::Active;
+use crate::driver::packet::Packet;
+use crate::engine::connection::tests::{client_options, pair, server_options, test_pki};
+use crate::engine::{Progress, ReadOutcome};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::time::Duration;
+
+/// What the test host saw, in order.
+#[derive(Debug, PartialEq, Eq)]
+enum Event {
+    Data(Vec<u8>),
+    Passive,
+    Closed,
+    Error(Failure),
+    Handshake(u32, Result<(), Failure>),
+    Recv(u32, Result<Vec<u8>, Failure>),
+    Send(u32, Result<(), Failure>),
+}
+
+struct TestHost;
+
+impl Host for TestHost {
+    type Owner = Sender<Event>;
+    type Waiter = (u32, Sender<Event>);
+
+    fn with_poller_outbox<R>(f: impl FnOnce(&mut dyn Outbox<Self>) -> R) -> R {
+        f(&mut Recorder)
+    }
+}
+
+struct Recorder;
+
+impl Outbox<TestHost> for Recorder {
+    fn to_owner(&mut self, owner: &Sender<Event>, _: &SocketOptions, message: Message<'_>) {
+        let event = match message {
+            Message::Data(d) => Event::Data(d.to_vec()),
+            Message::Passive => Event::Passive,
+            Message::Closed => Event::Closed,
+            Message::Error(f) => Event::Error(f.clone()),
+        };
+        let _ = owner.send(event);
+    }
+
+    fn reply(&mut self, (id, to): (u32, Sender<Event>), _: &SocketOptions, reply: Reply<'_>) {
+        let event = match reply {
+            Reply::Handshake(r) => Event::Handshake(id, r),
+            Reply::Recv(r) => Event::Recv(id, r.map(|d| d.to_vec())),
+            Reply::Send(r) => Event::Send(id, r),
+        };
+        let _ = to.send(event);
+    }
+}
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// The test thread's end: an engine client on a blocking socket.
+struct Peer {
+    fd: RawFd,
+    tls: crate::engine::Connection,
+}
+
+impl Peer {
+    fn flush(&mut self) {
+        while !self.tls.output().is_empty() {
+            let n = socket::write(self.fd, self.tls.output()).expect("peer write");
+            self.tls.consume_output(n);
+        }
+    }
+
+    /// One blocking read into the engine; false at the end of the stream.
+    fn read_some(&mut self) -> bool {
+        let fd = self.fd;
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one live pollfd for the call.
+        let ready = unsafe { libc::poll(&mut pfd, 1, WAIT.as_millis() as i32) };
+        assert_eq!(ready, 1, "the driver sent nothing");
+        let n = self
+            .tls
+            .receive_with(64 * 1024, |buf| socket::read(fd, buf))
+            .expect("peer read");
+        if n == 0 {
+            self.tls.receive_eof();
+        }
+        n > 0
+    }
+
+    fn handshake(&mut self) {
+        loop {
+            let progress = self.tls.handshake().expect("peer handshake");
+            self.flush();
+            if progress == Progress::Done {
+                return;
+            }
+            assert!(self.read_some(), "server hung up in the handshake");
+        }
+    }
+
+    fn send(&mut self, data: &[u8]) {
+        self.tls.write(data).unwrap();
+        self.flush();
+    }
+
+    /// Plaintext until `len` bytes or the end of the stream.
+    fn recv(&mut self, len: usize) -> (Vec<u8>, bool) {
+        let mut got = Vec::new();
+        while got.len() < len {
+            match self.tls.read_onto(&mut got, 16 * 1024) {
+                Ok(ReadOutcome::Data(_)) => continue,
+                Ok(ReadOutcome::Closed) | Err(_) => return (got, true),
+                Ok(ReadOutcome::WouldBlock) => {
+                    if !self.read_some() {
+                        continue;
+                    }
+                }
+            }
+        }
+        (got, false)
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        socket::close(self.fd);
+    }
+}
+
+fn socket_pair() -> (RawFd, RawFd) {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors socketpair writes.
+    let r = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) };
+    assert_eq!(r, 0);
+    (fds[0], fds[1])
+}
+
+fn options(active: Active) -> SocketOptions {
+    SocketOptions {
+        active,
+        ..SocketOptions::default()
+    }
+}
+
+/// An established driver server (owner events on the receiver) and its peer.
+fn established(active: Active) -> (Arc<Conn<TestHost>>, Receiver<Event>, Peer) {
+    let pki = test_pki();
+    let (client, server) = pair(client_options(&pki), server_options(&pki), "localhost");
+    let (ours, theirs) = socket_pair();
+    let (owner, events) = channel();
+    let conn = Conn::<TestHost>::adopt(ours, server, owner.clone(), options(active)).unwrap();
+    // The driver works on its own duplicate of the descriptor.
+    socket::close(ours);
+    let mut peer = Peer {
+        fd: theirs,
+        tls: client,
+    };
+    conn.handshake((0, owner)).unwrap();
+    peer.handshake();
+    assert_eq!(next(&events), Event::Handshake(0, Ok(())));
+    (conn, events, peer)
+}
+
+fn next(events: &Receiver<Event>) -> Event {
+    events.recv_timeout(WAIT).expect("an event")
+}
+
+/// A passive recv: the data now, or the waiter's answer.
+fn recv(
+    conn: &Conn<TestHost>,
+    len: usize,
+    id: u32,
+    to: &Sender<Event>,
+    events: &Receiver<Event>,
+) -> Result<Vec<u8>, Failure> {
+    let mut now = None;
+    let outcome = conn
+        .recv(
+            len,
+            |_, r| now = Some(r.map(|d| d.to_vec())),
+            || (id, to.clone()),
+        )
+        .unwrap();
+    match outcome {
+        RecvOutcome::Done => now.expect("delivered"),
+        RecvOutcome::Wait => match next(events) {
+            Event::Recv(i, r) if i == id => r,
+            other => panic!("expected the recv's answer, got {other:?}"),
+        },
+    }
+}
+
+#[test]
+fn passive_recv_and_send_both_ways() {
+    let (conn, events, mut peer) = established(Active::False);
+    let (to, replies) = channel();
+    peer.send(b"hello");
+    assert_eq!(recv(&conn, 5, 1, &to, &replies), Ok(b"hello".to_vec()));
+    assert!(matches!(
+        conn.send(b"back", || (2, to.clone())),
+        Ok(SendOutcome::Done)
+    ));
+    assert_eq!(peer.recv(4), (b"back".to_vec(), false));
+    assert!(
+        events.try_recv().is_err(),
+        "a passive socket sends its owner nothing"
+    );
+}
+
+#[test]
+fn active_once_delivers_one_message_then_turns_passive() {
+    let (conn, events, mut peer) = established(Active::Once);
+    peer.send(b"one");
+    assert_eq!(next(&events), Event::Data(b"one".to_vec()));
+    peer.send(b"two");
+    let (to, replies) = channel();
+    assert_eq!(recv(&conn, 3, 1, &to, &replies), Ok(b"two".to_vec()));
+    assert!(events.try_recv().is_err());
+}
+
+#[test]
+fn active_count_ends_with_passive_message() {
+    let (conn, events, mut peer) = established(Active::Count(2));
+    let _ = conn;
+    peer.send(b"a");
+    assert_eq!(next(&events), Event::Data(b"a".to_vec()));
+    peer.send(b"b");
+    assert_eq!(next(&events), Event::Data(b"b".to_vec()));
+    assert_eq!(next(&events), Event::Passive);
+}
+
+#[test]
+fn peer_close_comes_after_its_data_and_the_socket_stays_writable_until_read() {
+    let (conn, _events, mut peer) = established(Active::False);
+    let (to, replies) = channel();
+    peer.send(b"request");
+    peer.tls.close();
+    peer.flush();
+    // The driver sees the close_notify on its own; the data before it is
+    // still there, and writing still works until the application reads on.
+    assert_eq!(recv(&conn, 0, 1, &to, &replies), Ok(b"request".to_vec()));
+    assert!(matches!(
+        conn.send(b"answer", || (2, to.clone())),
+        Ok(SendOutcome::Done)
+    ));
+    assert_eq!(peer.recv(6), (b"answer".to_vec(), false));
+    assert_eq!(recv(&conn, 0, 3, &to, &replies), Err(Failure::Closed));
+    // Told: the driver answers with its close_notify and lets the socket go.
+    let (rest, ended) = peer.recv(1);
+    assert!(rest.is_empty() && ended);
+    assert_eq!(recv(&conn, 0, 4, &to, &replies), Err(Failure::Closed));
+}
+
+#[test]
+fn active_peer_close_is_told_after_the_data() {
+    let (_conn, events, mut peer) = established(Active::True);
+    peer.send(b"last words");
+    peer.tls.close();
+    peer.flush();
+    assert_eq!(next(&events), Event::Data(b"last words".to_vec()));
+    assert_eq!(next(&events), Event::Closed);
+}
+
+#[test]
+fn every_waiting_sender_is_answered() {
+    let (conn, _events, mut peer) = established(Active::False);
+    let (to, replies) = channel();
+    // The peer reads nothing yet: the backlog passes the high-water mark
+    // and every later sender waits.
+    let chunk = vec![7u8; 64 * 1024];
+    let mut waiting = Vec::new();
+    for id in 0..40u32 {
+        if let SendOutcome::Wait = conn.send(&chunk, || (id, to.clone())).unwrap() {
+            waiting.push(id);
+        }
+    }
+    assert!(
+        waiting.len() > 1,
+        "several senders must be waiting, got {waiting:?}"
+    );
+    // Reading it all drains the backlog: each waiter gets its answer.
+    let (data, ended) = peer.recv(40 * chunk.len());
+    assert!(!ended);
+    assert!(data.iter().all(|&b| b == 7));
+    let mut answered: Vec<u32> = waiting
+        .iter()
+        .map(|_| match next(&replies) {
+            Event::Send(id, Ok(())) => id,
+            other => panic!("expected a send answer, got {other:?}"),
+        })
+        .collect();
+    answered.sort_unstable();
+    assert_eq!(answered, waiting);
+}
+
+#[test]
+fn close_answers_blocked_callers_and_sends_close_notify() {
+    let (conn, events, mut peer) = established(Active::False);
+    let (to, replies) = channel();
+    let outcome = conn.recv(0, |_, _| panic!("nothing to read"), || (9, to.clone()));
+    assert!(matches!(outcome, Ok(RecvOutcome::Wait)));
+    let mut outbox = Recorder;
+    conn.close(&mut outbox);
+    assert_eq!(next(&replies), Event::Recv(9, Err(Failure::Closed)));
+    let (rest, ended) = peer.recv(1);
+    assert!(rest.is_empty() && ended, "the peer sees close_notify");
+    assert!(
+        events.try_recv().is_err(),
+        "a closed socket tells its owner nothing"
+    );
+    assert_eq!(conn.options(), Err(Failure::Closed));
+}
+
+#[test]
+fn packet_framing_on_passive_recv() {
+    let (conn, _events, mut peer) = established(Active::False);
+    let (to, replies) = channel();
+    let mut options = conn.options().unwrap();
+    options.packet = Packet::Length(4);
+    let mut outbox = Recorder;
+    conn.set_options(
+        |o| {
+            *o = options;
+            Some(false)
+        },
+        &mut outbox,
+    )
+    .unwrap();
+    peer.send(&[0, 0, 0, 3, b'a', b'b', b'c', 0, 0, 0, 1]);
+    assert_eq!(recv(&conn, 0, 1, &to, &replies), Ok(b"abc".to_vec()));
+    peer.send(b"z");
+    assert_eq!(recv(&conn, 0, 2, &to, &replies), Ok(b"z".to_vec()));
+}

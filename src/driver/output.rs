@@ -1,0 +1,72 @@
+//! The sending side: writing ciphertext to the socket, and holding senders
+//! back while too much of it waits.
+
+use super::host::{Failure, Host, Outbox, Reply};
+use super::socket;
+use super::state::{Outgoing, State};
+use std::io;
+
+/// Unsent ciphertext above which `send` makes its caller wait...
+pub(super) const SEND_HIGH: usize = 512 * 1024;
+/// ...until it is below this.
+const SEND_LOW: usize = 128 * 1024;
+
+impl<H: Host> State<H> {
+    /// Sends buffered ciphertext; on a socket error, input ends too.
+    pub fn flush(&mut self) -> Result<(), Failure> {
+        while self.fd >= 0 && !self.tls.output().is_empty() {
+            match socket::write(self.fd, self.tls.output()) {
+                Ok(n) => {
+                    self.stats.sent(n);
+                    self.tls.consume_output(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    let failure =
+                        if matches!(e.raw_os_error(), Some(libc::EPIPE) | Some(libc::ECONNRESET)) {
+                            Failure::Closed
+                        } else {
+                            Failure::Posix(crate::posix::error_name(&e))
+                        };
+                    let out = self.tls.output().len();
+                    self.tls.consume_output(out);
+                    // The peer is gone: what it sent before still gets read.
+                    self.outgoing = Outgoing::Failed;
+                    self.end_of_stream();
+                    return Err(failure);
+                }
+            }
+        }
+        if self.outgoing == Outgoing::Shut && self.fd >= 0 && self.tls.output().is_empty() {
+            let _ = socket::shutdown(self.fd, libc::SHUT_WR);
+        }
+        Ok(())
+    }
+
+    /// The backlog is over the high-water mark: the sender waits.
+    pub fn send_must_wait(&self) -> bool {
+        self.tls.output().len() > SEND_HIGH
+    }
+
+    /// Answers the waiting senders once the backlog is below the low-water
+    /// mark (their data is all queued already, in order), or with `closed`
+    /// once it can never drain.
+    pub fn answer_senders(&mut self, outbox: &mut dyn Outbox<H>) {
+        let result = if self.tls.output().len() <= SEND_LOW {
+            Ok(())
+        } else if self.outgoing == Outgoing::Failed || self.fd < 0 {
+            Err(Failure::Closed)
+        } else {
+            return;
+        };
+        self.reply_senders(outbox, result);
+    }
+
+    /// Answers every waiting sender with `result`.
+    pub fn reply_senders(&mut self, outbox: &mut dyn Outbox<H>, result: Result<(), Failure>) {
+        let options = self.options;
+        for waiter in self.waiters.sends.drain(..) {
+            outbox.reply(waiter, &options, Reply::Send(result.clone()));
+        }
+    }
+}

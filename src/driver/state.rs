@@ -1,0 +1,150 @@
+//! One connection's state: where it is in its life, and how far each side
+//! (reading, the peer's plaintext, writing) has gone.
+
+use super::host::{Failure, Host};
+use super::inet::Stats;
+use super::options::SocketOptions;
+use crate::engine::Connection;
+use std::collections::VecDeque;
+use std::os::fd::RawFd;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    /// Adopted, handshake not started (server sockets after accept).
+    Idle,
+    Handshaking,
+    Established,
+    /// The user closed; the last bytes are being flushed.
+    Closing,
+    Closed,
+}
+
+/// Reading ciphertext from the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Reading {
+    Open,
+    /// Too much plaintext waits undelivered: the socket is left unread.
+    Paused,
+    /// No more ciphertext will come: end of stream or a socket error.
+    Ended,
+}
+
+/// The peer's plaintext stream, as the application sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Incoming {
+    Open,
+    /// The user shut down reading: what arrives is dropped.
+    Dropped,
+    /// No more plaintext will come: the peer closed (`failure` is None) or
+    /// the connection failed. `told` once the application has been given
+    /// the end (a recv got it, or the owner its `ssl_closed`/`ssl_error`);
+    /// reads after that say `closed`.
+    Ended {
+        failure: Option<Failure>,
+        told: bool,
+    },
+}
+
+/// Our side's writing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outgoing {
+    Open,
+    /// The user shut down writing: close_notify queued, FIN after the flush.
+    Shut,
+    /// Writing to the socket failed: the peer is gone.
+    Failed,
+}
+
+/// Callers blocked on the connection.
+pub(super) struct Waiters<W> {
+    pub handshake: Option<W>,
+    pub recv: Option<(W, usize)>,
+    /// Senders waiting for the backlog to drain, oldest first (any number
+    /// of processes may send on one socket).
+    pub sends: VecDeque<W>,
+    /// A caller of `renegotiate`, answered when the new handshake is done.
+    pub renegotiate: Option<W>,
+}
+
+pub(super) struct State<H: Host> {
+    pub fd: RawFd,
+    pub tls: Connection,
+    pub phase: Phase,
+    pub reading: Reading,
+    pub incoming: Incoming,
+    pub outgoing: Outgoing,
+    pub owner: H::Owner,
+    pub options: SocketOptions,
+    /// Decrypted plaintext not yet handed out is `plain[plain_pos..]`;
+    /// decrypts go into its spare capacity.
+    pub plain: Vec<u8>,
+    pub plain_pos: usize,
+    pub waiters: Waiters<H::Waiter>,
+    pub stats: Stats,
+}
+
+impl<H: Host> State<H> {
+    pub fn new(fd: RawFd, tls: Connection, owner: H::Owner, options: SocketOptions) -> Self {
+        State {
+            fd,
+            tls,
+            phase: Phase::Idle,
+            reading: Reading::Open,
+            incoming: Incoming::Open,
+            outgoing: Outgoing::Open,
+            owner,
+            options,
+            plain: Vec::new(),
+            plain_pos: 0,
+            waiters: Waiters {
+                handshake: None,
+                recv: None,
+                sends: VecDeque::new(),
+                renegotiate: None,
+            },
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn closed_by_user(&self) -> bool {
+        matches!(self.phase, Phase::Closing | Phase::Closed)
+    }
+
+    pub fn input_ended(&self) -> bool {
+        matches!(self.incoming, Incoming::Ended { .. })
+    }
+
+    /// The application has been given the end of the peer's stream.
+    pub fn end_told(&self) -> bool {
+        matches!(self.incoming, Incoming::Ended { told: true, .. })
+    }
+
+    /// Why input ended, if it failed.
+    pub fn failure(&self) -> Option<&Failure> {
+        match &self.incoming {
+            Incoming::Ended { failure, .. } => failure.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Input ends (if it has not already) with `failure`, or cleanly.
+    pub fn end_input(&mut self, failure: Option<Failure>) {
+        if !self.input_ended() {
+            self.incoming = Incoming::Ended {
+                failure,
+                told: false,
+            };
+        }
+    }
+
+    /// Input ends with `failure`, or, if it ended cleanly, the failure is
+    /// what the application is told (the first failure stands).
+    pub fn record_failure(&mut self, failure: Failure) {
+        match &mut self.incoming {
+            Incoming::Ended { failure: slot, .. } => {
+                slot.get_or_insert(failure);
+            }
+            _ => self.end_input(Some(failure)),
+        }
+    }
+}

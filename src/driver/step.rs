@@ -1,0 +1,168 @@
+//! What a poller thread does for a connection when its socket is ready or
+//! it is kicked: the handshake, reading and delivering, answering blocked
+//! callers, and letting the socket go at the end.
+
+use super::conn::Conn;
+use super::host::{Failure, Host, Outbox, Reply};
+use super::poller::{Pollable, Ready};
+use super::state::{Incoming, Outgoing, Phase, Reading, State};
+use crate::engine::{Error, Progress};
+
+/// Ciphertext read per wake-up before giving other connections a turn.
+const READ_BUDGET: usize = 512 * 1024;
+
+impl<H: Host> State<H> {
+    /// One round of work. Returns true to be run again soon.
+    fn step(&mut self, conn: &Conn<H>, outbox: &mut dyn Outbox<H>, ready: Ready) -> bool {
+        let mut again = false;
+        match self.phase {
+            Phase::Idle | Phase::Closed => return false,
+            Phase::Closing => {
+                let _ = self.flush();
+                if self.tls.output().is_empty() || self.fd < 0 {
+                    self.finish_closing(conn);
+                }
+                return false;
+            }
+            Phase::Handshaking => {
+                again = self.pump_input(READ_BUDGET, ready.ending);
+                let tls = &mut self.tls;
+                match H::during_handshake(self.waiters.handshake.as_ref(), || tls.handshake()) {
+                    Ok(Progress::Pending) => {
+                        let _ = self.flush();
+                        if self.reading == Reading::Ended {
+                            self.fail_handshake(conn, outbox, Failure::Closed);
+                        }
+                        return again;
+                    }
+                    Ok(Progress::Done) => {
+                        self.phase = Phase::Established;
+                        if let Some(w) = self.waiters.handshake.take() {
+                            outbox.reply(w, &self.options, Reply::Handshake(Ok(())));
+                        }
+                        self.decrypt();
+                    }
+                    Err(e) => {
+                        let failure = match e {
+                            Error::Closed => Failure::Closed,
+                            e => Failure::Tls(e),
+                        };
+                        self.fail_handshake(conn, outbox, failure);
+                        return false;
+                    }
+                }
+            }
+            Phase::Established => {}
+        }
+        let _ = self.flush();
+        again |= self.pump_input(READ_BUDGET, ready.ending);
+        // Reading may have produced output (key updates, renegotiation).
+        if let Err(failure) = self.flush() {
+            self.record_failure(failure);
+        }
+        self.answer_senders(outbox);
+        self.answer_renegotiation(outbox);
+        self.deliver(outbox);
+        if self.reading == Reading::Paused && !self.undelivered_too_much() {
+            // Active delivery drained the backlog: read on, soon.
+            self.reading = Reading::Open;
+            again = true;
+        }
+        if self.peer_done() {
+            // The peer is gone and the application knows: answer with
+            // close_notify and let the socket go.
+            if self.failure().is_none() && self.outgoing == Outgoing::Open {
+                self.tls.close();
+                let _ = self.flush();
+            }
+            self.reply_senders(outbox, Err(Failure::Closed));
+            self.release_socket(conn);
+        }
+        if !again && self.plain_pos == self.plain.len() {
+            // Nothing buffered: an idle connection keeps no buffers.
+            self.plain = Vec::new();
+            self.plain_pos = 0;
+            self.tls.release_buffers();
+        }
+        again
+    }
+
+    /// The socket can go: input has ended and the application has read up
+    /// to the end (or it failed), nothing waits to be sent, and the socket
+    /// is not kept writable (`{exit_on_close, false}` keeps it, as TLS 1.3
+    /// lets a side write on after the peer's close_notify).
+    fn peer_done(&self) -> bool {
+        let Incoming::Ended { failure, told } = &self.incoming else {
+            return false;
+        };
+        let keep_writable = !self.options.exit_on_close && self.outgoing != Outgoing::Failed;
+        (*told || failure.is_some())
+            && self.fd >= 0
+            && self.tls.output().is_empty()
+            && !keep_writable
+    }
+
+    fn answer_renegotiation(&mut self, outbox: &mut dyn Outbox<H>) {
+        if self.waiters.renegotiate.is_none() {
+            return;
+        }
+        let result = match &self.incoming {
+            Incoming::Ended {
+                failure: Some(failure),
+                ..
+            } => Err(failure.clone()),
+            Incoming::Ended { .. } => Err(Failure::Closed),
+            _ if !self.tls.renegotiation_pending() => Ok(()),
+            _ => return,
+        };
+        if let Some(w) = self.waiters.renegotiate.take() {
+            outbox.reply(w, &self.options, Reply::Send(result));
+        }
+    }
+
+    fn fail_handshake(&mut self, conn: &Conn<H>, outbox: &mut dyn Outbox<H>, failure: Failure) {
+        // The alert (if any) goes out before the socket is released.
+        let _ = self.flush();
+        self.incoming = Incoming::Ended {
+            failure: Some(failure.clone()),
+            told: true,
+        };
+        if let Some(w) = self.waiters.handshake.take() {
+            outbox.reply(w, &self.options, Reply::Handshake(Err(failure)));
+        }
+        self.phase = Phase::Closed;
+        self.release_socket(conn);
+    }
+
+    pub fn release_socket(&mut self, conn: &Conn<H>) {
+        if self.fd >= 0 {
+            conn.poller.unwatch(self.fd);
+            super::socket::close(self.fd);
+            self.fd = -1;
+        }
+    }
+
+    /// The user's close is complete: the socket goes, and so does the
+    /// poller's reference.
+    pub fn finish_closing(&mut self, conn: &Conn<H>) {
+        self.release_socket(conn);
+        self.phase = Phase::Closed;
+        conn.poller.remove(conn.token);
+    }
+}
+
+impl<H: Host> Pollable for Conn<H> {
+    fn ready(&self, ready: Ready) -> bool {
+        H::with_poller_outbox(|outbox| {
+            let mut s = self.state.lock();
+            s.step(self, outbox, ready)
+        })
+    }
+
+    fn expired(&self) {
+        let mut s = self.state.lock();
+        if s.phase == Phase::Closing {
+            s.finish_closing(self);
+        }
+    }
+}
