@@ -93,8 +93,9 @@ send_blocks(Config, Role) ->
 
 %% With {send_timeout, T}: the send that cannot go on returns
 %% {error, timeout}; while the peer still does not read, so does every
-%% retry (no retry is taken on top of the full buffers), and memory stays
-%% bounded.
+%% retry (400 of them). The memory the retries take is only logged: OTP
+%% 25's ssl keeps the data of every timed-out send too (400 retries of
+%% 64 KiB: Erlang memory +23 MB), so the bound is not something ssl does.
 send_timeout_then_timeouts(Config) ->
     {S, Peer} = ?L:pair(?M, client, ?config(pki, Config), [{send_timeout, 300}]),
     Before = ?S:memory(),
@@ -103,13 +104,20 @@ send_timeout_then_timeouts(Config) ->
     {{error, timeout}, N} = send_chunks(S, Chunk, ?TOTAL_CHUNKS, Sent),
     ct:log("timed out after ~b chunks of ~b bytes", [N, ?CHUNK]),
     ?assert(N * ?CHUNK =< ?BOUND),
-    Retries = [?M:send(S, Chunk) || _ <- lists:seq(1, 10)],
+    %% Shorter waits for the retries, to keep the case short.
+    ok = ?M:setopts(S, [{send_timeout, 20}]),
+    TimedOut = ?S:memory(),
+    Retries = [?M:send(S, Chunk) || _ <- lists:seq(1, 400)],
     After = ?S:memory(),
-    ?S:log_memory("after the retries", Before, After),
-    ?assertEqual(lists:duplicate(10, {error, timeout}), Retries),
-    #{rss := Growth} = ?S:growth(Before, After),
-    ?assert(Growth =< ?BOUND),
+    ?S:log_memory("until the first timeout", Before, TimedOut),
+    ?S:log_memory("during the retries", TimedOut, After),
+    ct:log("retries answered: ~p", [count(Retries)]),
+    ?assertEqual([{{error, timeout}, 400}], count(Retries)),
     ?L:finish(?M, {S, Peer}, ok).
+
+count(Answers) ->
+    lists:sort(maps:to_list(lists:foldl(fun(A, M) -> maps:update_with(A, fun(C) -> C + 1 end, 1, M) end,
+                                        #{}, Answers))).
 
 %% With {send_timeout_close, true} the timed-out socket is closed: further
 %% sends say {error, enotconn} (as gen_tcp and ssl do) and the peer sees
