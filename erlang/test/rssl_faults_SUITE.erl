@@ -188,6 +188,8 @@ churn(Config) ->
             false -> ?CHURN_CONNS;
             V -> list_to_integer(V)
         end,
+    %% About 170 connections a second here; make soak runs 100,000.
+    ct:timetrap({seconds, 120 + N div 25}),
     %% A fifth as many first, so that what is made once and kept (caches,
     %% poller buffers, the allocators' arenas filling up: about 30 MiB of
     %% resident set, the same after 5,000 or 20,000 connections) is in the
