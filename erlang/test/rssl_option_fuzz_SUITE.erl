@@ -7,17 +7,19 @@
 %% listen/2 and connect/4 get random option lists: known option names with
 %% values that are sometimes valid and often any term (deep, improper,
 %% huge, binaries, atoms, funs of the wrong arity), unknown options and
-%% junk. Every call must return {ok, _} or {error, _}: no exception, no
-%% crash of the VM, and a listener started before keeps serving
-%% handshakes. A socket that did open is closed at once; at the end no
+%% junk. Every call must return {ok, _} or {error, _} within 10 s: no
+%% exception, no hang, no crash of the VM, and a listener started before
+%% keeps serving handshakes. A socket that did open is closed at once; at the end no
 %% descriptor or port is left (end_per_testcase).
 %%
 %% With ?M = ssl (rebar3 as otp_ssl ct) the answers are only logged:
 %% OTP 25's ssl raises function_clause from its option checks for many of
 %% these lists (ssl:validate_versions/2, handle_supported_groups_option/2),
 %% throws {option_not_a_key_value_tuple, X} out of connect and returns it
-%% bare from listen; there the cases check only that the VM and the
-%% listener survive (and leave backlog out: see keys/1).
+%% bare from listen, leaves ports open for some, and has hung in listen/2
+%% for one (not identified; each call here gets 10 s); there the cases
+%% check only that the VM and the listener survive (and leave backlog
+%% out: see keys/1).
 %%
 %% Left out: {fd, N} (it takes over descriptor N of this VM, stdin
 %% included), netns (it names a namespace file) and cb_info (it names the
@@ -51,8 +53,13 @@ end_per_suite(_Config) ->
 init_per_testcase(_TC, Config) ->
     [{resources, rssl_test_lib:snapshot()} | Config].
 
+%% With ssl under test the descriptor check is left out: OTP 25's ssl
+%% leaves a port open for some of these option lists (see keys/1).
 end_per_testcase(_TC, Config) ->
-    rssl_test_lib:end_per_testcase(Config).
+    case lenient() of
+        true -> ok;
+        false -> rssl_test_lib:end_per_testcase(Config)
+    end.
 
 ensure_proper() ->
     case code:ensure_loaded(proper) of
@@ -117,16 +124,16 @@ check(Prop) ->
     end.
 
 listen_ok(Opts) ->
-    answer_ok(fun() -> ?M:listen(0, Opts) end).
+    answer_ok(fun() -> ?M:listen(0, Opts) end, Opts).
 
 connect_ok(Port, Opts) ->
-    answer_ok(fun() -> ?M:connect({127, 0, 0, 1}, Port, Opts, 2000) end).
+    answer_ok(fun() -> ?M:connect({127, 0, 0, 1}, Port, Opts, 2000) end, Opts).
 
 %% The call returns {ok, Socket} (closed at once; {ok, Socket, Ext} with
 %% {handshake, hello}) or {error, _}; anything
 %% else, an exception included, is logged and fails the property.
-answer_ok(Call) ->
-    case catch_call(Call) of
+answer_ok(Call, Opts) ->
+    case within(Call, Opts) of
         {ok, S} ->
             _ = ?M:close(S),
             true;
@@ -151,10 +158,28 @@ answer_ok(Call) ->
 lenient() ->
     ?M =:= ssl.
 
-catch_call(Call) ->
-    try Call()
-    catch Class:Reason:Stack -> {raised, Class, Reason, hd(Stack)}
+%% Call() in a process of its own, which owns what it opens until this
+%% process closes it; {hung, Opts} if it does not return within ?T.
+within(Call, Opts) ->
+    Self = self(),
+    Pid = spawn(fun() ->
+                        Answer = try Call()
+                                 catch Class:Reason:Stack -> {raised, Class, Reason, hd(Stack)}
+                                 end,
+                        give(Answer, Self),
+                        Self ! {self(), answer, Answer}
+                end),
+    receive
+        {Pid, answer, Answer} -> Answer
+    after ?T ->
+        exit(Pid, kill),
+        {hung, Opts}
     end.
+
+%% Sockets change hands before their opener exits (which would close them).
+give({ok, S}, To) -> _ = ?M:controlling_process(S, To);
+give({ok, S, _}, To) -> _ = ?M:controlling_process(S, To);
+give(_, _) -> ok.
 
 %%% A listener that must keep serving ---------------------------------------------
 
