@@ -89,9 +89,9 @@ int test_main(int argc, char **argv, const struct test_case *tests, size_t count
 
 const char *cert_path(const char *name)
 {
-    static char paths[8][4096];
+    static char paths[32][4096];
     static int next;
-    char *path = paths[next++ % 8];
+    char *path = paths[next++ % 32];
     snprintf(path, sizeof paths[0], "%s/%s", CERT_DIR, name);
     return path;
 }
@@ -128,12 +128,17 @@ long long now_ms(void)
 
 void child_start(struct child *c, const char *const *args)
 {
+    child_start_program(c, OPENSSL_EXE, args);
+}
+
+void child_start_program(struct child *c, const char *program, const char *const *args)
+{
     int in[2], out[2];
     CHECK(pipe2(in, O_CLOEXEC) == 0);
     CHECK(pipe2(out, O_CLOEXEC) == 0);
     const char *argv[64];
     size_t n = 0;
-    argv[n++] = OPENSSL_EXE;
+    argv[n++] = program;
     for (; args[n - 1] != NULL; n++) {
         CHECK(n < 63);
         argv[n] = args[n - 1];
@@ -145,7 +150,7 @@ void child_start(struct child *c, const char *const *args)
         dup2(in[0], 0);
         dup2(out[1], 1);
         dup2(out[1], 2);
-        execv(OPENSSL_EXE, (char *const *)argv);
+        execv(program, (char *const *)argv);
         _exit(127);
     }
     close(in[0]);
@@ -259,6 +264,12 @@ int child_finish(struct child *c, int timeout_ms)
     return result;
 }
 
+void child_kill(struct child *c)
+{
+    kill(c->pid, SIGKILL);
+    child_finish(c, TEST_TIMEOUT_MS);
+}
+
 unsigned short start_s_server(struct child *c, const char *const *extra_args)
 {
     const char *args[48] = {"s_server", "-accept", "127.0.0.1:0", "-naccept", "1",
@@ -281,6 +292,76 @@ unsigned short start_s_server(struct child *c, const char *const *extra_args)
     CHECK(sscanf(at, "ACCEPT 127.0.0.1:%u", &port) == 1);
     CHECK(port > 0 && port < 65536);
     return (unsigned short)port;
+}
+
+void start_s_client(struct child *c, unsigned short port, const char *const *extra)
+{
+    char target[32];
+    snprintf(target, sizeof target, "127.0.0.1:%u", port);
+    const char *args[48] = {"s_client", "-connect", target};
+    size_t n = 3;
+    for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
+        CHECK(n < 47);
+        args[n++] = extra[i];
+    }
+    args[n] = NULL;
+    child_start(c, args);
+}
+
+/* The inodes of the sockets process `pid` has open; returns how many. */
+static size_t socket_inodes(pid_t pid, unsigned long *inodes, size_t cap)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    DIR *dir = opendir(path);
+    if (dir == NULL)
+        return 0;
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL && n < cap) {
+        char link[320], target[64];
+        snprintf(link, sizeof link, "%s/%s", path, e->d_name);
+        ssize_t len = readlink(link, target, sizeof target - 1);
+        if (len <= 0)
+            continue;
+        target[len] = '\0';
+        if (sscanf(target, "socket:[%lu]", &inodes[n]) == 1)
+            n++;
+    }
+    closedir(dir);
+    return n;
+}
+
+unsigned short child_listen_port(struct child *c, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    do {
+        unsigned long inodes[16];
+        size_t count = socket_inodes(c->pid, inodes, 16);
+        FILE *tcp = count > 0 ? fopen("/proc/net/tcp", "r") : NULL;
+        char line[512];
+        while (tcp != NULL && fgets(line, sizeof line, tcp) != NULL) {
+            unsigned port = 0, state = 0;
+            unsigned long inode = 0;
+            /* sl local rem st tx:rx tr:when retrnsmt uid timeout inode */
+            if (sscanf(line, " %*u: %*x:%x %*x:%*x %x %*x:%*x %*x:%*x %*x %*u %*u %lu", &port,
+                       &state, &inode) != 3 ||
+                state != 0x0A /* LISTEN */)
+                continue;
+            for (size_t i = 0; i < count; i++) {
+                if (inodes[i] == inode) {
+                    fclose(tcp);
+                    return (unsigned short)port;
+                }
+            }
+        }
+        if (tcp != NULL)
+            fclose(tcp);
+        /* Not listening yet: keep its output drained meanwhile. */
+        if (!child_read_some(c, 20))
+            usleep(20000);
+    } while (now_ms() < deadline);
+    return 0;
 }
 
 const rssl_config *client_config(const char *cafile, const char *certfile, const char *keyfile,
@@ -482,4 +563,117 @@ rssl_result ping_server(const rssl_config *config, unsigned short port, const ui
     CHECK(memcmp(buf, "ping", 4) == 0);
     *conn_out = conn;
     return RSSL_OK;
+}
+
+/* --- Connections with a given configuration, and openssl peers --- */
+
+/* One connection to a server built from `sb`, by a client built from `cb`:
+ * the client's result, and what the server saw in *seen. */
+rssl_result one_connection(rssl_config_builder *sb, rssl_config_builder *cb,
+                                  struct served *seen)
+{
+    const rssl_config *sconfig = build(sb);
+    const rssl_config *cconfig = build(cb);
+    struct tls_server server;
+    tls_server_start(&server, sconfig, 1);
+    rssl_conn *conn = NULL;
+    rssl_result r = ping_server(cconfig, server.port, NULL, 0, &conn);
+    /* Keep the client's last error across the server's join. */
+    int alert = last_alert(NULL);
+    if (r == RSSL_OK)
+        CHECK_OK(rssl_close(conn));
+    tls_server_join(&server);
+    *seen = server.seen[0];
+    rssl_config_free(sconfig);
+    rssl_config_free(cconfig);
+    (void)alert;
+    return r;
+}
+
+void expect_last_alert(const char *name, bool want_local, const char *text)
+{
+    uint8_t alert = 0;
+    bool local = !want_local;
+    CHECK_OK(rssl_last_alert(&alert, &local));
+    if (strcmp(rssl_alert_name(alert), name) != 0) {
+        fprintf(stderr, "alert %u (%s), last error: %s\n", alert, rssl_alert_name(alert),
+                last_error());
+        CHECK(strcmp(rssl_alert_name(alert), name) == 0);
+    }
+    CHECK(local == want_local);
+    if (text != NULL && strstr(last_error(), text) == NULL) {
+        fprintf(stderr, "last error: %s\n", last_error());
+        CHECK(strstr(last_error(), text) != NULL);
+    }
+}
+
+void expect_alert(rssl_result r, const char *name, bool local)
+{
+    CHECK_RESULT(r, RSSL_TLS_ALERT);
+    expect_last_alert(name, local, NULL);
+}
+
+/* Output of the last openssl peer (s_client_connection, s_server_connection). */
+char peer_log[65536];
+
+/* Whether the last peer's output has `text`; prints the output when not. */
+bool peer_said(const char *text)
+{
+    if (strstr(peer_log, text) != NULL)
+        return true;
+    fprintf(stderr, "the peer said no \"%s\" in:\n%s\n", text, peer_log);
+    return false;
+}
+
+/* `openssl s_client -brief` with `extra` options, once, against an rssl
+ * server built from `sb`: whether s_client finished its handshake; what the
+ * server saw in *seen, s_client's output in peer_log. */
+bool s_client_connection(rssl_config_builder *sb, const char *const *extra,
+                                struct served *seen)
+{
+    const rssl_config *sconfig = build(sb);
+    struct tls_server server;
+    tls_server_start(&server, sconfig, 1);
+    const char *args[32] = {"-brief"};
+    size_t n = 1;
+    for (size_t i = 0; extra[i] != NULL; i++) {
+        CHECK(n < 31);
+        args[n++] = extra[i];
+    }
+    args[n] = NULL;
+    struct child client;
+    start_s_client(&client, server.port, args);
+    bool established = child_wait_for(&client, "CONNECTION ESTABLISHED", TEST_TIMEOUT_MS);
+    /* The end of its input closes the connection; then it exits. */
+    child_close_input(&client);
+    child_read_all(&client, TEST_TIMEOUT_MS);
+    snprintf(peer_log, sizeof peer_log, "%s", client.log);
+    CHECK(child_finish(&client, TEST_TIMEOUT_MS) >= 0);
+    tls_server_join(&server);
+    *seen = server.seen[0];
+    rssl_config_free(sconfig);
+    return established;
+}
+
+/* An rssl client built from `cb`, once, against `openssl s_server` with
+ * `extra` options: the client's result (its last error kept for the
+ * caller), s_server's output in peer_log. */
+rssl_result s_server_connection(rssl_config_builder *cb, const char *const *extra)
+{
+    struct child server;
+    unsigned short port = start_s_server(&server, extra);
+    const rssl_config *config = build(cb);
+    rssl_conn *conn = NULL;
+    rssl_result r = rssl_connect(config, "localhost", port, TEST_TIMEOUT_MS, &conn);
+    if (r == RSSL_OK) {
+        /* s_server prints what was negotiated once its handshake is done. */
+        CHECK(child_wait_for(&server, "CIPHER is", TEST_TIMEOUT_MS));
+        CHECK_OK(rssl_close(conn));
+    }
+    /* One connection (-naccept 1): s_server ends with it. */
+    child_read_all(&server, TEST_TIMEOUT_MS);
+    snprintf(peer_log, sizeof peer_log, "%s", server.log);
+    CHECK(child_finish(&server, TEST_TIMEOUT_MS) >= 0);
+    rssl_config_free(config);
+    return r;
 }

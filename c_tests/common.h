@@ -64,6 +64,12 @@ struct child {
 
 /* Starts OPENSSL_EXE with `args` (NULL-terminated, without argv[0]). */
 void child_start(struct child *c, const char *const *args);
+/* Starts another program (a path) the same way. */
+void child_start_program(struct child *c, const char *program, const char *const *args);
+/* The IPv4 TCP port the child listens on, found through /proc, for
+ * servers that cannot report a port they let the system choose; 0 if it
+ * does not listen within `timeout_ms`. */
+unsigned short child_listen_port(struct child *c, int timeout_ms);
 /* Reads output until `needle` appears; false after `timeout_ms` or EOF. */
 bool child_wait_for(struct child *c, const char *needle, int timeout_ms);
 /* Reads output until the child closes it (or the timeout passes). */
@@ -76,9 +82,16 @@ void child_close_input(struct child *c);
  * its exit status, or -1 when it had to be killed. Frees the log. */
 int child_finish(struct child *c, int timeout_ms);
 
+/* Kills a child that never ends by itself (a server) and frees the log. */
+void child_kill(struct child *c);
+
 /* Starts `openssl s_server` with the test server certificate, one
  * connection only, on 127.0.0.1 and a free port; returns the port. */
 unsigned short start_s_server(struct child *c, const char *const *extra_args);
+
+/* Starts `openssl s_client` to 127.0.0.1:`port` with `extra` options
+ * (NULL-terminated; may be NULL). */
+void start_s_client(struct child *c, unsigned short port, const char *const *extra);
 
 /* Builders for the usual configurations. */
 const rssl_config *client_config(const char *cafile, const char *certfile, const char *keyfile,
@@ -135,5 +148,31 @@ rssl_result ping_server(const rssl_config *config, unsigned short port,
 
 /* The alert of the last failure (-1 if none) and whether we sent it. */
 int last_alert(bool *local);
+
+/* One connection to a server built from `sb`, by a client built from `cb`
+ * (both builders consumed): the client's result, and what the server saw
+ * in *seen. */
+rssl_result one_connection(rssl_config_builder *sb, rssl_config_builder *cb,
+                           struct served *seen);
+/* Expects the last failure to be a TLS alert named `name`, sent by us
+ * (`want_local`) or received, with `text` (if not NULL) in the last error. */
+void expect_last_alert(const char *name, bool want_local, const char *text);
+/* Expects `r` to be RSSL_TLS_ALERT for an alert named `name`, sent by us
+ * (`local`) or received. */
+void expect_alert(rssl_result r, const char *name, bool local);
+
+/* Output of the last openssl peer (s_client_connection, s_server_connection). */
+extern char peer_log[65536];
+/* Whether the last peer's output has `text`; prints the output when not. */
+bool peer_said(const char *text);
+/* `openssl s_client -brief` with `extra` options (NULL-terminated), once,
+ * against an rssl server built from `sb`: whether s_client finished its
+ * handshake; what the server saw in *seen, s_client's output in peer_log. */
+bool s_client_connection(rssl_config_builder *sb, const char *const *extra,
+                         struct served *seen);
+/* An rssl client built from `cb`, once, against `openssl s_server` with
+ * `extra` options: the client's result (its last error kept for the
+ * caller), s_server's output in peer_log. */
+rssl_result s_server_connection(rssl_config_builder *cb, const char *const *extra);
 
 #endif

@@ -20,15 +20,22 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start() { # program count
-  "$ex/$1" 0 "$certs/server.pem" "$certs/server.key" "$2" > "$tmp/server.out" 2>&1 &
-  server=$!
-  for _ in $(seq 100); do
-    port=$(sed -n 's/^listening on //p' "$tmp/server.out")
-    [ -n "$port" ] && return 0
+# Polls until `grep -q PATTERN FILE` matches, for at most 60 seconds.
+wait_for() { # pattern file
+  deadline=$(($(date +%s) + 60))
+  until grep -q "$1" "$2"; do
+    [ "$(date +%s)" -lt "$deadline" ] || return 1
     sleep 0.05
   done
-  echo "server did not start"; cat "$tmp/server.out"; exit 1
+}
+
+start() { # program count
+  : > "$tmp/server.out"   # there before the background server opens it
+  "$ex/$1" 0 "$certs/server.pem" "$certs/server.key" "$2" > "$tmp/server.out" 2>&1 &
+  server=$!
+  wait_for '^listening on ' "$tmp/server.out" ||
+    { echo "server did not start"; cat "$tmp/server.out"; exit 1; }
+  port=$(sed -n 's/^listening on //p' "$tmp/server.out")
 }
 
 ask() { # message (checks the echo)
@@ -58,11 +65,20 @@ event)
   done
   for p in $pids; do wait "$p" || { cat "$tmp"/c*; exit 1; }; done
   # openssl s_client, TLS 1.2 and 1.3, through the same loop.
+  # s_client closes at the end of its input, so its input (a FIFO) stays
+  # open until the echo has come back.
+  mkfifo "$tmp/s_client.in"
+  # An s_client that died makes writing to it fail rather than kill us.
+  trap '' PIPE
   for v in -tls1_2 -tls1_3; do
-    # s_client closes at the end of its input: give the echo time to come.
-    (printf 'line from s_client\n'; sleep 1) | "$openssl" s_client -connect "127.0.0.1:$port" \
-      $v -CAfile "$certs/ca.pem" -verify_return_error -brief > "$tmp/s_client" 2>&1 || true
-    grep -q "line from s_client" "$tmp/s_client" || { cat "$tmp/s_client"; exit 1; }
+    "$openssl" s_client -connect "127.0.0.1:$port" $v -CAfile "$certs/ca.pem" \
+      -verify_return_error -brief < "$tmp/s_client.in" > "$tmp/s_client" 2>&1 &
+    client=$!
+    exec 3> "$tmp/s_client.in"
+    printf 'line %s from s_client\n' "$v" >&3
+    wait_for "^line $v from s_client" "$tmp/s_client" || { cat "$tmp/s_client"; exit 1; }
+    exec 3>&-
+    wait "$client" || { echo "s_client $v failed"; cat "$tmp/s_client"; exit 1; }
   done
   ;;
 esac

@@ -206,21 +206,49 @@ static void verify_failure(void)
     rssl_config_free(sconfig);
 }
 
+/* Feeds `in` to a fresh server: the handshake fails with a TLS alert, and
+ * the output is exactly the record of the fatal alert `alert` it sent. */
+static void garbage_case(const rssl_config *sconfig, const uint8_t *in, size_t n, uint8_t alert,
+                         const char *error_text)
+{
+    rssl_conn *server = NULL;
+    CHECK_OK(rssl_conn_new(sconfig, NULL, &server));
+    CHECK_OK(rssl_conn_feed(server, in, n));
+    CHECK_RESULT(rssl_conn_handshake_step(server), RSSL_TLS_ALERT);
+    bool local = false;
+    CHECK(last_alert(&local) == alert && local);
+    if (strstr(last_error(), error_text) == NULL) {
+        fprintf(stderr, "error text: %s\nwanted: %s\n", last_error(), error_text);
+        CHECK(false);
+    }
+    const uint8_t *out = NULL;
+    size_t len = 0;
+    CHECK_OK(rssl_conn_output(server, &out, &len));
+    /* An alert record (21), TLS 1.2 framing, 2 bytes: fatal (2), alert. */
+    const uint8_t record[] = {21, 3, 3, 0, 2, 2, alert};
+    CHECK(len == sizeof record && memcmp(out, record, len) == 0);
+    /* Failures stick. */
+    CHECK_RESULT(rssl_conn_handshake_step(server), RSSL_TLS_ALERT);
+    rssl_conn_free(server);
+}
+
 static void peer_garbage(void)
 {
     const rssl_config *sconfig = build(server_builder("server.pem", "server.key"));
     rssl_conn *server = NULL;
-    CHECK_OK(rssl_conn_new(sconfig, NULL, &server));
-    const char *junk = "GET / HTTP/1.1\r\nHost: example.org\r\n\r\n";
-    CHECK_OK(rssl_conn_feed(server, (const uint8_t *)junk, strlen(junk)));
-    rssl_result r = rssl_conn_handshake_step(server);
-    CHECK(r == RSSL_TLS_ALERT || r == RSSL_TLS_ERROR);
-    /* Whatever the server has to say is an alert record (type 21). */
-    const uint8_t *out = NULL;
-    size_t len = 0;
-    CHECK_OK(rssl_conn_output(server, &out, &len));
-    CHECK(len == 0 || out[0] == 21);
-    rssl_conn_free(server);
+    /* A plain HTTP request: unexpected_message, as OTP's ssl answers it
+     * (OpenSSL alone would close without an alert). */
+    const char *http = "GET / HTTP/1.1\r\nHost: example.org\r\n\r\n";
+    garbage_case(sconfig, (const uint8_t *)http, strlen(http), 10, "http request");
+    /* A ServerHello sent to a server. */
+    const uint8_t server_hello[] = {22, 3, 3, 0, 8, 2, 0, 0, 4, 3, 3, 0, 0};
+    garbage_case(sconfig, server_hello, sizeof server_hello, 10, "unexpected message");
+    /* Application data before any handshake. */
+    const uint8_t app_data[] = {23, 3, 3, 0, 2, 1, 2};
+    garbage_case(sconfig, app_data, sizeof app_data, 10, "unexpected message");
+    /* A ClientHello whose length says 4 bytes and holds just a version. */
+    const uint8_t short_hello[] = {22, 3, 1, 0, 8, 1, 0, 0, 4, 3, 3, 0, 0};
+    garbage_case(sconfig, short_hello, sizeof short_hello, 50, "length mismatch");
 
     /* A stream that ends in the middle of the handshake. */
     CHECK_OK(rssl_conn_new(sconfig, NULL, &server));

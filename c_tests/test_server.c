@@ -15,7 +15,7 @@ static unsigned short listen_any_port(rssl_listener **listener)
 }
 
 /* Starts s_client against our port, trusting the test CA. */
-static void start_s_client(struct child *c, unsigned short port, const char *const *extra)
+static void start_verifying_s_client(struct child *c, unsigned short port, const char *const *extra)
 {
     char target[32];
     snprintf(target, sizeof target, "127.0.0.1:%u", port);
@@ -38,7 +38,7 @@ static void exchange(const char *version_flag, uint16_t version)
 
     struct child client;
     const char *extra[] = {version_flag, "-alpn", "h2,http/1.1", NULL};
-    start_s_client(&client, port, extra);
+    start_verifying_s_client(&client, port, extra);
 
     rssl_conn *conn = NULL;
     CHECK_OK(rssl_accept(listener, config, TEST_TIMEOUT_MS, &conn));
@@ -96,7 +96,7 @@ static void client_cert(void)
     struct child client;
     const char *extra[] = {"-cert", cert_path("client.pem"), "-key", cert_path("client.key"),
                            NULL};
-    start_s_client(&client, port, extra);
+    start_verifying_s_client(&client, port, extra);
 
     rssl_conn *conn = NULL;
     CHECK_OK(rssl_accept(listener, config, TEST_TIMEOUT_MS, &conn));
@@ -126,7 +126,7 @@ static void no_client_cert(void)
 
     struct child client;
     const char *extra[] = {"-tls1_3", NULL};
-    start_s_client(&client, port, extra);
+    start_verifying_s_client(&client, port, extra);
 
     rssl_conn *conn = NULL;
     CHECK_RESULT(rssl_accept(listener, config, TEST_TIMEOUT_MS, &conn), RSSL_TLS_ALERT);
@@ -143,7 +143,7 @@ static void no_client_cert(void)
     /* The listener still accepts. */
     const char *again[] = {"-cert", cert_path("client.pem"), "-key", cert_path("client.key"),
                            NULL};
-    start_s_client(&client, port, again);
+    start_verifying_s_client(&client, port, again);
     CHECK_OK(rssl_accept(listener, config, TEST_TIMEOUT_MS, &conn));
     rssl_conn_free(conn);
     child_finish(&client, TEST_TIMEOUT_MS);

@@ -25,18 +25,13 @@
          groups/0, groups/1, eccs/0, eccs/1,
          versions/0, clear_pem_cache/0, format_error/1]).
 
--record(sslsocket, {handle, listen}).
-%% A connection:    #sslsocket{handle = NifResource, listen = undefined}
-%% A listen socket: #sslsocket{handle = undefined, listen = #listen{}}
--record(listen, {tcp, config, emulated, tls, transport}).
-%% `transport' is `{Module, Tags}' from cb_info ({gen_tcp, _} by default).
-%% `emulated' is a NIF cell holding the emulated options accepted sockets
-%% start with; setopts/2 on the listen socket changes it.
+-import(rssl_handshake, [deadline/1, remaining/1]).
+
+-include("rssl_socket.hrl").
 
 -type sslsocket() :: #sslsocket{}.
 -export_type([sslsocket/0]).
 
--define(IS_CONN(S), (is_record(S, sslsocket) andalso S#sslsocket.handle =/= undefined)).
 -define(IS_TIMEOUT(T), (T =:= infinity orelse (is_integer(T) andalso T >= 0))).
 %% Sends bigger than this are encrypted on a dirty scheduler.
 -define(DIRTY_SEND, 262144).
@@ -62,7 +57,7 @@ listen(Port, Options) ->
     with_parts(server, Options,
       fun(#{tcp := Tcp, emulated := Emulated, tls := Tls,
             transport := {Module, _} = Transport}) ->
-          case config(server, Tls) of
+          case rssl_handshake:config(server, Tls) of
               {ok, Config} ->
                   case transport_call(fun() -> Module:listen(Port, tcp_options(Tcp)) end, Tcp) of
                       {ok, LSock} ->
@@ -93,7 +88,7 @@ transport_accept(_, _) ->
 handshake(Socket) -> handshake(Socket, infinity).
 
 handshake(Socket, Timeout) when ?IS_CONN(Socket), ?IS_TIMEOUT(Timeout) ->
-    run_handshake(Socket, deadline(Timeout));
+    rssl_handshake:run(Socket, deadline(Timeout));
 handshake(Socket, Options) when is_list(Options) ->
     handshake(Socket, Options, infinity);
 handshake(_Socket, _Timeout) ->
@@ -105,18 +100,18 @@ handshake(Socket, Options, Timeout) when ?IS_CONN(Socket), is_list(Options),
                                          ?IS_TIMEOUT(Timeout) ->
     case Options of
         [] ->
-            run_handshake(Socket, deadline(Timeout));
+            rssl_handshake:run(Socket, deadline(Timeout));
         _ ->
             case rssl_nif:pending_options(Socket) of
                 Tls0 when is_map(Tls0) ->
                     with_parts(server, Options,
                       fun(#{tls := Tls, emulated := Emulated}) ->
                           Merged = maps:merge(Tls0, Tls),
-                          case config(server, Merged) of
+                          case rssl_handshake:config(server, Merged) of
                               {ok, Config} ->
                                   ok = rssl_nif:set_config(Socket, Config, #{}),
                                   ok = rssl_nif:setopts(Socket, Emulated),
-                                  run_handshake(Socket, deadline(Timeout));
+                                  rssl_handshake:run(Socket, deadline(Timeout));
                               Error ->
                                   rssl_nif:close(Socket),
                                   Error
@@ -130,11 +125,11 @@ handshake(TSock, Options, Timeout) when not ?IS_CONN(TSock), is_list(Options),
                                        ?IS_TIMEOUT(Timeout) ->
     with_parts(server, Options,
       fun(#{emulated := Emulated, tls := Tls, transport := Transport}) ->
-          case config(server, Tls) of
+          case rssl_handshake:config(server, Tls) of
               {ok, Config} ->
                   {Emulated1, Initial} = upgrade_prepare(Transport, TSock, Emulated),
                   case adopt(Transport, TSock, Config, #{}, Emulated1, undefined, Initial) of
-                      {ok, Socket} -> run_handshake(Socket, deadline(Timeout));
+                      {ok, Socket} -> rssl_handshake:run(Socket, deadline(Timeout));
                       Error -> Error
                   end;
               Error -> Error
@@ -201,11 +196,11 @@ connect(_Host, _Port, _Options, Timeout) ->
     {error, {options, {timeout, Timeout}}}.
 
 client_handshake({Module, _} = Transport, TSock, Host, SNI, Tls, Emulated, Initial, Deadline) ->
-    case config(client, Tls) of
+    case rssl_handshake:config(client, Tls) of
         {ok, Config} ->
             Peer = session_peer(rssl_options:peer(Host, SNI, Tls), Transport, TSock, Host),
             case adopt(Transport, TSock, Config, Peer, Emulated, undefined, Initial) of
-                {ok, Socket} -> run_handshake(Socket, Deadline);
+                {ok, Socket} -> rssl_handshake:run(Socket, Deadline);
                 Error -> Error
             end;
         Error ->
@@ -307,212 +302,17 @@ controlling_process(_, _) ->
 
 %%% Options ---------------------------------------------------------------
 
-setopts(Socket, Options) when ?IS_CONN(Socket), is_list(Options) ->
-    %% As OTP's ssl: the emulated options are checked and set first (one bad
-    %% value is reported alone), then the rest goes to inet as one list.
-    {Emulated, Inet} = lists:partition(fun is_emulated_option/1,
-                                       [normalize(O) || O <- Options]),
-    %% The options before a bad one still take effect, as in OTP's ssl.
-    {Good, Bad} = lists:splitwith(fun valid_emulated/1, Emulated),
-    case set_emulated(Socket, Good) of
-        ok when Bad =:= [] -> set_inet(Socket, Inet);
-        ok -> bad_emulated(Socket, hd(Bad));
-        Error -> Error
-    end;
-setopts(#sslsocket{listen = #listen{tcp = LSock, emulated = Cell}}, Options)
-  when is_list(Options) ->
-    {Emulated, Inet} = lists:partition(fun is_emulated_option/1,
-                                       [normalize(O) || O <- Options]),
-    try [rssl_options:emulated(O) || O <- Emulated] of
-        Checked ->
-            Old = rssl_nif:cell_get(Cell),
-            rssl_nif:cell_set(Cell, rssl_options:override(Old, Checked)),
-            %% inet keeps the rest on the listen port; accepted sockets
-            %% inherit it.
-            case Inet =:= [] orelse inet:setopts(LSock, Inet) of
-                true -> ok;
-                ok -> ok;
-                {error, Reason} -> {error, {options, {socket_options, Inet, Reason}}}
-            end
-    catch
-        throw:{options, Bad} -> {error, {options, {socket_options, Bad}}}
-    end;
-setopts(Socket, Options) when ?IS_CONN(Socket); is_record(Socket, sslsocket) ->
-    {error, {options, {not_a_proplist, Options}}};
-setopts(_, _) ->
-    {error, einval}.
-
-is_emulated_option({Key, _}) -> rssl_options:is_emulated(Key);
-is_emulated_option(_) -> false.
-
-valid_emulated(Opt) ->
-    try rssl_options:emulated(Opt) of
-        _ -> true
-    catch
-        throw:{options, _} -> false
-    end.
-
-%% An {active, N} outside -32768..32767 is refused after an
-%% {ssl_passive, S} notice, as in OTP's ssl; the mode stays as it was.
-bad_emulated(Socket, {active, N} = Opt) when is_integer(N) ->
-    _ = rssl_nif:notify_passive(Socket),
-    {error, {options, {socket_options, Opt}}};
-bad_emulated(_Socket, Opt) ->
-    {error, {options, {socket_options, Opt}}}.
-
-set_emulated(_Socket, []) ->
-    ok;
-set_emulated(Socket, Options) ->
-    case rssl_nif:setopts(Socket, Options) of
-        rejected ->
-            %% {active, N} past the counter's limit.
-            {error, {options, {socket_options, lists:keyfind(active, 1, lists:reverse(Options))}}};
-        Other ->
-            Other
-    end.
-
-%% inet options: those inet keeps in user space go to the NIF, kernel ones
-%% to the socket (or to a custom transport's socket). As OTP's ssl, a
-%% failure names the whole list, reversed.
-set_inet(_Socket, []) ->
-    ok;
-set_inet(Socket, Inet) ->
-    Fail = {error, {options, {socket_options, lists:reverse(Inet), einval}}},
-    try [check_inet(O) || O <- Inet] of
-        Checked ->
-            {UserSpace, Kernel} = lists:partition(
-                                    fun(O) -> rssl_options:classify(O) =:= emulated end, Checked),
-            case set_kernel(Socket, Kernel) of
-                ok ->
-                    case set_emulated(Socket, UserSpace) of
-                        ok -> ok;
-                        {error, closed} = Closed -> Closed;
-                        _ -> Fail
-                    end;
-                {error, closed} = Closed -> Closed;
-                _ -> Fail
-            end
-    catch
-        throw:{options, _} -> Fail
-    end.
-
-check_inet({_, _} = Opt) ->
-    case rssl_options:classify(Opt) of
-        emulated -> rssl_options:inet_emulated(Opt);
-        sockopt -> Opt;
-        bad -> throw({options, Opt})
-    end;
-check_inet(Opt) ->
-    throw({options, Opt}).
-
-set_kernel(_Socket, []) ->
-    ok;
-set_kernel(Socket, Kernel) ->
-    case custom_transport(Socket) of
-        {ok, {Module, TSock}} ->
-            case transport_setopts(Module, TSock, Kernel) of
-                ok -> ok;
-                {error, _} = Error -> Error
-            end;
-        none ->
-            case rssl_nif:set_sockopts(Socket, Kernel) of
-                {error, {options, _}} -> {error, einval};
-                Other -> Other
-            end;
-        Error ->
-            Error
-    end.
-
-transport_setopts(gen_tcp, Sock, Opts) -> inet:setopts(Sock, Opts);
-transport_setopts(Module, Sock, Opts) -> Module:setopts(Sock, Opts).
-
-transport_getopts(gen_tcp, Sock, Names) -> inet:getopts(Sock, Names);
-transport_getopts(Module, Sock, Names) -> Module:getopts(Sock, Names).
-
-%% @doc As OTP's ssl: values in the reverse of the asked order; a name that
-%% is no option is `{error, {options, {socket_options, Name, einval}}}'.
-getopts(Socket, Names) when ?IS_CONN(Socket), is_list(Names) ->
-    case [N || N <- Names, option_kind(N) =:= bad] of
-        [Bad | _] ->
-            {error, {options, {socket_options, Bad, einval}}};
-        [] ->
-            case rssl_nif:getopts(Socket) of
-                {error, _} = Error ->
-                    Error;
-                Emulated ->
-                    Kernel = [N || N <- Names, option_kind(N) =:= sockopt],
-                    case get_kernel(Socket, Kernel) of
-                        {ok, Values} -> {ok, pick_options(Names, Emulated ++ Values)};
-                        Error -> Error
-                    end
-            end
-    end;
-getopts(#sslsocket{listen = #listen{tcp = LSock, emulated = Cell}}, Names) when is_list(Names) ->
-    Emulated = rssl_options:override([{packet_size, 0} | rssl_options:emulated_defaults()],
-                                     rssl_nif:cell_get(Cell)),
-    Inet = [N || N <- Names, not rssl_options:is_emulated(N)],
-    case Inet =:= [] orelse inet:getopts(LSock, Inet) of
-        true -> {ok, pick_options(Names, Emulated)};
-        {ok, InetValues} -> {ok, pick_options(Names, Emulated ++ InetValues)};
-        Error -> {error, {options, {socket_options, Inet, {badmatch, Error}}}}
-    end;
-getopts(Socket, Names) when is_record(Socket, sslsocket) ->
-    {error, {options, {socket_options, Names}}};
-getopts(_, _) ->
-    {error, einval}.
-
-option_kind(Name) when is_atom(Name) -> rssl_options:classify({Name, x});
-option_kind(_) -> bad.
-
-get_kernel(_Socket, []) ->
-    {ok, []};
-get_kernel(Socket, Kernel) ->
-    case custom_transport(Socket) of
-        {ok, {Module, TSock}} -> transport_getopts(Module, TSock, Kernel);
-        none -> rssl_nif:get_sockopts(Socket, Kernel);
-        Error -> Error
-    end.
-
-%% Options the socket does not have (e.g. tclass on IPv4) are left out, as
-%% inet does; the order is the reverse of the names', as OTP's ssl has it.
-pick_options(Names, Current) ->
-    lists:reverse([Opt || N <- Names, {_, _} = Opt <- [lists:keyfind(N, 1, Current)]]).
-
-%% @doc Byte and call counts of the socket (ciphertext, as the TCP socket
-%% under OTP's ssl would report them). `{error, einval}' once closed.
-getstat(Socket) when ?IS_CONN(Socket) ->
-    case rssl_nif:getstat(Socket) of
-        {error, closed} -> {error, einval};
-        Other -> Other
-    end;
-getstat(#sslsocket{listen = #listen{tcp = LSock}}) ->
-    inet:getstat(LSock);
-getstat(_) ->
-    {error, einval}.
-
-getstat(Socket, Names) when is_list(Names) ->
-    case getstat(Socket) of
-        {ok, All} ->
-            case [N || N <- Names, not lists:keymember(N, 1, All)] of
-                [] -> {ok, [lists:keyfind(N, 1, All) || N <- Names]};
-                _ -> {error, einval}
-            end;
-        Error ->
-            Error
-    end;
-getstat(_, _) ->
-    {error, einval}.
-
-normalize(binary) -> {mode, binary};
-normalize(list) -> {mode, list};
-normalize(Opt) -> Opt.
+setopts(Socket, Options) -> rssl_sockopts:setopts(Socket, Options).
+getopts(Socket, Names) -> rssl_sockopts:getopts(Socket, Names).
+getstat(Socket) -> rssl_sockopts:getstat(Socket).
+getstat(Socket, Names) -> rssl_sockopts:getstat(Socket, Names).
 
 %%% Information -------------------------------------------------------------
 
 sockname(#sslsocket{listen = #listen{tcp = LSock, transport = Transport}}) ->
     transport_call(Transport, sockname, LSock);
 sockname(Socket) when ?IS_CONN(Socket) ->
-    case custom_transport(Socket) of
+    case rssl_pump:transport_of(Socket) of
         {ok, {Module, TSock}} -> transport_call({Module, tags}, sockname, TSock);
         none -> closed_is_einval(rssl_nif:sockname(Socket));
         Error -> Error
@@ -520,7 +320,7 @@ sockname(Socket) when ?IS_CONN(Socket) ->
 sockname(_) -> {error, einval}.
 
 peername(Socket) when ?IS_CONN(Socket) ->
-    case custom_transport(Socket) of
+    case rssl_pump:transport_of(Socket) of
         {ok, {Module, TSock}} -> transport_call({Module, tags}, peername, TSock);
         none -> closed_is_einval(rssl_nif:peername(Socket));
         Error -> Error
@@ -620,21 +420,12 @@ str_to_suite(Name) -> ssl:str_to_suite(Name).
 tls_version(Version) -> ssl:tls_version(Version).
 
 %% @doc The key exchange groups `supported_groups' accepts, and (`default')
-%% those offered when it is not given: OpenSSL's default list.
-groups() ->
-    [x25519, x448, secp256r1, secp384r1, secp521r1,
-     ffdhe2048, ffdhe3072, ffdhe4096, ffdhe6144, ffdhe8192].
-
-groups(default) ->
-    [x25519, secp256r1, x448, secp521r1, secp384r1,
-     ffdhe2048, ffdhe3072, ffdhe4096, ffdhe6144, ffdhe8192].
-
-%% @doc The named curves used for ECDHE up to TLS 1.2 (the `eccs' option
-%% itself is not supported: OpenSSL offers its default groups).
-eccs() -> [secp521r1, secp384r1, secp256r1].
-
-eccs(Version) when Version =:= 'tlsv1.2'; Version =:= 'tlsv1.1'; Version =:= tlsv1 ->
-    eccs().
+%% those offered when it is not given; the named curves of ECDHE up to TLS
+%% 1.2 (the `eccs' option itself is not supported).
+groups() -> rssl_ciphers:groups(all).
+groups(default) -> rssl_ciphers:groups(default).
+eccs() -> rssl_ciphers:eccs().
+eccs(Version) when Version =:= 'tlsv1.2'; Version =:= 'tlsv1.1'; Version =:= tlsv1 -> eccs().
 
 versions() ->
     Vsn = case application:get_key(rssl, vsn) of
@@ -712,14 +503,6 @@ normalize_packet(O) -> O.
 closed_is_einval({error, closed}) -> {error, einval};
 closed_is_einval(Other) -> Other.
 
-%% `{ok, {Module, TransportSocket}}' for a connection over a custom
-%% transport, `none' for the gen_tcp fast path.
-custom_transport(Socket) ->
-    case rssl_nif:transport(Socket) of
-        undefined -> none;
-        Pump -> rssl_pump:info(Pump)
-    end.
-
 %% inet-style calls on a transport socket: inet for gen_tcp (as OTP's ssl
 %% does), else the callback module's own function.
 transport_call({gen_tcp, _}, Function, Sock) -> inet:Function(Sock);
@@ -727,33 +510,6 @@ transport_call({Module, _}, Function, Sock) ->
     case erlang:function_exported(Module, Function, 1) of
         true -> Module:Function(Sock);
         false -> inet:Function(Sock)
-    end.
-
-%% The NIF configuration for validated TLS options. Each `sni_hosts' entry
-%% becomes a configuration of its own: the listener's options with the
-%% host's merged over them.
-config(server, Tls = #{sni_fun := Fun}) when is_function(Fun) ->
-    %% The fun runs in the handshaking process (see run_handshake/2), with
-    %% the listener's options to merge its answer over.
-    Base = maps:remove(sni_fun, Tls),
-    config(server, Base#{sni_fun => {Fun, Base}});
-config(Role, Tls = #{sni_hosts := Hosts}) ->
-    Base = maps:remove(sni_hosts, Tls),
-    try
-        Configs = [case rssl_nif:config_new(rssl_options:tls_map(Role, maps:merge(Base, HostTls))) of
-                       {ok, C} -> {unicode:characters_to_binary(Host), C};
-                       {error, _} = Error -> throw(Error)
-                   end || {Host, HostTls} <- Hosts],
-        rssl_nif:config_new(rssl_options:tls_map(Role, Base#{sni_hosts => Configs}))
-    catch
-        throw:{error, _} = Error -> Error
-    end;
-config(Role, Tls) ->
-    Map = rssl_options:tls_map(Role, Tls),
-    %% Files are read (on a dirty scheduler) only the first time.
-    case rssl_nif:config_cached(Map) of
-        {ok, _} = Cached -> Cached;
-        miss -> rssl_nif:config_new(Map)
     end.
 
 %% The send is queued but the backlog is high: wait until it drains, at most
@@ -824,93 +580,6 @@ adopt_fd(Tcp, Config, Peer, Emulated, Pending, Pump, Initial) ->
     gen_tcp:close(Tcp),
     Result.
 
-run_handshake(Socket, Deadline) ->
-    Tag = erlang:unique_integer(),
-    case rssl_nif:handshake(Socket, Tag) of
-        ok -> await_handshake(Socket, Tag, Deadline, #{});
-        Error ->
-            rssl_nif:close(Socket),
-            Error
-    end.
-
-%% Waits for the handshake, running the funs it calls back (sni_fun,
-%% verify_fun...). `CbState' is what the funs keep for the handshake (the
-%% verify fun's user state).
-await_handshake(Socket, Tag, Deadline, CbState) ->
-    receive
-        {rssl_reply, Tag, ok} ->
-            {ok, Socket};
-        {rssl_reply, Tag, {error, _} = Error} ->
-            rssl_nif:close(Socket),
-            Error;
-        {rssl_callback, Tag, Call, Request} ->
-            {Answer, CbState1} = callback(Request, CbState),
-            rssl_nif:callback_reply(Call, Answer),
-            await_handshake(Socket, Tag, Deadline, CbState1)
-    after remaining(Deadline) ->
-        rssl_nif:close(Socket),
-        receive {rssl_reply, Tag, _} -> ok after 0 -> ok end,
-        {error, timeout}
-    end.
-
-%% verify_fun: OpenSSL's checks become OTP's events (rssl_verify), with
-%% the fun's state kept for the handshake.
-callback({verify, Check, Context}, CbState) ->
-    {Answer, State} = rssl_verify:verify(Check, Context, maps:get(verify, CbState, undefined)),
-    {Answer, CbState#{verify => State}};
-callback(Request, CbState) ->
-    {callback(Request), CbState}.
-
-%% partial_chain: {trusted, Index} | unknown_ca.
-callback({partial_chain, Chain, Fun}) ->
-    rssl_verify:partial_chain(Chain, Fun);
-%% user_lookup_fun: {psk, Key} | {srp, Bits, Salt, DerivedKey} | error. As
-%% OTP's ssl, the identity, hint or user name is a binary (hint: undefined
-%% when the server sent none).
-callback({user_lookup, {psk, Identity}, {Fun, UserState}}) ->
-    case catch Fun(psk, Identity, UserState) of
-        {ok, Key} when is_binary(Key) -> {psk, Key};
-        _ -> error
-    end;
-callback({user_lookup, {srp, User}, {Fun, UserState}}) ->
-    case catch Fun(srp, User, UserState) of
-        {ok, {Params, Salt, DerivedKey}} when is_binary(Salt), is_binary(DerivedKey) ->
-            case srp_bits(Params) of
-                undefined -> error;
-                Bits -> {srp, Bits, Salt, DerivedKey}
-            end;
-        _ -> error
-    end;
-%% reuse_session(SessionId, PeerCert, Compression, CipherSuite): only
-%% `true' resumes.
-callback({reuse_session, {Id, PeerCert, Suite}, Fun}) ->
-    (catch Fun(Id, PeerCert, 0, Suite)) =:= true;
-%% sni_fun(Host) returns options for that host ([] or undefined: the
-%% listener's own); anything unusable rejects the host.
-callback({sni, Host, {Fun, Base}}) ->
-    case catch Fun(binary_to_list(Host)) of
-        Options when is_list(Options), Options =/= [] ->
-            case rssl_options:sni_options(Options, Base) of
-                {ok, Tls} ->
-                    case config(server, Tls) of
-                        {ok, Config} -> {config, Config};
-                        _ -> reject
-                    end;
-                _ -> reject
-            end;
-        Empty when Empty =:= []; Empty =:= undefined -> default;
-        _ -> reject
-    end.
-
-srp_bits(srp_1024) -> 1024;
-srp_bits(srp_1536) -> 1536;
-srp_bits(srp_2048) -> 2048;
-srp_bits(srp_3072) -> 3072;
-srp_bits(srp_4096) -> 4096;
-srp_bits(srp_6144) -> 6144;
-srp_bits(srp_8192) -> 8192;
-srp_bits(_) -> undefined.
-
 %% A client reuses sessions per server, as OTP's ssl keys them: the host
 %% as given and the port.
 session_peer(Peer, Transport, TSock, Host) ->
@@ -925,9 +594,3 @@ session_peer(Peer, Transport, TSock, Host) ->
         _ ->
             Peer
     end.
-
-deadline(infinity) -> infinity;
-deadline(Timeout) -> erlang:monotonic_time(millisecond) + Timeout.
-
-remaining(infinity) -> infinity;
-remaining(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).

@@ -3,7 +3,8 @@
 %% tuples, or of suite maps) turned into OpenSSL's two lists.
 -module(rssl_ciphers).
 
--export([to_openssl/2, suites/2, suites/3, old_suites/1]).
+-export([groups/1, eccs/0,
+         to_openssl/2, suites/2, suites/3, old_suites/1]).
 
 %% What OpenSSL calls every suite it has, and what rssl enables by default.
 -define(ALL12, "ALL:COMPLEMENTOFALL").
@@ -117,3 +118,15 @@ is_tls13(_) -> false.
 %% An empty part keeps OpenSSL's default list for those versions.
 join([]) -> undefined;
 join(Names) -> iolist_to_binary(lists:join(":", Names)).
+
+%% The key exchange groups `supported_groups' accepts (all), and those
+%% offered when it is not given (default: OpenSSL's default list).
+groups(all) ->
+    [x25519, x448, secp256r1, secp384r1, secp521r1,
+     ffdhe2048, ffdhe3072, ffdhe4096, ffdhe6144, ffdhe8192];
+groups(default) ->
+    [x25519, secp256r1, x448, secp521r1, secp384r1,
+     ffdhe2048, ffdhe3072, ffdhe4096, ffdhe6144, ffdhe8192].
+
+%% The named curves used for ECDHE up to TLS 1.2: OpenSSL's default groups.
+eccs() -> [secp521r1, secp384r1, secp256r1].

@@ -5,7 +5,7 @@
          setopts/2, getopts/1, close/1, shutdown/3, controlling_process/2,
          sockname/1, peername/1, info/1, peercert/1, suites/2,
          set_sockopts/2, get_sockopts/2, getstat/1, send_cancel/2,
-         cell_new/1, cell_get/1, cell_set/2, callback_reply/2, prf/5, renegotiate/2, update_keys/2, notify_passive/1]).
+         cell_new/1, cell_get/1, cell_set/2, callback_reply/3, prf/5, renegotiate/2, update_keys/2, notify_passive/1]).
 -on_load(init/0).
 
 init() ->
@@ -47,7 +47,7 @@ send_cancel(_Socket, _Tag) -> ?NIF.
 cell_new(_Term) -> ?NIF.
 cell_get(_Cell) -> ?NIF.
 cell_set(_Cell, _Term) -> ?NIF.
-callback_reply(_Call, _Answer) -> ?NIF.
+callback_reply(_Socket, _Call, _Answer) -> ?NIF.
 prf(_Socket, _Secret, _Label, _Seed, _Length) -> ?NIF.
 renegotiate(_Socket, _Tag) -> ?NIF.
 update_keys(_Socket, _PeerToo) -> ?NIF.

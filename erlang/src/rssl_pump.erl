@@ -4,7 +4,7 @@
 %% framing, timeouts) stay the same code as on the gen_tcp fast path.
 -module(rssl_pump).
 
--export([start/3, info/1]).
+-export([start/3, info/1, transport_of/1]).
 
 -record(pump, {module, tsock, tags, local}).
 
@@ -90,8 +90,15 @@ loop(P = #pump{module = M, tsock = TSock, tags = {Data, Closed, Error}, local = 
         {Data, TSock, Bytes} ->
             case gen_tcp:send(Local, Bytes) of
                 ok ->
-                    _ = setopts(M, TSock, [{active, once}]),
-                    loop(P);
+                    case setopts(M, TSock, [{active, once}]) of
+                        ok ->
+                            loop(P);
+                        {error, _} ->
+                            %% The transport is gone without telling: end
+                            %% the stream for the NIF side all the same.
+                            gen_tcp:shutdown(Local, write),
+                            drain_local(P)
+                    end;
                 {error, _} ->
                     stop(P)
             end;
@@ -127,3 +134,11 @@ stop(#pump{module = M, tsock = TSock, local = Local}) ->
 
 setopts(gen_tcp, Sock, Opts) -> inet:setopts(Sock, Opts);
 setopts(Module, Sock, Opts) -> Module:setopts(Sock, Opts).
+
+%% `{ok, {Module, TransportSocket}}' for a connection over a custom
+%% transport, `none' for the gen_tcp fast path.
+transport_of(Socket) ->
+    case rssl_nif:transport(Socket) of
+        undefined -> none;
+        Pump -> info(Pump)
+    end.

@@ -2,9 +2,9 @@
 %%
 %% OpenSSL calls its verify callback once per certificate and error, in its
 %% own order; OTP calls the verify fun with path validation events. This
-%% module runs in the handshaking process (see rssl:await_handshake/4) and
-%% turns one into the other, keeping the fun's user state for the
-%% handshake:
+%% module runs in the handshake's callback process (see
+%% rssl:await_handshake/4) and turns one into the other, keeping the fun's
+%% user state for the handshake:
 %%
 %% - a certificate of the trusted store (the trust anchor) is never shown,
 %%   as OTP validates the path below its anchor;

@@ -42,6 +42,7 @@ mod tests {
 
     #[test]
     fn names_come_from_the_engine_table() {
+        // SAFETY: both functions return static NUL-terminated strings.
         let name = unsafe { CStr::from_ptr(rssl_alert_name(48)) };
         assert_eq!(name, c"unknown_ca");
         let text = unsafe { CStr::from_ptr(rssl_alert_description(48)) };

@@ -8,7 +8,8 @@
 //! `user_data` must be safe for that. A callback must not call rssl on the
 //! connection being handshaken, must not unwind (longjmp) through rssl,
 //! and must keep `user_data` valid as long as any configuration built with
-//! it lives.
+//! it lives. These "callback rules" (the C caller's promises) and the
+//! pointer rules (see mod.rs) are what every call of a callback relies on.
 
 use super::config::{rssl_config, rssl_config_builder};
 use super::error;
@@ -19,6 +20,7 @@ use crate::engine::sni::SniChoice;
 use crate::engine::verify::{CertCheck, Verdict};
 use std::ffi::{c_char, c_void, CString};
 use std::sync::Arc;
+use std::task::Poll;
 
 /// A byte string owned by rssl, valid during the callback it is given to.
 #[repr(C)]
@@ -108,7 +110,10 @@ pub type rssl_srp_callback = Option<
 /// The C side's pointer; the caller promises it may be used from any thread.
 #[derive(Clone, Copy)]
 struct UserData(*mut c_void);
+// SAFETY: callback rules: the C caller promises that `user_data` may be
+// used from any thread, from several at once.
 unsafe impl Send for UserData {}
+// SAFETY: as for Send.
 unsafe impl Sync for UserData {}
 
 #[derive(Clone, Copy)]
@@ -152,6 +157,7 @@ fn lookup(
             };
             let mut key = [0u8; PSK_MAX];
             let mut len = 0usize;
+            // SAFETY: callback rules; the buffers and lengths passed live for the call.
             let ok = unsafe {
                 f(
                     ud.0,
@@ -170,6 +176,7 @@ fn lookup(
             let (mut group, mut salt, mut verifier) =
                 (0u32, vec![0u8; SRP_MAX], vec![0u8; SRP_MAX]);
             let (mut salt_len, mut verifier_len) = (0usize, 0usize);
+            // SAFETY: callback rules; the buffers and lengths passed live for the call.
             let ok = unsafe {
                 f(
                     ud.0,
@@ -204,7 +211,7 @@ impl rssl_config_builder {
             None
         } else {
             Some(Callback(Arc::new(move |q: &UserLookup<'_>| {
-                lookup(psk, srp, q)
+                Poll::Ready(lookup(psk, srp, q))
             })))
         };
     }
@@ -220,14 +227,18 @@ impl rssl_config_builder {
         ffi_panic_boundary! {
             let builder = try_mut!(builder);
             let ud = UserData(user_data);
+            // SAFETY (the call in the closure): callback rules; the certificate's
+            // bytes live for the call.
             builder.options.verify_fun = callback.map(|f| {
                 let fun = move |c: &CertCheck<'_>| {
                     let ud = ud;
-                    if unsafe { f(ud.0, c.der.as_ptr(), c.der.len(), c.depth, c.error) } {
-                        Verdict::Accept
-                    } else {
-                        Verdict::Reject
-                    }
+                    Poll::Ready(
+                        if unsafe { f(ud.0, c.der.as_ptr(), c.der.len(), c.depth, c.error) } {
+                            Verdict::Accept
+                        } else {
+                            Verdict::Reject
+                        },
+                    )
                 };
                 Callback(Arc::new(fun) as Arc<crate::engine::verify::VerifyFn>)
             });
@@ -246,6 +257,8 @@ impl rssl_config_builder {
         ffi_panic_boundary! {
             let builder = try_mut!(builder);
             let ud = UserData(user_data);
+            // SAFETY (the call in the closure): callback rules; `items` and the
+            // certificates it points to live for the call.
             builder.options.partial_chain = callback.map(|f| {
                 let fun = move |chain: &[Vec<u8>]| {
                     let ud = ud;
@@ -254,7 +267,7 @@ impl rssl_config_builder {
                         .map(|c| rssl_bytes { data: c.as_ptr(), len: c.len() })
                         .collect();
                     let index = unsafe { f(ud.0, items.as_ptr(), items.len()) };
-                    usize::try_from(index).ok().filter(|i| *i < chain.len())
+                    Poll::Ready(usize::try_from(index).ok().filter(|i| *i < chain.len()))
                 };
                 Callback(Arc::new(fun) as Arc<crate::engine::verify::PartialChainFn>)
             });
@@ -274,20 +287,23 @@ impl rssl_config_builder {
         ffi_panic_boundary! {
             let builder = try_mut!(builder);
             let ud = UserData(user_data);
+            // SAFETY (the calls in the closure): callback rules; `name` and `chosen`
+            // live for the call, which leaves `chosen` NULL or a live configuration
+            // (rssl_sni_callback's contract).
             builder.options.sni_fun = callback.map(|f| {
                 let fun = move |name: &str| {
                     let ud = ud;
                     let Ok(name) = CString::new(name) else {
-                        return SniChoice::Reject;
+                        return Poll::Ready(SniChoice::Reject);
                     };
                     let mut chosen: *const rssl_config = std::ptr::null();
-                    match unsafe { f(ud.0, name.as_ptr(), &mut chosen) } {
+                    Poll::Ready(match unsafe { f(ud.0, name.as_ptr(), &mut chosen) } {
                         RSSL_OK => match unsafe { chosen.as_ref() } {
                             None => SniChoice::Default,
                             Some(config) => SniChoice::Use(config.config.clone()),
                         },
                         _ => SniChoice::Reject,
-                    }
+                    })
                 };
                 Callback(Arc::new(fun) as Arc<crate::engine::sni::SniFn>)
             });

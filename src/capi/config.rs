@@ -17,104 +17,18 @@ use super::error;
 use super::result::rssl_result::{self, *};
 use crate::engine::crl::{CrlCheck, CrlSource};
 use crate::engine::npn::{NpnPrecedence, NpnPreference};
-use crate::engine::{self, CaSource, CertSource, KeySource, Options, Role, Verify, Version};
-use openssl::pkey::PKey;
-use openssl::x509::X509;
+use crate::engine::{self, pem, CaSource, CertSource, KeySource, Options, Role, Verify, Version};
 use std::ffi::c_char;
 
-/// Which end of a connection a configuration is for.
-#[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum rssl_role {
-    RSSL_ROLE_CLIENT = 1,
-    RSSL_ROLE_SERVER = 2,
-}
-
-/// Whether to verify the peer's certificate.
-#[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum rssl_verify {
-    /// Accept any peer certificate (a server then asks for none).
-    RSSL_VERIFY_NONE = 0,
-    /// Verify the peer's chain against the CA certificates, and (client)
-    /// the host name given to `rssl_connect` / `rssl_conn_from_fd`.
-    RSSL_VERIFY_PEER = 1,
-}
-
-/// The encoding of certificates and keys given in memory.
-#[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum rssl_format {
-    /// PEM text; several certificates may follow each other.
-    RSSL_FORMAT_PEM = 1,
-    /// DER; several certificates may be concatenated.
-    RSSL_FORMAT_DER = 2,
-}
-
-/// Protocol versions, by their TLS wire values.
-#[repr(u16)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum rssl_version {
-    /// TLS 1.0 (0x0301); needs OpenSSL security level 0, which rssl sets
-    /// for that configuration only.
-    RSSL_TLS1_0 = 0x0301,
-    /// TLS 1.1 (0x0302); as TLS 1.0.
-    RSSL_TLS1_1 = 0x0302,
-    /// TLS 1.2 (0x0303).
-    RSSL_TLS1_2 = 0x0303,
-    /// TLS 1.3 (0x0304).
-    RSSL_TLS1_3 = 0x0304,
-}
-
-/// How the peer's chain is checked against CRLs (OTP's `crl_check`).
-#[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum rssl_crl_check {
-    /// No revocation check (the default).
-    RSSL_CRL_CHECK_NONE = 0,
-    /// Only the peer's own certificate (`peer`).
-    RSSL_CRL_CHECK_PEER = 1,
-    /// Every certificate of the chain (`true`): each issuer's CRL must be
-    /// there.
-    RSSL_CRL_CHECK_ALL = 2,
-    /// Every certificate, but one whose CRL is missing passes
-    /// (`best_effort`).
-    RSSL_CRL_CHECK_BEST_EFFORT = 3,
-}
-
-/// Whose order decides the NPN protocol when several match.
-#[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum rssl_npn_precedence {
-    RSSL_NPN_CLIENT = 1,
-    RSSL_NPN_SERVER = 2,
-}
-
-pub(crate) fn version_from_wire(value: u16) -> Option<Version> {
-    match value {
-        0x0301 => Some(Version::Tls10),
-        0x0302 => Some(Version::Tls11),
-        0x0303 => Some(Version::Tls12),
-        0x0304 => Some(Version::Tls13),
-        _ => None,
-    }
-}
-
-pub(crate) fn version_to_wire(version: Version) -> u16 {
-    match version {
-        Version::Tls10 => rssl_version::RSSL_TLS1_0 as u16,
-        Version::Tls11 => rssl_version::RSSL_TLS1_1 as u16,
-        Version::Tls12 => rssl_version::RSSL_TLS1_2 as u16,
-        Version::Tls13 => rssl_version::RSSL_TLS1_3 as u16,
-    }
-}
+mod constants;
+pub use constants::*;
 
 /// The name OTP uses for a protocol version ("tlsv1.2", "tlsv1.3", ...),
 /// or NULL for a value that is not a supported version. Static: do not free.
 #[no_mangle]
 pub extern "C" fn rssl_version_name(version: u16) -> *const c_char {
     ffi_panic_boundary! {
-        match version_from_wire(version) {
+        match Version::from_wire(version) {
             Some(Version::Tls10) => c"tlsv1".as_ptr(),
             Some(Version::Tls11) => c"tlsv1.1".as_ptr(),
             Some(Version::Tls12) => c"tlsv1.2".as_ptr(),
@@ -169,6 +83,7 @@ impl rssl_config_builder {
     pub unsafe extern "C" fn rssl_config_builder_free(builder: *mut rssl_config_builder) {
         ffi_panic_boundary! {
             if !builder.is_null() {
+                // SAFETY: pointer rules: a live builder from rssl_config_builder_new's Box.
                 drop(unsafe { Box::from_raw(builder) });
             }
         }
@@ -279,7 +194,7 @@ impl rssl_config_builder {
                 // Checked at build time: the password may come later.
                 Ok(rssl_format::RSSL_FORMAT_PEM) => KeySource::Pem(data.to_vec()),
                 Ok(rssl_format::RSSL_FORMAT_DER) => {
-                    if PKey::private_key_from_der(data).is_err() {
+                    if pem::private_key_from_der(data).is_err() {
                         return error::set(RSSL_BAD_KEY, "key: not a DER private key");
                     }
                     KeySource::Der("PrivateKeyInfo".into(), data.to_vec())
@@ -368,7 +283,8 @@ impl rssl_config_builder {
     ) -> rssl_result {
         ffi_panic_boundary! {
             let builder = try_mut!(builder);
-            let (Some(lo), Some(hi)) = (version_from_wire(min), version_from_wire(max)) else {
+            let range = (Version::from_wire(min), Version::from_wire(max));
+            let (Some(lo), Some(hi)) = range else {
                 return error::invalid_argument(format!("unknown version in {min:#06x}..{max:#06x}"));
             };
             if lo > hi {
@@ -397,7 +313,7 @@ impl rssl_config_builder {
             }
             let mut list = Vec::new();
             for value in versions {
-                match version_from_wire(*value) {
+                match Version::from_wire(*value) {
                     Some(v) if !list.contains(&v) => list.push(v),
                     Some(_) => {}
                     None => return error::invalid_argument(format!("unknown version {value:#06x}")),
@@ -634,13 +550,13 @@ impl rssl_config_builder {
             let data = try_slice!(data, len);
             let source = match parse_format(format) {
                 Ok(rssl_format::RSSL_FORMAT_PEM) => {
-                    if let Err(why) = crate::engine::crl::crls_from_pem(data) {
+                    if let Err(why) = pem::crls_from_pem(data) {
                         return error::set(RSSL_BAD_CRL, format!("crls: {why}"));
                     }
                     CrlSource::Pem(data.to_vec())
                 }
                 Ok(rssl_format::RSSL_FORMAT_DER) => {
-                    if openssl::x509::X509Crl::from_der(data).is_err() {
+                    if pem::crl_from_der(data).is_err() {
                         return error::set(RSSL_BAD_CRL, "crls: not a DER CRL");
                     }
                     CrlSource::Der(data.to_vec())
@@ -662,10 +578,10 @@ impl rssl_config_builder {
         ffi_panic_boundary! {
             let builder = try_mut!(builder);
             builder.options.crl_check = match mode {
-                0 => CrlCheck::Off,
-                1 => CrlCheck::Peer,
-                2 => CrlCheck::All,
-                3 => CrlCheck::BestEffort,
+                m if m == rssl_crl_check::RSSL_CRL_CHECK_NONE as u32 => CrlCheck::Off,
+                m if m == rssl_crl_check::RSSL_CRL_CHECK_PEER as u32 => CrlCheck::Peer,
+                m if m == rssl_crl_check::RSSL_CRL_CHECK_ALL as u32 => CrlCheck::All,
+                m if m == rssl_crl_check::RSSL_CRL_CHECK_BEST_EFFORT as u32 => CrlCheck::BestEffort,
                 other => return error::invalid_argument(format!("unknown crl check mode {other}")),
             };
             RSSL_OK
@@ -707,8 +623,8 @@ impl rssl_config_builder {
             let builder = try_mut!(builder);
             let protocols = try_slice!(protocols, count);
             let precedence = match precedence {
-                1 => NpnPrecedence::Client,
-                2 => NpnPrecedence::Server,
+                p if p == rssl_npn_precedence::RSSL_NPN_CLIENT as u32 => NpnPrecedence::Client,
+                p if p == rssl_npn_precedence::RSSL_NPN_SERVER as u32 => NpnPrecedence::Server,
                 other => return error::invalid_argument(format!("unknown NPN precedence {other}")),
             };
             let default = if fallback.is_null() {
@@ -796,6 +712,8 @@ impl rssl_config {
     pub unsafe extern "C" fn rssl_config_free(config: *const rssl_config) {
         ffi_panic_boundary! {
             if !config.is_null() {
+                // SAFETY: pointer rules: a live configuration from rssl_config_builder_build's
+                // Box; "no other thread may be using it" (above).
                 drop(unsafe { Box::from_raw(config as *mut rssl_config) });
             }
         }
@@ -803,9 +721,13 @@ impl rssl_config {
 }
 
 /// Protocol names (ALPN, NPN): NUL-terminated, 1 to 255 bytes each.
+///
+/// # Safety
+/// Each pointer is NULL or a NUL-terminated string (pointer rules).
 unsafe fn protocol_list(protocols: &[*const c_char]) -> Result<Vec<Vec<u8>>, rssl_result> {
     let mut list = Vec::with_capacity(protocols.len());
     for &protocol in protocols {
+        // SAFETY: this function's contract.
         let protocol = unsafe { super::text::from_c_str(protocol, "protocol") }?;
         if protocol.is_empty() || protocol.len() > 255 {
             return Err(error::invalid_argument("protocols must be 1 to 255 bytes"));
@@ -824,14 +746,13 @@ fn parse_format(format: u32) -> Result<rssl_format, rssl_result> {
 }
 
 /// The DER of every certificate in PEM text (at least one).
-fn pem_certificates(pem: &[u8], option: &str) -> Result<Vec<Vec<u8>>, rssl_result> {
-    let certs = X509::stack_from_pem(pem).unwrap_or_default();
-    if certs.is_empty() {
-        return Err(error::set(
+fn pem_certificates(data: &[u8], option: &str) -> Result<Vec<Vec<u8>>, rssl_result> {
+    let certs = pem::certificates_from_pem(data).map_err(|_| {
+        error::set(
             RSSL_BAD_CERTIFICATE,
             format!("{option}: no PEM certificate"),
-        ));
-    }
+        )
+    })?;
     certs
         .iter()
         .map(|c| c.to_der())
@@ -839,146 +760,11 @@ fn pem_certificates(pem: &[u8], option: &str) -> Result<Vec<Vec<u8>>, rssl_resul
         .map_err(|e| error::set(RSSL_BAD_CERTIFICATE, format!("{option}: {e}")))
 }
 
-/// Splits concatenated DER certificates (at least one), checking each.
-fn der_certificates(mut der: &[u8], option: &str) -> Result<Vec<Vec<u8>>, rssl_result> {
-    let bad = |why: &str| error::set(RSSL_BAD_CERTIFICATE, format!("{option}: {why}"));
-    let mut certs = Vec::new();
-    while !der.is_empty() {
-        let len = der_element_len(der).ok_or_else(|| bad("not DER certificates"))?;
-        let (one, rest) = der.split_at(len);
-        X509::from_der(one).map_err(|_| bad("not a DER certificate"))?;
-        certs.push(one.to_vec());
-        der = rest;
-    }
-    if certs.is_empty() {
-        return Err(bad("no certificate"));
-    }
-    Ok(certs)
-}
-
-/// The length of the DER SEQUENCE at the start of `der` (header included).
-fn der_element_len(der: &[u8]) -> Option<usize> {
-    let (&tag, rest) = der.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    if tag != 0x30 {
-        return None;
-    }
-    let (body, header) = if first < 0x80 {
-        (first as usize, 2)
-    } else {
-        let n = (first & 0x7f) as usize;
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let body = rest[..n]
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | *b as usize);
-        (body, 2 + n)
-    };
-    let total = header.checked_add(body)?;
-    (total <= der.len()).then_some(total)
+/// Concatenated DER certificates (at least one), each checked.
+fn der_certificates(data: &[u8], option: &str) -> Result<Vec<Vec<u8>>, rssl_result> {
+    pem::split_der_certificates(data)
+        .map_err(|why| error::set(RSSL_BAD_CERTIFICATE, format!("{option}: {why}")))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::engine::connection::tests::test_pki;
-    use std::ptr;
-
-    unsafe fn builder(role: rssl_role) -> *mut rssl_config_builder {
-        let mut b = ptr::null_mut();
-        assert_eq!(
-            rssl_config_builder::rssl_config_builder_new(role as u32, &mut b),
-            RSSL_OK
-        );
-        b
-    }
-
-    #[test]
-    fn concatenated_der_certificates_split() {
-        let a = test_pki();
-        let b = test_pki();
-        let both = [a.ca.clone(), b.cert.clone()].concat();
-        let certs = der_certificates(&both, "cacerts").unwrap();
-        assert_eq!(certs, vec![a.ca, b.cert]);
-        assert!(der_certificates(&both[..both.len() - 1], "cacerts").is_err());
-        assert!(der_certificates(b"", "cacerts").is_err());
-    }
-
-    #[test]
-    fn server_config_from_memory_builds() {
-        let pki = test_pki();
-        unsafe {
-            let b = builder(rssl_role::RSSL_ROLE_SERVER);
-            let r = rssl_config_builder::rssl_config_builder_set_cert(
-                b,
-                pki.cert.as_ptr(),
-                pki.cert.len(),
-                rssl_format::RSSL_FORMAT_DER as u32,
-            );
-            assert_eq!(r, RSSL_OK);
-            let r = rssl_config_builder::rssl_config_builder_set_key(
-                b,
-                pki.key.as_ptr(),
-                pki.key.len(),
-                rssl_format::RSSL_FORMAT_DER as u32,
-            );
-            assert_eq!(r, RSSL_OK);
-            let mut config = ptr::null();
-            assert_eq!(
-                rssl_config_builder::rssl_config_builder_build(b, &mut config),
-                RSSL_OK
-            );
-            assert!(!config.is_null());
-            rssl_config::rssl_config_free(config);
-            rssl_config_builder::rssl_config_builder_free(b);
-        }
-    }
-
-    #[test]
-    fn bad_arguments_are_reported() {
-        unsafe {
-            let mut b = ptr::null_mut();
-            assert_eq!(
-                rssl_config_builder::rssl_config_builder_new(7, &mut b),
-                RSSL_INVALID_ARGUMENT
-            );
-            assert!(b.is_null());
-            let b = builder(rssl_role::RSSL_ROLE_CLIENT);
-            assert_eq!(
-                rssl_config_builder::rssl_config_builder_set_versions(b, [0x0200u16].as_ptr(), 1),
-                RSSL_INVALID_ARGUMENT
-            );
-            assert_eq!(
-                rssl_config_builder::rssl_config_builder_set_version_range(b, 0x0304, 0x0303),
-                RSSL_INVALID_ARGUMENT
-            );
-            assert_eq!(
-                rssl_config_builder::rssl_config_builder_set_cert(b, b"junk".as_ptr(), 4, 1),
-                RSSL_BAD_CERTIFICATE
-            );
-            assert_eq!(
-                rssl_config_builder::rssl_config_builder_set_certfile(b, ptr::null()),
-                RSSL_NULL_PARAMETER
-            );
-            assert_eq!(
-                error::last_message().as_deref(),
-                Some("NULL pointer passed as path")
-            );
-            let list = c"NO-SUCH-CIPHER";
-            assert_eq!(
-                rssl_config_builder::rssl_config_builder_set_ciphers(b, list.as_ptr()),
-                RSSL_OK
-            );
-            let mut config = ptr::null();
-            assert_eq!(
-                rssl_config_builder::rssl_config_builder_build(b, &mut config),
-                RSSL_INVALID_OPTION
-            );
-            assert!(config.is_null());
-            rssl_config_builder::rssl_config_builder_free(b);
-            rssl_config_builder::rssl_config_builder_free(ptr::null_mut());
-            rssl_config::rssl_config_free(ptr::null());
-        }
-    }
-}
+mod tests;

@@ -251,6 +251,7 @@ impl rssl_conn {
         }
         try_result!(self.flush(deadline));
         // The peer sees end of stream after close_notify; reading goes on.
+        // SAFETY: a plain system call on our own fd; a failure only means the peer is gone.
         unsafe { libc::shutdown(self.raw_fd(), libc::SHUT_WR) };
         RSSL_OK
     }
@@ -399,6 +400,7 @@ impl rssl_conn {
                 Err(e) => return error::engine(&e),
             };
             // Only now, when nothing can fail, does the fd change hands.
+            // SAFETY: the caller hands `fd` over (the contract above): it is ours to close.
             let conn = rssl_conn::with(tls, Some(unsafe { OwnedFd::from_raw_fd(fd) }));
             hand_out(conn, conn_out)
         }
@@ -460,6 +462,7 @@ impl rssl_conn {
             let buf: &mut [u8] = if len == 0 {
                 &mut []
             } else {
+                // SAFETY: pointer rules: `buf` is non-NULL and holds `len` bytes.
                 unsafe { std::slice::from_raw_parts_mut(buf, len) }
             };
             match conn.recv(buf, Deadline::after_ms(timeout_ms)) {
@@ -502,6 +505,7 @@ impl rssl_conn {
             if conn.is_null() {
                 return RSSL_OK;
             }
+            // SAFETY: pointer rules: a live connection, handed out as a Box.
             let mut conn = unsafe { Box::from_raw(conn) };
             if !conn.is_memory() && conn.tls.is_established() && !conn.shut_down {
                 conn.tls.close();
@@ -521,6 +525,7 @@ impl rssl_conn {
     pub unsafe extern "C" fn rssl_conn_free(conn: *mut rssl_conn) {
         ffi_panic_boundary! {
             if !conn.is_null() {
+                // SAFETY: pointer rules: a live connection, handed out as a Box.
                 drop(unsafe { Box::from_raw(conn) });
             }
         }

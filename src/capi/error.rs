@@ -115,6 +115,7 @@ pub extern "C" fn rssl_last_result() -> rssl_result {
 pub unsafe extern "C" fn rssl_last_alert(alert_out: *mut u8, local_out: *mut bool) -> rssl_result {
     ffi_panic_boundary! {
         // Checked by hand: this function must not replace the last error.
+        // SAFETY: pointer rules (`local_out` below may be NULL too).
         let Some(alert_out) = (unsafe { alert_out.as_mut() }) else {
             return rssl_result::RSSL_NULL_PARAMETER;
         };

@@ -1,7 +1,6 @@
 //! What a connection negotiated, and what this library supports: cipher
 //! suites, versions, sessions, keying material, verification error names.
 
-use super::config::version_to_wire;
 use super::conn::rssl_conn;
 use super::error;
 use super::result::rssl_result::{self, *};
@@ -97,6 +96,7 @@ pub unsafe extern "C" fn rssl_cipher_suites(
         };
         *out_n = suites.len();
         for (i, s) in suites.iter().take(len).enumerate() {
+            // SAFETY: pointer rules: `out` has room for `len` > `i` suites.
             unsafe { *out.add(i) = rssl_suite::from(s) };
         }
         if suites.len() > len {
@@ -123,7 +123,8 @@ pub unsafe extern "C" fn rssl_supported_versions(
         let all = Version::AVAILABLE;
         *out_n = all.len();
         for (i, v) in all.iter().take(len).enumerate() {
-            unsafe { *out.add(i) = version_to_wire(*v) };
+            // SAFETY: pointer rules: `out` has room for `len` > `i` versions.
+            unsafe { *out.add(i) = v.wire() };
         }
         if all.len() > len {
             return error::set(RSSL_BUFFER_TOO_SMALL, "4 versions");
@@ -166,7 +167,7 @@ impl rssl_conn {
             let version_out = try_mut!(version_out);
             match conn.tls.version().filter(|_| conn.tls.is_established()) {
                 Some(version) => {
-                    *version_out = version_to_wire(version);
+                    *version_out = version.wire();
                     RSSL_OK
                 }
                 None => error::set(RSSL_NOT_AVAILABLE, "no version negotiated yet"),
@@ -398,6 +399,7 @@ impl rssl_conn {
                 }
                 None
             } else {
+                // SAFETY: pointer rules: non-NULL, `context_len` bytes.
                 Some(unsafe { std::slice::from_raw_parts(context, context_len) })
             };
             if out.is_null() && out_len != 0 {
@@ -407,8 +409,12 @@ impl rssl_conn {
                 return error::set(RSSL_INVALID_STATE, "keying material before the handshake completed");
             }
             match conn.tls.export_keying_material(label, context, out_len) {
+                // An empty export leaves `out` alone: it may be NULL then.
+                Ok(bytes) if bytes.is_empty() => RSSL_OK,
                 Ok(bytes) => {
-                    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), out, out_len) };
+                    // SAFETY: pointer rules: `out` holds `out_len` bytes, exactly
+                    // what the engine exported.
+                    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), out, bytes.len()) };
                     RSSL_OK
                 }
                 Err(e) => error::engine(&e),

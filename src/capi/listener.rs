@@ -114,6 +114,7 @@ impl rssl_listener {
     pub unsafe extern "C" fn rssl_listener_free(listener: *mut rssl_listener) {
         ffi_panic_boundary! {
             if !listener.is_null() {
+                // SAFETY: pointer rules: a live listener, handed out by rssl_listen as a Box.
                 drop(unsafe { Box::from_raw(listener) });
             }
         }

@@ -174,6 +174,7 @@ impl rssl_conn {
             if len == 0 {
                 return RSSL_OK;
             }
+            // SAFETY: pointer rules: `buf` is non-NULL (len > 0) and holds `len` bytes.
             let buf = unsafe { std::slice::from_raw_parts_mut(buf, len) };
             match conn.tls.read(buf) {
                 Ok(ReadOutcome::Data(n)) => {
@@ -289,6 +290,8 @@ impl rssl_conn {
             let output = conn.tls.output();
             let n = output.len().min(len);
             if n > 0 {
+                // SAFETY: pointer rules: `buf` holds `len` >= `n` bytes (and is
+                // not our output buffer).
                 unsafe { std::ptr::copy_nonoverlapping(output.as_ptr(), buf, n) };
                 conn.tls.consume_output(n);
             }
@@ -311,6 +314,7 @@ impl rssl_conn {
         ffi_panic_boundary! {
             let conn = try_ref!(conn);
             try_result!(conn.memory_only("rssl_conn_wants"));
+            // SAFETY: pointer rules (both outputs may be NULL).
             if let Some(read_out) = unsafe { read_out.as_mut() } {
                 *read_out = conn.want_read;
             }

@@ -6,6 +6,13 @@
 //! (reporting [`rssl_result::RSSL_NULL_PARAMETER`]). Every `_free` function
 //! accepts NULL and does nothing with it.
 //!
+//! Pointer rules: a non-NULL pointer argument points to what its type says
+//! for the whole call: a handle that this library handed out and that was
+//! not freed, an output that is writable, a NUL-terminated string, or a
+//! buffer valid for the length passed with it. These are the C caller's
+//! promises; an `unsafe` block that relies on nothing else says
+//! `// SAFETY: pointer rules` instead of repeating them.
+//!
 //! When a call fails, the details (file path, OpenSSL reason, TLS alert) are
 //! kept per thread until the next failing call; see `rssl_error_string` and
 //! `rssl_last_alert`.

@@ -56,6 +56,7 @@ macro_rules! ffi_panic_boundary {
 /// `&T` from a `*const T` argument, or return `RSSL_NULL_PARAMETER`.
 macro_rules! try_ref {
     ($ptr:ident) => {
+        // SAFETY: pointer rules (see mod.rs); NULL is handled here.
         match unsafe { $ptr.as_ref() } {
             Some(r) => r,
             None => return $crate::capi::error::null_parameter(stringify!($ptr)),
@@ -66,6 +67,7 @@ macro_rules! try_ref {
 /// `&mut T` from a `*mut T` argument, or return `RSSL_NULL_PARAMETER`.
 macro_rules! try_mut {
     ($ptr:ident) => {
+        // SAFETY: pointer rules (see mod.rs); NULL is handled here.
         match unsafe { $ptr.as_mut() } {
             Some(r) => r,
             None => return $crate::capi::error::null_parameter(stringify!($ptr)),
@@ -76,6 +78,7 @@ macro_rules! try_mut {
 /// `&str` from a NUL-terminated UTF-8 argument, or return an error.
 macro_rules! try_str {
     ($ptr:ident) => {
+        // SAFETY: pointer rules (see mod.rs); NULL is handled here.
         match unsafe { $crate::capi::text::from_c_str($ptr, stringify!($ptr)) } {
             Ok(s) => s,
             Err(result) => return result,
@@ -92,6 +95,7 @@ macro_rules! try_slice {
             }
             &[]
         } else {
+            // SAFETY: pointer rules (see mod.rs): non-NULL, `$len` elements.
             unsafe { ::std::slice::from_raw_parts($ptr, $len) }
         }
     };

@@ -31,15 +31,20 @@ impl Deadline {
             .map(|at| at.saturating_duration_since(Instant::now()))
     }
 
-    /// The timeout argument for poll(2): -1 for none, else milliseconds
-    /// rounded up so that poll never returns just before the deadline.
+    /// The timeout argument for poll(2) now.
     fn poll_ms(&self) -> c_int {
-        match self.remaining() {
-            None => -1,
-            Some(left) => {
-                let ms = left.as_micros().div_ceil(1000);
-                ms.min(c_int::MAX as u128) as c_int
-            }
+        poll_timeout(self.remaining())
+    }
+}
+
+/// poll(2)'s timeout for `left`: -1 for none, else milliseconds rounded up
+/// so that poll never returns just before the deadline.
+fn poll_timeout(left: Option<Duration>) -> c_int {
+    match left {
+        None => -1,
+        Some(left) => {
+            let ms = left.as_micros().div_ceil(1000);
+            ms.min(c_int::MAX as u128) as c_int
         }
     }
 }
@@ -79,6 +84,7 @@ pub(crate) fn wait(
             events,
             revents: 0,
         };
+        // SAFETY: one live pollfd for the call; a bad fd is reported in `revents`.
         let n = unsafe { libc::poll(&mut pfd, 1, deadline.poll_ms()) };
         if n < 0 {
             let err = io::Error::last_os_error();
@@ -198,6 +204,7 @@ pub(crate) fn listen(host: Option<&str>, port: u16, backlog: i32) -> Result<Owne
         libc::SOMAXCONN
     };
     // std picks its own backlog; a second listen(2) only changes it.
+    // SAFETY: a plain system call on the listener's own fd; errors are returned.
     if unsafe { libc::listen(listener.as_raw_fd(), backlog) } != 0 {
         return Err(io_error("listen", &io::Error::last_os_error()));
     }
@@ -210,6 +217,7 @@ pub(crate) fn listen(host: Option<&str>, port: u16, backlog: i32) -> Result<Owne
 /// Accepts one connection within the deadline; the new socket is blocking.
 pub(crate) fn accept(listener: RawFd, deadline: Deadline) -> Result<OwnedFd, rssl_result> {
     loop {
+        // SAFETY: NULL address and length are allowed; errors are returned.
         let fd = unsafe {
             libc::accept4(
                 listener,
@@ -254,12 +262,30 @@ mod tests {
     use std::mem::MaybeUninit;
 
     #[test]
-    fn deadline_rounds_up_and_expires() {
+    fn poll_timeout_rounds_up() {
+        assert_eq!(poll_timeout(None), -1);
+        assert_eq!(poll_timeout(Some(Duration::ZERO)), 0);
+        assert_eq!(poll_timeout(Some(Duration::from_micros(1))), 1);
+        assert_eq!(poll_timeout(Some(Duration::from_micros(1000))), 1);
+        assert_eq!(poll_timeout(Some(Duration::from_micros(1001))), 2);
+        assert_eq!(poll_timeout(Some(Duration::from_millis(5))), 5);
+        assert_eq!(poll_timeout(Some(Duration::from_secs(1 << 40))), c_int::MAX);
+    }
+
+    #[test]
+    fn deadline_never_expires_or_expires_once_passed() {
+        assert_eq!(Deadline::after_ms(-1).remaining(), None);
         assert_eq!(Deadline::after_ms(-1).poll_ms(), -1);
-        let d = Deadline::after_ms(5);
-        assert!(d.poll_ms() >= 1 && d.poll_ms() <= 5);
-        std::thread::sleep(Duration::from_millis(10));
-        assert_eq!(d.poll_ms(), 0);
+        // A deadline that has passed (as any zero timeout has by the time
+        // it is read) leaves nothing, and poll does not wait.
+        let past = Deadline(Some(Instant::now() - Duration::from_secs(1)));
+        assert_eq!(past.remaining(), Some(Duration::ZERO));
+        assert_eq!(past.poll_ms(), 0);
+        assert_eq!(Deadline::after_ms(0).poll_ms(), 0);
+        // What is left never exceeds what was asked for.
+        let d = Deadline::after_ms(60_000);
+        assert!(d.remaining().unwrap() <= Duration::from_millis(60_000));
+        assert!(d.poll_ms() <= 60_000);
     }
 
     #[test]
@@ -271,8 +297,8 @@ mod tests {
         let r = accept(listener.as_raw_fd(), Deadline::after_ms(50));
         assert_eq!(r.err(), Some(RSSL_TIMEOUT));
         assert!(start.elapsed() >= Duration::from_millis(50));
-        let client = connect("127.0.0.1", port, Deadline::after_ms(1000)).unwrap();
-        let server = accept(listener.as_raw_fd(), Deadline::after_ms(1000)).unwrap();
+        let client = connect("127.0.0.1", port, Deadline::after_ms(20_000)).unwrap();
+        let server = accept(listener.as_raw_fd(), Deadline::after_ms(20_000)).unwrap();
         assert_eq!(send_now(client.as_raw_fd(), b"hi").unwrap(), 2);
         wait(
             server.as_raw_fd(),
@@ -280,7 +306,7 @@ mod tests {
                 read: true,
                 write: false,
             },
-            Deadline::after_ms(1000),
+            Deadline::after_ms(20_000),
         )
         .unwrap();
         let mut buf = [MaybeUninit::<u8>::uninit(); 8];

@@ -6,6 +6,10 @@ use std::ffi::{c_char, CStr};
 
 /// Borrows a NUL-terminated UTF-8 argument; NULL and invalid UTF-8 are
 /// recorded as the last error.
+///
+/// # Safety
+/// `ptr` is NULL or a NUL-terminated string that outlives `'a` (pointer
+/// rules, see mod.rs).
 pub(crate) unsafe fn from_c_str<'a>(
     ptr: *const c_char,
     name: &str,
@@ -22,6 +26,10 @@ pub(crate) unsafe fn from_c_str<'a>(
 /// to fit. `*out_n` (when not NULL) gets the full length without the NUL.
 /// Does not touch the last error: callers decide whether a short buffer is
 /// a failure worth recording.
+///
+/// # Safety
+/// `buf` is NULL (with `len` 0) or writable for `len` bytes; `out_n` is NULL
+/// or writable.
 pub(crate) unsafe fn copy_str(
     text: &str,
     buf: *mut c_char,
@@ -49,6 +57,9 @@ pub(crate) unsafe fn copy_str(
 
 /// Copies `bytes` into `buf` of `len` bytes, or nothing when they do not
 /// fit. `*out_n` (when not NULL) gets `bytes.len()` either way.
+///
+/// # Safety
+/// As [`copy_str`].
 pub(crate) unsafe fn copy_bytes(
     bytes: &[u8],
     buf: *mut u8,
@@ -64,7 +75,10 @@ pub(crate) unsafe fn copy_bytes(
     if len < bytes.len() {
         return rssl_result::RSSL_BUFFER_TOO_SMALL;
     }
-    std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf, bytes.len());
+    // A NULL `buf` is fine for nothing to copy; copy_nonoverlapping's is not.
+    if !bytes.is_empty() {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf, bytes.len());
+    }
     rssl_result::RSSL_OK
 }
 
@@ -86,6 +100,7 @@ mod tests {
     fn copy_str_truncates_and_reports_full_length() {
         let mut buf = [0x55 as c_char; 4];
         let mut n = 0;
+        // SAFETY (the unsafe blocks of these tests): live local buffers of the lengths given.
         let r = unsafe { copy_str("hello", buf.as_mut_ptr(), buf.len(), &mut n) };
         assert_eq!(r, rssl_result::RSSL_BUFFER_TOO_SMALL);
         assert_eq!(n, 5);

@@ -87,6 +87,12 @@ impl<H: Host> Conn<H> {
         Ok(())
     }
 
+    /// Has the poller run the connection (e.g. a paused handshake whose
+    /// callback answer has come).
+    pub fn kick(&self) {
+        self.poller.kick(self.token);
+    }
+
     /// Encrypts and sends `data` (framed by the packet option). Any number
     /// of processes may send at once; their data goes out in call order.
     pub fn send(

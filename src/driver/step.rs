@@ -16,8 +16,18 @@ impl<H: Host> State<H> {
     fn step(&mut self, conn: &Conn<H>, outbox: &mut dyn Outbox<H>, ready: Ready) -> bool {
         let mut again = false;
         match self.phase {
-            Phase::Idle | Phase::Closed => return false,
+            Phase::Idle => return false,
+            Phase::Closed => {
+                if self.tls.is_paused() {
+                    // Closed while its handshake waited for a callback:
+                    // only this thread may finish it (see finish_closing).
+                    self.tls.abandon();
+                    conn.poller.remove(conn.token);
+                }
+                return false;
+            }
             Phase::Closing => {
+                self.tls.abandon();
                 let _ = self.flush();
                 if self.tls.output().is_empty() || self.fd < 0 {
                     self.finish_closing(conn);
@@ -121,6 +131,8 @@ impl<H: Host> State<H> {
     }
 
     fn fail_handshake(&mut self, conn: &Conn<H>, outbox: &mut dyn Outbox<H>, failure: Failure) {
+        // A handshake paused for a callback ends here, on its poller.
+        self.tls.abandon();
         // The alert (if any) goes out before the socket is released.
         let _ = self.flush();
         self.incoming = Incoming::Ended {
@@ -143,11 +155,17 @@ impl<H: Host> State<H> {
     }
 
     /// The user's close is complete: the socket goes, and so does the
-    /// poller's reference.
+    /// poller's reference, unless the handshake is paused for a callback:
+    /// its OpenSSL job must be finished by the poller thread that paused
+    /// it (`engine::Connection::abandon`), so the poller runs it once more.
     pub fn finish_closing(&mut self, conn: &Conn<H>) {
         self.release_socket(conn);
         self.phase = Phase::Closed;
-        conn.poller.remove(conn.token);
+        if self.tls.is_paused() {
+            conn.poller.kick(conn.token);
+        } else {
+            conn.poller.remove(conn.token);
+        }
     }
 }
 

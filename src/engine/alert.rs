@@ -52,7 +52,9 @@ const ALERTS: &[(u8, &str, &str)] = &[
 
 impl Alert {
     pub const CLOSE_NOTIFY: Alert = Alert(0);
+    pub const UNEXPECTED_MESSAGE: Alert = Alert(10);
     pub const HANDSHAKE_FAILURE: Alert = Alert(40);
+    pub const PROTOCOL_VERSION: Alert = Alert(70);
     pub const INTERNAL_ERROR: Alert = Alert(80);
 
     fn entry(self) -> Option<&'static (u8, &'static str, &'static str)> {

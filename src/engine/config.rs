@@ -3,15 +3,14 @@
 use super::connection::{Connection, PeerName};
 use super::error::Error;
 use super::options::{CaSource, CertSource, KeySource, Options, Role, Verify};
+use super::pem;
 use super::version::Version;
 use once_cell::sync::Lazy;
-use openssl::dh::Dh;
-use openssl::pkey::{PKey, Private};
 use openssl::ssl::{
     AlpnError, SslContext, SslContextBuilder, SslMethod, SslMode, SslOptions, SslVerifyMode,
 };
 use openssl::stack::Stack;
-use openssl::x509::{X509Name, X509};
+use openssl::x509::X509Name;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -264,25 +263,18 @@ fn load_identity(b: &mut SslContextBuilder, o: &Options) -> Result<(), Error> {
                 "certfile"
             };
             let pem = read_file(option, path)?;
-            let certs = X509::stack_from_pem(&pem).unwrap_or_default();
-            if certs.is_empty() {
-                return Err(bad_file("certfile", path, "no certificate"));
-            }
+            let certs =
+                pem::certificates_from_pem(&pem).map_err(|why| bad_file("certfile", path, why))?;
             (certs, Some(pem))
         }
         CertSource::Pem(pem) => {
-            let certs = X509::stack_from_pem(pem).unwrap_or_default();
-            if certs.is_empty() {
-                return Err(Error::Option("cert".into(), "no PEM certificate".into()));
-            }
+            let certs = pem::certificates_from_pem(pem)
+                .map_err(|_| Error::Option("cert".into(), "no PEM certificate".into()))?;
             (certs, Some(pem.clone()))
         }
         CertSource::Der(ders) => {
-            let certs = ders
-                .iter()
-                .map(|der| X509::from_der(der))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|_| Error::Option("cert".into(), "not a DER certificate".into()))?;
+            let certs = pem::certificates_from_der(ders)
+                .map_err(|why| Error::Option("cert".into(), why.into()))?;
             if certs.is_empty() {
                 return Err(Error::Option(
                     "cert".into(),
@@ -312,19 +304,31 @@ fn load_identity(b: &mut SslContextBuilder, o: &Options) -> Result<(), Error> {
     let (key, option, path) = match (&o.key, cert_source, cert_pem) {
         (Some(KeySource::File(path)), _, _) => {
             let pem = read_file("keyfile", path)?;
-            (parse_pem_key(&pem, password), "keyfile", path.clone())
+            (
+                pem::private_key_from_pem(&pem, password),
+                "keyfile",
+                path.clone(),
+            )
         }
-        (Some(KeySource::Pem(pem)), _, _) => (parse_pem_key(pem, password), "key", String::new()),
-        (Some(KeySource::Der(_, der)), _, _) => (
-            PKey::private_key_from_der(der).map_err(|_| "bad_key"),
+        (Some(KeySource::Pem(text)), _, _) => (
+            pem::private_key_from_pem(text, password),
             "key",
             String::new(),
         ),
-        // As OTP: the key defaults to the certificate file.
-        (None, CertSource::File(path), Some(pem)) => {
-            (parse_pem_key(&pem, password), "keyfile", path.clone())
+        (Some(KeySource::Der(_, der)), _, _) => {
+            (pem::private_key_from_der(der), "key", String::new())
         }
-        (None, _, Some(pem)) => (parse_pem_key(&pem, password), "key", String::new()),
+        // As OTP: the key defaults to the certificate file.
+        (None, CertSource::File(path), Some(text)) => (
+            pem::private_key_from_pem(&text, password),
+            "keyfile",
+            path.clone(),
+        ),
+        (None, _, Some(text)) => (
+            pem::private_key_from_pem(&text, password),
+            "key",
+            String::new(),
+        ),
         (None, _, None) => return Err(Error::Option("key".into(), "no private key".into())),
     };
     let key = key.map_err(|reason| bad_file(option, &path, reason))?;
@@ -346,23 +350,6 @@ fn load_identity(b: &mut SslContextBuilder, o: &Options) -> Result<(), Error> {
     Ok(())
 }
 
-fn parse_pem_key(pem: &[u8], password: &str) -> Result<PKey<Private>, &'static str> {
-    PKey::private_key_from_pem_passphrase(pem, password.as_bytes()).map_err(|_| {
-        if password.is_empty() && is_encrypted_pem(pem) {
-            "no_password"
-        } else if is_encrypted_pem(pem) {
-            "bad_password"
-        } else {
-            "bad_key"
-        }
-    })
-}
-
-fn is_encrypted_pem(pem: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(pem);
-    text.contains("ENCRYPTED")
-}
-
 /// Loads trusted CAs into the context's store; returns their names for the
 /// server's certificate request.
 fn load_trust(b: &mut SslContextBuilder, o: &Options) -> Result<Option<Stack<X509Name>>, Error> {
@@ -370,18 +357,10 @@ fn load_trust(b: &mut SslContextBuilder, o: &Options) -> Result<Option<Stack<X50
         None => return Ok(None),
         Some(CaSource::File(path)) => {
             let pem = read_file("cacertfile", path)?;
-            let certs =
-                X509::stack_from_pem(&pem).map_err(|_| bad_file("cacertfile", path, "bad_pem"))?;
-            if certs.is_empty() && !pem.iter().all(u8::is_ascii_whitespace) {
-                return Err(bad_file("cacertfile", path, "no certificate"));
-            }
-            certs
+            pem::ca_certificates_from_pem(&pem).map_err(|why| bad_file("cacertfile", path, why))?
         }
-        Some(CaSource::Der(ders)) => ders
-            .iter()
-            .map(|der| X509::from_der(der))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| Error::Option("cacerts".into(), "not a DER certificate".into()))?,
+        Some(CaSource::Der(ders)) => pem::certificates_from_der(ders)
+            .map_err(|why| Error::Option("cacerts".into(), why.into()))?,
     };
     let mut names = Stack::new().map_err(|e| openssl_error("stack", e))?;
     for ca in cas {
@@ -402,14 +381,13 @@ fn load_dh(b: &mut SslContextBuilder, o: &Options) -> Result<(), Error> {
     };
     match params {
         Some((option, path, bytes)) => {
-            let dh = Dh::params_from_pem(&bytes)
-                .or_else(|_| Dh::params_from_der(&bytes))
-                .map_err(|_| bad_file(option, &path, "bad_dh_params"))?;
+            let dh = pem::dh_params(&bytes).map_err(|why| bad_file(option, &path, why))?;
             b.set_tmp_dh(&dh)
                 .map_err(|_| bad_file(option, &path, "bad_dh_params"))?;
         }
+        // Let OpenSSL pick DH parameters matching the certificate strength.
+        // SAFETY: `b` owns a live SSL_CTX; the control only sets a flag.
         None => unsafe {
-            // Let OpenSSL pick DH parameters matching the certificate strength.
             openssl_sys::SSL_CTX_set_dh_auto(b.as_ptr(), 1);
         },
     }

@@ -40,7 +40,9 @@ pub struct PeerName {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
     Done,
-    /// Needs more input from the peer (after sending what is in the output).
+    /// Needs more input from the peer (after sending what is in the
+    /// output), or, on a pausable connection, an application callback's
+    /// answer: the next step goes on once either is here.
     Pending,
 }
 
@@ -77,7 +79,7 @@ unsafe extern "C" fn on_info(ssl: *const openssl_sys::SSL, where_: c_int, ret: c
         }
         let level = (ret >> 8) & 0xff;
         let desc = (ret & 0xff) as u8;
-        if level != 2 {
+        if level != ffi::SSL3_AL_FATAL {
             return; // warnings (close_notify among them) are not failures
         }
         if let Some(log) = ssl.ex_data_mut(*ALERT_LOG) {
@@ -99,11 +101,21 @@ pub struct Connection {
     failure: Option<Error>,
 }
 
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // A paused handshake's job is not released by SSL_free. Off the
+        // thread that paused it, it cannot be finished safely: it stays
+        // (the driver abandons handshakes on their own thread first).
+        self.abandon_or_leave();
+    }
+}
+
 impl Connection {
     pub fn new(config: &Config, peer: &PeerName) -> Result<Connection, Error> {
         let internal = |e: openssl::error::ErrorStack| Error::Internal(e.to_string());
         let mut ssl = Ssl::new(config.context()).map_err(internal)?;
         ssl.set_ex_data(*ALERT_LOG, AlertLog::default());
+        // SAFETY: a live SSL we own; `on_info` matches the callback type.
         unsafe { ffi::SSL_set_info_callback(ssl.as_ptr(), Some(on_info)) };
         let role = config.role();
         match role {
@@ -172,6 +184,10 @@ impl Connection {
         if self.established {
             return Ok(Progress::Done);
         }
+        if !self.step_allowed() {
+            // Paused on another thread: only that one may resume it.
+            return Ok(Progress::Pending);
+        }
         let flight_start = self.output().len();
         match self.stream.do_handshake() {
             Ok(()) => {
@@ -180,9 +196,13 @@ impl Connection {
                 }
                 super::tls13_alert::forget_secret(self.stream.ssl());
                 self.established = true;
+                self.stop_pausing();
                 Ok(Progress::Done)
             }
             Err(e) if e.code() == ErrorCode::WANT_READ => Ok(Progress::Pending),
+            Err(e) if e.code() == ErrorCode::from_raw(ffi::SSL_ERROR_WANT_ASYNC) => {
+                Ok(Progress::Pending)
+            }
             Err(e) => Err(self.fail(e)),
         }
     }
@@ -399,6 +419,7 @@ impl Connection {
     fn fail(&mut self, e: openssl::ssl::Error) -> Error {
         let log = self.stream.ssl().ex_data(*ALERT_LOG);
         let (sent, received) = log.map_or((None, None), |l| (l.sent, l.received));
+        // SAFETY: a live SSL owned by this connection; the call only reads.
         let verify = unsafe { ffi::SSL_get_verify_result(self.stream.ssl().as_ptr()) };
         let detail = if verify != 0 {
             super::verify::failure_text(self.stream.ssl(), verify as i32).to_string()
@@ -410,8 +431,8 @@ impl Connection {
         };
         // OTP reports a failed host name check as handshake_failure
         // (OpenSSL's wire alert for it is bad_certificate).
-        const HOSTNAME_MISMATCH: libc::c_long = 62;
-        const IP_ADDRESS_MISMATCH: libc::c_long = 64;
+        const HOSTNAME_MISMATCH: libc::c_long = openssl_sys::X509_V_ERR_HOSTNAME_MISMATCH as _;
+        const IP_ADDRESS_MISMATCH: libc::c_long = openssl_sys::X509_V_ERR_IP_ADDRESS_MISMATCH as _;
         let sent = match sent {
             // (The verify callback turns these into application errors, so
             // this is only a safety net.)
@@ -422,13 +443,15 @@ impl Connection {
         };
         // Bytes that are no TLS record at all: OTP checks the record type
         // first and says unexpected_message; OpenSSL, protocol_version.
-        const PROTOCOL_VERSION: u8 = 70;
+        const PROTOCOL_VERSION: u8 = Alert::PROTOCOL_VERSION.0;
         let sent = match sent {
-            Some(PROTOCOL_VERSION) if self.established => Some(10),
+            Some(PROTOCOL_VERSION) if self.established => Some(Alert::UNEXPECTED_MESSAGE.0),
             other => other,
         };
         let sent = match sent {
-            None if received.is_none() && self.answer_http_request(&e) => Some(10),
+            None if received.is_none() && self.answer_http_request(&e) => {
+                Some(Alert::UNEXPECTED_MESSAGE.0)
+            }
             other => other,
         };
         let err = match (sent, received) {
@@ -471,12 +494,13 @@ impl Connection {
         if !http || self.established || self.role != Role::Server {
             return false;
         }
-        // A fatal unexpected_message alert in a plaintext record.
-        let alert = [21, 3, 3, 0, 2, ffi::SSL3_AL_FATAL as u8, 10];
-        self.stream
-            .get_mut()
-            .outgoing_mut()
-            .extend_from_slice(&alert);
+        // A fatal unexpected_message alert in a plaintext record (legacy
+        // version 3.3, 2 bytes long).
+        let record = [ffi::SSL3_RT_ALERT, 3, 3, 0, 2];
+        let alert = [ffi::SSL3_AL_FATAL as u8, Alert::UNEXPECTED_MESSAGE.0];
+        let outgoing = self.stream.get_mut().outgoing_mut();
+        outgoing.extend_from_slice(&record);
+        outgoing.extend_from_slice(&alert);
         true
     }
 
@@ -571,412 +595,4 @@ impl Connection {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use crate::engine::options::{CaSource, CertSource, KeySource, Options, Verify};
-    use openssl::asn1::Asn1Time;
-    use openssl::bn::BigNum;
-    use openssl::ec::{EcGroup, EcKey};
-    use openssl::hash::MessageDigest;
-    use openssl::nid::Nid;
-    use openssl::pkey::PKey;
-    use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
-    use openssl::x509::{X509NameBuilder, X509};
-
-    /// A throwaway CA and a server certificate for "localhost" signed by it (DER).
-    pub(crate) struct TestPki {
-        pub ca: Vec<u8>,
-        pub cert: Vec<u8>,
-        pub key: Vec<u8>,
-    }
-
-    fn ec_key() -> PKey<openssl::pkey::Private> {
-        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
-        PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap()
-    }
-
-    fn name(cn: &str) -> openssl::x509::X509Name {
-        let mut b = X509NameBuilder::new().unwrap();
-        b.append_entry_by_text("CN", cn).unwrap();
-        b.build()
-    }
-
-    pub(crate) fn test_pki() -> TestPki {
-        static SERIAL: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let ca_name = format!(
-            "test CA {}",
-            SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        );
-        let ca_key = ec_key();
-        let mut ca = X509::builder().unwrap();
-        ca.set_version(2).unwrap();
-        ca.set_serial_number(&BigNum::from_u32(1).unwrap().to_asn1_integer().unwrap())
-            .unwrap();
-        ca.set_subject_name(&name(&ca_name)).unwrap();
-        ca.set_issuer_name(&name(&ca_name)).unwrap();
-        ca.set_pubkey(&ca_key).unwrap();
-        ca.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-            .unwrap();
-        ca.set_not_after(&Asn1Time::days_from_now(30).unwrap())
-            .unwrap();
-        ca.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
-            .unwrap();
-        ca.sign(&ca_key, MessageDigest::sha256()).unwrap();
-        let ca = ca.build();
-
-        let key = ec_key();
-        let mut cert = X509::builder().unwrap();
-        cert.set_version(2).unwrap();
-        cert.set_serial_number(&BigNum::from_u32(2).unwrap().to_asn1_integer().unwrap())
-            .unwrap();
-        cert.set_subject_name(&name("localhost")).unwrap();
-        cert.set_issuer_name(ca.subject_name()).unwrap();
-        cert.set_pubkey(&key).unwrap();
-        cert.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-            .unwrap();
-        cert.set_not_after(&Asn1Time::days_from_now(30).unwrap())
-            .unwrap();
-        let san = SubjectAlternativeName::new()
-            .dns("localhost")
-            .build(&cert.x509v3_context(Some(&ca), None))
-            .unwrap();
-        cert.append_extension(san).unwrap();
-        cert.sign(&ca_key, MessageDigest::sha256()).unwrap();
-        TestPki {
-            ca: ca.to_der().unwrap(),
-            cert: cert.build().to_der().unwrap(),
-            key: key.private_key_to_der().unwrap(),
-        }
-    }
-
-    pub(crate) fn server_options(pki: &TestPki) -> Options {
-        let mut o = Options::new(Role::Server);
-        o.cert = Some(CertSource::Der(vec![pki.cert.clone()]));
-        o.key = Some(KeySource::Der("ECPrivateKey".into(), pki.key.clone()));
-        o
-    }
-
-    pub(crate) fn client_options(pki: &TestPki) -> Options {
-        let mut o = Options::new(Role::Client);
-        o.verify = Verify::Peer;
-        o.cacerts = Some(CaSource::Der(vec![pki.ca.clone()]));
-        o
-    }
-
-    pub(crate) fn shuttle(from: &mut Connection, to: &mut Connection) {
-        let out = from.output().to_vec();
-        from.consume_output(out.len());
-        to.receive(&out);
-    }
-
-    /// Runs both handshakes in memory until neither makes progress.
-    pub(crate) fn handshake_pair(
-        client: &mut Connection,
-        server: &mut Connection,
-    ) -> (Result<Progress, Error>, Result<Progress, Error>) {
-        let mut c = client.handshake();
-        let mut s = Ok(Progress::Pending);
-        for _ in 0..10 {
-            shuttle(client, server);
-            s = server.handshake();
-            shuttle(server, client);
-            c = client.handshake();
-            if c.is_err() || s.is_err() || (c == Ok(Progress::Done) && s == Ok(Progress::Done)) {
-                shuttle(client, server);
-                if c == Ok(Progress::Done) && s == Ok(Progress::Pending) {
-                    s = server.handshake();
-                }
-                if c.is_err() {
-                    s = server.handshake();
-                }
-                break;
-            }
-        }
-        (c, s)
-    }
-
-    pub(crate) fn pair(
-        client_opts: Options,
-        server_opts: Options,
-        host: &str,
-    ) -> (Connection, Connection) {
-        let client_cfg = Config::build(client_opts).unwrap();
-        let server_cfg = Config::build(server_opts).unwrap();
-        let peer = PeerName {
-            sni: Some(host.into()),
-            verify_host: Some(host.into()),
-            session_key: None,
-        };
-        (
-            Connection::new(&client_cfg, &peer).unwrap(),
-            Connection::new(&server_cfg, &PeerName::default()).unwrap(),
-        )
-    }
-
-    /// A client and a server that completed their handshake in memory.
-    pub(crate) fn established_pair(pki: &TestPki) -> (Connection, Connection) {
-        let (mut client, mut server) = pair(client_options(pki), server_options(pki), "localhost");
-        let (c, s) = handshake_pair(&mut client, &mut server);
-        assert_eq!((c, s), (Ok(Progress::Done), Ok(Progress::Done)));
-        (client, server)
-    }
-
-    #[test]
-    fn tls13_client_forgets_handshake_secret_once_established() {
-        // A verifying TLS 1.3 client records its handshake traffic secret
-        // (for a deferred alert); an established connection keeps none.
-        let pki = test_pki();
-        let mut co = client_options(&pki);
-        co.versions = vec![Version::Tls13];
-        let (mut client, mut server) = pair(co, server_options(&pki), "localhost");
-        let (c, s) = handshake_pair(&mut client, &mut server);
-        assert_eq!((c, s), (Ok(Progress::Done), Ok(Progress::Done)));
-        assert!(!super::super::tls13_alert::holds_secret(client.ssl()));
-    }
-
-    #[test]
-    fn handshake_and_data_both_versions() {
-        let pki = test_pki();
-        for version in [Version::Tls12, Version::Tls13] {
-            let mut co = client_options(&pki);
-            co.versions = vec![version];
-            let (mut client, mut server) = pair(co, server_options(&pki), "localhost");
-            let (c, s) = handshake_pair(&mut client, &mut server);
-            assert_eq!(c, Ok(Progress::Done));
-            assert_eq!(s, Ok(Progress::Done));
-            assert_eq!(client.version(), Some(version));
-            assert_eq!(server.sni_hostname().as_deref(), Some("localhost"));
-
-            client.write(b"ping").unwrap();
-            shuttle(&mut client, &mut server);
-            let mut buf = [0u8; 64];
-            assert_eq!(server.read(&mut buf).unwrap(), ReadOutcome::Data(4));
-            assert_eq!(&buf[..4], b"ping");
-            assert_eq!(server.read(&mut buf).unwrap(), ReadOutcome::WouldBlock);
-
-            server.close();
-            shuttle(&mut server, &mut client);
-            assert_eq!(client.read(&mut buf).unwrap(), ReadOutcome::Closed);
-        }
-    }
-
-    #[test]
-    fn unknown_ca_is_an_alert_on_both_sides() {
-        let pki = test_pki();
-        let other = test_pki();
-        let (mut client, mut server) =
-            pair(client_options(&other), server_options(&pki), "localhost");
-        let (c, s) = handshake_pair(&mut client, &mut server);
-        match c {
-            Err(Error::Alert { alert, local, .. }) => {
-                assert_eq!(alert.name(), "unknown_ca");
-                assert!(local);
-            }
-            other => panic!("client: {other:?}"),
-        }
-        match s {
-            Err(Error::Alert { alert, local, .. }) => {
-                assert_eq!(alert.name(), "unknown_ca");
-                assert!(!local);
-            }
-            other => panic!("server: {other:?}"),
-        }
-    }
-
-    #[test]
-    fn tls13_client_alert_after_server_hello_is_protected() {
-        let pki = test_pki();
-        let other = test_pki();
-        let mut co = client_options(&other);
-        co.versions = vec![Version::Tls13];
-        let (mut client, mut server) = pair(co, server_options(&pki), "localhost");
-        client.handshake().unwrap();
-        shuttle(&mut client, &mut server);
-        server.handshake().unwrap();
-        shuttle(&mut server, &mut client);
-        assert!(client.handshake().is_err());
-        let out = client.output().to_vec();
-        // Only protected records (type 23) or a middlebox-compatibility
-        // change_cipher_spec (type 20) may follow the ServerHello.
-        let mut i = 0;
-        while i + 5 <= out.len() {
-            assert!(
-                out[i] == 23 || out[i] == 20,
-                "record type {} in {:?}",
-                out[i],
-                out
-            );
-            i += 5 + u16::from_be_bytes([out[i + 3], out[i + 4]]) as usize;
-        }
-        assert!(i > 0 && out[..i].contains(&23));
-        // And the server reads it as the alert.
-        shuttle(&mut client, &mut server);
-        match server.handshake() {
-            Err(Error::Alert { alert, local, .. }) => {
-                assert_eq!((alert.name(), local), ("unknown_ca", false));
-            }
-            other => panic!("server: {other:?}"),
-        }
-    }
-
-    #[test]
-    fn tls12_renegotiation_completes() {
-        let pki = test_pki();
-        let mut co = client_options(&pki);
-        co.versions = vec![Version::Tls12];
-        let (mut client, mut server) = pair(co, server_options(&pki), "localhost");
-        let (c, s) = handshake_pair(&mut client, &mut server);
-        assert_eq!((c, s), (Ok(Progress::Done), Ok(Progress::Done)));
-        client.renegotiate().unwrap();
-        assert!(client.renegotiation_pending());
-        let mut buf = [0u8; 64];
-        for _ in 0..6 {
-            shuttle(&mut client, &mut server);
-            let _ = server.read(&mut buf).unwrap();
-            shuttle(&mut server, &mut client);
-            let _ = client.read(&mut buf).unwrap();
-        }
-        assert!(!client.renegotiation_pending());
-        client.write(b"after").unwrap();
-        shuttle(&mut client, &mut server);
-        assert_eq!(server.read(&mut buf).unwrap(), ReadOutcome::Data(5));
-    }
-
-    #[test]
-    fn http_request_gets_unexpected_message() {
-        let pki = test_pki();
-        let config = Config::build(server_options(&pki)).unwrap();
-        let mut server = Connection::new(&config, &PeerName::default()).unwrap();
-        server.receive(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
-        match server.handshake() {
-            Err(Error::Alert {
-                alert, local: true, ..
-            }) => assert_eq!(alert, Alert(10)),
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(server.output(), [21, 3, 3, 0, 2, 2, 10]);
-    }
-
-    #[test]
-    fn wrong_host_name_fails_verification() {
-        let pki = test_pki();
-        let (mut client, mut server) =
-            pair(client_options(&pki), server_options(&pki), "example.org");
-        let (c, _) = handshake_pair(&mut client, &mut server);
-        assert!(matches!(c, Err(Error::Alert { local: true, .. })), "{c:?}");
-    }
-
-    #[test]
-    fn end_of_stream_reads_as_closed() {
-        let (_client, mut server) = established_pair(&test_pki());
-        server.receive_eof();
-        let mut buf = [0u8; 16];
-        assert_eq!(server.read(&mut buf).unwrap(), ReadOutcome::Closed);
-    }
-
-    #[test]
-    fn large_write_arrives_intact() {
-        let (mut client, mut server) = established_pair(&test_pki());
-        let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
-        client.write(&data).unwrap();
-        shuttle(&mut client, &mut server);
-        let mut got = Vec::new();
-        let mut buf = vec![0u8; 65536];
-        while let ReadOutcome::Data(n) = server.read(&mut buf).unwrap() {
-            got.extend_from_slice(&buf[..n]);
-        }
-        assert_eq!(got, data);
-    }
-}
-
-#[cfg(test)]
-mod speed {
-    use super::tests::*;
-    use super::*;
-
-    /// `cargo test --release -- --ignored --nocapture handshake_rate`:
-    /// full handshakes per second, both ends in one thread, in memory.
-    #[test]
-    #[ignore]
-    fn handshake_rate() {
-        let pki = test_pki();
-        for version in [Version::Tls13, Version::Tls12] {
-            let mut co = client_options(&pki);
-            co.versions = vec![version];
-            co.verify = crate::engine::Verify::None;
-            let cc = Config::build(co).unwrap();
-            let sc = Config::build(server_options(&pki)).unwrap();
-            let start = std::time::Instant::now();
-            let n = 300;
-            for _ in 0..n {
-                let mut c = Connection::new(&cc, &PeerName::default()).unwrap();
-                let mut s = Connection::new(&sc, &PeerName::default()).unwrap();
-                let mut done = (false, false);
-                while done != (true, true) {
-                    done.0 = c.handshake().unwrap() == Progress::Done;
-                    let out = c.output().to_vec();
-                    c.consume_output(out.len());
-                    s.receive(&out);
-                    done.1 = s.handshake().unwrap() == Progress::Done;
-                    let out = s.output().to_vec();
-                    s.consume_output(out.len());
-                    c.receive(&out);
-                }
-            }
-            let rate = n as f64 / start.elapsed().as_secs_f64();
-            println!("{version:?}: {rate:.0} handshakes/s");
-        }
-    }
-}
-
-#[cfg(test)]
-mod footprint {
-    use super::tests::*;
-    use super::*;
-
-    /// `cargo test --release -- --ignored --nocapture memory_per_pair`:
-    /// heap bytes held by an established, idle connection pair.
-    #[test]
-    #[ignore]
-    fn memory_per_pair() {
-        let pki = test_pki();
-        let mut co = client_options(&pki);
-        co.verify = crate::engine::Verify::None;
-        let cc = Config::build(co).unwrap();
-        let sc = Config::build(server_options(&pki)).unwrap();
-        let used = || unsafe { libc::mallinfo2().uordblks };
-        let before = used();
-        let fresh: Vec<_> = (0..100)
-            .map(|_| {
-                (
-                    Connection::new(&cc, &PeerName::default()).unwrap(),
-                    Connection::new(&sc, &PeerName::default()).unwrap(),
-                )
-            })
-            .collect();
-        println!("fresh pair: {} bytes", (used() - before) / 100);
-        drop(fresh);
-        let before = used();
-        let n = 500;
-        let mut pairs = Vec::new();
-        for _ in 0..n {
-            let mut c = Connection::new(&cc, &PeerName::default()).unwrap();
-            let mut s = Connection::new(&sc, &PeerName::default()).unwrap();
-            let mut done = (false, false);
-            while done != (true, true) {
-                done.0 = c.handshake().unwrap() == Progress::Done;
-                shuttle(&mut c, &mut s);
-                done.1 = s.handshake().unwrap() == Progress::Done;
-                shuttle(&mut s, &mut c);
-            }
-            let mut buf = [0u8; 16];
-            let _ = c.read(&mut buf);
-            let _ = s.read(&mut buf);
-            c.release_buffers();
-            s.release_buffers();
-            pairs.push((c, s));
-        }
-        let after = used();
-        println!("heap per pair: {} bytes", (after - before) / n);
-    }
-}
+pub(crate) mod tests;

@@ -3,9 +3,9 @@
 
 use super::error::Error;
 use super::options::Options;
+use super::pem;
 use foreign_types::{ForeignType, ForeignTypeRef};
 use openssl::x509::verify::X509VerifyFlags;
-use openssl::x509::X509Crl;
 
 /// How the peer's chain is checked against the CRLs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,25 +31,6 @@ pub enum CrlSource {
     Der(Vec<u8>),
 }
 
-/// Every CRL in PEM text (none is an error).
-pub fn crls_from_pem(pem: &[u8]) -> Result<Vec<X509Crl>, &'static str> {
-    const BEGIN: &str = "-----BEGIN X509 CRL-----";
-    const END: &str = "-----END X509 CRL-----";
-    let text = std::str::from_utf8(pem).map_err(|_| "bad_pem")?;
-    let mut crls = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find(BEGIN) {
-        let tail = &rest[start..];
-        let end = tail.find(END).ok_or("bad_pem")? + END.len();
-        crls.push(X509Crl::from_pem(&tail.as_bytes()[..end]).map_err(|_| "bad_crl")?);
-        rest = &tail[end..];
-    }
-    if crls.is_empty() {
-        return Err("no_crl");
-    }
-    Ok(crls)
-}
-
 fn bad(option: &str, path: &str, reason: &str) -> Error {
     Error::File {
         option: option.into(),
@@ -66,15 +47,16 @@ pub(crate) fn install(b: &mut openssl::ssl::SslContextBuilder, o: &Options) -> R
             CrlSource::File(path) => {
                 let pem = std::fs::read(path)
                     .map_err(|e| bad("crlfile", path, crate::posix::error_name(&e)))?;
-                crls_from_pem(&pem).map_err(|why| bad("crlfile", path, why))?
+                pem::crls_from_pem(&pem).map_err(|why| bad("crlfile", path, why))?
             }
-            CrlSource::Pem(pem) => crls_from_pem(pem).map_err(|why| bad("crls", "", why))?,
+            CrlSource::Pem(text) => pem::crls_from_pem(text).map_err(|why| bad("crls", "", why))?,
             CrlSource::Der(der) => {
-                vec![X509Crl::from_der(der).map_err(|_| bad("crls", "", "bad_crl"))?]
+                vec![pem::crl_from_der(der).map_err(|why| bad("crls", "", why))?]
             }
         };
         for crl in crls {
             // The store takes its own reference; a duplicate is harmless.
+            // SAFETY: a live store (owned by `b`) and a live CRL.
             unsafe { super::ffi::X509_STORE_add_crl(b.cert_store_mut().as_ptr(), crl.as_ptr()) };
         }
     }

@@ -20,7 +20,14 @@ pub const X509_V_FLAG_PARTIAL_CHAIN: c_ulong = 0x80000;
 pub const SSL_TLSEXT_ERR_OK: c_int = 0;
 pub const SSL_TLSEXT_ERR_NOACK: c_int = 3;
 pub const SSL3_AL_FATAL: c_int = 2;
+/// The record content type of an alert.
+pub const SSL3_RT_ALERT: u8 = 21;
 pub const SSL_AD_UNKNOWN_PSK_IDENTITY: c_int = 115;
+pub const SSL_CTRL_MODE: c_int = 33;
+pub const SSL_CTRL_CLEAR_MODE: c_int = 78;
+pub const SSL_MODE_ASYNC: c_long = 0x100;
+/// `SSL_ERROR_WANT_ASYNC`: the handshake's async job paused.
+pub const SSL_ERROR_WANT_ASYNC: c_int = 9;
 /// `SSL_OP_ALLOW_CLIENT_RENEGOTIATION` (OpenSSL 3.0).
 pub const SSL_OP_ALLOW_CLIENT_RENEGOTIATION: u64 = 1 << 8;
 
@@ -37,6 +44,8 @@ extern "C" {
     pub fn SSL_renegotiate_pending(ssl: *const SSL) -> c_int;
     pub fn SSL_CTX_get_ciphers(ctx: *const openssl_sys::SSL_CTX)
         -> *mut openssl_sys::OPENSSL_STACK;
+    pub fn SSL_CIPHER_get_kx_nid(c: *const openssl_sys::SSL_CIPHER) -> c_int;
+    pub fn SSL_CIPHER_get_auth_nid(c: *const openssl_sys::SSL_CIPHER) -> c_int;
     pub fn SSL_set_info_callback(ssl: *mut SSL, cb: Option<InfoCallback>);
     pub fn SSL_get_verify_result(ssl: *const SSL) -> c_long;
     pub fn SSL_set_options(ssl: *mut SSL, options: u64) -> u64;
@@ -87,5 +96,11 @@ extern "C" {
         info: *mut c_char,
     ) -> c_int;
     pub fn SRP_get_default_gN(id: *const c_char) -> *mut SRP_gN;
+
+    // Async jobs (pausing a handshake).
+    pub fn SSL_waiting_for_async(ssl: *mut SSL) -> c_int;
+    pub fn ASYNC_is_capable() -> c_int;
+    pub fn ASYNC_get_current_job() -> *mut c_void;
+    pub fn ASYNC_pause_job() -> c_int;
 
 }

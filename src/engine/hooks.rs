@@ -69,6 +69,8 @@ pub(crate) struct Hooks {
     pub npn_advertised: Vec<u8>,
     /// Client: NPN selection.
     pub npn_preferred: Option<super::npn::NpnPreference>,
+    /// Handshakes call application callbacks (see `pause.rs`).
+    pub has_callbacks: bool,
 }
 
 static HOOKS: Lazy<Index<SslContext, Hooks>> =
@@ -106,6 +108,7 @@ pub(crate) fn install(b: &mut SslContextBuilder, o: &Options) -> Result<(), Erro
             crl_best_effort,
             npn_advertised: super::npn::wire(&o.npn_advertised),
             npn_preferred: o.npn_preferred.clone(),
+            has_callbacks: o.has_callbacks(),
         },
     );
     Ok(())

@@ -13,6 +13,8 @@ mod ffi;
 pub mod hooks;
 pub mod npn;
 pub mod options;
+pub(crate) mod pause;
+pub(crate) mod pem;
 pub mod prf;
 pub mod psk;
 pub(crate) mod renegotiation;

@@ -84,6 +84,8 @@ pub(crate) fn install(b: &mut openssl::ssl::SslContextBuilder, o: &Options) -> R
             return Err(bad("client_preferred_next_protocols"));
         }
     }
+    // SAFETY: `b` owns a live SSL_CTX; the callbacks take no argument (they
+    // find the lists in the context's hooks).
     unsafe {
         match o.role {
             Role::Server if !o.npn_advertised.is_empty() => {
@@ -112,6 +114,8 @@ extern "C" fn advertise(
     outlen: *mut c_uint,
     _: *mut c_void,
 ) -> c_int {
+    // SAFETY: OpenSSL passes a live SSL and writable `out` and `outlen`;
+    // what `out` points to lives as long as the context (see below).
     guard(super::ffi::SSL_TLSEXT_ERR_NOACK, || unsafe {
         let ssl = SslRef::from_ptr(ssl);
         match hooks::of(ssl.ssl_context()) {
@@ -134,6 +138,8 @@ extern "C" fn select(
     inlen: c_uint,
     _: *mut c_void,
 ) -> c_int {
+    // SAFETY: OpenSSL passes a live SSL, writable `out` and `outlen`, and
+    // `inlen` bytes at `input`; the choice lives in the context (see below).
     guard(super::ffi::SSL_TLSEXT_ERR_NOACK, || unsafe {
         let ssl = SslRef::from_ptr(ssl);
         let Some(pref) = hooks::of(ssl.ssl_context()).and_then(|h| h.npn_preferred.as_ref()) else {
@@ -157,6 +163,8 @@ impl Connection {
     pub fn npn_protocol(&self) -> Option<Vec<u8>> {
         let mut data = std::ptr::null();
         let mut len = 0;
+        // SAFETY: a live SSL owned by this connection; OpenSSL points `data`
+        // at `len` bytes of its own, or leaves it NULL.
         unsafe {
             openssl_sys::SSL_get0_next_proto_negotiated(self.ssl().as_ptr(), &mut data, &mut len);
             (!data.is_null() && len > 0)

@@ -185,6 +185,20 @@ impl Options {
         }
     }
 
+    /// Whether a handshake with these options calls application callbacks
+    /// (those of the SNI hosts' configurations included).
+    pub fn has_callbacks(&self) -> bool {
+        self.verify_fun.is_some()
+            || self.partial_chain.is_some()
+            || self.sni_fun.is_some()
+            || self.user_lookup.is_some()
+            || self.reuse_session.is_some()
+            || self
+                .sni_hosts
+                .iter()
+                .any(|(_, config)| config.options().has_callbacks())
+    }
+
     /// Checks the combinations a single value check cannot see.
     pub fn validate(&self) -> Result<(), super::Error> {
         use super::Error::Option as Bad;

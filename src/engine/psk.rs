@@ -14,6 +14,7 @@ use openssl::ex_data::Index;
 use openssl::hash::{hash, MessageDigest};
 use openssl::ssl::{SslContext, SslRef};
 use std::ffi::{CStr, CString};
+use std::task::Poll;
 
 /// What the lookup function is asked.
 #[derive(Debug, Clone, Copy)]
@@ -43,8 +44,9 @@ pub enum UserSecret {
 }
 
 /// Answers PSK and SRP look-ups; None fails the handshake
-/// (`unknown_psk_identity` on a server).
-pub type UserLookupFn = dyn Fn(&UserLookup<'_>) -> Option<UserSecret> + Send + Sync;
+/// (`unknown_psk_identity` on a server). Pending: asked again when the
+/// handshake resumes (`pause.rs`).
+pub type UserLookupFn = dyn Fn(&UserLookup<'_>) -> Poll<Option<UserSecret>> + Send + Sync;
 
 /// The RFC 5054 group of `bits` bits: (N, g).
 fn srp_group(
@@ -57,6 +59,7 @@ fn srp_group(
         return None;
     }
     let id = CString::new(bits.to_string()).ok()?;
+    // SAFETY: a NUL-terminated id; a non-NULL result is a static table entry.
     unsafe {
         let gn = ffi::SRP_get_default_gN(id.as_ptr());
         if gn.is_null() {
@@ -105,6 +108,7 @@ pub(crate) fn install(b: &mut openssl::ssl::SslContextBuilder, o: &Options) -> R
     if let Some(identity) = &o.psk_identity {
         let c_identity = CString::new(identity.as_str()).map_err(|_| bad("psk_identity"))?;
         if o.role == Role::Server {
+            // SAFETY: `b` owns a live SSL_CTX; OpenSSL copies the hint.
             unsafe { ffi::SSL_CTX_use_psk_identity_hint(b.as_ptr(), c_identity.as_ptr()) };
         }
     }
@@ -112,7 +116,7 @@ pub(crate) fn install(b: &mut openssl::ssl::SslContextBuilder, o: &Options) -> R
         if o.role == Role::Client {
             let user = CString::new(user.as_str()).map_err(|_| bad("srp_identity"))?;
             let password = CString::new(password.as_str()).map_err(|_| bad("srp_identity"))?;
-            // OpenSSL copies both.
+            // SAFETY: `b` owns a live SSL_CTX; OpenSSL copies both strings.
             unsafe {
                 ffi::SSL_CTX_set_srp_username(b.as_ptr(), user.as_ptr() as *mut _);
                 ffi::SSL_CTX_set_srp_password(b.as_ptr(), password.as_ptr() as *mut _);
@@ -131,7 +135,9 @@ pub(crate) fn install(b: &mut openssl::ssl::SslContextBuilder, o: &Options) -> R
                     // (EC)DHE_PSK key exchanges always carry a hint, empty
                     // when the server has none (OpenSSL reports none).
                     let hint = hint.or_else(|| hint_always_sent(ssl).then_some(&b""[..]));
-                    let Some(UserSecret::Psk(key)) = lookup(&UserLookup::Psk { identity: hint })
+                    let query = UserLookup::Psk { identity: hint };
+                    let Some(Some(UserSecret::Psk(key))) =
+                        super::pause::answer(ssl, || lookup(&query))
                     else {
                         return Ok(0);
                     };
@@ -147,16 +153,20 @@ pub(crate) fn install(b: &mut openssl::ssl::SslContextBuilder, o: &Options) -> R
         }
         Role::Server => {
             let psk_lookup = lookup.clone();
-            b.set_psk_server_callback(move |_ssl, identity, key_out| {
-                guard(Ok(0), || match psk_lookup(&UserLookup::Psk { identity }) {
-                    Some(UserSecret::Psk(key)) if key.len() <= key_out.len() => {
-                        key_out[..key.len()].copy_from_slice(&key);
-                        Ok(key.len())
+            b.set_psk_server_callback(move |ssl, identity, key_out| {
+                let query = UserLookup::Psk { identity };
+                guard(Ok(0), || {
+                    match super::pause::answer(ssl, || psk_lookup(&query)) {
+                        Some(Some(UserSecret::Psk(key))) if key.len() <= key_out.len() => {
+                            key_out[..key.len()].copy_from_slice(&key);
+                            Ok(key.len())
+                        }
+                        _ => Ok(0),
                     }
-                    _ => Ok(0),
                 })
             });
             b.set_ex_data(*LOOKUP, lookup);
+            // SAFETY: `b` owns a live SSL_CTX; the callback finds its lookup in LOOKUP.
             unsafe { ffi::SSL_CTX_set_srp_username_callback(b.as_ptr(), Some(srp_username)) };
         }
     }
@@ -194,6 +204,8 @@ unsafe extern "C" fn srp_username(
     alert: *mut c_int,
     _: *mut c_void,
 ) -> c_int {
+    // SAFETY: OpenSSL passes a live SSL in handshake and a writable `alert`;
+    // the user name it gives back is its own NUL-terminated copy.
     guard(ffi::SSL3_AL_FATAL, || {
         let fail = || {
             *alert = ffi::SSL_AD_UNKNOWN_PSK_IDENTITY;
@@ -210,11 +222,12 @@ unsafe extern "C" fn srp_username(
         let Ok(username) = CStr::from_ptr(name).to_str() else {
             return fail();
         };
-        let Some(UserSecret::Srp {
+        let query = UserLookup::Srp { username };
+        let Some(Some(UserSecret::Srp {
             group,
             salt,
             verifier,
-        }) = lookup(&UserLookup::Srp { username })
+        })) = super::pause::answer(ssl_ref, || lookup(&query))
         else {
             return fail();
         };
@@ -245,15 +258,80 @@ unsafe extern "C" fn srp_username(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use foreign_types::ForeignType;
 
+    fn hex(text: &str) -> Vec<u8> {
+        let digits: Vec<u8> = text.bytes().filter(u8::is_ascii_hexdigit).collect();
+        digits
+            .chunks(2)
+            .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
+            .collect()
+    }
+
+    /// RFC 5054 Appendix B: user "alice", password "password123", the
+    /// 1024-bit group.
     #[test]
-    fn srp_verifier_is_g_to_the_x() {
-        let x = srp_derived_key("alice", "password123", b"salt");
-        assert_eq!(x.len(), 20);
+    fn srp_matches_the_rfc_5054_test_vector() {
+        let salt = hex("BEB25379 D1A8581E B5A72767 3A2441EE");
+        let x = srp_derived_key("alice", "password123", &salt);
+        assert_eq!(x, hex("94B7555A ABE9127C C58CCF49 93DB6CF8 4D16C124"));
         let v = srp_verifier(1024, &x).unwrap();
-        assert!(!v.is_empty() && v.len() <= 128);
-        assert_ne!(v, srp_verifier(2048, &x).unwrap());
-        assert!(srp_verifier(1000, &x).is_err());
+        let want = hex(
+            "7E273DE8 696FFC4F 4E337D05 B4B375BE B0DDE156 9E8FA00A 9886D812
+             9BADA1F1 822223CA 1A605B53 0E379BA4 729FDC59 F105B478 7E5186F5
+             C671085A 1447B52A 48CF1970 B4FB6F84 00BBF4CE BFBB1681 52E08AB5
+             EA53D15C 1AFF87B2 B9DA6E04 E058AD51 CC72BFC9 033B564E 26480D78
+             E955A5E2 9E7AB245 DB2BE315 E2099AFB",
+        );
+        assert_eq!(v, want);
+    }
+
+    /// Each group is RFC 5054's of that size (Appendix A: the prime's bit
+    /// length and the generator), and the verifier in it is the one
+    /// OpenSSL's own SRP code computes from the user name and password.
+    #[test]
+    fn srp_verifier_is_g_to_the_x_in_each_group() {
+        extern "C" {
+            fn SRP_create_verifier_BN(
+                user: *const libc::c_char,
+                pass: *const libc::c_char,
+                salt: *mut *mut openssl_sys::BIGNUM,
+                verifier: *mut *mut openssl_sys::BIGNUM,
+                n: *const openssl_sys::BIGNUM,
+                g: *const openssl_sys::BIGNUM,
+            ) -> c_int;
+        }
+        let generators = [2, 2, 2, 5, 5, 5, 19];
+        let salt = b"\x5arssl salt";
+        for (bits, g_want) in SRP_GROUPS.into_iter().zip(generators) {
+            let (n, g) = srp_group(bits).unwrap();
+            assert_eq!(n.num_bits(), bits as i32);
+            assert_eq!(g.to_vec(), vec![g_want]);
+            let ours = srp_verifier(bits, &srp_derived_key("alice", "secret", salt)).unwrap();
+            let user = CString::new("alice").unwrap();
+            let pass = CString::new("secret").unwrap();
+            let salt_bn = BigNum::from_slice(salt).unwrap();
+            let mut salt_ptr = salt_bn.as_ptr();
+            let mut v_ptr = std::ptr::null_mut();
+            // SAFETY: valid C strings and numbers; with *salt set, OpenSSL
+            // uses it and allocates only the verifier, which we then own.
+            let theirs = unsafe {
+                assert_eq!(
+                    SRP_create_verifier_BN(
+                        user.as_ptr(),
+                        pass.as_ptr(),
+                        &mut salt_ptr,
+                        &mut v_ptr,
+                        n.as_ptr(),
+                        g.as_ptr()
+                    ),
+                    1
+                );
+                BigNum::from_ptr(v_ptr)
+            };
+            assert_eq!(ours, theirs.to_vec(), "group {bits}");
+        }
+        assert!(srp_verifier(1000, &[1]).is_err());
     }
 }
 
@@ -266,23 +344,25 @@ mod handshake_tests {
     use std::sync::Arc;
 
     fn lookup(key: &'static [u8]) -> Option<Callback<UserLookupFn>> {
-        Some(Callback(Arc::new(move |q: &UserLookup<'_>| match q {
-            UserLookup::Psk {
-                identity: Some(b"alice"),
-            }
-            | UserLookup::Psk {
-                identity: Some(b"hint"),
-            } => Some(UserSecret::Psk(key.to_vec())),
-            UserLookup::Srp { username: "alice" } => {
-                let salt = b"0123456789abcdef".to_vec();
-                let x = srp_derived_key("alice", "secret", &salt);
-                Some(UserSecret::Srp {
-                    group: 2048,
-                    verifier: srp_verifier(2048, &x).unwrap(),
-                    salt,
-                })
-            }
-            _ => None,
+        Some(Callback(Arc::new(move |q: &UserLookup<'_>| {
+            Poll::Ready(match q {
+                UserLookup::Psk {
+                    identity: Some(b"alice"),
+                }
+                | UserLookup::Psk {
+                    identity: Some(b"hint"),
+                } => Some(UserSecret::Psk(key.to_vec())),
+                UserLookup::Srp { username: "alice" } => {
+                    let salt = b"0123456789abcdef".to_vec();
+                    let x = srp_derived_key("alice", "secret", &salt);
+                    Some(UserSecret::Srp {
+                        group: 2048,
+                        verifier: srp_verifier(2048, &x).unwrap(),
+                        salt,
+                    })
+                }
+                _ => None,
+            })
         })))
     }
 

@@ -18,6 +18,7 @@ use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::sync::Arc;
+use std::task::Poll;
 
 /// What a server's `reuse_session` function sees of an offered session.
 #[derive(Debug, Clone)]
@@ -30,8 +31,9 @@ pub struct OfferedSession<'a> {
     pub suite: [u8; 2],
 }
 
-/// Server: true to resume the offered session, false for a full handshake.
-pub type ReuseSessionFn = dyn Fn(&OfferedSession<'_>) -> bool + Send + Sync;
+/// Server: true to resume the offered session, false for a full
+/// handshake. Pending: asked again when the handshake resumes (`pause.rs`).
+pub type ReuseSessionFn = dyn Fn(&OfferedSession<'_>) -> Poll<bool> + Send + Sync;
 
 /// Bounds on the sessions kept per configuration.
 const SERVER_SESSIONS: usize = 20_000;
@@ -181,7 +183,7 @@ fn install_reuse_fun(b: &mut openssl::ssl::SslContextBuilder, fun: Callback<Reus
     });
     // SAFETY: the returned session is one OpenSSL gave us for this context.
     unsafe {
-        b.set_get_session_callback(move |_, id| {
+        b.set_get_session_callback(move |ssl, id| {
             guard(None, || {
                 let session = store.lock().sessions.get(id).cloned()?;
                 let offered = OfferedSession {
@@ -189,7 +191,10 @@ fn install_reuse_fun(b: &mut openssl::ssl::SslContextBuilder, fun: Callback<Reus
                     peer_cert: session.peer_certificate_der(),
                     suite: session.suite_id(),
                 };
-                fun(&offered).then_some(session)
+                // No answer (the handshake is being abandoned): no resumption.
+                super::pause::answer(ssl, || fun(&offered))
+                    .unwrap_or(false)
+                    .then_some(session)
             })
         });
     }
@@ -203,6 +208,7 @@ trait SessionExt {
 
 impl SessionExt for SslSession {
     fn peer_certificate_der(&self) -> Option<Vec<u8>> {
+        // SAFETY: a live session; get0 lends its certificate (or NULL).
         unsafe {
             let cert = ffi::SSL_SESSION_get0_peer(self.as_ptr());
             if cert.is_null() {
@@ -213,6 +219,7 @@ impl SessionExt for SslSession {
     }
 
     fn suite_id(&self) -> [u8; 2] {
+        // SAFETY: a live session; get0 lends its cipher (or NULL).
         unsafe {
             let cipher = ffi::SSL_SESSION_get0_cipher(self.as_ptr());
             if cipher.is_null() {
@@ -239,6 +246,7 @@ impl Connection {
     /// its tickets after the handshake: they arrive with the first reads.
     pub fn session(&self) -> Option<Vec<u8>> {
         let session = self.ssl().session()?;
+        // SAFETY: a live session; the call only reads.
         if unsafe { ffi::SSL_SESSION_is_resumable(session.as_ptr()) } != 1 {
             return None;
         }
@@ -382,7 +390,7 @@ mod tests {
             assert!(s.peer_cert.is_none());
             assert_ne!(s.suite, [0, 0]);
             n.fetch_add(1, Ordering::SeqCst);
-            a.load(Ordering::SeqCst)
+            std::task::Poll::Ready(a.load(Ordering::SeqCst))
         })));
         let server_config = Config::build(so).unwrap();
         let mut co = client_options(&pki);

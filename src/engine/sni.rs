@@ -15,6 +15,7 @@ use foreign_types::ForeignTypeRef;
 use once_cell::sync::Lazy;
 use openssl::ex_data::Index;
 use openssl::ssl::{NameType, SniError, Ssl, SslAlert, SslRef};
+use std::task::Poll;
 
 /// What the SNI function decides for a host name.
 #[derive(Clone)]
@@ -27,8 +28,9 @@ pub enum SniChoice {
     Reject,
 }
 
-/// Called with the host name the client sent (not called when it sent none).
-pub type SniFn = dyn Fn(&str) -> SniChoice + Send + Sync;
+/// Called with the host name the client sent (not called when it sent
+/// none). Pending: asked again when the handshake resumes (`pause.rs`).
+pub type SniFn = dyn Fn(&str) -> Poll<SniChoice> + Send + Sync;
 
 /// Keeps the chosen configuration alive as long as the connection.
 static CHOSEN: Lazy<Index<Ssl, Config>> =
@@ -57,7 +59,11 @@ pub(crate) fn install(b: &mut openssl::ssl::SslContextBuilder, o: &Options) -> R
             };
             let choice = match hosts.iter().find(|(h, _)| h.eq_ignore_ascii_case(&name)) {
                 Some((_, config)) => SniChoice::Use(config.clone()),
-                None => fun.as_ref().map_or(SniChoice::Default, |f| f(&name)),
+                None => match &fun {
+                    // No answer (the handshake is being abandoned): reject.
+                    Some(f) => super::pause::answer(ssl, || f(&name)).unwrap_or(SniChoice::Reject),
+                    None => SniChoice::Default,
+                },
             };
             match choice {
                 SniChoice::Default => Ok(()),
@@ -84,6 +90,8 @@ fn switch(ssl: &mut SslRef, config: Config) {
     if ssl.set_ssl_context(config.context()).is_err() {
         return;
     }
+    // SAFETY: both the SSL and `config`'s context are live; the calls copy
+    // plain values (mode, depth, a function pointer).
     unsafe {
         let ctx = config.context().as_ptr();
         let mode = openssl_sys::SSL_CTX_get_verify_mode(ctx);
@@ -116,7 +124,7 @@ mod tests {
         assert_eq!((c, s), (Ok(Progress::Done), Ok(Progress::Done)));
 
         so.sni_hosts.clear();
-        so.sni_fun = Some(Callback(Arc::new(|_: &str| SniChoice::Reject)));
+        so.sni_fun = Some(Callback(Arc::new(|_: &str| Poll::Ready(SniChoice::Reject))));
         let (mut client, mut server) = pair(client_options(&default), so, "localhost");
         let (_, s) = handshake_pair(&mut client, &mut server);
         match s {

@@ -2,7 +2,9 @@
 //! function (OTP's `verify_fun`) and the choice of a trust anchor inside
 //! the peer's chain (OTP's `partial_chain`).
 //!
-//! Both run synchronously inside the handshake, in the thread that drives it.
+//! Both are called inside the handshake, in the thread that drives it; on
+//! a pausable connection they may answer later (`Poll::Pending`: see
+//! `pause.rs`).
 
 use super::connection::guard;
 use super::ffi;
@@ -13,6 +15,7 @@ use libc::{c_int, c_void};
 use openssl::stack::{Stack, StackRef};
 use openssl::x509::{X509StoreContext, X509StoreContextRef, X509VerifyResult, X509};
 use openssl_sys::X509_STORE_CTX;
+use std::task::Poll;
 
 /// One certificate of the peer's chain, as the verify function sees it.
 #[derive(Debug, Clone, Copy)]
@@ -48,13 +51,14 @@ pub enum Verdict {
 }
 
 /// Called for each certificate of the peer's chain, from the trust anchor
-/// down to the peer (depth 0), and again for each error found.
-pub type VerifyFn = dyn Fn(&CertCheck<'_>) -> Verdict + Send + Sync;
+/// down to the peer (depth 0), and again for each error found. Pending:
+/// asked again, with the same check, when the handshake resumes.
+pub type VerifyFn = dyn Fn(&CertCheck<'_>) -> Poll<Verdict> + Send + Sync;
 
 /// Given the peer's chain (DER, the peer's own certificate first) when it
 /// does not lead to a trusted CA, names the certificate to trust as the
 /// anchor (an index into the chain), or None.
-pub type PartialChainFn = dyn Fn(&[Vec<u8>]) -> Option<usize> + Send + Sync;
+pub type PartialChainFn = dyn Fn(&[Vec<u8>]) -> Poll<Option<usize>> + Send + Sync;
 
 // X509_V_ERR_* values (x509_vfy.h).
 pub const X509_V_OK: i32 = 0;
@@ -102,6 +106,8 @@ pub fn error_text(error: i32) -> &'static str {
 /// Installs the raw callbacks when an application check or best-effort CRL
 /// checking needs them. The verify mode set by `config.rs` is kept.
 pub(crate) fn install(b: &mut openssl::ssl::SslContextBuilder, o: &Options, crl_best_effort: bool) {
+    // SAFETY: `b` owns a live SSL_CTX; the trampolines match OpenSSL's
+    // callback types and need no argument.
     unsafe {
         // Always with peer verification: the trampoline also gives host
         // name mismatches OTP's alert.
@@ -142,6 +148,7 @@ pub(crate) extern "C" fn verify_trampoline(
     preverify_ok: c_int,
     store: *mut X509_STORE_CTX,
 ) -> c_int {
+    // SAFETY: OpenSSL passes the live store of the verification under way.
     guard(0, || unsafe {
         let store = X509StoreContextRef::from_ptr_mut(store);
         let ok = apply_hooks(preverify_ok, store);
@@ -187,6 +194,7 @@ pub(crate) extern "C" fn verify_trampoline(
 /// An SSL ex_data slot (no destructor) for the verification error a
 /// failure is reported with when the error given to OpenSSL was changed
 /// only to get OTP's alert.
+// SAFETY: a new index with no callbacks; nothing is passed but NULL.
 static REASON_SLOT: once_cell::sync::Lazy<c_int> = once_cell::sync::Lazy::new(|| unsafe {
     openssl_sys::CRYPTO_get_ex_new_index(
         openssl_sys::CRYPTO_EX_INDEX_SSL,
@@ -215,6 +223,10 @@ pub(crate) fn failure_text(ssl: &openssl::ssl::SslRef, error: i32) -> &'static s
 }
 
 /// The verify function and CRL best-effort rule, when the context has them.
+///
+/// # Safety
+/// `store` is the store of a verification under way, as OpenSSL passes it
+/// to the verify callback.
 unsafe fn apply_hooks(preverify_ok: c_int, store: &mut X509StoreContextRef) -> c_int {
     {
         let Some((verify_fun, _, crl_best_effort)) = hooks_of(store) else {
@@ -245,7 +257,18 @@ unsafe fn apply_hooks(preverify_ok: c_int, store: &mut X509StoreContextRef) -> c
                     None
                 },
             };
-            match fun(&check) {
+            let ssl = X509StoreContext::ssl_idx()
+                .ok()
+                .and_then(|idx| store.ex_data(idx));
+            let verdict = match ssl {
+                Some(ssl) => super::pause::answer(ssl, || fun(&check)),
+                None => match fun(&check) {
+                    Poll::Ready(verdict) => Some(verdict),
+                    Poll::Pending => None,
+                },
+            };
+            // No answer (the handshake is being abandoned): reject.
+            match verdict.unwrap_or(Verdict::Reject) {
                 Verdict::Accept => {
                     if !ok {
                         store.set_error(X509VerifyResult::OK);
@@ -272,6 +295,9 @@ unsafe fn apply_hooks(preverify_ok: c_int, store: &mut X509StoreContextRef) -> c
 
 /// The reason code of the current certificate's entry in the CRL that
 /// revoked it.
+///
+/// # Safety
+/// As [`apply_hooks`]: the store's current CRL, if any, is live.
 unsafe fn crl_reason(store: &X509StoreContextRef) -> Option<i32> {
     let crl = ffi::X509_STORE_CTX_get0_current_crl(store.as_ptr());
     if crl.is_null() {
@@ -291,6 +317,8 @@ unsafe fn crl_reason(store: &X509StoreContextRef) -> Option<i32> {
 /// OpenSSL's whole-chain verification callback: verifies as usual, unless
 /// the chain has no trusted anchor and the partial-chain function names one.
 unsafe extern "C" fn chain_trampoline(store: *mut X509_STORE_CTX, _arg: *mut c_void) -> c_int {
+    // SAFETY: OpenSSL passes the live store of the verification under way;
+    // `trusted` outlives X509_verify_cert, which takes its own references.
     guard(0, || {
         let store_ref = X509StoreContextRef::from_ptr_mut(store);
         let anchor = hooks_of(store_ref)
@@ -312,6 +340,9 @@ unsafe extern "C" fn chain_trampoline(store: *mut X509_STORE_CTX, _arg: *mut c_v
 
 /// Asks the partial-chain function when the peer's chain does not verify
 /// for want of a trusted issuer; the anchor it picks, as a trusted stack.
+///
+/// # Safety
+/// `store` is the live store of a verification under way.
 unsafe fn chosen_anchor(store: *mut X509_STORE_CTX, fun: &PartialChainFn) -> Option<Stack<X509>> {
     let untrusted = ffi::X509_STORE_CTX_get0_untrusted(store);
     if untrusted.is_null() {
@@ -336,7 +367,8 @@ unsafe fn chosen_anchor(store: *mut X509_STORE_CTX, fun: &PartialChainFn) -> Opt
         return None;
     }
     let ders: Vec<Vec<u8>> = chain.iter().filter_map(|c| c.to_der().ok()).collect();
-    let index = fun(&ders)?;
+    let ssl = X509StoreContextRef::from_ptr(store).ex_data(X509StoreContext::ssl_idx().ok()?)?;
+    let index = super::pause::answer(ssl, || fun(&ders))??;
     let anchor = chain.get(index)?.to_owned();
     let mut trusted = Stack::new().ok()?;
     trusted.push(anchor).ok()?;
@@ -377,11 +409,11 @@ mod handshake_tests {
         let mut co = client_options(&pki);
         co.verify_fun = Some(hooks::Callback(Arc::new(move |c: &CertCheck<'_>| {
             log.lock().unwrap().push((c.depth, c.error));
-            if c.depth == 0 {
+            Poll::Ready(if c.depth == 0 {
                 Verdict::Reject
             } else {
                 Verdict::Accept
-            }
+            })
         })));
         let (mut client, mut server) = pair(co, server_options(&pki), "localhost");
         let (c, _) = handshake_pair(&mut client, &mut server);
@@ -395,11 +427,11 @@ mod handshake_tests {
         let other = test_pki();
         let mut co = client_options(&other);
         co.verify_fun = Some(hooks::Callback(Arc::new(|c: &CertCheck<'_>| {
-            if reason_name(c.error) == "unknown_ca" || c.error == 0 {
+            Poll::Ready(if reason_name(c.error) == "unknown_ca" || c.error == 0 {
                 Verdict::Accept
             } else {
                 Verdict::Reject
-            }
+            })
         })));
         let (mut client, mut server) = pair(co, server_options(&pki), "localhost");
         let (c, s) = handshake_pair(&mut client, &mut server);
@@ -418,13 +450,13 @@ mod handshake_tests {
         co.cacerts = None;
         let ca = pki.ca.clone();
         co.partial_chain = Some(hooks::Callback(Arc::new(move |chain: &[Vec<u8>]| {
-            chain.iter().position(|der| *der == ca)
+            Poll::Ready(chain.iter().position(|der| *der == ca))
         })));
         let (mut client, mut server) = pair(co.clone(), so.clone(), "localhost");
         let (c, s) = handshake_pair(&mut client, &mut server);
         assert_eq!((c, s), (Ok(Progress::Done), Ok(Progress::Done)));
 
-        co.partial_chain = Some(hooks::Callback(Arc::new(|_: &[Vec<u8>]| None)));
+        co.partial_chain = Some(hooks::Callback(Arc::new(|_: &[Vec<u8>]| Poll::Ready(None))));
         let (mut client, mut server) = pair(co, so, "localhost");
         let (c, _) = handshake_pair(&mut client, &mut server);
         assert!(matches!(c, Err(Error::Alert { local: true, .. })), "{c:?}");

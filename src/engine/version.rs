@@ -34,6 +34,20 @@ impl Version {
         Version::AVAILABLE.into_iter().find(|v| v.name() == name)
     }
 
+    /// The version's value on the wire (0x0301 for TLS 1.0 ... 0x0304).
+    pub fn wire(self) -> u16 {
+        match self {
+            Version::Tls10 => 0x0301,
+            Version::Tls11 => 0x0302,
+            Version::Tls12 => 0x0303,
+            Version::Tls13 => 0x0304,
+        }
+    }
+
+    pub fn from_wire(value: u16) -> Option<Version> {
+        Version::AVAILABLE.into_iter().find(|v| v.wire() == value)
+    }
+
     pub(crate) fn to_openssl(self) -> SslVersion {
         match self {
             Version::Tls10 => SslVersion::TLS1,

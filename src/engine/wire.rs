@@ -150,4 +150,30 @@ mod tests {
         assert_eq!(wire.read(&mut buf).unwrap(), 4);
         assert_eq!(&buf[..4], b"abcd");
     }
+
+    #[test]
+    fn release_frees_drained_buffers_only() {
+        let mut wire = Wire::default();
+        wire.push_incoming(&[7u8; 100_000]);
+        wire.write_all(&[9u8; 50_000]).unwrap();
+        // Unread input and unsent output stay.
+        wire.release_if_empty();
+        assert_eq!(wire.incoming_len(), 100_000);
+        assert_eq!(wire.outgoing().len(), 50_000);
+        let mut buf = vec![0u8; 60_000];
+        assert_eq!(wire.read(&mut buf).unwrap(), 60_000);
+        wire.release_if_empty();
+        assert_eq!(wire.incoming_len(), 40_000);
+        assert_eq!(wire.read(&mut buf).unwrap(), 40_000);
+        assert!(buf[..40_000].iter().all(|&b| b == 7));
+        wire.consume_outgoing(50_000);
+        // Drained: an idle connection holds no buffer memory.
+        assert!(wire.incoming.capacity() > 0 && wire.outgoing.capacity() > 0);
+        wire.release_if_empty();
+        assert_eq!((wire.incoming.capacity(), wire.outgoing.capacity()), (0, 0));
+        // And works again afterwards.
+        wire.push_incoming(b"more");
+        assert_eq!(wire.read(&mut buf).unwrap(), 4);
+        assert_eq!(&buf[..4], b"more");
+    }
 }

@@ -1,12 +1,18 @@
 //! Erlang funs called during a handshake (`sni_fun`, `verify_fun`,
 //! `partial_chain`, `user_lookup_fun`, `reuse_session`).
 //!
-//! OpenSSL calls back synchronously on the poller thread running the
-//! handshake. The callback sends `{rssl_callback, Tag, CallId, Request}` to
-//! the process waiting in the handshake (it is in `rssl:run_handshake/2`'s
-//! receive loop), which runs the fun and answers with `callback_reply/2`;
-//! the poller thread waits for that answer, bounded by `ANSWER_TIMEOUT`.
-//! Only that one connection's poller pauses, never a scheduler.
+//! No thread waits for Erlang. When OpenSSL calls back, the closure made
+//! here records a question in the connection's [`Mailbox`] and answers
+//! `Pending`: the engine pauses the handshake (engine `pause.rs`) and the
+//! poller goes on with other connections. After that handshake step,
+//! [`during`] sends `{rssl_callback, Tag, CallId, Request}` to the process
+//! waiting in the handshake (`rssl:await_handshake/4`), which has the fun
+//! run and answers with `callback_reply(Socket, CallId, Answer)`: the
+//! answer is stored in the connection's mailbox and the connection is
+//! kicked, so its poller resumes the handshake and the closure, asked
+//! again, returns the answer. A late answer (the handshake was given up,
+//! closed, or timed out) matches no question and is dropped; the mailbox
+//! lives and dies with the connection.
 //!
 //! Requests (`Context` is the option's term, kept with the configuration):
 //! - `{sni, Host, Context}`
@@ -19,6 +25,7 @@
 use super::atoms;
 use super::config::ConfigRes;
 use super::host::Waiter;
+use super::socket::conn_of;
 use super::terms::binary;
 use crate::engine::hooks::Callback;
 use crate::engine::psk::{UserLookup, UserLookupFn, UserSecret};
@@ -28,16 +35,12 @@ use crate::engine::verify::{reason_name, CertCheck, PartialChainFn, Verdict, Ver
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 use rustler::env::{OwnedEnv, SavedTerm};
-use rustler::{Atom, Binary, Encoder, Env, LocalPid, ResourceArc, Term};
+use rustler::{Atom, Binary, Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Arc;
-use std::time::Duration;
-
-/// How long a handshake waits for an Erlang callback before failing.
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+use std::task::Poll;
 
 /// What a fun answered.
 pub enum Answer {
@@ -57,21 +60,154 @@ pub enum Answer {
     Bool(bool),
 }
 
-static PENDING: Lazy<Mutex<HashMap<u64, SyncSender<Answer>>>> =
-    Lazy::new(|| Mutex::new(HashMap::new()));
-static NEXT_CALL: AtomicU64 = AtomicU64::new(1);
-
-thread_local! {
-    /// The process and tag of the handshake this thread is running.
-    static CURRENT: RefCell<Option<(LocalPid, i64)>> = const { RefCell::new(None) };
+/// What a callback asks, in owned data: the request term is built after
+/// the handshake step, outside OpenSSL's small job stack.
+enum Question {
+    Sni(String),
+    Verify {
+        der: Vec<u8>,
+        depth: u32,
+        error: i32,
+        trusted: bool,
+        crl_reason: Option<i32>,
+    },
+    PartialChain(Vec<Vec<u8>>),
+    Psk(Option<Vec<u8>>),
+    Srp(String),
+    Reuse {
+        id: Vec<u8>,
+        peer_cert: Option<Vec<u8>>,
+        suite: [u8; 2],
+    },
 }
 
-/// Runs a handshake step with `waiter` as the process callbacks ask.
+struct Outgoing {
+    call: u64,
+    question: Question,
+    saved: Arc<Saved>,
+}
+
+#[derive(Default)]
+struct Exchange {
+    /// The call waiting for its answer.
+    asked: Option<u64>,
+    /// Its answer, once `callback_reply` brought it.
+    answer: Option<Answer>,
+    /// The question of the current step, sent when the step is over.
+    outgoing: Option<Outgoing>,
+}
+
+/// One connection's questions to the process running its handshake's
+/// funs, and their answers.
+#[derive(Default)]
+pub struct Mailbox {
+    exchange: Mutex<Exchange>,
+}
+
+static NEXT_CALL: AtomicU64 = AtomicU64::new(1);
+
+/// The handshake this thread is running a step of: its process, tag and
+/// mailbox.
+type Current = (LocalPid, i64, Arc<Mailbox>);
+
+thread_local! {
+    static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
+}
+
+/// Runs a handshake step for `waiter`; a question its callbacks asked goes
+/// to the waiter's process once the step is over.
 pub fn during<R>(waiter: Option<&Waiter>, step: impl FnOnce() -> R) -> R {
-    let previous = CURRENT.with(|c| c.replace(waiter.map(|w| (w.pid, w.tag))));
+    let current = waiter.and_then(|w| w.mailbox.clone().map(|m| (w.pid, w.tag, m)));
+    let previous = CURRENT.with(|c| c.replace(current.clone()));
     let result = step();
     CURRENT.with(|c| *c.borrow_mut() = previous);
+    if let Some((pid, tag, mailbox)) = current {
+        let outgoing = mailbox.exchange.lock().outgoing.take();
+        if let Some(out) = outgoing {
+            send_question(&pid, tag, out);
+        }
+    }
     result
+}
+
+fn send_question(pid: &LocalPid, tag: i64, out: Outgoing) {
+    let mut env = OwnedEnv::new();
+    let _ = env.send_and_clear(pid, |env| {
+        let (kind, arg) = match &out.question {
+            Question::Sni(host) => (atoms::sni(), host.encode(env)),
+            Question::Verify {
+                der,
+                depth,
+                error,
+                trusted,
+                crl_reason,
+            } => {
+                let reason = super::terms::atom(env, reason_name(*error));
+                let crl_reason =
+                    crl_reason.map_or(atoms::undefined().encode(env), |r| r.encode(env));
+                let check = (
+                    binary(env, der),
+                    *depth,
+                    *error,
+                    reason,
+                    *trusted,
+                    crl_reason,
+                );
+                (atoms::verify(), check.encode(env))
+            }
+            Question::PartialChain(chain) => {
+                let ders: Vec<Term> = chain.iter().map(|der| binary(env, der)).collect();
+                (atoms::partial_chain(), ders.encode(env))
+            }
+            Question::Psk(identity) => {
+                let q = (atoms::psk(), optional_binary(env, identity.as_deref()));
+                (atoms::user_lookup(), q.encode(env))
+            }
+            Question::Srp(user) => {
+                let q = (atoms::srp(), binary(env, user.as_bytes()));
+                (atoms::user_lookup(), q.encode(env))
+            }
+            Question::Reuse {
+                id,
+                peer_cert,
+                suite,
+            } => {
+                let q = (
+                    binary(env, id),
+                    optional_binary(env, peer_cert.as_deref()),
+                    binary(env, suite),
+                );
+                (atoms::reuse_session(), q.encode(env))
+            }
+        };
+        let request = (kind, arg, out.saved.load(env)).encode(env);
+        (atoms::rssl_callback(), tag, out.call, request).encode(env)
+    });
+}
+
+/// The answer to the question `question` makes, when it has come: Ready
+/// with None when no process runs this handshake's funs (a renegotiation),
+/// Pending while the answer is on its way (the question is sent after
+/// this step).
+fn ask(saved: &Arc<Saved>, question: impl FnOnce() -> Question) -> Poll<Option<Answer>> {
+    let Some((_, _, mailbox)) = CURRENT.with(|c| c.borrow().clone()) else {
+        return Poll::Ready(None);
+    };
+    let mut exchange = mailbox.exchange.lock();
+    if let Some(answer) = exchange.answer.take() {
+        exchange.asked = None;
+        return Poll::Ready(Some(answer));
+    }
+    if exchange.asked.is_none() {
+        let call = NEXT_CALL.fetch_add(1, Ordering::Relaxed);
+        exchange.asked = Some(call);
+        exchange.outgoing = Some(Outgoing {
+            call,
+            question: question(),
+            saved: saved.clone(),
+        });
+    }
+    Poll::Pending
 }
 
 /// An Erlang term kept for building callback requests (a fun and the
@@ -100,40 +236,19 @@ impl Saved {
     }
 }
 
-/// Asks the handshake's process to run `{Kind, Arg, Saved}` (built by
-/// `arg`) and waits; None when no process waits on this handshake (a
-/// renegotiation) or it did not answer in time.
-fn ask(kind: Atom, saved: &Saved, arg: impl for<'a> FnOnce(Env<'a>) -> Term<'a>) -> Option<Answer> {
-    let (pid, tag) = CURRENT.with(|c| *c.borrow())?;
-    let call = NEXT_CALL.fetch_add(1, Ordering::Relaxed);
-    let (tx, rx) = sync_channel(1);
-    PENDING.lock().insert(call, tx);
-    let mut env = OwnedEnv::new();
-    let sent = env.send_and_clear(&pid, |env| {
-        let request = (kind, arg(env), saved.load(env)).encode(env);
-        (atoms::rssl_callback(), tag, call, request).encode(env)
-    });
-    let answer = match sent {
-        Ok(()) => rx.recv_timeout(ANSWER_TIMEOUT).ok(),
-        Err(_) => None,
-    };
-    PENDING.lock().remove(&call);
-    answer
-}
-
 fn optional_binary<'a>(env: Env<'a>, data: Option<&[u8]>) -> Term<'a> {
     data.map_or(atoms::undefined().encode(env), |d| binary(env, d))
 }
 
 /// The SNI function for a configuration whose options had `sni_fun`.
 pub fn sni_fun(saved: Arc<Saved>) -> Box<crate::engine::sni::SniFn> {
-    Box::new(
-        move |host| match ask(atoms::sni(), &saved, |env| host.encode(env)) {
+    Box::new(move |host| {
+        ask(&saved, || Question::Sni(host.to_string())).map(|answer| match answer {
             Some(Answer::Config(res)) => SniChoice::Use(res.config.clone()),
             Some(Answer::Default) => SniChoice::Default,
             _ => SniChoice::Reject,
-        },
-    )
+        })
+    })
 }
 
 /// Closures made for equal Erlang terms, so that equal options keep
@@ -173,27 +288,19 @@ fn intern(kind: u8, term: Term, make: impl FnOnce(Arc<Saved>) -> Interned) -> In
 pub fn verify_fun(term: Term) -> Callback<VerifyFn> {
     let made = intern(1, term, |saved| {
         let fun = move |c: &CertCheck<'_>| {
-            let answer = ask(atoms::verify(), &saved, |env| {
-                let reason = super::terms::atom(env, reason_name(c.error));
-                let crl_reason = c
-                    .crl_reason
-                    .map_or(atoms::undefined().encode(env), |r| r.encode(env));
-                (
-                    binary(env, c.der),
-                    c.depth,
-                    c.error,
-                    reason,
-                    c.trusted,
-                    crl_reason,
-                )
-                    .encode(env)
-            });
-            match answer {
+            let question = || Question::Verify {
+                der: c.der.to_vec(),
+                depth: c.depth,
+                error: c.error,
+                trusted: c.trusted,
+                crl_reason: c.crl_reason,
+            };
+            ask(&saved, question).map(|answer| match answer {
                 Some(Answer::Accept) => Verdict::Accept,
                 Some(Answer::Fail(code)) => Verdict::Fail(code),
                 _ if c.error == 0 => Verdict::Accept,
                 _ => Verdict::Fail(c.error),
-            }
+            })
         };
         Interned::Verify(Callback(Arc::new(fun) as Arc<VerifyFn>))
     });
@@ -207,17 +314,10 @@ pub fn verify_fun(term: Term) -> Callback<VerifyFn> {
 pub fn partial_chain(term: Term) -> Callback<PartialChainFn> {
     let made = intern(2, term, |saved| {
         let fun = move |chain: &[Vec<u8>]| {
-            let answer = ask(atoms::partial_chain(), &saved, |env| {
-                chain
-                    .iter()
-                    .map(|der| binary(env, der))
-                    .collect::<Vec<_>>()
-                    .encode(env)
-            });
-            match answer {
+            ask(&saved, || Question::PartialChain(chain.to_vec())).map(|answer| match answer {
                 Some(Answer::Anchor(i)) if i < chain.len() => Some(i),
                 _ => None,
-            }
+            })
         };
         Interned::Chain(Callback(Arc::new(fun) as Arc<PartialChainFn>))
     });
@@ -231,15 +331,11 @@ pub fn partial_chain(term: Term) -> Callback<PartialChainFn> {
 pub fn user_lookup(term: Term) -> Callback<UserLookupFn> {
     let made = intern(3, term, |saved| {
         let fun = move |q: &UserLookup<'_>| {
-            let answer = ask(atoms::user_lookup(), &saved, |env| match q {
-                UserLookup::Psk { identity } => {
-                    (atoms::psk(), optional_binary(env, *identity)).encode(env)
-                }
-                UserLookup::Srp { username } => {
-                    (atoms::srp(), binary(env, username.as_bytes())).encode(env)
-                }
-            });
-            match (q, answer) {
+            let question = || match q {
+                UserLookup::Psk { identity } => Question::Psk(identity.map(<[u8]>::to_vec)),
+                UserLookup::Srp { username } => Question::Srp(username.to_string()),
+            };
+            ask(&saved, question).map(|answer| match (q, answer) {
                 (UserLookup::Psk { .. }, Some(Answer::Psk(key))) => Some(UserSecret::Psk(key)),
                 (UserLookup::Srp { .. }, Some(Answer::Srp(group, salt, x))) => {
                     let verifier = crate::engine::psk::srp_verifier(group, &x).ok()?;
@@ -250,7 +346,7 @@ pub fn user_lookup(term: Term) -> Callback<UserLookupFn> {
                     })
                 }
                 _ => None,
-            }
+            })
         };
         Interned::Lookup(Callback(Arc::new(fun) as Arc<UserLookupFn>))
     });
@@ -264,15 +360,12 @@ pub fn user_lookup(term: Term) -> Callback<UserLookupFn> {
 pub fn reuse_session(term: Term) -> Callback<ReuseSessionFn> {
     let made = intern(4, term, |saved| {
         let fun = move |s: &OfferedSession<'_>| {
-            let answer = ask(atoms::reuse_session(), &saved, |env| {
-                (
-                    binary(env, s.id),
-                    optional_binary(env, s.peer_cert.as_deref()),
-                    binary(env, &s.suite),
-                )
-                    .encode(env)
-            });
-            matches!(answer, Some(Answer::Bool(true)))
+            let question = || Question::Reuse {
+                id: s.id.to_vec(),
+                peer_cert: s.peer_cert.clone(),
+                suite: s.suite,
+            };
+            ask(&saved, question).map(|answer| matches!(answer, Some(Answer::Bool(true))))
         };
         Interned::Reuse(Callback(Arc::new(fun) as Arc<ReuseSessionFn>))
     });
@@ -321,15 +414,20 @@ fn decode_answer(answer: Term) -> Answer {
     Answer::Reject
 }
 
-/// `callback_reply(CallId, Answer)`: `{config, Config}`, `default` or
-/// `reject` (sni); `accept` or `{fail, X509Error}` (verify); `{trusted,
-/// Index}` or `unknown_ca` (partial_chain); `{psk, Key}`, `{srp, Bits,
-/// Salt, DerivedKey}` or `error` (user_lookup); a boolean (reuse_session).
+/// `callback_reply(Socket, CallId, Answer)`: `{config, Config}`,
+/// `default` or `reject` (sni); `accept` or `{fail, X509Error}` (verify);
+/// `{trusted, Index}` or `unknown_ca` (partial_chain); `{psk, Key}`, `{srp,
+/// Bits, Salt, DerivedKey}` or `error` (user_lookup); a boolean
+/// (reuse_session). An answer to no pending question is dropped.
 #[rustler::nif]
-fn callback_reply(call: u64, answer: Term) -> Atom {
-    let answer = decode_answer(answer);
-    if let Some(tx) = PENDING.lock().remove(&call) {
-        let _ = tx.try_send(answer);
+fn callback_reply<'a>(socket: Term<'a>, call: u64, answer: Term<'a>) -> NifResult<Atom> {
+    let res = conn_of(socket)?;
+    let mut exchange = res.mailbox.exchange.lock();
+    if exchange.asked == Some(call) && exchange.answer.is_none() {
+        exchange.answer = Some(decode_answer(answer));
+        drop(exchange);
+        // The poller resumes the paused handshake.
+        res.conn.kick();
     }
-    atoms::ok()
+    Ok(atoms::ok())
 }

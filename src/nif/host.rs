@@ -1,12 +1,14 @@
 //! How driver events become Erlang messages.
 
 use super::atoms;
+use super::callback::Mailbox;
 use super::socket::{socket_term, ConnRes};
 use super::terms::{data_term, error_tuple, failure_term};
 use crate::driver::{Host, Message, Outbox, Reply, SocketOptions};
 use rustler::env::OwnedEnv;
 use rustler::{Encoder, Env, LocalPid, Monitor, ResourceArc, Term};
 use std::cell::RefCell;
+use std::sync::Arc;
 
 pub struct ErlHost;
 
@@ -22,6 +24,8 @@ pub struct Owner {
 pub struct Waiter {
     pub pid: LocalPid,
     pub tag: i64,
+    /// A handshake's: where its callbacks' questions and answers go.
+    pub mailbox: Option<Arc<Mailbox>>,
 }
 
 thread_local! {

@@ -2,6 +2,7 @@
 //! ownership, close.
 
 use super::atoms;
+use super::callback::Mailbox;
 use super::config::ConfigRes;
 use super::host::{CallerOutbox, ErlHost, Owner, Waiter};
 use super::terms::{addr_term, error_term, error_tuple, failure_term};
@@ -21,6 +22,8 @@ pub struct ConnRes {
     pending: Mutex<Option<(OwnedEnv, SavedTerm)>>,
     /// The relay process of a custom (cb_info) transport.
     transport: Option<LocalPid>,
+    /// The handshake's callback questions and answers.
+    pub mailbox: Arc<Mailbox>,
 }
 
 #[rustler::resource_impl]
@@ -96,6 +99,8 @@ fn adopt<'a>(
         Ok(mut tls) => {
             // Ciphertext gen_tcp had already read from the socket.
             tls.receive(initial.as_slice());
+            // Callbacks answer from Erlang: the handshake pauses for them.
+            tls.allow_pausing();
             tls
         }
         Err(e) => return Ok((atoms::error(), error_term(env, &e)).encode(env)),
@@ -131,6 +136,7 @@ fn adopt<'a>(
         conn: conn.clone(),
         pending: Mutex::new(pending),
         transport: pump.decode::<LocalPid>().ok(),
+        mailbox: Arc::default(),
     });
     let monitor = env.monitor(&res, &env.pid());
     conn.update_owner(|o| {
@@ -150,7 +156,10 @@ fn set_config<'a>(
 ) -> NifResult<Term<'a>> {
     let res = conn_of(socket)?;
     let tls = match Connection::new(&config.config, &peer_name(peer)?) {
-        Ok(tls) => tls,
+        Ok(mut tls) => {
+            tls.allow_pausing();
+            tls
+        }
         Err(e) => return Ok((atoms::error(), error_term(env, &e)).encode(env)),
     };
     Ok(match res.conn.replace_tls(tls) {
@@ -188,6 +197,7 @@ fn handshake<'a>(env: Env<'a>, socket: Term<'a>, tag: i64) -> NifResult<Term<'a>
     let waiter = Waiter {
         pid: env.pid(),
         tag,
+        mailbox: Some(res.mailbox.clone()),
     };
     Ok(match res.conn.handshake(waiter) {
         Ok(()) => atoms::ok().encode(env),
@@ -222,6 +232,7 @@ fn send_data<'a>(env: Env<'a>, socket: Term<'a>, data: Term<'a>, tag: i64) -> Ni
     let waiter = || Waiter {
         pid: env.pid(),
         tag,
+        mailbox: None,
     };
     Ok(match res.conn.send(data.as_slice(), waiter) {
         Ok(SendOutcome::Done) => atoms::ok().encode(env),
@@ -249,6 +260,7 @@ fn recv<'a>(env: Env<'a>, socket: Term<'a>, len: usize, tag: i64) -> NifResult<T
         || Waiter {
             pid: env.pid(),
             tag,
+            mailbox: None,
         },
     );
     Ok(match outcome {
@@ -265,6 +277,7 @@ fn renegotiate<'a>(env: Env<'a>, socket: Term<'a>, tag: i64) -> NifResult<Term<'
     let waiter = Waiter {
         pid: env.pid(),
         tag,
+        mailbox: None,
     };
     Ok(match res.conn.renegotiate(waiter) {
         Ok(()) => atoms::ok().encode(env),

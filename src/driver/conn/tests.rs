@@ -338,3 +338,76 @@ fn packet_framing_on_passive_recv() {
     peer.send(b"z");
     assert_eq!(recv(&conn, 0, 2, &to, &replies), Ok(b"z".to_vec()));
 }
+
+/// A driver server whose `sni_fun` answers only once `open` is set, and
+/// its peer, whose ClientHello has been sent; returns once the server's
+/// handshake is paused waiting for that answer.
+fn paused_handshake(
+    open: Arc<std::sync::atomic::AtomicBool>,
+) -> (Arc<Conn<TestHost>>, Receiver<Event>, Peer) {
+    use crate::engine::hooks::Callback;
+    use crate::engine::sni::SniChoice;
+    use std::sync::atomic::Ordering;
+    use std::task::Poll;
+    let pki = test_pki();
+    let mut so = server_options(&pki);
+    so.sni_fun = Some(Callback(Arc::new(move |_: &str| {
+        if open.load(Ordering::SeqCst) {
+            Poll::Ready(SniChoice::Default)
+        } else {
+            Poll::Pending
+        }
+    })));
+    let (client, mut server) = pair(client_options(&pki), so, "localhost");
+    server.allow_pausing();
+    let (ours, theirs) = socket_pair();
+    let (owner, events) = channel();
+    let conn =
+        Conn::<TestHost>::adopt(ours, server, owner.clone(), options(Active::False)).unwrap();
+    socket::close(ours);
+    let mut peer = Peer {
+        fd: theirs,
+        tls: client,
+    };
+    conn.handshake((0, owner)).unwrap();
+    assert_eq!(peer.tls.handshake(), Ok(Progress::Pending));
+    peer.flush();
+    let deadline = std::time::Instant::now() + WAIT;
+    while !conn.with_tls(|t| t.is_paused()).unwrap() {
+        assert!(std::time::Instant::now() < deadline, "never paused");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    (conn, events, peer)
+}
+
+#[test]
+fn a_paused_handshake_resumes_when_kicked() {
+    let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (conn, events, mut peer) = paused_handshake(open.clone());
+    assert!(events.try_recv().is_err(), "nothing told while paused");
+    open.store(true, std::sync::atomic::Ordering::SeqCst);
+    conn.kick();
+    peer.handshake();
+    assert_eq!(next(&events), Event::Handshake(0, Ok(())));
+    assert!(conn.is_established());
+}
+
+#[test]
+fn closing_a_paused_handshake_lets_the_poller_finish_it() {
+    let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (conn, events, _peer) = paused_handshake(open);
+    let left = crate::engine::pause::JOBS_LEFT.load(std::sync::atomic::Ordering::SeqCst);
+    conn.close(&mut Recorder);
+    assert_eq!(next(&events), Event::Handshake(0, Err(Failure::Closed)));
+    // The poller abandons the paused handshake (on its own thread), then
+    // lets the connection go.
+    let deadline = std::time::Instant::now() + WAIT;
+    while Arc::strong_count(&conn) > 1 {
+        assert!(std::time::Instant::now() < deadline, "still on the poller");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Dropped here, off the poller: its job was finished already.
+    drop(conn);
+    let now = crate::engine::pause::JOBS_LEFT.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(now, left);
+}
