@@ -59,7 +59,7 @@ listen(Port, Options) ->
             transport := {Module, _} = Transport}) ->
           case rssl_handshake:config(server, Tls) of
               {ok, Config} ->
-                  case transport_call(fun() -> Module:listen(Port, tcp_options(Tcp)) end, Tcp) of
+                  case open_transport(fun() -> Module:listen(Port, tcp_options(Tcp)) end, Tcp) of
                       {ok, LSock} ->
                           Cell = rssl_nif:cell_new(Emulated),
                           {ok, #sslsocket{listen = #listen{tcp = LSock, config = Config,
@@ -185,7 +185,7 @@ connect(Host, Port, Options, Timeout) when ?IS_TIMEOUT(Timeout) ->
             transport := {Module, _} = Transport}) ->
           Deadline = deadline(Timeout),
           Connect = fun() -> Module:connect(Host, Port, tcp_options(TcpOpts), remaining(Deadline)) end,
-          case transport_call(Connect, TcpOpts) of
+          case open_transport(Connect, TcpOpts) of
               {ok, TSock} ->
                   client_handshake(Transport, TSock, Host, SNI, Tls, Emulated, <<>>, Deadline);
               Error ->
@@ -536,7 +536,7 @@ wait_sent(Socket, Tag) ->
 %% gen_tcp exits with badarg for many socket options it cannot use (and
 %% raises function_clause for some, e.g. {backlog, infinity}); ssl answers
 %% {error, {options, {socket_options, Opts}}} for that on connect.
-transport_call(Call, TcpOpts) ->
+open_transport(Call, TcpOpts) ->
     try Call()
     catch
         exit:badarg -> {error, {options, {socket_options, TcpOpts}}};
