@@ -20,7 +20,7 @@ EXAMPLES   := client server event_server
 EXAMPLE_CFLAGS := -O2 -g -std=c11 -Wall -Wextra -Werror
 
 .PHONY: all lib nif erlang c examples install test test-rust test-c test-c-asan \
-	test-install test-erlang demo bench bench-wakeups header clean
+	test-install test-erlang fuzz-short fuzz-regressions soak demo bench bench-wakeups header clean
 
 all: lib nif erlang c
 
@@ -77,7 +77,7 @@ c: lib examples
 	  -DRSSL_INCLUDE=$(abspath include) -DRSSL_EXAMPLES=$(abspath $(EXDIR)) >/dev/null
 	cmake --build $(BUILD)/c_tests
 
-test: all test-rust test-c test-erlang
+test: all test-rust test-c test-erlang fuzz-short
 
 # In release mode, sharing the dependencies the NIF build compiled.
 test-rust:
@@ -115,6 +115,37 @@ test-install:
 test-erlang: nif
 	cd erlang && $(REBAR3) ct
 	cd erlang && $(REBAR3) as otp_ssl ct
+
+# Fuzzing (fuzz/README.md): cargo-fuzz on the stable toolchain, which
+# needs RUSTC_BOOTSTRAP=1 for the sanitizer flags. Each target runs for
+# FUZZ_SECS seconds from its seeds and what earlier runs kept
+# (fuzz/corpus/, not committed); a crash is saved in fuzz/artifacts/ and
+# fails the target. Then every saved input is replayed as a cargo test.
+FUZZ_TARGETS := engine_server engine_client c_config_builder
+FUZZ_SECS    ?= 20
+FUZZ         := RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
+
+fuzz-short: fuzz-regressions
+	@command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz missing: run .ci/setup" >&2; exit 1; }
+	$(FUZZ) build -O
+	mkdir -p $(BUILD)/fuzz
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/corpus/$$t; \
+	  $(FUZZ) run -O $$t fuzz/corpus/$$t fuzz/seeds/$$t -- -max_total_time=$(FUZZ_SECS) \
+	    -timeout=10 -print_final_stats=1 > $(BUILD)/fuzz/$$t.log 2>&1; rc=$$?; \
+	  echo "fuzz $$t: $$(grep -E '^Done' $(BUILD)/fuzz/$$t.log)"; \
+	  if [ $$rc -ne 0 ]; then tail -n 60 $(BUILD)/fuzz/$$t.log; exit 1; fi; \
+	done
+
+fuzz-regressions:
+	$(CARGO) test --release --manifest-path fuzz/Cargo.toml
+
+# The long run (not part of `make test`): 100,000 mixed connections in the
+# faults suite and 10 minutes per fuzz target.
+SOAK_CONNS ?= 100000
+soak: erlang
+	cd erlang && RSSL_CHURN_CONNS=$(SOAK_CONNS) $(REBAR3) ct --suite=test/rssl_faults_SUITE --case=churn
+	$(MAKE) --no-print-directory fuzz-short FUZZ_SECS=600
 
 demo: all
 	erl -noshell -pa $(ERL_EBIN) -eval 'rssl_demo:run(), halt().'

@@ -59,7 +59,7 @@ listen(Port, Options) ->
             transport := {Module, _} = Transport}) ->
           case rssl_handshake:config(server, Tls) of
               {ok, Config} ->
-                  case Module:listen(Port, tcp_options(Tcp)) of
+                  case open_transport(fun() -> Module:listen(Port, tcp_options(Tcp)) end, Tcp) of
                       {ok, LSock} ->
                           Cell = rssl_nif:cell_new(Emulated),
                           {ok, #sslsocket{listen = #listen{tcp = LSock, config = Config,
@@ -184,7 +184,8 @@ connect(Host, Port, Options, Timeout) when ?IS_TIMEOUT(Timeout) ->
       fun(#{tcp := TcpOpts, emulated := Emulated, tls := Tls, sni := SNI,
             transport := {Module, _} = Transport}) ->
           Deadline = deadline(Timeout),
-          case Module:connect(Host, Port, tcp_options(TcpOpts), remaining(Deadline)) of
+          Connect = fun() -> Module:connect(Host, Port, tcp_options(TcpOpts), remaining(Deadline)) end,
+          case open_transport(Connect, TcpOpts) of
               {ok, TSock} ->
                   client_handshake(Transport, TSock, Host, SNI, Tls, Emulated, <<>>, Deadline);
               Error ->
@@ -530,6 +531,17 @@ wait_sent(Socket, Tag) ->
             gone ->
                 receive {rssl_reply, Tag, Reply} -> Reply end
         end
+    end.
+
+%% gen_tcp exits with badarg for many socket options it cannot use (and
+%% raises function_clause for some, e.g. {backlog, infinity}); ssl answers
+%% {error, {options, {socket_options, Opts}}} for that on connect.
+open_transport(Call, TcpOpts) ->
+    try Call()
+    catch
+        exit:badarg -> {error, {options, {socket_options, TcpOpts}}};
+        error:badarg -> {error, {options, {socket_options, TcpOpts}}};
+        error:function_clause -> {error, {options, {socket_options, TcpOpts}}}
     end.
 
 with_parts(Role, Options, Fun) ->

@@ -61,25 +61,41 @@ split(Role, [list | Rest], Acc) ->
     split(Role, [{mode, list} | Rest], Acc);
 split(Role, [Inet | Rest], Acc = #{tcp := Tcp}) when Inet =:= inet; Inet =:= inet6 ->
     split(Role, Rest, Acc#{tcp := [Inet | Tcp]});
-split(Role, [{Key, Value} = Opt | Rest], Acc = #{tcp := Tcp, emulated := Emu, tls := Tls}) ->
-    case where(Key) of
-        emulated ->
-            split(Role, Rest, Acc#{emulated := [emulated(Opt) | Emu]});
-        inet_emulated ->
-            %% gen_tcp validates and applies it too, until the port is adopted.
-            split(Role, Rest, Acc#{tcp := [Opt | Tcp],
-                                   emulated := [inet_emulated(Opt) | Emu]});
-        inet ->
-            split(Role, Rest, Acc#{tcp := [Opt | Tcp]});
-        sni ->
-            split(Role, Rest, Acc#{sni := sni(Role, Value)});
-        transport ->
-            split(Role, Rest, Acc#{transport := cb_info(Opt)});
-        tls ->
-            split(Role, Rest, Acc#{tls := tls(Role, Opt, Tls)})
-    end;
+split(Role, [{_Key, _Value} = Opt | Rest], Acc) ->
+    split(Role, Rest, option(Role, Opt, Acc));
 split(_Role, [Other | _], _Acc) ->
-    throw({options, {option_not_a_key_value_tuple, Other}}).
+    throw({options, {option_not_a_key_value_tuple, Other}});
+split(_Role, Tail, _Acc) ->
+    throw({options, {not_a_list, Tail}}).
+
+%% One {Key, Value} option added to the parts. A value none of the clauses
+%% below foresaw (an improper list, a wrong type deep inside) makes them
+%% raise; it is refused as that option, like any other bad value.
+option(Role, {Key, Value} = Opt, Acc = #{tcp := Tcp, emulated := Emu, tls := Tls}) ->
+    try
+        case where(Key) of
+            emulated ->
+                Acc#{emulated := [emulated(Opt) | Emu]};
+            inet_emulated ->
+                %% gen_tcp validates and applies it too, until the port is adopted.
+                Acc#{tcp := [Opt | Tcp], emulated := [inet_emulated(Opt) | Emu]};
+            inet ->
+                Acc#{tcp := [socket_option(Opt) | Tcp]};
+            sni ->
+                Acc#{sni := sni(Role, Value)};
+            transport ->
+                Acc#{transport := cb_info(Opt)};
+            tls ->
+                Acc#{tls := tls(Role, Opt, Tls)}
+        end
+    catch
+        error:_ -> throw({options, Opt})
+    end.
+
+%% gen_tcp:listen raises for a backlog that is not an integer, after it
+%% opened its port, which then stays open: refuse it before.
+socket_option({backlog, B} = Opt) when not is_integer(B) -> throw({options, Opt});
+socket_option(Opt) -> Opt.
 
 where(Key) ->
     case {is_emulated(Key), lists:member(Key, ?INET_EMULATED), lists:member(Key, ?INET)} of
