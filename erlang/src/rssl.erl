@@ -526,7 +526,7 @@ wait_sent(Socket, Tag) ->
     after Timeout ->
         case rssl_nif:send_cancel(Socket, Tag) of
             ok ->
-                CloseOnTimeout andalso rssl_nif:close(Socket),
+                CloseOnTimeout andalso rssl_nif:close_timed_out(Socket),
                 {error, timeout};
             gone ->
                 receive {rssl_reply, Tag, Reply} -> Reply end

@@ -308,15 +308,9 @@ send_timeout_close_closes(Config) ->
     {S, Peer} = ?L:pair(?M, client, Pki, [{send_timeout, 200}, {send_timeout_close, true}, {sndbuf, 16384}],
                         [{recbuf, 16384} | ?L:base_opts(Pki, server)]),
     ?assertEqual({error, timeout}, fill(S, 2000)),
-    ?assertEqual(send_after_timeout_close(?M), ?M:send(S, <<"more">>)),
+    ?assertEqual({error, enotconn}, ?M:send(S, <<"more">>)),
     ?assertMatch({_, {error, closed}}, ?L:peer_recv_closed(Peer)),
     ?L:finish(?M, {S, Peer}, ok).
-
-%% OTP 25's ssl answers a send after a send_timeout_close close with
-%% enotconn. KNOWN rssl DIFFERENCE, reported (not deliberate, not in the
-%% README): rssl answers closed.
-send_after_timeout_close(ssl) -> {error, enotconn};
-send_after_timeout_close(rssl) -> {error, closed}.
 
 fill(_S, 0) ->
     no_timeout;

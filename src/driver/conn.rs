@@ -101,6 +101,9 @@ impl<H: Host> Conn<H> {
         waiter: impl FnOnce() -> H::Waiter,
     ) -> Result<SendOutcome, Failure> {
         let mut s = self.state.lock();
+        if s.closed_by_user() {
+            return Err(s.after_close.clone());
+        }
         let peer_gone = s.end_told() && s.options.exit_on_close;
         if s.phase != Phase::Established || s.fd < 0 || s.outgoing != Outgoing::Open || peer_gone {
             return Err(Failure::Closed);
@@ -109,13 +112,22 @@ impl<H: Host> Conn<H> {
         let header = packet
             .header(data.len())
             .map_err(|_| Failure::PacketTooLarge(data.len(), packet.max_payload().unwrap_or(0)))?;
+        if s.send_must_wait() {
+            // The backlog is too high already: the data waits with its
+            // sender, and goes (in order) once the backlog drains. A sender
+            // that gives up first (send_timeout) sends nothing.
+            s.waiters
+                .sends
+                .push_back((waiter(), Some([&header[..], data].concat())));
+            return Ok(SendOutcome::Wait);
+        }
         if !header.is_empty() {
             s.tls.write(&header).map_err(Failure::Tls)?;
         }
         s.tls.write(data).map_err(Failure::Tls)?;
         s.flush()?;
         if s.send_must_wait() {
-            s.waiters.sends.push_back(waiter());
+            s.waiters.sends.push_back((waiter(), None));
             return Ok(SendOutcome::Wait);
         }
         Ok(SendOutcome::Done)
@@ -192,7 +204,7 @@ impl<H: Host> Conn<H> {
     pub fn cancel_send(&self, is_it: impl Fn(&H::Waiter) -> bool) -> bool {
         let mut s = self.state.lock();
         let before = s.waiters.sends.len();
-        s.waiters.sends.retain(|w| !is_it(w));
+        s.waiters.sends.retain(|(w, _)| !is_it(w));
         s.waiters.sends.len() != before
     }
 
@@ -326,6 +338,13 @@ impl<H: Host> Conn<H> {
             return Err(Failure::Closed);
         }
         call(s.fd).map_err(|e| Failure::Posix(crate::posix::error_name(&e)))
+    }
+
+    /// `close` because a send timed out with `send_timeout_close`: later
+    /// sends answer `enotconn`.
+    pub fn close_timed_out(&self, outbox: &mut dyn Outbox<H>) {
+        self.state.lock().after_close = Failure::Posix("enotconn");
+        self.close(outbox);
     }
 
     /// Closes for the user: close_notify, flush, then release the socket.

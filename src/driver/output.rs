@@ -43,29 +43,41 @@ impl<H: Host> State<H> {
         Ok(())
     }
 
-    /// The backlog is over the high-water mark: the sender waits.
+    /// The backlog is over the high-water mark, or senders wait with data
+    /// not yet queued (which goes first): a new sender waits.
     pub fn send_must_wait(&self) -> bool {
         self.tls.output().len() > SEND_HIGH
+            || self.waiters.sends.iter().any(|(_, data)| data.is_some())
     }
 
-    /// Answers the waiting senders once the backlog is below the low-water
-    /// mark (their data is all queued already, in order), or with `closed`
-    /// once it can never drain.
+    /// Once the backlog is below the low-water mark, answers the waiting
+    /// senders in order, queueing the data of those whose data waited with
+    /// them, until the backlog is high again; answers them all with
+    /// `closed` once it can never drain.
     pub fn answer_senders(&mut self, outbox: &mut dyn Outbox<H>) {
-        let result = if self.tls.output().len() <= SEND_LOW {
-            Ok(())
-        } else if self.outgoing == Outgoing::Failed || self.fd < 0 {
-            Err(Failure::Closed)
-        } else {
-            return;
-        };
-        self.reply_senders(outbox, result);
+        while self.tls.output().len() <= SEND_LOW {
+            if self.outgoing == Outgoing::Failed || self.fd < 0 {
+                break;
+            }
+            let Some((waiter, data)) = self.waiters.sends.pop_front() else {
+                return;
+            };
+            let result = match data {
+                Some(data) => self.tls.write(&data).map_err(Failure::Tls),
+                None => Ok(()),
+            };
+            let result = result.and_then(|()| self.flush());
+            outbox.reply(waiter, &self.options, Reply::Send(result));
+        }
+        if self.outgoing == Outgoing::Failed || self.fd < 0 {
+            self.reply_senders(outbox, Err(Failure::Closed));
+        }
     }
 
     /// Answers every waiting sender with `result`.
     pub fn reply_senders(&mut self, outbox: &mut dyn Outbox<H>, result: Result<(), Failure>) {
         let options = self.options;
-        for waiter in self.waiters.sends.drain(..) {
+        for (waiter, _) in self.waiters.sends.drain(..) {
             outbox.reply(waiter, &options, Reply::Send(result.clone()));
         }
     }

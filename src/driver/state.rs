@@ -60,8 +60,9 @@ pub(super) struct Waiters<W> {
     pub handshake: Option<W>,
     pub recv: Option<(W, usize)>,
     /// Senders waiting for the backlog to drain, oldest first (any number
-    /// of processes may send on one socket).
-    pub sends: VecDeque<W>,
+    /// of processes may send on one socket), each with its framed data when
+    /// that is not queued yet (it came while the backlog was too high).
+    pub sends: VecDeque<(W, Option<Vec<u8>>)>,
     /// A caller of `renegotiate`, answered when the new handshake is done.
     pub renegotiate: Option<W>,
 }
@@ -81,6 +82,9 @@ pub(super) struct State<H: Host> {
     pub plain_pos: usize,
     pub waiters: Waiters<H::Waiter>,
     pub stats: Stats,
+    /// What a send answers once the user closed: `closed`, or `enotconn`
+    /// after a `send_timeout_close` close (as gen_tcp and OTP's ssl).
+    pub after_close: Failure,
 }
 
 impl<H: Host> State<H> {
@@ -103,6 +107,7 @@ impl<H: Host> State<H> {
                 renegotiate: None,
             },
             stats: Stats::default(),
+            after_close: Failure::Closed,
         }
     }
 

@@ -55,6 +55,10 @@ pub fn conn_of(socket: Term) -> NifResult<ResourceArc<ConnRes>> {
 
 fn close_conn(env: Env, conn: &Conn<ErlHost>) {
     conn.close(&mut CallerOutbox { env });
+    forget_owner(conn);
+}
+
+fn forget_owner(conn: &Conn<ErlHost>) {
     // Drop the socket term the owner's messages used: this ends the
     // resource -> connection -> owner -> resource cycle.
     let socket = conn.update_owner(|o| {
@@ -316,6 +320,15 @@ fn recv_cancel(socket: Term, tag: i64) -> NifResult<Atom> {
 fn close(env: Env, socket: Term) -> NifResult<Atom> {
     let res = conn_of(socket)?;
     close_conn(env, &res.conn);
+    Ok(atoms::ok())
+}
+
+/// `close/1` after a send timed out with `send_timeout_close`.
+#[rustler::nif]
+fn close_timed_out(env: Env, socket: Term) -> NifResult<Atom> {
+    let res = conn_of(socket)?;
+    res.conn.close_timed_out(&mut CallerOutbox { env });
+    forget_owner(&res.conn);
     Ok(atoms::ok())
 }
 
