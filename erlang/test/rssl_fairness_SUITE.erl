@@ -159,7 +159,7 @@ unanswered_run(Pki) ->
     accept(L, warm_up, Parent),
     connect(Port, client_opts(Pki), warm_up, Parent),
     [receive {slow, warm_up, _, ok} -> ok after ?T -> error(warm_up) end || _ <- [1, 2]],
-    FdsBefore = fd_count(),
+    FdsBefore = rssl_test_lib:fd_count(),
     Stuck = fun() -> Parent ! {stuck, self()}, receive after infinity -> ok end end,
     %% A client stuck in its verify_fun, with a 1 s timeout.
     accept(L, stuck_client, Parent),
@@ -199,14 +199,10 @@ gone(Pid) ->
     Ref = erlang:monitor(process, Pid),
     receive {'DOWN', Ref, process, Pid, _} -> true after ?T -> false end.
 
-%% The descriptors this VM has open.
-fd_count() ->
-    length(maps:get(fds, rssl_test_lib:snapshot())).
-
 %% The fd count, once it is back to Before (polled: closes are asynchronous).
-settle_fds(_Before, 0) -> fd_count();
+settle_fds(_Before, 0) -> rssl_test_lib:fd_count();
 settle_fds(Before, N) ->
-    case fd_count() of
+    case rssl_test_lib:fd_count() of
         Now when Now =< Before -> Now;
         _ -> timer:sleep(100), settle_fds(Before, N - 1)
     end.

@@ -202,7 +202,7 @@ churn(Config) ->
     Counts = run_churn(N, Config),
     Ms = erlang:monotonic_time(millisecond) - T0,
     MemHeld = ?S:memory(),
-    true = ?L:wait_until(fun() -> rssl_test_lib:fd_count() =< Fds0 + 2 end, ?LONG),
+    true = ?L:wait_until(fun() -> rssl_test_lib:fd_count() =< Fds0 end, ?LONG),
     Fds1 = rssl_test_lib:fd_count(),
     Back = fun() ->
                    #{erlang := E, rss := R} = ?S:memory(),

@@ -285,7 +285,7 @@ holders(K, N, Open, Close) ->
 %%% Waiting for resources -----------------------------------------------------
 
 wait_fds(Fds0) ->
-    case ?L:wait_until(fun() -> rssl_test_lib:fd_count() =< Fds0 + 2 end, ?LONG) of
+    case ?L:wait_until(fun() -> rssl_test_lib:fd_count() =< Fds0 end, ?LONG) of
         true -> ok;
         false -> ct:fail({fds_not_released, Fds0, rssl_test_lib:fd_count()})
     end.

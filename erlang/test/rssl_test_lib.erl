@@ -10,7 +10,7 @@
 %% with call/2 (synchronous) or request/2 + reply/1 (asynchronous).
 -module(rssl_test_lib).
 
--export([warm_up/2, snapshot/0, end_per_testcase/1, check_resources/1, check_resources/2,
+-export([warm_up/2, snapshot/0, fd_count/0, end_per_testcase/1, check_resources/1, check_resources/2,
          open/6, start_server/3, start_client/4, start_client/5, run_peer/4, await/1,
          call/2, call/3, request/2, reply/1, reply/2, stop_peer/1,
          client_opts/3, server_opts/3,
@@ -38,6 +38,10 @@ target(Link) ->
         {ok, T} -> T;
         {error, _} -> closed    % closed between list_dir and read_link
     end.
+
+%% How many descriptors this VM has open.
+fd_count() ->
+    length(fds()).
 
 snapshot() ->
     #{fds => fds(), ports => length(erlang:ports())}.
