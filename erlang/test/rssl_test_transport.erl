@@ -123,11 +123,8 @@ setopts({rssl_tt, Relay, Tcp}, Opts) ->
     {Emulated, Inet} = split_opts(Opts),
     case check_emulated(Emulated) of
         ok ->
-            %% Only inet options go to the TCP socket: the relay may have
-            %% closed it already while it still holds data and the close
-            %% for its owner, as gen_tcp holds them until read.
-            case Inet =:= [] orelse inet:setopts(Tcp, Inet) of
-                Set when Set =:= true; Set =:= ok ->
+            case inet:setopts(Tcp, Inet) of
+                ok ->
                     case lists:keyfind(active, 1, lists:reverse(Emulated)) of
                         {active, A} -> call(Relay, {active, A});
                         false -> ok
