@@ -197,6 +197,7 @@ churn(Config) ->
     _ = run_churn(max(500, N div 5), Config),
     erlang:garbage_collect(),
     Fds0 = rssl_test_lib:fd_count(),
+    Live0 = live_connections(),
     Mem0 = ?S:memory(),
     T0 = erlang:monotonic_time(millisecond),
     Counts = run_churn(N, Config),
@@ -204,6 +205,8 @@ churn(Config) ->
     MemHeld = ?S:memory(),
     true = ?L:wait_until(fun() -> rssl_test_lib:fd_count() =< Fds0 end, ?LONG),
     Fds1 = rssl_test_lib:fd_count(),
+    %% No connection left in the driver once the sockets' terms are gone.
+    true = ?L:wait_until(fun() -> live_connections() =< Live0 end, ?LONG),
     Back = fun() ->
                    #{erlang := E, rss := R} = ?S:memory(),
                    E =< maps:get(erlang, Mem0) + 8 * ?MiB andalso
@@ -525,3 +528,15 @@ await(Pid) ->
 
 half(Hello) ->
     binary:part(Hello, 0, byte_size(Hello) div 2).
+
+%% rssl's connections alive in its driver, after a garbage collection of
+%% every process (a socket term keeps its connection); 0 for ssl, which
+%% has none.
+live_connections() ->
+    live_connections(?M).
+
+live_connections(rssl) ->
+    [erlang:garbage_collect(P) || P <- processes()],
+    rssl_nif:live_connections();
+live_connections(_) ->
+    0.

@@ -19,16 +19,31 @@ use parking_lot::Mutex;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 /// Ciphertext a passive `recv` reads itself, on the caller's scheduler.
 const INLINE_READ_BUDGET: usize = 128 * 1024;
 
+/// Connections alive now: adopted and not yet dropped (leak checks).
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// How many connections are alive now (adopted and not yet freed).
+pub fn live_connections() -> usize {
+    LIVE.load(Ordering::Relaxed)
+}
+
 pub struct Conn<H: Host> {
     pub(super) token: u64,
     pub(super) poller: Arc<Poller>,
     pub(super) state: Mutex<State<H>>,
+}
+
+impl<H: Host> Drop for Conn<H> {
+    fn drop(&mut self) {
+        LIVE.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 pub enum SendOutcome {
@@ -57,6 +72,7 @@ impl<H: Host> Conn<H> {
             poller: Poller::pick(),
             state: Mutex::new(State::new(fd, tls, owner, options)),
         });
+        LIVE.fetch_add(1, Ordering::Relaxed);
         conn.poller.add(conn.token, fd, conn.clone());
         Ok(conn)
     }

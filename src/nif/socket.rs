@@ -323,6 +323,13 @@ fn close(env: Env, socket: Term) -> NifResult<Atom> {
     Ok(atoms::ok())
 }
 
+/// Connections alive in the driver (adopted, not yet freed): for tests
+/// that check nothing is left behind.
+#[rustler::nif]
+fn live_connections() -> usize {
+    crate::driver::conn::live_connections()
+}
+
 /// `close/1` after a send timed out with `send_timeout_close`.
 #[rustler::nif]
 fn close_timed_out(env: Env, socket: Term) -> NifResult<Atom> {
