@@ -44,7 +44,7 @@ suite() -> [{timetrap, {minutes, 3}}].
 all() -> [prop_listen_options, prop_connect_options, improper_values].
 
 init_per_suite(Config) ->
-    ok = ensure_proper(),
+    ok = rssl_test_lib:ensure_proper(),
     ?L:init_suite(?M, Config).
 
 end_per_suite(_Config) ->
@@ -59,18 +59,6 @@ end_per_testcase(_TC, Config) ->
     case lenient() of
         true -> ok;
         false -> rssl_test_lib:end_per_testcase(Config)
-    end.
-
-ensure_proper() ->
-    case code:ensure_loaded(proper) of
-        {module, proper} ->
-            ok;
-        _ ->
-            [code:add_pathz(D) || D <- filelib:wildcard(filename:join(code:lib_dir(), "proper-*/ebin"))],
-            case code:ensure_loaded(proper) of
-                {module, proper} -> ok;
-                Error -> {proper_not_found, Error, "install the Debian package erlang-proper"}
-            end
     end.
 
 %%% Properties ------------------------------------------------------------------

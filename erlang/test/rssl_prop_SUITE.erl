@@ -34,7 +34,7 @@ suite() -> [{timetrap, {minutes, 3}}].
 all() -> [prop_receive_framed, prop_send_framed].
 
 init_per_suite(Config) ->
-    ok = ensure_proper(),
+    ok = rssl_test_lib:ensure_proper(),
     ?L:init_suite(?M, Config).
 
 end_per_suite(_Config) ->
@@ -45,20 +45,6 @@ init_per_testcase(_TC, Config) ->
 
 end_per_testcase(_TC, Config) ->
     rssl_test_lib:end_per_testcase(Config).
-
-%% PropEr is normally on the code path already (it lives in OTP's lib
-%% directory); otherwise look for it there.
-ensure_proper() ->
-    case code:ensure_loaded(proper) of
-        {module, proper} ->
-            ok;
-        _ ->
-            [code:add_pathz(D) || D <- filelib:wildcard(filename:join(code:lib_dir(), "proper-*/ebin"))],
-            case code:ensure_loaded(proper) of
-                {module, proper} -> ok;
-                Error -> {proper_not_found, Error, "install the Debian package erlang-proper"}
-            end
-    end.
 
 %%% Properties ----------------------------------------------------------------
 

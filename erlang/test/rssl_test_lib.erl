@@ -16,7 +16,8 @@
          client_opts/3, server_opts/3,
          recv_until_closed/2, recv_total/3, collect_active/2,
          send_chunks/4, chunk_sizes/1, flush/0,
-         merge_opts/2, assert_same/2, stray_messages/1, wait_blocked/2]).
+         merge_opts/2, assert_same/2, stray_messages/1, wait_blocked/2,
+         ensure_proper/0]).
 
 -define(T, 10000).       % generous upper bound for anything that should succeed
 
@@ -385,3 +386,17 @@ blocked_in(_Where, _Info) ->
 
 blocked_frames(accept) -> [{prim_inet, accept0, 3}];
 blocked_frames(recv) -> [{rssl, recv, 3}, {ssl_gen_statem, call, 2}].
+
+%% PropEr loaded (Debian's erlang-proper is not on the code path by
+%% default): ok, or why not.
+ensure_proper() ->
+    case code:ensure_loaded(proper) of
+        {module, proper} ->
+            ok;
+        _ ->
+            [code:add_pathz(D) || D <- filelib:wildcard(filename:join(code:lib_dir(), "proper-*/ebin"))],
+            case code:ensure_loaded(proper) of
+                {module, proper} -> ok;
+                Error -> {proper_not_found, Error, "install the Debian package erlang-proper"}
+            end
+    end.
