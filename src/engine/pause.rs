@@ -393,33 +393,27 @@ mod tests {
     #[test]
     fn an_abandoned_handshake_fails_and_lets_its_job_go() {
         let pki = test_pki();
-        let gate = Gate::default();
-        let gate = Arc::new(gate);
-        let g = gate.clone();
-        let mut co = client_options(&pki);
-        co.verify_fun = Some(Callback(Arc::new(move |_: &_| g.poll(Verdict::Accept))));
-        let (mut client, mut server) = pausable(co, server_options(&pki));
-        client.handshake().unwrap();
-        shuttle(&mut client, &mut server);
-        server.handshake().unwrap();
-        shuttle(&mut server, &mut client);
-        assert_eq!(client.handshake(), Ok(Progress::Pending));
-        assert!(client.is_paused());
+        let gate = Arc::new(Gate::default());
+        // A client paused in its verify_fun, which waits on `gate`.
+        let paused_client = || {
+            let g = gate.clone();
+            let mut co = client_options(&pki);
+            co.verify_fun = Some(Callback(Arc::new(move |_: &_| g.poll(Verdict::Accept))));
+            let (mut client, mut server) = pausable(co, server_options(&pki));
+            client.handshake().unwrap();
+            shuttle(&mut client, &mut server);
+            server.handshake().unwrap();
+            shuttle(&mut server, &mut client);
+            assert_eq!(client.handshake(), Ok(Progress::Pending));
+            assert!(client.is_paused());
+            client
+        };
+        let mut client = paused_client();
         client.abandon();
         assert!(!client.is_paused());
         assert!(client.handshake().is_err());
         // Dropping a connection paused on this thread abandons it too.
-        let g = gate.clone();
-        let mut co = client_options(&pki);
-        co.verify_fun = Some(Callback(Arc::new(move |_: &_| g.poll(Verdict::Accept))));
-        let (mut client, mut server) = pausable(co, server_options(&pki));
-        client.handshake().unwrap();
-        shuttle(&mut client, &mut server);
-        server.handshake().unwrap();
-        shuttle(&mut server, &mut client);
-        client.handshake().unwrap();
-        assert!(client.is_paused());
-        drop(client);
+        drop(paused_client());
     }
 
     #[test]
