@@ -11,9 +11,10 @@
 -include_lib("stdlib/include/assert.hrl").
 
 -export([suite/0, all/0, init_per_suite/1, end_per_suite/1]).
--export([slow_callbacks_leave_others_alone/1, unanswered_callback_fails_alone/1]).
+-export([slow_callbacks_leave_others_alone/1, unanswered_callback_fails_alone/1,
+         idle_poller_sleeps/1]).
 %% Run in the peer VM.
--export([pollers/0, fairness_run/1, unanswered_run/1]).
+-export([pollers/0, fairness_run/1, unanswered_run/1, idle_run/1]).
 
 -define(PAIRS, 100).
 -define(SLOW_MS, 2000).
@@ -22,7 +23,7 @@
 
 suite() -> [{timetrap, {seconds, 120}}].
 
-all() -> [slow_callbacks_leave_others_alone, unanswered_callback_fails_alone].
+all() -> [slow_callbacks_leave_others_alone, unanswered_callback_fails_alone, idle_poller_sleeps].
 
 init_per_suite(Config) ->
     Pki = rssl_test_pki:make(?config(priv_dir, Config)),
@@ -88,6 +89,21 @@ unanswered_callback_fails_alone(Config) ->
     ?assert(FunsGone),
     ?assert(FdsAfter =< FdsBefore).
 
+%% A poller keeps polling for a moment after its last event instead of
+%% sleeping at once (RSSL_POLLER_SPIN_US, the VM's schedulers do the
+%% same): that moment must end. Right after a burst of round trips on 100
+%% connections, the poller thread uses (almost) no CPU over the next two
+%% seconds while the connections stay open and idle.
+idle_poller_sleeps(Config) ->
+    Peer = ?config(peer, Config),
+    #{busy_ticks := Busy, idle_ticks := Idle, hz := Hz} =
+        peer:call(Peer, ?MODULE, idle_run, [?config(pki, Config)], 100000),
+    ct:log("poller CPU: ~p ticks during the round trips, ~p ticks in the 2 s idle after (~p per s)",
+           [Busy, Idle, Hz]),
+    %% A poller that kept spinning would use ~2 s = 2 * Hz ticks; the
+    %% bound is 5% of that, above the tick granularity.
+    ?assert(Idle =< max(2, Hz div 10)).
+
 %%% In the peer VM ----------------------------------------------------------
 
 %% The poller threads of this VM.
@@ -118,6 +134,35 @@ fairness_run(Pki) ->
     rssl:close(L),
     #{quiet => Quiet, loaded => Loaded, slow => Results, pollers => Pollers,
       overlap => LoadedEnd < lists:min(Left), entered => Entered}.
+
+idle_run(Pki) ->
+    {L, Port} = listen(rssl_test_pki:server_opts(Pki)),
+    Clients = [pair(L, Port, client_opts(Pki)) || _ <- lists:seq(1, ?PAIRS)],
+    Before = poller_ticks(),
+    _ = rtts(Clients, 20),
+    AfterBusy = poller_ticks(),
+    timer:sleep(2000),
+    AfterIdle = poller_ticks(),
+    [P ! stop || P <- Clients],
+    rssl:close(L),
+    #{busy_ticks => AfterBusy - Before, idle_ticks => AfterIdle - AfterBusy,
+      hz => list_to_integer(string:trim(os:cmd("getconf CLK_TCK")))}.
+
+%% User plus system CPU ticks of this VM's poller threads so far.
+poller_ticks() ->
+    Tasks = "/proc/" ++ os:getpid() ++ "/task",
+    {ok, Ids} = file:list_dir(Tasks),
+    lists:sum([thread_ticks(Stat) || Id <- Ids,
+                  {ok, Name} <- [file:read_file(filename:join([Tasks, Id, "comm"]))],
+                  binary:match(Name, <<"rssl-poller">>) =/= nomatch,
+                  {ok, Stat} <- [file:read_file(filename:join([Tasks, Id, "stat"]))]]).
+
+%% Fields 14 and 15 of /proc/.../stat (utime, stime), counted after the
+%% command name's closing parenthesis (the name may hold spaces).
+thread_ticks(Stat) ->
+    [_, Rest] = binary:split(Stat, <<") ">>),
+    Fields = binary:split(Rest, <<" ">>, [global]),
+    binary_to_integer(lists:nth(12, Fields)) + binary_to_integer(lists:nth(13, Fields)).
 
 %% Starts the three slow handshakes; their ends report {slow, Kind, Side,
 %% Result}, their funs {entered, Kind, Time} and {left, Kind, Time}.

@@ -64,6 +64,17 @@ const WAKE_TOKEN: u64 = 0;
 static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
 static NEXT_POLLER: AtomicUsize = AtomicUsize::new(0);
 
+/// How long an idle poller keeps polling without sleeping after its last
+/// event (RSSL_POLLER_SPIN_US, microseconds).
+static SPIN: Lazy<Duration> = Lazy::new(|| {
+    Duration::from_micros(
+        std::env::var("RSSL_POLLER_SPIN_US")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(50),
+    )
+});
+
 static POLLERS: Lazy<Vec<Arc<Poller>>> = Lazy::new(|| {
     let count = std::env::var("RSSL_POLLERS")
         .ok()
@@ -189,8 +200,13 @@ impl Poller {
         let mut again: VecDeque<u64> = VecDeque::new();
         let mut deadlines: Vec<(Instant, u64)> = Vec::new();
         let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
+        let spin = *SPIN;
+        let mut last_event = Instant::now();
         loop {
             let timeout = if !again.is_empty() {
+                0
+            } else if !spin.is_zero() && last_event.elapsed() < spin {
+                std::thread::yield_now();
                 0
             } else if let Some(next) = deadlines.iter().map(|d| d.0).min() {
                 let wait = next.saturating_duration_since(Instant::now());
@@ -207,6 +223,9 @@ impl Poller {
                     timeout,
                 )
             };
+            if n > 0 && !spin.is_zero() {
+                last_event = Instant::now();
+            }
             let mut woken = false;
             for ev in &events[..n.max(0) as usize] {
                 let token = ev.u64;
