@@ -26,7 +26,8 @@
          controlling_process_by_non_owner/1, controlling_process_self_and_closed/1,
          controlling_process_to_dead_process/1, controlling_process_listen_socket/1,
          owner_exit_closes/1, owner_killed_in_recv/1, owner_exit_as_server/1,
-         old_owner_exit_keeps_connection/1, non_owner_send_recv_close/1]).
+         old_owner_exit_keeps_connection/1, non_owner_send_recv_close/1,
+         trapping_owner_gets_no_port_exit/1]).
 -export([shutdown_write_peer_reads_all/1, shutdown_write_half_close/1,
          shutdown_read/1, shutdown_read_write/1, shutdown_closed_socket/1,
          close_flushes_pending_data/1, close_twice/1,
@@ -42,7 +43,8 @@ groups() ->
                       controlling_process_by_non_owner, controlling_process_self_and_closed,
                       controlling_process_to_dead_process, controlling_process_listen_socket,
                       owner_exit_closes, owner_killed_in_recv, owner_exit_as_server,
-                      old_owner_exit_keeps_connection, non_owner_send_recv_close]},
+                      old_owner_exit_keeps_connection, non_owner_send_recv_close,
+                      trapping_owner_gets_no_port_exit]},
      {closing, [], [shutdown_write_peer_reads_all, shutdown_write_half_close,
                     shutdown_read, shutdown_read_write, shutdown_closed_socket,
                     close_flushes_pending_data, close_twice,
@@ -64,6 +66,40 @@ end_per_testcase(_TC, Config) ->
     rssl_test_lib:end_per_testcase(Config).
 
 %%% controlling_process ---------------------------------------------------
+
+%% A caller trapping exits opens connections in both roles: once the TCP
+%% ports behind them are gone (rssl hands their fds to the NIF and closes
+%% them), its mailbox holds nothing but what it asked for, no {'EXIT',
+%% Port, normal}, as with ssl.
+trapping_owner_gets_no_port_exit(Config) ->
+    Pki = ?config(pki, Config),
+    Trapping = process_flag(trap_exit, true),
+    Ports = tcp_ports(),
+    Pairs = [?L:pair(?M, Role, Pki, []) || Role <- [client, server, client, server]],
+    ok = wait_ports_back(Ports, 100),
+    Exits = [M || {'EXIT', P, _} = M <- element(2, process_info(self(), messages)),
+                  is_port(P)],
+    [?L:finish(?M, Pair, ok) || Pair <- Pairs],
+    process_flag(trap_exit, Trapping),
+    ?assertEqual([], Exits).
+
+tcp_ports() ->
+    [P || P <- erlang:ports(), erlang:port_info(P, name) =:= {name, "tcp_inet"}].
+
+%% The ports opened since `Before' that are still open: the connections'
+%% own and the ssl peers' are expected; rssl's must all have closed.
+wait_ports_back(Before, 0) ->
+    ct:fail({ports_left, tcp_ports() -- Before});
+wait_ports_back(Before, N) ->
+    case [P || P <- tcp_ports() -- Before, is_rssl_port(P)] of
+        [] -> ok;
+        _ -> timer:sleep(20), wait_ports_back(Before, N - 1)
+    end.
+
+%% Ports connected to this process are the ones rssl opened for it (the
+%% ssl peers run in their own processes).
+is_rssl_port(P) ->
+    erlang:port_info(P, connected) =:= {connected, self()}.
 
 %% After controlling_process(S, P) the messages go to P, none to the old
 %% owner; P can hand it back.
