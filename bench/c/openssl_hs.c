@@ -12,6 +12,12 @@
  *       "RSSL_BENCH_C heap_kib=<malloc'd KiB per pair> rss_kib=<VmRSS
  *       growth KiB per pair> pairs=N" (mallinfo2's in-use bytes: what
  *       OpenSSL itself holds for an idle pair)
+ *   openssl_hs CERT KEY 1.3|1.2 sites N
+ *       as memory, but every OpenSSL allocation is recorded (its file and
+ *       line, through CRYPTO_set_mem_functions); prints the bytes per idle
+ *       pair each allocation site still holds, largest first, as lines
+ *       "RSSL_BENCH_C site=<file:line> bytes=<per pair> allocs=<per pair>"
+ *       and a total: where OpenSSL's own floor for a connection goes
  *
  * Both ends are configured as rssl configures them by default: the CTX
  * with SSL_MODE_RELEASE_BUFFERS, no session cache, no tickets, the client
@@ -19,12 +25,76 @@
  * bench's ECDSA P-256 pair). Exit status 0 unless a handshake failed. */
 #define _GNU_SOURCE
 #include <malloc.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* Live OpenSSL allocations, by address (open addressing; a freed entry
+ * keeps its slot with size 0), for the sites mode. */
+#define SITES_CAP (1 << 21)
+struct site_alloc {
+    void *ptr;
+    const char *file;
+    int line;
+    size_t size;
+};
+static struct site_alloc *live;
+static int recording;
+
+static size_t slot_of(void *ptr)
+{
+    return (size_t)(((uintptr_t)ptr >> 4) * 2654435761u) & (SITES_CAP - 1);
+}
+
+static void site_put(void *ptr, size_t size, const char *file, int line)
+{
+    if (!ptr || !recording)
+        return;
+    size_t i = slot_of(ptr);
+    while (live[i].ptr && live[i].ptr != ptr)
+        i = (i + 1) & (SITES_CAP - 1);
+    live[i] = (struct site_alloc){ptr, file, line, size};
+}
+
+static void site_drop(void *ptr)
+{
+    if (!ptr)
+        return;
+    for (size_t i = slot_of(ptr); live[i].ptr; i = (i + 1) & (SITES_CAP - 1))
+        if (live[i].ptr == ptr) {
+            live[i].size = 0;
+            live[i].file = NULL;
+            return;
+        }
+}
+
+static void *site_malloc(size_t n, const char *file, int line)
+{
+    void *p = malloc(n);
+    site_put(p, n, file, line);
+    return p;
+}
+
+static void *site_realloc(void *old, size_t n, const char *file, int line)
+{
+    site_drop(old);
+    void *p = realloc(old, n);
+    site_put(p, n, file, line);
+    return p;
+}
+
+static void site_free(void *p, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    site_drop(p);
+    free(p);
+}
 
 struct pair {
     SSL *client, *server;
@@ -180,20 +250,89 @@ static void memory(SSL_CTX *cctx, SSL_CTX *sctx, int n)
     free(pairs);
 }
 
+struct site_total {
+    const char *file;
+    int line;
+    size_t bytes, allocs;
+};
+
+static int by_bytes(const void *a, const void *b)
+{
+    const struct site_total *x = a, *y = b;
+    return (x->bytes < y->bytes) - (x->bytes > y->bytes);
+}
+
+/* N idle pairs made while recording; what each site still holds. */
+static void sites(SSL_CTX *cctx, SSL_CTX *sctx, int n)
+{
+    struct pair *pairs = calloc((size_t)n, sizeof *pairs);
+    struct site_total *totals = calloc(4096, sizeof *totals);
+    size_t kinds = 0, bytes = 0;
+    if (!pairs || !totals)
+        die("calloc");
+    struct pair warm = pair_new(cctx, sctx);
+    handshake(&warm);
+    recording = 1;
+    for (int i = 0; i < n; i++) {
+        pairs[i] = pair_new(cctx, sctx);
+        handshake(&pairs[i]);
+        fresh_bios(&pairs[i]);
+    }
+    recording = 0;
+    for (size_t i = 0; i < SITES_CAP; i++) {
+        struct site_alloc *a = &live[i];
+        if (!a->ptr || !a->size)
+            continue;
+        size_t k = 0;
+        while (k < kinds && !(totals[k].line == a->line && strcmp(totals[k].file, a->file) == 0))
+            k++;
+        if (k == kinds) {
+            if (kinds == 4096)
+                die("too many allocation sites");
+            totals[kinds++] = (struct site_total){a->file, a->line, 0, 0};
+        }
+        totals[k].bytes += a->size;
+        totals[k].allocs++;
+        bytes += a->size;
+    }
+    qsort(totals, kinds, sizeof *totals, by_bytes);
+    for (size_t k = 0; k < kinds && totals[k].bytes >= (size_t)n * 64; k++)
+        printf("RSSL_BENCH_C site=%s:%d bytes=%.0f allocs=%.1f\n", totals[k].file,
+               totals[k].line, (double)totals[k].bytes / n, (double)totals[k].allocs / n);
+    printf("RSSL_BENCH_C sites_total_kib=%.2f pairs=%d (requested bytes, without malloc's "
+           "own overhead)\n", (double)bytes / 1024.0 / n, n);
+    for (int i = 0; i < n; i++) {
+        SSL_free(pairs[i].client);
+        SSL_free(pairs[i].server);
+    }
+    SSL_free(warm.client);
+    SSL_free(warm.server);
+    free(pairs);
+    free(totals);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 6 || (strcmp(argv[3], "1.3") && strcmp(argv[3], "1.2")) ||
-        (strcmp(argv[4], "hs") && strcmp(argv[4], "memory"))) {
-        fprintf(stderr, "usage: openssl_hs CERT KEY 1.3|1.2 hs SECS | memory PAIRS\n");
+        (strcmp(argv[4], "hs") && strcmp(argv[4], "memory") && strcmp(argv[4], "sites"))) {
+        fprintf(stderr, "usage: openssl_hs CERT KEY 1.3|1.2 hs SECS | memory PAIRS | sites PAIRS\n");
         return 2;
+    }
+    if (strcmp(argv[4], "sites") == 0) {
+        /* Before OpenSSL allocates anything. */
+        live = calloc(SITES_CAP, sizeof *live);
+        if (!live || !CRYPTO_set_mem_functions(site_malloc, site_realloc, site_free))
+            die("CRYPTO_set_mem_functions");
     }
     int version = strcmp(argv[3], "1.3") == 0 ? TLS1_3_VERSION : TLS1_2_VERSION;
     SSL_CTX *cctx = make_ctx(0, version, argv[1], argv[2]);
     SSL_CTX *sctx = make_ctx(1, version, argv[1], argv[2]);
     if (strcmp(argv[4], "hs") == 0)
         handshakes(cctx, sctx, atof(argv[5]));
-    else
+    else if (strcmp(argv[4], "memory") == 0)
         memory(cctx, sctx, atoi(argv[5]));
+    else
+        sites(cctx, sctx, atoi(argv[5]));
     SSL_CTX_free(cctx);
     SSL_CTX_free(sctx);
     return 0;
