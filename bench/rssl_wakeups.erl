@@ -7,7 +7,11 @@
 %%   socket   gen_tcp with {inet_backend, socket}: OTP's socket NIF, which
 %%            waits with enif_select (what a NIF can use to let the VM poll)
 %%   ssl      OTP's ssl, TLS 1.3
-%%   rssl     rssl, TLS 1.3 (its own poller threads)
+%%   rssl     rssl, TLS 1.3 (its own poller threads, which keep polling
+%%            50 us after their last event before they sleep)
+%%   rssl_nospin  the same with RSSL_POLLER_SPIN_US=0: each poller sleeps
+%%            in epoll_wait as soon as it has nothing to do (rssl before
+%%            the spin; the before and after of that change)
 %%
 %% The figure rssl_bench cannot give: whether a NIF waiting through the
 %% VM's own poll set (enif_select, as OTP's socket NIF does) would save
@@ -22,7 +26,7 @@
 
 -export([run/0, child/1]).
 
--define(KINDS, [tcp, socket, ssl, rssl]).
+-define(KINDS, [tcp, socket, ssl, rssl, rssl_nospin]).
 -define(ROUNDS, 20000).
 -define(TAG, "RSSL_WAKEUPS ").
 
@@ -32,10 +36,10 @@ run() ->
     Results = [{K, child_run(K, Dir)} || _ <- lists:seq(1, Runs), K <- ?KINDS],
     io:format("~nping-pong 64 B, passive recv, ~b round trips per run, median of ~b runs~n",
               [?ROUNDS, Runs]),
-    io:format("~-8s ~9s ~9s ~12s ~10s~n", [kind, "p50 us", "p99 us", "vcsw/rt", "p50/tcp"]),
+    io:format("~-12s ~9s ~9s ~12s ~10s~n", [kind, "p50 us", "p99 us", "vcsw/rt", "p50/tcp"]),
     Median = fun(K, I) -> median([element(I, R) || {K1, R} <- Results, K1 =:= K]) end,
     Tcp = Median(tcp, 1),
-    [io:format("~-8s ~9.1f ~9.1f ~12.2f ~10.2f~n",
+    [io:format("~-12s ~9.1f ~9.1f ~12.2f ~10.2f~n",
                [K, Median(K, 1), Median(K, 2), Median(K, 3), Median(K, 1) / Tcp])
      || K <- ?KINDS],
     ok.
@@ -45,8 +49,12 @@ median(L) -> lists:nth((length(L) + 1) div 2, lists:sort(L)).
 child_run(Kind, Dir) ->
     Ebin = filename:dirname(code:which(rssl)),
     Here = filename:dirname(code:which(?MODULE)),
-    Cmd = io_lib:format("erl -noshell -pa ~s -pa ~s -eval 'rssl_wakeups:child([~p, \"~s\"]), halt().'",
-                        [Ebin, Here, Kind, Dir]),
+    Env = case Kind of
+              rssl_nospin -> "RSSL_POLLER_SPIN_US=0 ";
+              _ -> ""
+          end,
+    Cmd = io_lib:format("~serl -noshell -pa ~s -pa ~s -eval 'rssl_wakeups:child([~p, \"~s\"]), halt().'",
+                        [Env, Ebin, Here, Kind, Dir]),
     Out = os:cmd(lists:flatten(Cmd)),
     case string:split(Out, ?TAG) of
         [_, Line] ->
@@ -93,12 +101,14 @@ echo(S, Send, Recv) ->
         _ -> ok
     end.
 
+port_of(rssl_nospin, L) -> port_of(rssl, L);
 port_of(K, L) when K == ssl; K == rssl -> {ok, {_, P}} = K:sockname(L), P;
 port_of(_, L) -> {ok, P} = inet:port(L), P.
 
 -define(TCP, [binary, {active, false}, {nodelay, true}, {reuseaddr, true}]).
 api(tcp, _) -> tcp_api(?TCP);
 api(socket, _) -> tcp_api([{inet_backend, socket} | ?TCP]);
+api(rssl_nospin, Dir) -> api(rssl, Dir);
 api(M, Dir) ->
     Opts = [binary, {active, false}, {nodelay, true}, {versions, ['tlsv1.3']}],
     {fun() -> M:listen(0, [{certfile, Dir ++ "/cert.pem"}, {keyfile, Dir ++ "/key.pem"},
