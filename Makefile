@@ -20,7 +20,7 @@ EXAMPLES   := client server event_server
 EXAMPLE_CFLAGS := -O2 -g -std=c11 -Wall -Wextra -Werror
 
 .PHONY: all lib nif erlang c examples install test test-rust test-c test-c-asan \
-	test-install test-erlang test-deps fuzz-short fuzz-regressions soak demo bench bench-wakeups header clean
+	test-install test-erlang test-deps test-elixir-example fuzz-short fuzz-regressions soak demo bench bench-wakeups header clean
 
 all: lib nif erlang c
 
@@ -86,7 +86,7 @@ c: lib examples
 	  -DRSSL_INCLUDE=$(abspath include) -DRSSL_EXAMPLES=$(abspath $(EXDIR)) >/dev/null
 	cmake --build $(BUILD)/c_tests
 
-test: all test-rust test-c test-erlang test-deps fuzz-short
+test: all test-rust test-c test-erlang test-deps test-elixir-example fuzz-short
 
 # In release mode, sharing the dependencies the NIF build compiled.
 test-rust:
@@ -130,6 +130,14 @@ test-erlang: nif
 # each running a TLS echo: tests/deps/run.sh.
 test-deps: nif
 	REBAR3=$(REBAR3) tests/deps/run.sh
+
+# examples/elixir_echo: its ExUnit tests, with Debian's Elixir and the same
+# rebar3 as everything else (MIX_REBAR3, so mix fetches no rebar3 of its own).
+ELIXIR_EXAMPLE := examples/elixir_echo
+MIX_ENVS       := MIX_REBAR3=$$(command -v $(REBAR3)) HEX_OFFLINE=1
+test-elixir-example: nif
+	cd $(ELIXIR_EXAMPLE) && $(MIX_ENVS) mix format --check-formatted
+	cd $(ELIXIR_EXAMPLE) && $(MIX_ENVS) mix test --warnings-as-errors
 
 # Fuzzing (fuzz/README.md): cargo-fuzz on the stable toolchain, which
 # needs RUSTC_BOOTSTRAP=1 for the sanitizer flags. Each target runs for
