@@ -203,4 +203,4 @@ header:
 
 clean:
 	$(CARGO) clean
-	rm -rf $(BUILD) erlang/_build $(NIF_SO)
+	rm -rf $(BUILD) erlang/_build $(NIF_SO) priv _build $(ELIXIR_EXAMPLE)/_build $(ELIXIR_EXAMPLE)/deps
