@@ -42,7 +42,8 @@ mkdir "$src"
    tar --null -T - -cf -) | tar -xf - -C "$src"
 git -C "$src" init -q -b main
 git -C "$src" add -A
-git -C "$src" -c user.name=rssl-tests -c user.email=rssl-tests@localhost commit -qm snapshot
+git -C "$src" -c user.name=rssl-tests -c user.email=rssl-tests@localhost -c commit.gpgsign=false \
+  commit -qm snapshot
 url=file://$src
 
 # The git dependencies build rssl's Rust crate in their own clones. Their
