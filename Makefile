@@ -20,7 +20,7 @@ EXAMPLES   := client server event_server
 EXAMPLE_CFLAGS := -O2 -g -std=c11 -Wall -Wextra -Werror
 
 .PHONY: all lib nif erlang c examples install test test-rust test-c test-c-asan \
-	test-install test-erlang fuzz-short fuzz-regressions soak demo bench bench-wakeups header clean
+	test-install test-erlang test-deps test-elixir-example fuzz-short fuzz-regressions soak demo bench bench-wakeups header clean
 
 all: lib nif erlang c
 
@@ -42,10 +42,19 @@ check:
 
 test: check
 
+# Also the build step of rssl as a dependency: erlang/rebar.config (a mix path
+# dependency) and the root rebar.config (a rebar3 or mix git dependency, which
+# puts the NIF in priv/ at the root) run it from their compile hooks, so it
+# says plainly when cargo is missing and honours CARGO_TARGET_DIR.
+NIF_TARGET  = $(or $(CARGO_TARGET_DIR),target)
 nif:
+	@command -v $(CARGO) >/dev/null 2>&1 || { \
+	  echo "rssl: cannot build the NIF: '$(CARGO)' not found on PATH." >&2; \
+	  echo "rssl: install Rust with rustup (https://rustup.rs) and put ~/.cargo/bin on PATH." >&2; \
+	  exit 1; }
 	$(CARGO) build --release --features nif
-	mkdir -p erlang/priv
-	cp target/release/librssl.so $(NIF_SO).tmp && mv $(NIF_SO).tmp $(NIF_SO)
+	mkdir -p $(dir $(NIF_SO))
+	cp $(NIF_TARGET)/release/librssl.so $(NIF_SO).tmp && mv $(NIF_SO).tmp $(NIF_SO)
 
 lib:
 	$(CARGO) build --release --target-dir $(C_TARGET)
@@ -77,7 +86,7 @@ c: lib examples
 	  -DRSSL_INCLUDE=$(abspath include) -DRSSL_EXAMPLES=$(abspath $(EXDIR)) >/dev/null
 	cmake --build $(BUILD)/c_tests
 
-test: all test-rust test-c test-erlang fuzz-short
+test: all test-rust test-c test-erlang test-deps test-elixir-example fuzz-short
 
 # In release mode, sharing the dependencies the NIF build compiled.
 test-rust:
@@ -115,6 +124,20 @@ test-install:
 test-erlang: nif
 	cd erlang && $(REBAR3) ct
 	cd erlang && $(REBAR3) as otp_ssl ct
+
+# rssl as a dependency of fresh rebar3 and mix projects (a git dependency
+# for rebar3, path and git ones for mix), built offline from this checkout,
+# each running a TLS echo: tests/deps/run.sh.
+test-deps: nif
+	REBAR3=$(REBAR3) tests/deps/run.sh
+
+# examples/elixir_echo: its ExUnit tests, with Debian's Elixir and the same
+# rebar3 as everything else (MIX_REBAR3, so mix fetches no rebar3 of its own).
+ELIXIR_EXAMPLE := examples/elixir_echo
+MIX_ENVS       := MIX_REBAR3=$$(command -v $(REBAR3)) HEX_OFFLINE=1
+test-elixir-example: nif
+	cd $(ELIXIR_EXAMPLE) && $(MIX_ENVS) mix format --check-formatted
+	cd $(ELIXIR_EXAMPLE) && $(MIX_ENVS) mix test --warnings-as-errors
 
 # Fuzzing (fuzz/README.md): cargo-fuzz on the stable toolchain, which
 # needs RUSTC_BOOTSTRAP=1 for the sanitizer flags. Each target runs for
@@ -180,4 +203,4 @@ header:
 
 clean:
 	$(CARGO) clean
-	rm -rf $(BUILD) erlang/_build $(NIF_SO)
+	rm -rf $(BUILD) erlang/_build $(NIF_SO) priv _build $(ELIXIR_EXAMPLE)/_build $(ELIXIR_EXAMPLE)/deps

@@ -1,0 +1,2 @@
+:ok = :rssl.start()
+ExUnit.start()
