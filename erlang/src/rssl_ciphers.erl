@@ -16,16 +16,19 @@
 -define(ANONYMOUS, [dh_anon, ecdh_anon, psk, dhe_psk, rsa_psk, ecdhe_psk, srp_anon]).
 
 %% @doc `ssl:cipher_suites/2': suites as maps.
+-spec suites(atom(), rssl:protocol_version()) -> [rssl:erl_cipher_suite()].
 suites(Description, Version) ->
     [maps:with([key_exchange, cipher, mac, prf], S) || S <- described(Description, Version)].
 
 %% @doc `ssl:cipher_suites/3': suites by their RFC or OpenSSL names.
+-spec suites(atom(), rssl:protocol_version(), rfc | openssl) -> [string()].
 suites(Description, Version, rfc) ->
     [maps:get(standard_name, S) || S <- described(Description, Version)];
 suites(Description, Version, openssl) ->
     [maps:get(openssl_name, S) || S <- described(Description, Version)].
 
 %% @doc The pre-OTP-21 `ssl:cipher_suites/0,1'.
+-spec old_suites(erlang | openssl | all) -> [rssl:old_cipher_suite() | string()].
 old_suites(erlang) ->
     [{K, C, M} || #{key_exchange := K, cipher := C, mac := M} <- listed(default)];
 old_suites(openssl) ->
@@ -121,6 +124,7 @@ join(Names) -> iolist_to_binary(lists:join(":", Names)).
 
 %% The key exchange groups `supported_groups' accepts (all), and those
 %% offered when it is not given (default: OpenSSL's default list).
+-spec groups(all | default) -> [rssl:group()].
 groups(all) ->
     [x25519, x448, secp256r1, secp384r1, secp521r1,
      ffdhe2048, ffdhe3072, ffdhe4096, ffdhe6144, ffdhe8192];
@@ -129,4 +133,5 @@ groups(default) ->
      ffdhe2048, ffdhe3072, ffdhe4096, ffdhe6144, ffdhe8192].
 
 %% The named curves used for ECDHE up to TLS 1.2: OpenSSL's default groups.
+-spec eccs() -> [rssl:named_curve()].
 eccs() -> [secp521r1, secp384r1, secp256r1].
