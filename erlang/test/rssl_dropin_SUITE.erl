@@ -1,0 +1,189 @@
+%% Drop-in: one HTTP/1.1-over-TLS server and client, written against the
+%% `ssl' API with the module as a parameter (rssl_dropin_http), run with
+%% ssl on both ends, with the module under test on both ends, and mixed
+%% (ssl client to ?M server and the reverse). Every run must observe
+%% exactly what the ssl-to-ssl run observes, field by field: results of
+%% listen, transport_accept/2, handshake/2,3, connect/3,4, recv/3, send,
+%% setopts, getopts, getstat, controlling_process, peername, sockname,
+%% peercert, shutdown, close, negotiated_protocol, connection_information,
+%% the messages of active once, and the errors of failed handshakes.
+%% versions/0, cipher_suites/2, filter_cipher_suites/2 and format_error/1
+%% are compared where rssl does not list a deliberate difference (README).
+-module(rssl_dropin_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+
+-ifndef(M).
+-define(M, rssl).
+-endif.
+-define(T, 10000).
+
+-export([suite/0, all/0, init_per_suite/1, end_per_suite/1,
+         init_per_testcase/2, end_per_testcase/2]).
+-export([http_tls13/1, http_tls12/1, http_connect3/1, unknown_ca/1, wrong_host/1,
+         connection_refused/1, versions_as_ssl/1, cipher_suite_helpers/1,
+         format_error_as_ssl/1]).
+
+suite() -> [{timetrap, {seconds, 120}}].
+
+all() ->
+    [http_tls13, http_tls12, http_connect3, unknown_ca, wrong_host, connection_refused,
+     versions_as_ssl, cipher_suite_helpers, format_error_as_ssl].
+
+init_per_suite(Config) ->
+    rssl_socket_lib:init_suite(?M, Config).
+
+end_per_suite(_Config) ->
+    ok.
+
+init_per_testcase(_TC, Config) ->
+    [{resources, rssl_test_lib:snapshot()} | Config].
+
+end_per_testcase(_TC, Config) ->
+    rssl_test_lib:end_per_testcase(Config).
+
+%%% Cases -------------------------------------------------------------------
+
+http_tls13(Config) ->
+    same_in_every_pair(Config, fun(Client, Server) -> http(Config, Client, Server, 'tlsv1.3', ?T) end).
+
+http_tls12(Config) ->
+    same_in_every_pair(Config, fun(Client, Server) -> http(Config, Client, Server, 'tlsv1.2', ?T) end).
+
+%% connect/3 (no timeout), and the handshake/3 path of the server (its
+%% second connection).
+http_connect3(Config) ->
+    same_in_every_pair(Config,
+                       fun(Client, Server) ->
+                               Pki = ?config(pki, Config),
+                               Srv = rssl_dropin_http:start_server(Server, server_opts(Pki, 'tlsv1.3')),
+                               Port = rssl_dropin_http:server_port(Srv),
+                               Opts = client_opts(Pki, Client, 'tlsv1.3', ca),
+                               C1 = rssl_dropin_http:client(Client, Port, Opts, none),
+                               S1 = rssl_dropin_http:server_observations(Srv),
+                               C2 = rssl_dropin_http:client(Client, Port, Opts, none),
+                               S2 = rssl_dropin_http:server_observations(Srv),
+                               ok = rssl_dropin_http:stop_server(Srv),
+                               #{client1 => C1, server1 => S1, client2 => C2, server2 => S2}
+                       end).
+
+%% The client trusts another CA: both ends fail with unknown_ca.
+unknown_ca(Config) ->
+    failed_handshake(Config, server, other_ca).
+
+%% The certificate names another host: the client refuses it.
+wrong_host(Config) ->
+    failed_handshake(Config, wrong_host, ca).
+
+connection_refused(Config) ->
+    Pki = ?config(pki, Config),
+    {ok, L} = gen_tcp:listen(0, []),
+    {ok, Port} = inet:port(L),
+    ok = gen_tcp:close(L),
+    Run = fun(Mod) -> rssl_dropin_http:client(Mod, Port, client_opts(Pki, Mod, 'tlsv1.3', ca), ?T) end,
+    ?assertEqual([{connect, {error, econnrefused}}], Run(ssl)),
+    ?assertEqual(Run(ssl), Run(?M)).
+
+%% versions/0 as ssl's, but for the application's own version and DTLS,
+%% which rssl does not have (README: absent).
+versions_as_ssl(_Config) ->
+    View = fun(Mod) -> [I || {K, _} = I <- Mod:versions(), K =/= ssl_app,
+                             not lists:member(K, [supported_dtls, available_dtls, implemented_dtls])] end,
+    ?assertEqual(View(ssl), View(?M)),
+    ?assertMatch({ssl_app, [_ | _]}, lists:keyfind(ssl_app, 1, ?M:versions())),
+    [?assertEqual({K, []}, lists:keyfind(K, 1, ?M:versions()))
+     || ?M =:= rssl, K <- [supported_dtls, available_dtls, implemented_dtls]].
+
+%% What Mint and hackney do with the suite helpers: list the suites of a
+%% version, filter them, give them back in `ciphers' (the http cases do
+%% that, each client with its own module's lists). The lists are OpenSSL's
+%% (README: differences), so compared here: filtering the same list gives
+%% the same result; the TLS 1.3 suites of `all' are ssl's, those of
+%% `default' are among ssl's; every default suite is in `all'.
+cipher_suite_helpers(_Config) ->
+    Input = ssl:cipher_suites(all, 'tlsv1.2') ++ ssl:cipher_suites(all, 'tlsv1.3'),
+    Filters = [[{key_exchange, fun(K) -> K =:= ecdhe_ecdsa end}],
+               [{cipher, fun(C) -> C =:= aes_256_gcm end}, {mac, fun(M) -> M =:= aead end}],
+               [{prf, fun(P) -> P =:= sha384 end}],
+               []],
+    [?assertEqual(ssl:filter_cipher_suites(Input, F), ?M:filter_cipher_suites(Input, F))
+     || F <- Filters],
+    Tls13 = fun(Mod, Desc) -> lists:sort([S || #{key_exchange := any} = S <- Mod:cipher_suites(Desc, 'tlsv1.3')]) end,
+    ?assertEqual(Tls13(ssl, all), Tls13(?M, all)),
+    ?assertEqual([], Tls13(?M, default) -- Tls13(ssl, default)),
+    ?assert(length(Tls13(?M, default)) >= 3),
+    [?assert(lists:member(S, ?M:cipher_suites(all, V)))
+     || V <- ['tlsv1.3', 'tlsv1.2'], S <- ?M:cipher_suites(default, V)].
+
+format_error_as_ssl(_Config) ->
+    Reasons = [closed, timeout, econnrefused, einval, enotconn, nxdomain, emfile,
+               {tls_alert, {unknown_ca, "TLS client: unknown ca"}},
+               {options, {versions, [sslv2]}}, {options, {not_a_list, foo}},
+               {error, closed}, protocol_not_negotiated, no_peercert,
+               {badarg, {packet_to_large, 70000, 65535}}],
+    [?assertEqual({R, ssl:format_error(R)}, {R, ?M:format_error(R)}) || R <- Reasons].
+
+%%% Helpers -----------------------------------------------------------------
+
+%% Runs Fun(Client, Server) for ssl-ssl, then ?M-?M, ssl-?M and ?M-ssl;
+%% each must return what ssl-ssl returned.
+same_in_every_pair(_Config, Fun) ->
+    Want = Fun(ssl, ssl),
+    ct:log("ssl to ssl: ~p", [Want]),
+    [begin
+         Got = Fun(Client, Server),
+         case Got =:= Want of
+             true -> ok;
+             false -> ct:fail({differs_from_ssl, {client, Client}, {server, Server},
+                               diff(Want, Got)})
+         end
+     end || {Client, Server} <- [{?M, ?M}, {ssl, ?M}, {?M, ssl}]],
+    ok.
+
+%% The fields that differ, as {Field, Ssl, Other}.
+diff(Want, Got) when is_map(Want), is_map(Got) ->
+    [{K, diff(V, maps:get(K, Got, missing))} || {K, V} <- maps:to_list(Want),
+                                                V =/= maps:get(K, Got, missing)];
+diff(Want, Got) when is_list(Want), is_list(Got), length(Want) =:= length(Got) ->
+    [{W, G} || {W, G} <- lists:zip(Want, Got), W =/= G];
+diff(Want, Got) ->
+    {Want, Got}.
+
+%% One server, two clients (connect/4), each running three requests.
+http(Config, Client, Server, V, Timeout) ->
+    Pki = ?config(pki, Config),
+    Srv = rssl_dropin_http:start_server(Server, server_opts(Pki, V)),
+    Port = rssl_dropin_http:server_port(Srv),
+    Opts = client_opts(Pki, Client, V, ca),
+    C1 = rssl_dropin_http:client(Client, Port, Opts, Timeout),
+    S1 = rssl_dropin_http:server_observations(Srv),
+    C2 = rssl_dropin_http:client(Client, Port, Opts, Timeout),
+    S2 = rssl_dropin_http:server_observations(Srv),
+    #{listen_obs := ListenObs} = Srv,
+    ok = rssl_dropin_http:stop_server(Srv),
+    #{listen => ListenObs, client1 => C1, server1 => S1, client2 => C2, server2 => S2}.
+
+failed_handshake(Config, Cert, Ca) ->
+    same_in_every_pair(Config,
+                       fun(Client, Server) ->
+                               Pki = ?config(pki, Config),
+                               Srv = rssl_dropin_http:start_server(
+                                       Server, [{versions, ['tlsv1.3']} | rssl_test_pki:server_opts(Pki, Cert)]),
+                               Port = rssl_dropin_http:server_port(Srv),
+                               C = rssl_dropin_http:client(Client, Port, client_opts(Pki, Client, 'tlsv1.3', Ca), ?T),
+                               S = rssl_dropin_http:server_observations(Srv),
+                               ok = rssl_dropin_http:stop_server(Srv),
+                               #{client => C, server => S}
+                       end).
+
+server_opts(Pki, V) ->
+    [{versions, [V]} | rssl_test_pki:server_opts(Pki, server)].
+
+%% As Mint and hackney configure a client: verify_peer, the CA, SNI, the
+%% https host name check, and the module's own default suites.
+client_opts(Pki, Mod, V, Ca) ->
+    [{versions, [V]}, {server_name_indication, "localhost"},
+     {customize_hostname_check, [{match_fun, public_key:pkix_verify_hostname_match_fun(https)}]},
+     {ciphers, rssl_dropin_http:ciphers(Mod, [V])}
+     | rssl_test_pki:client_opts(Pki, Ca)].
