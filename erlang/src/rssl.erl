@@ -75,7 +75,9 @@
 %% ssl:group() and the two curves OTP 25's ssl:groups/0 also lists.
 -type group() :: ssl:group() | x25519 | x448.
 -type srp_param_type() :: ssl:srp_param_type().
--type tls_alert() :: ssl:tls_alert().
+%% ssl's alert names, and those OpenSSL may also send or receive.
+-type tls_alert() :: ssl:tls_alert() | decompression_failure | missing_extension
+                   | certificate_required | illegal_alert.
 %% `{tls_alert, {Alert, Text}}': a TLS alert we sent or received; Text
 %% names OpenSSL's reason.
 -type error_alert() :: {tls_alert, {tls_alert(), Description :: string()}}.

@@ -164,6 +164,7 @@ client_session(Mod, S) ->
     %% gun: {active, once} and a message per packet.
     ok = Mod:setopts(S, [{active, once}]),
     Active = Mod:getopts(S, [active]),
+    RecvActive = Mod:recv(S, 0, 0),
     ok = Mod:send(S, [request(<<"POST">>, <<"/active">>, <<"hello body">>, false)]),
     R2 = active_response(Mod, S, <<>>),
     ok = Mod:setopts(S, [{active, false}]),
@@ -178,10 +179,26 @@ client_session(Mod, S) ->
     Info ++
         [{response, R1}, {getopts_active, Active}, {response, R2}, {getstat, Stat},
          {response, R3}, {recv_after_peer_close, AfterClose},
-         {close, Mod:close(S)},
-         {send_after_close, Mod:send(S, <<"x">>)},
-         {recv_after_close, Mod:recv(S, 0, 0)},
-         {format_error, Mod:format_error(element(2, Mod:recv(S, 0, 0)))}].
+         {recv_in_active_mode, RecvActive},
+         {close, Mod:close(S)} | after_close(Mod, S)].
+
+%% Every call on a closed connection, as a library that raced a close
+%% would make them.
+after_close(Mod, S) ->
+    [{send_after_close, Mod:send(S, <<"x">>)},
+     {recv_after_close, Mod:recv(S, 0, 0)},
+     {format_error, Mod:format_error(element(2, Mod:recv(S, 0, 0)))},
+     {setopts_after_close, Mod:setopts(S, [{active, once}])},
+     {getopts_after_close, Mod:getopts(S, [active])},
+     {peername_after_close, Mod:peername(S)},
+     {sockname_after_close, Mod:sockname(S)},
+     {getstat_after_close, Mod:getstat(S)},
+     {peercert_after_close, Mod:peercert(S)},
+     {negotiated_protocol_after_close, Mod:negotiated_protocol(S)},
+     {connection_information_after_close, Mod:connection_information(S, [protocol])},
+     {shutdown_after_close, Mod:shutdown(S, write)},
+     {controlling_process_after_close, Mod:controlling_process(S, self())},
+     {close_after_close, Mod:close(S)}].
 
 recv_response(Mod, S, Buffer) ->
     case parse_response(Buffer) of
