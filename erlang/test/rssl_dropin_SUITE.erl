@@ -23,13 +23,13 @@
          init_per_testcase/2, end_per_testcase/2]).
 -export([http_tls13/1, http_tls12/1, http_connect3/1, unknown_ca/1, wrong_host/1,
          connection_refused/1, versions_as_ssl/1, cipher_suite_helpers/1,
-         format_error_as_ssl/1]).
+         format_error_as_ssl/1, close_downgrade/1]).
 
 suite() -> [{timetrap, {seconds, 120}}].
 
 all() ->
     [http_tls13, http_tls12, http_connect3, unknown_ca, wrong_host, connection_refused,
-     versions_as_ssl, cipher_suite_helpers, format_error_as_ssl].
+     versions_as_ssl, cipher_suite_helpers, format_error_as_ssl, close_downgrade].
 
 init_per_suite(Config) ->
     rssl_socket_lib:init_suite(?M, Config).
@@ -128,6 +128,26 @@ format_error_as_ssl(_Config) ->
                {error, closed}, protocol_not_negotiated, no_peercert,
                {badarg, {packet_to_large, 70000, 65535}}],
     [?assertEqual({R, ssl:format_error(R)}, {R, ?M:format_error(R)}) || R <- Reasons].
+
+%% close/2 with {Pid, Timeout} downgrades to TCP in ssl; rssl does not
+%% have it (README: absent) and says so, leaving the connection as it was.
+close_downgrade(Config) ->
+    Pki = ?config(pki, Config),
+    Srv = rssl_dropin_http:start_server(ssl, server_opts(Pki, 'tlsv1.3')),
+    Port = rssl_dropin_http:server_port(Srv),
+    {ok, S} = ?M:connect("localhost", Port, [binary, {active, false} | client_opts(Pki, ?M, 'tlsv1.3', ca)], ?T),
+    downgrade(?M, S),
+    ok = ?M:close(S),
+    _ = rssl_dropin_http:server_observations(Srv),
+    ok = rssl_dropin_http:stop_server(Srv).
+
+downgrade(rssl, S) ->
+    ?assertEqual({error, {not_supported, downgrade}}, rssl:close(S, {self(), 1000})),
+    %% Still a working TLS connection.
+    ok = rssl:send(S, <<"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: 0\r\n\r\n">>),
+    ?assertMatch({ok, <<"HTTP/1.1 200", _/binary>>}, rssl:recv(S, 0, ?T));
+downgrade(ssl, _S) ->
+    ok.
 
 %%% Helpers -----------------------------------------------------------------
 

@@ -105,26 +105,33 @@ serve_requests(Mod, S, Buffer, Acc) ->
                 false -> serve_requests(Mod, S, Rest, [Seen | Acc])
             end;
         more ->
-            ok = Mod:setopts(S, [{active, once}]),
-            receive
-                {ssl, S, Data} -> serve_requests(Mod, S, <<Buffer/binary, Data/binary>>, Acc);
-                {ssl_closed, S} -> lists:reverse([{ssl_closed, Buffer} | Acc]);
-                {ssl_error, S, Reason} -> lists:reverse([{ssl_error, shape(Reason)} | Acc])
-            after ?T ->
-                lists:reverse([{request_timeout, Buffer} | Acc])
+            case next_message(Mod, S) of
+                {data, Data} -> serve_requests(Mod, S, <<Buffer/binary, Data/binary>>, Acc);
+                Other -> lists:reverse([{Other, Buffer} | Acc])
             end
+    end.
+
+%% The next message of an {active, once} socket: {data, Data}, closed,
+%% {ssl_error, Reason} or timeout. A socket the peer closed before setopts
+%% says so at setopts, or by a message after it (which of the two depends
+%% on timing): both are `closed'.
+next_message(Mod, S) ->
+    case Mod:setopts(S, [{active, once}]) of
+        ok ->
+            receive
+                {ssl, S, Data} -> {data, Data};
+                {ssl_closed, S} -> closed;
+                {ssl_error, S, Reason} -> {ssl_error, shape(Reason)}
+            after ?T -> timeout
+            end;
+        {error, closed} ->
+            closed
     end.
 
 %% The server half-closes (close_notify) and waits for the client to close.
 close_after_response(Mod, S) ->
     Shut = Mod:shutdown(S, write),
-    ok = Mod:setopts(S, [{active, once}]),
-    Closed = receive
-                 {ssl_closed, S} -> ssl_closed;
-                 {ssl, S, Data} -> {unexpected_data, Data};
-                 {ssl_error, S, Reason} -> {ssl_error, shape(Reason)}
-             after ?T -> no_ssl_closed
-             end,
+    Closed = next_message(Mod, S),
     [{shutdown_write, Shut}, {client_close_seen, Closed},
      {close, Mod:close(S)},
      {send_after_close, Mod:send(S, <<"x">>)}].
