@@ -23,13 +23,14 @@
          init_per_testcase/2, end_per_testcase/2]).
 -export([http_tls13/1, http_tls12/1, http_connect3/1, unknown_ca/1, wrong_host/1,
          connection_refused/1, versions_as_ssl/1, cipher_suite_helpers/1,
-         format_error_as_ssl/1, close_downgrade/1]).
+         format_error_as_ssl/1, close_downgrade/1, peer_gone_in_handshake/1]).
 
 suite() -> [{timetrap, {seconds, 120}}].
 
 all() ->
     [http_tls13, http_tls12, http_connect3, unknown_ca, wrong_host, connection_refused,
-     versions_as_ssl, cipher_suite_helpers, format_error_as_ssl, close_downgrade].
+     versions_as_ssl, cipher_suite_helpers, format_error_as_ssl, close_downgrade,
+     peer_gone_in_handshake].
 
 init_per_suite(Config) ->
     rssl_socket_lib:init_suite(?M, Config).
@@ -128,6 +129,38 @@ format_error_as_ssl(_Config) ->
                {error, closed}, protocol_not_negotiated, no_peercert,
                {badarg, {packet_to_large, 70000, 65535}}],
     [?assertEqual({R, ssl:format_error(R)}, {R, ?M:format_error(R)}) || R <- Reasons].
+
+%% A peer that closes the TCP connection during the handshake: the server's
+%% handshake and the client's connect return {error, closed}. The peer
+%% is plain gen_tcp, sending half a ClientHello (or reading the client's)
+%% and closing.
+peer_gone_in_handshake(Config) ->
+    Pki = ?config(pki, Config),
+    Run = fun(Mod) ->
+                  {ok, L} = Mod:listen(0, [binary, {active, false} | server_opts(Pki, 'tlsv1.3')]),
+                  {ok, {_, Port}} = Mod:sockname(L),
+                  {ok, C} = gen_tcp:connect("localhost", Port, [binary, {active, false}]),
+                  ok = gen_tcp:send(C, <<22, 3, 1, 2, 0, 1, 0, 1, 252, 3, 3>>),
+                  {ok, T} = Mod:transport_accept(L, ?T),
+                  ok = gen_tcp:close(C),
+                  Server = Mod:handshake(T, ?T),
+                  ok = Mod:close(L),
+                  {ok, TL} = gen_tcp:listen(0, [binary, {active, false}]),
+                  {ok, TPort} = inet:port(TL),
+                  Self = self(),
+                  Closer = spawn_link(fun() ->
+                                              {ok, A} = gen_tcp:accept(TL, ?T),
+                                              {ok, _Hello} = gen_tcp:recv(A, 0, ?T),
+                                              ok = gen_tcp:close(A),
+                                              Self ! {self(), closed}
+                                      end),
+                  Client = Mod:connect("localhost", TPort, client_opts(Pki, Mod, 'tlsv1.3', ca), ?T),
+                  receive {Closer, closed} -> ok end,
+                  ok = gen_tcp:close(TL),
+                  #{server => Server, client => Client}
+          end,
+    ?assertEqual(#{server => {error, closed}, client => {error, closed}}, Run(ssl)),
+    ?assertEqual(Run(ssl), Run(?M)).
 
 %% close/2 with {Pid, Timeout} downgrades to TCP in ssl; rssl does not
 %% have it (README: absent) and says so, leaving the connection as it was.
