@@ -45,17 +45,17 @@
               tls_alert/0, srp_param_type/0, named_curve/0, sign_scheme/0,
               group/0, reason/0, connection_info/0, connection_info_item/0]).
 
+-type socket() :: gen_tcp:socket() | term().
 %% A TCP socket (connect/2,3 and handshake/2,3 upgrade one), or the socket
 %% of a `cb_info' transport.
--type socket() :: gen_tcp:socket() | term().
-%% A TLS connection or a listen socket.
 -type sslsocket() :: #sslsocket{}.
+%% A TLS connection or a listen socket.
 -type socket_option() :: gen_tcp:connect_option() | gen_tcp:listen_option().
-%% What the owner of an active socket receives (docs/messages.md).
 -type active_msgs() :: {ssl, sslsocket(), Data :: binary() | list() | tuple()}
                      | {ssl_closed, sslsocket()}
                      | {ssl_error, sslsocket(), Reason :: reason()}
                      | {ssl_passive, sslsocket()}.
+%% What the owner of an active socket receives (docs/messages.md).
 -type host() :: inet:hostname() | inet:ip_address().
 -type session_id() :: binary().
 -type protocol_version() :: tls_version().
@@ -72,22 +72,22 @@
 -type sign_algo() :: ssl:sign_algo().
 -type sign_scheme() :: ssl:sign_scheme().
 -type named_curve() :: ssl:named_curve().
-%% ssl:group() and the two curves OTP 25's ssl:groups/0 also lists.
 -type group() :: ssl:group() | x25519 | x448.
+%% ssl:group() and the two curves OTP 25's ssl:groups/0 also lists.
 -type srp_param_type() :: ssl:srp_param_type().
-%% ssl's alert names, and those OpenSSL may also send or receive.
 -type tls_alert() :: ssl:tls_alert() | decompression_failure | missing_extension
                    | certificate_required | illegal_alert.
+%% ssl's alert names, and those OpenSSL may also send or receive.
+-type error_alert() :: {tls_alert, {tls_alert(), Description :: string()}}.
 %% `{tls_alert, {Alert, Text}}': a TLS alert we sent or received; Text
 %% names OpenSSL's reason.
--type error_alert() :: {tls_alert, {tls_alert(), Description :: string()}}.
+-type protocol_extensions() :: #{atom() => term()}.
 %% rssl reports no TLS extensions from handshake/connect (OTP does so only
 %% with `{handshake, hello}', which rssl does not support).
--type protocol_extensions() :: #{atom() => term()}.
-%% The `Reason' of `{error, Reason}' and of `{ssl_error, S, Reason}':
-%% docs/messages.md lists every one.
 -type reason() :: closed | timeout | inet:posix() | error_alert()
                 | {options, term()} | term().
+%% The `Reason' of `{error, Reason}' and of `{ssl_error, S, Reason}':
+%% docs/messages.md lists every one.
 
 -type tls_option() :: tls_client_option() | tls_server_option().
 -type tls_client_option() :: client_option() | common_option() | socket_option()
