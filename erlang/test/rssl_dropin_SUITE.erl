@@ -23,14 +23,15 @@
          init_per_testcase/2, end_per_testcase/2]).
 -export([http_tls13/1, http_tls12/1, http_connect3/1, unknown_ca/1, wrong_host/1,
          connection_refused/1, versions_as_ssl/1, cipher_suite_helpers/1,
-         format_error_as_ssl/1, close_downgrade/1, peer_gone_in_handshake/1]).
+         format_error_as_ssl/1, close_downgrade/1, peer_gone_in_handshake/1,
+         bad_arguments/1]).
 
 suite() -> [{timetrap, {seconds, 120}}].
 
 all() ->
     [http_tls13, http_tls12, http_connect3, unknown_ca, wrong_host, connection_refused,
      versions_as_ssl, cipher_suite_helpers, format_error_as_ssl, close_downgrade,
-     peer_gone_in_handshake].
+     peer_gone_in_handshake, bad_arguments].
 
 init_per_suite(Config) ->
     rssl_socket_lib:init_suite(?M, Config).
@@ -161,6 +162,40 @@ peer_gone_in_handshake(Config) ->
           end,
     ?assertEqual(#{server => {error, closed}, client => {error, closed}}, Run(ssl)),
     ?assertEqual(Run(ssl), Run(?M)).
+
+%% Bad arguments: rssl answers an error and the connection stays usable,
+%% where OTP 25's ssl raises function_clause (or, for shutdown/2 and
+%% prf/5, crashes the connection) (README: differences).
+bad_arguments(Config) ->
+    Pki = ?config(pki, Config),
+    Srv = rssl_dropin_http:start_server(ssl, server_opts(Pki, 'tlsv1.2')),
+    Port = rssl_dropin_http:server_port(Srv),
+    bad_arguments(?M, Pki, Port),
+    _ = rssl_dropin_http:server_observations(Srv),
+    ok = rssl_dropin_http:stop_server(Srv).
+
+bad_arguments(rssl, Pki, Port) ->
+    Opts = [binary, {active, false} | client_opts(Pki, rssl, 'tlsv1.2', ca)],
+    ?assertEqual({error, {options, {timeout, -5}}}, rssl:connect("localhost", Port, Opts, -5)),
+    {ok, S} = rssl:connect("localhost", Port, Opts, ?T),
+    ?assertEqual({error, badarg}, rssl:prf(S, master_secret, <<"l">>, [bogus], 10)),
+    ?assertEqual({error, einval}, rssl:shutdown(S, sideways)),
+    ?assertEqual({error, einval}, rssl:controlling_process(S, bogus)),
+    ?assertEqual({error, einval}, rssl:recv(S, -1, 0)),
+    ?assertEqual({error, einval}, rssl:recv(S, 0, bogus)),
+    ?assertEqual({error, einval}, rssl:send(S, [bogus])),
+    ?assertEqual({error, einval}, rssl:close(S, bogus)),
+    ?assertEqual({error, einval}, rssl:transport_accept(bogus, 0)),
+    ?assertEqual({error, notsup}, rssl:update_keys(S, write)),
+    ?assertEqual({error, {illegal_parameter, sideways}}, rssl:update_keys(S, sideways)),
+    ?assertEqual({error, protocol_not_negotiated}, rssl:negotiated_protocol(S)),
+    %% Still a working connection.
+    ok = rssl:send(S, <<"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: 0\r\n\r\n">>),
+    ?assertMatch({ok, <<"HTTP/1.1 200", _/binary>>}, rssl:recv(S, 0, ?T)),
+    ok = rssl:close(S);
+bad_arguments(ssl, _Pki, Port) ->
+    {ok, S} = gen_tcp:connect("localhost", Port, []),
+    ok = gen_tcp:close(S).
 
 %% close/2 with {Pid, Timeout} downgrades to TCP in ssl; rssl does not
 %% have it (README: absent) and says so, leaving the connection as it was.
