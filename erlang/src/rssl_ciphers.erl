@@ -36,19 +36,35 @@ old_suites(openssl) ->
 old_suites(all) ->
     [{K, C, M} || #{key_exchange := K, cipher := C, mac := M} <- listed(all)].
 
+%% The suites of a public Description (not select/2's own exclusive_default).
+described(Description, Version) when Description =:= exclusive_default ->
+    erlang:error(badarg, [Description, Version]);
 described(Description, Version) ->
+    select(Description, Version).
+
+%% As OTP 25's ssl: `default' and `all' for TLS 1.3 are the TLS 1.3 suites
+%% and then those of TLS 1.2 (a client offering both versions offers both),
+%% `exclusive' only the TLS 1.3 ones.
+select(Description, 'tlsv1.3') when Description =:= default; Description =:= all ->
+    select(exclusive_of(Description), 'tlsv1.3') ++ select(Description, 'tlsv1.2');
+select(Description, Version) ->
     Suites = case Description of
                  default -> listed(default);
                  all -> listed(all);
                  exclusive -> listed(all);
+                 exclusive_default -> listed(default);
                  anonymous -> [S || S <- listed(all), is_anonymous(S)];
                  exclusive_anonymous -> [S || S <- listed(all), is_anonymous(S)];
                  _ -> erlang:error(badarg, [Description, Version])
              end,
-    Exclusive = lists:member(Description, [exclusive, exclusive_anonymous]),
+    Exclusive = lists:member(Description, [exclusive, exclusive_default, exclusive_anonymous]),
     [S || S <- Suites, for_version(S, Version, Exclusive)].
 
 is_anonymous(#{key_exchange := K}) -> lists:member(K, ?ANONYMOUS).
+
+%% The TLS 1.3 suites of a description.
+exclusive_of(default) -> exclusive_default;
+exclusive_of(all) -> exclusive.
 
 %% `protocol' is the oldest version a suite works with.
 for_version(#{protocol := P}, 'tlsv1.3', _) -> P =:= "TLSv1.3";

@@ -120,6 +120,26 @@ cipher_suite_helpers(_Config) ->
     ?assertEqual(Tls13(ssl, all), Tls13(?M, all)),
     ?assertEqual([], Tls13(?M, default) -- Tls13(ssl, default)),
     ?assert(length(Tls13(?M, default)) >= 3),
+    %% For TLS 1.3, `default' and `all' go on with the TLS 1.2 suites of
+    %% the same description; the others have the TLS 1.3 ones alone.
+    Shape = fun(Mod) ->
+                    [{D, Mod:cipher_suites(D, 'tlsv1.3') =:=
+                             [S || #{key_exchange := any} = S <- Mod:cipher_suites(D, 'tlsv1.3')]
+                             ++ Mod:cipher_suites(D, 'tlsv1.2'),
+                      [S || #{key_exchange := K} = S <- Mod:cipher_suites(D, 'tlsv1.3'), K =/= any] =:= []}
+                     || D <- [default, all, exclusive, anonymous, exclusive_anonymous]]
+            end,
+    ?assertEqual([{default, true, false}, {all, true, false}, {exclusive, false, true},
+                  {anonymous, false, true}, {exclusive_anonymous, false, true}], Shape(ssl)),
+    ?assertEqual(Shape(ssl), Shape(?M)),
+    %% cipher_suites/3 names the same suites, in the same order (checked
+    %% for those OTP can name).
+    [begin
+         Named = lists:zip(?M:cipher_suites(D, V), ?M:cipher_suites(D, V, rfc)),
+         Known = ssl:cipher_suites(all, V),
+         ?assertEqual([{S, ssl:suite_to_str(S)} || {S, _} <- Named, lists:member(S, Known)],
+                      [{S, N} || {S, N} <- Named, lists:member(S, Known)])
+     end || D <- [default, all, exclusive], V <- ['tlsv1.3', 'tlsv1.2']],
     [?assert(lists:member(S, ?M:cipher_suites(all, V)))
      || V <- ['tlsv1.3', 'tlsv1.2'], S <- ?M:cipher_suites(default, V)].
 
