@@ -29,8 +29,134 @@
 
 -include("rssl_socket.hrl").
 
+%%% Types ---------------------------------------------------------------
+%% The names OTP's `ssl' exports, so that code with `ssl:tls_option()' in
+%% its specs can say `rssl:tls_option()'. Data that rssl shares with ssl
+%% (cipher suite maps, curve and alert names) is ssl's own type; sockets
+%% and option lists are rssl's: the options listed are those rssl takes
+%% (README lists the ones it refuses as not supported).
+
+-export_type([socket/0, sslsocket/0, socket_option/0, active_msgs/0, host/0,
+              tls_option/0, tls_client_option/0, tls_server_option/0,
+              erl_cipher_suite/0, old_cipher_suite/0, ciphers/0, cipher/0,
+              hash/0, key/0, kex_algo/0, prf_random/0, cipher_filters/0,
+              sign_algo/0, protocol_version/0, tls_version/0,
+              protocol_extensions/0, session_id/0, error_alert/0,
+              tls_alert/0, srp_param_type/0, named_curve/0, sign_scheme/0,
+              group/0, reason/0, connection_info/0, connection_info_item/0]).
+
+-type socket() :: gen_tcp:socket() | term().
+%% A TCP socket (connect/2,3 and handshake/2,3 upgrade one), or the socket
+%% of a `cb_info' transport.
 -type sslsocket() :: #sslsocket{}.
--export_type([sslsocket/0]).
+%% A TLS connection or a listen socket.
+-type socket_option() :: gen_tcp:connect_option() | gen_tcp:listen_option().
+-type active_msgs() :: {ssl, sslsocket(), Data :: binary() | list() | tuple()}
+                     | {ssl_closed, sslsocket()}
+                     | {ssl_error, sslsocket(), Reason :: reason()}
+                     | {ssl_passive, sslsocket()}.
+%% What the owner of an active socket receives (docs/messages.md).
+-type host() :: inet:hostname() | inet:ip_address().
+-type session_id() :: binary().
+-type protocol_version() :: tls_version().
+-type tls_version() :: 'tlsv1.3' | 'tlsv1.2' | 'tlsv1.1' | tlsv1.
+-type erl_cipher_suite() :: ssl:erl_cipher_suite().
+-type old_cipher_suite() :: ssl:old_cipher_suite().
+-type ciphers() :: ssl:ciphers().
+-type cipher() :: ssl:cipher().
+-type hash() :: ssl:hash().
+-type key() :: ssl:key().
+-type kex_algo() :: ssl:kex_algo().
+-type prf_random() :: ssl:prf_random().
+-type cipher_filters() :: ssl:cipher_filters().
+-type sign_algo() :: ssl:sign_algo().
+-type sign_scheme() :: ssl:sign_scheme().
+-type named_curve() :: ssl:named_curve().
+-type group() :: ssl:group() | x25519 | x448.
+%% ssl:group() and the two curves OTP 25's ssl:groups/0 also lists.
+-type srp_param_type() :: ssl:srp_param_type().
+-type tls_alert() :: ssl:tls_alert() | decompression_failure | missing_extension
+                   | certificate_required | illegal_alert.
+%% ssl's alert names, and those OpenSSL may also send or receive.
+-type error_alert() :: {tls_alert, {tls_alert(), Description :: string()}}.
+%% `{tls_alert, {Alert, Text}}': a TLS alert we sent or received; Text
+%% names OpenSSL's reason.
+-type protocol_extensions() :: #{atom() => term()}.
+%% rssl reports no TLS extensions from handshake/connect (OTP does so only
+%% with `{handshake, hello}', which rssl does not support).
+-type reason() :: closed | timeout | inet:posix() | error_alert()
+                | {options, term()} | term().
+%% The `Reason' of `{error, Reason}' and of `{ssl_error, S, Reason}':
+%% docs/messages.md lists every one.
+
+-type tls_option() :: tls_client_option() | tls_server_option().
+-type tls_client_option() :: client_option() | common_option() | socket_option()
+                           | transport_option().
+-type tls_server_option() :: server_option() | common_option() | socket_option()
+                           | transport_option().
+-type transport_option() :: {cb_info, {module(), atom(), atom(), atom()}}
+                          | {cb_info, {module(), atom(), atom(), atom(), atom()}}.
+-type pem_file() :: file:filename().
+-type app_protocol() :: binary().
+-type common_option() :: {protocol, tls}
+                       | {handshake, full}
+                       | {cert, public_key:der_encoded() | [public_key:der_encoded()]}
+                       | {certfile, pem_file()}
+                       | {key, key()}
+                       | {keyfile, pem_file()}
+                       | {password, iodata() | fun(() -> iodata())}
+                       | {ciphers, ciphers() | [old_cipher_suite()] | [string()]}
+                       | {signature_algs, [{hash(), sign_algo()} | sign_scheme()]}
+                       | {supported_groups, [group()]}
+                       | {secure_renegotiate, boolean()}
+                       | {depth, 0..255}
+                       | {verify_fun, {fun(), term()} | fun() | undefined}
+                       | {crl_check, boolean() | peer | best_effort}
+                       | {crl_cache, {ssl_crl_cache | rssl_crl_cache, {internal, list()}}}
+                       | {partial_chain, fun()}
+                       | {versions, [protocol_version()]}
+                       | {user_lookup_fun, {fun(), term()}}
+                       | {log_level, logger:level() | none | all}
+                       | {log_alert, boolean()}
+                       | {hibernate_after, timeout() | undefined}
+                       | {max_handshake_size, pos_integer()}
+                       | {padding_check, boolean()}
+                       | {beast_mitigation, one_n_minus_one | zero_n | disabled}
+                       | {dh, binary()}
+                       | {reuse_sessions, boolean() | save}.
+-type client_option() :: {verify, verify_none | verify_peer}
+                       | {cacerts, [public_key:der_encoded() | public_key:combined_cert()]}
+                       | {cacertfile, pem_file()}
+                       | {alpn_advertised_protocols, [app_protocol()]}
+                       | {client_preferred_next_protocols,
+                          {client | server, [app_protocol()]}
+                          | {client | server, [app_protocol()], app_protocol()}}
+                       | {psk_identity, string()}
+                       | {srp_identity, {string(), string()}}
+                       | {server_name_indication, inet:hostname() | disable}
+                       | {customize_hostname_check, list()}
+                       | {fallback, boolean()}
+                       | {middlebox_comp_mode, boolean()}
+                       | {session_tickets, disabled | auto}.
+-type server_option() :: {verify, verify_none | verify_peer}
+                       | {fail_if_no_peer_cert, boolean()}
+                       | {cacerts, [public_key:der_encoded() | public_key:combined_cert()]}
+                       | {cacertfile, pem_file()}
+                       | {dhfile, pem_file()}
+                       | {reuse_session, fun()}
+                       | {alpn_preferred_protocols, [app_protocol()]}
+                       | {next_protocols_advertised, [app_protocol()]}
+                       | {psk_identity, string()}
+                       | {sni_hosts, [{inet:hostname(), [server_option() | common_option()]}]}
+                       | {sni_fun, fun((string()) -> [server_option() | common_option()] | unknown)}
+                       | {honor_cipher_order, boolean()}
+                       | {client_renegotiation, boolean()}
+                       | {session_tickets, disabled | stateful | stateless}.
+
+-type connection_info_item() :: protocol | session_id | session_resumption
+                              | selected_cipher_suite | cipher_suite | sni_hostname
+                              | srp_username | ecc | negotiated_protocol | atom().
+-type connection_info() :: [{connection_info_item(), term()}].
 
 -define(IS_TIMEOUT(T), (T =:= infinity orelse (is_integer(T) andalso T >= 0))).
 %% Sends bigger than this are encrypted on a dirty scheduler.
@@ -38,19 +164,25 @@
 
 %%% Application ----------------------------------------------------------
 
+-spec start() -> ok | {error, term()}.
 start() -> start(temporary).
 
+-spec start(permanent | transient | temporary) -> ok | {error, term()}.
 start(Type) ->
     case application:ensure_all_started(rssl, Type) of
         {ok, _} -> ok;
         Error -> Error
     end.
 
+-spec stop() -> ok | {error, term()}.
 stop() ->
     application:stop(rssl).
 
 %%% Listen and accept ----------------------------------------------------
 
+-spec listen(Port, Options) -> {ok, ListenSocket} | {error, reason()} when
+      Port :: inet:port_number(), Options :: [tls_server_option()],
+      ListenSocket :: sslsocket().
 listen(_Port, Options) when not is_list(Options) ->
     {error, {options, {not_a_list, Options}}};
 listen(Port, Options) ->
@@ -71,9 +203,11 @@ listen(Port, Options) ->
           end
       end).
 
+-spec transport_accept(sslsocket()) -> {ok, sslsocket()} | {error, reason()}.
 transport_accept(ListenSocket) ->
     transport_accept(ListenSocket, infinity).
 
+-spec transport_accept(sslsocket(), timeout()) -> {ok, sslsocket()} | {error, reason()}.
 transport_accept(#sslsocket{listen = #listen{tcp = LSock, config = Config,
                                             emulated = Cell, tls = Tls,
                                             transport = {Module, _} = Transport}},
@@ -85,8 +219,12 @@ transport_accept(#sslsocket{listen = #listen{tcp = LSock, config = Config,
 transport_accept(_, _) ->
     {error, einval}.
 
+-spec handshake(sslsocket()) -> {ok, sslsocket()} | {error, reason()}.
 handshake(Socket) -> handshake(Socket, infinity).
 
+-spec handshake(sslsocket(), timeout()) -> {ok, sslsocket()} | {error, reason()};
+               (socket() | sslsocket(), [tls_server_option()]) ->
+          {ok, sslsocket()} | {error, reason()}.
 handshake(Socket, Timeout) when ?IS_CONN(Socket), ?IS_TIMEOUT(Timeout) ->
     rssl_handshake:run(Socket, deadline(Timeout));
 handshake(Socket, Options) when is_list(Options) ->
@@ -96,6 +234,8 @@ handshake(_Socket, _Timeout) ->
 
 %% @doc With an sslsocket from transport_accept: extra options, then the
 %% handshake. With a gen_tcp socket: upgrade it (server side).
+-spec handshake(socket() | sslsocket(), [tls_server_option()], timeout()) ->
+          {ok, sslsocket()} | {error, reason()}.
 handshake(Socket, Options, Timeout) when ?IS_CONN(Socket), is_list(Options),
                                          ?IS_TIMEOUT(Timeout) ->
     case Options of
@@ -138,8 +278,13 @@ handshake(TSock, Options, Timeout) when not ?IS_CONN(TSock), is_list(Options),
 handshake(_, _, _) ->
     {error, einval}.
 
+%% @doc Deprecated in OTP: handshake/1 answering `ok'.
+-spec ssl_accept(sslsocket()) -> ok | {error, reason()}.
 ssl_accept(Socket) -> ssl_accept(Socket, infinity).
 
+-spec ssl_accept(sslsocket(), timeout()) -> ok | {error, reason()};
+                (socket() | sslsocket(), [tls_server_option()]) ->
+          ok | {ok, sslsocket()} | {error, reason()}.
 ssl_accept(Socket, Timeout) when ?IS_CONN(Socket), ?IS_TIMEOUT(Timeout) ->
     to_ssl_accept(handshake(Socket, Timeout));
 ssl_accept(Socket, Options) when is_list(Options) ->
@@ -147,6 +292,8 @@ ssl_accept(Socket, Options) when is_list(Options) ->
 ssl_accept(_, _) ->
     {error, einval}.
 
+-spec ssl_accept(socket() | sslsocket(), [tls_server_option()], timeout()) ->
+          ok | {ok, sslsocket()} | {error, reason()}.
 ssl_accept(Socket, Options, Timeout) when ?IS_CONN(Socket) ->
     to_ssl_accept(handshake(Socket, Options, Timeout));
 ssl_accept(Socket, Options, Timeout) ->
@@ -159,8 +306,13 @@ to_ssl_accept(Other) -> Other.
 %%% Connect -------------------------------------------------------------
 
 %% @doc Upgrades a connected gen_tcp socket (client side).
+-spec connect(socket(), [tls_client_option()]) -> {ok, sslsocket()} | {error, reason()}.
 connect(Tcp, Options) -> connect(Tcp, Options, infinity).
 
+-spec connect(socket(), [tls_client_option()], timeout()) ->
+          {ok, sslsocket()} | {error, reason()};
+             (host(), inet:port_number(), [tls_client_option()]) ->
+          {ok, sslsocket()} | {error, reason()}.
 connect(Host, Port, Options) when is_integer(Port) ->
     connect(Host, Port, Options, infinity);
 connect(TSock, Options, Timeout) when is_list(Options), ?IS_TIMEOUT(Timeout) ->
@@ -177,6 +329,8 @@ connect(TSock, Options, Timeout) when is_list(Options), ?IS_TIMEOUT(Timeout) ->
 connect(_TSock, _Options, _Timeout) ->
     {error, einval}.
 
+-spec connect(host(), inet:port_number(), [tls_client_option()], timeout()) ->
+          {ok, sslsocket()} | {error, reason()}.
 connect(_Host, _Port, Options, _Timeout) when not is_list(Options) ->
     {error, {options, {not_a_list, Options}}};
 connect(Host, Port, Options, Timeout) when ?IS_TIMEOUT(Timeout) ->
@@ -210,6 +364,7 @@ client_handshake({Module, _} = Transport, TSock, Host, SNI, Tls, Emulated, Initi
 
 %%% Data ------------------------------------------------------------------
 
+-spec send(sslsocket(), iodata()) -> ok | {error, reason()}.
 send(Socket, Data) when ?IS_CONN(Socket) ->
     Tag = erlang:unique_integer(),
     Result = try iolist_size(Data) > ?DIRTY_SEND of
@@ -227,8 +382,12 @@ send(#sslsocket{}, _Data) ->
 send(_, _) ->
     {error, einval}.
 
+-spec recv(sslsocket(), non_neg_integer()) -> {ok, Data} | {error, reason()} when
+      Data :: binary() | list() | tuple().
 recv(Socket, Length) -> recv(Socket, Length, infinity).
 
+-spec recv(sslsocket(), non_neg_integer(), timeout()) -> {ok, Data} | {error, reason()} when
+      Data :: binary() | list() | tuple().
 recv(Socket, Length, Timeout) when ?IS_CONN(Socket), is_integer(Length), Length >= 0,
                                    ?IS_TIMEOUT(Timeout) ->
     Tag = erlang:unique_integer(),
@@ -252,6 +411,7 @@ recv(_, _, _) ->
 
 %%% Closing and ownership -------------------------------------------------
 
+-spec close(sslsocket()) -> ok | {error, reason()}.
 close(#sslsocket{listen = #listen{tcp = LSock}}) ->
     gen_tcp:close(LSock);
 close(Socket) when ?IS_CONN(Socket) ->
@@ -262,6 +422,7 @@ close(_) ->
 %% @doc Graceful close: send close_notify, wait up to `Timeout' for the
 %% peer's, then release the socket. Downgrading to TCP (`{Pid, Timeout}')
 %% is not supported.
+-spec close(sslsocket(), timeout() | {pid(), timeout()}) -> ok | {error, reason()}.
 close(Socket, Timeout) when ?IS_CONN(Socket), ?IS_TIMEOUT(Timeout) ->
     Deadline = deadline(Timeout),
     _ = rssl_nif:setopts(Socket, [{active, false}]),
@@ -283,6 +444,7 @@ drain_until_closed(Socket, Deadline) ->
         _ -> ok
     end.
 
+-spec shutdown(sslsocket(), read | write | read_write) -> ok | {error, reason()}.
 shutdown(Socket, How) when ?IS_CONN(Socket) ->
     case How of
         read -> rssl_nif:shutdown(Socket, true, false);
@@ -293,6 +455,7 @@ shutdown(Socket, How) when ?IS_CONN(Socket) ->
 shutdown(_, _) ->
     {error, einval}.
 
+-spec controlling_process(sslsocket(), pid()) -> ok | {error, reason()}.
 controlling_process(Socket, Pid) when ?IS_CONN(Socket), is_pid(Pid) ->
     rssl_nif:controlling_process(Socket, Pid);
 controlling_process(#sslsocket{listen = #listen{tcp = LSock}}, Pid) when is_pid(Pid) ->
@@ -302,13 +465,21 @@ controlling_process(_, _) ->
 
 %%% Options ---------------------------------------------------------------
 
+-spec setopts(sslsocket(), [gen_tcp:option()]) -> ok | {error, reason()}.
 setopts(Socket, Options) -> rssl_sockopts:setopts(Socket, Options).
+-spec getopts(sslsocket(), [gen_tcp:option_name()]) ->
+          {ok, [gen_tcp:option()]} | {error, reason()}.
 getopts(Socket, Names) -> rssl_sockopts:getopts(Socket, Names).
+-spec getstat(sslsocket()) -> {ok, [{inet:stat_option(), integer()}]} | {error, reason()}.
 getstat(Socket) -> rssl_sockopts:getstat(Socket).
+-spec getstat(sslsocket(), [inet:stat_option()]) ->
+          {ok, [{inet:stat_option(), integer()}]} | {error, reason()}.
 getstat(Socket, Names) -> rssl_sockopts:getstat(Socket, Names).
 
 %%% Information -------------------------------------------------------------
 
+-spec sockname(sslsocket()) ->
+          {ok, {inet:ip_address(), inet:port_number()} | term()} | {error, reason()}.
 sockname(#sslsocket{listen = #listen{tcp = LSock, transport = Transport}}) ->
     transport_call(Transport, sockname, LSock);
 sockname(Socket) when ?IS_CONN(Socket) ->
@@ -319,6 +490,8 @@ sockname(Socket) when ?IS_CONN(Socket) ->
     end;
 sockname(_) -> {error, einval}.
 
+-spec peername(sslsocket()) ->
+          {ok, {inet:ip_address(), inet:port_number()} | term()} | {error, reason()}.
 peername(Socket) when ?IS_CONN(Socket) ->
     case rssl_pump:transport_of(Socket) of
         {ok, {Module, TSock}} -> transport_call({Module, tags}, peername, TSock);
@@ -328,9 +501,11 @@ peername(Socket) when ?IS_CONN(Socket) ->
 peername(#sslsocket{}) -> {error, enotconn};
 peername(_) -> {error, einval}.
 
+-spec peercert(sslsocket()) -> {ok, public_key:der_encoded()} | {error, reason()}.
 peercert(Socket) when ?IS_CONN(Socket) -> rssl_nif:peercert(Socket);
 peercert(_) -> {error, einval}.
 
+-spec connection_information(sslsocket()) -> {ok, connection_info()} | {error, reason()}.
 connection_information(Socket) when ?IS_CONN(Socket) ->
     case rssl_nif:info(Socket) of
         {ok, Info} -> {ok, with_cipher_suite(Info)};
@@ -339,6 +514,8 @@ connection_information(Socket) when ?IS_CONN(Socket) ->
 connection_information(_) ->
     {error, einval}.
 
+-spec connection_information(sslsocket(), [connection_info_item()]) ->
+          {ok, connection_info()} | {error, reason()}.
 connection_information(Socket, Items) when is_list(Items) ->
     case connection_information(Socket) of
         {ok, Info} -> {ok, [I || {K, _} = I <- Info, lists:member(K, Items)]};
@@ -354,6 +531,10 @@ with_cipher_suite(Info) ->
             Info
     end.
 
+%% @doc The old API: `{ok, {Protocol, {Kex, Cipher, Mac}}}'.
+-spec connection_info(sslsocket()) ->
+          {ok, {protocol_version() | undefined, old_cipher_suite() | undefined}}
+          | {error, reason()}.
 connection_info(Socket) ->
     case connection_information(Socket, [protocol, cipher_suite]) of
         {ok, Info} ->
@@ -363,6 +544,8 @@ connection_info(Socket) ->
             Error
     end.
 
+-spec negotiated_protocol(sslsocket()) ->
+          {ok, binary()} | {error, protocol_not_negotiated | reason()}.
 negotiated_protocol(Socket) ->
     case connection_information(Socket, [negotiated_protocol]) of
         {ok, [{negotiated_protocol, P}]} -> {ok, P};
@@ -372,6 +555,7 @@ negotiated_protocol(Socket) ->
 
 %% @doc A new handshake on an established TLS 1.2 (or older) connection;
 %% `{error, notsup}' on TLS 1.3, which has no renegotiation.
+-spec renegotiate(sslsocket()) -> ok | {error, reason()}.
 renegotiate(Socket) when ?IS_CONN(Socket) ->
     Tag = erlang:unique_integer(),
     case rssl_nif:renegotiate(Socket, Tag) of
@@ -384,6 +568,7 @@ renegotiate(_) ->
 %% @doc TLS 1.3 key update: `write' renews the keys we send with,
 %% `read_write' asks the peer to renew its keys too. `{error, notsup}'
 %% before TLS 1.3.
+-spec update_keys(sslsocket(), write | read_write) -> ok | {error, reason()}.
 update_keys(Socket, Type) when ?IS_CONN(Socket) ->
     case Type of
         write -> rssl_nif:update_keys(Socket, false);
@@ -397,6 +582,8 @@ update_keys(_, _) ->
 %% binary or `master_secret', `Seed' a list of binaries, `client_random'
 %% and `server_random'. `{error, undefined}' where the version has no PRF
 %% (TLS 1.3).
+-spec prf(sslsocket(), binary() | master_secret, binary(),
+          [binary() | prf_random()], non_neg_integer()) -> {ok, binary()} | {error, reason()}.
 prf(Socket, Secret, Label, Seed, Length)
   when ?IS_CONN(Socket), (is_binary(Secret) orelse Secret =:= master_secret),
        is_binary(Label), is_list(Seed), is_integer(Length), Length >= 0 ->
@@ -411,22 +598,39 @@ prf(_, _, _, _, _) ->
 %%% Cipher suite and group helpers -----------------------------------------
 %% Cipher suites are the same maps as OTP's, so its pure helpers serve.
 
+-spec filter_cipher_suites(ciphers(), cipher_filters()) -> ciphers().
 filter_cipher_suites(Suites, Filters) -> ssl:filter_cipher_suites(Suites, Filters).
+-spec prepend_cipher_suites(ciphers() | cipher_filters(), ciphers()) -> ciphers().
 prepend_cipher_suites(Preferred, Suites) -> ssl:prepend_cipher_suites(Preferred, Suites).
+-spec append_cipher_suites(ciphers() | cipher_filters(), ciphers()) -> ciphers().
 append_cipher_suites(Deferred, Suites) -> ssl:append_cipher_suites(Deferred, Suites).
+-spec suite_to_str(erl_cipher_suite()) -> string().
 suite_to_str(Suite) -> ssl:suite_to_str(Suite).
+-spec suite_to_openssl_str(erl_cipher_suite()) -> string().
 suite_to_openssl_str(Suite) -> ssl:suite_to_openssl_str(Suite).
+-spec str_to_suite(string()) -> erl_cipher_suite() | {error, {not_recognized, string()}}.
 str_to_suite(Name) -> ssl:str_to_suite(Name).
+%% @doc `ssl:tls_version/1': a record-layer version as its TLS version tuple.
+-spec tls_version({3 | 254, non_neg_integer()}) -> {3, non_neg_integer()}.
 tls_version(Version) -> ssl:tls_version(Version).
 
 %% @doc The key exchange groups `supported_groups' accepts, and (`default')
 %% those offered when it is not given; the named curves of ECDHE up to TLS
 %% 1.2 (the `eccs' option itself is not supported).
+-spec groups() -> [group()].
 groups() -> rssl_ciphers:groups(all).
+-spec groups(default) -> [group()].
 groups(default) -> rssl_ciphers:groups(default).
+-spec eccs() -> [named_curve()].
 eccs() -> rssl_ciphers:eccs().
+-spec eccs(tlsv1 | 'tlsv1.1' | 'tlsv1.2') -> [named_curve()].
 eccs(Version) when Version =:= 'tlsv1.2'; Version =:= 'tlsv1.1'; Version =:= tlsv1 -> eccs().
 
+%% @doc What rssl supports (TLS 1.2 and 1.3 by default; 1.0 and 1.1 when
+%% asked for; no DTLS), in the shape of `ssl:versions/0'.
+-spec versions() -> [{ssl_app, string()}
+                     | {supported | available | implemented, [tls_version()]}
+                     | {supported_dtls | available_dtls | implemented_dtls, []}].
 versions() ->
     Vsn = case application:get_key(rssl, vsn) of
               {ok, V} -> V;
@@ -441,22 +645,34 @@ versions() ->
      {implemented_dtls, []}].
 
 %% @doc The old API: `{Kex, Cipher, Mac}' tuples (erlang, all) or OpenSSL names.
+-spec cipher_suites() -> [old_cipher_suite()].
 cipher_suites() -> cipher_suites(erlang).
 
+-spec cipher_suites(erlang | openssl | all) -> [old_cipher_suite() | string()].
 cipher_suites(Type) when Type =:= erlang; Type =:= openssl; Type =:= all ->
     rssl_ciphers:old_suites(Type).
 
 %% @doc Suites as maps for `Description' (default | all | exclusive |
 %% anonymous | exclusive_anonymous) and a protocol version.
+-spec cipher_suites(default | all | exclusive | anonymous | exclusive_anonymous,
+                    protocol_version()) -> [erl_cipher_suite()].
 cipher_suites(Description, Version) ->
     rssl_ciphers:suites(Description, Version).
 
+-spec cipher_suites(default | all | exclusive | anonymous | exclusive_anonymous,
+                    protocol_version(), rfc | openssl) -> [string()].
 cipher_suites(Description, Version, Naming) when Naming =:= rfc; Naming =:= openssl ->
     rssl_ciphers:suites(Description, Version, Naming).
 
+%% @doc Forgets the certificate and key files read so far: configurations
+%% made after it read them again.
+-spec clear_pem_cache() -> ok.
 clear_pem_cache() ->
     rssl_nif:config_clear_cache().
 
+%% @doc A readable text for the `Reason' of an `{error, Reason}' (or for
+%% the tuple itself).
+-spec format_error(term()) -> string().
 format_error({tls_alert, {_, Description}}) when is_list(Description) ->
     Description;
 format_error({options, Option}) ->

@@ -16,16 +16,19 @@
 -define(ANONYMOUS, [dh_anon, ecdh_anon, psk, dhe_psk, rsa_psk, ecdhe_psk, srp_anon]).
 
 %% @doc `ssl:cipher_suites/2': suites as maps.
+-spec suites(atom(), rssl:protocol_version()) -> [rssl:erl_cipher_suite()].
 suites(Description, Version) ->
     [maps:with([key_exchange, cipher, mac, prf], S) || S <- described(Description, Version)].
 
 %% @doc `ssl:cipher_suites/3': suites by their RFC or OpenSSL names.
+-spec suites(atom(), rssl:protocol_version(), rfc | openssl) -> [string()].
 suites(Description, Version, rfc) ->
     [maps:get(standard_name, S) || S <- described(Description, Version)];
 suites(Description, Version, openssl) ->
     [maps:get(openssl_name, S) || S <- described(Description, Version)].
 
 %% @doc The pre-OTP-21 `ssl:cipher_suites/0,1'.
+-spec old_suites(erlang | openssl | all) -> [rssl:old_cipher_suite() | string()].
 old_suites(erlang) ->
     [{K, C, M} || #{key_exchange := K, cipher := C, mac := M} <- listed(default)];
 old_suites(openssl) ->
@@ -33,19 +36,35 @@ old_suites(openssl) ->
 old_suites(all) ->
     [{K, C, M} || #{key_exchange := K, cipher := C, mac := M} <- listed(all)].
 
+%% The suites of a public Description (not select/2's own exclusive_default).
+described(Description, Version) when Description =:= exclusive_default ->
+    erlang:error(badarg, [Description, Version]);
 described(Description, Version) ->
+    select(Description, Version).
+
+%% As OTP 25's ssl: `default' and `all' for TLS 1.3 are the TLS 1.3 suites
+%% and then those of TLS 1.2 (a client offering both versions offers both),
+%% `exclusive' only the TLS 1.3 ones.
+select(Description, 'tlsv1.3') when Description =:= default; Description =:= all ->
+    select(exclusive_of(Description), 'tlsv1.3') ++ select(Description, 'tlsv1.2');
+select(Description, Version) ->
     Suites = case Description of
                  default -> listed(default);
                  all -> listed(all);
                  exclusive -> listed(all);
+                 exclusive_default -> listed(default);
                  anonymous -> [S || S <- listed(all), is_anonymous(S)];
                  exclusive_anonymous -> [S || S <- listed(all), is_anonymous(S)];
                  _ -> erlang:error(badarg, [Description, Version])
              end,
-    Exclusive = lists:member(Description, [exclusive, exclusive_anonymous]),
+    Exclusive = lists:member(Description, [exclusive, exclusive_default, exclusive_anonymous]),
     [S || S <- Suites, for_version(S, Version, Exclusive)].
 
 is_anonymous(#{key_exchange := K}) -> lists:member(K, ?ANONYMOUS).
+
+%% The TLS 1.3 suites of a description.
+exclusive_of(default) -> exclusive_default;
+exclusive_of(all) -> exclusive.
 
 %% `protocol' is the oldest version a suite works with.
 for_version(#{protocol := P}, 'tlsv1.3', _) -> P =:= "TLSv1.3";
@@ -121,6 +140,7 @@ join(Names) -> iolist_to_binary(lists:join(":", Names)).
 
 %% The key exchange groups `supported_groups' accepts (all), and those
 %% offered when it is not given (default: OpenSSL's default list).
+-spec groups(all | default) -> [rssl:group()].
 groups(all) ->
     [x25519, x448, secp256r1, secp384r1, secp521r1,
      ffdhe2048, ffdhe3072, ffdhe4096, ffdhe6144, ffdhe8192];
@@ -129,4 +149,5 @@ groups(default) ->
      ffdhe2048, ffdhe3072, ffdhe4096, ffdhe6144, ffdhe8192].
 
 %% The named curves used for ECDHE up to TLS 1.2: OpenSSL's default groups.
+-spec eccs() -> [rssl:named_curve()].
 eccs() -> [secp521r1, secp384r1, secp256r1].

@@ -5,6 +5,7 @@
 
 -include_lib("public_key/include/public_key.hrl").
 
+-spec run() -> ok.
 run() ->
     ok = rssl:start(),
     {ServerOpts, ClientOpts} = test_credentials(),
@@ -42,7 +43,7 @@ echo_once(Listen, Parent) ->
     io:format("~-8s server: echoed ~p bytes (negotiated ~p)~n",
               [Protocol, byte_size(Data), Protocol]),
     {error, closed} = rssl:recv(Socket, 0, 5000),
-    rssl:close(Socket),
+    ok = rssl:close(Socket),
     Parent ! {self(), done}.
 
 %% A throwaway CA and certificates, made by public_key for this run only.

@@ -7,9 +7,14 @@
 
 -export([run/2, config/2, deadline/1, remaining/1]).
 
+%% A point in monotonic time (milliseconds), or never.
+-type deadline() :: integer() | infinity.
+-export_type([deadline/0]).
+
 %% The NIF configuration for validated TLS options. Each `sni_hosts' entry
 %% becomes a configuration of its own: the listener's options with the
 %% host's merged over them.
+-spec config(client | server, map()) -> {ok, reference()} | {error, term()}.
 config(server, Tls = #{sni_fun := Fun}) when is_function(Fun) ->
     %% The fun runs in the handshake's callback process (run/2), with
     %% the listener's options to merge its answer over.
@@ -38,6 +43,7 @@ config(Role, Tls) ->
         miss -> rssl_nif:config_new(Map)
     end.
 
+-spec run(rssl:sslsocket(), deadline()) -> {ok, rssl:sslsocket()} | {error, term()}.
 run(Socket, Deadline) ->
     Tag = erlang:unique_integer(),
     case rssl_nif:handshake(Socket, Tag) of
@@ -166,8 +172,10 @@ srp_bits(srp_6144) -> 6144;
 srp_bits(srp_8192) -> 8192;
 srp_bits(_) -> undefined.
 
+-spec deadline(timeout()) -> deadline().
 deadline(infinity) -> infinity;
 deadline(Timeout) -> erlang:monotonic_time(millisecond) + Timeout.
 
+-spec remaining(deadline()) -> timeout().
 remaining(infinity) -> infinity;
 remaining(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).

@@ -1,4 +1,7 @@
 %% @doc NIF stubs for rssl. The implementations live in Rust (src/nif/).
+%% Internal: applications call `rssl'. Every function here raises badarg
+%% for a socket that is not an rssl connection; the specs give what the
+%% Rust side returns otherwise.
 -module(rssl_nif).
 -export([config_new/1, config_cached/1, config_clear_cache/0,
          adopt/7, pending_options/1, transport/1, set_config/3, handshake/2, send/3, send_dirty/3, recv/3, recv_cancel/2,
@@ -7,6 +10,14 @@
          set_sockopts/2, get_sockopts/2, getstat/1, send_cancel/2,
          cell_new/1, cell_get/1, cell_set/2, callback_reply/3, prf/5, renegotiate/2, update_keys/2, notify_passive/1]).
 -on_load(init/0).
+
+-include("rssl_socket.hrl").
+
+%% A connection: `#sslsocket{}' with the NIF's resource as handle.
+-type conn() :: #sslsocket{}.
+%% A TLS configuration (a NIF resource) and a NIF cell holding one term.
+-type config() :: reference().
+-type cell() :: reference().
 
 init() ->
     Dir = case code:priv_dir(rssl) of
@@ -18,39 +29,77 @@ init() ->
 
 -define(NIF, erlang:nif_error({nif_not_loaded, ?MODULE})).
 
+-spec config_new(map()) -> {ok, config()} | {error, term()}.
 config_new(_Options) -> ?NIF.
+-spec config_cached(map()) -> {ok, config()} | miss.
 config_cached(_Options) -> ?NIF.
+-spec config_clear_cache() -> ok.
 config_clear_cache() -> ?NIF.
+-spec adopt(integer(), config(), map(), [{atom(), term()}], map() | undefined,
+            pid() | undefined, binary()) -> {ok, conn()} | {error, term()}.
 adopt(_Fd, _Config, _Peer, _SocketOptions, _Pending, _Pump, _Initial) -> ?NIF.
+-spec transport(conn()) -> pid() | undefined.
 transport(_Socket) -> ?NIF.
+-spec pending_options(conn()) -> map() | undefined.
 pending_options(_Socket) -> ?NIF.
+-spec set_config(conn(), config(), map()) -> ok | {error, term()}.
 set_config(_Socket, _Config, _Peer) -> ?NIF.
+-spec handshake(conn(), integer()) -> ok | {error, term()}.
 handshake(_Socket, _Tag) -> ?NIF.
+-spec send(conn(), iodata(), integer()) -> ok | wait | {error, term()}.
 send(_Socket, _Data, _Tag) -> ?NIF.
+-spec send_dirty(conn(), iodata(), integer()) -> ok | wait | {error, term()}.
 send_dirty(_Socket, _Data, _Tag) -> ?NIF.
+-spec recv(conn(), non_neg_integer(), integer()) -> {ok, term()} | wait | {error, term()}.
 recv(_Socket, _Length, _Tag) -> ?NIF.
+-spec recv_cancel(conn(), integer()) -> ok | gone.
 recv_cancel(_Socket, _Tag) -> ?NIF.
+-spec setopts(conn(), [{atom(), term()}]) -> ok | rejected | {error, term()}.
 setopts(_Socket, _Options) -> ?NIF.
+-spec getopts(conn()) -> [{atom(), term()}] | {error, term()}.
 getopts(_Socket) -> ?NIF.
+-spec close(conn()) -> ok.
 close(_Socket) -> ?NIF.
+-spec close_timed_out(conn()) -> ok.
 close_timed_out(_Socket) -> ?NIF.
+-spec live_connections() -> non_neg_integer().
 live_connections() -> ?NIF.
+-spec shutdown(conn(), boolean(), boolean()) -> ok | {error, term()}.
 shutdown(_Socket, _Read, _Write) -> ?NIF.
+-spec controlling_process(conn(), pid()) -> ok | {error, closed | not_owner}.
 controlling_process(_Socket, _Pid) -> ?NIF.
+-spec sockname(conn()) -> {ok, {inet:ip_address(), inet:port_number()}} | {error, term()}.
 sockname(_Socket) -> ?NIF.
+-spec peername(conn()) -> {ok, {inet:ip_address(), inet:port_number()}} | {error, term()}.
 peername(_Socket) -> ?NIF.
+-spec info(conn()) -> {ok, [{atom(), term()}]} | {error, term()}.
 info(_Socket) -> ?NIF.
+-spec peercert(conn()) -> {ok, binary()} | {error, term()}.
 peercert(_Socket) -> ?NIF.
+-spec suites(iodata(), iodata()) -> {ok, [map()]} | {error, term()}.
 suites(_CipherList, _Tls13Suites) -> ?NIF.
+-spec set_sockopts(conn(), [{atom(), term()}]) -> ok | {error, term()}.
 set_sockopts(_Socket, _Options) -> ?NIF.
+-spec get_sockopts(conn(), [atom()]) -> {ok, [{atom(), term()}]} | {error, term()}.
 get_sockopts(_Socket, _Names) -> ?NIF.
+-spec getstat(conn()) -> {ok, [{atom(), non_neg_integer()}]} | {error, term()}.
 getstat(_Socket) -> ?NIF.
+-spec send_cancel(conn(), integer()) -> ok | gone.
 send_cancel(_Socket, _Tag) -> ?NIF.
+-spec cell_new(term()) -> cell().
 cell_new(_Term) -> ?NIF.
+-spec cell_get(cell()) -> term().
 cell_get(_Cell) -> ?NIF.
+-spec cell_set(cell(), term()) -> ok.
 cell_set(_Cell, _Term) -> ?NIF.
+-spec callback_reply(conn(), non_neg_integer(), term()) -> ok.
 callback_reply(_Socket, _Call, _Answer) -> ?NIF.
+-spec prf(conn(), binary() | master_secret, binary(), [binary() | atom()], non_neg_integer()) ->
+          {ok, binary()} | {error, term()}.
 prf(_Socket, _Secret, _Label, _Seed, _Length) -> ?NIF.
+-spec renegotiate(conn(), integer()) -> ok | {error, term()}.
 renegotiate(_Socket, _Tag) -> ?NIF.
+-spec update_keys(conn(), boolean()) -> ok | {error, term()}.
 update_keys(_Socket, _PeerToo) -> ?NIF.
+-spec notify_passive(conn()) -> ok | {error, term()}.
 notify_passive(_Socket) -> ?NIF.

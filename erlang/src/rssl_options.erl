@@ -133,6 +133,7 @@ cb_info(Opt) ->
     throw({options, Opt}).
 
 %% @doc Validates one inet-emulated option.
+-spec inet_emulated({atom(), term()}) -> {atom(), term()}.
 inet_emulated({send_timeout, T} = O) when T =:= infinity; is_integer(T), T >= 0 -> O;
 inet_emulated({Key, B} = O) when is_boolean(B), Key =/= send_timeout,
                                  Key =/= buffer, Key =/= high_watermark,
@@ -146,6 +147,7 @@ inet_emulated(Opt) -> throw({options, {socket_options, Opt}}).
 is_emulated(Key) -> lists:member(Key, ?EMULATED).
 
 %% @doc Validates one emulated socket option.
+-spec emulated(term()) -> {atom(), term()}.
 emulated({mode, M} = O) when M =:= list; M =:= binary -> O;
 emulated({active, A} = O) when is_boolean(A); A =:= once -> O;
 emulated({active, N} = O) when is_integer(N), N >= -32768, N =< 32767 -> O;
@@ -158,6 +160,7 @@ emulated({header, N} = O) when is_integer(N), N >= 0 -> O;
 emulated(Opt) -> throw({options, Opt}).
 
 %% The defaults of the ssl reference manual.
+-spec emulated_defaults() -> [{atom(), term()}].
 emulated_defaults() ->
     [{mode, list}, {packet, 0}, {header, 0}, {active, true}].
 

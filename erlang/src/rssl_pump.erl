@@ -33,6 +33,7 @@ start(Module, TSock, Tags) ->
     end.
 
 %% @doc `{Module, TransportSocket}' of a relay, for sockname/peername/opts.
+-spec info(pid()) -> {ok, {module(), term()}} | {error, closed}.
 info(Pid) ->
     Ref = make_ref(),
     Pid ! {info, self(), Ref},
@@ -96,14 +97,14 @@ loop(P = #pump{module = M, tsock = TSock, tags = {Data, Closed, Error}, local = 
                         {error, _} ->
                             %% The transport is gone without telling: end
                             %% the stream for the NIF side all the same.
-                            gen_tcp:shutdown(Local, write),
+                            _ = gen_tcp:shutdown(Local, write),
                             drain_local(P)
                     end;
                 {error, _} ->
                     stop(P)
             end;
         {Closed, TSock} ->
-            gen_tcp:shutdown(Local, write),
+            _ = gen_tcp:shutdown(Local, write),
             drain_local(P);
         {Error, TSock, _Reason} ->
             stop(P);
@@ -137,6 +138,7 @@ setopts(Module, Sock, Opts) -> Module:setopts(Sock, Opts).
 
 %% `{ok, {Module, TransportSocket}}' for a connection over a custom
 %% transport, `none' for the gen_tcp fast path.
+-spec transport_of(rssl:sslsocket()) -> {ok, {module(), term()}} | none | {error, closed}.
 transport_of(Socket) ->
     case rssl_nif:transport(Socket) of
         undefined -> none;

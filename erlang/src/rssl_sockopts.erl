@@ -8,6 +8,7 @@
 
 -include("rssl_socket.hrl").
 
+-spec setopts(rssl:sslsocket(), list()) -> ok | {error, term()}.
 setopts(Socket, Options) when ?IS_CONN(Socket), is_list(Options) ->
     %% As OTP's ssl: the emulated options are checked and set first (one bad
     %% value is reported alone), then the rest goes to inet as one list.
@@ -133,6 +134,7 @@ transport_getopts(Module, Sock, Names) -> Module:getopts(Sock, Names).
 
 %% @doc As OTP's ssl: values in the reverse of the asked order; a name that
 %% is no option is `{error, {options, {socket_options, Name, einval}}}'.
+-spec getopts(rssl:sslsocket(), list()) -> {ok, [gen_tcp:option()]} | {error, term()}.
 getopts(Socket, Names) when ?IS_CONN(Socket), is_list(Names) ->
     case [N || N <- Names, option_kind(N) =:= bad] of
         [Bad | _] ->
@@ -182,6 +184,7 @@ pick_options(Names, Current) ->
 
 %% @doc Byte and call counts of the socket (ciphertext, as the TCP socket
 %% under OTP's ssl would report them). `{error, einval}' once closed.
+-spec getstat(rssl:sslsocket()) -> {ok, [{inet:stat_option(), integer()}]} | {error, term()}.
 getstat(Socket) when ?IS_CONN(Socket) ->
     case rssl_nif:getstat(Socket) of
         {error, closed} -> {error, einval};
@@ -192,6 +195,7 @@ getstat(#sslsocket{listen = #listen{tcp = LSock}}) ->
 getstat(_) ->
     {error, einval}.
 
+-spec getstat(rssl:sslsocket(), list()) -> {ok, [{inet:stat_option(), integer()}]} | {error, term()}.
 getstat(Socket, Names) when is_list(Names) ->
     case getstat(Socket) of
         {ok, All} ->

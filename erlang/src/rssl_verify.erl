@@ -3,7 +3,7 @@
 %% OpenSSL calls its verify callback once per certificate and error, in its
 %% own order; OTP calls the verify fun with path validation events. This
 %% module runs in the handshake's callback process (see
-%% rssl:await_handshake/4) and turns one into the other, keeping the fun's
+%% rssl_handshake:run/2) and turns one into the other, keeping the fun's
 %% user state for the handshake:
 %%
 %% - a certificate of the trusted store (the trust anchor) is never shown,
@@ -43,6 +43,11 @@
 %% @doc One OpenSSL verify callback: `{Answer, State}' where Answer is
 %% `accept' or `{fail, X509Error}' for the NIF. State is undefined at the
 %% first call of a handshake.
+%% The check is `{Der, Depth, X509Error, ReasonName, Trusted, CrlReason}'.
+-spec verify({public_key:der_encoded(), non_neg_integer(), integer(), atom(),
+              boolean(), integer() | undefined},
+             {fun(), term()}, map() | undefined) ->
+          {accept | {fail, non_neg_integer()}, map()}.
 verify({Der, Depth, Error, Reason, Trusted, CrlReason}, {Fun, Initial}, undefined) ->
     verify({Der, Depth, Error, Reason, Trusted, CrlReason}, {Fun, Initial},
            #{user => Initial, anchor => undefined, host_failed => false,
@@ -150,6 +155,7 @@ crl_reason(_) -> unspecified.
 %% @doc `partial_chain': the fun gets the chain from its topmost
 %% certificate down to the peer's (OTP's path order); the NIF wants the
 %% index of the chosen anchor in the chain as sent (peer first).
+-spec partial_chain([public_key:der_encoded()], fun()) -> {trusted, non_neg_integer()} | unknown_ca.
 partial_chain(Chain, Fun) ->
     try Fun(lists:reverse(Chain)) of
         {trusted_ca, Der} ->

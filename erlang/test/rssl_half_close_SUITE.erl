@@ -152,10 +152,12 @@ half_closing_client(Config, Extra, Wait) ->
     {ok, T} = ?M:transport_accept(L, ?T),
     {ok, S} = ?M:handshake(T, ?T),
     ok = ?M:close(L),
+    %% Asked before the client sends: in active mode the connection may be
+    %% over (and peername einval) as soon as the client's close arrives.
+    {ok, {_, ClientPort}} = ?M:peername(S),
     Client ! {self(), go},
     %% The request and the client's end of writing are both in the
     %% server's kernel buffers before it reads: its TCP state is CLOSE_WAIT.
-    {ok, {_, ClientPort}} = ?M:peername(S),
     Wait =:= close_wait andalso
         (true = rssl_socket_lib:wait_until(fun() -> close_wait(Port, ClientPort) end, ?T)),
     {S, Client}.

@@ -4,6 +4,7 @@ use super::atoms;
 use super::socket::ConnRes;
 use super::terms::{atom, binary, charlist, error_tuple};
 use crate::driver::Failure;
+use crate::engine::Role;
 use rustler::{Atom, Encoder, Env, NifResult, ResourceArc, Term};
 
 fn conn_of(socket: Term) -> NifResult<ResourceArc<ConnRes>> {
@@ -18,13 +19,22 @@ fn info<'a>(env: Env<'a>, socket: Term<'a>) -> NifResult<Term<'a>> {
     if !res.conn.is_established() {
         return Ok(error_tuple(env, &Failure::Closed));
     }
+    // OTP's order (protocol, session_id, session_resumption,
+    // selected_cipher_suite, sni_hostname, srp_username, ecc), then rssl's
+    // own items. As in OTP, only a server reports sni_hostname.
     let items = res.conn.with_tls(|tls| {
         let mut items: Vec<(Atom, Term<'a>)> = Vec::new();
         if let Some(v) = tls.version() {
             items.push((atoms::protocol(), atom(env, v.name())));
         }
-        if let Some(s) = tls.suite() {
-            let suite = Term::map_from_pairs(
+        items.push((atoms::session_id(), binary(env, &tls.session_id())));
+        items.push((
+            atoms::session_resumption(),
+            tls.session_reused().encode(env),
+        ));
+        let suite = tls.suite();
+        if let Some(s) = &suite {
+            let map = Term::map_from_pairs(
                 env,
                 &[
                     (atoms::key_exchange(), atom(env, s.key_exchange)),
@@ -34,27 +44,26 @@ fn info<'a>(env: Env<'a>, socket: Term<'a>) -> NifResult<Term<'a>> {
                 ],
             )
             .unwrap_or_else(|_| atoms::undefined().encode(env));
-            items.push((atoms::selected_cipher_suite(), suite));
-            items.push((atoms::openssl_name(), charlist(env, &s.openssl_name)));
-            items.push((atoms::standard_name(), charlist(env, &s.standard_name)));
+            items.push((atoms::selected_cipher_suite(), map));
+        }
+        if tls.role() == Role::Server {
+            if let Some(host) = tls.sni_hostname() {
+                items.push((atoms::sni_hostname(), charlist(env, &host)));
+            }
+        }
+        if let Some(user) = tls.srp_username() {
+            items.push((atoms::srp_username(), binary(env, user.as_bytes())));
         }
         if let Some(curve) = tls.ecdhe_curve() {
             let curve = (atoms::named_curve(), atom(env, &curve)).encode(env);
             items.push((atoms::ecc(), curve));
         }
-        if let Some(host) = tls.sni_hostname() {
-            items.push((atoms::sni_hostname(), charlist(env, &host)));
-        }
         if let Some(p) = tls.negotiated_protocol() {
             items.push((atoms::negotiated_protocol(), binary(env, &p)));
         }
-        items.push((atoms::session_id(), binary(env, &tls.session_id())));
-        items.push((
-            atoms::session_resumption(),
-            tls.session_reused().encode(env),
-        ));
-        if let Some(user) = tls.srp_username() {
-            items.push((atoms::srp_username(), binary(env, user.as_bytes())));
+        if let Some(s) = &suite {
+            items.push((atoms::openssl_name(), charlist(env, &s.openssl_name)));
+            items.push((atoms::standard_name(), charlist(env, &s.standard_name)));
         }
         items
     });
