@@ -10,6 +10,7 @@
 -export([start/0, start/1, stop/0,
          listen/2, transport_accept/1, transport_accept/2,
          handshake/1, handshake/2, handshake/3,
+         handshake_continue/2, handshake_continue/3, handshake_cancel/1,
          ssl_accept/1, ssl_accept/2, ssl_accept/3,
          connect/2, connect/3, connect/4,
          send/2, recv/2, recv/3,
@@ -111,7 +112,8 @@ handshake(Socket, Options, Timeout) when ?IS_CONN(Socket), is_list(Options),
                               {ok, Config} ->
                                   ok = rssl_nif:set_config(Socket, Config, #{}),
                                   ok = rssl_nif:setopts(Socket, Emulated),
-                                  rssl_handshake:run(Socket, deadline(Timeout));
+                                  rssl_handshake:run(Socket, deadline(Timeout),
+                                                     Merged#{role => server});
                               Error ->
                                   rssl_nif:close(Socket),
                                   Error
@@ -129,13 +131,34 @@ handshake(TSock, Options, Timeout) when not ?IS_CONN(TSock), is_list(Options),
               {ok, Config} ->
                   {Emulated1, Initial} = upgrade_prepare(Transport, TSock, Emulated),
                   case adopt(Transport, TSock, Config, #{}, Emulated1, undefined, Initial) of
-                      {ok, Socket} -> rssl_handshake:run(Socket, deadline(Timeout));
+                      {ok, Socket} ->
+                          rssl_handshake:run(Socket, deadline(Timeout), Tls#{role => server});
                       Error -> Error
                   end;
               Error -> Error
           end
       end);
 handshake(_, _, _) ->
+    {error, einval}.
+
+%% @doc After `{handshake, hello}' stopped a handshake (`{ok, Socket,
+%% Extensions}' from handshake/2,3 or connect/3,4): goes on with `Options'
+%% added (for instance the certificate for the host name the client asked
+%% for), in the process the hello was reported to.
+handshake_continue(Socket, Options) ->
+    handshake_continue(Socket, Options, infinity).
+
+handshake_continue(Socket, Options, Timeout) when ?IS_CONN(Socket), is_list(Options),
+                                                  ?IS_TIMEOUT(Timeout) ->
+    rssl_handshake:continue(Socket, Options, deadline(Timeout));
+handshake_continue(_, _, _) ->
+    {error, einval}.
+
+%% @doc Ends a handshake `{handshake, hello}' stopped, with a user_canceled
+%% alert.
+handshake_cancel(Socket) when ?IS_CONN(Socket) ->
+    rssl_handshake:cancel(Socket);
+handshake_cancel(_) ->
     {error, einval}.
 
 ssl_accept(Socket) -> ssl_accept(Socket, infinity).
@@ -200,7 +223,7 @@ client_handshake({Module, _} = Transport, TSock, Host, SNI, Tls, Emulated, Initi
         {ok, Config} ->
             Peer = session_peer(rssl_options:peer(Host, SNI, Tls), Transport, TSock, Host),
             case adopt(Transport, TSock, Config, Peer, Emulated, undefined, Initial) of
-                {ok, Socket} -> rssl_handshake:run(Socket, Deadline);
+                {ok, Socket} -> rssl_handshake:run(Socket, Deadline, Tls#{role => client});
                 Error -> Error
             end;
         Error ->

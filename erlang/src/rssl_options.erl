@@ -267,7 +267,10 @@ tls(_Role, {Key, _} = Opt, Tls) when Key =:= padding_check; Key =:= beast_mitiga
     Tls#{tlsv1_only => [Opt | maps:get(tlsv1_only, Tls, [])]};
 %% A full handshake is what rssl always does (OTP's default).
 tls(_Role, {handshake, full}, Tls) ->
-    Tls;
+    maps:remove(handshake, Tls);
+%% Stop after the peer's hello (handshake_continue/3, handshake_cancel/1).
+tls(_Role, {handshake, hello}, Tls) ->
+    Tls#{handshake => hello};
 %% There is no connection process to hibernate; the value is still checked.
 tls(_Role, {hibernate_after, T}, Tls) when T =:= undefined; T =:= infinity;
                                           is_integer(T), T >= 0 ->
@@ -359,7 +362,7 @@ unsupported_or_bad({Key, _} = Opt) ->
              customize_hostname_check, use_ticket, early_data,
              anti_replay, signature_algs_cert, eccs,
              certificate_authorities, ocsp_stapling, ocsp_responder_certs,
-             ocsp_nonce, keep_secrets, certs_keys, handshake, cookie,
+             ocsp_nonce, keep_secrets, certs_keys, cookie,
              key_update_at, renegotiate_at, max_fragment_length, stateless_tickets_seed],
     case lists:member(Key, Known) of
         true -> {not_supported, Opt};
