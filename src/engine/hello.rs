@@ -18,6 +18,7 @@
 
 use super::config::Config;
 use super::connection::guard;
+use super::connection::Connection;
 use super::ffi;
 use super::options::Options;
 use foreign_types::ForeignTypeRef;
@@ -49,10 +50,13 @@ pub enum HelloChoice {
 /// Called once per handshake with the peer's hello.
 pub type HelloFn = dyn Fn(&Hello) -> Poll<HelloChoice> + Send + Sync;
 
-/// Per connection: whether the hello was seen, and a pending cancel.
+/// Per connection: whether the hello was seen, the hello waiting for a
+/// decision, a decision given through the connection, a pending cancel.
 #[derive(Default)]
 struct HelloState {
     asked: bool,
+    waiting: Option<Hello>,
+    decision: Option<HelloChoice>,
     cancelled: bool,
 }
 
@@ -78,7 +82,7 @@ pub(crate) fn install(b: &mut SslContextBuilder, o: &Options) {
                 let hello = Hello::Client {
                     extensions: client_extensions(ssl),
                 };
-                match super::pause::answer(ssl, || fun(&hello)) {
+                match decide(ssl, &*fun, hello) {
                     Some(HelloChoice::Continue(config)) => {
                         if let Some(config) = config {
                             super::sni::switch(ssl, config);
@@ -112,6 +116,100 @@ fn first_time(ssl: &mut SslRef) -> bool {
     };
     let mut state = state.lock();
     !std::mem::replace(&mut state.asked, true)
+}
+
+/// The application's decision on `hello`: from the hello function, or
+/// given to the connection ([`Connection::answer_hello`]) while the
+/// function left it pending. None: the handshake is being abandoned.
+fn decide(ssl: &SslRef, fun: &HelloFn, hello: Hello) -> Option<HelloChoice> {
+    let state = ssl.ex_data(*STATE)?;
+    super::pause::answer(ssl, || {
+        let decided = state.lock().decision.take();
+        if let Some(decision) = decided {
+            state.lock().waiting = None;
+            return Poll::Ready(decision);
+        }
+        let answer = fun(&hello);
+        state.lock().waiting = match answer {
+            Poll::Pending => Some(hello.clone()),
+            Poll::Ready(_) => None,
+        };
+        answer
+    })
+}
+
+impl Connection {
+    /// Makes the connection pausable if its configuration stops after the
+    /// hello (and only then: the C API's other callbacks answer at once).
+    pub fn allow_pausing_for_hello(&mut self) {
+        if super::hooks::of(self.ssl().ssl_context()).is_some_and(|h| h.hello.is_some()) {
+            self.allow_pausing();
+        }
+    }
+
+    /// The peer's hello while the handshake is stopped after it, waiting
+    /// for [`Connection::answer_hello`] (or the hello function's answer).
+    pub fn hello_waiting(&self) -> Option<Hello> {
+        let state = self.ssl().ex_data(*STATE)?;
+        let state = state.lock();
+        if state.decision.is_some() {
+            return None;
+        }
+        state.waiting.clone()
+    }
+
+    /// Decides on the hello the handshake stopped at; the next handshake
+    /// step goes on with it. False if no hello is waiting.
+    pub fn answer_hello(&mut self, choice: HelloChoice) -> bool {
+        let Some(state) = self.ssl().ex_data(*STATE) else {
+            return false;
+        };
+        let mut state = state.lock();
+        if state.waiting.is_none() || state.decision.is_some() {
+            return false;
+        }
+        state.decision = Some(choice);
+        true
+    }
+}
+
+impl Hello {
+    /// The extensions of the hello, in the order sent: `(type, data)`.
+    pub fn extensions(&self) -> Vec<(u16, &[u8])> {
+        match self {
+            Hello::Client { extensions } => {
+                extensions.iter().map(|(t, d)| (*t, d.as_slice())).collect()
+            }
+            Hello::Server { body } => server_extensions(body),
+        }
+    }
+}
+
+/// ServerHello: version, random, session id, suite, compression, then the
+/// extensions (absent in old hellos).
+fn server_extensions(body: &[u8]) -> Vec<(u16, &[u8])> {
+    let mut out = Vec::new();
+    let Some(&id_len) = body.get(34) else {
+        return out;
+    };
+    let start = 35 + id_len as usize + 3;
+    let Some(len) = body.get(start..start + 2) else {
+        return out;
+    };
+    let len = u16::from_be_bytes([len[0], len[1]]) as usize;
+    let Some(mut rest) = body.get(start + 2..start + 2 + len) else {
+        return out;
+    };
+    while rest.len() >= 4 {
+        let t = u16::from_be_bytes([rest[0], rest[1]]);
+        let n = u16::from_be_bytes([rest[2], rest[3]]) as usize;
+        let Some(data) = rest.get(4..4 + n) else {
+            break;
+        };
+        out.push((t, data));
+        rest = &rest[4 + n..];
+    }
+    out
 }
 
 fn client_extensions(ssl: &mut SslRef) -> Vec<(u16, Vec<u8>)> {
@@ -184,7 +282,7 @@ unsafe extern "C" fn on_message(
         let hello = Hello::Server {
             body: message[4..].to_vec(),
         };
-        match super::pause::answer(ssl, || fun(&hello)) {
+        match decide(ssl, &*fun, hello) {
             Some(HelloChoice::Continue(Some(config))) => super::sni::switch(ssl, config),
             Some(HelloChoice::Continue(None)) => {}
             Some(HelloChoice::Cancel) | None => {
