@@ -283,8 +283,8 @@ close(_) ->
     {error, einval}.
 
 %% @doc Graceful close: send close_notify, wait up to `Timeout' for the
-%% peer's, then release the socket. Downgrading to TCP (`{Pid, Timeout}')
-%% is not supported.
+%% peer's, then release the socket. With `{NewOwner, Timeout}': downgrade
+%% to TCP, `{ok, Port}' (see downgrade/3).
 close(Socket, Timeout) when ?IS_CONN(Socket), ?IS_TIMEOUT(Timeout) ->
     Deadline = deadline(Timeout),
     _ = rssl_nif:setopts(Socket, [{active, false}]),
@@ -293,12 +293,101 @@ close(Socket, Timeout) when ?IS_CONN(Socket), ?IS_TIMEOUT(Timeout) ->
         _ -> ok
     end,
     close(Socket);
-close(Socket, {Pid, _Timeout}) when ?IS_CONN(Socket), is_pid(Pid) ->
-    {error, {not_supported, downgrade}};
+close(Socket, {Pid, Timeout}) when ?IS_CONN(Socket), is_pid(Pid), ?IS_TIMEOUT(Timeout) ->
+    downgrade(Socket, Pid, deadline(Timeout));
 close(Socket, _) when ?IS_CONN(Socket) ->
     {error, einval};
 close(Socket, _Timeout) ->
     close(Socket).
+
+%% Downgrade to TCP, as OTP's ssl does it: our close_notify, the peer's
+%% (data before it is dropped), then the TCP socket, passive, binary and
+%% unframed, belongs to `Pid'. The native side lets the socket go right
+%% after our close_notify; the peer's last records are read here one by
+%% one, exactly, so whatever it sends in clear after its close_notify is
+%% still in the socket. The connection is closed either way.
+downgrade(Socket, Pid, Deadline) ->
+    case rssl_nif:transport(Socket) of
+        undefined ->
+            case rssl_nif:downgrade_detach(Socket) of
+                {ok, Fd, Owned, Unsent, Buffered, PeerClosed} ->
+                    Result = downgrade_fd(Socket, Fd, Owned, Unsent, Buffered, PeerClosed,
+                                          Deadline),
+                    rssl_nif:close(Socket),
+                    case Result of
+                        {ok, Port} ->
+                            case gen_tcp:controlling_process(Port, Pid) of
+                                ok -> {ok, Port};
+                                Error -> gen_tcp:close(Port), Error
+                            end;
+                        Error ->
+                            Error
+                    end;
+                Error ->
+                    Error
+            end;
+        _Relay ->
+            %% A custom transport's socket is its own module's: rssl only
+            %% sees a loopback relay to it.
+            close(Socket),
+            {error, {not_supported, {downgrade, cb_info}}}
+    end.
+
+downgrade_fd(Socket, Fd, Owned, Unsent, Buffered, PeerClosed, Deadline) ->
+    case gen_tcp:fdopen(Fd, [binary, {active, false}, {packet, 0}]) of
+        {ok, Port} ->
+            keep_socket(Port, Owned),
+            Exchange = case gen_tcp:send(Port, Unsent) of
+                           ok when PeerClosed -> {ok, Buffered};
+                           ok -> peer_close_notify(Socket, Port, Buffered, Deadline);
+                           Error -> Error
+                       end,
+            case Exchange of
+                {ok, <<>>} ->
+                    {ok, Port};
+                {ok, After} ->
+                    ok = gen_tcp:unrecv(Port, After),
+                    {ok, Port};
+                Error2 ->
+                    gen_tcp:close(Port),
+                    Error2
+            end;
+        Error ->
+            Error
+    end.
+
+%% A port made with fdopen leaves its socket open when it closes: a
+%% process watching the port keeps `Owned', which closes the socket once
+%% that process ends.
+keep_socket(Port, Owned) ->
+    spawn(fun() ->
+                  Ref = erlang:monitor(port, Port),
+                  receive {'DOWN', Ref, port, _, _} -> ok end,
+                  rssl_nif:downgrade_release(Owned)
+          end),
+    ok.
+
+%% Reads the peer's records until its close_notify; `{ok, After}' holds
+%% what came after it.
+peer_close_notify(Socket, Port, Buffer, Deadline) ->
+    case Buffer of
+        <<_:3/binary, Len:16, _/binary>> when byte_size(Buffer) >= 5 + Len ->
+            <<Record:(5 + Len)/binary, Rest/binary>> = Buffer,
+            case rssl_nif:downgrade_feed(Socket, Record) of
+                more -> peer_close_notify(Socket, Port, Rest, Deadline);
+                {closed, After} -> {ok, <<After/binary, Rest/binary>>};
+                Error -> Error
+            end;
+        _ ->
+            Need = case Buffer of
+                       <<_:3/binary, Len:16, _/binary>> -> 5 + Len - byte_size(Buffer);
+                       _ -> 5 - byte_size(Buffer)
+                   end,
+            case gen_tcp:recv(Port, Need, remaining(Deadline)) of
+                {ok, More} -> peer_close_notify(Socket, Port, <<Buffer/binary, More/binary>>, Deadline);
+                Error -> Error
+            end
+    end.
 
 drain_until_closed(Socket, Deadline) ->
     case recv(Socket, 0, remaining(Deadline)) of

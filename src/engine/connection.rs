@@ -232,6 +232,19 @@ impl Connection {
         self.stream.get_ref().incoming_len()
     }
 
+    /// Takes the ciphertext received but not yet decrypted (after the
+    /// peer's close_notify: what it sent in clear after it, on a downgrade).
+    pub fn take_buffered_input(&mut self) -> Vec<u8> {
+        self.stream.get_mut().take_incoming()
+    }
+
+    /// The peer's close_notify has been read.
+    pub fn peer_closed(&self) -> bool {
+        const SSL_RECEIVED_SHUTDOWN: c_int = 2;
+        // SAFETY: a live SSL owned by this connection; the call only reads.
+        unsafe { ffi::SSL_get_shutdown(self.stream.ssl().as_ptr()) & SSL_RECEIVED_SHUTDOWN != 0 }
+    }
+
     /// Frees the ciphertext buffers when they are empty (idle connections).
     pub fn release_buffers(&mut self) {
         self.stream.get_mut().release_if_empty();

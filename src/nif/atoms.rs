@@ -88,6 +88,7 @@ rustler::atoms! {
     dhfile,
     fallback,
     sni,
+    more,
     handshake,
     hello,
     client_hello,
