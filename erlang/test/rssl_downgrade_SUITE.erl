@@ -21,13 +21,14 @@
          init_per_testcase/2, end_per_testcase/2]).
 -export([downgrade_client/1, downgrade_server/1, new_owner_gets_the_port/1,
          data_before_close_notify_dropped/1, peer_silent_times_out/1,
-         downgrade_bad_arguments/1]).
+         downgrade_bad_arguments/1, blocked_reader_answered/1]).
 
 suite() -> [{timetrap, {seconds, 120}}].
 
 all() ->
     [downgrade_client, downgrade_server, new_owner_gets_the_port,
-     data_before_close_notify_dropped, peer_silent_times_out, downgrade_bad_arguments].
+     data_before_close_notify_dropped, peer_silent_times_out, downgrade_bad_arguments,
+     blocked_reader_answered].
 
 init_per_suite(Config) ->
     rssl_socket_lib:init_suite(?M, Config).
@@ -106,6 +107,28 @@ peer_silent_times_out(Config) ->
     {S, Peer} = rssl_test_lib:open(?M, client, client_opts(Pki, 'tlsv1.2'), ssl,
                                    server_opts(Pki, 'tlsv1.2'), #{}),
     ?assertEqual({error, timeout}, ?M:close(S, {self(), 200})),
+    ok = rssl_test_lib:stop_peer(Peer).
+
+%% A process blocked in recv on the socket is answered when it is
+%% downgraded (rssl: {error, closed}; the ssl answer differs by state).
+blocked_reader_answered(Config) ->
+    Pki = ?config(pki, Config),
+    {S, Peer} = rssl_test_lib:open(?M, client, client_opts(Pki, 'tlsv1.3'), ssl,
+                                   server_opts(Pki, 'tlsv1.3'), #{}),
+    Parent = self(),
+    Reader = spawn_link(fun() -> Parent ! {self(), ?M:recv(S, 0, ?T)} end),
+    true = rssl_socket_lib:wait_until(fun() ->
+                                              {status, waiting} =:= process_info(Reader, status)
+                                      end, ?T),
+    rssl_test_lib:request(Peer, {fn, fun(Mod, PS) -> peer_downgrade(Mod, PS, <<"x">>) end}),
+    {ok, Port} = ?M:close(S, {self(), ?T}),
+    ok = peer_go(Peer),
+    receive {Reader, Result} -> ?assertMatch({error, _}, Result)
+    after ?T -> error(reader_not_answered)
+    end,
+    {ok, PeerPort} = rssl_test_lib:reply(Peer),
+    ok = gen_tcp:close(PeerPort),
+    ok = gen_tcp:close(Port),
     ok = rssl_test_lib:stop_peer(Peer).
 
 %% Not a process, or not a timeout: refused (rssl; OTP raises).

@@ -289,7 +289,7 @@ impl<H: Host> Conn<H> {
     /// but not decrypted; the driver no longer touches the socket (and
     /// delivers nothing more: it is closed for the driver). The caller
     /// finishes the close_notify exchange with `with_tls_mut`.
-    pub fn detach(&self) -> Result<Detached, Failure> {
+    pub fn detach(&self, outbox: &mut dyn Outbox<H>) -> Result<Detached, Failure> {
         let mut s = self.state.lock();
         if s.closed_by_user() || s.fd < 0 {
             return Err(Failure::Closed);
@@ -297,6 +297,7 @@ impl<H: Host> Conn<H> {
         if s.phase != Phase::Established {
             return Err(Failure::Posix("enotconn"));
         }
+        s.answer_waiters(outbox, Failure::Closed);
         if s.outgoing == Outgoing::Open {
             s.outgoing = Outgoing::Shut;
             s.tls.close();

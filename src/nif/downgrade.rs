@@ -5,6 +5,7 @@
 //! clear after that stays in the socket for the new owner.
 
 use super::atoms;
+use super::host::CallerOutbox;
 use super::socket::conn_of;
 use super::terms::{binary, error_term, error_tuple};
 use crate::engine::ReadOutcome;
@@ -44,7 +45,7 @@ impl Drop for OwnedSocket {
 #[rustler::nif]
 fn downgrade_detach<'a>(env: Env<'a>, socket: Term<'a>) -> NifResult<Term<'a>> {
     let res = conn_of(socket)?;
-    Ok(match res.conn.detach() {
+    Ok(match res.conn.detach(&mut CallerOutbox { env }) {
         Ok(d) => (
             atoms::ok(),
             d.fd,
