@@ -95,10 +95,12 @@ continue_answer(Role, Tls, Extra) ->
 %% user_canceled alert, and the connection is closed.
 cancel(Socket) ->
     case erase({?MODULE, hello, Socket}) of
-        {Tag, Call, _Tls} ->
+        {Tag, Call, Tls} ->
             rssl_nif:callback_reply(Socket, Call, reject),
             %% The alert is out once the handshake has failed with it.
-            receive {rssl_reply, Tag, _} -> ok
+            receive
+                {rssl_reply, Tag, {error, Reason}} -> rssl_logger:handshake_failed(Tls, Reason);
+                {rssl_reply, Tag, _} -> ok
             after 5000 -> ok
             end,
             rssl_nif:close(Socket),
@@ -117,9 +119,10 @@ await_handshake(Socket, Tag, Deadline, Runner, Tls) ->
         {rssl_reply, Tag, ok} ->
             stop_runner(Runner),
             {ok, Socket};
-        {rssl_reply, Tag, {error, _} = Error} ->
+        {rssl_reply, Tag, {error, Reason} = Error} ->
             stop_runner(Runner),
             rssl_nif:close(Socket),
+            rssl_logger:handshake_failed(Tls, Reason),
             Error;
         {rssl_callback, Tag, Call, {hello, Hello, _}} ->
             %% {handshake, hello}: the handshake stays paused until

@@ -34,7 +34,7 @@
 
 %% Options accepted for compatibility that have nothing to act on in rssl
 %% (logging and process tuning of OTP's ssl connection processes).
--define(NO_EFFECT, [log_alert, log_level, max_handshake_size, middlebox_comp_mode,
+-define(NO_EFFECT, [max_handshake_size, middlebox_comp_mode,
                     receiver_spawn_opts, sender_spawn_opts, erl_dist,
                     protocol]).
 
@@ -265,6 +265,12 @@ tls(_Role, {supported_groups, Groups} = Opt, Tls) when is_list(Groups) ->
 %% in OTP's ssl they need tlsv1 among the versions.
 tls(_Role, {Key, _} = Opt, Tls) when Key =:= padding_check; Key =:= beast_mitigation ->
     Tls#{tlsv1_only => [Opt | maps:get(tlsv1_only, Tls, [])]};
+%% Alerts ending a handshake are logged as OTP logs them (rssl_logger).
+tls(_Role, {log_level, Level} = Opt, Tls) ->
+    rssl_logger:valid_level(Level) orelse throw({options, Opt}),
+    Tls#{log_level => Level};
+tls(_Role, {log_alert, B}, Tls) when is_boolean(B) ->
+    Tls#{log_alert => B};
 %% A full handshake is what rssl always does (OTP's default).
 tls(_Role, {handshake, full}, Tls) ->
     maps:remove(handshake, Tls);
