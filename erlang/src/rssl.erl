@@ -218,10 +218,11 @@ connect(Host, Port, Options, Timeout) when ?IS_TIMEOUT(Timeout) ->
 connect(_Host, _Port, _Options, Timeout) ->
     {error, {options, {timeout, Timeout}}}.
 
-client_handshake({Module, _} = Transport, TSock, Host, SNI, Tls, Emulated, Initial, Deadline) ->
+client_handshake({Module, _} = Transport, TSock, Host, SNI, Tls0, Emulated, Initial, Deadline) ->
+    {Peer0, Tls} = rssl_options:hostname_check(rssl_options:peer(Host, SNI, Tls0), Tls0),
     case rssl_handshake:config(client, Tls) of
         {ok, Config} ->
-            Peer = session_peer(rssl_options:peer(Host, SNI, Tls), Transport, TSock, Host),
+            Peer = session_peer(Peer0, Transport, TSock, Host),
             case adopt(Transport, TSock, Config, Peer, Emulated, undefined, Initial) of
                 {ok, Socket} -> rssl_handshake:run(Socket, Deadline, Tls#{role => client});
                 Error -> Error

@@ -3,7 +3,7 @@
 %% configuration map the NIF builds a configuration from.
 -module(rssl_options).
 
--export([split/2, tls_map/2, emulated/1, emulated_defaults/0, peer/3,
+-export([split/2, tls_map/2, emulated/1, emulated_defaults/0, peer/3, hostname_check/2,
          is_emulated/1, classify/1, inet_emulated/1, sni_options/2, override/2]).
 
 -type role() :: client | server.
@@ -214,14 +214,23 @@ tls(_Role, {cacerts, Certs} = Opt, Tls) when is_list(Certs) ->
     Tls#{cacerts => Ders};
 %% As in OTP, a wildcard certificate matches only with the https match fun
 %% (what Mint, hackney and others pass); OpenSSL then matches a wildcard in
-%% the leftmost label as that fun does. Other customizations are not
-%% supported.
-tls(client, {customize_hostname_check, Custom} = Opt, Tls) ->
+%% the leftmost label as that fun does. Any other customization (a
+%% match_fun, fqdn_fun, fail_callback of public_key:pkix_verify_hostname/3)
+%% makes the check OTP's own, in Erlang: see hostname_check/2. A server
+%% checks no host name: as OTP's, it accepts the option and ignores it.
+tls(Role, {customize_hostname_check, Custom} = Opt, Tls) when is_list(Custom) ->
     Https = public_key:pkix_verify_hostname_match_fun(https),
+    lists:foreach(fun({match_fun, F}) when is_function(F, 2) -> ok;
+                     ({fqdn_fun, F}) when is_function(F, 1) -> ok;
+                     ({fail_callback, F}) when is_function(F, 1) -> ok;
+                     (_) -> throw({options, Opt})
+                  end, Custom),
     case Custom of
-        [] -> Tls;
-        [{match_fun, F}] when F =:= Https -> Tls#{hostname_wildcards => true};
-        _ -> throw({options, {not_supported, Opt}})
+        _ when Role =:= server -> Tls;
+        [] -> maps:remove(hostname_check, Tls);
+        [{match_fun, F}] when F =:= Https ->
+            maps:remove(hostname_check, Tls#{hostname_wildcards => true});
+        _ -> Tls#{hostname_check => Custom}
     end;
 tls(_Role, {versions, Versions} = Opt, Tls) when is_list(Versions), Versions =/= [] ->
     lists:foreach(
@@ -364,8 +373,7 @@ tls(_Role, {Key, _} = Opt, Tls) ->
 unsupported_or_bad({Key, _} = Opt) ->
     %% crl_cache: other cache modules; session_tickets: a client's manual
     %% mode; reuse_session: a client's saved session.
-    Known = [crl_cache, reuse_session, session_tickets,
-             customize_hostname_check, use_ticket, early_data,
+    Known = [crl_cache, reuse_session, session_tickets, use_ticket, early_data,
              anti_replay, signature_algs_cert, eccs,
              certificate_authorities, ocsp_stapling, ocsp_responder_certs,
              ocsp_nonce, keep_secrets, certs_keys, cookie,
@@ -500,6 +508,30 @@ peer(Host, SNI, Tls) ->
                 {verify_peer, _} -> HostName
             end,
     #{sni => to_bin(Sni), verify_host => to_bin(Check)}.
+
+%% customize_hostname_check done in Erlang: OpenSSL checks no name, and the
+%% verify fun (the user's, or one acting as OTP's default) hears
+%% `{bad_cert, hostname_check_failed}' instead of `valid_peer' when
+%% public_key:pkix_verify_hostname/3 with the customization says no.
+-spec hostname_check(map(), map()) -> {map(), map()}.
+hostname_check(Peer = #{verify_host := Name}, Tls = #{hostname_check := Custom})
+  when is_binary(Name) ->
+    Host = binary_to_list(Name),
+    RefIds = case inet:parse_address(Host) of
+                 {ok, Ip} -> [{ip, Ip}];
+                 _ -> [{dns_id, Host}]
+             end,
+    {Fun, Initial} = maps:get(verify_fun, Tls, {fun default_verify/3, []}),
+    {Peer#{verify_host := undefined},
+     (maps:remove(hostname_check, Tls))#{verify_fun => {Fun, Initial, {hostname, RefIds, Custom}}}};
+hostname_check(Peer, Tls) ->
+    {Peer, maps:remove(hostname_check, Tls)}.
+
+%% What OTP's ssl does without a verify_fun.
+default_verify(_, {bad_cert, _} = Reason, _) -> {fail, Reason};
+default_verify(_, {extension, _}, State) -> {unknown, State};
+default_verify(_, valid, State) -> {valid, State};
+default_verify(_, valid_peer, State) -> {valid, State}.
 
 host_name(Host) when is_list(Host) -> Host;
 host_name(Host) when is_atom(Host) -> atom_to_list(Host);

@@ -43,11 +43,13 @@
 %% @doc One OpenSSL verify callback: `{Answer, State}' where Answer is
 %% `accept' or `{fail, X509Error}' for the NIF. State is undefined at the
 %% first call of a handshake.
-verify({Der, Depth, Error, Reason, Trusted, CrlReason}, {Fun, Initial}, undefined) ->
-    verify({Der, Depth, Error, Reason, Trusted, CrlReason}, {Fun, Initial},
+verify(Check, {Fun, Initial}, State) ->
+    verify(Check, {Fun, Initial, undefined}, State);
+verify({Der, Depth, Error, Reason, Trusted, CrlReason}, {Fun, Initial, HostCheck}, undefined) ->
+    verify({Der, Depth, Error, Reason, Trusted, CrlReason}, {Fun, Initial, HostCheck},
            #{user => Initial, anchor => undefined, host_failed => false,
-             deferred => #{}, seen => #{}});
-verify({Der, Depth, Error, Reason, Trusted, CrlReason}, {Fun, _}, State) ->
+             host_check => HostCheck, deferred => #{}, seen => #{}});
+verify({Der, Depth, Error, Reason, Trusted, CrlReason}, {Fun, _, _}, State) ->
     #{anchor := Anchor, seen := Seen} = State,
     if
         Anchor =/= undefined, Depth >= Anchor ->
@@ -82,7 +84,8 @@ verify({Der, Depth, Error, Reason, Trusted, CrlReason}, {Fun, _}, State) ->
 
 %% A certificate below the anchor passed OpenSSL's checks (or the fun
 %% accepted its errors): valid / valid_peer, then revocation problems.
-checked(Fun, Der, Depth, State = #{host_failed := HostFailed, deferred := Deferred}) ->
+checked(Fun, Der, Depth, State = #{host_failed := HostFailed0, deferred := Deferred}) ->
+    HostFailed = HostFailed0 orelse (Depth =:= 0 andalso not host_matches(Der, State)),
     Event = case Depth of
                 0 when HostFailed -> {bad_cert, hostname_check_failed};
                 0 -> valid_peer;
@@ -95,6 +98,14 @@ checked(Fun, Der, Depth, State = #{host_failed := HostFailed, deferred := Deferr
         Other ->
             Other
     end.
+
+%% customize_hostname_check (rssl_options:hostname_check/2): OTP's check.
+host_matches(Der, #{host_check := {hostname, RefIds, Custom}}) ->
+    try public_key:pkix_verify_hostname(public_key:pkix_decode_cert(Der, otp), RefIds, Custom)
+    catch _:_ -> false
+    end;
+host_matches(_Der, _State) ->
+    true.
 
 call(Fun, Der, Event, Phase, State = #{user := User}) ->
     Result = try
