@@ -219,12 +219,18 @@ connect(_Host, _Port, _Options, Timeout) ->
     {error, {options, {timeout, Timeout}}}.
 
 client_handshake({Module, _} = Transport, TSock, Host, SNI, Tls0, Emulated, Initial, Deadline) ->
-    {Peer0, Tls} = rssl_options:hostname_check(rssl_options:peer(Host, SNI, Tls0), Tls0),
+    {Peer0, Tls1} = rssl_options:hostname_check(rssl_options:peer(Host, SNI, Tls0), Tls0),
+    {Session, Tls} = session_by_hand(Tls1),
     case rssl_handshake:config(client, Tls) of
         {ok, Config} ->
-            Peer = session_peer(Peer0, Transport, TSock, Host),
+            Peer = case Session of
+                       save -> Peer0;  % a new session: none offered
+                       _ -> with_session(session_peer(Peer0, Transport, TSock, Host), Session)
+                   end,
             case adopt(Transport, TSock, Config, Peer, Emulated, undefined, Initial) of
-                {ok, Socket} -> rssl_handshake:run(Socket, Deadline, Tls#{role => client});
+                {ok, Socket} ->
+                    Result = rssl_handshake:run(Socket, Deadline, Tls#{role => client}),
+                    save_session(Session, Result);
                 Error -> Error
             end;
         Error ->
@@ -691,6 +697,32 @@ adopt_fd(Tcp, Config, Peer, Emulated, Pending, Pump, Initial) ->
                  Error -> Error
              end,
     gen_tcp:close(Tcp),
+    Result.
+
+%% TLS 1.2 sessions by hand: `{reuse_sessions, save}' (save), or a
+%% session to offer (`{reuse_session, Id}' looked up among those saved, or
+%% `{reuse_session, {Id, Data}}'). Kept out of the configuration.
+session_by_hand(Tls = #{save_session := true}) ->
+    {save, maps:remove(save_session, Tls)};
+session_by_hand(Tls = #{offer_session := {id, Id}}) ->
+    Offer = case rssl_nif:session_lookup(Id) of
+                {ok, Data} -> Data;
+                undefined -> none
+            end,
+    {Offer, maps:remove(offer_session, Tls)};
+session_by_hand(Tls = #{offer_session := {data, Data}}) ->
+    {Data, maps:remove(offer_session, Tls)};
+session_by_hand(Tls) ->
+    {none, Tls}.
+
+with_session(Peer, Data) when is_binary(Data) -> Peer#{session => Data};
+with_session(Peer, none) -> Peer.
+
+%% `save': the handshake is over once the session is kept.
+save_session(save, {ok, Socket} = Ok) ->
+    _ = rssl_nif:session_save(Socket),
+    Ok;
+save_session(_, Result) ->
     Result.
 
 %% A client reuses sessions per server, as OTP's ssl keys them: the host

@@ -38,6 +38,16 @@
                     receiver_spawn_opts, sender_spawn_opts, erl_dist,
                     protocol]).
 
+%% Session ids belong to TLS 1.2 and older: as OTP's ssl, a version of
+%% those is needed.
+check_sessions(Tls) ->
+    Versions = maps:get(versions, Tls, ['tlsv1.3', 'tlsv1.2']),
+    Tls12 = lists:any(fun(V) -> V =/= 'tlsv1.3' end, Versions),
+    [throw({options, dependency, {Key, {versions, [tlsv1, 'tlsv1.1', 'tlsv1.2']}}})
+     || {Key, Mark} <- [{reuse_sessions, save_session}, {reuse_session, offer_session}],
+        maps:is_key(Mark, Tls), not Tls12],
+    Tls.
+
 %% @doc Validates `Options' for `Role' and splits them.
 -spec split(role(), list()) -> {ok, parts()} | {error, term()}.
 split(Role, Options) when is_list(Options) ->
@@ -54,7 +64,7 @@ split(_Role, Options) ->
 
 split(Role, [], Acc = #{tcp := Tcp, emulated := Emu, tls := Tls}) ->
     Acc#{tcp := lists:reverse(Tcp), emulated := lists:reverse(Emu),
-         tls := check_combinations(Role, Tls)};
+         tls := check_combinations(Role, check_sessions(Tls))};
 split(Role, [binary | Rest], Acc) ->
     split(Role, [{mode, binary} | Rest], Acc);
 split(Role, [list | Rest], Acc) ->
@@ -245,7 +255,17 @@ tls(_Role, {ciphers, Ciphers} = Opt, Tls) ->
 tls(_Role, {honor_cipher_order, B}, Tls) when is_boolean(B) ->
     Tls#{honor_cipher_order => B};
 tls(_Role, {reuse_sessions, B}, Tls) when is_boolean(B) ->
-    Tls#{reuse_sessions => B};
+    maps:remove(save_session, Tls#{reuse_sessions => B});
+%% A client's TLS 1.2 session by hand: `save' makes a new one (no saved
+%% session offered) and keeps it by its id for `{reuse_session, Id}';
+%% `{reuse_session, {Id, Data}}' offers the session connection_information's
+%% `session_data' gave. See rssl:client_handshake/8.
+tls(client, {reuse_sessions, save}, Tls) ->
+    Tls#{reuse_sessions => true, save_session => true};
+tls(client, {reuse_session, Id}, Tls) when is_binary(Id) ->
+    Tls#{offer_session => {id, Id}};
+tls(client, {reuse_session, {Id, Data}}, Tls) when is_binary(Id), is_binary(Data) ->
+    Tls#{offer_session => {data, Data}};
 tls(_Role, {secure_renegotiate, B}, Tls) when is_boolean(B) ->
     Tls#{secure_renegotiate => B};
 tls(server, {client_renegotiation, B}, Tls) when is_boolean(B) ->

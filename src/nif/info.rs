@@ -49,6 +49,9 @@ fn info<'a>(env: Env<'a>, socket: Term<'a>) -> NifResult<Term<'a>> {
             items.push((atoms::negotiated_protocol(), binary(env, &p)));
         }
         items.push((atoms::session_id(), binary(env, &tls.session_id())));
+        if let Some(der) = tls.session() {
+            items.push((atoms::session_data(), binary(env, &der)));
+        }
         items.push((
             atoms::session_resumption(),
             tls.session_reused().encode(env),

@@ -8,6 +8,7 @@ mod downgrade;
 mod host;
 mod info;
 mod options;
+mod sessions;
 mod socket;
 mod terms;
 
