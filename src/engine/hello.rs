@@ -301,3 +301,92 @@ pub(crate) fn cancelled(ssl: &SslRef) -> bool {
 
 /// The `user_canceled` alert code.
 pub(crate) const CANCEL_ALERT: u8 = 90;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::connection::tests::{
+        client_options, handshake_pair, pair, server_options, shuttle, test_pki,
+    };
+    use crate::engine::hooks::Callback;
+    use crate::engine::{Error, Progress, Version};
+    use std::sync::Arc;
+
+    fn waiting() -> Option<Callback<HelloFn>> {
+        Some(Callback(Arc::new(|_: &Hello| Poll::Pending)))
+    }
+
+    #[test]
+    fn server_stops_at_the_client_hello_then_goes_on() {
+        let pki = test_pki();
+        let mut so = server_options(&pki);
+        so.hello = waiting();
+        let (mut client, mut server) = pair(client_options(&pki), so, "localhost");
+        server.allow_pausing_for_hello();
+        assert_eq!(client.handshake(), Ok(Progress::Pending));
+        shuttle(&mut client, &mut server);
+        assert_eq!(server.handshake(), Ok(Progress::Pending));
+        let hello = server.hello_waiting().expect("stopped at the hello");
+        let sni = hello
+            .extensions()
+            .into_iter()
+            .find(|(t, _)| *t == 0)
+            .unwrap()
+            .1
+            .to_vec();
+        assert!(sni.ends_with(b"localhost"));
+        // Stepping again changes nothing until the decision.
+        assert_eq!(server.handshake(), Ok(Progress::Pending));
+        assert!(server.hello_waiting().is_some());
+        assert!(server.answer_hello(HelloChoice::Continue(None)));
+        assert!(!server.answer_hello(HelloChoice::Cancel));
+        let (c, s) = handshake_pair(&mut client, &mut server);
+        assert_eq!((c, s), (Ok(Progress::Done), Ok(Progress::Done)));
+        assert!(server.hello_waiting().is_none());
+    }
+
+    #[test]
+    fn client_cancel_reaches_the_server_as_user_canceled() {
+        for version in [Version::Tls12, Version::Tls13] {
+            let pki = test_pki();
+            let mut co = client_options(&pki);
+            co.versions = vec![version];
+            co.hello = waiting();
+            let (mut client, mut server) = pair(co, server_options(&pki), "localhost");
+            client.allow_pausing_for_hello();
+            assert_eq!(client.handshake(), Ok(Progress::Pending));
+            shuttle(&mut client, &mut server);
+            assert_eq!(server.handshake(), Ok(Progress::Pending));
+            shuttle(&mut server, &mut client);
+            assert_eq!(client.handshake(), Ok(Progress::Pending));
+            let hello = client.hello_waiting().expect("stopped at the ServerHello");
+            let versions = hello.extensions().into_iter().find(|(t, _)| *t == 43);
+            assert_eq!(
+                versions.map(|(_, d)| d.to_vec()),
+                (version == Version::Tls13).then(|| vec![3, 4])
+            );
+            assert!(client.answer_hello(HelloChoice::Cancel));
+            match client.handshake() {
+                Err(Error::Alert { alert, local, .. }) => {
+                    assert_eq!((alert.name(), local), ("user_canceled", true))
+                }
+                other => panic!("client: {other:?}"),
+            }
+            shuttle(&mut client, &mut server);
+            let mut s = server.handshake();
+            if version == Version::Tls13 {
+                // OpenSSL reads a TLS 1.3 user_canceled as a warning and
+                // waits for the close (RFC 8446, 6.1).
+                assert_eq!(s, Ok(Progress::Pending));
+                server.receive_eof();
+                s = server.handshake();
+            }
+            match s {
+                Err(Error::Alert { alert, local, .. }) => {
+                    assert_eq!((alert.name(), local), ("user_canceled", false))
+                }
+                other => panic!("server: {other:?}"),
+            }
+        }
+    }
+}
