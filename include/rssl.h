@@ -138,6 +138,13 @@ enum rssl_result
    */
   RSSL_WANT_READ = 306,
   /**
+   * The handshake stopped after the peer's hello, as the configuration
+   * asked (`rssl_config_builder_set_pause_after_hello`; not a failure):
+   * look at it, then `rssl_conn_hello_continue` or
+   * `rssl_conn_hello_cancel`, and call the handshake again.
+   */
+  RSSL_HELLO = 307,
+  /**
    * A fatal TLS alert ended the handshake or connection, sent by us or
    * by the peer: see `rssl_last_alert` and `rssl_error_string`.
    */
@@ -807,7 +814,9 @@ void rssl_config_free(const rssl_config *config);
  * `RSSL_VERIFY_PEER` the server certificate must match `host` (name or
  * address). On success `*conn_out` owns the connection; on failure it
  * is left unchanged and nothing stays open. A rejected handshake gives
- * `RSSL_TLS_ALERT` (see `rssl_last_alert`).
+ * `RSSL_TLS_ALERT` (see `rssl_last_alert`). With a configuration that
+ * stops after the hello, `RSSL_HELLO` with `*conn_out` owning the
+ * stopped connection (see `rssl_conn_hello_continue`).
  */
 rssl_result rssl_connect(const rssl_config *config,
                          const char *host,
@@ -934,6 +943,38 @@ rssl_result rssl_last_result(void);
  * does not change the last error.
  */
 rssl_result rssl_last_alert(uint8_t *alert_out, bool *local_out);
+
+/**
+ * Stops every handshake made with the configuration after the peer's
+ * hello (a server: the ClientHello; a client: the ServerHello): the
+ * handshake call returns `RSSL_HELLO`, and goes on after
+ * `rssl_conn_hello_continue` or `rssl_conn_hello_cancel`.
+ */
+rssl_result rssl_config_builder_set_pause_after_hello(rssl_config_builder *builder, bool pause);
+
+/**
+ * While the handshake is stopped at the peer's hello (`RSSL_HELLO`):
+ * the data of its extension `ext_type` (e.g. 0 server_name, 16 ALPN,
+ * 43 supported_versions), as sent, in `*data_out`, valid until the
+ * handshake goes on. `RSSL_NOT_AVAILABLE` if the peer did not send it,
+ * `RSSL_INVALID_STATE` if the handshake is not stopped at a hello.
+ */
+rssl_result rssl_conn_hello_extension(rssl_conn *conn, uint16_t ext_type, rssl_bytes *data_out);
+
+/**
+ * Lets a handshake stopped at the hello go on, with `config` (same
+ * role; its certificate, key, trusted CAs and verification replace
+ * the connection's; rssl keeps its own reference) or, with NULL, the
+ * configuration it had. Then call the handshake again, in the thread
+ * that got `RSSL_HELLO`.
+ */
+rssl_result rssl_conn_hello_continue(rssl_conn *conn, const rssl_config *config);
+
+/**
+ * Ends a handshake stopped at the hello: the next handshake call fails
+ * with `RSSL_TLS_ALERT` (user_canceled, sent to the peer).
+ */
+rssl_result rssl_conn_hello_cancel(rssl_conn *conn);
 
 /**
  * Describes the cipher suites an OpenSSL cipher list (`ciphers`, for
@@ -1096,6 +1137,8 @@ rssl_result rssl_listener_fd(const rssl_listener *listener, int *fd_out);
  * success `*conn_out` owns the connection (a blocking socket). A client
  * that fails its handshake is closed and reported (e.g.
  * `RSSL_TLS_ALERT`); the listener stays usable either way.
+ * With a configuration that stops after the hello: `RSSL_HELLO`, with
+ * `*conn_out` owning the stopped connection.
  */
 rssl_result rssl_accept(const rssl_listener *listener,
                         const rssl_config *config,
@@ -1134,6 +1177,8 @@ rssl_result rssl_conn_feed_eof(rssl_conn *conn);
  * Advances the handshake with the input fed so far: `RSSL_OK` once it
  * is complete (at once on an established connection), `RSSL_WANT_READ`
  * when it needs more from the peer (send the output first),
+ * `RSSL_HELLO` when it stopped after the peer's hello (see
+ * `rssl_config_builder_set_pause_after_hello`),
  * `RSSL_CLOSED` when the stream ended, or the failure
  * (`RSSL_TLS_ALERT`: the alert is in the output).
  */

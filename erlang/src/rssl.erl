@@ -10,6 +10,7 @@
 -export([start/0, start/1, stop/0,
          listen/2, transport_accept/1, transport_accept/2,
          handshake/1, handshake/2, handshake/3,
+         handshake_continue/2, handshake_continue/3, handshake_cancel/1,
          ssl_accept/1, ssl_accept/2, ssl_accept/3,
          connect/2, connect/3, connect/4,
          send/2, recv/2, recv/3,
@@ -251,7 +252,8 @@ handshake(Socket, Options, Timeout) when ?IS_CONN(Socket), is_list(Options),
                               {ok, Config} ->
                                   ok = rssl_nif:set_config(Socket, Config, #{}),
                                   ok = rssl_nif:setopts(Socket, Emulated),
-                                  rssl_handshake:run(Socket, deadline(Timeout));
+                                  rssl_handshake:run(Socket, deadline(Timeout),
+                                                     Merged#{role => server});
                               Error ->
                                   rssl_nif:close(Socket),
                                   Error
@@ -269,13 +271,38 @@ handshake(TSock, Options, Timeout) when not ?IS_CONN(TSock), is_list(Options),
               {ok, Config} ->
                   {Emulated1, Initial} = upgrade_prepare(Transport, TSock, Emulated),
                   case adopt(Transport, TSock, Config, #{}, Emulated1, undefined, Initial) of
-                      {ok, Socket} -> rssl_handshake:run(Socket, deadline(Timeout));
+                      {ok, Socket} ->
+                          rssl_handshake:run(Socket, deadline(Timeout), Tls#{role => server});
                       Error -> Error
                   end;
               Error -> Error
           end
       end);
 handshake(_, _, _) ->
+    {error, einval}.
+
+%% @doc After `{handshake, hello}' stopped a handshake (`{ok, Socket,
+%% Extensions}' from handshake/2,3 or connect/3,4): goes on with `Options'
+%% added (for instance the certificate for the host name the client asked
+%% for), in the process the hello was reported to.
+-spec handshake_continue(sslsocket(), [tls_option()]) -> {ok, sslsocket()} | {error, reason()}.
+handshake_continue(Socket, Options) ->
+    handshake_continue(Socket, Options, infinity).
+
+-spec handshake_continue(sslsocket(), [tls_option()], timeout()) ->
+          {ok, sslsocket()} | {error, reason()}.
+handshake_continue(Socket, Options, Timeout) when ?IS_CONN(Socket), is_list(Options),
+                                                  ?IS_TIMEOUT(Timeout) ->
+    rssl_handshake:continue(Socket, Options, deadline(Timeout));
+handshake_continue(_, _, _) ->
+    {error, einval}.
+
+%% @doc Ends a handshake `{handshake, hello}' stopped, with a user_canceled
+%% alert.
+-spec handshake_cancel(sslsocket()) -> ok | {error, reason()}.
+handshake_cancel(Socket) when ?IS_CONN(Socket) ->
+    rssl_handshake:cancel(Socket);
+handshake_cancel(_) ->
     {error, einval}.
 
 %% @doc Deprecated in OTP: handshake/1 answering `ok'.
@@ -349,12 +376,19 @@ connect(Host, Port, Options, Timeout) when ?IS_TIMEOUT(Timeout) ->
 connect(_Host, _Port, _Options, Timeout) ->
     {error, {options, {timeout, Timeout}}}.
 
-client_handshake({Module, _} = Transport, TSock, Host, SNI, Tls, Emulated, Initial, Deadline) ->
+client_handshake({Module, _} = Transport, TSock, Host, SNI, Tls0, Emulated, Initial, Deadline) ->
+    {Peer0, Tls1} = rssl_options:hostname_check(rssl_options:peer(Host, SNI, Tls0), Tls0),
+    {Session, Tls} = session_by_hand(Tls1),
     case rssl_handshake:config(client, Tls) of
         {ok, Config} ->
-            Peer = session_peer(rssl_options:peer(Host, SNI, Tls), Transport, TSock, Host),
+            Peer = case Session of
+                       save -> Peer0;  % a new session: none offered
+                       _ -> with_session(session_peer(Peer0, Transport, TSock, Host), Session)
+                   end,
             case adopt(Transport, TSock, Config, Peer, Emulated, undefined, Initial) of
-                {ok, Socket} -> rssl_handshake:run(Socket, Deadline);
+                {ok, Socket} ->
+                    Result = rssl_handshake:run(Socket, Deadline, Tls#{role => client}),
+                    save_session(Session, Result);
                 Error -> Error
             end;
         Error ->
@@ -420,9 +454,10 @@ close(_) ->
     {error, einval}.
 
 %% @doc Graceful close: send close_notify, wait up to `Timeout' for the
-%% peer's, then release the socket. Downgrading to TCP (`{Pid, Timeout}')
-%% is not supported.
--spec close(sslsocket(), timeout() | {pid(), timeout()}) -> ok | {error, reason()}.
+%% peer's, then release the socket. With `{NewOwner, Timeout}': downgrade
+%% to TCP, `{ok, Port}' (see downgrade/3).
+-spec close(sslsocket(), timeout() | {pid(), timeout()}) ->
+          ok | {ok, port()} | {error, reason()}.
 close(Socket, Timeout) when ?IS_CONN(Socket), ?IS_TIMEOUT(Timeout) ->
     Deadline = deadline(Timeout),
     _ = rssl_nif:setopts(Socket, [{active, false}]),
@@ -431,12 +466,101 @@ close(Socket, Timeout) when ?IS_CONN(Socket), ?IS_TIMEOUT(Timeout) ->
         _ -> ok
     end,
     close(Socket);
-close(Socket, {Pid, _Timeout}) when ?IS_CONN(Socket), is_pid(Pid) ->
-    {error, {not_supported, downgrade}};
+close(Socket, {Pid, Timeout}) when ?IS_CONN(Socket), is_pid(Pid), ?IS_TIMEOUT(Timeout) ->
+    downgrade(Socket, Pid, deadline(Timeout));
 close(Socket, _) when ?IS_CONN(Socket) ->
     {error, einval};
 close(Socket, _Timeout) ->
     close(Socket).
+
+%% Downgrade to TCP, as OTP's ssl does it: our close_notify, the peer's
+%% (data before it is dropped), then the TCP socket, passive, binary and
+%% unframed, belongs to `Pid'. The native side lets the socket go right
+%% after our close_notify; the peer's last records are read here one by
+%% one, exactly, so whatever it sends in clear after its close_notify is
+%% still in the socket. The connection is closed either way.
+downgrade(Socket, Pid, Deadline) ->
+    case rssl_nif:transport(Socket) of
+        undefined ->
+            case rssl_nif:downgrade_detach(Socket) of
+                {ok, Fd, Owned, Unsent, Buffered, PeerClosed} ->
+                    Result = downgrade_fd(Socket, Fd, Owned, Unsent, Buffered, PeerClosed,
+                                          Deadline),
+                    rssl_nif:close(Socket),
+                    case Result of
+                        {ok, Port} ->
+                            case gen_tcp:controlling_process(Port, Pid) of
+                                ok -> {ok, Port};
+                                Error -> gen_tcp:close(Port), Error
+                            end;
+                        Error ->
+                            Error
+                    end;
+                Error ->
+                    Error
+            end;
+        _Relay ->
+            %% A custom transport's socket is its own module's: rssl only
+            %% sees a loopback relay to it.
+            _ = close(Socket),
+            {error, {not_supported, {downgrade, cb_info}}}
+    end.
+
+downgrade_fd(Socket, Fd, Owned, Unsent, Buffered, PeerClosed, Deadline) ->
+    case gen_tcp:fdopen(Fd, [binary, {active, false}, {packet, 0}]) of
+        {ok, Port} ->
+            keep_socket(Port, Owned),
+            Exchange = case gen_tcp:send(Port, Unsent) of
+                           ok when PeerClosed -> {ok, Buffered};
+                           ok -> peer_close_notify(Socket, Port, Buffered, Deadline);
+                           Error -> Error
+                       end,
+            case Exchange of
+                {ok, <<>>} ->
+                    {ok, Port};
+                {ok, After} ->
+                    ok = gen_tcp:unrecv(Port, After),
+                    {ok, Port};
+                Error2 ->
+                    gen_tcp:close(Port),
+                    Error2
+            end;
+        Error ->
+            Error
+    end.
+
+%% A port made with fdopen leaves its socket open when it closes: a
+%% process watching the port keeps `Owned', which closes the socket once
+%% that process ends.
+keep_socket(Port, Owned) ->
+    spawn(fun() ->
+                  Ref = erlang:monitor(port, Port),
+                  receive {'DOWN', Ref, port, _, _} -> ok end,
+                  rssl_nif:downgrade_release(Owned)
+          end),
+    ok.
+
+%% Reads the peer's records until its close_notify; `{ok, After}' holds
+%% what came after it.
+peer_close_notify(Socket, Port, Buffer, Deadline) ->
+    case Buffer of
+        <<_:3/binary, Len:16, _/binary>> when byte_size(Buffer) >= 5 + Len ->
+            <<Record:(5 + Len)/binary, Rest/binary>> = Buffer,
+            case rssl_nif:downgrade_feed(Socket, Record) of
+                more -> peer_close_notify(Socket, Port, Rest, Deadline);
+                {closed, After} -> {ok, <<After/binary, Rest/binary>>};
+                Error -> Error
+            end;
+        _ ->
+            Need = case Buffer of
+                       <<_:3/binary, Len:16, _/binary>> -> 5 + Len - byte_size(Buffer);
+                       _ -> 5 - byte_size(Buffer)
+                   end,
+            case gen_tcp:recv(Port, Need, remaining(Deadline)) of
+                {ok, More} -> peer_close_notify(Socket, Port, <<Buffer/binary, More/binary>>, Deadline);
+                Error -> Error
+            end
+    end.
 
 drain_until_closed(Socket, Deadline) ->
     case recv(Socket, 0, remaining(Deadline)) of
@@ -806,6 +930,32 @@ release_port(Port) ->
     unlink(Port),
     _ = spawn(fun() -> catch erlang:port_close(Port) end),
     ok.
+
+%% TLS 1.2 sessions by hand: `{reuse_sessions, save}' (save), or a
+%% session to offer (`{reuse_session, Id}' looked up among those saved, or
+%% `{reuse_session, {Id, Data}}'). Kept out of the configuration.
+session_by_hand(Tls = #{save_session := true}) ->
+    {save, maps:remove(save_session, Tls)};
+session_by_hand(Tls = #{offer_session := {id, Id}}) ->
+    Offer = case rssl_nif:session_lookup(Id) of
+                {ok, Data} -> Data;
+                undefined -> none
+            end,
+    {Offer, maps:remove(offer_session, Tls)};
+session_by_hand(Tls = #{offer_session := {data, Data}}) ->
+    {Data, maps:remove(offer_session, Tls)};
+session_by_hand(Tls) ->
+    {none, Tls}.
+
+with_session(Peer, Data) when is_binary(Data) -> Peer#{session => Data};
+with_session(Peer, none) -> Peer.
+
+%% `save': the handshake is over once the session is kept.
+save_session(save, {ok, Socket} = Ok) ->
+    _ = rssl_nif:session_save(Socket),
+    Ok;
+save_session(_, Result) ->
+    Result.
 
 %% A client reuses sessions per server, as OTP's ssl keys them: the host
 %% as given and the port.

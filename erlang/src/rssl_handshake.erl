@@ -5,7 +5,7 @@
 %% for validated TLS options, which an sni_fun's answer needs too.
 -module(rssl_handshake).
 
--export([run/2, config/2, deadline/1, remaining/1]).
+-export([run/2, run/3, continue/3, cancel/1, config/2, deadline/1, remaining/1]).
 
 %% A point in monotonic time (milliseconds), or never.
 -type deadline() :: integer() | infinity.
@@ -43,14 +43,82 @@ config(Role, Tls) ->
         miss -> rssl_nif:config_new(Map)
     end.
 
--spec run(rssl:sslsocket(), deadline()) -> {ok, rssl:sslsocket()} | {error, term()}.
+%% A server's handshake, with the TLS options it was accepted with.
+-spec run(rssl:sslsocket(), deadline()) ->
+          {ok, rssl:sslsocket()} | {ok, rssl:sslsocket(), map()} | {error, term()}.
 run(Socket, Deadline) ->
+    Tls = case rssl_nif:pending_options(Socket) of
+              Map when is_map(Map) -> Map;
+              _ -> #{}
+          end,
+    run(Socket, Deadline, Tls#{role => server}).
+
+%% `Tls' (with its `role') is what `{handshake, hello}' needs to report the
+%% hello and to build the configuration handshake_continue/3 adds to.
+-spec run(rssl:sslsocket(), deadline(), map()) ->
+          {ok, rssl:sslsocket()} | {ok, rssl:sslsocket(), map()} | {error, term()}.
+run(Socket, Deadline, Tls) ->
     Tag = erlang:unique_integer(),
     case rssl_nif:handshake(Socket, Tag) of
-        ok -> await_handshake(Socket, Tag, Deadline, undefined);
+        ok -> await_handshake(Socket, Tag, Deadline, undefined, Tls);
         Error ->
             rssl_nif:close(Socket),
             Error
+    end.
+
+%% handshake_continue/3: the handshake stopped after the hello goes on,
+%% with `Options' over those it had (a certificate for the name the client
+%% asked for, verification...), until `Deadline'. Only the process the
+%% hello was reported to can continue it: the handshake answers there.
+-spec continue(rssl:sslsocket(), [rssl:tls_option()], deadline()) ->
+          {ok, rssl:sslsocket()} | {error, term()}.
+continue(Socket, Options, Deadline) ->
+    case get({?MODULE, hello, Socket}) of
+        {Tag, Call, Tls = #{role := Role}} ->
+            case rssl_options:split(Role, Options) of
+                {ok, #{tls := Extra, emulated := Emulated}} ->
+                    case continue_answer(Role, Tls, Extra) of
+                        {ok, Answer, Tls1} ->
+                            erase({?MODULE, hello, Socket}),
+                            ok = rssl_nif:setopts(Socket, Emulated),
+                            rssl_nif:callback_reply(Socket, Call, Answer),
+                            await_handshake(Socket, Tag, Deadline, undefined, Tls1);
+                        Error ->
+                            Error
+                    end;
+                Error ->
+                    Error
+            end;
+        undefined ->
+            {error, einval}
+    end.
+
+continue_answer(_Role, Tls, Extra) when map_size(Extra) =:= 0 ->
+    {ok, default, Tls};
+continue_answer(Role, Tls, Extra) ->
+    Tls1 = maps:remove(handshake, maps:merge(Tls, Extra)),
+    case config(Role, maps:remove(role, Tls1)) of
+        {ok, Config} -> {ok, {config, Config}, Tls1};
+        Error -> Error
+    end.
+
+%% handshake_cancel/1: the handshake stopped after the hello ends with a
+%% user_canceled alert, and the connection is closed.
+-spec cancel(rssl:sslsocket()) -> ok | {error, term()}.
+cancel(Socket) ->
+    case erase({?MODULE, hello, Socket}) of
+        {Tag, Call, Tls} ->
+            rssl_nif:callback_reply(Socket, Call, reject),
+            %% The alert is out once the handshake has failed with it.
+            receive
+                {rssl_reply, Tag, {error, Reason}} -> rssl_logger:handshake_failed(Tls, Reason);
+                {rssl_reply, Tag, _} -> ok
+            after 5000 -> ok
+            end,
+            rssl_nif:close(Socket),
+            ok;
+        undefined ->
+            {error, einval}
     end.
 
 %% Waits for the handshake, with its deadline. The funs it calls back
@@ -58,22 +126,29 @@ run(Socket, Deadline) ->
 %% handshake (`Runner', started at the first one), as OTP runs them in the
 %% connection process: the handshake is paused meanwhile (no thread waits),
 %% and a fun that never returns cannot hold this caller past its deadline.
-await_handshake(Socket, Tag, Deadline, Runner) ->
+await_handshake(Socket, Tag, Deadline, Runner, Tls) ->
     receive
         {rssl_reply, Tag, ok} ->
             stop_runner(Runner),
             {ok, Socket};
-        {rssl_reply, Tag, {error, _} = Error} ->
+        {rssl_reply, Tag, {error, Reason} = Error} ->
             stop_runner(Runner),
             rssl_nif:close(Socket),
+            rssl_logger:handshake_failed(Tls, Reason),
             Error;
+        {rssl_callback, Tag, Call, {hello, Hello, _}} ->
+            %% {handshake, hello}: the handshake stays paused until
+            %% continue/3 or cancel/1 answers.
+            stop_runner(Runner),
+            put({?MODULE, hello, Socket}, {Tag, Call, Tls}),
+            {ok, Socket, rssl_hello:extensions(Hello, Tls)};
         {rssl_callback, Tag, Call, Request} ->
             Runner1 = case Runner of
                           undefined -> start_runner(Socket);
                           _ -> Runner
                       end,
             Runner1 ! {rssl_callback, Call, Request},
-            await_handshake(Socket, Tag, Deadline, Runner1)
+            await_handshake(Socket, Tag, Deadline, Runner1, Tls)
     after remaining(Deadline) ->
         stop_runner(Runner),
         rssl_nif:close(Socket),

@@ -5,7 +5,9 @@
 -module(rssl_nif).
 -export([config_new/1, config_cached/1, config_clear_cache/0,
          adopt/7, pending_options/1, transport/1, set_config/3, handshake/2, send/3, send_dirty/3, recv/3, recv_cancel/2,
-         setopts/2, getopts/1, close/1, close_timed_out/1, live_connections/0, shutdown/3, controlling_process/2,
+         setopts/2, getopts/1, close/1, close_timed_out/1, live_connections/0,
+         downgrade_detach/1, downgrade_feed/2, downgrade_release/1,
+         session_save/1, session_lookup/1, shutdown/3, controlling_process/2,
          sockname/1, peername/1, info/1, peercert/1, suites/2,
          set_sockopts/2, get_sockopts/2, getstat/1, send_cancel/2,
          cell_new/1, cell_get/1, cell_set/2, callback_reply/3, prf/5, renegotiate/2, update_keys/2, notify_passive/1]).
@@ -62,6 +64,17 @@ getopts(_Socket) -> ?NIF.
 close(_Socket) -> ?NIF.
 -spec close_timed_out(conn()) -> ok.
 close_timed_out(_Socket) -> ?NIF.
+-spec downgrade_detach(conn()) ->
+          {ok, integer(), reference(), binary(), binary(), boolean()} | {error, term()}.
+downgrade_detach(_Socket) -> ?NIF.
+-spec downgrade_feed(conn(), binary()) -> more | {closed, binary()} | {error, term()}.
+downgrade_feed(_Socket, _Ciphertext) -> ?NIF.
+-spec downgrade_release(reference()) -> ok.
+downgrade_release(_Owned) -> ?NIF.
+-spec session_save(conn()) -> ok | {error, term()}.
+session_save(_Socket) -> ?NIF.
+-spec session_lookup(binary()) -> {ok, binary()} | undefined.
+session_lookup(_SessionId) -> ?NIF.
 -spec live_connections() -> non_neg_integer().
 live_connections() -> ?NIF.
 -spec shutdown(conn(), boolean(), boolean()) -> ok | {error, term()}.

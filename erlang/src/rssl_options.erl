@@ -3,7 +3,7 @@
 %% configuration map the NIF builds a configuration from.
 -module(rssl_options).
 
--export([split/2, tls_map/2, emulated/1, emulated_defaults/0, peer/3,
+-export([split/2, tls_map/2, emulated/1, emulated_defaults/0, peer/3, hostname_check/2,
          is_emulated/1, classify/1, inet_emulated/1, sni_options/2, override/2]).
 
 -type role() :: client | server.
@@ -34,9 +34,19 @@
 
 %% Options accepted for compatibility that have nothing to act on in rssl
 %% (logging and process tuning of OTP's ssl connection processes).
--define(NO_EFFECT, [log_alert, log_level, max_handshake_size, middlebox_comp_mode,
+-define(NO_EFFECT, [max_handshake_size, middlebox_comp_mode,
                     receiver_spawn_opts, sender_spawn_opts, erl_dist,
                     protocol]).
+
+%% Session ids belong to TLS 1.2 and older: as OTP's ssl, a version of
+%% those is needed.
+check_sessions(Tls) ->
+    Versions = maps:get(versions, Tls, ['tlsv1.3', 'tlsv1.2']),
+    Tls12 = lists:any(fun(V) -> V =/= 'tlsv1.3' end, Versions),
+    [throw({options, dependency, {Key, {versions, [tlsv1, 'tlsv1.1', 'tlsv1.2']}}})
+     || {Key, Mark} <- [{reuse_sessions, save_session}, {reuse_session, offer_session}],
+        maps:is_key(Mark, Tls), not Tls12],
+    Tls.
 
 %% @doc Validates `Options' for `Role' and splits them.
 -spec split(role(), list()) -> {ok, parts()} | {error, term()}.
@@ -54,7 +64,7 @@ split(_Role, Options) ->
 
 split(Role, [], Acc = #{tcp := Tcp, emulated := Emu, tls := Tls}) ->
     Acc#{tcp := lists:reverse(Tcp), emulated := lists:reverse(Emu),
-         tls := check_combinations(Role, Tls)};
+         tls := check_combinations(Role, check_sessions(Tls))};
 split(Role, [binary | Rest], Acc) ->
     split(Role, [{mode, binary} | Rest], Acc);
 split(Role, [list | Rest], Acc) ->
@@ -217,14 +227,23 @@ tls(_Role, {cacerts, Certs} = Opt, Tls) when is_list(Certs) ->
     Tls#{cacerts => Ders};
 %% As in OTP, a wildcard certificate matches only with the https match fun
 %% (what Mint, hackney and others pass); OpenSSL then matches a wildcard in
-%% the leftmost label as that fun does. Other customizations are not
-%% supported.
-tls(client, {customize_hostname_check, Custom} = Opt, Tls) ->
+%% the leftmost label as that fun does. Any other customization (a
+%% match_fun, fqdn_fun, fail_callback of public_key:pkix_verify_hostname/3)
+%% makes the check OTP's own, in Erlang: see hostname_check/2. A server
+%% checks no host name: as OTP's, it accepts the option and ignores it.
+tls(Role, {customize_hostname_check, Custom} = Opt, Tls) when is_list(Custom) ->
     Https = public_key:pkix_verify_hostname_match_fun(https),
+    lists:foreach(fun({match_fun, F}) when is_function(F, 2) -> ok;
+                     ({fqdn_fun, F}) when is_function(F, 1) -> ok;
+                     ({fail_callback, F}) when is_function(F, 1) -> ok;
+                     (_) -> throw({options, Opt})
+                  end, Custom),
     case Custom of
-        [] -> Tls;
-        [{match_fun, F}] when F =:= Https -> Tls#{hostname_wildcards => true};
-        _ -> throw({options, {not_supported, Opt}})
+        _ when Role =:= server -> Tls;
+        [] -> maps:remove(hostname_check, Tls);
+        [{match_fun, F}] when F =:= Https ->
+            maps:remove(hostname_check, Tls#{hostname_wildcards => true});
+        _ -> Tls#{hostname_check => Custom}
     end;
 tls(_Role, {versions, Versions} = Opt, Tls) when is_list(Versions), Versions =/= [] ->
     lists:foreach(
@@ -239,7 +258,17 @@ tls(_Role, {ciphers, Ciphers} = Opt, Tls) ->
 tls(_Role, {honor_cipher_order, B}, Tls) when is_boolean(B) ->
     Tls#{honor_cipher_order => B};
 tls(_Role, {reuse_sessions, B}, Tls) when is_boolean(B) ->
-    Tls#{reuse_sessions => B};
+    maps:remove(save_session, Tls#{reuse_sessions => B});
+%% A client's TLS 1.2 session by hand: `save' makes a new one (no saved
+%% session offered) and keeps it by its id for `{reuse_session, Id}';
+%% `{reuse_session, {Id, Data}}' offers the session connection_information's
+%% `session_data' gave. See rssl:client_handshake/8.
+tls(client, {reuse_sessions, save}, Tls) ->
+    Tls#{reuse_sessions => true, save_session => true};
+tls(client, {reuse_session, Id}, Tls) when is_binary(Id) ->
+    Tls#{offer_session => {id, Id}};
+tls(client, {reuse_session, {Id, Data}}, Tls) when is_binary(Id), is_binary(Data) ->
+    Tls#{offer_session => {data, Data}};
 tls(_Role, {secure_renegotiate, B}, Tls) when is_boolean(B) ->
     Tls#{secure_renegotiate => B};
 tls(server, {client_renegotiation, B}, Tls) when is_boolean(B) ->
@@ -268,9 +297,18 @@ tls(_Role, {supported_groups, Groups} = Opt, Tls) when is_list(Groups) ->
 %% in OTP's ssl they need tlsv1 among the versions.
 tls(_Role, {Key, _} = Opt, Tls) when Key =:= padding_check; Key =:= beast_mitigation ->
     Tls#{tlsv1_only => [Opt | maps:get(tlsv1_only, Tls, [])]};
+%% Alerts ending a handshake are logged as OTP logs them (rssl_logger).
+tls(_Role, {log_level, Level} = Opt, Tls) ->
+    rssl_logger:valid_level(Level) orelse throw({options, Opt}),
+    Tls#{log_level => Level};
+tls(_Role, {log_alert, B}, Tls) when is_boolean(B) ->
+    Tls#{log_alert => B};
 %% A full handshake is what rssl always does (OTP's default).
 tls(_Role, {handshake, full}, Tls) ->
-    Tls;
+    maps:remove(handshake, Tls);
+%% Stop after the peer's hello (handshake_continue/3, handshake_cancel/1).
+tls(_Role, {handshake, hello}, Tls) ->
+    Tls#{handshake => hello};
 %% There is no connection process to hibernate; the value is still checked.
 tls(_Role, {hibernate_after, T}, Tls) when T =:= undefined; T =:= infinity;
                                           is_integer(T), T >= 0 ->
@@ -358,11 +396,10 @@ tls(_Role, {Key, _} = Opt, Tls) ->
 unsupported_or_bad({Key, _} = Opt) ->
     %% crl_cache: other cache modules; session_tickets: a client's manual
     %% mode; reuse_session: a client's saved session.
-    Known = [crl_cache, reuse_session, session_tickets,
-             customize_hostname_check, use_ticket, early_data,
+    Known = [crl_cache, reuse_session, session_tickets, use_ticket, early_data,
              anti_replay, signature_algs_cert, eccs,
              certificate_authorities, ocsp_stapling, ocsp_responder_certs,
-             ocsp_nonce, keep_secrets, certs_keys, handshake, cookie,
+             ocsp_nonce, keep_secrets, certs_keys, cookie,
              key_update_at, renegotiate_at, max_fragment_length, stateless_tickets_seed],
     case lists:member(Key, Known) of
         true -> {not_supported, Opt};
@@ -494,6 +531,30 @@ peer(Host, SNI, Tls) ->
                 {verify_peer, _} -> HostName
             end,
     #{sni => to_bin(Sni), verify_host => to_bin(Check)}.
+
+%% customize_hostname_check done in Erlang: OpenSSL checks no name, and the
+%% verify fun (the user's, or one acting as OTP's default) hears
+%% `{bad_cert, hostname_check_failed}' instead of `valid_peer' when
+%% public_key:pkix_verify_hostname/3 with the customization says no.
+-spec hostname_check(map(), map()) -> {map(), map()}.
+hostname_check(Peer = #{verify_host := Name}, Tls = #{hostname_check := Custom})
+  when is_binary(Name) ->
+    Host = binary_to_list(Name),
+    RefIds = case inet:parse_address(Host) of
+                 {ok, Ip} -> [{ip, Ip}];
+                 _ -> [{dns_id, Host}]
+             end,
+    {Fun, Initial} = maps:get(verify_fun, Tls, {fun default_verify/3, []}),
+    {Peer#{verify_host := undefined},
+     (maps:remove(hostname_check, Tls))#{verify_fun => {Fun, Initial, {hostname, RefIds, Custom}}}};
+hostname_check(Peer, Tls) ->
+    {Peer, maps:remove(hostname_check, Tls)}.
+
+%% What OTP's ssl does without a verify_fun.
+default_verify(_, {bad_cert, _} = Reason, _) -> {fail, Reason};
+default_verify(_, {extension, _}, State) -> {unknown, State};
+default_verify(_, valid, State) -> {valid, State};
+default_verify(_, valid_peer, State) -> {valid, State}.
 
 host_name(Host) when is_list(Host) -> Host;
 host_name(Host) when is_atom(Host) -> atom_to_list(Host);

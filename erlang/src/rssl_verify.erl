@@ -43,16 +43,20 @@
 %% @doc One OpenSSL verify callback: `{Answer, State}' where Answer is
 %% `accept' or `{fail, X509Error}' for the NIF. State is undefined at the
 %% first call of a handshake.
-%% The check is `{Der, Depth, X509Error, ReasonName, Trusted, CrlReason}'.
+%% The check is `{Der, Depth, X509Error, ReasonName, Trusted, CrlReason}';
+%% the fun `{Fun, UserState}' or `{Fun, UserState, HostCheck}' (a
+%% customize_hostname_check done here rather than by OpenSSL).
 -spec verify({public_key:der_encoded(), non_neg_integer(), integer(), atom(),
               boolean(), integer() | undefined},
-             {fun(), term()}, map() | undefined) ->
+             {fun(), term()} | {fun(), term(), term()}, map() | undefined) ->
           {accept | {fail, non_neg_integer()}, map()}.
-verify({Der, Depth, Error, Reason, Trusted, CrlReason}, {Fun, Initial}, undefined) ->
-    verify({Der, Depth, Error, Reason, Trusted, CrlReason}, {Fun, Initial},
+verify(Check, {Fun, Initial}, State) ->
+    verify(Check, {Fun, Initial, undefined}, State);
+verify({Der, Depth, Error, Reason, Trusted, CrlReason}, {Fun, Initial, HostCheck}, undefined) ->
+    verify({Der, Depth, Error, Reason, Trusted, CrlReason}, {Fun, Initial, HostCheck},
            #{user => Initial, anchor => undefined, host_failed => false,
-             deferred => #{}, seen => #{}});
-verify({Der, Depth, Error, Reason, Trusted, CrlReason}, {Fun, _}, State) ->
+             host_check => HostCheck, deferred => #{}, seen => #{}});
+verify({Der, Depth, Error, Reason, Trusted, CrlReason}, {Fun, _, _}, State) ->
     #{anchor := Anchor, seen := Seen} = State,
     if
         Anchor =/= undefined, Depth >= Anchor ->
@@ -87,7 +91,8 @@ verify({Der, Depth, Error, Reason, Trusted, CrlReason}, {Fun, _}, State) ->
 
 %% A certificate below the anchor passed OpenSSL's checks (or the fun
 %% accepted its errors): valid / valid_peer, then revocation problems.
-checked(Fun, Der, Depth, State = #{host_failed := HostFailed, deferred := Deferred}) ->
+checked(Fun, Der, Depth, State = #{host_failed := HostFailed0, deferred := Deferred}) ->
+    HostFailed = HostFailed0 orelse (Depth =:= 0 andalso not host_matches(Der, State)),
     Event = case Depth of
                 0 when HostFailed -> {bad_cert, hostname_check_failed};
                 0 -> valid_peer;
@@ -100,6 +105,14 @@ checked(Fun, Der, Depth, State = #{host_failed := HostFailed, deferred := Deferr
         Other ->
             Other
     end.
+
+%% customize_hostname_check (rssl_options:hostname_check/2): OTP's check.
+host_matches(Der, #{host_check := {hostname, RefIds, Custom}}) ->
+    try public_key:pkix_verify_hostname(public_key:pkix_decode_cert(Der, otp), RefIds, Custom)
+    catch _:_ -> false
+    end;
+host_matches(_Der, _State) ->
+    true.
 
 call(Fun, Der, Event, Phase, State = #{user := User}) ->
     Result = try

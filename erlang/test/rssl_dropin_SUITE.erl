@@ -23,14 +23,14 @@
          init_per_testcase/2, end_per_testcase/2]).
 -export([http_tls13/1, http_tls12/1, http_connect3/1, unknown_ca/1, wrong_host/1,
          connection_refused/1, versions_as_ssl/1, cipher_suite_helpers/1,
-         format_error_as_ssl/1, close_downgrade/1, peer_gone_in_handshake/1,
+         format_error_as_ssl/1, peer_gone_in_handshake/1,
          bad_arguments/1]).
 
 suite() -> [{timetrap, {seconds, 120}}].
 
 all() ->
     [http_tls13, http_tls12, http_connect3, unknown_ca, wrong_host, connection_refused,
-     versions_as_ssl, cipher_suite_helpers, format_error_as_ssl, close_downgrade,
+     versions_as_ssl, cipher_suite_helpers, format_error_as_ssl,
      peer_gone_in_handshake, bad_arguments].
 
 init_per_suite(Config) ->
@@ -216,26 +216,6 @@ bad_arguments(rssl, Pki, Port) ->
 bad_arguments(ssl, _Pki, Port) ->
     {ok, S} = gen_tcp:connect("localhost", Port, []),
     ok = gen_tcp:close(S).
-
-%% close/2 with {Pid, Timeout} downgrades to TCP in ssl; rssl does not
-%% have it (README: absent) and says so, leaving the connection as it was.
-close_downgrade(Config) ->
-    Pki = ?config(pki, Config),
-    Srv = rssl_dropin_http:start_server(ssl, server_opts(Pki, 'tlsv1.3')),
-    Port = rssl_dropin_http:server_port(Srv),
-    {ok, S} = ?M:connect("localhost", Port, [binary, {active, false} | client_opts(Pki, ?M, 'tlsv1.3', ca)], ?T),
-    downgrade(?M, S),
-    ok = ?M:close(S),
-    _ = rssl_dropin_http:server_observations(Srv),
-    ok = rssl_dropin_http:stop_server(Srv).
-
-downgrade(rssl, S) ->
-    ?assertEqual({error, {not_supported, downgrade}}, rssl:close(S, {self(), 1000})),
-    %% Still a working TLS connection.
-    ok = rssl:send(S, <<"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: 0\r\n\r\n">>),
-    ?assertMatch({ok, <<"HTTP/1.1 200", _/binary>>}, rssl:recv(S, 0, ?T));
-downgrade(ssl, _S) ->
-    ok.
 
 %%% Helpers -----------------------------------------------------------------
 

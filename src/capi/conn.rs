@@ -44,6 +44,8 @@ pub struct rssl_conn {
     early_plain: Vec<u8>,
     /// Memory connections: the last step or read stopped for want of input.
     pub(super) want_read: bool,
+    /// The hello extension last handed out by `rssl_conn_hello_extension`.
+    pub(super) hello_data: Vec<u8>,
 }
 
 impl rssl_conn {
@@ -52,7 +54,8 @@ impl rssl_conn {
         Ok(rssl_conn::with(tls, Some(fd)))
     }
 
-    pub(super) fn with(tls: Connection, fd: Option<OwnedFd>) -> rssl_conn {
+    pub(super) fn with(mut tls: Connection, fd: Option<OwnedFd>) -> rssl_conn {
+        tls.allow_pausing_for_hello();
         rssl_conn {
             tls,
             fd,
@@ -60,6 +63,7 @@ impl rssl_conn {
             shut_down: false,
             early_plain: Vec::new(),
             want_read: false,
+            hello_data: Vec::new(),
         }
     }
 
@@ -166,6 +170,12 @@ impl rssl_conn {
                 Ok(Progress::Done) => {
                     return match self.flush(deadline) {
                         Ok(()) => RSSL_OK,
+                        Err(result) => result,
+                    }
+                }
+                Ok(Progress::Pending) if self.tls.hello_waiting().is_some() => {
+                    return match self.flush(deadline) {
+                        Ok(()) => RSSL_HELLO,
                         Err(result) => result,
                     }
                 }
@@ -305,6 +315,10 @@ fn connect(
     }
     match conn.handshake(deadline) {
         RSSL_OK => hand_out(conn, conn_out),
+        RSSL_HELLO => {
+            hand_out(conn, conn_out);
+            RSSL_HELLO
+        }
         failed => failed,
     }
 }
@@ -324,7 +338,9 @@ impl rssl_conn {
     /// `RSSL_VERIFY_PEER` the server certificate must match `host` (name or
     /// address). On success `*conn_out` owns the connection; on failure it
     /// is left unchanged and nothing stays open. A rejected handshake gives
-    /// `RSSL_TLS_ALERT` (see `rssl_last_alert`).
+    /// `RSSL_TLS_ALERT` (see `rssl_last_alert`). With a configuration that
+    /// stops after the hello, `RSSL_HELLO` with `*conn_out` owning the
+    /// stopped connection (see `rssl_conn_hello_continue`).
     #[no_mangle]
     pub unsafe extern "C" fn rssl_connect(
         config: *const rssl_config,
@@ -559,10 +575,12 @@ impl rssl_conn {
         config: &rssl_config,
         fd: OwnedFd,
         deadline: Deadline,
-    ) -> Result<rssl_conn, rssl_result> {
+    ) -> Result<(rssl_conn, rssl_result), rssl_result> {
         let mut conn = rssl_conn::new(config, fd, &PeerName::default())?;
         match conn.handshake(deadline) {
-            RSSL_OK => Ok(conn),
+            // Stopped after the hello: the caller decides, then goes on
+            // with rssl_handshake.
+            done @ (RSSL_OK | RSSL_HELLO) => Ok((conn, done)),
             failed => Err(failed),
         }
     }

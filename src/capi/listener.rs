@@ -79,6 +79,8 @@ impl rssl_listener {
     /// success `*conn_out` owns the connection (a blocking socket). A client
     /// that fails its handshake is closed and reported (e.g.
     /// `RSSL_TLS_ALERT`); the listener stays usable either way.
+    /// With a configuration that stops after the hello: `RSSL_HELLO`, with
+    /// `*conn_out` owning the stopped connection.
     #[no_mangle]
     pub unsafe extern "C" fn rssl_accept(
         listener: *const rssl_listener,
@@ -99,9 +101,9 @@ impl rssl_listener {
                 Err(result) => return result,
             };
             match rssl_conn::accepted(config, fd, deadline) {
-                Ok(conn) => {
+                Ok((conn, result)) => {
                     *conn_out = conn.into_raw();
-                    RSSL_OK
+                    result
                 }
                 Err(result) => result,
             }

@@ -129,6 +129,8 @@ impl rssl_conn {
     /// Advances the handshake with the input fed so far: `RSSL_OK` once it
     /// is complete (at once on an established connection), `RSSL_WANT_READ`
     /// when it needs more from the peer (send the output first),
+    /// `RSSL_HELLO` when it stopped after the peer's hello (see
+    /// `rssl_config_builder_set_pause_after_hello`),
     /// `RSSL_CLOSED` when the stream ended, or the failure
     /// (`RSSL_TLS_ALERT`: the alert is in the output).
     #[no_mangle]
@@ -138,6 +140,7 @@ impl rssl_conn {
             try_result!(conn.memory_only("rssl_conn_handshake_step"));
             match conn.tls.handshake() {
                 Ok(Progress::Done) => RSSL_OK,
+                Ok(Progress::Pending) if conn.tls.hello_waiting().is_some() => RSSL_HELLO,
                 Ok(Progress::Pending) if conn.eof => {
                     error::set(RSSL_CLOSED, "connection closed during the handshake")
                 }

@@ -37,6 +37,7 @@ pub mod callbacks;
 pub mod config;
 pub mod conn;
 pub mod error;
+pub mod hello;
 pub mod info;
 pub mod listener;
 pub mod memory;

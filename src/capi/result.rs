@@ -62,6 +62,11 @@ pub enum rssl_result {
     /// A memory connection needs more ciphertext from the peer before the
     /// call can make progress (not a failure: feed input, call again).
     RSSL_WANT_READ = 306,
+    /// The handshake stopped after the peer's hello, as the configuration
+    /// asked (`rssl_config_builder_set_pause_after_hello`; not a failure):
+    /// look at it, then `rssl_conn_hello_continue` or
+    /// `rssl_conn_hello_cancel`, and call the handshake again.
+    RSSL_HELLO = 307,
 
     // 400-499: TLS.
     /// A fatal TLS alert ended the handshake or connection, sent by us or
@@ -79,7 +84,7 @@ use rssl_result::*;
 
 impl rssl_result {
     // Every code, for tests and for `from_u32` (private: not for the header).
-    const ALL: [rssl_result; 24] = [
+    const ALL: [rssl_result; 25] = [
         RSSL_OK,
         RSSL_NULL_PARAMETER,
         RSSL_INVALID_ARGUMENT,
@@ -101,6 +106,7 @@ impl rssl_result {
         RSSL_CONNECT_FAILED,
         RSSL_ADDRESS_IN_USE,
         RSSL_WANT_READ,
+        RSSL_HELLO,
         RSSL_TLS_ALERT,
         RSSL_TLS_ERROR,
         RSSL_PANIC,
@@ -134,6 +140,7 @@ impl rssl_result {
             RSSL_CONNECT_FAILED => c"connection failed",
             RSSL_ADDRESS_IN_USE => c"address already in use",
             RSSL_WANT_READ => c"more input from the peer is needed",
+            RSSL_HELLO => c"the handshake stopped after the peer's hello",
             RSSL_TLS_ALERT => c"TLS alert",
             RSSL_TLS_ERROR => c"TLS error",
             RSSL_PANIC => c"internal error (panic in rssl)",

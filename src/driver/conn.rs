@@ -30,6 +30,18 @@ const INLINE_READ_BUDGET: usize = 128 * 1024;
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 
 /// How many connections are alive now (adopted and not yet freed).
+/// A socket handed back by [`Conn::detach`].
+pub struct Detached {
+    /// The socket, now the caller's to close.
+    pub fd: RawFd,
+    /// Ciphertext queued for the peer (our close_notify, if it did not go).
+    pub unsent: Vec<u8>,
+    /// Ciphertext received and not decrypted yet.
+    pub buffered: Vec<u8>,
+    /// The peer's close_notify has already been read.
+    pub peer_closed: bool,
+}
+
 pub fn live_connections() -> usize {
     LIVE.load(Ordering::Relaxed)
 }
@@ -269,6 +281,48 @@ impl<H: Host> Conn<H> {
 
     pub fn with_owner<R>(&self, f: impl FnOnce(&H::Owner) -> R) -> R {
         f(&self.state.lock().owner)
+    }
+
+    /// Downgrade to TCP (OTP's `close/2` with a new owner): queues our
+    /// close_notify if it is not sent yet, then hands the socket itself
+    /// over with the ciphertext not yet sent and the ciphertext received
+    /// but not decrypted; the driver no longer touches the socket (and
+    /// delivers nothing more: it is closed for the driver). The caller
+    /// finishes the close_notify exchange with `with_tls_mut`.
+    pub fn detach(&self, outbox: &mut dyn Outbox<H>) -> Result<Detached, Failure> {
+        let mut s = self.state.lock();
+        if s.closed_by_user() || s.fd < 0 {
+            return Err(Failure::Closed);
+        }
+        if s.phase != Phase::Established {
+            return Err(Failure::Posix("enotconn"));
+        }
+        s.answer_waiters(outbox, Failure::Closed);
+        if s.outgoing == Outgoing::Open {
+            s.outgoing = Outgoing::Shut;
+            s.tls.close();
+        }
+        let fd = s.fd;
+        self.poller.unwatch(fd);
+        s.fd = -1;
+        s.discard_plain();
+        let unsent = s.tls.output().to_vec();
+        s.tls.consume_output(unsent.len());
+        let detached = Detached {
+            fd,
+            unsent,
+            buffered: s.tls.take_buffered_input(),
+            peer_closed: s.tls.peer_closed(),
+        };
+        // Closed for the driver: no more I/O, no message to the owner.
+        s.phase = Phase::Closing;
+        s.finish_closing(self);
+        Ok(detached)
+    }
+
+    /// Runs `f` on the TLS state of a detached connection (see `detach`).
+    pub fn with_tls_mut<R>(&self, f: impl FnOnce(&mut Connection) -> R) -> R {
+        f(&mut self.state.lock().tls)
     }
 
     /// Runs `f` on the TLS state (for connection information).

@@ -174,8 +174,11 @@ fn build_context(o: &Options) -> Result<SslContext, Error> {
 
     match o.role {
         Role::Client => {
-            // Only a verifying client can reject the server's certificate.
-            if o.versions.contains(&Version::Tls13) && o.verify == Verify::Peer {
+            // Only a verifying client can reject the server's certificate,
+            // and only one stopping at the hello can cancel.
+            if o.versions.contains(&Version::Tls13)
+                && (o.verify == Verify::Peer || o.hello.is_some())
+            {
                 super::tls13_alert::install(&mut b);
             }
             if !o.alpn.is_empty() {

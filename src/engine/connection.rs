@@ -189,7 +189,13 @@ impl Connection {
             return Ok(Progress::Pending);
         }
         let flight_start = self.output().len();
-        match self.stream.do_handshake() {
+        let step = self.stream.do_handshake();
+        if self.role == Role::Client && super::hello::cancelled(self.stream.ssl()) {
+            if let Some(err) = self.cancel_after_hello(flight_start, &step) {
+                return Err(err);
+            }
+        }
+        match step {
             Ok(()) => {
                 if let Some(error) = super::tls13_alert::deferred_error(self.stream.ssl()) {
                     return Err(self.fail_deferred(flight_start, error));
@@ -224,6 +230,19 @@ impl Connection {
     /// Ciphertext received but not yet decrypted.
     pub fn buffered_input(&self) -> usize {
         self.stream.get_ref().incoming_len()
+    }
+
+    /// Takes the ciphertext received but not yet decrypted (after the
+    /// peer's close_notify: what it sent in clear after it, on a downgrade).
+    pub fn take_buffered_input(&mut self) -> Vec<u8> {
+        self.stream.get_mut().take_incoming()
+    }
+
+    /// The peer's close_notify has been read.
+    pub fn peer_closed(&self) -> bool {
+        const SSL_RECEIVED_SHUTDOWN: c_int = 2;
+        // SAFETY: a live SSL owned by this connection; the call only reads.
+        unsafe { ffi::SSL_get_shutdown(self.stream.ssl().as_ptr()) & SSL_RECEIVED_SHUTDOWN != 0 }
     }
 
     /// Frees the ciphertext buffers when they are empty (idle connections).
@@ -394,6 +413,42 @@ impl Connection {
         }
     }
 
+    /// A client whose application cancelled at the ServerHello
+    /// (`hello.rs`): before TLS 1.3, a clear user_canceled alert replaces
+    /// what this step wrote (nothing is protected yet); in TLS 1.3 the
+    /// alert goes, protected, in place of the second flight once OpenSSL
+    /// has written it (the deferred path below).
+    fn cancel_after_hello(
+        &mut self,
+        flight_start: usize,
+        step: &Result<(), openssl::ssl::Error>,
+    ) -> Option<Error> {
+        if self.version() == Some(Version::Tls13) {
+            super::tls13_alert::cancel(self.stream.ssl());
+            return None;
+        }
+        if step
+            .as_ref()
+            .is_err_and(|e| e.code() != ErrorCode::WANT_READ)
+        {
+            return None; // failed on its own
+        }
+        // SAFETY: a live SSL owned by this connection; the call only reads.
+        let minor = (unsafe { openssl_sys::SSL_version(self.stream.ssl().as_ptr()) } & 0xff) as u8;
+        let outgoing = self.stream.get_mut().outgoing_mut();
+        outgoing.truncate(flight_start);
+        outgoing.extend_from_slice(&[ffi::SSL3_RT_ALERT, 3, minor, 0, 2]);
+        outgoing.extend_from_slice(&[ffi::SSL3_AL_FATAL as u8, super::hello::CANCEL_ALERT]);
+        let err = Error::Alert {
+            alert: Alert(super::hello::CANCEL_ALERT),
+            role: self.role,
+            local: true,
+            detail: "handshake canceled".into(),
+        };
+        self.failure = Some(err.clone());
+        Some(err)
+    }
+
     /// A TLS 1.3 client whose verification failed (see `tls13_alert`):
     /// its Finished is replaced by the protected alert.
     fn fail_deferred(&mut self, flight_start: usize, error: i32) -> Error {
@@ -404,7 +459,11 @@ impl Connection {
             output.truncate(flight_start);
         }
         *self.stream.get_mut().outgoing_mut() = output;
-        let detail = super::verify::failure_text(self.stream.ssl(), error).to_string();
+        let detail = if error == super::tls13_alert::CANCELLED {
+            "handshake canceled".to_string()
+        } else {
+            super::verify::failure_text(self.stream.ssl(), error).to_string()
+        };
         let err = Error::Alert {
             alert: Alert(code),
             role: self.role,

@@ -3,6 +3,16 @@
 use libc::{c_char, c_int, c_long, c_ulong, c_void};
 use openssl_sys::{stack_st_X509, BIGNUM, SSL, SSL_CTX, SSL_SESSION, X509_STORE, X509_STORE_CTX};
 
+/// `SSL_CTX_set_msg_callback`'s callback.
+pub type MsgCallback = unsafe extern "C" fn(
+    write_p: c_int,
+    version: c_int,
+    content_type: c_int,
+    buf: *const c_void,
+    len: usize,
+    ssl: *mut SSL,
+    arg: *mut c_void,
+);
 pub type InfoCallback = unsafe extern "C" fn(ssl: *const SSL, where_: c_int, ret: c_int);
 pub type VerifyCallback = extern "C" fn(ok: c_int, ctx: *mut X509_STORE_CTX) -> c_int;
 pub type CertVerifyCallback =
@@ -46,6 +56,8 @@ extern "C" {
         -> *mut openssl_sys::OPENSSL_STACK;
     pub fn SSL_CIPHER_get_kx_nid(c: *const openssl_sys::SSL_CIPHER) -> c_int;
     pub fn SSL_CIPHER_get_auth_nid(c: *const openssl_sys::SSL_CIPHER) -> c_int;
+    pub fn SSL_CTX_set_msg_callback(ctx: *mut SSL_CTX, cb: Option<MsgCallback>);
+    pub fn SSL_get_shutdown(ssl: *const SSL) -> c_int;
     pub fn SSL_set_info_callback(ssl: *mut SSL, cb: Option<InfoCallback>);
     pub fn SSL_get_verify_result(ssl: *const SSL) -> c_long;
     pub fn SSL_set_options(ssl: *mut SSL, options: u64) -> u64;

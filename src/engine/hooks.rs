@@ -69,6 +69,8 @@ pub(crate) struct Hooks {
     pub npn_advertised: Vec<u8>,
     /// Client: NPN selection.
     pub npn_preferred: Option<super::npn::NpnPreference>,
+    /// Client: stops at the ServerHello (`hello.rs`).
+    pub hello: Option<Callback<super::hello::HelloFn>>,
     /// Handshakes call application callbacks (see `pause.rs`).
     pub has_callbacks: bool,
 }
@@ -100,6 +102,7 @@ pub(crate) fn install(b: &mut SslContextBuilder, o: &Options) -> Result<(), Erro
     super::sni::install(b, o)?;
     super::psk::install(b, o)?;
     super::npn::install(b, o)?;
+    super::hello::install(b, o);
     b.set_ex_data(
         *HOOKS,
         Hooks {
@@ -108,6 +111,7 @@ pub(crate) fn install(b: &mut SslContextBuilder, o: &Options) -> Result<(), Erro
             crl_best_effort,
             npn_advertised: super::npn::wire(&o.npn_advertised),
             npn_preferred: o.npn_preferred.clone(),
+            hello: o.hello.clone(),
             has_callbacks: o.has_callbacks(),
         },
     );

@@ -10,6 +10,7 @@ pub mod connection;
 pub mod crl;
 pub mod error;
 mod ffi;
+pub mod hello;
 pub mod hooks;
 pub mod npn;
 pub mod options;

@@ -5,6 +5,7 @@
 
 use super::config::Config;
 use super::crl::{CrlCheck, CrlSource};
+use super::hello::HelloFn;
 use super::hooks::Callback;
 use super::npn::NpnPreference;
 use super::psk::UserLookupFn;
@@ -139,6 +140,9 @@ pub struct Options {
     pub hostname_wildcards: bool,
     /// Signature algorithms offered and accepted, OpenSSL's list syntax.
     pub sigalgs: Option<String>,
+    /// Stops each handshake after the peer's hello (OTP's `{handshake,
+    /// hello}`) until this function decides.
+    pub hello: Option<Callback<HelloFn>>,
 }
 
 impl Options {
@@ -182,6 +186,7 @@ impl Options {
             npn_preferred: None,
             hostname_wildcards: true,
             sigalgs: None,
+            hello: None,
         }
     }
 
@@ -193,6 +198,7 @@ impl Options {
             || self.sni_fun.is_some()
             || self.user_lookup.is_some()
             || self.reuse_session.is_some()
+            || self.hello.is_some()
             || self
                 .sni_hosts
                 .iter()

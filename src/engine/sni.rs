@@ -86,7 +86,7 @@ pub(crate) fn install(b: &mut openssl::ssl::SslContextBuilder, o: &Options) -> R
 }
 
 /// Moves the connection to `config`'s context, with its verification.
-fn switch(ssl: &mut SslRef, config: Config) {
+pub(crate) fn switch(ssl: &mut SslRef, config: Config) {
     if ssl.set_ssl_context(config.context()).is_err() {
         return;
     }

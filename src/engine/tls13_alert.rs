@@ -71,6 +71,17 @@ pub(crate) fn defer(ssl: &SslRef, error: i32) -> bool {
     }
 }
 
+/// Not a verification error: the application cancelled the handshake at
+/// the ServerHello (`hello.rs`); its alert is user_canceled.
+pub(crate) const CANCELLED: i32 = -1;
+
+/// Defers a cancel (a TLS 1.3 client), before any verification error.
+pub(crate) fn cancel(ssl: &SslRef) {
+    if let Some(slot) = ssl.ex_data(*DEFERRED) {
+        slot.lock().error = Some(CANCELLED);
+    }
+}
+
 /// The handshake is done: the secret is no longer needed. Wiped and freed,
 /// so an established connection keeps no handshake key material (nor the
 /// memory for it).
@@ -102,6 +113,7 @@ pub(crate) fn deferred_error(ssl: &SslRef) -> Option<i32> {
 /// failed host name check as OTP's handshake_failure.
 pub(crate) fn alert_for(error: i32) -> u8 {
     match error {
+        CANCELLED => super::hello::CANCEL_ALERT,
         2 | 3 | 19 | 20 | 21 | 27 | 29 | 33 | 35 => 48, // unknown_ca
         9..=16 => 45,                                   // certificate_expired
         23 => 44,                                       // certificate_revoked

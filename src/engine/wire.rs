@@ -42,6 +42,14 @@ impl Wire {
         result
     }
 
+    /// Takes the unread ciphertext out of the buffer.
+    pub fn take_incoming(&mut self) -> Vec<u8> {
+        let rest = self.incoming[self.read_pos..].to_vec();
+        self.incoming.clear();
+        self.read_pos = 0;
+        rest
+    }
+
     pub fn incoming_len(&self) -> usize {
         self.incoming.len() - self.read_pos
     }

@@ -21,12 +21,17 @@
 //! - `{partial_chain, [Der], Fun}`
 //! - `{user_lookup, {psk, Identity | undefined} | {srp, User}, Context}`
 //! - `{reuse_session, {Id, PeerCert | undefined, Suite}, Fun}`
+//! - `{hello, {client_hello, [{Type, Data}]} | {server_hello, Body}, hello}`:
+//!   the peer's hello (`{handshake, hello}`); answered `default`, `{config,
+//!   Config}` (go on) or `reject` (cancel) by `handshake_continue/3` or
+//!   `handshake_cancel/1`, whenever the application decides
 
 use super::atoms;
 use super::config::ConfigRes;
 use super::host::Waiter;
 use super::socket::conn_of;
 use super::terms::binary;
+use crate::engine::hello::{Hello, HelloChoice, HelloFn};
 use crate::engine::hooks::Callback;
 use crate::engine::psk::{UserLookup, UserLookupFn, UserSecret};
 use crate::engine::session::{OfferedSession, ReuseSessionFn};
@@ -79,6 +84,7 @@ enum Question {
         peer_cert: Option<Vec<u8>>,
         suite: [u8; 2],
     },
+    Hello(Hello),
 }
 
 struct Outgoing {
@@ -179,6 +185,17 @@ fn send_question(pid: &LocalPid, tag: i64, out: Outgoing) {
                 );
                 (atoms::reuse_session(), q.encode(env))
             }
+            Question::Hello(Hello::Client { extensions }) => {
+                let list: Vec<Term> = extensions
+                    .iter()
+                    .map(|(t, data)| (*t, binary(env, data)).encode(env))
+                    .collect();
+                (atoms::hello(), (atoms::client_hello(), list).encode(env))
+            }
+            Question::Hello(Hello::Server { body }) => {
+                let q = (atoms::server_hello(), binary(env, body));
+                (atoms::hello(), q.encode(env))
+            }
         };
         let request = (kind, arg, out.saved.load(env)).encode(env);
         (atoms::rssl_callback(), tag, out.call, request).encode(env)
@@ -260,6 +277,7 @@ enum Interned {
     Chain(Callback<PartialChainFn>),
     Lookup(Callback<UserLookupFn>),
     Reuse(Callback<ReuseSessionFn>),
+    Hello(Callback<HelloFn>),
 }
 
 /// By kind and `term_to_binary` of the option's term.
@@ -371,6 +389,27 @@ pub fn reuse_session(term: Term) -> Callback<ReuseSessionFn> {
     });
     match made {
         Interned::Reuse(c) => c,
+        _ => unreachable!("interned by kind"),
+    }
+}
+
+/// `{handshake, hello}`: the peer's hello goes to the process waiting in
+/// the handshake, which answers when the application continues or
+/// cancels. Without a process to ask (a renegotiation), the handshake goes
+/// on.
+pub fn hello_fun(term: Term) -> Callback<HelloFn> {
+    let made = intern(5, term, |saved| {
+        let fun = move |hello: &Hello| {
+            ask(&saved, || Question::Hello(hello.clone())).map(|answer| match answer {
+                None | Some(Answer::Default) => HelloChoice::Continue(None),
+                Some(Answer::Config(res)) => HelloChoice::Continue(Some(res.config.clone())),
+                Some(_) => HelloChoice::Cancel,
+            })
+        };
+        Interned::Hello(Callback(Arc::new(fun) as Arc<HelloFn>))
+    });
+    match made {
+        Interned::Hello(c) => c,
         _ => unreachable!("interned by kind"),
     }
 }

@@ -180,6 +180,11 @@ fn decode_callbacks(map: Term, o: &mut Options) -> NifResult<()> {
         }
         o.auto_tickets = is(t, atoms::auto());
     }
+    if let Some(t) = get(map, atoms::handshake()) {
+        if is(t, atoms::hello()) {
+            o.hello = Some(super::callback::hello_fun(t));
+        }
+    }
     if let Some(t) = get(map, atoms::reuse_session()) {
         o.reuse_session = Some(super::callback::reuse_session(t));
     }

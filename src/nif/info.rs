@@ -19,7 +19,7 @@ fn info<'a>(env: Env<'a>, socket: Term<'a>) -> NifResult<Term<'a>> {
     if !res.conn.is_established() {
         return Ok(error_tuple(env, &Failure::Closed));
     }
-    // OTP's order (protocol, session_id, session_resumption,
+    // OTP's order (protocol, session_id, session_data, session_resumption,
     // selected_cipher_suite, sni_hostname, srp_username, ecc), then rssl's
     // own items. As in OTP, only a server reports sni_hostname.
     let items = res.conn.with_tls(|tls| {
@@ -28,6 +28,9 @@ fn info<'a>(env: Env<'a>, socket: Term<'a>) -> NifResult<Term<'a>> {
             items.push((atoms::protocol(), atom(env, v.name())));
         }
         items.push((atoms::session_id(), binary(env, &tls.session_id())));
+        if let Some(der) = tls.session() {
+            items.push((atoms::session_data(), binary(env, &der)));
+        }
         items.push((
             atoms::session_resumption(),
             tls.session_reused().encode(env),

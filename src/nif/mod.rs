@@ -4,9 +4,11 @@ mod atoms;
 mod callback;
 mod cell;
 mod config;
+mod downgrade;
 mod host;
 mod info;
 mod options;
+mod sessions;
 mod socket;
 mod terms;
 

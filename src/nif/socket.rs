@@ -103,6 +103,14 @@ fn adopt<'a>(
         Ok(mut tls) => {
             // Ciphertext gen_tcp had already read from the socket.
             tls.receive(initial.as_slice());
+            // A client's session to offer (`reuse_session`); one OpenSSL
+            // cannot read is not offered (a full handshake, as OTP does).
+            if let Ok(der) = peer
+                .map_get(atoms::session())
+                .and_then(|t| t.decode::<Binary>())
+            {
+                let _ = tls.set_session(der.as_slice());
+            }
             // Callbacks answer from Erlang: the handshake pauses for them.
             tls.allow_pausing();
             tls
