@@ -79,8 +79,16 @@ new_owner_gets_the_port(Config) ->
     ok = rssl_test_lib:stop_peer(Peer).
 
 %% TLS data the peer sent before its close_notify is not in the port (OTP
-%% drops it); what it sends in clear after is.
+%% drops it); what it sends in clear after is. OTP 25's own ssl:close/2
+%% hangs here about one run in three (its gen_statem call never returns,
+%% seen under `rebar3 as otp_ssl ct`), so the case runs for rssl only.
 data_before_close_notify_dropped(Config) ->
+    case ?M of
+        ssl -> {skip, "OTP 25's ssl:close/2 downgrade hangs now and then when TLS data precedes the peer's close_notify"};
+        _ -> data_before_close_notify_dropped_run(Config)
+    end.
+
+data_before_close_notify_dropped_run(Config) ->
     Pki = ?config(pki, Config),
     [begin
          {S, Peer} = rssl_test_lib:open(?M, server, server_opts(Pki, V), ssl,
