@@ -340,6 +340,7 @@ handshaking(Tls) ->
         {Ref, From, {handshake_complete, _Node, DHandle}} ->
             ok = rssl:setopts(Tls, [{active, true}]),
             From ! {Ref, ok},
+            _ = erlang:dist_ctrl_set_opt(DHandle, get_size, true),
             ok = erlang:dist_ctrl_get_data_notification(DHandle),
             running(Tls, DHandle);
         tick ->
@@ -358,7 +359,7 @@ running(Tls, DHandle) ->
             send_queued(Tls, DHandle),
             running(Tls, DHandle);
         tick ->
-            send(Tls, DHandle, <<>>),
+            send(Tls, DHandle, 0, [<<>>]),
             running(Tls, DHandle);
         {ssl_closed, _} ->
             exit(connection_closed);
@@ -375,24 +376,38 @@ running(Tls, DHandle) ->
 put_data(_DHandle, <<>>) -> ok;
 put_data(DHandle, Data) -> erlang:dist_ctrl_put_data(DHandle, Data).
 
+%% What the VM has queued goes out in batches of about ?BATCH bytes, each
+%% one NIF call and one write: small messages share TLS records and
+%% system calls, as inet_tcp's port shares writes.
+-define(BATCH, 65536).
+%% Batches bigger than this are encrypted on a dirty scheduler.
+-define(DIRTY_SEND, 262144).
+
 send_queued(Tls, DHandle) ->
-    case erlang:dist_ctrl_get_data(DHandle) of
-        none ->
+    case collect(DHandle, 0, []) of
+        {0, []} ->
             ok = erlang:dist_ctrl_get_data_notification(DHandle);
-        Data ->
-            send(Tls, DHandle, Data),
+        {Size, Packets} ->
+            send(Tls, DHandle, Size, lists:reverse(Packets)),
             send_queued(Tls, DHandle)
+    end.
+
+collect(_DHandle, Size, Acc) when Size >= ?BATCH ->
+    {Size, Acc};
+collect(DHandle, Size, Acc) ->
+    case erlang:dist_ctrl_get_data(DHandle) of
+        none -> {Size, Acc};
+        {Len, Data} -> collect(DHandle, Size + Len, [Data | Acc])
     end.
 
 %% The NIF's send, as rssl:send/2 but for the wait: a send that finds the
 %% backlog high waits here for the socket to drain, taking in what arrives
 %% meanwhile; the distribution has no send timeout (ticks find dead peers).
--define(DIRTY_SEND, 262144).
-send(Tls, DHandle, Data) ->
+send(Tls, DHandle, Size, Packets) ->
     Tag = erlang:unique_integer(),
-    Result = case iolist_size(Data) > ?DIRTY_SEND of
-                 true -> rssl_nif:send_dirty(Tls, Data, Tag);
-                 false -> rssl_nif:send(Tls, Data, Tag)
+    Result = case Size > ?DIRTY_SEND of
+                 true -> rssl_nif:send_packets_dirty(Tls, Packets, Tag);
+                 false -> rssl_nif:send_packets(Tls, Packets, Tag)
              end,
     case Result of
         ok -> ok;

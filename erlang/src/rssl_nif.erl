@@ -5,7 +5,8 @@
          setopts/2, getopts/1, close/1, close_timed_out/1, live_connections/0, shutdown/3, controlling_process/2,
          sockname/1, peername/1, info/1, peercert/1, suites/2,
          set_sockopts/2, get_sockopts/2, getstat/1, send_cancel/2,
-         cell_new/1, cell_get/1, cell_set/2, callback_reply/3, prf/5, renegotiate/2, update_keys/2, notify_passive/1]).
+         cell_new/1, cell_get/1, cell_set/2, callback_reply/3, prf/5, renegotiate/2, update_keys/2, notify_passive/1,
+         send_packets/3, send_packets_dirty/3]).
 -on_load(init/0).
 
 init() ->
@@ -54,3 +55,5 @@ prf(_Socket, _Secret, _Label, _Seed, _Length) -> ?NIF.
 renegotiate(_Socket, _Tag) -> ?NIF.
 update_keys(_Socket, _PeerToo) -> ?NIF.
 notify_passive(_Socket) -> ?NIF.
+send_packets(_Socket, _Packets, _Tag) -> ?NIF.
+send_packets_dirty(_Socket, _Packets, _Tag) -> ?NIF.

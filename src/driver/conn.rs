@@ -412,5 +412,6 @@ impl<H: Host> Conn<H> {
     }
 }
 
+mod packets;
 #[cfg(test)]
 mod tests;
