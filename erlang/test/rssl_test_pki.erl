@@ -43,7 +43,8 @@ make(Dir0) ->
 %% Certificates for Erlang distribution nodes (each end is a TLS server and
 %% client): `node' for the given host names and the loopback addresses,
 %% serverAuth and clientAuth, signed by `ca'; `other_node' the same signed
-%% by `other_ca'. Returns #{ca, other_ca, node, other_node}.
+%% by `other_ca'; `wrong_host_node' (DNS:wrong.example only) signed by `ca'.
+%% Returns #{ca, other_ca, node, other_node, wrong_host_node}.
 -spec make_nodes(file:filename(), [string()]) -> #{atom() => #{cert := string(), key := string()}}.
 make_nodes(Dir0, Hosts) ->
     Tag = os:getpid() ++ "-" ++ integer_to_list(erlang:unique_integer([positive])),
@@ -52,16 +53,20 @@ make_nodes(Dir0, Hosts) ->
     Ca = ca(Dir, "ca", "rssl node CA " ++ Tag),
     OtherCa = ca(Dir, "other_ca", "rssl other node CA " ++ Tag),
     San = lists:join(",", ["DNS:" ++ H || H <- Hosts] ++ ["IP:127.0.0.1", "IP:::1"]),
-    Ext = ["basicConstraints = critical,CA:FALSE\n"
-           "keyUsage = critical,digitalSignature,keyEncipherment\n"
-           "extendedKeyUsage = serverAuth,clientAuth\n"
-           "subjectKeyIdentifier = hash\n"
-           "authorityKeyIdentifier = keyid\n"
-           "subjectAltName = ", San, "\n"],
     #{ca => Ca,
       other_ca => OtherCa,
-      node => leaf(Dir, "node", ?EC_KEY, Ca, hd(Hosts), Ext),
-      other_node => leaf(Dir, "other_node", ?EC_KEY, OtherCa, hd(Hosts), Ext)}.
+      node => leaf(Dir, "node", ?EC_KEY, Ca, hd(Hosts), node_ext(San)),
+      other_node => leaf(Dir, "other_node", ?EC_KEY, OtherCa, hd(Hosts), node_ext(San)),
+      wrong_host_node => leaf(Dir, "wrong_host_node", ?EC_KEY, Ca, "wrong.example",
+                              node_ext("DNS:wrong.example"))}.
+
+node_ext(San) ->
+    ["basicConstraints = critical,CA:FALSE\n"
+     "keyUsage = critical,digitalSignature,keyEncipherment\n"
+     "extendedKeyUsage = serverAuth,clientAuth\n"
+     "subjectKeyIdentifier = hash\n"
+     "authorityKeyIdentifier = keyid\n"
+     "subjectAltName = ", San, "\n"].
 
 %% Server options for the `server` cert (or the named one), no peer verification.
 server_opts(Pki) -> server_opts(Pki, server).
