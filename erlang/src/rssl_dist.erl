@@ -60,6 +60,9 @@ fam_listen(Driver, Name, Host) ->
         ok ->
             case inet_tcp_dist:gen_listen(Driver, Name, Host) of
                 {ok, {Socket, Address, Creation}} ->
+                    %% Accepted sockets inherit it: without it the
+                    %% handshakes' small writes wait for delayed ACKs.
+                    ok = inet:setopts(Socket, [nodelay()]),
                     {ok, {Socket, Address#net_address{protocol = ?PROTOCOL}, Creation}};
                 Error ->
                     Error
@@ -106,9 +109,13 @@ accept_loop(Driver, Listen, Kernel) ->
 accept_one(Driver, Kernel) ->
     Socket = receive {socket, S} -> S end,
     wait_for_code_server(),
+    _ = inet:setopts(Socket, [nodelay()]),
     Opts = [binary, {active, false}, {packet, 4} | options(server)],
     case rssl:handshake(Socket, Opts, net_kernel:connecttime()) of
         {ok, Tls} ->
+            %% The distribution handshake's small messages must not wait
+            %% for delayed ACKs.
+            ok = rssl:setopts(Tls, [nodelay()]),
             Ctrl = spawn_controller(Tls),
             ok = rssl:controlling_process(Tls, Ctrl),
             Kernel ! {accept, self(), Ctrl, Driver:family(), ?PROTOCOL},
@@ -187,6 +194,7 @@ do_setup(Driver, Kernel, Node, Type, MyNode, LongOrShortNames, SetupTime) ->
                             | options(client)]),
     case rssl:connect(Ip, Port, Opts, net_kernel:connecttime()) of
         {ok, Tls} ->
+            ok = rssl:setopts(Tls, [nodelay()]),
             Ctrl = spawn_controller(Tls),
             ok = rssl:controlling_process(Tls, Ctrl),
             link(Ctrl),
