@@ -69,7 +69,9 @@ start_node(Carrier, OptFile, Prefix) ->
     Name = list_to_atom(Prefix ++ "_" ++ atom_to_list(Carrier) ++ "_"
                         ++ integer_to_list(erlang:unique_integer([positive]))),
     Ebins = [filename:dirname(code:which(M)) || M <- [?MODULE, rssl]],
-    Args = ["-proto_dist", atom_to_list(Carrier)] ++
+    %% -connect_all false: global does not connect the nodes behind the
+    %% setup measurement's back.
+    Args = ["-proto_dist", atom_to_list(Carrier), "-connect_all", "false"] ++
         case Carrier of
             inet_tcp -> [];
             inet_tls -> ["-ssl_dist_optfile", OptFile];
