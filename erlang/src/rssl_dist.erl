@@ -339,7 +339,9 @@ call_ctrl(Ctrl, Request) ->
     end.
 
 %% During the distribution handshake dist_util sends and receives itself
-%% (passive); the controller only answers questions.
+%% (passive); the controller only answers questions. A controller whose
+%% handshake process never came (net_kernel gave up on it before linking)
+%% ends by itself, closing the socket.
 handshaking(Tls) ->
     receive
         {Ref, From, socket} ->
@@ -353,6 +355,8 @@ handshaking(Tls) ->
             running(Tls, DHandle);
         tick ->
             handshaking(Tls)
+    after 2 * net_kernel:connecttime() ->
+        exit(handshake_timeout)
     end.
 
 %% `{active, true}': what arrives is passed on at once, even while a send
@@ -381,8 +385,13 @@ running(Tls, DHandle) ->
     end.
 
 %% An empty packet is a tick: it counts as received, there is nothing to put.
+%% The VM refuses data (badarg) once the connection is being taken down:
+%% the controller ends quietly, as its links end it anyway.
 put_data(_DHandle, <<>>) -> ok;
-put_data(DHandle, Data) -> erlang:dist_ctrl_put_data(DHandle, Data).
+put_data(DHandle, Data) ->
+    try erlang:dist_ctrl_put_data(DHandle, Data)
+    catch error:badarg -> exit(connection_closed)
+    end.
 
 %% What the VM has queued goes out in batches of about ?BATCH bytes, each
 %% one NIF call and one write: small messages share TLS records and
@@ -394,7 +403,9 @@ put_data(DHandle, Data) -> erlang:dist_ctrl_put_data(DHandle, Data).
 send_queued(Tls, DHandle) ->
     case collect(DHandle, 0, []) of
         {0, []} ->
-            ok = erlang:dist_ctrl_get_data_notification(DHandle);
+            try erlang:dist_ctrl_get_data_notification(DHandle)
+            catch error:badarg -> exit(connection_closed)
+            end;
         {Size, Packets} ->
             send(Tls, DHandle, Size, lists:reverse(Packets)),
             send_queued(Tls, DHandle)
@@ -403,9 +414,11 @@ send_queued(Tls, DHandle) ->
 collect(_DHandle, Size, Acc) when Size >= ?BATCH ->
     {Size, Acc};
 collect(DHandle, Size, Acc) ->
-    case erlang:dist_ctrl_get_data(DHandle) of
+    try erlang:dist_ctrl_get_data(DHandle) of
         none -> {Size, Acc};
         {Len, Data} -> collect(DHandle, Size + Len, [Data | Acc])
+    catch
+        error:badarg -> exit(connection_closed)
     end.
 
 %% The NIF's send, as rssl:send/2 but for the wait: a send that finds the
