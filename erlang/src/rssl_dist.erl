@@ -110,6 +110,8 @@ accept_one(Driver, Kernel) ->
     Socket = receive {socket, S} -> S end,
     wait_for_code_server(),
     _ = inet:setopts(Socket, [nodelay()]),
+    %% Named now: a failed handshake closes the socket.
+    Peer = peer_text(Socket),
     Opts = [binary, {active, false}, {packet, 4} | options(server)],
     case rssl:handshake(Socket, Opts, net_kernel:connecttime()) of
         {ok, Tls} ->
@@ -132,7 +134,7 @@ accept_one(Driver, Kernel) ->
             gen_tcp:close(Socket);
         {error, Reason} ->
             logger:notice("rssl distribution: TLS handshake with ~s failed: ~s~n",
-                          [peer_text(Socket), rssl:format_error(Reason)]),
+                          [Peer, rssl:format_error(Reason)]),
             gen_tcp:close(Socket)
     end.
 
