@@ -117,9 +117,10 @@ accept_one(Driver, Kernel) ->
         {ok, Tls} ->
             %% The distribution handshake's small messages must not wait
             %% for delayed ACKs.
-            ok = rssl:setopts(Tls, [nodelay()]),
+            _ = rssl:setopts(Tls, [nodelay()]),
             Ctrl = spawn_controller(Tls),
-            ok = rssl:controlling_process(Tls, Ctrl),
+            %% A peer gone already: the exit ends the controller (linked).
+            ok =:= rssl:controlling_process(Tls, Ctrl) orelse exit(connection_closed),
             Kernel ! {accept, self(), Ctrl, Driver:family(), ?PROTOCOL},
             receive
                 {Kernel, controller, Pid} ->
@@ -196,9 +197,10 @@ do_setup(Driver, Kernel, Node, Type, MyNode, LongOrShortNames, SetupTime) ->
                             | options(client)]),
     case rssl:connect(Ip, Port, Opts, net_kernel:connecttime()) of
         {ok, Tls} ->
-            ok = rssl:setopts(Tls, [nodelay()]),
+            _ = rssl:setopts(Tls, [nodelay()]),
             Ctrl = spawn_controller(Tls),
-            ok = rssl:controlling_process(Tls, Ctrl),
+            ok =:= rssl:controlling_process(Tls, Ctrl)
+                orelse ?shutdown2(Node, {ssl_connect_failed, Ip, Port, {error, closed}}),
             link(Ctrl),
             HSData = (hs_data(Driver, Ctrl))#hs_data{kernel_pid = Kernel,
                                                      other_node = Node,
