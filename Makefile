@@ -20,7 +20,7 @@ EXAMPLES   := client server event_server
 EXAMPLE_CFLAGS := -O2 -g -std=c11 -Wall -Wextra -Werror
 
 .PHONY: all lib nif erlang c examples install test test-rust test-c test-c-asan \
-	test-install test-erlang test-deps test-elixir-example fuzz-short fuzz-regressions soak demo bench bench-wakeups header clean
+	test-install test-erlang test-deps test-elixir-example fuzz-short fuzz-regressions soak demo bench bench-wakeups bench-dist header clean
 
 all: lib nif erlang c
 
@@ -201,6 +201,15 @@ bench-wakeups: erlang
 	mkdir -p $(BUILD)/bench
 	erlc -o $(BUILD)/bench bench/rssl_wakeups.erl bench/rssl_bench_workloads.erl
 	erl -noshell -pa $(ERL_EBIN) -pa $(BUILD)/bench -eval 'rssl_wakeups:run(), halt().'
+
+# Distribution carriers: inet_tcp, inet_tls and rssl (rssl_dist) between two
+# local peer nodes, same run, ratios against inet_tcp (bench/rssl_dist_bench.erl).
+# RSSL_BENCH_REPEAT=5 RSSL_BENCH_DIST_MB=64 make bench-dist
+bench-dist: erlang
+	mkdir -p $(BUILD)/bench
+	erlc -o $(BUILD)/bench bench/rssl_dist_bench.erl erlang/test/rssl_test_pki.erl
+	epmd -daemon
+	erl -noshell -pa $(ERL_EBIN) -pa $(BUILD)/bench -eval 'rssl_dist_bench:run(), halt().'
 
 # Regenerates the committed C header (a cargo test fails while it is stale).
 header:

@@ -10,7 +10,8 @@
          session_save/1, session_lookup/1, shutdown/3, controlling_process/2,
          sockname/1, peername/1, info/1, peercert/1, suites/2,
          set_sockopts/2, get_sockopts/2, getstat/1, send_cancel/2,
-         cell_new/1, cell_get/1, cell_set/2, callback_reply/3, prf/5, renegotiate/2, update_keys/2, notify_passive/1]).
+         cell_new/1, cell_get/1, cell_set/2, callback_reply/3, prf/5, renegotiate/2, update_keys/2, notify_passive/1,
+         send_packets/3, send_packets_dirty/3]).
 -on_load(init/0).
 
 -include("rssl_socket.hrl").
@@ -116,3 +117,7 @@ renegotiate(_Socket, _Tag) -> ?NIF.
 update_keys(_Socket, _PeerToo) -> ?NIF.
 -spec notify_passive(conn()) -> ok | {error, term()}.
 notify_passive(_Socket) -> ?NIF.
+-spec send_packets(conn(), [iodata()], integer()) -> ok | wait | {error, term()}.
+send_packets(_Socket, _Packets, _Tag) -> ?NIF.
+-spec send_packets_dirty(conn(), [iodata()], integer()) -> ok | wait | {error, term()}.
+send_packets_dirty(_Socket, _Packets, _Tag) -> ?NIF.

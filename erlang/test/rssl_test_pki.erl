@@ -15,7 +15,8 @@
 %% ECDSA P-256 except rsa_server's.
 -module(rssl_test_pki).
 
--export([make/1, server_opts/1, server_opts/2, client_opts/1, client_opts/2, der/1]).
+-export([make/1, server_opts/1, server_opts/2, client_opts/1, client_opts/2, der/1,
+         make_nodes/2]).
 
 -define(EC_KEY, "genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256").
 -define(RSA_KEY, "genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048").
@@ -38,6 +39,34 @@ make(Dir0) ->
       wildcard => leaf(Dir, "wildcard", ?EC_KEY, Ca, "*.wild.example", server_ext("DNS:*.wild.example")),
       other_server => leaf(Dir, "other_server", ?EC_KEY, OtherCa, "localhost", server_ext("DNS:localhost,IP:127.0.0.1")),
       client => leaf(Dir, "client", ?EC_KEY, Ca, "rssl test client", client_ext())}.
+
+%% Certificates for Erlang distribution nodes (each end is a TLS server and
+%% client): `node' for the given host names and the loopback addresses,
+%% serverAuth and clientAuth, signed by `ca'; `other_node' the same signed
+%% by `other_ca'; `wrong_host_node' (DNS:wrong.example only) signed by `ca'.
+%% Returns #{ca, other_ca, node, other_node, wrong_host_node}.
+-spec make_nodes(file:filename(), [string()]) -> #{atom() => #{cert := string(), key := string()}}.
+make_nodes(Dir0, Hosts) ->
+    Tag = os:getpid() ++ "-" ++ integer_to_list(erlang:unique_integer([positive])),
+    Dir = filename:join(Dir0, "nodes-" ++ Tag),
+    ok = filelib:ensure_dir(filename:join(Dir, "x")),
+    Ca = ca(Dir, "ca", "rssl node CA " ++ Tag),
+    OtherCa = ca(Dir, "other_ca", "rssl other node CA " ++ Tag),
+    San = lists:join(",", ["DNS:" ++ H || H <- Hosts] ++ ["IP:127.0.0.1", "IP:::1"]),
+    #{ca => Ca,
+      other_ca => OtherCa,
+      node => leaf(Dir, "node", ?EC_KEY, Ca, hd(Hosts), node_ext(San)),
+      other_node => leaf(Dir, "other_node", ?EC_KEY, OtherCa, hd(Hosts), node_ext(San)),
+      wrong_host_node => leaf(Dir, "wrong_host_node", ?EC_KEY, Ca, "wrong.example",
+                              node_ext("DNS:wrong.example"))}.
+
+node_ext(San) ->
+    ["basicConstraints = critical,CA:FALSE\n"
+     "keyUsage = critical,digitalSignature,keyEncipherment\n"
+     "extendedKeyUsage = serverAuth,clientAuth\n"
+     "subjectKeyIdentifier = hash\n"
+     "authorityKeyIdentifier = keyid\n"
+     "subjectAltName = ", San, "\n"].
 
 %% Server options for the `server` cert (or the named one), no peer verification.
 server_opts(Pki) -> server_opts(Pki, server).

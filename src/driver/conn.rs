@@ -466,5 +466,6 @@ impl<H: Host> Conn<H> {
     }
 }
 
+mod packets;
 #[cfg(test)]
 mod tests;

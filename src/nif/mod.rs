@@ -4,6 +4,7 @@ mod atoms;
 mod callback;
 mod cell;
 mod config;
+mod dist;
 mod downgrade;
 mod host;
 mod info;

@@ -411,3 +411,57 @@ fn closing_a_paused_handshake_lets_the_poller_finish_it() {
     let now = crate::engine::pause::JOBS_LEFT.load(std::sync::atomic::Ordering::SeqCst);
     assert_eq!(now, left);
 }
+
+/// A server set to `{packet, Size}`.
+fn framed(size: u8) -> (Arc<Conn<TestHost>>, Receiver<Event>, Peer) {
+    let (conn, events, peer) = established(Active::False);
+    let mut options = conn.options().unwrap();
+    options.packet = Packet::Length(size);
+    conn.set_options(
+        |o| {
+            *o = options;
+            Some(false)
+        },
+        &mut Recorder,
+    )
+    .unwrap();
+    (conn, events, peer)
+}
+
+#[test]
+fn send_packets_frames_each_packet_in_one_write() {
+    let (conn, _events, mut peer) = framed(4);
+    let (to, _replies) = channel();
+    let big = vec![7u8; 70_000];
+    let packets: [&[u8]; 4] = [b"abc", b"", b"hello", &big];
+    assert!(matches!(
+        conn.send_packets(&packets, || (1, to.clone())),
+        Ok(SendOutcome::Done)
+    ));
+    let mut expected = Vec::new();
+    for p in packets {
+        expected.extend_from_slice(&(p.len() as u32).to_be_bytes());
+        expected.extend_from_slice(p);
+    }
+    let (got, ended) = peer.recv(expected.len());
+    assert!(!ended);
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn send_packets_refuses_the_whole_batch_when_one_is_too_big() {
+    let (conn, _events, mut peer) = framed(1);
+    let (to, _replies) = channel();
+    let too_big = vec![1u8; 256];
+    let packets: [&[u8]; 2] = [b"fits", &too_big];
+    assert_eq!(
+        conn.send_packets(&packets, || (1, to.clone())).err(),
+        Some(Failure::PacketTooLarge(256, 255))
+    );
+    // Nothing of the batch went out: the next packet is the first seen.
+    assert!(matches!(
+        conn.send_packets(&[b"next"], || (2, to.clone())),
+        Ok(SendOutcome::Done)
+    ));
+    assert_eq!(peer.recv(5), (vec![4, b'n', b'e', b'x', b't'], false));
+}

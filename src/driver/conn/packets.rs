@@ -1,0 +1,46 @@
+//! Several packets in one send: the Erlang distribution carrier's batches
+//! (many small messages, each framed by the packet option) encrypted as
+//! full records and written with one system call.
+
+use super::*;
+
+impl<H: Host> Conn<H> {
+    /// As `send`, for `packets` each framed by the packet option; all of
+    /// them or none are taken (a packet too big for its header refuses the
+    /// batch).
+    pub fn send_packets(
+        &self,
+        packets: &[&[u8]],
+        waiter: impl FnOnce() -> H::Waiter,
+    ) -> Result<SendOutcome, Failure> {
+        let mut s = self.state.lock();
+        if s.closed_by_user() {
+            return Err(s.after_close.clone());
+        }
+        let peer_gone = s.end_told() && s.options.exit_on_close;
+        if s.phase != Phase::Established || s.fd < 0 || s.outgoing != Outgoing::Open || peer_gone {
+            return Err(Failure::Closed);
+        }
+        let packet = s.options.packet;
+        let total: usize = packets.iter().map(|p| p.len() + 8).sum();
+        let mut framed = Vec::with_capacity(total);
+        for p in packets {
+            let header = packet
+                .header(p.len())
+                .map_err(|_| Failure::PacketTooLarge(p.len(), packet.max_payload().unwrap_or(0)))?;
+            framed.extend_from_slice(&header);
+            framed.extend_from_slice(p);
+        }
+        if s.send_must_wait() {
+            s.waiters.sends.push_back((waiter(), Some(framed)));
+            return Ok(SendOutcome::Wait);
+        }
+        s.tls.write(&framed).map_err(Failure::Tls)?;
+        s.flush()?;
+        if s.send_must_wait() {
+            s.waiters.sends.push_back((waiter(), None));
+            return Ok(SendOutcome::Wait);
+        }
+        Ok(SendOutcome::Done)
+    }
+}
