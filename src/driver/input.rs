@@ -123,6 +123,7 @@ impl<H: Host> State<H> {
                 }
                 Ok(n) => {
                     self.stats.received(n);
+                    super::poller::note_read(n);
                     total += n;
                     n < chunk && !to_the_end
                 }

@@ -8,6 +8,7 @@
 
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -64,8 +65,8 @@ const WAKE_TOKEN: u64 = 0;
 static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
 static NEXT_POLLER: AtomicUsize = AtomicUsize::new(0);
 
-/// How long an idle poller keeps polling without sleeping after its last
-/// event (RSSL_POLLER_SPIN_US, microseconds).
+/// How long an idle poller keeps polling without sleeping after it last
+/// read a little data (RSSL_POLLER_SPIN_US, microseconds).
 static SPIN: Lazy<Duration> = Lazy::new(|| {
     Duration::from_micros(
         std::env::var("RSSL_POLLER_SPIN_US")
@@ -74,6 +75,20 @@ static SPIN: Lazy<Duration> = Lazy::new(|| {
             .unwrap_or(50),
     )
 });
+
+/// Reads of at most this many bytes in one round of events count as
+/// request/response traffic (a poller spins after them); more is bulk.
+const SMALL_READS: usize = 16 * 1024;
+
+thread_local! {
+    /// Bytes this poller thread read from its sockets in the current round.
+    static READ_THIS_ROUND: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Counts bytes read from a socket (by a poller, in `Pollable::ready`).
+pub fn note_read(n: usize) {
+    READ_THIS_ROUND.with(|r| r.set(r.get() + n));
+}
 
 static POLLERS: Lazy<Vec<Arc<Poller>>> = Lazy::new(|| {
     let count = std::env::var("RSSL_POLLERS")
@@ -223,9 +238,7 @@ impl Poller {
                     timeout,
                 )
             };
-            if n > 0 && !spin.is_zero() {
-                last_event = Instant::now();
-            }
+            READ_THIS_ROUND.with(|r| r.set(0));
             let mut woken = false;
             for ev in &events[..n.max(0) as usize] {
                 let token = ev.u64;
@@ -260,6 +273,15 @@ impl Poller {
                 if let Some(token) = again.pop_front() {
                     self.run_one(&mut again, token, Ready::ALL);
                 }
+            }
+            // Only small reads start a spin: a reply is likely within
+            // microseconds. Bulk (a full record or more per round) and mere
+            // writability do not: spinning then only takes the CPU that
+            // the other end's scheduler encrypts on (-10% bulk throughput
+            // on 2 cores, measured).
+            let read = READ_THIS_ROUND.with(|r| r.get());
+            if read > 0 && read <= SMALL_READS && !spin.is_zero() {
+                last_event = Instant::now();
             }
             if !deadlines.is_empty() {
                 let now = Instant::now();
