@@ -1,9 +1,10 @@
 //! The sending side: writing ciphertext to the socket, and holding senders
 //! back while too much of it waits.
 
+use super::conn::SendOutcome;
 use super::host::{Failure, Host, Outbox, Reply};
 use super::socket;
-use super::state::{Outgoing, State};
+use super::state::{Outgoing, Phase, State};
 use std::io;
 
 /// Unsent ciphertext above which `send` makes its caller wait...
@@ -41,6 +42,40 @@ impl<H: Host> State<H> {
             let _ = socket::shutdown(self.fd, libc::SHUT_WR);
         }
         Ok(())
+    }
+
+    /// Whether a send may take data now; if not, what it answers: after a
+    /// close, what the close left (enotconn after send_timeout_close), else
+    /// closed (no established connection, output shut or failed, or the
+    /// peer's end told with exit_on_close).
+    pub fn check_sendable(&self) -> Result<(), Failure> {
+        if self.closed_by_user() {
+            return Err(self.after_close.clone());
+        }
+        let peer_gone = self.end_told() && self.options.exit_on_close;
+        if self.phase != Phase::Established
+            || self.fd < 0
+            || self.outgoing != Outgoing::Open
+            || peer_gone
+        {
+            return Err(Failure::Closed);
+        }
+        Ok(())
+    }
+
+    /// After a send's data went to the engine: sends what the socket takes;
+    /// the sender then waits (its data already queued) while the backlog
+    /// is high.
+    pub fn flush_sent(
+        &mut self,
+        waiter: impl FnOnce() -> H::Waiter,
+    ) -> Result<SendOutcome, Failure> {
+        self.flush()?;
+        if self.send_must_wait() {
+            self.waiters.sends.push_back((waiter(), None));
+            return Ok(SendOutcome::Wait);
+        }
+        Ok(SendOutcome::Done)
     }
 
     /// The backlog is over the high-water mark, or senders wait with data

@@ -14,13 +14,7 @@ impl<H: Host> Conn<H> {
         waiter: impl FnOnce() -> H::Waiter,
     ) -> Result<SendOutcome, Failure> {
         let mut s = self.state.lock();
-        if s.closed_by_user() {
-            return Err(s.after_close.clone());
-        }
-        let peer_gone = s.end_told() && s.options.exit_on_close;
-        if s.phase != Phase::Established || s.fd < 0 || s.outgoing != Outgoing::Open || peer_gone {
-            return Err(Failure::Closed);
-        }
+        s.check_sendable()?;
         let packet = s.options.packet;
         let total: usize = packets.iter().map(|p| p.len() + 8).sum();
         let mut framed = Vec::with_capacity(total);
@@ -36,11 +30,6 @@ impl<H: Host> Conn<H> {
             return Ok(SendOutcome::Wait);
         }
         s.tls.write(&framed).map_err(Failure::Tls)?;
-        s.flush()?;
-        if s.send_must_wait() {
-            s.waiters.sends.push_back((waiter(), None));
-            return Ok(SendOutcome::Wait);
-        }
-        Ok(SendOutcome::Done)
+        s.flush_sent(waiter)
     }
 }
