@@ -35,14 +35,16 @@
          switch_packet_mid_stream/1]).
 %% Sending, and passive-only checks.
 -export([send_adds_framing/1, send_packet_too_large/1, send_packet_iodata/1,
-         recv_length_ignored_with_packet/1, getopts_packet_during_headers/1]).
+         recv_length_ignored_with_packet/1, getopts_packet_during_headers/1,
+         send_header_shares_record/1]).
 
 suite() -> [{timetrap, {seconds, 60}}].
 
 all() ->
     [{group, passive}, {group, active},
      send_adds_framing, send_packet_too_large, send_packet_iodata,
-     recv_length_ignored_with_packet, getopts_packet_during_headers].
+     recv_length_ignored_with_packet, getopts_packet_during_headers,
+     send_header_shares_record].
 
 groups() ->
     Cases = [raw_and_0, many_messages_one_record, one_message_many_records,
@@ -354,6 +356,99 @@ send_adds_framing(Config) ->
     ?assertEqual({ok, <<300000:32>>}, ?L:peer_recv(Peer2, 4)),
     rssl_test_lib:assert_same(Big, rssl_test_lib:call(Peer2, {recv_total, 300000})),
     ?L:finish(?M, {S2, Peer2}, ok).
+
+%% The packet header travels in the same TLS record as the start of its
+%% message, as with ssl: a message of up to 16 KiB minus the header is one
+%% record, 20000 bytes two. Counted on the wire by a relay between a
+%% ?M server and an ssl client, in TLS 1.2 and 1.3 (no tickets: the
+%% server sends nothing else once the handshake is done).
+send_header_shares_record(Config) ->
+    Pki = ?config(pki, Config),
+    [begin
+         {ok, L} = ?M:listen(0, [{packet, 4}, {versions, [V]}, {reuseaddr, true}
+                                 | rssl_test_pki:server_opts(Pki, server)]),
+         {ok, {_, Port}} = ?M:sockname(L),
+         {Relay, RelayPort} = counting_relay(Port),
+         Self = self(),
+         Client = spawn_link(
+                    fun() ->
+                            {ok, C} = ssl:connect({127, 0, 0, 1}, RelayPort,
+                                                  [binary, {active, false}, {packet, 4},
+                                                   {versions, [V]}
+                                                   | rssl_test_pki:client_opts(Pki, ca)], ?T),
+                            Self ! {self(), connected},
+                            client_loop(C)
+                    end),
+         {ok, T} = ?M:transport_accept(L, ?T),
+         {ok, S} = ?M:handshake(T, ?T),
+         receive {Client, connected} -> ok after ?T -> ct:fail(no_client) end,
+         Counts = [begin
+                       Before = relay_records(Relay),
+                       Msg = ?L:pattern(Size, 3),
+                       ok = ?M:send(S, Msg),
+                       Client ! {recv, Self},
+                       receive {Client, {ok, Got}} -> ?assertEqual(Msg, Got)
+                       after ?T -> ct:fail(no_message)
+                       end,
+                       {Size, relay_records(Relay) - Before}
+                   end || Size <- [5, 16380, 20000]],
+         ?assertEqual({V, [{5, 1}, {16380, 1}, {20000, 2}]}, {V, Counts}),
+         Client ! stop,
+         unlink(Relay),
+         Relay ! stop,
+         ok = ?M:close(S),
+         ok = ?M:close(L)
+     end || V <- ['tlsv1.2', 'tlsv1.3']],
+    ok.
+
+client_loop(C) ->
+    receive
+        {recv, From} -> From ! {self(), ssl:recv(C, 0, ?T)}, client_loop(C);
+        stop -> ssl:close(C)
+    end.
+
+%% A TCP relay in front of Port that counts the records the server sends;
+%% relay_records/1 asks it. Returns {Pid, RelayPort}.
+counting_relay(Port) ->
+    Self = self(),
+    Pid = spawn_link(
+            fun() ->
+                    {ok, LS} = gen_tcp:listen(0, [binary, {active, false}, {ip, {127, 0, 0, 1}}]),
+                    {ok, RelayPort} = inet:port(LS),
+                    Self ! {self(), RelayPort},
+                    {ok, A} = gen_tcp:accept(LS, ?T),
+                    {ok, B} = gen_tcp:connect({127, 0, 0, 1}, Port, [binary, {active, true}]),
+                    ok = inet:setopts(A, [{active, true}]),
+                    counting_loop(A, B, <<>>, 0)
+            end),
+    receive {Pid, RelayPort} -> {Pid, RelayPort} after ?T -> ct:fail(no_relay) end.
+
+counting_loop(A, B, Buf, N) ->
+    receive
+        {tcp, A, Data} ->
+            _ = gen_tcp:send(B, Data),
+            counting_loop(A, B, Buf, N);
+        {tcp, B, Data} ->
+            _ = gen_tcp:send(A, Data),
+            {Rest, M} = count_records(<<Buf/binary, Data/binary>>, N),
+            counting_loop(A, B, Rest, M);
+        {records, From} ->
+            From ! {self(), records, N},
+            counting_loop(A, B, Buf, N);
+        {tcp_closed, _} ->
+            gen_tcp:close(A), gen_tcp:close(B);
+        stop ->
+            gen_tcp:close(A), gen_tcp:close(B)
+    end.
+
+count_records(<<_Type, _:16, Len:16, _:Len/binary, Rest/binary>>, N) ->
+    count_records(Rest, N + 1);
+count_records(Partial, N) ->
+    {Partial, N}.
+
+relay_records(Relay) ->
+    Relay ! {records, self()},
+    receive {Relay, records, N} -> N after ?T -> ct:fail(relay_silent) end.
 
 send_framed(line, M) -> M;
 send_framed(Type, M) -> ?L:frame(Type, M).

@@ -29,7 +29,9 @@ const INLINE_READ_BUDGET: usize = 128 * 1024;
 /// Connections alive now: adopted and not yet dropped (leak checks).
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 
-/// How many connections are alive now (adopted and not yet freed).
+/// The most plaintext one TLS record carries.
+const MAX_RECORD_PLAINTEXT: usize = 16 * 1024;
+
 /// A socket handed back by [`Conn::detach`].
 pub struct Detached {
     /// The socket, now the caller's to close.
@@ -42,6 +44,7 @@ pub struct Detached {
     pub peer_closed: bool,
 }
 
+/// How many connections are alive now (adopted and not yet freed).
 pub fn live_connections() -> usize {
     LIVE.load(Ordering::Relaxed)
 }
@@ -143,10 +146,20 @@ impl<H: Host> Conn<H> {
                 .push_back((waiter(), Some([&header[..], data].concat())));
             return Ok(SendOutcome::Wait);
         }
-        if !header.is_empty() {
-            s.tls.write(&header).map_err(Failure::Tls)?;
+        if header.is_empty() {
+            s.tls.write(data).map_err(Failure::Tls)?;
+        } else {
+            // The header goes in the same record as the data's start: a
+            // record of its own would cost the peer a decryption (and a
+            // 22-byte record) per packet.
+            let first = data.len().min(MAX_RECORD_PLAINTEXT - header.len());
+            s.tls
+                .write(&[&header[..], &data[..first]].concat())
+                .map_err(Failure::Tls)?;
+            if first < data.len() {
+                s.tls.write(&data[first..]).map_err(Failure::Tls)?;
+            }
         }
-        s.tls.write(data).map_err(Failure::Tls)?;
         s.flush_sent(waiter)
     }
 
