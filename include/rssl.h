@@ -145,6 +145,14 @@ enum rssl_result
    */
   RSSL_HELLO = 307,
   /**
+   * The handshake waits for an asynchronous callback that answered
+   * `RSSL_PAUSED` (not a failure; see
+   * `rssl_config_builder_set_async_verify_callback`): once the answer is
+   * ready, call the handshake again on the same thread; the callback is
+   * asked again. Also what such a callback returns to answer later.
+   */
+  RSSL_PAUSED = 308,
+  /**
    * A fatal TLS alert ended the handshake or connection, sent by us or
    * by the peer: see `rssl_last_alert` and `rssl_error_string`.
    */
@@ -369,6 +377,19 @@ typedef bool (*rssl_verify_callback)(void *user_data,
                                      int32_t error);
 
 /**
+ * As `rssl_verify_callback`, for a verification that may answer later:
+ * return `RSSL_OK` to accept the certificate, `RSSL_PAUSED` when the answer
+ * is not known yet (the handshake call returns `RSSL_PAUSED`; call it again
+ * on the same thread once the answer is ready, and this callback is called
+ * again with the same arguments), anything else to reject it.
+ */
+typedef rssl_result (*rssl_async_verify_callback)(void *user_data,
+                                                  const uint8_t *cert_der,
+                                                  size_t cert_len,
+                                                  uint32_t depth,
+                                                  int32_t error);
+
+/**
  * A byte string owned by rssl, valid during the callback it is given to.
  */
 typedef struct {
@@ -492,6 +513,19 @@ rssl_result rssl_config_builder_set_verify_callback(rssl_config_builder *builder
                                                     void *user_data);
 
 /**
+ * Sets (or, with `callback` NULL, removes) a verify callback that may
+ * answer later; see `rssl_async_verify_callback`. It replaces any
+ * verify callback set before. While a configuration has an
+ * asynchronous callback, its handshakes run inside OpenSSL's async
+ * jobs, on a 32 KiB stack: every callback of it must use little
+ * stack, and a paused connection must be resumed and freed on the
+ * thread that paused it (another thread gets `RSSL_INVALID_STATE`).
+ */
+rssl_result rssl_config_builder_set_async_verify_callback(rssl_config_builder *builder,
+                                                          rssl_async_verify_callback callback,
+                                                          void *user_data);
+
+/**
  * Sets (or removes, with NULL) the partial-chain callback; see
  * `rssl_partial_chain_callback`. Only with `RSSL_VERIFY_PEER`.
  */
@@ -507,6 +541,17 @@ rssl_result rssl_config_builder_set_partial_chain_callback(rssl_config_builder *
 rssl_result rssl_config_builder_set_sni_callback(rssl_config_builder *builder,
                                                  rssl_sni_callback callback,
                                                  void *user_data);
+
+/**
+ * Server: as `rssl_config_builder_set_sni_callback`, for a callback
+ * that may also return `RSSL_PAUSED` when its choice is not known yet:
+ * the handshake call returns `RSSL_PAUSED`, and the callback is called
+ * again when it is called again on the same thread. The rules of
+ * `rssl_config_builder_set_async_verify_callback` apply.
+ */
+rssl_result rssl_config_builder_set_async_sni_callback(rssl_config_builder *builder,
+                                                       rssl_sni_callback callback,
+                                                       void *user_data);
 
 /**
  * Server: uses `config` (a server configuration) for clients asking
@@ -816,7 +861,9 @@ void rssl_config_free(const rssl_config *config);
  * is left unchanged and nothing stays open. A rejected handshake gives
  * `RSSL_TLS_ALERT` (see `rssl_last_alert`). With a configuration that
  * stops after the hello, `RSSL_HELLO` with `*conn_out` owning the
- * stopped connection (see `rssl_conn_hello_continue`).
+ * stopped connection (see `rssl_conn_hello_continue`); likewise
+ * `RSSL_PAUSED` while an asynchronous callback has no answer yet
+ * (go on with `rssl_handshake` on this thread).
  */
 rssl_result rssl_connect(const rssl_config *config,
                          const char *host,
@@ -858,7 +905,8 @@ rssl_result rssl_conn_from_fd(const rssl_config *config,
  * Runs the handshake (client or server, as the configuration says)
  * until it completes, fails or `timeout_ms` passes. After
  * `RSSL_TIMEOUT` it may be called again. Returns `RSSL_OK` at once on
- * an established connection.
+ * an established connection, and `RSSL_PAUSED` while an asynchronous
+ * callback has no answer yet (call again, on the same thread).
  */
 rssl_result rssl_handshake(rssl_conn *conn, int32_t timeout_ms);
 
@@ -1138,7 +1186,9 @@ rssl_result rssl_listener_fd(const rssl_listener *listener, int *fd_out);
  * that fails its handshake is closed and reported (e.g.
  * `RSSL_TLS_ALERT`); the listener stays usable either way.
  * With a configuration that stops after the hello: `RSSL_HELLO`, with
- * `*conn_out` owning the stopped connection.
+ * `*conn_out` owning the stopped connection; with an asynchronous
+ * callback that has no answer yet, `RSSL_PAUSED` likewise (go on with
+ * `rssl_handshake` on this thread).
  */
 rssl_result rssl_accept(const rssl_listener *listener,
                         const rssl_config *config,
@@ -1178,7 +1228,9 @@ rssl_result rssl_conn_feed_eof(rssl_conn *conn);
  * is complete (at once on an established connection), `RSSL_WANT_READ`
  * when it needs more from the peer (send the output first),
  * `RSSL_HELLO` when it stopped after the peer's hello (see
- * `rssl_config_builder_set_pause_after_hello`),
+ * `rssl_config_builder_set_pause_after_hello`), `RSSL_PAUSED` while an
+ * asynchronous callback has no answer yet (step again on this thread
+ * once it has),
  * `RSSL_CLOSED` when the stream ended, or the failure
  * (`RSSL_TLS_ALERT`: the alert is in the output).
  */

@@ -3,8 +3,11 @@
 //!
 //! Every callback gets the `user_data` given with it, runs synchronously in
 //! the thread that drives the handshake (inside `rssl_connect`,
-//! `rssl_accept`, `rssl_handshake` or `rssl_conn_handshake_step`), and so
-//! may run in several threads at once when the configuration is shared:
+//! `rssl_accept`, `rssl_handshake` or `rssl_conn_handshake_step`). The
+//! asynchronous verify and SNI callbacks may instead answer `RSSL_PAUSED`:
+//! the handshake call then returns `RSSL_PAUSED` at once, and the next one
+//! (on the same thread) asks the callback again. Callbacks may run in
+//! several threads at once when the configuration is shared:
 //! `user_data` must be safe for that. A callback must not call rssl on the
 //! connection being handshaken, must not unwind (longjmp) through rssl,
 //! and must keep `user_data` valid as long as any configuration built with
@@ -47,6 +50,21 @@ pub type rssl_verify_callback = Option<
         depth: u32,
         error: i32,
     ) -> bool,
+>;
+
+/// As `rssl_verify_callback`, for a verification that may answer later:
+/// return `RSSL_OK` to accept the certificate, `RSSL_PAUSED` when the answer
+/// is not known yet (the handshake call returns `RSSL_PAUSED`; call it again
+/// on the same thread once the answer is ready, and this callback is called
+/// again with the same arguments), anything else to reject it.
+pub type rssl_async_verify_callback = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        cert_der: *const u8,
+        cert_len: usize,
+        depth: u32,
+        error: i32,
+    ) -> rssl_result,
 >;
 
 /// Picks the trust anchor inside a peer chain that reaches no trusted CA
@@ -216,6 +234,11 @@ impl rssl_config_builder {
         };
     }
 
+    /// Whether handshakes may pause: with an asynchronous callback set.
+    fn set_may_pause(&mut self) {
+        self.options.callbacks_may_pause = self.async_verify || self.async_sni;
+    }
+
     /// Sets (or, with `callback` NULL, removes) the per-certificate verify
     /// callback; see `rssl_verify_callback`.
     #[no_mangle]
@@ -242,6 +265,43 @@ impl rssl_config_builder {
                 };
                 Callback(Arc::new(fun) as Arc<crate::engine::verify::VerifyFn>)
             });
+            builder.async_verify = false;
+            builder.set_may_pause();
+            RSSL_OK
+        }
+    }
+
+    /// Sets (or, with `callback` NULL, removes) a verify callback that may
+    /// answer later; see `rssl_async_verify_callback`. It replaces any
+    /// verify callback set before. While a configuration has an
+    /// asynchronous callback, its handshakes run inside OpenSSL's async
+    /// jobs, on a 32 KiB stack: every callback of it must use little
+    /// stack, and a paused connection must be resumed and freed on the
+    /// thread that paused it (another thread gets `RSSL_INVALID_STATE`).
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_set_async_verify_callback(
+        builder: *mut rssl_config_builder,
+        callback: rssl_async_verify_callback,
+        user_data: *mut c_void,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            let ud = UserData(user_data);
+            // SAFETY (the call in the closure): callback rules; the certificate's
+            // bytes live for the call.
+            builder.options.verify_fun = callback.map(|f| {
+                let fun = move |c: &CertCheck<'_>| {
+                    let ud = ud;
+                    match unsafe { f(ud.0, c.der.as_ptr(), c.der.len(), c.depth, c.error) } {
+                        RSSL_OK => Poll::Ready(Verdict::Accept),
+                        RSSL_PAUSED => Poll::Pending,
+                        _ => Poll::Ready(Verdict::Reject),
+                    }
+                };
+                Callback(Arc::new(fun) as Arc<crate::engine::verify::VerifyFn>)
+            });
+            builder.async_verify = callback.is_some();
+            builder.set_may_pause();
             RSSL_OK
         }
     }
@@ -286,29 +346,54 @@ impl rssl_config_builder {
     ) -> rssl_result {
         ffi_panic_boundary! {
             let builder = try_mut!(builder);
-            let ud = UserData(user_data);
-            // SAFETY (the calls in the closure): callback rules; `name` and `chosen`
-            // live for the call, which leaves `chosen` NULL or a live configuration
-            // (rssl_sni_callback's contract).
-            builder.options.sni_fun = callback.map(|f| {
-                let fun = move |name: &str| {
-                    let ud = ud;
-                    let Ok(name) = CString::new(name) else {
-                        return Poll::Ready(SniChoice::Reject);
-                    };
-                    let mut chosen: *const rssl_config = std::ptr::null();
-                    Poll::Ready(match unsafe { f(ud.0, name.as_ptr(), &mut chosen) } {
-                        RSSL_OK => match unsafe { chosen.as_ref() } {
-                            None => SniChoice::Default,
-                            Some(config) => SniChoice::Use(config.config.clone()),
-                        },
-                        _ => SniChoice::Reject,
-                    })
-                };
-                Callback(Arc::new(fun) as Arc<crate::engine::sni::SniFn>)
-            });
+            builder.set_sni(callback, user_data, false);
             RSSL_OK
         }
+    }
+
+    /// Server: as `rssl_config_builder_set_sni_callback`, for a callback
+    /// that may also return `RSSL_PAUSED` when its choice is not known yet:
+    /// the handshake call returns `RSSL_PAUSED`, and the callback is called
+    /// again when it is called again on the same thread. The rules of
+    /// `rssl_config_builder_set_async_verify_callback` apply.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_set_async_sni_callback(
+        builder: *mut rssl_config_builder,
+        callback: rssl_sni_callback,
+        user_data: *mut c_void,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            builder.set_sni(callback, user_data, true);
+            RSSL_OK
+        }
+    }
+
+    fn set_sni(&mut self, callback: rssl_sni_callback, user_data: *mut c_void, may_pause: bool) {
+        let ud = UserData(user_data);
+        // SAFETY (the calls in the closure): callback rules; `name` and `chosen`
+        // live for the call, which leaves `chosen` NULL or a live configuration
+        // (rssl_sni_callback's contract).
+        self.options.sni_fun = callback.map(|f| {
+            let fun = move |name: &str| {
+                let ud = ud;
+                let Ok(name) = CString::new(name) else {
+                    return Poll::Ready(SniChoice::Reject);
+                };
+                let mut chosen: *const rssl_config = std::ptr::null();
+                match unsafe { f(ud.0, name.as_ptr(), &mut chosen) } {
+                    RSSL_OK => Poll::Ready(match unsafe { chosen.as_ref() } {
+                        None => SniChoice::Default,
+                        Some(config) => SniChoice::Use(config.config.clone()),
+                    }),
+                    RSSL_PAUSED if may_pause => Poll::Pending,
+                    _ => Poll::Ready(SniChoice::Reject),
+                }
+            };
+            Callback(Arc::new(fun) as Arc<crate::engine::sni::SniFn>)
+        });
+        self.async_sni = may_pause && callback.is_some();
+        self.set_may_pause();
     }
 
     /// Server: uses `config` (a server configuration) for clients asking

@@ -46,6 +46,9 @@ pub struct rssl_config_builder {
     /// The C callbacks behind `options.user_lookup` (see callbacks.rs).
     pub(super) psk: Option<super::callbacks::PskHook>,
     pub(super) srp: Option<super::callbacks::SrpHook>,
+    /// The verify and SNI callbacks set are the asynchronous kind.
+    pub(super) async_verify: bool,
+    pub(super) async_sni: bool,
 }
 
 /// A built configuration: immutable, and safe to use from many threads at
@@ -72,7 +75,13 @@ impl rssl_config_builder {
                 r if r == rssl_role::RSSL_ROLE_SERVER as u32 => Role::Server,
                 other => return error::invalid_argument(format!("unknown role {other}")),
             };
-            let builder = rssl_config_builder { options: Options::new(role), psk: None, srp: None };
+            let builder = rssl_config_builder {
+                options: Options::new(role),
+                psk: None,
+                srp: None,
+                async_verify: false,
+                async_sni: false,
+            };
             *builder_out = Box::into_raw(Box::new(builder));
             RSSL_OK
         }

@@ -55,7 +55,7 @@ impl rssl_conn {
     }
 
     pub(super) fn with(mut tls: Connection, fd: Option<OwnedFd>) -> rssl_conn {
-        tls.allow_pausing_for_hello();
+        tls.allow_pausing_if_asked();
         rssl_conn {
             tls,
             fd,
@@ -65,6 +65,18 @@ impl rssl_conn {
             want_read: false,
             hello_data: Vec::new(),
         }
+    }
+
+    /// A handshake paused by an asynchronous callback resumes only on the
+    /// thread it paused on (OpenSSL's async jobs keep that thread's state).
+    pub(super) fn check_resumable(&self) -> Result<(), rssl_result> {
+        if self.tls.paused_elsewhere() {
+            return Err(error::set(
+                RSSL_INVALID_STATE,
+                "the handshake is paused on another thread: resume it there",
+            ));
+        }
+        Ok(())
     }
 
     fn raw_fd(&self) -> RawFd {
@@ -165,6 +177,7 @@ impl rssl_conn {
     }
 
     fn handshake(&mut self, deadline: Deadline) -> rssl_result {
+        try_result!(self.check_resumable());
         loop {
             match self.tls.handshake() {
                 Ok(Progress::Done) => {
@@ -176,6 +189,12 @@ impl rssl_conn {
                 Ok(Progress::Pending) if self.tls.hello_waiting().is_some() => {
                     return match self.flush(deadline) {
                         Ok(()) => RSSL_HELLO,
+                        Err(result) => result,
+                    }
+                }
+                Ok(Progress::Pending) if self.tls.is_paused() => {
+                    return match self.flush(deadline) {
+                        Ok(()) => RSSL_PAUSED,
                         Err(result) => result,
                     }
                 }
@@ -315,9 +334,9 @@ fn connect(
     }
     match conn.handshake(deadline) {
         RSSL_OK => hand_out(conn, conn_out),
-        RSSL_HELLO => {
+        stopped @ (RSSL_HELLO | RSSL_PAUSED) => {
             hand_out(conn, conn_out);
-            RSSL_HELLO
+            stopped
         }
         failed => failed,
     }
@@ -340,7 +359,9 @@ impl rssl_conn {
     /// is left unchanged and nothing stays open. A rejected handshake gives
     /// `RSSL_TLS_ALERT` (see `rssl_last_alert`). With a configuration that
     /// stops after the hello, `RSSL_HELLO` with `*conn_out` owning the
-    /// stopped connection (see `rssl_conn_hello_continue`).
+    /// stopped connection (see `rssl_conn_hello_continue`); likewise
+    /// `RSSL_PAUSED` while an asynchronous callback has no answer yet
+    /// (go on with `rssl_handshake` on this thread).
     #[no_mangle]
     pub unsafe extern "C" fn rssl_connect(
         config: *const rssl_config,
@@ -425,7 +446,8 @@ impl rssl_conn {
     /// Runs the handshake (client or server, as the configuration says)
     /// until it completes, fails or `timeout_ms` passes. After
     /// `RSSL_TIMEOUT` it may be called again. Returns `RSSL_OK` at once on
-    /// an established connection.
+    /// an established connection, and `RSSL_PAUSED` while an asynchronous
+    /// callback has no answer yet (call again, on the same thread).
     #[no_mangle]
     pub unsafe extern "C" fn rssl_handshake(conn: *mut rssl_conn, timeout_ms: i32) -> rssl_result {
         ffi_panic_boundary! {
@@ -580,7 +602,7 @@ impl rssl_conn {
         match conn.handshake(deadline) {
             // Stopped after the hello: the caller decides, then goes on
             // with rssl_handshake.
-            done @ (RSSL_OK | RSSL_HELLO) => Ok((conn, done)),
+            done @ (RSSL_OK | RSSL_HELLO | RSSL_PAUSED) => Ok((conn, done)),
             failed => Err(failed),
         }
     }

@@ -80,7 +80,9 @@ impl rssl_listener {
     /// that fails its handshake is closed and reported (e.g.
     /// `RSSL_TLS_ALERT`); the listener stays usable either way.
     /// With a configuration that stops after the hello: `RSSL_HELLO`, with
-    /// `*conn_out` owning the stopped connection.
+    /// `*conn_out` owning the stopped connection; with an asynchronous
+    /// callback that has no answer yet, `RSSL_PAUSED` likewise (go on with
+    /// `rssl_handshake` on this thread).
     #[no_mangle]
     pub unsafe extern "C" fn rssl_accept(
         listener: *const rssl_listener,

@@ -130,7 +130,9 @@ impl rssl_conn {
     /// is complete (at once on an established connection), `RSSL_WANT_READ`
     /// when it needs more from the peer (send the output first),
     /// `RSSL_HELLO` when it stopped after the peer's hello (see
-    /// `rssl_config_builder_set_pause_after_hello`),
+    /// `rssl_config_builder_set_pause_after_hello`), `RSSL_PAUSED` while an
+    /// asynchronous callback has no answer yet (step again on this thread
+    /// once it has),
     /// `RSSL_CLOSED` when the stream ended, or the failure
     /// (`RSSL_TLS_ALERT`: the alert is in the output).
     #[no_mangle]
@@ -138,9 +140,11 @@ impl rssl_conn {
         ffi_panic_boundary! {
             let conn = try_mut!(conn);
             try_result!(conn.memory_only("rssl_conn_handshake_step"));
+            try_result!(conn.check_resumable());
             match conn.tls.handshake() {
                 Ok(Progress::Done) => RSSL_OK,
                 Ok(Progress::Pending) if conn.tls.hello_waiting().is_some() => RSSL_HELLO,
+                Ok(Progress::Pending) if conn.tls.is_paused() => RSSL_PAUSED,
                 Ok(Progress::Pending) if conn.eof => {
                     error::set(RSSL_CLOSED, "connection closed during the handshake")
                 }

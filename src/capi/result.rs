@@ -67,6 +67,12 @@ pub enum rssl_result {
     /// look at it, then `rssl_conn_hello_continue` or
     /// `rssl_conn_hello_cancel`, and call the handshake again.
     RSSL_HELLO = 307,
+    /// The handshake waits for an asynchronous callback that answered
+    /// `RSSL_PAUSED` (not a failure; see
+    /// `rssl_config_builder_set_async_verify_callback`): once the answer is
+    /// ready, call the handshake again on the same thread; the callback is
+    /// asked again. Also what such a callback returns to answer later.
+    RSSL_PAUSED = 308,
 
     // 400-499: TLS.
     /// A fatal TLS alert ended the handshake or connection, sent by us or
@@ -84,7 +90,7 @@ use rssl_result::*;
 
 impl rssl_result {
     // Every code, for tests and for `from_u32` (private: not for the header).
-    const ALL: [rssl_result; 25] = [
+    const ALL: [rssl_result; 26] = [
         RSSL_OK,
         RSSL_NULL_PARAMETER,
         RSSL_INVALID_ARGUMENT,
@@ -107,6 +113,7 @@ impl rssl_result {
         RSSL_ADDRESS_IN_USE,
         RSSL_WANT_READ,
         RSSL_HELLO,
+        RSSL_PAUSED,
         RSSL_TLS_ALERT,
         RSSL_TLS_ERROR,
         RSSL_PANIC,
@@ -141,6 +148,7 @@ impl rssl_result {
             RSSL_ADDRESS_IN_USE => c"address already in use",
             RSSL_WANT_READ => c"more input from the peer is needed",
             RSSL_HELLO => c"the handshake stopped after the peer's hello",
+            RSSL_PAUSED => c"the handshake waits for a callback's answer",
             RSSL_TLS_ALERT => c"TLS alert",
             RSSL_TLS_ERROR => c"TLS error",
             RSSL_PANIC => c"internal error (panic in rssl)",

@@ -140,9 +140,13 @@ fn decide(ssl: &SslRef, fun: &HelloFn, hello: Hello) -> Option<HelloChoice> {
 
 impl Connection {
     /// Makes the connection pausable if its configuration stops after the
-    /// hello (and only then: the C API's other callbacks answer at once).
-    pub fn allow_pausing_for_hello(&mut self) {
-        if super::hooks::of(self.ssl().ssl_context()).is_some_and(|h| h.hello.is_some()) {
+    /// hello or has callbacks that may answer later (and only then: the C
+    /// API's other callbacks answer at once, and need not fit in an async
+    /// job's small stack).
+    pub fn allow_pausing_if_asked(&mut self) {
+        if super::hooks::of(self.ssl().ssl_context())
+            .is_some_and(|h| h.hello.is_some() || h.callbacks_may_pause)
+        {
             self.allow_pausing();
         }
     }
@@ -322,7 +326,7 @@ mod tests {
         let mut so = server_options(&pki);
         so.hello = waiting();
         let (mut client, mut server) = pair(client_options(&pki), so, "localhost");
-        server.allow_pausing_for_hello();
+        server.allow_pausing_if_asked();
         assert_eq!(client.handshake(), Ok(Progress::Pending));
         shuttle(&mut client, &mut server);
         assert_eq!(server.handshake(), Ok(Progress::Pending));
@@ -353,7 +357,7 @@ mod tests {
             co.versions = vec![version];
             co.hello = waiting();
             let (mut client, mut server) = pair(co, server_options(&pki), "localhost");
-            client.allow_pausing_for_hello();
+            client.allow_pausing_if_asked();
             assert_eq!(client.handshake(), Ok(Progress::Pending));
             shuttle(&mut client, &mut server);
             assert_eq!(server.handshake(), Ok(Progress::Pending));

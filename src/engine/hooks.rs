@@ -73,6 +73,8 @@ pub(crate) struct Hooks {
     pub hello: Option<Callback<super::hello::HelloFn>>,
     /// Handshakes call application callbacks (see `pause.rs`).
     pub has_callbacks: bool,
+    /// Those callbacks may answer later (the C API's asynchronous ones).
+    pub callbacks_may_pause: bool,
 }
 
 static HOOKS: Lazy<Index<SslContext, Hooks>> =
@@ -113,6 +115,7 @@ pub(crate) fn install(b: &mut SslContextBuilder, o: &Options) -> Result<(), Erro
             npn_preferred: o.npn_preferred.clone(),
             hello: o.hello.clone(),
             has_callbacks: o.has_callbacks(),
+            callbacks_may_pause: o.callbacks_may_pause && o.has_callbacks(),
         },
     );
     Ok(())

@@ -143,6 +143,9 @@ pub struct Options {
     /// Stops each handshake after the peer's hello (OTP's `{handshake,
     /// hello}`) until this function decides.
     pub hello: Option<Callback<HelloFn>>,
+    /// The callbacks may answer later (the C API's asynchronous ones):
+    /// handshakes run pausable (`pause.rs`).
+    pub callbacks_may_pause: bool,
 }
 
 impl Options {
@@ -187,6 +190,7 @@ impl Options {
             hostname_wildcards: true,
             sigalgs: None,
             hello: None,
+            callbacks_may_pause: false,
         }
     }
 

@@ -130,6 +130,16 @@ impl Connection {
         unsafe { ffi::SSL_waiting_for_async(self.ssl().as_ptr()) == 1 }
     }
 
+    /// True while the handshake waits paused on a thread other than this
+    /// one (only that thread may resume it).
+    pub fn paused_elsewhere(&self) -> bool {
+        let Some(state) = self.ssl().ex_data(*PAUSE) else {
+            return false;
+        };
+        let paused_on = *state.thread.lock();
+        self.is_paused() && paused_on.is_some_and(|t| t != std::thread::current().id())
+    }
+
     /// Before a handshake step: whether it may run on this thread (a
     /// paused job resumes only on the thread that paused it).
     pub(crate) fn step_allowed(&self) -> bool {
