@@ -35,10 +35,15 @@ start(Module, TSock, Tags) ->
 %% @doc `{Module, TransportSocket}' of a relay, for sockname/peername/opts.
 -spec info(pid()) -> {ok, {module(), term()}} | {error, closed}.
 info(Pid) ->
-    Ref = make_ref(),
+    %% The relay ends with its connection: a dead one answers at once.
+    Ref = monitor(process, Pid),
     Pid ! {info, self(), Ref},
-    receive {Ref, Info} -> {ok, Info}
-    after 5000 -> {error, closed}
+    receive
+        {Ref, Info} ->
+            demonitor(Ref, [flush]),
+            {ok, Info};
+        {'DOWN', Ref, process, Pid, _} ->
+            {error, closed}
     end.
 
 transfer(gen_tcp, TSock, Pid) -> gen_tcp:controlling_process(TSock, Pid);
