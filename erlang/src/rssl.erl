@@ -950,6 +950,14 @@ session_by_hand(Tls) ->
 with_session(Peer, Data) when is_binary(Data) -> Peer#{session => Data};
 with_session(Peer, none) -> Peer.
 
+host_text(Host) when is_tuple(Host) -> list_to_binary(inet:ntoa(Host));
+host_text(Host) when is_atom(Host) -> atom_to_binary(Host);
+host_text(Host) ->
+    case unicode:characters_to_binary(Host) of
+        Bin when is_binary(Bin) -> Bin;
+        _ -> term_to_binary(Host)
+    end.
+
 %% `save': the handshake is over once the session is kept.
 save_session(save, {ok, Socket} = Ok) ->
     _ = rssl_nif:session_save(Socket),
@@ -958,7 +966,8 @@ save_session(_, Result) ->
     Result.
 
 %% A client reuses sessions per server, as OTP's ssl keys them: the host
-%% as given and the port.
+%% as given and the port (made into text without io_lib: this runs on
+%% every connect).
 session_peer(Peer, Transport, TSock, Host) ->
     case transport_call(Transport, peername, TSock) of
         {ok, {Address, Port}} ->
@@ -966,7 +975,7 @@ session_peer(Peer, Transport, TSock, Host) ->
                        undefined -> Address;
                        _ -> Host
                    end,
-            Key = iolist_to_binary(io_lib:format("~p:~p", [Name, Port])),
+            Key = <<(host_text(Name))/binary, ":", (integer_to_binary(Port))/binary>>,
             Peer#{session_key => Key};
         _ ->
             Peer
