@@ -252,21 +252,13 @@ impl rssl_config_builder {
             let ud = UserData(user_data);
             // SAFETY (the call in the closure): callback rules; the certificate's
             // bytes live for the call.
-            builder.options.verify_fun = callback.map(|f| {
-                let fun = move |c: &CertCheck<'_>| {
-                    let ud = ud;
-                    Poll::Ready(
-                        if unsafe { f(ud.0, c.der.as_ptr(), c.der.len(), c.depth, c.error) } {
-                            Verdict::Accept
-                        } else {
-                            Verdict::Reject
-                        },
-                    )
-                };
-                Callback(Arc::new(fun) as Arc<crate::engine::verify::VerifyFn>)
-            });
-            builder.async_verify = false;
-            builder.set_may_pause();
+            builder.set_verify(callback.map(|f| move |c: &CertCheck<'_>| {
+                let ud = ud;
+                match unsafe { f(ud.0, c.der.as_ptr(), c.der.len(), c.depth, c.error) } {
+                    true => Poll::Ready(Verdict::Accept),
+                    false => Poll::Ready(Verdict::Reject),
+                }
+            }), false);
             RSSL_OK
         }
     }
@@ -289,21 +281,26 @@ impl rssl_config_builder {
             let ud = UserData(user_data);
             // SAFETY (the call in the closure): callback rules; the certificate's
             // bytes live for the call.
-            builder.options.verify_fun = callback.map(|f| {
-                let fun = move |c: &CertCheck<'_>| {
-                    let ud = ud;
-                    match unsafe { f(ud.0, c.der.as_ptr(), c.der.len(), c.depth, c.error) } {
-                        RSSL_OK => Poll::Ready(Verdict::Accept),
-                        RSSL_PAUSED => Poll::Pending,
-                        _ => Poll::Ready(Verdict::Reject),
-                    }
-                };
-                Callback(Arc::new(fun) as Arc<crate::engine::verify::VerifyFn>)
-            });
-            builder.async_verify = callback.is_some();
-            builder.set_may_pause();
+            builder.set_verify(callback.map(|f| move |c: &CertCheck<'_>| {
+                let ud = ud;
+                match unsafe { f(ud.0, c.der.as_ptr(), c.der.len(), c.depth, c.error) } {
+                    RSSL_OK => Poll::Ready(Verdict::Accept),
+                    RSSL_PAUSED => Poll::Pending,
+                    _ => Poll::Ready(Verdict::Reject),
+                }
+            }), true);
             RSSL_OK
         }
+    }
+
+    fn set_verify<F>(&mut self, fun: Option<F>, may_pause: bool)
+    where
+        F: Fn(&CertCheck<'_>) -> Poll<Verdict> + Send + Sync + 'static,
+    {
+        self.async_verify = may_pause && fun.is_some();
+        self.options.verify_fun =
+            fun.map(|f| Callback(Arc::new(f) as Arc<crate::engine::verify::VerifyFn>));
+        self.set_may_pause();
     }
 
     /// Sets (or removes, with NULL) the partial-chain callback; see
