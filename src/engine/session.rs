@@ -102,6 +102,12 @@ pub(crate) fn install(b: &mut openssl::ssl::SslContextBuilder, o: &Options) -> R
             // TLS 1.3 tickets then name a session of the server's cache.
             b.set_options(SslOptions::NO_TICKET);
         }
+        if o.session_tickets > 0 {
+            super::early_data::install(b, o.max_early_data, !o.stateful_tickets);
+            if let (Some(params), false) = (o.anti_replay, o.stateful_tickets) {
+                super::anti_replay::install(b, params);
+            }
+        }
         if let Some(fun) = o.reuse_session.clone() {
             install_reuse_fun(b, fun);
         }
@@ -113,9 +119,11 @@ pub(crate) fn install(b: &mut openssl::ssl::SslContextBuilder, o: &Options) -> R
 }
 
 /// A client keeps the sessions it may offer again: TLS 1.2 sessions when
-/// `reuse_sessions`, TLS 1.3 tickets when `auto_tickets`.
+/// `reuse_sessions`, TLS 1.3 tickets when `auto_tickets`; with
+/// `manual_tickets`, each TLS 1.3 ticket goes to its connection's queue
+/// (`collect_tickets`) for the application.
 fn install_client(b: &mut openssl::ssl::SslContextBuilder, o: &Options) {
-    if !o.reuse_sessions && !o.auto_tickets {
+    if !o.reuse_sessions && !o.auto_tickets && !o.manual_tickets {
         return;
     }
     let store: ClientStore = Arc::new(Mutex::new(SessionStore::new(CLIENT_SESSIONS)));
@@ -124,6 +132,12 @@ fn install_client(b: &mut openssl::ssl::SslContextBuilder, o: &Options) {
     let saved = store.clone();
     b.set_new_session_callback(move |ssl, session| {
         guard((), || {
+            if session.protocol_version() == SslVersion::TLS1_3 {
+                if let Some(queue) = ssl.ex_data_mut(*TICKETS) {
+                    queue.push(session);
+                    return;
+                }
+            }
             let Some(key) = ssl.ex_data(*SESSION_KEY) else {
                 return;
             };
@@ -159,6 +173,30 @@ pub(crate) fn offer_saved(ssl: &mut Ssl, key: &str) {
     drop(saved);
     // SAFETY: the session comes from a connection of this same context.
     let _ = unsafe { ssl.set_session(&session) };
+}
+
+/// A TLS 1.3 ticket received on a connection with manual tickets.
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    /// The session the ticket resumes, OpenSSL's DER (secret: it holds the
+    /// resumption key).
+    pub der: Vec<u8>,
+    /// The host name the client sent (SNI), if any.
+    pub sni: Option<String>,
+    /// The connection's cipher suite.
+    pub suite: Option<super::suite::Suite>,
+    /// The most early data the server accepts with it (0: no 0-RTT).
+    pub max_early_data: u32,
+}
+
+/// A connection's tickets not yet taken (manual tickets).
+static TICKETS: Lazy<Index<Ssl, Vec<SslSession>>> =
+    Lazy::new(|| Ssl::new_ex_index().expect("SSL ex_data index"));
+
+/// A client with manual tickets: the tickets of this connection are kept
+/// for `Connection::take_tickets`.
+pub(crate) fn collect_tickets(ssl: &mut Ssl) {
+    ssl.set_ex_data(*TICKETS, Vec::new());
 }
 
 /// A server whose `reuse_session` function decides: the sessions live in
@@ -251,6 +289,52 @@ impl Connection {
             return None;
         }
         session.to_der().ok()
+    }
+
+    /// The TLS 1.3 tickets received since the last call (a client with
+    /// manual tickets; they come with the first reads after the handshake).
+    pub fn take_tickets(&mut self) -> Vec<Ticket> {
+        let sessions = match self.ssl_mut().ex_data_mut(*TICKETS) {
+            Some(queue) if !queue.is_empty() => std::mem::take(queue),
+            _ => return Vec::new(),
+        };
+        let sni = self.sni_hostname();
+        let suite = self.suite();
+        sessions
+            .into_iter()
+            .filter_map(|s| {
+                Some(Ticket {
+                    der: s.to_der().ok()?,
+                    sni: sni.clone(),
+                    suite: suite.clone(),
+                    max_early_data: s.max_early_data(),
+                })
+            })
+            .collect()
+    }
+
+    /// Offers one of `tickets` (DER of [`Ticket`]) before the handshake
+    /// (client): the first TLS 1.3 one that OpenSSL can read, or with
+    /// `early_data` the first of those that allows early data if any does.
+    /// False when none can be offered (a full handshake follows).
+    pub fn use_tickets(&mut self, tickets: &[&[u8]], early_data: bool) -> bool {
+        let usable: Vec<SslSession> = tickets
+            .iter()
+            .filter_map(|der| SslSession::from_der(der).ok())
+            .filter(|s| s.protocol_version() == SslVersion::TLS1_3)
+            // SAFETY: a live session; the call only reads.
+            .filter(|s| unsafe { ffi::SSL_SESSION_is_resumable(s.as_ptr()) } == 1)
+            .collect();
+        let chosen = usable
+            .iter()
+            .find(|s| early_data && s.max_early_data() > 0)
+            .or(usable.first());
+        match chosen {
+            // SAFETY: OpenSSL checks that the session fits this connection's
+            // protocol and ciphers before offering it.
+            Some(session) => unsafe { self.ssl_mut().set_session(session) }.is_ok(),
+            None => false,
+        }
     }
 
     /// Offers a saved session (DER from [`Connection::session`]) before
