@@ -65,6 +65,8 @@ check_tickets(Role, Tls0) ->
                         andalso not lists:member(Tickets, Allowed)
                         andalso throw({options, dependency, {Key, {session_tickets, Allowed}}})
             end,
+    %% (OTP 25 reports use_ticket's missing version before session_tickets'.)
+    Needs(use_ticket, any),
     Needs(session_tickets, any),
     UseTicket = case Role of
                     client -> [manual];
