@@ -42,6 +42,7 @@ pub mod info;
 pub mod listener;
 pub mod memory;
 pub mod result;
+pub mod tickets;
 mod socket;
 mod text;
 
