@@ -186,7 +186,7 @@ impl rssl_conn {
                     return match self.flush(deadline) {
                         Ok(()) => RSSL_OK,
                         Err(result) => result,
-                    }
+                    };
                 }
                 Ok(Progress::Pending) if self.tls.hello_waiting().is_some() => {
                     return match self.flush(deadline) {

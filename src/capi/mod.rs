@@ -42,8 +42,8 @@ pub mod info;
 pub mod listener;
 pub mod memory;
 pub mod result;
-pub mod tickets;
 mod socket;
 mod text;
+pub mod tickets;
 
 pub use result::rssl_result;
