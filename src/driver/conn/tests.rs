@@ -18,6 +18,8 @@ enum Event {
     Passive,
     Closed,
     Error(Failure),
+    Ticket(Vec<u8>),
+    EarlyData(bool),
     Handshake(u32, Result<(), Failure>),
     Recv(u32, Result<Vec<u8>, Failure>),
     Send(u32, Result<(), Failure>),
@@ -43,6 +45,8 @@ impl Outbox<TestHost> for Recorder {
             Message::Passive => Event::Passive,
             Message::Closed => Event::Closed,
             Message::Error(f) => Event::Error(f.clone()),
+            Message::SessionTicket(t) => Event::Ticket(t.der.clone()),
+            Message::EarlyData(accepted) => Event::EarlyData(accepted),
         };
         let _ = owner.send(event);
     }
