@@ -111,6 +111,12 @@ client_ticket_refused(Config) ->
                  ?M:connection_information(S2, [session_resumption])),
     ok = ?M:close(S2),
     ?assertEqual({ok, false}, served(Server)),
+    %% No ticket that can carry early data: the client gives up with
+    %% illegal_parameter, as OTP's.
+    ?assertMatch({error, {tls_alert, {illegal_parameter, _}}},
+                 ?M:connect("localhost", port(Server),
+                            [{session_tickets, manual}, {use_ticket, [<<"no ticket">>]},
+                             {early_data, <<"early">>} | client_opts(Config)], ?T)),
     stop_server(Server).
 
 %%% ?M client, early data ------------------------------------------------------
