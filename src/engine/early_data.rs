@@ -11,6 +11,7 @@ use super::alert::Alert;
 use super::connection::{Connection, Progress};
 use super::error::Error;
 use super::options::Role;
+use foreign_types::ForeignTypeRef;
 use openssl::ssl::ErrorCode;
 
 /// `SSL_get_early_data_status` values.
@@ -66,8 +67,6 @@ pub(crate) fn install(b: &mut openssl::ssl::SslContextBuilder, max: u32, statele
         unsafe { openssl_sys::SSL_CTX_set_options(ctx, SSL_OP_NO_ANTI_REPLAY as _) };
     }
 }
-
-use foreign_types::ForeignTypeRef;
 
 impl Connection {
     /// Client: data to send as early data with the session offered (a
@@ -147,23 +146,31 @@ impl Connection {
     }
 
     fn read_early(&mut self) -> Result<Option<Progress>, Error> {
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            match self.stream_mut().read_early_data(&mut buf) {
+        // Read straight onto the end of what came before (one record at most).
+        const RECORD: usize = 16 * 1024;
+        let mut received = std::mem::take(&mut self.early.received);
+        let outcome = loop {
+            let len = received.len();
+            received.resize(len + RECORD, 0);
+            let read = self.stream_mut().read_early_data(&mut received[len..]);
+            received.truncate(len + *read.as_ref().unwrap_or(&0));
+            match read {
                 Ok(0) => {
                     self.early.reading = false;
-                    return Ok(None);
+                    break Ok(None);
                 }
-                Ok(n) => self.early.received.extend_from_slice(&buf[..n]),
+                Ok(_) => {}
                 Err(e)
                     if e.code() == ErrorCode::WANT_READ
                         || e.code() == ErrorCode::from_raw(super::ffi::SSL_ERROR_WANT_ASYNC) =>
                 {
-                    return Ok(Some(Progress::Pending));
+                    break Ok(Some(Progress::Pending));
                 }
-                Err(e) => return Err(self.fail_openssl(e)),
+                Err(e) => break Err(self.fail_openssl(e)),
             }
-        }
+        };
+        self.early.received = received;
+        outcome
     }
 }
 
