@@ -83,6 +83,12 @@ client_manual(Config, Mode) ->
     Server = ssl_server(Config, [{session_tickets, Mode}]),
     {S1, Tickets} = first_connection(Config, Server),
     ?assertEqual(3, length(Tickets)),
+    %% OTP 25's map (its ticket record is rssl's OpenSSL session).
+    [?assertMatch(#{sni := "localhost", cipher_suite := {aes_256_gcm, sha384},
+                    psk := <<_:48/binary>>, timestamp := Ms, ticket := _}
+                  when is_integer(Ms), T) || T <- Tickets],
+    ?assertEqual([cipher_suite, psk, sni, ticket, timestamp],
+                 lists:sort(maps:keys(hd(Tickets)))),
     ok = ?M:close(S1),
     ?assertEqual({ok, false}, served(Server)),
     {ok, S2} = ?M:connect("localhost", port(Server),

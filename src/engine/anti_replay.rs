@@ -133,11 +133,6 @@ extern "C" {
         cb: Option<AllowEarlyDataCb>,
         arg: *mut libc::c_void,
     );
-    fn SSL_SESSION_get_master_key(
-        session: *const openssl_sys::SSL_SESSION,
-        out: *mut u8,
-        outlen: usize,
-    ) -> usize;
 }
 
 /// Makes the context ask the filter before accepting early data.
@@ -166,7 +161,11 @@ unsafe extern "C" fn allow_early_data(
         let mut secret = [0u8; 64];
         // SAFETY: a live session; OpenSSL copies at most `secret.len()` bytes.
         let n = unsafe {
-            SSL_SESSION_get_master_key(session.as_ptr(), secret.as_mut_ptr(), secret.len())
+            super::ffi::SSL_SESSION_get_master_key(
+                session.as_ptr(),
+                secret.as_mut_ptr(),
+                secret.len(),
+            )
         };
         if n == 0 {
             return 0;

@@ -187,6 +187,8 @@ pub struct Ticket {
     pub suite: Option<super::suite::Suite>,
     /// The most early data the server accepts with it (0: no 0-RTT).
     pub max_early_data: u32,
+    /// The resumption key the ticket stands for (secret).
+    pub psk: Vec<u8>,
 }
 
 /// A connection's tickets not yet taken (manual tickets).
@@ -303,11 +305,18 @@ impl Connection {
         sessions
             .into_iter()
             .filter_map(|s| {
+                let mut psk = vec![0u8; 64];
+                // SAFETY: a live session; OpenSSL copies at most `psk.len()` bytes.
+                let n = unsafe {
+                    ffi::SSL_SESSION_get_master_key(s.as_ptr(), psk.as_mut_ptr(), psk.len())
+                };
+                psk.truncate(n);
                 Some(Ticket {
                     der: s.to_der().ok()?,
                     sni: sni.clone(),
                     suite: suite.clone(),
                     max_early_data: s.max_early_data(),
+                    psk,
                 })
             })
             .collect()

@@ -81,8 +81,8 @@ fn owner_message<'a>(
 }
 
 /// A ticket as OTP 25's `ssl` delivers one with `{session_tickets,
-/// manual}`: a map with its `sni`, `cipher_suite` and `timestamp`, whose
-/// `ticket` is here OpenSSL's session (DER) instead of OTP's record.
+/// manual}`: a map with its `sni`, `cipher_suite`, `psk` and `timestamp`,
+/// whose `ticket` is here OpenSSL's session (DER) instead of OTP's record.
 fn ticket_term<'a>(env: Env<'a>, ticket: &crate::engine::session::Ticket) -> Term<'a> {
     let sni = match &ticket.sni {
         Some(name) => name
@@ -105,6 +105,10 @@ fn ticket_term<'a>(env: Env<'a>, ticket: &crate::engine::session::Ticket) -> Ter
         .map_or(0, |d| d.as_millis() as u64);
     let pairs = [
         (atoms::cipher_suite().encode(env), suite),
+        (
+            atoms::psk().encode(env),
+            super::terms::binary(env, &ticket.psk),
+        ),
         (atoms::sni().encode(env), sni),
         (atoms::timestamp().encode(env), now.encode(env)),
         (
