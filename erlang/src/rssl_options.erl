@@ -477,8 +477,8 @@ tls(_Role, {Key, _} = Opt, Tls) ->
 %% Options OTP knows that rssl does not implement yet are reported as such
 %% (see README), never silently ignored.
 unsupported_or_bad({Key, _} = Opt) ->
-    %% crl_cache: other cache modules; session_tickets: a client's manual
-    %% mode; reuse_session: a client's saved session.
+    %% crl_cache: other cache modules; reuse_session: a client's saved
+    %% session.
     Known = [crl_cache, reuse_session, signature_algs_cert, eccs,
              certificate_authorities, ocsp_stapling, ocsp_responder_certs,
              ocsp_nonce, keep_secrets, certs_keys, cookie,
