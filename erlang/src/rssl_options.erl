@@ -438,6 +438,7 @@ tls(server, {session_tickets, T}, _Tls) ->
 %% Tickets by hand and 0-RTT: checked with what they depend on, in OTP's
 %% order, once all options are in (check_tickets/2).
 tls(_Role, {use_ticket, Tickets}, Tls) when is_list(Tickets) ->
+    _ = length(Tickets),  % a proper list (an improper one is refused)
     Tls#{use_ticket => Tickets};
 tls(_Role, {early_data, Value}, Tls) ->
     Tls#{early_data => Value};

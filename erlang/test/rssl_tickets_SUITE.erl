@@ -382,13 +382,16 @@ client_option_errors(Config) ->
           {options, dependency, {anti_replay, {session_tickets, [stateless]}}}}],
     [?assertEqual({Opts, {error, Error}},
                   {Opts, ?M:connect("localhost", 1, Opts ++ Base, ?T)}) || {Opts, Error} <- Cases],
-    %% use_ticket without manual tickets: OTP 25's ssl crashes; rssl says
-    %% what it needs.
+    %% use_ticket without manual tickets (OTP 25's ssl crashes) or as an
+    %% improper list (OTP's accepts it): rssl says what is wrong.
     case ?M of
         ssl -> ok;
         _ -> ?assertEqual({error, {options, dependency,
                                    {use_ticket, {session_tickets, [manual]}}}},
-                          ?M:connect("localhost", 1, [{use_ticket, [T]} | Base], ?T))
+                          ?M:connect("localhost", 1, [{use_ticket, [T]} | Base], ?T)),
+             ?assertEqual({error, {options, {use_ticket, [T | T]}}},
+                          ?M:connect("localhost", 1, [{session_tickets, manual},
+                                                      {use_ticket, [T | T]} | Base], ?T))
     end.
 
 server_option_errors(Config) ->
