@@ -1312,7 +1312,8 @@ rssl_result rssl_config_builder_set_anti_replay(rssl_config_builder *builder,
  * `buf` (a client with `rssl_config_builder_set_manual_tickets`), as
  * `rssl_conn_peer_cert` copies: with a buffer too small, `*out_n` says
  * how big and the ticket stays. `RSSL_NOT_AVAILABLE` when there is
- * none yet (tickets come with the data read after the handshake).
+ * none yet (tickets come with the data read after the handshake). The
+ * 32 newest not taken are kept.
  */
 rssl_result rssl_conn_next_ticket(rssl_conn *conn, uint8_t *buf, size_t len, size_t *out_n);
 

@@ -14,6 +14,9 @@ use crate::engine::anti_replay::AntiReplayParams;
 use crate::engine::Role;
 use std::ffi::c_char;
 
+/// Tickets kept per connection until taken (a server may send any number).
+const TICKETS_KEPT: usize = 32;
+
 /// How a connection's early data fared (`rssl_conn_early_data_status`).
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +107,8 @@ impl rssl_conn {
     /// `buf` (a client with `rssl_config_builder_set_manual_tickets`), as
     /// `rssl_conn_peer_cert` copies: with a buffer too small, `*out_n` says
     /// how big and the ticket stays. `RSSL_NOT_AVAILABLE` when there is
-    /// none yet (tickets come with the data read after the handshake).
+    /// none yet (tickets come with the data read after the handshake). The
+    /// 32 newest not taken are kept.
     #[no_mangle]
     pub unsafe extern "C" fn rssl_conn_next_ticket(
         conn: *mut rssl_conn,
@@ -116,6 +120,10 @@ impl rssl_conn {
             let conn = try_mut!(conn);
             let new = conn.tls.take_tickets();
             conn.tickets.extend(new.into_iter().map(|t| t.der));
+            // As the engine does, only the newest are kept.
+            while conn.tickets.len() > TICKETS_KEPT {
+                conn.tickets.pop_front();
+            }
             let Some(ticket) = conn.tickets.front() else {
                 return error::set(RSSL_NOT_AVAILABLE, "no ticket received");
             };

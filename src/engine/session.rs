@@ -134,6 +134,10 @@ fn install_client(b: &mut openssl::ssl::SslContextBuilder, o: &Options) {
         guard((), || {
             if session.protocol_version() == SslVersion::TLS1_3 {
                 if let Some(queue) = ssl.ex_data_mut(*TICKETS) {
+                    // A server may send any number: the newest are kept.
+                    if queue.len() >= TICKETS_KEPT {
+                        queue.remove(0);
+                    }
                     queue.push(session);
                     return;
                 }
@@ -190,6 +194,9 @@ pub struct Ticket {
     /// The resumption key the ticket stands for (secret).
     pub psk: Vec<u8>,
 }
+
+/// Tickets kept per connection until taken.
+const TICKETS_KEPT: usize = 32;
 
 /// A connection's tickets not yet taken (manual tickets).
 static TICKETS: Lazy<Index<Ssl, Vec<SslSession>>> =
