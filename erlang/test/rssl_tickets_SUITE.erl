@@ -58,7 +58,13 @@ all() ->
 init_per_suite(Config) ->
     rssl_socket_lib:init_suite(?M, Config).
 
+%% OTP's ssl client keeps automatic tickets in one store per VM, found by
+%% host name and not port: those this suite's (now gone) servers gave would
+%% be offered first to the next suite's "localhost" servers. A fresh ssl
+%% application has an empty store.
 end_per_suite(_Config) ->
+    ok = application:stop(ssl),
+    {ok, _} = application:ensure_all_started(ssl),
     ok.
 
 init_per_testcase(_TC, Config) ->
