@@ -51,17 +51,20 @@ impl EarlyData {
     }
 }
 
-/// Server: early data up to `max` bytes per connection. Stateless tickets
-/// stay stateless (OpenSSL would make every ticket single use through its
-/// cache); `anti_replay` then guards them.
-pub(crate) fn install(b: &mut openssl::ssl::SslContextBuilder, max: u32, stateless: bool) {
+/// Server: early data up to `max` bytes per connection. With early data
+/// OpenSSL resumes only sessions it finds, and takes, in its own cache:
+/// unless `openssl_single_use`, that check is off, for stateless tickets
+/// (they stay stateless; `anti_replay` guards them) and for a store of
+/// ours (a `reuse_session` function's, which takes its TLS 1.3 sessions
+/// itself).
+pub(crate) fn install(b: &mut openssl::ssl::SslContextBuilder, max: u32, openssl_single_use: bool) {
     if max == 0 {
         return;
     }
     let _ = b.set_max_early_data(max);
     // SAFETY: a live context under construction.
     unsafe { SSL_CTX_set_recv_max_early_data(b.as_ptr(), max) };
-    if stateless {
+    if !openssl_single_use {
         let ctx = b.as_ptr();
         // SAFETY: a live context; only sets an option bit.
         unsafe { openssl_sys::SSL_CTX_set_options(ctx, SSL_OP_NO_ANTI_REPLAY as _) };
@@ -252,6 +255,35 @@ mod tests {
         assert_eq!((resumed, status, early.len()), (true, Some(false), 0));
         let (_, status, early) = resume(&client_config, &server_config, &got[1], b"other");
         assert_eq!((status, early.as_slice()), (Some(true), &b"other"[..]));
+    }
+
+    /// Stateful tickets in the store of a `reuse_session` function are
+    /// single use too: a replay of one cannot resume (nor carry early data).
+    #[test]
+    fn stateful_tickets_of_a_reuse_session_fun_are_single_use() {
+        use crate::engine::hooks::Callback;
+        use crate::engine::session::OfferedSession;
+        use std::sync::Arc;
+        let pki = test_pki();
+        let mut so = server_options(&pki);
+        so.session_tickets = 2;
+        so.stateful_tickets = true;
+        so.max_early_data = 16384;
+        so.reuse_session = Some(Callback(Arc::new(|_: &OfferedSession<'_>| {
+            std::task::Poll::Ready(true)
+        })));
+        let server_config = Config::build(so).unwrap();
+        let mut co = client_options(&pki);
+        co.manual_tickets = true;
+        let client_config = Config::build(co).unwrap();
+        let got = tickets(&client_config, &server_config);
+        let (resumed, status, early) = resume(&client_config, &server_config, &got[0], b"early");
+        assert_eq!(
+            (resumed, status, early.as_slice()),
+            (true, Some(true), &b"early"[..])
+        );
+        let (resumed, status, early) = resume(&client_config, &server_config, &got[0], b"again");
+        assert_eq!((resumed, status, early.len()), (false, Some(false), 0));
     }
 
     #[test]

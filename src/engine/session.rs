@@ -103,7 +103,8 @@ pub(crate) fn install(b: &mut openssl::ssl::SslContextBuilder, o: &Options) -> R
             b.set_options(SslOptions::NO_TICKET);
         }
         if o.session_tickets > 0 {
-            super::early_data::install(b, o.max_early_data, !o.stateful_tickets);
+            let openssl_cache = o.stateful_tickets && o.reuse_session.is_none();
+            super::early_data::install(b, o.max_early_data, openssl_cache);
             if let (Some(params), false) = (o.anti_replay, o.stateful_tickets) {
                 super::anti_replay::install(b, params);
             }
@@ -239,9 +240,14 @@ fn install_reuse_fun(b: &mut openssl::ssl::SslContextBuilder, fun: Callback<Reus
                     suite: session.suite_id(),
                 };
                 // No answer (the handshake is being abandoned): no resumption.
-                super::pause::answer(ssl, || fun(&offered))
-                    .unwrap_or(false)
-                    .then_some(session)
+                let resume = super::pause::answer(ssl, || fun(&offered)).unwrap_or(false);
+                if resume && session.protocol_version() == SslVersion::TLS1_3 {
+                    // A TLS 1.3 ticket naming this store's session is used
+                    // once, as OpenSSL's own cache does with early data (its
+                    // replay protection) and OTP's stateful tickets are.
+                    store.lock().remove(&id.to_vec());
+                }
+                resume.then_some(session)
             })
         });
     }
