@@ -175,6 +175,37 @@ typedef uint32_t rssl_result;
 #endif // __cplusplus
 
 /**
+ * How a connection's early data fared (`rssl_conn_early_data_status`).
+ */
+enum rssl_early_data
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * None was sent (client: no ticket allowing it, or none set) or
+   * received (server), or the handshake is not done.
+   */
+  RSSL_EARLY_DATA_NONE = 0,
+  /**
+   * The server refused it: it was not delivered; send it again if it
+   * matters.
+   */
+  RSSL_EARLY_DATA_REJECTED = 1,
+  /**
+   * The server took it (a server: it received some).
+   */
+  RSSL_EARLY_DATA_ACCEPTED = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum rssl_early_data rssl_early_data;
+#else
+typedef uint32_t rssl_early_data;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * Which end of a connection a configuration is for.
  */
 enum rssl_role
@@ -1292,6 +1323,80 @@ rssl_result rssl_conn_wants(const rssl_conn *conn, bool *read_out, bool *write_o
  * thread, use `rssl_error_string`.
  */
 const char *rssl_result_string(uint32_t result);
+
+/**
+ * Client: keep each TLS 1.3 ticket the server sends on its connection
+ * for `rssl_conn_next_ticket` (default false). Tickets arrive after
+ * the handshake, with the data the client receives.
+ */
+rssl_result rssl_config_builder_set_manual_tickets(rssl_config_builder *builder, bool manual);
+
+/**
+ * Server: TLS 1.3 tickets name sessions kept by the server (OTP's
+ * `stateful`; each is then used once) instead of carrying them
+ * (`stateless`, the default). See `rssl_config_builder_set_session_tickets`.
+ */
+rssl_result rssl_config_builder_set_stateful_tickets(rssl_config_builder *builder, bool stateful);
+
+/**
+ * Server: accept up to `max_bytes` of 0-RTT early data on a resumed
+ * TLS 1.3 session (0, the default, accepts none). Needs session
+ * tickets; the early data is what `rssl_recv` / `rssl_conn_read`
+ * return first. Early data can be replayed: use stateful tickets or
+ * `rssl_config_builder_set_anti_replay`.
+ */
+rssl_result rssl_config_builder_set_early_data(rssl_config_builder *builder, uint32_t max_bytes);
+
+/**
+ * Server with stateless tickets: accept a ticket's early data once,
+ * remembered by a Bloom filter of `bits` bits and `hashes` hash
+ * functions per `window_s` seconds (at least 11 s), as OTP's
+ * `anti_replay` `{window_s, hashes, bits}` (`'10k'` is 10, 5, 72985).
+ * A refused offer resumes without its early data.
+ */
+rssl_result rssl_config_builder_set_anti_replay(rssl_config_builder *builder,
+                                                uint32_t window_s,
+                                                uint32_t hashes,
+                                                uint32_t bits);
+
+/**
+ * Copies the oldest TLS 1.3 ticket received and not yet taken into
+ * `buf` (a client with `rssl_config_builder_set_manual_tickets`), as
+ * `rssl_conn_peer_cert` copies: with a buffer too small, `*out_n` says
+ * how big and the ticket stays. `RSSL_NOT_AVAILABLE` when there is
+ * none yet (tickets come with the data read after the handshake). The
+ * 32 newest not taken are kept.
+ */
+rssl_result rssl_conn_next_ticket(rssl_conn *conn, uint8_t *buf, size_t len, size_t *out_n);
+
+/**
+ * Client, before the handshake (`rssl_conn_from_fd`, `rssl_conn_new`,
+ * after `rssl_conn_set_session` with a ticket): `len` bytes sent as
+ * early data with the ClientHello if the ticket allows that much,
+ * else not sent (see `rssl_conn_early_data_status`).
+ */
+rssl_result rssl_conn_set_early_data(rssl_conn *conn, const uint8_t *data, size_t len);
+
+/**
+ * How the early data fared, once the handshake is done.
+ */
+rssl_result rssl_conn_early_data_status(const rssl_conn *conn, rssl_early_data *status_out);
+
+/**
+ * `rssl_connect_session` that also sends `early_len` bytes of
+ * `early_data` as 0-RTT data with the ClientHello when the session (a
+ * ticket) allows it; `rssl_conn_early_data_status` tells afterwards
+ * whether the server took them (if not, they were not delivered).
+ */
+rssl_result rssl_connect_early(const rssl_config *config,
+                               const char *host,
+                               uint16_t port,
+                               const uint8_t *session,
+                               size_t session_len,
+                               const uint8_t *early_data,
+                               size_t early_len,
+                               int32_t timeout_ms,
+                               rssl_conn **conn_out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -138,7 +138,9 @@
                        | {customize_hostname_check, list()}
                        | {fallback, boolean()}
                        | {middlebox_comp_mode, boolean()}
-                       | {session_tickets, disabled | auto}.
+                       | {session_tickets, disabled | auto | manual}
+                       | {use_ticket, [term()]}
+                       | {early_data, binary()}.
 -type server_option() :: {verify, verify_none | verify_peer}
                        | {fail_if_no_peer_cert, boolean()}
                        | {cacerts, [public_key:der_encoded() | public_key:combined_cert()]}
@@ -152,7 +154,9 @@
                        | {sni_fun, fun((string()) -> [server_option() | common_option()] | unknown)}
                        | {honor_cipher_order, boolean()}
                        | {client_renegotiation, boolean()}
-                       | {session_tickets, disabled | stateful | stateless}.
+                       | {session_tickets, disabled | stateful | stateless}
+                       | {anti_replay, '10k' | '100k' | {pos_integer(), pos_integer(), pos_integer()}}
+                       | {early_data, enabled | disabled}.
 
 -type connection_info_item() :: protocol | session_id | session_resumption
                               | selected_cipher_suite | cipher_suite | sni_hostname
@@ -377,8 +381,9 @@ connect(_Host, _Port, _Options, Timeout) ->
     {error, {options, {timeout, Timeout}}}.
 
 client_handshake({Module, _} = Transport, TSock, Host, SNI, Tls0, Emulated, Initial, Deadline) ->
-    {Peer0, Tls1} = rssl_options:hostname_check(rssl_options:peer(Host, SNI, Tls0), Tls0),
-    {Session, Tls} = session_by_hand(Tls1),
+    {Peer00, Tls1} = rssl_options:hostname_check(rssl_options:peer(Host, SNI, Tls0), Tls0),
+    {Session, Tls2} = session_by_hand(Tls1),
+    {Peer0, Tls} = tickets_by_hand(Peer00, Tls2),
     case rssl_handshake:config(client, Tls) of
         {ok, Config} ->
             Peer = case Session of
@@ -946,6 +951,27 @@ session_by_hand(Tls = #{offer_session := {data, Data}}) ->
     {Data, maps:remove(offer_session, Tls)};
 session_by_hand(Tls) ->
     {none, Tls}.
+
+%% TLS 1.3 tickets given with `use_ticket' and the early data to send:
+%% per connection, kept out of the configuration. A ticket is what
+%% `{ssl, session_ticket, Ticket}' gave (a map whose `ticket' is
+%% OpenSSL's session) or that session alone; OTP's tickets, which OpenSSL
+%% cannot use, are left out, as ssl leaves out what it cannot use.
+tickets_by_hand(Peer0, Tls) ->
+    Peer1 = case Tls of
+                #{use_ticket := Tickets} ->
+                    Peer0#{tickets => [Der || T <- Tickets, Der <- [ticket_der(T)], is_binary(Der)]};
+                _ -> Peer0
+            end,
+    Peer = case Tls of
+               #{early_data := Data} -> Peer1#{early_data => Data};
+               _ -> Peer1
+           end,
+    {Peer, maps:without([use_ticket, early_data], Tls)}.
+
+ticket_der(#{ticket := Der}) when is_binary(Der) -> Der;
+ticket_der(Der) when is_binary(Der) -> Der;
+ticket_der(_) -> undefined.
 
 with_session(Peer, Data) when is_binary(Data) -> Peer#{session => Data};
 with_session(Peer, none) -> Peer.

@@ -48,6 +48,75 @@ check_sessions(Tls) ->
         maps:is_key(Mark, Tls), not Tls12],
     Tls.
 
+%% TLS 1.3 tickets and 0-RTT, with OTP 25's dependency rules and errors:
+%% session_tickets, use_ticket, early_data and anti_replay need TLS 1.3;
+%% a client's early data needs tickets (manual ones given with
+%% use_ticket), a server's stateful or stateless tickets; anti_replay
+%% needs stateless tickets. use_ticket needs manual tickets (OTP 25's ssl
+%% crashes without them). A server's early_data becomes the most early
+%% data it accepts, anti_replay OTP's Bloom filter triple.
+check_tickets(Role, Tls0) ->
+    Versions = maps:get(versions, Tls0, ['tlsv1.3', 'tlsv1.2']),
+    Tickets = maps:get(session_tickets, Tls0, disabled),
+    Needs = fun(Key, Allowed) ->
+                    maps:is_key(Key, Tls0) andalso not lists:member('tlsv1.3', Versions)
+                        andalso throw({options, dependency, {Key, {versions, ['tlsv1.3']}}}),
+                    maps:is_key(Key, Tls0) andalso Allowed =/= any
+                        andalso not lists:member(Tickets, Allowed)
+                        andalso throw({options, dependency, {Key, {session_tickets, Allowed}}})
+            end,
+    %% (OTP 25 reports use_ticket's missing version before session_tickets'.)
+    Needs(use_ticket, any),
+    Needs(session_tickets, any),
+    UseTicket = case Role of
+                    client -> [manual];
+                    server -> any
+                end,
+    Needs(use_ticket, UseTicket),
+    Needs(anti_replay, [stateless]),
+    Tls1 = case Tls0 of
+               #{anti_replay := AR} -> Tls0#{anti_replay := anti_replay(AR)};
+               _ -> Tls0
+           end,
+    Tls2 = case Role of
+               server -> maps:remove(use_ticket, Tls1);
+               client -> Tls1
+           end,
+    case {Role, Tls2} of
+        {_, #{early_data := _}} when Role =:= server ->
+            Needs(early_data, [stateful, stateless]),
+            case maps:get(early_data, Tls2) of
+                enabled -> Tls2#{early_data := max_early_data()};
+                disabled -> maps:remove(early_data, Tls2);
+                V -> throw({options, role, {early_data, {V, {server, [disabled, enabled]}}}})
+            end;
+        {client, #{early_data := V}} ->
+            Needs(early_data, [manual, auto]),
+            Tickets =:= manual andalso not maps:is_key(use_ticket, Tls2)
+                andalso throw({options, dependency, {early_data, use_ticket}}),
+            is_binary(V) orelse throw({options, type, {early_data, {V, not_binary}}}),
+            Tls2;
+        _ ->
+            Tls2
+    end.
+
+anti_replay('10k') -> {10, 5, 72985};
+anti_replay('100k') -> {10, 5, 729845};
+anti_replay({Window, Hashes, Bits} = V)
+  when is_integer(Window), Window > 0, Window < 1 bsl 32, is_integer(Hashes), Hashes > 0,
+       Hashes =< 32, is_integer(Bits), Bits > 0, Bits < 1 bsl 32 ->
+    V;
+anti_replay(V) ->
+    throw({options, {anti_replay, V}}).
+
+%% The most early data a server accepts: OTP's ssl application variable
+%% server_session_ticket_max_early_data, rssl's of the same name.
+max_early_data() ->
+    case application:get_env(rssl, server_session_ticket_max_early_data) of
+        {ok, Size} when is_integer(Size), Size > 0, Size < 1 bsl 32 -> Size;
+        _ -> 16384
+    end.
+
 %% @doc Validates `Options' for `Role' and splits them.
 -spec split(role(), list()) -> {ok, parts()} | {error, term()}.
 split(Role, Options) when is_list(Options) ->
@@ -57,14 +126,16 @@ split(Role, Options) when is_list(Options) ->
                                    transport => {gen_tcp, {tcp, tcp_closed, tcp_error}}})}
     catch
         throw:{options, _} = Reason -> {error, Reason};
-        throw:{options, dependency, _} = Reason -> {error, Reason}
+        throw:{options, dependency, _} = Reason -> {error, Reason};
+        throw:{options, role, _} = Reason -> {error, Reason};
+        throw:{options, type, _} = Reason -> {error, Reason}
     end;
 split(_Role, Options) ->
     {error, {options, {not_a_list, Options}}}.
 
 split(Role, [], Acc = #{tcp := Tcp, emulated := Emu, tls := Tls}) ->
     Acc#{tcp := lists:reverse(Tcp), emulated := lists:reverse(Emu),
-         tls := check_combinations(Role, check_sessions(Tls))};
+         tls := check_combinations(Role, check_tickets(Role, check_sessions(Tls)))};
 split(Role, [binary | Rest], Acc) ->
     split(Role, [{mode, binary} | Rest], Acc);
 split(Role, [list | Rest], Acc) ->
@@ -356,10 +427,23 @@ tls(client, {srp_identity, {User, Password}} = Opt, Tls) when is_list(User), is_
         _ ->
             throw({options, Opt})
     end;
-tls(client, {session_tickets, T}, Tls) when T =:= disabled; T =:= auto ->
+tls(client, {session_tickets, T}, Tls) when T =:= disabled; T =:= auto; T =:= manual ->
     Tls#{session_tickets => T};
 tls(server, {session_tickets, T}, Tls) when T =:= disabled; T =:= stateful; T =:= stateless ->
     Tls#{session_tickets => T};
+tls(client, {session_tickets, T}, _Tls) ->
+    throw({options, role, {session_tickets, {T, {client, [disabled, manual, auto]}}}});
+tls(server, {session_tickets, T}, _Tls) ->
+    throw({options, role, {session_tickets, {T, {server, [disabled, stateful, stateless]}}}});
+%% Tickets by hand and 0-RTT: checked with what they depend on, in OTP's
+%% order, once all options are in (check_tickets/2).
+tls(_Role, {use_ticket, Tickets}, Tls) when is_list(Tickets) ->
+    _ = length(Tickets),  % a proper list (an improper one is refused)
+    Tls#{use_ticket => Tickets};
+tls(_Role, {early_data, Value}, Tls) ->
+    Tls#{early_data => Value};
+tls(_Role, {anti_replay, Value}, Tls) ->
+    Tls#{anti_replay => Value};
 tls(server, {reuse_session, Fun}, Tls) when is_function(Fun, 4) ->
     Tls#{reuse_session => Fun};
 tls(server, {next_protocols_advertised, Ps} = Opt, Tls) ->
@@ -394,10 +478,9 @@ tls(_Role, {Key, _} = Opt, Tls) ->
 %% Options OTP knows that rssl does not implement yet are reported as such
 %% (see README), never silently ignored.
 unsupported_or_bad({Key, _} = Opt) ->
-    %% crl_cache: other cache modules; session_tickets: a client's manual
-    %% mode; reuse_session: a client's saved session.
-    Known = [crl_cache, reuse_session, session_tickets, use_ticket, early_data,
-             anti_replay, signature_algs_cert, eccs,
+    %% crl_cache: other cache modules; reuse_session: a client's saved
+    %% session.
+    Known = [crl_cache, reuse_session, signature_algs_cert, eccs,
              certificate_authorities, ocsp_stapling, ocsp_responder_certs,
              ocsp_nonce, keep_secrets, certs_keys, cookie,
              key_update_at, renegotiate_at, max_fragment_length, stateless_tickets_seed],

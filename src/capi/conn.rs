@@ -40,8 +40,12 @@ pub struct rssl_conn {
     pub(super) eof: bool,
     /// We sent close_notify: nothing more may be written.
     pub(super) shut_down: bool,
-    /// Plaintext that arrived while a send waited on a renegotiation.
-    early_plain: Vec<u8>,
+    /// Plaintext to hand out before what the engine decrypts next: a
+    /// server's 0-RTT early data, and what arrived while a send waited on
+    /// a renegotiation.
+    pub(super) early_plain: Vec<u8>,
+    /// TLS 1.3 tickets received (manual tickets), oldest first.
+    pub(super) tickets: std::collections::VecDeque<Vec<u8>>,
     /// Memory connections: the last step or read stopped for want of input.
     pub(super) want_read: bool,
     /// The hello extension last handed out by `rssl_conn_hello_extension`.
@@ -62,6 +66,7 @@ impl rssl_conn {
             eof: false,
             shut_down: false,
             early_plain: Vec::new(),
+            tickets: Default::default(),
             want_read: false,
             hello_data: Vec::new(),
         }
@@ -176,15 +181,25 @@ impl rssl_conn {
         error::engine(err)
     }
 
+    /// The handshake is done: a server's early data comes first.
+    pub(super) fn established_now(&mut self) {
+        let mut early = self.tls.take_early_data();
+        if !early.is_empty() {
+            early.append(&mut self.early_plain);
+            self.early_plain = early;
+        }
+    }
+
     fn handshake(&mut self, deadline: Deadline) -> rssl_result {
         try_result!(self.check_resumable());
         loop {
             match self.tls.handshake() {
                 Ok(Progress::Done) => {
+                    self.established_now();
                     return match self.flush(deadline) {
                         Ok(()) => RSSL_OK,
                         Err(result) => result,
-                    }
+                    };
                 }
                 Ok(Progress::Pending) if self.tls.hello_waiting().is_some() => {
                     return match self.flush(deadline) {
@@ -299,11 +314,12 @@ fn client_peer(host: Option<&str>) -> PeerName {
     }
 }
 
-fn connect(
+pub(super) fn connect(
     config: &rssl_config,
     host: &str,
     port: u16,
     session: Option<&[u8]>,
+    early_data: Option<&[u8]>,
     timeout_ms: i32,
     conn_out: &mut *mut rssl_conn,
 ) -> rssl_result {
@@ -331,6 +347,9 @@ fn connect(
         if let Err(e) = conn.tls.set_session(der) {
             return error::set(RSSL_INVALID_ARGUMENT, e.to_string());
         }
+    }
+    if let Some(data) = early_data {
+        conn.tls.set_early_data(data.to_vec(), false);
     }
     match conn.handshake(deadline) {
         RSSL_OK => hand_out(conn, conn_out),
@@ -374,7 +393,7 @@ impl rssl_conn {
             let config = try_ref!(config);
             let host = try_str!(host);
             let conn_out = try_mut!(conn_out);
-            connect(config, host, port, None, timeout_ms, conn_out)
+            connect(config, host, port, None, None, timeout_ms, conn_out)
         }
     }
 
@@ -397,7 +416,7 @@ impl rssl_conn {
             let host = try_str!(host);
             let session = try_slice!(session, session_len);
             let conn_out = try_mut!(conn_out);
-            connect(config, host, port, Some(session), timeout_ms, conn_out)
+            connect(config, host, port, Some(session), None, timeout_ms, conn_out)
         }
     }
 

@@ -142,7 +142,10 @@ impl rssl_conn {
             try_result!(conn.memory_only("rssl_conn_handshake_step"));
             try_result!(conn.check_resumable());
             match conn.tls.handshake() {
-                Ok(Progress::Done) => RSSL_OK,
+                Ok(Progress::Done) => {
+                    conn.established_now();
+                    RSSL_OK
+                }
                 Ok(Progress::Pending) if conn.tls.hello_waiting().is_some() => RSSL_HELLO,
                 Ok(Progress::Pending) if conn.tls.is_paused() => RSSL_PAUSED,
                 Ok(Progress::Pending) if conn.eof => {
@@ -183,6 +186,14 @@ impl rssl_conn {
             }
             // SAFETY: pointer rules: `buf` is non-NULL (len > 0) and holds `len` bytes.
             let buf = unsafe { std::slice::from_raw_parts_mut(buf, len) };
+            if !conn.early_plain.is_empty() {
+                // A server's early data, before the rest.
+                let n = len.min(conn.early_plain.len());
+                buf[..n].copy_from_slice(&conn.early_plain[..n]);
+                conn.early_plain.drain(..n);
+                *n_out = n;
+                return RSSL_OK;
+            }
             match conn.tls.read(buf) {
                 Ok(ReadOutcome::Data(n)) => {
                     *n_out = n;

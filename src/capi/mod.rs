@@ -44,5 +44,6 @@ pub mod memory;
 pub mod result;
 mod socket;
 mod text;
+pub mod tickets;
 
 pub use result::rssl_result;

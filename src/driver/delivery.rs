@@ -11,6 +11,9 @@ impl<H: Host> State<H> {
         if self.phase != Phase::Established || self.end_told() {
             return;
         }
+        for ticket in self.tls.take_tickets() {
+            outbox.to_owner(&self.owner, &self.options, Message::SessionTicket(&ticket));
+        }
         loop {
             let options = self.options;
             if options.active.is_active() {

@@ -30,6 +30,10 @@ pub enum Message<'a> {
     Passive,
     Closed,
     Error(&'a Failure),
+    /// A TLS 1.3 ticket (a client with manual tickets).
+    SessionTicket(&'a crate::engine::session::Ticket),
+    /// A client that sent early data: whether the server accepted it.
+    EarlyData(bool),
 }
 
 /// Answers to a blocked caller.

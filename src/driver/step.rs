@@ -3,7 +3,7 @@
 //! callers, and letting the socket go at the end.
 
 use super::conn::Conn;
-use super::host::{Failure, Host, Outbox, Reply};
+use super::host::{Failure, Host, Message, Outbox, Reply};
 use super::poller::{Pollable, Ready};
 use super::state::{Incoming, Outgoing, Phase, Reading, State};
 use crate::engine::{Error, Progress};
@@ -47,6 +47,16 @@ impl<H: Host> State<H> {
                     }
                     Ok(Progress::Done) => {
                         self.phase = Phase::Established;
+                        if let Some(accepted) = self.tls.early_data_status() {
+                            if self.tls.role() == crate::engine::Role::Client {
+                                // Before connect returns, as OTP's ssl tells it.
+                                let m = Message::EarlyData(accepted);
+                                outbox.to_owner(&self.owner, &self.options, m);
+                            }
+                        }
+                        // A server's early data comes before the rest.
+                        let early = self.tls.take_early_data();
+                        self.plain.extend_from_slice(&early);
                         if let Some(w) = self.waiters.handshake.take() {
                             outbox.reply(w, &self.options, Reply::Handshake(Ok(())));
                         }

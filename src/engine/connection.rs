@@ -99,6 +99,8 @@ pub struct Connection {
     /// Plaintext accepted by `write` but not yet encrypted (renegotiation in progress).
     pending_plain: Vec<u8>,
     failure: Option<Error>,
+    /// 0-RTT (`early_data.rs`).
+    pub(super) early: super::early_data::EarlyData,
 }
 
 impl Drop for Connection {
@@ -136,6 +138,9 @@ impl Connection {
                     .map_err(|_| Error::Option("server_name_indication".into(), host.clone()))?;
                 }
                 super::tls13_alert::prepare(&mut ssl);
+                if config.options().manual_tickets {
+                    super::session::collect_tickets(&mut ssl);
+                }
                 if let Some(key) = &peer.session_key {
                     super::session::offer_saved(&mut ssl, key);
                 }
@@ -149,12 +154,17 @@ impl Connection {
             }
         }
         let stream = SslStream::new(ssl, Wire::default()).map_err(internal)?;
+        let early = match role {
+            Role::Server => super::early_data::EarlyData::server(config.options().max_early_data),
+            Role::Client => Default::default(),
+        };
         Ok(Connection {
             stream,
             role,
             established: false,
             pending_plain: Vec::new(),
             failure: None,
+            early,
         })
     }
 
@@ -165,6 +175,10 @@ impl Connection {
     /// The OpenSSL connection, for the feature modules.
     pub(crate) fn ssl(&self) -> &SslRef {
         self.stream.ssl()
+    }
+
+    pub(super) fn stream_mut(&mut self) -> &mut SslStream<Wire> {
+        &mut self.stream
     }
 
     pub(crate) fn ssl_mut(&mut self) -> &mut SslRef {
@@ -187,6 +201,9 @@ impl Connection {
         if !self.step_allowed() {
             // Paused on another thread: only that one may resume it.
             return Ok(Progress::Pending);
+        }
+        if let Some(progress) = self.early_step()? {
+            return Ok(progress);
         }
         let flight_start = self.output().len();
         let step = self.stream.do_handshake();
@@ -472,6 +489,23 @@ impl Connection {
         };
         self.failure = Some(err.clone());
         err
+    }
+
+    /// A failure found here, before anything went to the peer: `alert`
+    /// is reported as sent (as OTP reports its own checks).
+    pub(super) fn fail_locally(&mut self, alert: Alert, detail: &str) -> Error {
+        let err = Error::Alert {
+            alert,
+            role: self.role,
+            local: true,
+            detail: detail.into(),
+        };
+        self.failure = Some(err.clone());
+        err
+    }
+
+    pub(super) fn fail_openssl(&mut self, e: openssl::ssl::Error) -> Error {
+        self.fail(e)
     }
 
     /// Turns an OpenSSL failure into the error OTP would report, and keeps it.

@@ -85,6 +85,12 @@ extern "C" {
 
     // Sessions.
     pub fn SSL_SESSION_is_resumable(session: *const SSL_SESSION) -> c_int;
+    /// TLS 1.3: the resumption PSK of a ticket's session.
+    pub fn SSL_SESSION_get_master_key(
+        session: *const SSL_SESSION,
+        out: *mut u8,
+        outlen: usize,
+    ) -> usize;
     pub fn SSL_SESSION_get0_peer(session: *mut SSL_SESSION) -> *mut openssl_sys::X509;
     pub fn SSL_SESSION_get0_cipher(session: *const SSL_SESSION) -> *const openssl_sys::SSL_CIPHER;
     pub fn SSL_CIPHER_get_protocol_id(cipher: *const openssl_sys::SSL_CIPHER) -> u16;

@@ -5,9 +5,11 @@
 //! gives ciphertext out, and exposes plaintext read/write.
 
 pub mod alert;
+pub mod anti_replay;
 pub mod config;
 pub mod connection;
 pub mod crl;
+pub mod early_data;
 pub mod error;
 mod ffi;
 pub mod hello;

@@ -3,6 +3,7 @@
 //! Front ends (Erlang option lists, C builder calls) fill an [`Options`];
 //! equal options share one OpenSSL context (see `config.rs`).
 
+use super::anti_replay::AntiReplayParams;
 use super::config::Config;
 use super::crl::{CrlCheck, CrlSource};
 use super::hello::HelloFn;
@@ -127,6 +128,16 @@ pub struct Options {
     /// Client: keep TLS 1.3 tickets and offer one on the next connection
     /// with the same session key (OTP's `session_tickets` `auto`).
     pub auto_tickets: bool,
+    /// Client: each TLS 1.3 ticket the server sends is kept on its
+    /// connection for the application to take (OTP's `session_tickets`
+    /// `manual`, see `Connection::take_tickets`).
+    pub manual_tickets: bool,
+    /// Server: the most early data (0-RTT) a client may send on a resumed
+    /// TLS 1.3 session; 0 (the default) accepts none (OTP's `early_data`).
+    pub max_early_data: u32,
+    /// Server with stateless tickets: refuses early data offered twice
+    /// with one ticket (OTP's `anti_replay`).
+    pub anti_replay: Option<AntiReplayParams>,
     /// Server: decides whether a session a client offers is resumed
     /// (OTP's `reuse_session`).
     pub reuse_session: Option<Callback<ReuseSessionFn>>,
@@ -184,6 +195,9 @@ impl Options {
             session_tickets: 0,
             stateful_tickets: false,
             auto_tickets: false,
+            manual_tickets: false,
+            max_early_data: 0,
+            anti_replay: None,
             reuse_session: None,
             npn_advertised: Vec::new(),
             npn_preferred: None,

@@ -102,6 +102,13 @@ pub(crate) fn install(b: &mut openssl::ssl::SslContextBuilder, o: &Options) -> R
             // TLS 1.3 tickets then name a session of the server's cache.
             b.set_options(SslOptions::NO_TICKET);
         }
+        if o.session_tickets > 0 {
+            let openssl_cache = o.stateful_tickets && o.reuse_session.is_none();
+            super::early_data::install(b, o.max_early_data, openssl_cache);
+            if let (Some(params), false) = (o.anti_replay, o.stateful_tickets) {
+                super::anti_replay::install(b, params);
+            }
+        }
         if let Some(fun) = o.reuse_session.clone() {
             install_reuse_fun(b, fun);
         }
@@ -113,9 +120,11 @@ pub(crate) fn install(b: &mut openssl::ssl::SslContextBuilder, o: &Options) -> R
 }
 
 /// A client keeps the sessions it may offer again: TLS 1.2 sessions when
-/// `reuse_sessions`, TLS 1.3 tickets when `auto_tickets`.
+/// `reuse_sessions`, TLS 1.3 tickets when `auto_tickets`; with
+/// `manual_tickets`, each TLS 1.3 ticket goes to its connection's queue
+/// (`collect_tickets`) for the application.
 fn install_client(b: &mut openssl::ssl::SslContextBuilder, o: &Options) {
-    if !o.reuse_sessions && !o.auto_tickets {
+    if !o.reuse_sessions && !o.auto_tickets && !o.manual_tickets {
         return;
     }
     let store: ClientStore = Arc::new(Mutex::new(SessionStore::new(CLIENT_SESSIONS)));
@@ -124,6 +133,16 @@ fn install_client(b: &mut openssl::ssl::SslContextBuilder, o: &Options) {
     let saved = store.clone();
     b.set_new_session_callback(move |ssl, session| {
         guard((), || {
+            if session.protocol_version() == SslVersion::TLS1_3 {
+                if let Some(queue) = ssl.ex_data_mut(*TICKETS) {
+                    // A server may send any number: the newest are kept.
+                    if queue.len() >= TICKETS_KEPT {
+                        queue.remove(0);
+                    }
+                    queue.push(session);
+                    return;
+                }
+            }
             let Some(key) = ssl.ex_data(*SESSION_KEY) else {
                 return;
             };
@@ -161,6 +180,35 @@ pub(crate) fn offer_saved(ssl: &mut Ssl, key: &str) {
     let _ = unsafe { ssl.set_session(&session) };
 }
 
+/// A TLS 1.3 ticket received on a connection with manual tickets.
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    /// The session the ticket resumes, OpenSSL's DER (secret: it holds the
+    /// resumption key).
+    pub der: Vec<u8>,
+    /// The host name the client sent (SNI), if any.
+    pub sni: Option<String>,
+    /// The connection's cipher suite.
+    pub suite: Option<super::suite::Suite>,
+    /// The most early data the server accepts with it (0: no 0-RTT).
+    pub max_early_data: u32,
+    /// The resumption key the ticket stands for (secret).
+    pub psk: Vec<u8>,
+}
+
+/// Tickets kept per connection until taken.
+const TICKETS_KEPT: usize = 32;
+
+/// A connection's tickets not yet taken (manual tickets).
+static TICKETS: Lazy<Index<Ssl, Vec<SslSession>>> =
+    Lazy::new(|| Ssl::new_ex_index().expect("SSL ex_data index"));
+
+/// A client with manual tickets: the tickets of this connection are kept
+/// for `Connection::take_tickets`.
+pub(crate) fn collect_tickets(ssl: &mut Ssl) {
+    ssl.set_ex_data(*TICKETS, Vec::new());
+}
+
 /// A server whose `reuse_session` function decides: the sessions live in
 /// a store of ours (OpenSSL's own lookup would not ask), and TLS 1.2
 /// resumption goes through session ids only, as with OTP's servers.
@@ -192,9 +240,14 @@ fn install_reuse_fun(b: &mut openssl::ssl::SslContextBuilder, fun: Callback<Reus
                     suite: session.suite_id(),
                 };
                 // No answer (the handshake is being abandoned): no resumption.
-                super::pause::answer(ssl, || fun(&offered))
-                    .unwrap_or(false)
-                    .then_some(session)
+                let resume = super::pause::answer(ssl, || fun(&offered)).unwrap_or(false);
+                if resume && session.protocol_version() == SslVersion::TLS1_3 {
+                    // A TLS 1.3 ticket naming this store's session is used
+                    // once, as OpenSSL's own cache does with early data (its
+                    // replay protection) and OTP's stateful tickets are.
+                    store.lock().remove(&id.to_vec());
+                }
+                resume.then_some(session)
             })
         });
     }
@@ -251,6 +304,59 @@ impl Connection {
             return None;
         }
         session.to_der().ok()
+    }
+
+    /// The TLS 1.3 tickets received since the last call (a client with
+    /// manual tickets; they come with the first reads after the handshake).
+    pub fn take_tickets(&mut self) -> Vec<Ticket> {
+        let sessions = match self.ssl_mut().ex_data_mut(*TICKETS) {
+            Some(queue) if !queue.is_empty() => std::mem::take(queue),
+            _ => return Vec::new(),
+        };
+        let sni = self.sni_hostname();
+        let suite = self.suite();
+        sessions
+            .into_iter()
+            .filter_map(|s| {
+                let mut psk = vec![0u8; 64];
+                // SAFETY: a live session; OpenSSL copies at most `psk.len()` bytes.
+                let n = unsafe {
+                    ffi::SSL_SESSION_get_master_key(s.as_ptr(), psk.as_mut_ptr(), psk.len())
+                };
+                psk.truncate(n);
+                Some(Ticket {
+                    der: s.to_der().ok()?,
+                    sni: sni.clone(),
+                    suite: suite.clone(),
+                    max_early_data: s.max_early_data(),
+                    psk,
+                })
+            })
+            .collect()
+    }
+
+    /// Offers one of `tickets` (DER of [`Ticket`]) before the handshake
+    /// (client): the first TLS 1.3 one that OpenSSL can read, or with
+    /// `early_data` the first of those that allows early data if any does.
+    /// False when none can be offered (a full handshake follows).
+    pub fn use_tickets(&mut self, tickets: &[&[u8]], early_data: bool) -> bool {
+        let usable: Vec<SslSession> = tickets
+            .iter()
+            .filter_map(|der| SslSession::from_der(der).ok())
+            .filter(|s| s.protocol_version() == SslVersion::TLS1_3)
+            // SAFETY: a live session; the call only reads.
+            .filter(|s| unsafe { ffi::SSL_SESSION_is_resumable(s.as_ptr()) } == 1)
+            .collect();
+        let chosen = usable
+            .iter()
+            .find(|s| early_data && s.max_early_data() > 0)
+            .or(usable.first());
+        match chosen {
+            // SAFETY: OpenSSL checks that the session fits this connection's
+            // protocol and ciphers before offering it.
+            Some(session) => unsafe { self.ssl_mut().set_session(session) }.is_ok(),
+            None => false,
+        }
     }
 
     /// Offers a saved session (DER from [`Connection::session`]) before

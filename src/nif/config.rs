@@ -179,6 +179,20 @@ fn decode_callbacks(map: Term, o: &mut Options) -> NifResult<()> {
             o.stateful_tickets = is(t, atoms::stateful());
         }
         o.auto_tickets = is(t, atoms::auto());
+        o.manual_tickets = is(t, atoms::manual());
+    }
+    // Server 0-RTT: the most early data accepted (rssl_options puts the
+    // size there for `{early_data, enabled}`).
+    if let Some(t) = get(map, atoms::early_data()) {
+        o.max_early_data = t.decode()?;
+    }
+    if let Some(t) = get(map, atoms::anti_replay()) {
+        let (window_secs, hashes, bits): (u32, u32, u32) = t.decode()?;
+        o.anti_replay = Some(crate::engine::anti_replay::AntiReplayParams {
+            window_secs,
+            hashes,
+            bits,
+        });
     }
     if let Some(t) = get(map, atoms::handshake()) {
         if is(t, atoms::hello()) {

@@ -63,7 +63,60 @@ fn owner_message<'a>(
         Message::Error(failure) => {
             (atoms::ssl_error(), socket, failure_term(env, failure)).encode(env)
         }
+        Message::SessionTicket(ticket) => (
+            atoms::ssl(),
+            atoms::session_ticket(),
+            ticket_term(env, ticket),
+        )
+            .encode(env),
+        Message::EarlyData(accepted) => {
+            let verdict = if accepted {
+                atoms::accepted()
+            } else {
+                atoms::rejected()
+            };
+            (atoms::ssl(), socket, (atoms::early_data(), verdict)).encode(env)
+        }
     })
+}
+
+/// A ticket as OTP 25's `ssl` delivers one with `{session_tickets,
+/// manual}`: a map with its `sni`, `cipher_suite`, `psk` and `timestamp`,
+/// whose `ticket` is here OpenSSL's session (DER) instead of OTP's record.
+fn ticket_term<'a>(env: Env<'a>, ticket: &crate::engine::session::Ticket) -> Term<'a> {
+    let sni = match &ticket.sni {
+        Some(name) => name
+            .chars()
+            .map(|c| c as u32)
+            .collect::<Vec<u32>>()
+            .encode(env),
+        None => atoms::undefined().encode(env),
+    };
+    let suite = match &ticket.suite {
+        Some(s) => (
+            super::terms::atom(env, s.cipher),
+            super::terms::atom(env, s.prf),
+        )
+            .encode(env),
+        None => atoms::undefined().encode(env),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let pairs = [
+        (atoms::cipher_suite().encode(env), suite),
+        (
+            atoms::psk().encode(env),
+            super::terms::binary(env, &ticket.psk),
+        ),
+        (atoms::sni().encode(env), sni),
+        (atoms::timestamp().encode(env), now.encode(env)),
+        (
+            atoms::ticket().encode(env),
+            super::terms::binary(env, &ticket.der),
+        ),
+    ];
+    Term::map_from_pairs(env, &pairs).unwrap_or_else(|_| atoms::undefined().encode(env))
 }
 
 fn reply_message<'a>(

@@ -111,6 +111,20 @@ fn adopt<'a>(
             {
                 let _ = tls.set_session(der.as_slice());
             }
+            // Manual TLS 1.3 tickets (`use_ticket`): one is offered, or a
+            // full handshake; early data then needs a ticket allowing it.
+            let manual = peer.map_get(atoms::tickets()).ok();
+            if let Some(list) = manual.and_then(|t| t.decode::<Vec<Binary>>().ok()) {
+                let ders: Vec<&[u8]> = list.iter().map(|b| b.as_slice()).collect();
+                let early = peer.map_get(atoms::early_data()).is_ok();
+                tls.use_tickets(&ders, early);
+            }
+            if let Ok(data) = peer
+                .map_get(atoms::early_data())
+                .and_then(|t| t.decode::<Binary>())
+            {
+                tls.set_early_data(data.as_slice().to_vec(), manual.is_some());
+            }
             // Callbacks answer from Erlang: the handshake pauses for them.
             tls.allow_pausing();
             tls

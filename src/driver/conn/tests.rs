@@ -18,6 +18,8 @@ enum Event {
     Passive,
     Closed,
     Error(Failure),
+    Ticket(Vec<u8>),
+    EarlyData(bool),
     Handshake(u32, Result<(), Failure>),
     Recv(u32, Result<Vec<u8>, Failure>),
     Send(u32, Result<(), Failure>),
@@ -43,6 +45,8 @@ impl Outbox<TestHost> for Recorder {
             Message::Passive => Event::Passive,
             Message::Closed => Event::Closed,
             Message::Error(f) => Event::Error(f.clone()),
+            Message::SessionTicket(t) => Event::Ticket(t.der.clone()),
+            Message::EarlyData(accepted) => Event::EarlyData(accepted),
         };
         let _ = owner.send(event);
     }
@@ -464,4 +468,56 @@ fn send_packets_refuses_the_whole_batch_when_one_is_too_big() {
         Ok(SendOutcome::Done)
     ));
     assert_eq!(peer.recv(5), (vec![4, b'n', b'e', b'x', b't'], false));
+}
+
+/// A driver client with manual tickets: each ticket reaches the owner as a
+/// message (passive socket, nothing read by the application); a second
+/// connection with one of them sends early data, and the owner hears the
+/// server took it before the handshake's answer.
+#[test]
+fn tickets_then_early_data_verdict_before_the_handshake_answer() {
+    use crate::engine::connection::PeerName;
+    use crate::engine::{Config, Connection};
+    let pki = test_pki();
+    let mut so = server_options(&pki);
+    so.session_tickets = 2;
+    so.max_early_data = 1024;
+    let server_config = Config::build(so).unwrap();
+    let mut co = client_options(&pki);
+    co.manual_tickets = true;
+    let client_config = Config::build(co).unwrap();
+    let name = PeerName {
+        sni: Some("localhost".into()),
+        verify_host: Some("localhost".into()),
+        session_key: None,
+    };
+    let connect = |tls: Connection| {
+        let (ours, theirs) = socket_pair();
+        let (owner, events) = channel();
+        let conn =
+            Conn::<TestHost>::adopt(ours, tls, owner.clone(), options(Active::False)).unwrap();
+        socket::close(ours);
+        let mut peer = Peer {
+            fd: theirs,
+            tls: Connection::new(&server_config, &Default::default()).unwrap(),
+        };
+        conn.handshake((0, owner)).unwrap();
+        peer.handshake();
+        (conn, events, peer)
+    };
+    let (_first, events, _peer) = connect(Connection::new(&client_config, &name).unwrap());
+    assert_eq!(next(&events), Event::Handshake(0, Ok(())));
+    let tickets: Vec<Vec<u8>> = (0..2)
+        .map(|_| match next(&events) {
+            Event::Ticket(der) => der,
+            other => panic!("expected a ticket, got {other:?}"),
+        })
+        .collect();
+    let mut tls = Connection::new(&client_config, &name).unwrap();
+    assert!(tls.use_tickets(&[&tickets[1]], true));
+    tls.set_early_data(b"early".to_vec(), true);
+    let (_second, events, mut peer) = connect(tls);
+    assert_eq!(next(&events), Event::EarlyData(true));
+    assert_eq!(next(&events), Event::Handshake(0, Ok(())));
+    assert_eq!(peer.tls.take_early_data(), b"early");
 }
