@@ -677,3 +677,51 @@ rssl_result s_server_connection(rssl_config_builder *cb, const char *const *extr
     rssl_config_free(config);
     return r;
 }
+
+void memory_shuttle(rssl_conn *from, rssl_conn *to)
+{
+    const uint8_t *data = NULL;
+    size_t len = 0;
+    CHECK_OK(rssl_conn_output(from, &data, &len));
+    if (len > 0) {
+        CHECK_OK(rssl_conn_feed(to, data, len));
+        CHECK_OK(rssl_conn_consume_output(from, len));
+    }
+}
+
+static rssl_result memory_step(rssl_conn *conn, rssl_result stop)
+{
+    rssl_result r = rssl_conn_handshake_step(conn);
+    if (r != RSSL_OK && r != stop)
+        CHECK_RESULT(r, RSSL_WANT_READ);
+    return r;
+}
+
+rssl_conn *memory_handshake(rssl_conn *client, rssl_conn *server, rssl_result stop)
+{
+    bool cdone = false, sdone = false;
+    for (int round = 0; !(cdone && sdone); round++) {
+        CHECK(round < 10);
+        rssl_result r = memory_step(client, stop);
+        if (r == stop)
+            return client;
+        cdone = r == RSSL_OK;
+        memory_shuttle(client, server);
+        r = memory_step(server, stop);
+        if (r == stop)
+            return server;
+        sdone = r == RSSL_OK;
+        memory_shuttle(server, client);
+    }
+    return NULL;
+}
+
+void memory_ping(rssl_conn *from, rssl_conn *to)
+{
+    CHECK_OK(rssl_conn_write(from, (const uint8_t *)"ping", 4));
+    memory_shuttle(from, to);
+    uint8_t buf[8];
+    size_t n = 0;
+    CHECK_OK(rssl_conn_read(to, buf, sizeof buf, &n));
+    CHECK(n == 4 && memcmp(buf, "ping", 4) == 0);
+}

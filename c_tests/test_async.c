@@ -63,56 +63,6 @@ static rssl_result sni_later(void *user_data, const char *server_name, const rss
     return RSSL_OK;
 }
 
-static void shuttle(rssl_conn *from, rssl_conn *to)
-{
-    const uint8_t *data = NULL;
-    size_t len = 0;
-    CHECK_OK(rssl_conn_output(from, &data, &len));
-    if (len > 0) {
-        CHECK_OK(rssl_conn_feed(to, data, len));
-        CHECK_OK(rssl_conn_consume_output(from, len));
-    }
-}
-
-static rssl_result step(rssl_conn *conn)
-{
-    rssl_result r = rssl_conn_handshake_step(conn);
-    if (r != RSSL_OK && r != RSSL_PAUSED)
-        CHECK_RESULT(r, RSSL_WANT_READ);
-    return r;
-}
-
-/* Steps both until each is done or one pauses; returns the paused one
- * (NULL when both are done). */
-static rssl_conn *run(rssl_conn *client, rssl_conn *server)
-{
-    bool cdone = false, sdone = false;
-    for (int round = 0; !(cdone && sdone); round++) {
-        CHECK(round < 10);
-        rssl_result r = step(client);
-        if (r == RSSL_PAUSED)
-            return client;
-        cdone = r == RSSL_OK;
-        shuttle(client, server);
-        r = step(server);
-        if (r == RSSL_PAUSED)
-            return server;
-        sdone = r == RSSL_OK;
-        shuttle(server, client);
-    }
-    return NULL;
-}
-
-static void ping(rssl_conn *from, rssl_conn *to)
-{
-    CHECK_OK(rssl_conn_write(from, (const uint8_t *)"ping", 4));
-    shuttle(from, to);
-    uint8_t buf[8];
-    size_t n = 0;
-    CHECK_OK(rssl_conn_read(to, buf, sizeof buf, &n));
-    CHECK(n == 4 && memcmp(buf, "ping", 4) == 0);
-}
-
 static const rssl_config *async_client(const uint16_t *version, struct verifier *v)
 {
     rssl_config_builder *b = client_builder("ca.pem");
@@ -137,7 +87,7 @@ static void client_verify(const uint16_t *version, enum decision answer)
     CHECK_OK(rssl_conn_new(other, "localhost", &client2));
     CHECK_OK(rssl_conn_new(sconfig, NULL, &server2));
 
-    CHECK(run(client, server) == client);
+    CHECK(memory_handshake(client, server, RSSL_PAUSED) == client);
     CHECK(v.paused_calls == 1);
     /* Still undecided: paused again, the callback asked once more. */
     CHECK_RESULT(rssl_conn_handshake_step(client), RSSL_PAUSED);
@@ -146,19 +96,19 @@ static void client_verify(const uint16_t *version, enum decision answer)
     CHECK_RESULT(rssl_conn_write(client, (const uint8_t *)"x", 1), RSSL_INVALID_STATE);
 
     /* The other connection is not held up. */
-    CHECK(run(client2, server2) == NULL);
-    ping(client2, server2);
+    CHECK(memory_handshake(client2, server2, RSSL_PAUSED) == NULL);
+    memory_ping(client2, server2);
     CHECK(known.calls >= 1);
 
     v.decision = answer;
     if (answer == ACCEPT) {
-        CHECK(run(client, server) == NULL);
-        ping(client, server);
-        ping(server, client);
+        CHECK(memory_handshake(client, server, RSSL_PAUSED) == NULL);
+        memory_ping(client, server);
+        memory_ping(server, client);
     } else {
         /* A rejection of a certificate OpenSSL found good: handshake_failure. */
         expect_alert(rssl_conn_handshake_step(client), "handshake_failure", true);
-        shuttle(client, server);
+        memory_shuttle(client, server);
         expect_alert(rssl_conn_handshake_step(server), "handshake_failure", false);
     }
     rssl_conn_free(client);
@@ -194,12 +144,12 @@ static void server_verify(const uint16_t *version)
     CHECK_OK(rssl_conn_new(cconfig, "localhost", &client));
     CHECK_OK(rssl_conn_new(sconfig, NULL, &server));
 
-    CHECK(run(client, server) == server);
+    CHECK(memory_handshake(client, server, RSSL_PAUSED) == server);
     CHECK(v.paused_calls == 1);
     v.decision = ACCEPT;
-    CHECK(run(client, server) == NULL);
-    ping(client, server);
-    ping(server, client);
+    CHECK(memory_handshake(client, server, RSSL_PAUSED) == NULL);
+    memory_ping(client, server);
+    memory_ping(server, client);
     uint8_t der[4096];
     size_t n = 0;
     CHECK_OK(rssl_conn_peer_cert(server, der, sizeof der, &n));
@@ -230,13 +180,13 @@ static void sni(const uint16_t *version)
     CHECK_OK(rssl_conn_new(cconfig, "localhost", &client));
     CHECK_OK(rssl_conn_new(sconfig, NULL, &server));
 
-    CHECK(run(client, server) == server);
+    CHECK(memory_handshake(client, server, RSSL_PAUSED) == server);
     CHECK(strcmp(s.name, "localhost") == 0);
     CHECK_RESULT(rssl_conn_handshake_step(server), RSSL_PAUSED);
     CHECK(s.paused_calls == 2);
     s.chosen = chosen;
-    CHECK(run(client, server) == NULL);
-    ping(client, server);
+    CHECK(memory_handshake(client, server, RSSL_PAUSED) == NULL);
+    memory_ping(client, server);
     rssl_conn_free(client);
     rssl_conn_free(server);
     rssl_config_free(sconfig);
@@ -266,7 +216,7 @@ static void sync_sni_cannot_pause(void)
     CHECK_OK(rssl_conn_new(cconfig, "localhost", &client));
     CHECK_OK(rssl_conn_new(sconfig, NULL, &server));
     CHECK_RESULT(rssl_conn_handshake_step(client), RSSL_WANT_READ);
-    shuttle(client, server);
+    memory_shuttle(client, server);
     expect_alert(rssl_conn_handshake_step(server), "unrecognized_name", true);
     rssl_conn_free(client);
     rssl_conn_free(server);
@@ -296,7 +246,7 @@ static void wrong_thread(void)
     rssl_conn *client = NULL, *server = NULL;
     CHECK_OK(rssl_conn_new(cconfig, "localhost", &client));
     CHECK_OK(rssl_conn_new(sconfig, NULL, &server));
-    CHECK(run(client, server) == client);
+    CHECK(memory_handshake(client, server, RSSL_PAUSED) == client);
     v.decision = ACCEPT;
     struct resume_try t = {client, RSSL_OK};
     pthread_t thread;
@@ -304,8 +254,8 @@ static void wrong_thread(void)
     CHECK(pthread_join(thread, NULL) == 0);
     CHECK_RESULT(t.result, RSSL_INVALID_STATE);
     CHECK(v.paused_calls == 1);
-    CHECK(run(client, server) == NULL);
-    ping(client, server);
+    CHECK(memory_handshake(client, server, RSSL_PAUSED) == NULL);
+    memory_ping(client, server);
     CHECK_RESULT(rssl_config_builder_set_async_verify_callback(NULL, verify_later, &v),
                  RSSL_NULL_PARAMETER);
     CHECK_RESULT(rssl_config_builder_set_async_sni_callback(NULL, sni_later, NULL),
@@ -326,7 +276,7 @@ static void free_paused(void)
     rssl_conn *client = NULL, *server = NULL;
     CHECK_OK(rssl_conn_new(cconfig, "localhost", &client));
     CHECK_OK(rssl_conn_new(sconfig, NULL, &server));
-    CHECK(run(client, server) == client);
+    CHECK(memory_handshake(client, server, RSSL_PAUSED) == client);
     rssl_conn_free(client);
     rssl_conn_free(server);
     rssl_config_free(sconfig);

@@ -12,57 +12,6 @@
 static const uint16_t TLS12[] = {RSSL_TLS1_2};
 static const uint16_t TLS13[] = {RSSL_TLS1_3};
 
-static void shuttle(rssl_conn *from, rssl_conn *to)
-{
-    const uint8_t *data = NULL;
-    size_t len = 0;
-    CHECK_OK(rssl_conn_output(from, &data, &len));
-    if (len > 0) {
-        CHECK_OK(rssl_conn_feed(to, data, len));
-        CHECK_OK(rssl_conn_consume_output(from, len));
-    }
-}
-
-/* Steps `conn` once: OK, WANT_READ or `stop` (RSSL_HELLO) are expected. */
-static rssl_result step(rssl_conn *conn)
-{
-    rssl_result r = rssl_conn_handshake_step(conn);
-    if (r != RSSL_OK && r != RSSL_HELLO)
-        CHECK_RESULT(r, RSSL_WANT_READ);
-    return r;
-}
-
-/* Steps both until each is done or one stops at a hello; returns which
- * stopped (NULL when both are done). */
-static rssl_conn *run_until_hello(rssl_conn *client, rssl_conn *server)
-{
-    bool cdone = false, sdone = false;
-    for (int round = 0; !(cdone && sdone); round++) {
-        CHECK(round < 10);
-        rssl_result r = step(client);
-        if (r == RSSL_HELLO)
-            return client;
-        cdone = r == RSSL_OK;
-        shuttle(client, server);
-        r = step(server);
-        if (r == RSSL_HELLO)
-            return server;
-        sdone = r == RSSL_OK;
-        shuttle(server, client);
-    }
-    return NULL;
-}
-
-static void ping(rssl_conn *from, rssl_conn *to)
-{
-    CHECK_OK(rssl_conn_write(from, (const uint8_t *)"ping", 4));
-    shuttle(from, to);
-    uint8_t buf[8];
-    size_t n = 0;
-    CHECK_OK(rssl_conn_read(to, buf, sizeof buf, &n));
-    CHECK(n == 4 && memcmp(buf, "ping", 4) == 0);
-}
-
 static const rssl_config *client_with(const uint16_t *version, bool pause)
 {
     rssl_config_builder *b = client_builder("ca.pem");
@@ -85,7 +34,7 @@ static void server_pause(const uint16_t *version)
     CHECK_OK(rssl_conn_new(cconfig, "localhost", &client));
     CHECK_OK(rssl_conn_new(sconfig, NULL, &server));
 
-    CHECK(run_until_hello(client, server) == server);
+    CHECK(memory_handshake(client, server, RSSL_HELLO) == server);
     /* Stopped: again the same, with nothing new. */
     CHECK_RESULT(rssl_conn_handshake_step(server), RSSL_HELLO);
     rssl_bytes sni = {0};
@@ -99,9 +48,9 @@ static void server_pause(const uint16_t *version)
     CHECK_OK(rssl_conn_hello_continue(server, chosen));
     /* Decided once. */
     CHECK_RESULT(rssl_conn_hello_cancel(server), RSSL_INVALID_STATE);
-    CHECK(run_until_hello(client, server) == NULL);
-    ping(client, server);
-    ping(server, client);
+    CHECK(memory_handshake(client, server, RSSL_HELLO) == NULL);
+    memory_ping(client, server);
+    memory_ping(server, client);
     CHECK_RESULT(rssl_conn_hello_extension(server, 0, &sni), RSSL_INVALID_STATE);
 
     rssl_conn_free(client);
@@ -124,10 +73,10 @@ static void server_cancel(const uint16_t *version)
     rssl_conn *client = NULL, *server = NULL;
     CHECK_OK(rssl_conn_new(cconfig, "localhost", &client));
     CHECK_OK(rssl_conn_new(sconfig, NULL, &server));
-    CHECK(run_until_hello(client, server) == server);
+    CHECK(memory_handshake(client, server, RSSL_HELLO) == server);
     CHECK_OK(rssl_conn_hello_cancel(server));
     expect_alert(rssl_conn_handshake_step(server), "user_canceled", true);
-    shuttle(server, client);
+    memory_shuttle(server, client);
     expect_alert(rssl_conn_handshake_step(client), "user_canceled", false);
     rssl_conn_free(client);
     rssl_conn_free(server);
@@ -148,7 +97,7 @@ static void client_pause(const uint16_t *version, bool cancel)
     rssl_conn *client = NULL, *server = NULL;
     CHECK_OK(rssl_conn_new(cconfig, "localhost", &client));
     CHECK_OK(rssl_conn_new(sconfig, NULL, &server));
-    CHECK(run_until_hello(client, server) == client);
+    CHECK(memory_handshake(client, server, RSSL_HELLO) == client);
     rssl_bytes v = {0};
     if (version[0] == RSSL_TLS1_3) {
         CHECK_OK(rssl_conn_hello_extension(client, 43, &v));
@@ -159,7 +108,7 @@ static void client_pause(const uint16_t *version, bool cancel)
     if (cancel) {
         CHECK_OK(rssl_conn_hello_cancel(client));
         expect_alert(rssl_conn_handshake_step(client), "user_canceled", true);
-        shuttle(client, server);
+        memory_shuttle(client, server);
         rssl_result r = rssl_conn_handshake_step(server);
         if (version[0] == RSSL_TLS1_3) {
             /* OpenSSL takes a TLS 1.3 user_canceled as a warning (RFC
@@ -171,9 +120,9 @@ static void client_pause(const uint16_t *version, bool cancel)
         expect_alert(r, "user_canceled", false);
     } else {
         CHECK_OK(rssl_conn_hello_continue(client, NULL));
-        CHECK(run_until_hello(client, server) == NULL);
-        ping(client, server);
-        ping(server, client);
+        CHECK(memory_handshake(client, server, RSSL_HELLO) == NULL);
+        memory_ping(client, server);
+        memory_ping(server, client);
     }
     rssl_conn_free(client);
     rssl_conn_free(server);
@@ -204,7 +153,7 @@ static void wrong_calls(void)
     CHECK_RESULT(rssl_conn_hello_continue(NULL, NULL), RSSL_NULL_PARAMETER);
     CHECK_RESULT(rssl_conn_hello_cancel(NULL), RSSL_NULL_PARAMETER);
     CHECK_RESULT(rssl_config_builder_set_pause_after_hello(NULL, true), RSSL_NULL_PARAMETER);
-    CHECK(run_until_hello(client, server) == client);
+    CHECK(memory_handshake(client, server, RSSL_HELLO) == client);
     /* Freed while stopped: the paused handshake is abandoned. */
     rssl_conn_free(client);
     rssl_conn_free(server);
