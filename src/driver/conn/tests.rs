@@ -433,15 +433,24 @@ fn send_packets_frames_each_packet_in_one_write() {
     let (conn, _events, mut peer) = framed(4);
     let (to, _replies) = channel();
     let big = vec![7u8; 70_000];
-    let packets: [&[u8]; 4] = [b"abc", b"", b"hello", &big];
+    let mid: Vec<u8> = (0..20_000u32).map(|i| i as u8).collect();
+    // Pieces that straddle the engine's records every which way.
+    let packets: [&[&[u8]]; 5] = [
+        &[b"abc"],
+        &[],
+        &[b"hel", b"", b"lo"],
+        &[&big],
+        &[b"x", &mid, &big[..16_000], &mid[..3], &big],
+    ];
     assert!(matches!(
         conn.send_packets(&packets, || (1, to.clone())),
         Ok(SendOutcome::Done)
     ));
     let mut expected = Vec::new();
-    for p in packets {
+    for pieces in packets {
+        let p = pieces.concat();
         expected.extend_from_slice(&(p.len() as u32).to_be_bytes());
-        expected.extend_from_slice(p);
+        expected.extend_from_slice(&p);
     }
     let (got, ended) = peer.recv(expected.len());
     assert!(!ended);
@@ -453,14 +462,14 @@ fn send_packets_refuses_the_whole_batch_when_one_is_too_big() {
     let (conn, _events, mut peer) = framed(1);
     let (to, _replies) = channel();
     let too_big = vec![1u8; 256];
-    let packets: [&[u8]; 2] = [b"fits", &too_big];
+    let packets: [&[&[u8]]; 2] = [&[b"fits"], &[&too_big[..100], &too_big[100..]]];
     assert_eq!(
         conn.send_packets(&packets, || (1, to.clone())).err(),
         Some(Failure::PacketTooLarge(256, 255))
     );
     // Nothing of the batch went out: the next packet is the first seen.
     assert!(matches!(
-        conn.send_packets(&[b"next"], || (2, to.clone())),
+        conn.send_packets(&[&[b"next"]], || (2, to.clone())),
         Ok(SendOutcome::Done)
     ));
     assert_eq!(peer.recv(5), (vec![4, b'n', b'e', b'x', b't'], false));
