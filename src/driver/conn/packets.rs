@@ -38,6 +38,12 @@ impl<H: Host> Conn<H> {
                 .push_back((waiter(), Some(framed.collect::<Vec<_>>().concat())));
             return Ok(SendOutcome::Wait);
         }
+        let total = packets
+            .iter()
+            .zip(&headers)
+            .map(|(pieces, header)| header.len() + pieces.iter().map(|p| p.len()).sum::<usize>())
+            .sum();
+        s.tls.reserve_output(total);
         let mut gather = Gather {
             tls: &mut s.tls,
             staging: Vec::new(),
