@@ -70,8 +70,12 @@ start_node(Carrier, OptFile, Prefix) ->
                         ++ integer_to_list(erlang:unique_integer([positive]))),
     Ebins = [filename:dirname(code:which(M)) || M <- [?MODULE, rssl]],
     %% -connect_all false: global does not connect the nodes behind the
-    %% setup measurement's back.
-    Args = ["-proto_dist", atom_to_list(Carrier), "-connect_all", "false"] ++
+    %% setup measurement's back; dist_auto_connect never: nor does a
+    %% message sent after a disconnect (global's, on the node that saw
+    %% the other go), which reconnected the nodes between a setup
+    %% measurement's disconnect and its wait, for 30 s and more at times.
+    Args = ["-proto_dist", atom_to_list(Carrier), "-connect_all", "false",
+            "-kernel", "dist_auto_connect", "never"] ++
         case Carrier of
             inet_tcp -> [];
             inet_tls -> ["-ssl_dist_optfile", OptFile];

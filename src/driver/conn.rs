@@ -263,6 +263,7 @@ impl<H: Host> Conn<H> {
             return Ok(false);
         };
         s.options = options;
+        s.undirect();
         if passive_due {
             outbox.to_owner(&s.owner, &options, Message::Passive);
         }

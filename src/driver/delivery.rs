@@ -16,7 +16,15 @@ impl<H: Host> State<H> {
         }
         loop {
             let options = self.options;
-            if options.active.is_active() {
+            if options.active.is_active() && self.direct_ready() && self.buffered().is_empty() {
+                let packet = self.direct.take().expect("checked").buf;
+                outbox.packet_to_owner(&self.owner, &options, packet);
+                let (active, passive) = options.active.after_message();
+                self.options.active = active;
+                if passive {
+                    outbox.to_owner(&self.owner, &self.options, Message::Passive);
+                }
+            } else if options.active.is_active() {
                 let frame = options
                     .packet
                     .next_frame(self.buffered(), options.packet_size);

@@ -11,6 +11,13 @@ pub trait Host: Sized + Send + Sync + 'static {
     type Owner: Send;
     /// A caller blocked in handshake, recv or send.
     type Waiter: Send;
+    /// Memory the front end hands to the application as it is (an Erlang
+    /// binary): large packets are decrypted straight into one.
+    type Buffer: Send + AsMut<[u8]>;
+
+    /// A buffer of `len` bytes (contents unspecified), or None if the
+    /// front end has none (the packet then goes through `plain`).
+    fn buffer(len: usize) -> Option<Self::Buffer>;
 
     /// Runs `f` with the outbox of the current poller thread.
     fn with_poller_outbox<R>(f: impl FnOnce(&mut dyn Outbox<Self>) -> R) -> R;
@@ -69,5 +76,8 @@ impl From<FrameError> for Failure {
 /// locked, so events of one connection are delivered in order.
 pub trait Outbox<H: Host> {
     fn to_owner(&mut self, owner: &H::Owner, options: &SocketOptions, message: Message<'_>);
+    /// A whole packet decrypted into a buffer of its own (large packets in
+    /// active binary mode), as `Message::Data`.
+    fn packet_to_owner(&mut self, owner: &H::Owner, options: &SocketOptions, packet: H::Buffer);
     fn reply(&mut self, waiter: H::Waiter, options: &SocketOptions, reply: Reply<'_>);
 }

@@ -5,7 +5,7 @@ use super::host::{Failure, Host};
 use super::packet::{Frame, Packet};
 use super::poller::Poller;
 use super::socket;
-use super::state::{Incoming, Phase, Reading, State};
+use super::state::{Direct, Incoming, Phase, Reading, State};
 use crate::engine::ReadOutcome;
 use std::io;
 use std::ops::Range;
@@ -19,6 +19,13 @@ const FIRST_READ: usize = 16 * 1024 + 512;
 const RECORD: usize = 16 * 1024;
 /// Undelivered plaintext above which the socket is no longer read.
 const PLAIN_HIGH: usize = 256 * 1024;
+/// Packets at least this long that are not all here yet are decrypted
+/// into a buffer of their own, which becomes the delivered binary (no copy
+/// out of `plain`)...
+const DIRECT_MIN: usize = RECORD;
+/// ...up to this long (the buffer is taken at once, on the word of the
+/// peer's length header).
+const DIRECT_MAX: usize = 8 * 1024 * 1024;
 
 /// What the next packet for the application is.
 pub(super) enum Taken {
@@ -38,13 +45,94 @@ impl<H: Host> State<H> {
     pub fn consume(&mut self, end: usize) {
         self.plain_pos = end;
         if self.plain_pos >= self.plain.len() {
-            self.discard_plain();
+            self.clear_plain();
         }
     }
 
-    pub fn discard_plain(&mut self) {
+    fn clear_plain(&mut self) {
         self.plain_pos = 0;
+        self.plain_scan = 0;
         self.plain.clear();
+    }
+
+    /// Drops every undelivered byte (a packet decrypted on its own too).
+    pub fn discard_plain(&mut self) {
+        self.clear_plain();
+        self.direct = None;
+    }
+
+    /// The large packet decrypted on its own is complete: it must be
+    /// delivered before anything more is decrypted.
+    pub fn direct_ready(&self) -> bool {
+        match &self.direct {
+            Some(d) => d.filled == d.len,
+            None => false,
+        }
+    }
+
+    /// Whether large packets may be decrypted on their own: delivered as
+    /// they are (active, binary, a length header, no `{header, N}`).
+    fn direct_allowed(&self) -> bool {
+        let o = &self.options;
+        o.active.is_active()
+            && o.binary
+            && o.header == 0
+            && matches!(o.packet, Packet::Length(_))
+            && self.incoming == Incoming::Open
+    }
+
+    /// If what is buffered ends with the start of a large packet (after
+    /// whole ones), moves that start into a buffer of its own, which the
+    /// rest of the packet is decrypted into.
+    fn start_direct(&mut self) -> bool {
+        if !self.direct_allowed() {
+            return false;
+        }
+        // Past the whole packets (each looked at once, however many reads
+        // it takes to find the incomplete one).
+        let (packet, max) = (self.options.packet, self.options.packet_size);
+        self.plain_scan = self.plain_scan.max(self.plain_pos);
+        while let Ok(Some(frame)) = packet.next_frame(&self.plain[self.plain_scan..], max) {
+            self.plain_scan += frame.consumed;
+        }
+        let start = &self.plain[self.plain_scan..];
+        let Some((size, len)) = packet.length_header(start) else {
+            return false;
+        };
+        if !(DIRECT_MIN..=DIRECT_MAX).contains(&len)
+            || start.len() >= size + len
+            || (max > 0 && len > max)
+        {
+            return false;
+        }
+        let Some(mut buf) = H::buffer(len) else {
+            return false;
+        };
+        let filled = start.len() - size;
+        buf.as_mut()[..filled].copy_from_slice(&start[size..]);
+        let header = start[..size].to_vec();
+        self.plain.truncate(self.plain_scan);
+        self.direct = Some(Direct {
+            buf,
+            filled,
+            len,
+            header,
+        });
+        true
+    }
+
+    /// Puts a packet being decrypted on its own back in front of `plain`,
+    /// once it may no longer be delivered as it is (the options changed).
+    pub fn undirect(&mut self) {
+        if self.direct.is_none() || self.direct_allowed() {
+            return;
+        }
+        let Some(mut d) = self.direct.take() else {
+            return;
+        };
+        // The bytes go back as they came, after the whole packets before.
+        self.plain.extend_from_slice(&d.header);
+        self.plain.extend_from_slice(&d.buf.as_mut()[..d.filled]);
     }
 
     /// The next packet for a passive recv of `len` (raw mode only) bytes.
@@ -110,6 +198,10 @@ impl<H: Host> State<H> {
             }
             if total >= budget {
                 return true;
+            }
+            if self.direct_ready() {
+                // Delivered first; the caller reads on after (step.rs).
+                return false;
             }
             let fd = self.fd;
             // The first read of a wake-up is one record's worth: most
@@ -185,9 +277,37 @@ impl<H: Host> State<H> {
             if self.input_ended() {
                 return;
             }
+            if let Some(d) = &mut self.direct {
+                let room = (d.len - d.filled).min(RECORD);
+                if room == 0 {
+                    return; // complete: delivered before anything more
+                }
+                match self
+                    .tls
+                    .read(&mut d.buf.as_mut()[d.filled..d.filled + room])
+                {
+                    Ok(ReadOutcome::Data(n)) => {
+                        d.filled += n;
+                        continue;
+                    }
+                    Ok(ReadOutcome::WouldBlock) => return,
+                    Ok(ReadOutcome::Closed) => {
+                        self.end_input(None);
+                        return;
+                    }
+                    Err(e) => {
+                        self.end_input(Some(Failure::Tls(e)));
+                        return;
+                    }
+                }
+            }
+            if self.start_direct() {
+                continue;
+            }
             if self.plain_pos > 0 && self.plain.capacity() - self.plain.len() < RECORD {
                 // Move the undelivered tail to the front instead of growing.
                 self.plain.drain(..self.plain_pos);
+                self.plain_scan = self.plain_scan.saturating_sub(self.plain_pos);
                 self.plain_pos = 0;
             }
             let len = self.plain.len();

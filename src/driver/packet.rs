@@ -122,6 +122,22 @@ impl Packet {
         }
     }
 
+    /// For `{packet, 1|2|4}`: (header size, payload length) once the
+    /// header is complete.
+    pub fn length_header(self, buf: &[u8]) -> Option<(usize, usize)> {
+        let Packet::Length(size) = self else {
+            return None;
+        };
+        let size = size as usize;
+        let header = buf.get(..size)?;
+        Some((
+            size,
+            header
+                .iter()
+                .fold(0usize, |acc, b| (acc << 8) | *b as usize),
+        ))
+    }
+
     /// For the self-describing types: (packet length with header, bytes it
     /// occupies), once the header is complete. As `erlang:decode_packet/3`,
     /// the packet is delivered with its header (fcgi without its padding).

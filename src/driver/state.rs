@@ -55,6 +55,17 @@ pub(super) enum Outgoing {
     Failed,
 }
 
+/// A large packet decrypted into the buffer it is delivered in.
+pub(super) struct Direct<B> {
+    /// The payload, `filled` bytes of it so far.
+    pub buf: B,
+    pub filled: usize,
+    /// The payload's length (the buffer's).
+    pub len: usize,
+    /// The length header it came with (put back if it must go to `plain`).
+    pub header: Vec<u8>,
+}
+
 /// Callers blocked on the connection.
 pub(super) struct Waiters<W> {
     pub handshake: Option<W>,
@@ -80,6 +91,12 @@ pub(super) struct State<H: Host> {
     /// decrypts go into its spare capacity.
     pub plain: Vec<u8>,
     pub plain_pos: usize,
+    /// Where the packets in `plain` not yet known to be whole start.
+    pub plain_scan: usize,
+    /// A large packet being decrypted straight into a buffer of its own.
+    /// It comes after the whole packets in `plain`; nothing is decrypted
+    /// into `plain` until it is delivered.
+    pub direct: Option<Direct<H::Buffer>>,
     pub waiters: Waiters<H::Waiter>,
     pub stats: Stats,
     /// What a send answers once the user closed: `closed`, or `enotconn`
@@ -100,6 +117,8 @@ impl<H: Host> State<H> {
             options,
             plain: Vec::new(),
             plain_pos: 0,
+            plain_scan: 0,
+            direct: None,
             waiters: Waiters {
                 handshake: None,
                 recv: None,

@@ -10,6 +10,9 @@ use crate::engine::{Error, Progress};
 
 /// Ciphertext read per wake-up before giving other connections a turn.
 const READ_BUDGET: usize = 512 * 1024;
+/// Large packets (decrypted on their own) delivered per wake-up before
+/// giving other connections a turn.
+const DIRECT_ROUNDS: usize = 8;
 
 impl<H: Host> State<H> {
     /// One round of work. Returns true to be run again soon.
@@ -76,6 +79,15 @@ impl<H: Host> State<H> {
         }
         let _ = self.flush();
         again |= self.pump_input(READ_BUDGET, ready.ending);
+        // A large packet decrypted on its own stops reading until it is
+        // delivered; then reading goes on, a few packets per round.
+        let mut rounds = 0;
+        while self.direct_ready() && rounds < DIRECT_ROUNDS {
+            self.deliver(outbox);
+            again |= self.pump_input(READ_BUDGET, ready.ending);
+            rounds += 1;
+        }
+        again |= self.direct_ready();
         // Reading may have produced output (key updates, renegotiation).
         if let Err(failure) = self.flush() {
             self.record_failure(failure);
@@ -102,6 +114,7 @@ impl<H: Host> State<H> {
             // Nothing buffered: an idle connection keeps no buffers.
             self.plain = Vec::new();
             self.plain_pos = 0;
+            self.plain_scan = 0;
             self.tls.release_buffers();
         }
         again

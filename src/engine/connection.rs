@@ -277,6 +277,14 @@ impl Connection {
         self.stream.get_ref().outgoing()
     }
 
+    /// Makes room in the output for about `plain` bytes of plaintext
+    /// encrypted (a large write then grows the buffer once).
+    pub fn reserve_output(&mut self, plain: usize) {
+        // Each record of up to 16 KiB adds a header, an explicit nonce and a tag.
+        let overhead = (plain / (16 * 1024) + 1) * 64;
+        self.stream.get_mut().reserve_outgoing(plain + overhead);
+    }
+
     pub fn consume_output(&mut self, n: usize) {
         self.stream.get_mut().consume_outgoing(n);
     }

@@ -74,6 +74,12 @@ impl Wire {
         &mut self.outgoing
     }
 
+    /// Room for `n` more bytes of output, taken at once rather than by
+    /// doubling as records come.
+    pub fn reserve_outgoing(&mut self, n: usize) {
+        self.outgoing.reserve(n);
+    }
+
     pub fn consume_outgoing(&mut self, n: usize) {
         self.outgoing.drain(..n);
         if self.outgoing.is_empty() && self.outgoing.capacity() > KEEP_CAPACITY {

@@ -6,7 +6,7 @@ use super::socket::{socket_term, ConnRes};
 use super::terms::{data_term, error_tuple, failure_term};
 use crate::driver::{Host, Message, Outbox, Reply, SocketOptions};
 use rustler::env::OwnedEnv;
-use rustler::{Encoder, Env, LocalPid, Monitor, ResourceArc, Term};
+use rustler::{Encoder, Env, LocalPid, Monitor, OwnedBinary, ResourceArc, Term};
 use std::cell::RefCell;
 use std::sync::Arc;
 
@@ -35,6 +35,11 @@ thread_local! {
 impl Host for ErlHost {
     type Owner = Owner;
     type Waiter = Waiter;
+    type Buffer = ErlBuffer;
+
+    fn buffer(len: usize) -> Option<ErlBuffer> {
+        Some(ErlBuffer(OwnedBinary::new(len)))
+    }
 
     fn during_handshake<R>(waiter: Option<&Waiter>, step: impl FnOnce() -> R) -> R {
         super::callback::during(waiter, step)
@@ -135,6 +140,23 @@ fn reply_message<'a>(
     (atoms::rssl_reply(), tag, result).encode(env)
 }
 
+/// A packet's memory: an Erlang binary from the start (`enif_alloc_binary`),
+/// so delivering it copies nothing, and `erlang:dist_ctrl_put_data/2` may
+/// keep parts of it as sub-binaries.
+pub struct ErlBuffer(OwnedBinary);
+
+impl AsMut<[u8]> for ErlBuffer {
+    fn as_mut(&mut self) -> &mut [u8] {
+        self.0.as_mut_slice()
+    }
+}
+
+/// `{ssl, S, Data}` for a packet in a buffer of its own.
+fn packet_message<'a>(env: Env<'a>, owner: &Owner, packet: ErlBuffer) -> Option<Term<'a>> {
+    let socket = socket_term(env, owner.socket.as_ref()?);
+    Some((atoms::ssl(), socket, packet.0.release(env)).encode(env))
+}
+
 /// Sends from a poller thread through a reusable process-independent env.
 struct PollerOutbox<'e> {
     env: &'e mut OwnedEnv,
@@ -148,6 +170,15 @@ impl Outbox<ErlHost> for PollerOutbox<'_> {
         let _ = self.env.send_and_clear(&owner.pid, |env| {
             owner_message(env, owner, options, message)
                 .unwrap_or_else(|| atoms::undefined().encode(env))
+        });
+    }
+
+    fn packet_to_owner(&mut self, owner: &Owner, _: &SocketOptions, packet: ErlBuffer) {
+        if owner.socket.is_none() {
+            return;
+        }
+        let _ = self.env.send_and_clear(&owner.pid, |env| {
+            packet_message(env, owner, packet).unwrap_or_else(|| atoms::undefined().encode(env))
         });
     }
 
@@ -166,6 +197,12 @@ pub struct CallerOutbox<'a> {
 impl Outbox<ErlHost> for CallerOutbox<'_> {
     fn to_owner(&mut self, owner: &Owner, options: &SocketOptions, message: Message<'_>) {
         if let Some(msg) = owner_message(self.env, owner, options, message) {
+            let _ = self.env.send(&owner.pid, msg);
+        }
+    }
+
+    fn packet_to_owner(&mut self, owner: &Owner, _: &SocketOptions, packet: ErlBuffer) {
+        if let Some(msg) = packet_message(self.env, owner, packet) {
             let _ = self.env.send(&owner.pid, msg);
         }
     }

@@ -18,6 +18,8 @@ enum Event {
     Passive,
     Closed,
     Error(Failure),
+    /// Data decrypted into a buffer of its own (`Message::Packet`).
+    Packet(Vec<u8>),
     Ticket(Vec<u8>),
     EarlyData(bool),
     Handshake(u32, Result<(), Failure>),
@@ -30,6 +32,11 @@ struct TestHost;
 impl Host for TestHost {
     type Owner = Sender<Event>;
     type Waiter = (u32, Sender<Event>);
+    type Buffer = Vec<u8>;
+
+    fn buffer(len: usize) -> Option<Vec<u8>> {
+        Some(vec![0; len])
+    }
 
     fn with_poller_outbox<R>(f: impl FnOnce(&mut dyn Outbox<Self>) -> R) -> R {
         f(&mut Recorder)
@@ -49,6 +56,10 @@ impl Outbox<TestHost> for Recorder {
             Message::EarlyData(accepted) => Event::EarlyData(accepted),
         };
         let _ = owner.send(event);
+    }
+
+    fn packet_to_owner(&mut self, owner: &Sender<Event>, _: &SocketOptions, packet: Vec<u8>) {
+        let _ = owner.send(Event::Packet(packet));
     }
 
     fn reply(&mut self, (id, to): (u32, Sender<Event>), _: &SocketOptions, reply: Reply<'_>) {
@@ -437,15 +448,24 @@ fn send_packets_frames_each_packet_in_one_write() {
     let (conn, _events, mut peer) = framed(4);
     let (to, _replies) = channel();
     let big = vec![7u8; 70_000];
-    let packets: [&[u8]; 4] = [b"abc", b"", b"hello", &big];
+    let mid: Vec<u8> = (0..20_000u32).map(|i| i as u8).collect();
+    // Pieces that straddle the engine's records every which way.
+    let packets: [&[&[u8]]; 5] = [
+        &[b"abc"],
+        &[],
+        &[b"hel", b"", b"lo"],
+        &[&big],
+        &[b"x", &mid, &big[..16_000], &mid[..3], &big],
+    ];
     assert!(matches!(
         conn.send_packets(&packets, || (1, to.clone())),
         Ok(SendOutcome::Done)
     ));
     let mut expected = Vec::new();
-    for p in packets {
+    for pieces in packets {
+        let p = pieces.concat();
         expected.extend_from_slice(&(p.len() as u32).to_be_bytes());
-        expected.extend_from_slice(p);
+        expected.extend_from_slice(&p);
     }
     let (got, ended) = peer.recv(expected.len());
     assert!(!ended);
@@ -457,14 +477,14 @@ fn send_packets_refuses_the_whole_batch_when_one_is_too_big() {
     let (conn, _events, mut peer) = framed(1);
     let (to, _replies) = channel();
     let too_big = vec![1u8; 256];
-    let packets: [&[u8]; 2] = [b"fits", &too_big];
+    let packets: [&[&[u8]]; 2] = [&[b"fits"], &[&too_big[..100], &too_big[100..]]];
     assert_eq!(
         conn.send_packets(&packets, || (1, to.clone())).err(),
         Some(Failure::PacketTooLarge(256, 255))
     );
     // Nothing of the batch went out: the next packet is the first seen.
     assert!(matches!(
-        conn.send_packets(&[b"next"], || (2, to.clone())),
+        conn.send_packets(&[&[b"next"]], || (2, to.clone())),
         Ok(SendOutcome::Done)
     ));
     assert_eq!(peer.recv(5), (vec![4, b'n', b'e', b'x', b't'], false));
@@ -520,4 +540,80 @@ fn tickets_then_early_data_verdict_before_the_handshake_answer() {
     assert_eq!(next(&events), Event::EarlyData(true));
     assert_eq!(next(&events), Event::Handshake(0, Ok(())));
     assert_eq!(peer.tls.take_early_data(), b"early");
+}
+
+/// `{packet, 4}` framing of `data`.
+fn frame4(data: &[u8]) -> Vec<u8> {
+    [&(data.len() as u32).to_be_bytes()[..], data].concat()
+}
+
+/// Waits until the driver decrypts a packet into a buffer of its own.
+fn wait_for_direct(conn: &Conn<TestHost>) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while conn.state.lock().direct.is_none() {
+        assert!(std::time::Instant::now() < deadline, "no packet of its own");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn large_packets_are_decrypted_into_their_own_buffers_in_order() {
+    let (conn, events, mut peer) = framed(4);
+    let mut options = conn.options().unwrap();
+    options.active = Active::True;
+    options.binary = true;
+    conn.set_options(
+        |o| {
+            *o = options;
+            Some(false)
+        },
+        &mut Recorder,
+    )
+    .unwrap();
+    let big: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let framed_big = frame4(&big);
+    // A small packet, then the first part of a large one.
+    peer.send(&[&frame4(b"a")[..], &framed_big[..20_004]].concat());
+    assert_eq!(next(&events), Event::Data(b"a".to_vec()));
+    wait_for_direct(&conn);
+    let other: Vec<u8> = (0..16_384u32).map(|i| (i % 13) as u8).collect();
+    peer.send(&[&framed_big[20_004..], &frame4(&other), &frame4(b"z")].concat());
+    assert_eq!(next(&events), Event::Packet(big));
+    // Whole when read: the 16 KiB one comes out of the shared buffer.
+    assert!(matches!(next(&events), Event::Data(d) | Event::Packet(d) if d == other));
+    assert_eq!(next(&events), Event::Data(b"z".to_vec()));
+}
+
+#[test]
+fn a_large_packet_half_read_goes_to_a_passive_recv_whole() {
+    let (conn, events, mut peer) = framed(4);
+    let mut options = conn.options().unwrap();
+    options.active = Active::True;
+    options.binary = true;
+    conn.set_options(
+        |o| {
+            *o = options;
+            Some(false)
+        },
+        &mut Recorder,
+    )
+    .unwrap();
+    let big = vec![9u8; 50_000];
+    let framed_big = frame4(&big);
+    peer.send(&framed_big[..10_004]);
+    wait_for_direct(&conn);
+    options.active = Active::False;
+    conn.set_options(
+        |o| {
+            *o = options;
+            Some(false)
+        },
+        &mut Recorder,
+    )
+    .unwrap();
+    assert!(conn.state.lock().direct.is_none());
+    peer.send(&[&framed_big[10_004..], &frame4(b"next")].concat());
+    let (to, _replies) = channel();
+    assert_eq!(recv(&conn, 0, 1, &to, &events), Ok(big));
+    assert_eq!(recv(&conn, 0, 2, &to, &events), Ok(b"next".to_vec()));
 }
