@@ -613,6 +613,38 @@ rssl_result rssl_config_builder_set_key(rssl_config_builder *builder,
                                         uint32_t format);
 
 /**
+ * Adds an identity from PEM files: a certificate (then its chain) and
+ * its private key (`keyfile` NULL: the key is in `certfile`;
+ * `password` NULL: not encrypted). With several identities (RSA and
+ * ECDSA, say) the peer's signature algorithms pick the one sent, in
+ * both roles (OTP's `certs_keys`). Once an identity is added, the
+ * single certificate and key (`set_certfile`, `set_cert`, ...) are not
+ * used. OpenSSL keeps one identity per key type: the first added of
+ * each type is used. Files are read when the configuration is built.
+ */
+rssl_result rssl_config_builder_add_identity_files(rssl_config_builder *builder,
+                                                   const char *certfile,
+                                                   const char *keyfile,
+                                                   const char *password);
+
+/**
+ * Adds an identity from memory: the certificate (then its chain) as
+ * in `rssl_config_builder_set_cert`, the key as in
+ * `rssl_config_builder_set_key` (`key` NULL with `key_len` 0: the key
+ * is in the PEM certificate data), `password` NULL when the key is not
+ * encrypted. See `rssl_config_builder_add_identity_files`. The data is
+ * copied.
+ */
+rssl_result rssl_config_builder_add_identity(rssl_config_builder *builder,
+                                             const uint8_t *cert,
+                                             size_t cert_len,
+                                             uint32_t cert_format,
+                                             const uint8_t *key,
+                                             size_t key_len,
+                                             uint32_t key_format,
+                                             const char *password);
+
+/**
  * Trusted CA certificates from memory, PEM or DER. The data is copied.
  */
 rssl_result rssl_config_builder_set_cacerts(rssl_config_builder *builder,

@@ -105,6 +105,9 @@
                        | {certfile, pem_file()}
                        | {key, key()}
                        | {keyfile, pem_file()}
+                       | {certs_keys, [#{cert => public_key:der_encoded() | [public_key:der_encoded()],
+                                         certfile => pem_file(), key => key(),
+                                         keyfile => pem_file(), password => iodata()}]}
                        | {password, iodata() | fun(() -> iodata())}
                        | {ciphers, ciphers() | [old_cipher_suite()] | [string()]}
                        | {signature_algs, [{hash(), sign_algo()} | sign_scheme()]}

@@ -212,6 +212,12 @@ tls(_Role, {key, {Type, Der}} = Opt, Tls) when is_binary(Der) ->
                         'PrivateKeyInfo'])
         orelse throw({options, Opt}),
     Tls#{key => {Type, Der}};
+%% Several identities (OTP 25's certs_keys): each map is read as the
+%% single cert/key options are (cert before certfile, key before keyfile,
+%% the key defaulting to the certificate's PEM). With certs_keys the
+%% single options are not used, as in OTP.
+tls(_Role, {certs_keys, Entries} = Opt, Tls) when is_list(Entries) ->
+    Tls#{certs_keys => [cert_key(Entry, Opt) || Entry <- Entries]};
 tls(_Role, {password, P} = Opt, Tls) ->
     case unicode:characters_to_binary(P) of
         Bin when is_binary(Bin) -> Tls#{password => Bin};
@@ -399,12 +405,31 @@ unsupported_or_bad({Key, _} = Opt) ->
     Known = [crl_cache, reuse_session, session_tickets, use_ticket, early_data,
              anti_replay, signature_algs_cert, eccs,
              certificate_authorities, ocsp_stapling, ocsp_responder_certs,
-             ocsp_nonce, keep_secrets, certs_keys, cookie,
+             ocsp_nonce, keep_secrets, cookie,
              key_update_at, renegotiate_at, max_fragment_length, stateless_tickets_seed],
     case lists:member(Key, Known) of
         true -> {not_supported, Opt};
         false -> Opt
     end.
+
+cert_key(Entry, Opt) when is_map(Entry) ->
+    Known = [cert, key, certfile, keyfile, password],
+    maps:size(maps:without(Known, Entry)) =:= 0 orelse throw({options, Opt}),
+    Parts = maps:fold(fun(K, V, Acc) -> tls(server, {K, V}, Acc) end, #{}, Entry),
+    %% cert overrides certfile and key keyfile, as in the single options.
+    Cert = case Parts of
+               #{cert := Ders} -> #{cert => Ders};
+               #{certfile := File} -> #{certfile => File};
+               _ -> throw({options, Opt})
+           end,
+    Key = case Parts of
+              #{key := K} -> #{key => K};
+              #{keyfile := KeyFile} -> #{keyfile => KeyFile};
+              _ -> #{}
+          end,
+    maps:merge(maps:merge(Cert, Key), maps:with([password], Parts));
+cert_key(_Entry, Opt) ->
+    throw({options, Opt}).
 
 path(Option, Path) when is_binary(Path) -> path(Option, binary_to_list(Path));
 path(Option, Path) when is_list(Path) ->

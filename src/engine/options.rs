@@ -64,6 +64,16 @@ pub enum KeySource {
     Pem(Vec<u8>),
 }
 
+/// One certificate (with its chain) and its private key: an entry of
+/// OTP's `certs_keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Identity {
+    pub cert: CertSource,
+    /// None: the key is in the certificate's PEM (file or text).
+    pub key: Option<KeySource>,
+    pub password: Option<String>,
+}
+
 /// Trusted certificates for verifying the peer.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum CaSource {
@@ -83,6 +93,11 @@ pub struct Options {
     pub cert: Option<CertSource>,
     pub key: Option<KeySource>,
     pub password: Option<String>,
+    /// Several identities (OTP's `certs_keys`): when set, `cert`, `key`
+    /// and `password` are not used. OpenSSL holds one per key type (RSA,
+    /// RSA-PSS, ECDSA, Ed25519, Ed448, DSA); the peer's signature
+    /// algorithms pick among them.
+    pub certs_keys: Option<Vec<Identity>>,
     pub cacerts: Option<CaSource>,
     /// OpenSSL cipher list for TLS 1.2 and older (None: the default list).
     pub cipher_list: Option<String>,
@@ -157,6 +172,7 @@ impl Options {
             cert: None,
             key: None,
             password: None,
+            certs_keys: None,
             cacerts: None,
             cipher_list: None,
             ciphersuites: None,

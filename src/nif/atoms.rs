@@ -66,6 +66,7 @@ rustler::atoms! {
     certfile,
     cert,
     cert_pem,
+    certs_keys,
     keyfile,
     key,
     key_pem,

@@ -1,0 +1,349 @@
+%% Certificates and identities of the module under test (?M, rssl by
+%% default) against OTP's ssl as the peer: several certificate/key pairs
+%% (`certs_keys') chosen by the peer's signature algorithms, in both roles,
+%% TLS 1.3 and 1.2, and through sni_hosts, sni_fun and handshake_continue.
+%%
+%% Compile with {d, 'M', ssl} (rebar3 as otp_ssl ct) to check the cases
+%% against OTP's ssl itself.
+-module(rssl_identity_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+-include_lib("public_key/include/public_key.hrl").
+
+-ifndef(M).
+-define(M, rssl).
+-endif.
+-define(T, 10000).
+-define(L, rssl_test_lib).
+
+-export([suite/0, all/0, groups/0, init_per_suite/1, end_per_suite/1,
+         init_per_group/2, end_per_group/2,
+         init_per_testcase/2, end_per_testcase/2]).
+-export([server_picks_by_signature_algs/1, client_picks_by_signature_algs/1,
+         certs_keys_in_sni_hosts/1, certs_keys_from_sni_fun/1,
+         certs_keys_in_handshake_continue/1, certs_keys_over_single_options/1,
+         certs_keys_der_and_pem/1, certs_keys_bad_values/1]).
+
+suite() -> [{timetrap, {seconds, 60}}].
+
+all() -> [{group, 'tlsv1.3'}, {group, 'tlsv1.2'}, certs_keys_bad_values].
+
+groups() ->
+    Cases = [server_picks_by_signature_algs, client_picks_by_signature_algs,
+             certs_keys_in_sni_hosts, certs_keys_from_sni_fun,
+             certs_keys_in_handshake_continue, certs_keys_over_single_options,
+             certs_keys_der_and_pem],
+    [{'tlsv1.3', [], Cases}, {'tlsv1.2', [], Cases}].
+
+init_per_suite(Config) ->
+    Config1 = rssl_socket_lib:init_suite(?M, Config),
+    [{ids, make_pki(?config(priv_dir, Config))} | Config1].
+
+end_per_suite(_Config) ->
+    ok.
+
+init_per_group(Version, Config) -> [{tls_version, Version} | Config].
+
+end_per_group(_, _Config) -> ok.
+
+init_per_testcase(TC, Config) ->
+    case otp_fails(TC, ?config(tls_version, Config)) of
+        true ->
+            {skip, "OTP 25's own certs_keys fails this case (see otp_fails/2)"};
+        false ->
+            [{resources, ?L:snapshot()} | Config]
+    end.
+
+%% Cases OTP 25's ssl (10.8) fails itself, run with ?M = ssl: in TLS 1.3
+%% its server crashes (function_clause in
+%% tls_handshake_1_3:select_server_cert_key_pair/3) when its first pair
+%% is RSA or is ruled out by the client, and its client sends no
+%% certificate when the server's signature algorithms rule out its first
+%% pair.
+otp_fails(TC, V) ->
+    otp() andalso
+        V =:= 'tlsv1.3' andalso
+        lists:member(TC, [client_picks_by_signature_algs, certs_keys_from_sni_fun,
+                          certs_keys_der_and_pem]).
+
+end_per_testcase(TC, Config) ->
+    case otp_fails(TC, ?config(tls_version, Config)) of
+        true -> ok;
+        false -> ?L:end_per_testcase(Config)
+    end.
+
+%%% Cases: certs_keys -------------------------------------------------------
+
+%% A ?M server holding an ECDSA and an RSA identity: an ssl client offering
+%% only ECDSA signature algorithms gets the ECDSA certificate, one offering
+%% only RSA gets the RSA one.
+server_picks_by_signature_algs(Config) ->
+    V = ?config(tls_version, Config),
+    ServerOpts = base(V) ++ [{certs_keys, [pair(Config, ec_server), pair(Config, rsa_server)]}],
+    [?assertEqual(Kind, server_cert_kind(ServerOpts, client_opts(Config, V) ++ algs(V, Kind)))
+     || Kind <- kinds(V, [ec, rsa])].
+
+%% A ?M client holding both identities: an ssl server asking for a client
+%% certificate and accepting only ECDSA (or only RSA) signatures gets the
+%% matching certificate.
+client_picks_by_signature_algs(Config) ->
+    V = ?config(tls_version, Config),
+    ClientOpts = client_opts(Config, V)
+        ++ [{certs_keys, [pair(Config, rsa_client), pair(Config, ec_client)]}],
+    [?assertEqual(Kind, client_cert_kind(ClientOpts, verifying_server(Config, V, Kind)))
+     || Kind <- [ec, rsa, ec]].
+
+%% certs_keys in an sni_hosts entry: the host named gets both identities.
+certs_keys_in_sni_hosts(Config) ->
+    V = ?config(tls_version, Config),
+    Both = [{certs_keys, [pair(Config, ec_server), pair(Config, rsa_server)]}],
+    ServerOpts = base(V) ++ single(Config, other_server) ++ [{sni_hosts, [{"localhost", Both}]}],
+    [?assertEqual(Kind, server_cert_kind(ServerOpts, client_opts(Config, V) ++ algs(V, Kind)))
+     || Kind <- kinds(V, [ec, rsa])].
+
+%% certs_keys returned by an sni_fun.
+certs_keys_from_sni_fun(Config) ->
+    V = ?config(tls_version, Config),
+    Both = [{certs_keys, [pair(Config, rsa_server), pair(Config, ec_server)]}],
+    Fun = fun("localhost") -> Both; (_) -> [] end,
+    ServerOpts = base(V) ++ single(Config, other_server) ++ [{sni_fun, Fun}],
+    [?assertEqual(Kind, server_cert_kind(ServerOpts, client_opts(Config, V) ++ algs(V, Kind)))
+     || Kind <- kinds(V, [rsa, ec])].
+
+%% A server stopping at the hello adds certs_keys with handshake_continue.
+certs_keys_in_handshake_continue(Config) ->
+    V = ?config(tls_version, Config),
+    Both = [{certs_keys, [pair(Config, ec_server), pair(Config, rsa_server)]}],
+    [begin
+         {ok, L} = ?M:listen(0, [{reuseaddr, true}, {handshake, hello} | base(V)]),
+         {ok, {_, Port}} = ?M:sockname(L),
+         Client = ?L:start_client(ssl, "localhost", Port, client_opts(Config, V) ++ algs(V, Kind),
+                                  fun peer_cert_kind/1),
+         {ok, T} = ?M:transport_accept(L, ?T),
+         {ok, S, _Ext} = ?M:handshake(T, ?T),
+         {ok, S} = ?M:handshake_continue(S, Both, ?T),
+         ?assertEqual(Kind, ?L:await(Client)),
+         ok = ?M:close(S),
+         ok = ?M:close(L)
+     end || Kind <- kinds(V, [ec, rsa])].
+
+%% With certs_keys, certfile/keyfile given beside it are not used (as in
+%% OTP): an unreadable certfile beside a good certs_keys is no error, and
+%% the certificate sent is one of certs_keys.
+certs_keys_over_single_options(Config) ->
+    V = ?config(tls_version, Config),
+    Missing = filename:join(?config(priv_dir, Config), "no-such-file.pem"),
+    ServerOpts = base(V) ++ [{certfile, Missing}, {keyfile, Missing},
+                             {certs_keys, [pair(Config, rsa_server)]}],
+    ?assertEqual(rsa, server_cert_kind(ServerOpts, client_opts(Config, V))).
+
+%% Entries given as DER (cert, key) and as files mixed in one list.
+certs_keys_der_and_pem(Config) ->
+    V = ?config(tls_version, Config),
+    #{ec_server := #{cert := EcCert, key := EcKey}} = ?config(ids, Config),
+    Der = #{cert => cert_der(EcCert), key => key_der(EcKey)},
+    ServerOpts = base(V) ++ [{certs_keys, [pair(Config, rsa_server), Der]}],
+    [?assertEqual(Kind, server_cert_kind(ServerOpts, client_opts(Config, V) ++ algs(V, Kind)))
+     || Kind <- kinds(V, [rsa, ec])].
+
+%% A value that is not a list is an options error, as in OTP. OTP's ssl
+%% crashes the connection process on malformed entries; rssl answers
+%% {error, {options, _}} for them.
+certs_keys_bad_values(Config) ->
+    V = 'tlsv1.3',
+    ?assertEqual({error, {options, {certs_keys, foo}}},
+                 ?M:listen(0, base(V) ++ [{certs_keys, foo}])),
+    ?assertEqual({error, {options, {certs_keys, foo}}},
+                 ?M:connect("localhost", 1, base(V) ++ [{certs_keys, foo}], ?T)),
+    case otp() of
+        true ->
+            ok;
+        false ->
+            #{ec_server := #{cert := EcCert, key := EcKey},
+              rsa_server := #{key := RsaKey}} = ?config(ids, Config),
+            [?assertMatch({error, {options, _}}, listen_error(base(V) ++ [{certs_keys, Bad}]))
+             || Bad <- [[foo], [#{keyfile => EcKey}], [#{certfile => EcCert, bogus => 1}],
+                        [#{certfile => EcCert, keyfile => RsaKey}],
+                        [#{certfile => EcCert, keyfile => "/no/such/file"}],
+                        [#{cert => <<"garbage">>, keyfile => EcKey}]]]
+    end.
+
+%%% Helpers -----------------------------------------------------------------
+
+%% Whether the module under test is OTP's ssl itself.
+otp() -> ?M =:= ssl.
+
+%% The kinds of certificate a server holding pairs of kinds Listed (in
+%% that order) is asked for: each, and the first again. OTP 25's own TLS
+%% 1.3 server crashes (function_clause in
+%% tls_handshake_1_3:select_server_cert_key_pair/3) when the client's
+%% signature algorithms rule out its first pair, so with ?M = ssl the
+%% TLS 1.3 cases ask for the first kind only.
+kinds(V, [First | _] = Listed) ->
+    case otp() andalso V =:= 'tlsv1.3' of
+        true -> [First];
+        false -> Listed ++ [First]
+    end.
+
+listen_error(Opts) ->
+    case ?M:listen(0, Opts) of
+        {ok, L} ->
+            ok = ?M:close(L),
+            {ok, listening};
+        Error ->
+            Error
+    end.
+
+base(V) -> [binary, {active, false}, {versions, [V]}].
+
+pair(Config, Name) ->
+    #{Name := #{cert := Cert, key := Key}} = ?config(ids, Config),
+    #{certfile => Cert, keyfile => Key}.
+
+single(Config, Name) ->
+    #{Name := #{cert := Cert, key := Key}} = ?config(ids, Config),
+    [{certfile, Cert}, {keyfile, Key}].
+
+client_opts(Config, V) ->
+    #{ec_ca := #{cert := EcCa}, rsa_ca := #{cert := RsaCa}} = ?config(ids, Config),
+    base(V) ++ [{verify, verify_peer}, {cacerts, [cert_der(EcCa), cert_der(RsaCa)]},
+                {server_name_indication, "localhost"}].
+
+%% An ssl server asking for a client certificate whose signatures are of
+%% one kind (its own certificate of that kind too).
+verifying_server(Config, V, Kind) ->
+    Own = case Kind of ec -> ec_server; rsa -> rsa_server end,
+    (client_opts(Config, V) -- [{server_name_indication, "localhost"}])
+        ++ [{fail_if_no_peer_cert, true} | single(Config, Own)] ++ algs(V, Kind).
+
+%% Signature algorithms of one kind only.
+algs('tlsv1.3', ec) -> [{signature_algs, [ecdsa_secp256r1_sha256]}];
+algs('tlsv1.3', rsa) -> [{signature_algs, [rsa_pss_rsae_sha256, rsa_pkcs1_sha256]}];
+algs('tlsv1.2', ec) -> [{signature_algs, [{sha256, ecdsa}]}];
+algs('tlsv1.2', rsa) -> [{signature_algs, [{sha256, rsa}]}].
+
+%% The kind of certificate a ssl client connecting to a ?M server with
+%% ServerOpts is shown.
+server_cert_kind(ServerOpts, ClientOpts) ->
+    {ok, L} = ?M:listen(0, [{reuseaddr, true} | ServerOpts]),
+    {ok, {_, Port}} = ?M:sockname(L),
+    Client = ?L:start_client(ssl, "localhost", Port, ClientOpts, fun peer_cert_kind/1),
+    {ok, T} = ?M:transport_accept(L, ?T),
+    HS = ?M:handshake(T, ?T),
+    ok = ?M:close(L),
+    Kind = ?L:await(Client),
+    {ok, S} = HS,
+    ok = ?M:close(S),
+    Kind.
+
+%% The kind of certificate a ?M client with ClientOpts shows an ssl server.
+client_cert_kind(ClientOpts, ServerOpts) ->
+    {Pid, Port} = ?L:start_server(ssl, ServerOpts, fun peer_cert_kind/1),
+    {ok, S} = ?M:connect("localhost", Port, ClientOpts, ?T),
+    Kind = ?L:await(Pid),
+    ok = ?M:close(S),
+    Kind.
+
+peer_cert_kind({ok, S}) ->
+    {ok, Der} = ssl:peercert(S),
+    key_kind(Der);
+peer_cert_kind(Error) ->
+    Error.
+
+key_kind(Der) ->
+    #'OTPCertificate'{tbsCertificate = Tbs} = public_key:pkix_decode_cert(Der, otp),
+    #'OTPSubjectPublicKeyInfo'{algorithm = #'PublicKeyAlgorithm'{algorithm = Alg}} =
+        Tbs#'OTPTBSCertificate'.subjectPublicKeyInfo,
+    case Alg of
+        ?'id-ecPublicKey' -> ec;
+        ?rsaEncryption -> rsa
+    end.
+
+cert_der(File) ->
+    {ok, Pem} = file:read_file(File),
+    [{'Certificate', Der, not_encrypted} | _] = public_key:pem_decode(Pem),
+    Der.
+
+key_der(File) ->
+    {ok, Pem} = file:read_file(File),
+    [{Type, Der, not_encrypted}] = public_key:pem_decode(Pem),
+    {Type, Der}.
+
+%%% PKI ---------------------------------------------------------------------
+
+-define(EC_KEY, "genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256").
+-define(RSA_KEY, "genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048").
+
+%% Two CAs, one ECDSA and one RSA, each signing a server and a client
+%% certificate of its own key type (so that a peer accepting one kind of
+%% signature can check the whole chain), and other_server, an ECDSA server
+%% certificate for another host name. Made with the openssl tool.
+make_pki(PrivDir) ->
+    Tag = os:getpid() ++ "-" ++ integer_to_list(erlang:unique_integer([positive])),
+    Dir = filename:join(PrivDir, "identity-" ++ Tag),
+    ok = filelib:ensure_dir(filename:join(Dir, "x")),
+    EcCa = ca(Dir, "ec_ca", ?EC_KEY, "rssl identity EC CA " ++ Tag),
+    RsaCa = ca(Dir, "rsa_ca", ?RSA_KEY, "rssl identity RSA CA " ++ Tag),
+    #{ec_ca => EcCa, rsa_ca => RsaCa,
+      ec_server => leaf(Dir, "ec_server", ?EC_KEY, EcCa, server_ext("DNS:localhost")),
+      rsa_server => leaf(Dir, "rsa_server", ?RSA_KEY, RsaCa, server_ext("DNS:localhost")),
+      other_server => leaf(Dir, "other_server", ?EC_KEY, EcCa, server_ext("DNS:other.example")),
+      ec_client => leaf(Dir, "ec_client", ?EC_KEY, EcCa, client_ext()),
+      rsa_client => leaf(Dir, "rsa_client", ?RSA_KEY, RsaCa, client_ext())}.
+
+ca(Dir, Name, KeyCmd, CN) ->
+    Key = filename:join(Dir, Name ++ "_key.pem"),
+    Cert = filename:join(Dir, Name ++ ".pem"),
+    Cnf = filename:join(Dir, Name ++ ".cnf"),
+    ok = file:write_file(Cnf, [req_cnf(CN),
+                               "[ext]\n"
+                               "basicConstraints = critical,CA:TRUE\n"
+                               "keyUsage = critical,keyCertSign,cRLSign\n"
+                               "subjectKeyIdentifier = hash\n"]),
+    openssl([KeyCmd, " -out ", q(Key)], Key),
+    openssl(["req -new -x509 -sha256 -days 3650 -config ", q(Cnf), " -extensions ext",
+             " -key ", q(Key), " -out ", q(Cert)], Cert),
+    #{cert => Cert, key => Key}.
+
+leaf(Dir, Name, KeyCmd, #{cert := CaCert, key := CaKey}, Ext) ->
+    Key = filename:join(Dir, Name ++ "_key.pem"),
+    Cert = filename:join(Dir, Name ++ ".pem"),
+    Csr = filename:join(Dir, Name ++ ".csr"),
+    Cnf = filename:join(Dir, Name ++ ".cnf"),
+    ok = file:write_file(Cnf, [req_cnf("rssl " ++ Name), "[ext]\n", Ext]),
+    openssl([KeyCmd, " -out ", q(Key)], Key),
+    openssl(["req -new -sha256 -config ", q(Cnf), " -key ", q(Key), " -out ", q(Csr)], Csr),
+    Serial = integer_to_list(erlang:unique_integer([positive]) + 1000 * os:system_time(second)),
+    openssl(["x509 -req -sha256 -days 3650 -in ", q(Csr), " -CA ", q(CaCert), " -CAkey ", q(CaKey),
+             " -set_serial ", Serial, " -extfile ", q(Cnf), " -extensions ext -out ", q(Cert)],
+            Cert),
+    #{cert => Cert, key => Key}.
+
+req_cnf(CN) ->
+    ["[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = ", CN, "\n"].
+
+server_ext(San) ->
+    ["basicConstraints = critical,CA:FALSE\n"
+     "keyUsage = critical,digitalSignature,keyEncipherment\n"
+     "extendedKeyUsage = serverAuth\n"
+     "subjectKeyIdentifier = hash\n"
+     "authorityKeyIdentifier = keyid\n"
+     "subjectAltName = ", San, "\n"].
+
+client_ext() ->
+    "basicConstraints = critical,CA:FALSE\n"
+    "keyUsage = critical,digitalSignature\n"
+    "extendedKeyUsage = clientAuth\n"
+    "subjectKeyIdentifier = hash\n"
+    "authorityKeyIdentifier = keyid\n".
+
+openssl(Args, Expect) ->
+    _ = file:delete(Expect),
+    Out = os:cmd(lists:flatten(["openssl ", Args, " 2>&1"])),
+    case filelib:is_regular(Expect) of
+        true -> ok;
+        false -> error({openssl_failed, lists:flatten(Args), Out})
+    end.
+
+q(Path) -> "'" ++ Path ++ "'".
