@@ -912,6 +912,27 @@ rssl_result rssl_send(rssl_conn *conn, const uint8_t *data, size_t len, int32_t 
 rssl_result rssl_recv(rssl_conn *conn, uint8_t *buf, size_t len, int32_t timeout_ms, size_t *n_out);
 
 /**
+ * Renegotiates a TLS 1.2 (or older) connection: sends our
+ * HelloRequest (server) or ClientHello (client) and waits at most
+ * `timeout_ms` for the new handshake to complete. Application data
+ * arriving meanwhile is kept for `rssl_recv`. `RSSL_INVALID_STATE` on
+ * TLS 1.3 (use `rssl_update_keys`) or before the handshake; a peer
+ * refusing it fails the connection with its alert (`RSSL_TLS_ALERT`)
+ * or lets it time out (`RSSL_TIMEOUT`, a client ignoring a server's
+ * request).
+ */
+rssl_result rssl_renegotiate(rssl_conn *conn, int32_t timeout_ms);
+
+/**
+ * TLS 1.3: sends a KeyUpdate (new keys for what we send) within
+ * `timeout_ms`; with `peer_too` the peer is asked to update its own
+ * keys as well (its answer is read with the next `rssl_recv`).
+ * `RSSL_INVALID_STATE` before TLS 1.3 (use `rssl_renegotiate`) or
+ * before the handshake.
+ */
+rssl_result rssl_update_keys(rssl_conn *conn, bool peer_too, int32_t timeout_ms);
+
+/**
  * Sends close_notify (within `timeout_ms`) and ends our direction of
  * the socket. Receiving still works until the peer closes; sending
  * gives `RSSL_CLOSED`. The connection still needs `rssl_close` or
@@ -1229,6 +1250,29 @@ rssl_result rssl_conn_read(rssl_conn *conn, uint8_t *buf, size_t len, size_t *n_
  * Encrypts all `len` bytes of `data` into the output.
  */
 rssl_result rssl_conn_write(rssl_conn *conn, const uint8_t *data, size_t len);
+
+/**
+ * Starts a TLS 1.2 (or older) renegotiation: our HelloRequest
+ * (server) or ClientHello (client) goes into the output; the rest
+ * happens as the peer's records are fed and read with
+ * `rssl_conn_read` (which may then return `RSSL_WANT_READ` while
+ * handshake records pass). `rssl_conn_renegotiation_pending` says
+ * when it has completed. `RSSL_INVALID_STATE` on TLS 1.3.
+ */
+rssl_result rssl_conn_renegotiate(rssl_conn *conn);
+
+/**
+ * Whether a renegotiation started with `rssl_conn_renegotiate` is
+ * still going on (`*pending_out`).
+ */
+rssl_result rssl_conn_renegotiation_pending(const rssl_conn *conn, bool *pending_out);
+
+/**
+ * TLS 1.3: queues a KeyUpdate in the output (new keys for what we
+ * write from now on); with `peer_too` the peer is asked to update its
+ * keys too. `RSSL_INVALID_STATE` before TLS 1.3.
+ */
+rssl_result rssl_conn_update_keys(rssl_conn *conn, bool peer_too);
 
 /**
  * Queues close_notify in the output; writing is over, reading goes on
