@@ -112,6 +112,8 @@
                        | {ciphers, ciphers() | [old_cipher_suite()] | [string()]}
                        | {signature_algs, [{hash(), sign_algo()} | sign_scheme()]}
                        | {supported_groups, [group()]}
+                       | {eccs, [atom()]}
+                       | {signature_algs_cert, [{hash(), sign_algo()} | sign_scheme()]}
                        | {secure_renegotiate, boolean()}
                        | {depth, 0..255}
                        | {verify_fun, {fun(), term()} | fun() | undefined}
@@ -743,7 +745,7 @@ tls_version(Version) -> ssl:tls_version(Version).
 
 %% @doc The key exchange groups `supported_groups' accepts, and (`default')
 %% those offered when it is not given; the named curves of ECDHE up to TLS
-%% 1.2 (the `eccs' option itself is not supported).
+%% 1.2 (what the `eccs' option takes).
 -spec groups() -> [group()].
 groups() -> rssl_ciphers:groups(all).
 -spec groups(default) -> [group()].

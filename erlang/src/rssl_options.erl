@@ -32,6 +32,13 @@
                bind_to_device, netns, raw, exit_on_close, show_econnreset,
                deliver, tcp_module, recvtos, recvtclass, recvttl]).
 
+%% OTP 25's elliptic curves for TLS 1.2 (tls_v1:ecc_curves(all)).
+-define(ECCS, [sect571r1, sect571k1, secp521r1, brainpoolP512r1, sect409k1, sect409r1,
+               brainpoolP384r1, secp384r1, sect283k1, sect283r1, brainpoolP256r1, secp256k1,
+               secp256r1, sect239k1, sect233k1, sect233r1, secp224k1, secp224r1, sect193r1,
+               sect193r2, secp192k1, secp192r1, sect163k1, sect163r1, sect163r2, secp160k1,
+               secp160r1, secp160r2]).
+
 %% Options accepted for compatibility that have nothing to act on in rssl
 %% (logging and process tuning of OTP's ssl connection processes).
 -define(NO_EFFECT, [max_handshake_size, middlebox_comp_mode,
@@ -57,7 +64,8 @@ split(Role, Options) when is_list(Options) ->
                                    transport => {gen_tcp, {tcp, tcp_closed, tcp_error}}})}
     catch
         throw:{options, _} = Reason -> {error, Reason};
-        throw:{options, dependency, _} = Reason -> {error, Reason}
+        throw:{options, dependency, _} = Reason -> {error, Reason};
+        throw:{options, no_supported_signature_schemes, _} = Reason -> {error, Reason}
     end;
 split(_Role, Options) ->
     {error, {options, {not_a_list, Options}}}.
@@ -299,6 +307,22 @@ tls(_Role, {supported_groups, Groups} = Opt, Tls) when is_list(Groups) ->
         [] -> throw({options, Opt});
         Names -> Tls#{supported_groups => iolist_to_binary(lists:join(":", Names))}
     end;
+%% signature_algorithms_cert: OpenSSL 3.0 neither sends this extension
+%% nor lets a list be set for it, so the option is checked as OTP checks
+%% it and changes nothing (README).
+tls(_Role, {signature_algs_cert, []} = Opt, _Tls) ->
+    throw({options, no_supported_signature_schemes, Opt});
+tls(_Role, {signature_algs_cert, Algs} = Opt, Tls) when is_list(Algs) ->
+    _ = [sigalg_name(A, Opt) || A <- Algs],
+    Tls;
+%% OTP's curves for TLS 1.2 (ECDHE and ECDSA certificates), apart from the
+%% TLS 1.3 groups of supported_groups: names OTP does not know are left
+%% out, as OTP does. Where they apply: engine/identity.rs.
+tls(_Role, {eccs, Curves} = Opt, Tls) when is_list(Curves) ->
+    case [atom_to_list(C) || C <- Curves, lists:member(C, ?ECCS)] of
+        [] -> throw({options, Opt});
+        Names -> Tls#{eccs => iolist_to_binary(lists:join(":", Names))}
+    end;
 %% TLS 1.0 record options: nothing to act on (OpenSSL does both), but as
 %% in OTP's ssl they need tlsv1 among the versions.
 tls(_Role, {Key, _} = Opt, Tls) when Key =:= padding_check; Key =:= beast_mitigation ->
@@ -403,8 +427,7 @@ unsupported_or_bad({Key, _} = Opt) ->
     %% crl_cache: other cache modules; session_tickets: a client's manual
     %% mode; reuse_session: a client's saved session.
     Known = [crl_cache, reuse_session, session_tickets, use_ticket, early_data,
-             anti_replay, signature_algs_cert, eccs,
-             certificate_authorities, ocsp_stapling, ocsp_responder_certs,
+             anti_replay, certificate_authorities, ocsp_stapling, ocsp_responder_certs,
              ocsp_nonce, keep_secrets, cookie,
              key_update_at, renegotiate_at, max_fragment_length, stateless_tickets_seed],
     case lists:member(Key, Known) of
@@ -516,7 +539,8 @@ sni_options(HostOptions, Base) ->
                                      sni => undefined}) of
         #{tls := HostTls} -> {ok, maps:merge(Base, HostTls)}
     catch
-        throw:{options, _} = Reason -> {error, Reason}
+        throw:{options, _} = Reason -> {error, Reason};
+        throw:{options, no_supported_signature_schemes, _} = Reason -> {error, Reason}
     end.
 
 %% @doc The map the NIF builds its configuration from.

@@ -23,11 +23,15 @@
 -export([server_picks_by_signature_algs/1, client_picks_by_signature_algs/1,
          certs_keys_in_sni_hosts/1, certs_keys_from_sni_fun/1,
          certs_keys_in_handshake_continue/1, certs_keys_over_single_options/1,
-         certs_keys_der_and_pem/1, certs_keys_bad_values/1]).
+         certs_keys_der_and_pem/1, certs_keys_bad_values/1,
+         eccs_server_tls12/1, eccs_client_tls12/1, eccs_leave_tls13_alone/1,
+         eccs_bad_values/1, signature_algs_cert_values/1]).
 
 suite() -> [{timetrap, {seconds, 60}}].
 
-all() -> [{group, 'tlsv1.3'}, {group, 'tlsv1.2'}, certs_keys_bad_values].
+all() -> [{group, 'tlsv1.3'}, {group, 'tlsv1.2'}, certs_keys_bad_values,
+          eccs_server_tls12, eccs_client_tls12, eccs_leave_tls13_alone, eccs_bad_values,
+          signature_algs_cert_values].
 
 groups() ->
     Cases = [server_picks_by_signature_algs, client_picks_by_signature_algs,
@@ -169,7 +173,110 @@ certs_keys_bad_values(Config) ->
                         [#{cert => <<"garbage">>, keyfile => EcKey}]]]
     end.
 
+%%% Cases: eccs and signature_algs_cert -------------------------------------
+
+%% A ?M server's eccs decide the ECDHE curve of its TLS 1.2 connections:
+%% an ssl client offering all of OTP's curves gets the one the server
+%% lists (and without eccs, another one).
+eccs_server_tls12(Config) ->
+    V = 'tlsv1.2',
+    Server = base(['tlsv1.3', V]) ++ single(Config, ec_server),
+    Client = client_opts(Config, V),
+    ?assertEqual({named_curve, secp384r1},
+                 server_curve(Server ++ [{eccs, [secp384r1]}], Client)),
+    ?assertEqual({named_curve, secp256r1},
+                 server_curve(Server ++ [{eccs, [foo, secp256r1]}], Client)),
+    %% Of several, the client's first (OTP's default: no honor_ecc_order).
+    ?assertEqual({named_curve, secp384r1},
+                 server_curve(Server ++ [{eccs, [secp256r1, secp384r1]}], Client)),
+    ?assertNotEqual({named_curve, secp384r1}, server_curve(Server, Client)).
+
+%% A ?M client offering TLS 1.2 only sends its eccs: an ssl server takes
+%% the curve from them (the server's certificate is on P-256, which the
+%% list must hold for OpenSSL's client: see README).
+eccs_client_tls12(Config) ->
+    V = 'tlsv1.2',
+    Server = base(V) ++ single(Config, ec_server),
+    [begin
+         {Pid, Port} = ?L:start_server(ssl, Server, fun curve/1),
+         {ok, S} = ?M:connect("localhost", Port,
+                              client_opts(Config, V) ++ [{eccs, [Curve, secp256r1]}], ?T),
+         ?assertEqual({named_curve, Curve}, ?L:await(Pid)),
+         ok = ?M:close(S)
+     end || Curve <- [secp384r1, secp521r1]].
+
+%% eccs do not touch TLS 1.3: a server whose eccs an ssl client does not
+%% offer still agrees on x25519 with it, and a client with eccs still
+%% offers its TLS 1.3 groups.
+eccs_leave_tls13_alone(Config) ->
+    V = 'tlsv1.3',
+    Server = base(V) ++ single(Config, ec_server),
+    Client = client_opts(Config, V) ++ [{supported_groups, [x25519]}],
+    ?assertEqual(ec, server_cert_kind(Server ++ [{eccs, [secp384r1]}], Client)),
+    {Pid, Port} = ?L:start_server(ssl, Server ++ [{supported_groups, [x25519]}],
+                                  fun({Ok, _}) -> Ok end),
+    {ok, S} = ?M:connect("localhost", Port, client_opts(Config, V) ++ [{eccs, [secp384r1]}], ?T),
+    ?assertEqual(ok, ?L:await(Pid)),
+    ok = ?M:close(S).
+
+%% Values OTP accepts (unknown curves left out) are accepted; what makes
+%% OTP's ssl crash is an options error.
+eccs_bad_values(_Config) ->
+    Opts = base('tlsv1.2'),
+    {ok, L} = ?M:listen(0, Opts ++ [{eccs, [secp256r1, no_such_curve]}]),
+    ok = ?M:close(L),
+    case otp() of
+        true ->
+            ok;
+        false ->
+            ?assertEqual({error, {options, {eccs, foo}}}, ?M:listen(0, Opts ++ [{eccs, foo}])),
+            ?assertEqual({error, {options, {eccs, [x25519]}}},
+                         ?M:listen(0, Opts ++ [{eccs, [x25519]}]))
+    end.
+
+%% signature_algs_cert is checked as OTP checks it (the same error for an
+%% empty list); accepted lists let handshakes go on as before (OpenSSL
+%% sends no signature_algorithms_cert: see README).
+signature_algs_cert_values(Config) ->
+    Empty = [{signature_algs_cert, []}],
+    ?assertEqual({error, {options, no_supported_signature_schemes, hd(Empty)}},
+                 ?M:connect("localhost", 1, base('tlsv1.3') ++ Empty, ?T)),
+    ?assertEqual({error, {options, no_supported_signature_schemes, hd(Empty)}},
+                 ?M:listen(0, base('tlsv1.3') ++ Empty)),
+    [begin
+         Server = base(V) ++ single(Config, ec_server),
+         Client = client_opts(Config, V) ++ [{signature_algs_cert, Algs}],
+         ?assertEqual(ec, server_cert_kind(Server ++ [{signature_algs_cert, Algs}], Client))
+     end || {V, Algs} <- [{'tlsv1.3', [ecdsa_secp256r1_sha256, rsa_pkcs1_sha256]},
+                          {'tlsv1.2', [{sha256, ecdsa}, rsa_pss_rsae_sha256]}]],
+    case otp() of
+        true ->
+            ok;
+        false ->
+            [?assertMatch({error, {options, _}},
+                          ?M:listen(0, base('tlsv1.3') ++ [{signature_algs_cert, Bad}]))
+             || Bad <- [foo, [foo], [rsa_pkcs1_sha256, {sha256, foo}]]]
+    end.
+
 %%% Helpers -----------------------------------------------------------------
+
+%% The ECDHE curve an ssl client sees with a ?M server.
+server_curve(ServerOpts, ClientOpts) ->
+    {ok, L} = ?M:listen(0, [{reuseaddr, true} | ServerOpts]),
+    {ok, {_, Port}} = ?M:sockname(L),
+    Client = ?L:start_client(ssl, "localhost", Port, ClientOpts, fun curve/1),
+    {ok, T} = ?M:transport_accept(L, ?T),
+    {ok, S} = ?M:handshake(T, ?T),
+    ok = ?M:close(L),
+    Curve = ?L:await(Client),
+    ok = ?M:close(S),
+    Curve.
+
+curve({ok, S}) ->
+    {ok, [{ecc, Curve}]} = ssl:connection_information(S, [ecc]),
+    Curve;
+curve(Error) ->
+    Error.
 
 %% Whether the module under test is OTP's ssl itself.
 otp() -> ?M =:= ssl.
@@ -195,7 +302,8 @@ listen_error(Opts) ->
             Error
     end.
 
-base(V) -> [binary, {active, false}, {versions, [V]}].
+base(Vs) when is_list(Vs) -> [binary, {active, false}, {versions, Vs}];
+base(V) -> base([V]).
 
 pair(Config, Name) ->
     #{Name := #{cert := Cert, key := Key}} = ?config(ids, Config),

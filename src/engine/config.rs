@@ -155,7 +155,8 @@ fn build_context(o: &Options) -> Result<SslContext, Error> {
             .map_err(|_| Error::Option("supported_groups".into(), groups.clone()))?;
     }
 
-    load_identity(&mut b, o)?;
+    let identities = load_identity(&mut b, o)?;
+    set_eccs(&mut b, o, identities)?;
     let ca_names = load_trust(&mut b, o)?;
 
     let mut mode = match o.verify {
@@ -211,6 +212,30 @@ fn build_context(o: &Options) -> Result<SslContext, Error> {
     Ok(b.build())
 }
 
+/// OTP's `eccs` (curves for TLS 1.2): a client offering no TLS 1.3 sends
+/// them as its groups; a server uses them on its TLS 1.2 connections
+/// (identity.rs), which also picks a TLS 1.2 client's certificate.
+fn set_eccs(b: &mut SslContextBuilder, o: &Options, identities: usize) -> Result<(), Error> {
+    let tls13 = o.versions.contains(&Version::Tls13);
+    let bad = |list: &String| Error::Option("eccs".into(), list.clone());
+    match (o.role, &o.eccs) {
+        (Role::Client, Some(list)) if !tls13 => b.set_groups_list(list).map_err(|_| bad(list))?,
+        (Role::Server, Some(list)) => {
+            // Checked here, where an error can still be reported.
+            SslContext::builder(SslMethod::tls())
+                .and_then(|mut probe| probe.set_groups_list(list))
+                .map_err(|_| bad(list))?;
+        }
+        _ => {}
+    }
+    let server_groups = match o.role {
+        Role::Server => o.eccs.as_deref(),
+        Role::Client => None,
+    };
+    super::identity::install(b, o.role == Role::Client && identities > 1, server_groups);
+    Ok(())
+}
+
 fn set_versions(b: &mut SslContextBuilder, versions: &[Version]) -> Result<(), Error> {
     let min = versions.iter().min().copied().unwrap_or(Version::Tls12);
     let max = versions.iter().max().copied().unwrap_or(Version::Tls13);
@@ -254,8 +279,9 @@ fn bad_file(option: &str, path: &str, reason: &str) -> Error {
     }
 }
 
-/// Our certificate(s), chain(s) and private key(s).
-fn load_identity(b: &mut SslContextBuilder, o: &Options) -> Result<(), Error> {
+/// Our certificate(s), chain(s) and private key(s); returns how many
+/// OpenSSL holds.
+fn load_identity(b: &mut SslContextBuilder, o: &Options) -> Result<usize, Error> {
     let identities: Vec<Identity> = match (&o.certs_keys, &o.cert) {
         // As OTP: with certs_keys, the single cert/key options are not used.
         (Some(list), _) => list.clone(),
@@ -264,7 +290,7 @@ fn load_identity(b: &mut SslContextBuilder, o: &Options) -> Result<(), Error> {
             key: o.key.clone(),
             password: o.password.clone(),
         }],
-        (None, None) => return Ok(()),
+        (None, None) => return Ok(0),
     };
     // OpenSSL keeps one certificate per key type: the first of each type
     // is used (every entry is still read and checked).
@@ -278,10 +304,7 @@ fn load_identity(b: &mut SslContextBuilder, o: &Options) -> Result<(), Error> {
         installed.push(kind);
         install_pair(b, pair)?;
     }
-    if o.role == Role::Client && installed.len() > 1 {
-        super::identity::install_client_choice(b);
-    }
-    Ok(())
+    Ok(installed.len())
 }
 
 /// A certificate, the rest of its chain and its private key, read and

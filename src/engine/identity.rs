@@ -1,23 +1,57 @@
-//! Several certificates in one context (OTP's `certs_keys`): which one a
-//! TLS 1.2 client sends.
+//! What a TLS 1.2 connection presents, decided once its version is known
+//! (OpenSSL's certificate callback, run after the hellos' versions and
+//! extensions are read, before the cipher, curve and certificate are
+//! chosen):
 //!
-//! OpenSSL files each certificate under its key type and, in TLS 1.3 and on
-//! servers, picks the one the peer's signature algorithms allow. A TLS 1.2
-//! client sends the *current* certificate (the last loaded), so a
-//! certificate callback makes current the first one the server's
-//! CertificateRequest allows, in the server's order of preference.
+//! - several certificates (OTP's `certs_keys`): OpenSSL files each under
+//!   its key type and, in TLS 1.3 and on servers, picks the one the peer's
+//!   signature algorithms allow. A TLS 1.2 client sends the *current*
+//!   certificate (the last loaded), so the callback makes current the first
+//!   one the server's CertificateRequest allows, in the server's order.
+//! - OTP's `eccs` on a server: the curves for TLS 1.2 (ECDHE and ECDSA
+//!   certificates) replace the connection's group list, which in TLS 1.3
+//!   stays that of `supported_groups`. (A client knows no version when it
+//!   sends its hello: config.rs gives a TLS 1.2-only client `eccs` as its
+//!   group list, as OTP's sends its `eccs` then.)
 
 use super::ffi;
+use foreign_types::ForeignTypeRef;
 use libc::{c_int, c_uchar, c_void};
+use once_cell::sync::Lazy;
+use openssl::ex_data::Index;
 use openssl::pkey::Id;
-use openssl::ssl::SslContextBuilder;
+use openssl::ssl::{SslContext, SslContextBuilder, SslRef};
 use openssl_sys::SSL;
+use std::ffi::CString;
 use std::ptr;
 
-/// Installs the choice on a client context holding several certificates.
-pub(crate) fn install_client_choice(b: &mut SslContextBuilder) {
-    // SAFETY: `b` owns a live SSL_CTX; the callback takes no argument.
-    unsafe { ffi::SSL_CTX_set_cert_cb(b.as_ptr(), Some(choose_client_cert), ptr::null_mut()) }
+/// What the callback does for a context's TLS 1.2 connections.
+struct Tls12Choice {
+    /// Client with several certificates: pick one for the request.
+    client_identity: bool,
+    /// Server: the group list (`eccs`) for TLS 1.2.
+    groups: Option<CString>,
+}
+
+static CHOICE: Lazy<Index<SslContext, Tls12Choice>> =
+    Lazy::new(|| SslContext::new_ex_index().expect("SSL_CTX ex_data index"));
+
+/// Installs the callback when a context needs it.
+pub(crate) fn install(b: &mut SslContextBuilder, client_identity: bool, groups: Option<&str>) {
+    if !client_identity && groups.is_none() {
+        return;
+    }
+    let groups = groups.and_then(|g| CString::new(g).ok());
+    b.set_ex_data(
+        *CHOICE,
+        Tls12Choice {
+            client_identity,
+            groups,
+        },
+    );
+    // SAFETY: `b` owns a live SSL_CTX; the callback takes no argument (it
+    // finds its settings in the context's ex_data).
+    unsafe { ffi::SSL_CTX_set_cert_cb(b.as_ptr(), Some(tls12_choice), ptr::null_mut()) }
 }
 
 /// The key type (OpenSSL's base id) a TLS signature scheme signs with.
@@ -52,11 +86,36 @@ unsafe fn select(ssl: *mut SSL, key: Id) -> bool {
     false
 }
 
-unsafe extern "C" fn choose_client_cert(ssl: *mut SSL, _arg: *mut c_void) -> c_int {
-    // TLS 1.3 chooses among all certificates by itself.
+unsafe extern "C" fn tls12_choice(ssl: *mut SSL, _arg: *mut c_void) -> c_int {
     if openssl_sys::SSL_version(ssl) >= openssl_sys::TLS1_3_VERSION {
         return 1;
     }
+    // The current context: after an SNI switch, the chosen host's.
+    let Some(choice) = SslRef::from_ptr(ssl).ssl_context().ex_data(*CHOICE) else {
+        return 1;
+    };
+    if let Some(groups) = &choice.groups {
+        if openssl_sys::SSL_ctrl(
+            ssl,
+            openssl_sys::SSL_CTRL_SET_GROUPS_LIST,
+            0,
+            groups.as_ptr() as *mut c_void,
+        ) != 1
+        {
+            return 0;
+        }
+    }
+    if choice.client_identity {
+        choose_client_cert(ssl);
+    }
+    1
+}
+
+/// Makes current the first certificate the server's request allows.
+///
+/// # Safety
+/// `ssl` must be a live SSL.
+unsafe fn choose_client_cert(ssl: *mut SSL) {
     let count = ffi::SSL_get_shared_sigalgs(
         ssl,
         0,
@@ -79,10 +138,9 @@ unsafe extern "C" fn choose_client_cert(ssl: *mut SSL, _arg: *mut c_void) -> c_i
         );
         let scheme = (u16::from(rhash) << 8) | u16::from(rsig);
         if scheme_key(scheme).is_some_and(|key| select(ssl, key)) {
-            return 1;
+            return;
         }
     }
     // None fits: OpenSSL then finds no signature algorithm for the current
     // certificate and sends none, as with a single unsuitable one.
-    1
 }

@@ -111,6 +111,9 @@ pub struct Options {
     pub client_renegotiation: bool,
     /// Elliptic curves / groups, OpenSSL names (None: default).
     pub groups: Option<String>,
+    /// OTP's `eccs`: the curves of TLS 1.2 connections (ECDHE, ECDSA
+    /// certificates), OpenSSL names; TLS 1.3 uses `groups`.
+    pub eccs: Option<String>,
     /// DH parameters in PEM or DER.
     pub dh: Option<Vec<u8>>,
     pub dhfile: Option<String>,
@@ -182,6 +185,7 @@ impl Options {
             secure_renegotiate: true,
             client_renegotiation: true,
             groups: None,
+            eccs: None,
             dh: None,
             dhfile: None,
             fallback: false,

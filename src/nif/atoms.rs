@@ -85,6 +85,7 @@ rustler::atoms! {
     secure_renegotiate,
     client_renegotiation,
     supported_groups,
+    eccs,
     dh,
     dhfile,
     fallback,

@@ -110,6 +110,7 @@ fn decode(map: Term) -> NifResult<Options> {
     o.groups = get(map, atoms::supported_groups())
         .map(string)
         .transpose()?;
+    o.eccs = get(map, atoms::eccs()).map(string).transpose()?;
     o.dh = get(map, atoms::dh()).map(bytes).transpose()?;
     o.dhfile = get(map, atoms::dhfile()).map(string).transpose()?;
     o.fallback = flag(map, atoms::fallback(), false)?;
