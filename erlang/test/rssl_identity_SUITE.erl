@@ -25,13 +25,14 @@
          certs_keys_in_handshake_continue/1, certs_keys_over_single_options/1,
          certs_keys_der_and_pem/1, certs_keys_bad_values/1,
          eccs_server_tls12/1, eccs_client_tls12/1, eccs_leave_tls13_alone/1,
-         eccs_bad_values/1, signature_algs_cert_values/1]).
+         eccs_bad_values/1, signature_algs_cert_values/1,
+         extension_events_client/1, extension_events_server/1]).
 
 suite() -> [{timetrap, {seconds, 60}}].
 
 all() -> [{group, 'tlsv1.3'}, {group, 'tlsv1.2'}, certs_keys_bad_values,
           eccs_server_tls12, eccs_client_tls12, eccs_leave_tls13_alone, eccs_bad_values,
-          signature_algs_cert_values].
+          signature_algs_cert_values, extension_events_client, extension_events_server].
 
 groups() ->
     Cases = [server_picks_by_signature_algs, client_picks_by_signature_algs,
@@ -258,6 +259,122 @@ signature_algs_cert_values(Config) ->
              || Bad <- [foo, [foo], [rsa_pkcs1_sha256, {sha256, foo}]]]
     end.
 
+%%% Cases: {extension, _} events of verify_fun ------------------------------
+
+-define(CRITICAL_OID, {1, 3, 6, 1, 4, 1, 55555, 1}).
+-define(PLAIN_OID, {1, 3, 6, 1, 4, 1, 55555, 2}).
+
+%% A ?M client verifying a server certificate with a custom critical and a
+%% custom non-critical extension: the fun sees the same events as with
+%% ssl as the client (the extensions OTP leaves to it, then valid_peer);
+%% accepting the critical one connects, answering unknown to it fails with
+%% unsupported_certificate, as with ssl; unknown to the non-critical one
+%% only is no failure.
+extension_events_client(Config) ->
+    [begin
+         Server = base(V) ++ single(Config, ext_server),
+         [begin
+              Ours = client_events(?M, Config, V, Server, Answer),
+              Theirs = client_events(ssl, Config, V, Server, Answer),
+              ?assertEqual(Theirs, Ours),
+              ?assertMatch({_, [_ | _]}, Ours)
+          end || Answer <- [valid, unknown, unknown_plain]]
+     end || V <- ['tlsv1.3', 'tlsv1.2']],
+    {{ok, _}, Events} = client_events(?M, Config, 'tlsv1.3', base('tlsv1.3')
+                                      ++ single(Config, ext_server), valid),
+    ?assert(lists:member({extension, ?CRITICAL_OID, true}, Events)),
+    ?assert(lists:member({extension, ?PLAIN_OID, false}, Events)),
+    ?assertMatch({{error, {tls_alert, {unsupported_certificate, _}}}, _},
+                 client_events(?M, Config, 'tlsv1.3', base('tlsv1.3')
+                               ++ single(Config, ext_server), unknown)).
+
+%% A ?M server verifying such a client certificate: the same events and
+%% outcomes as an ssl server.
+extension_events_server(Config) ->
+    [begin
+         [begin
+              Ours = server_events(?M, Config, V, Answer),
+              Theirs = server_events(ssl, Config, V, Answer),
+              ?assertEqual(Theirs, Ours),
+              ?assertMatch({_, [_ | _]}, Ours)
+          end || Answer <- [valid, unknown]]
+     end || V <- ['tlsv1.3', 'tlsv1.2']].
+
+%% Connects a Mod client to an ssl server; returns the outcome (ok or the
+%% error) and the verify fun's events, each {extension, Oid, Critical} or
+%% the atom/tuple OTP gives.
+client_events(Mod, Config, V, ServerOpts, Answer) ->
+    {Pid, Port} = ?L:start_server(ssl, ServerOpts, fun({Ok, _}) -> Ok end),
+    Self = self(),
+    Ref = make_ref(),
+    Opts = client_opts(Config, V) ++ [{verify_fun, {recording_fun(Self, Ref, Answer), []}}],
+    Result = Mod:connect("localhost", Port, Opts, ?T),
+    _ = ?L:await(Pid),
+    Outcome = case Result of
+                  {ok, S} -> ok = Mod:close(S), {ok, connected};
+                  Error -> Error
+              end,
+    {normalize(Outcome), collect(Ref)}.
+
+%% A Mod server with verify_peer and a recording fun, an ssl client with
+%% the client certificate carrying the extensions.
+server_events(Mod, Config, V, Answer) ->
+    Self = self(),
+    Ref = make_ref(),
+    #{ec_ca := #{cert := EcCa}} = ?config(ids, Config),
+    ServerOpts = base(V) ++ single(Config, ec_server)
+        ++ [{verify, verify_peer}, {fail_if_no_peer_cert, true}, {cacerts, [cert_der(EcCa)]},
+            {verify_fun, {recording_fun(Self, Ref, Answer), []}}, {reuseaddr, true}],
+    {ok, L} = Mod:listen(0, ServerOpts),
+    {ok, {_, Port}} = Mod:sockname(L),
+    %% The client stays connected until the server is done (it has
+    %% finished its TLS 1.3 handshake before the server checks it).
+    Client = ?L:start_client(ssl, "localhost", Port,
+                             client_opts(Config, V) ++ single(Config, ext_client)),
+    {ok, T} = Mod:transport_accept(L, ?T),
+    Result = Mod:handshake(T, ?T),
+    ok = Mod:close(L),
+    receive
+        {Client, handshake, ok} -> ok = ?L:stop_peer(#{pid => Client});
+        {Client, handshake, _} -> _ = ?L:await(Client)
+    after ?T -> error(client_gone)
+    end,
+    Outcome = case Result of
+                  {ok, S} -> ok = Mod:close(S), {ok, connected};
+                  Error -> Error
+              end,
+    {normalize(Outcome), collect(Ref)}.
+
+normalize({error, {tls_alert, {Alert, _Text}}}) -> {error, {tls_alert, {Alert, text}}};
+normalize(Other) -> Other.
+
+%% A verify fun reporting each event; Answer says what it answers to the
+%% custom extensions (valid, unknown, or unknown to the non-critical one
+%% only); other extensions get unknown, as OTP's default does.
+recording_fun(Pid, Ref, Answer) ->
+    fun(_Cert, {extension, #'Extension'{extnID = Id, critical = Critical}}, State) ->
+            Pid ! {Ref, {extension, Id, Critical}},
+            Reply = case {Id, Answer} of
+                        {?CRITICAL_OID, valid} -> valid;
+                        {?CRITICAL_OID, unknown_plain} -> valid;
+                        {?PLAIN_OID, valid} -> valid;
+                        _ -> unknown
+                    end,
+            {Reply, State};
+       (_Cert, {bad_cert, _} = Reason, _State) ->
+            Pid ! {Ref, Reason},
+            {fail, Reason};
+       (_Cert, Event, State) ->
+            Pid ! {Ref, Event},
+            {valid, State}
+    end.
+
+collect(Ref) ->
+    receive
+        {Ref, Event} -> [Event | collect(Ref)]
+    after 0 -> []
+    end.
+
 %%% Helpers -----------------------------------------------------------------
 
 %% The ECDHE curve an ssl client sees with a ?M server.
@@ -398,6 +515,9 @@ make_pki(PrivDir) ->
       rsa_server => leaf(Dir, "rsa_server", ?RSA_KEY, RsaCa, server_ext("DNS:localhost")),
       other_server => leaf(Dir, "other_server", ?EC_KEY, EcCa, server_ext("DNS:other.example")),
       ec_client => leaf(Dir, "ec_client", ?EC_KEY, EcCa, client_ext()),
+      ext_server => leaf(Dir, "ext_server", ?EC_KEY, EcCa,
+                         [server_ext("DNS:localhost"), custom_ext()]),
+      ext_client => leaf(Dir, "ext_client", ?EC_KEY, EcCa, [client_ext(), custom_ext()]),
       rsa_client => leaf(Dir, "rsa_client", ?RSA_KEY, RsaCa, client_ext())}.
 
 ca(Dir, Name, KeyCmd, CN) ->
@@ -438,6 +558,11 @@ server_ext(San) ->
      "subjectKeyIdentifier = hash\n"
      "authorityKeyIdentifier = keyid\n"
      "subjectAltName = ", San, "\n"].
+
+%% Two extensions no TLS stack knows: one critical, one not.
+custom_ext() ->
+    "1.3.6.1.4.1.55555.1 = critical,ASN1:UTF8String:rssl critical\n"
+    "1.3.6.1.4.1.55555.2 = ASN1:UTF8String:rssl plain\n".
 
 client_ext() ->
     "basicConstraints = critical,CA:FALSE\n"
