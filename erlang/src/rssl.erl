@@ -118,7 +118,8 @@
                        | {depth, 0..255}
                        | {verify_fun, {fun(), term()} | fun() | undefined}
                        | {crl_check, boolean() | peer | best_effort}
-                       | {crl_cache, {ssl_crl_cache | rssl_crl_cache, {internal, list()}}}
+                       | {crl_cache, {ssl_crl_cache | rssl_crl_cache | ssl_crl_hash_dir,
+                                     {internal, list()}}}
                        | {partial_chain, fun()}
                        | {versions, [protocol_version()]}
                        | {user_lookup_fun, {fun(), term()}}

@@ -365,11 +365,23 @@ tls(_Role, {partial_chain, Fun}, Tls) when is_function(Fun, 1) ->
 tls(_Role, {crl_check, C}, Tls) when is_boolean(C); C =:= peer; C =:= best_effort ->
     Tls#{crl_check => C};
 %% The internal cache holds what rssl_crl_cache:insert/1,2 put there
-%% (ssl_crl_cache is accepted as the same cache); CRLs are not fetched
-%% from distribution points.
-tls(_Role, {crl_cache, {Cache, {internal, Args}}}, Tls)
+%% (ssl_crl_cache is accepted as the same cache); with {http, Timeout} a
+%% certificate's CRL missing there is fetched from its distribution points
+%% (rssl_crl_cache:fetch/2). ssl_crl_hash_dir reads a directory laid out
+%% by `openssl rehash' instead.
+tls(_Role, {crl_cache, {Cache, {internal, Args}}} = Opt, Tls)
   when (Cache =:= ssl_crl_cache orelse Cache =:= rssl_crl_cache), is_list(Args) ->
-    Tls;
+    Base = maps:without([crl_http, crl_dir], Tls),
+    case proplists:get_value(http, Args) of
+        undefined -> Base;
+        T when T =:= infinity; is_integer(T), T >= 0 -> Base#{crl_http => T};
+        _ -> throw({options, Opt})
+    end;
+tls(_Role, {crl_cache, {ssl_crl_hash_dir, {internal, Args}}} = Opt, Tls) when is_list(Args) ->
+    case proplists:get_value(dir, Args) of
+        undefined -> throw({options, Opt});
+        Dir -> (maps:remove(crl_http, Tls))#{crl_dir => path(crl_cache, Dir)}
+    end;
 tls(_Role, {user_lookup_fun, {Fun, _} = V}, Tls) when is_function(Fun, 3) ->
     Tls#{user_lookup_fun => V};
 tls(_Role, {psk_identity, Id} = Opt, Tls) when is_list(Id); is_binary(Id) ->
@@ -548,7 +560,10 @@ sni_options(HostOptions, Base) ->
 tls_map(Role, Tls) ->
     with_crls(Tls#{role => Role}).
 
-%% CRLs checking needs: those of the internal cache (rssl_crl_cache).
+%% CRLs checking needs: those of the internal cache (rssl_crl_cache),
+%% unless a hashed directory is the cache (as in OTP, then the only one).
+with_crls(Tls = #{crl_dir := _}) ->
+    Tls;
 with_crls(Tls = #{crl_check := Check}) when Check =/= false ->
     Tls#{crls => rssl_crl_cache:crls()};
 with_crls(Tls) ->

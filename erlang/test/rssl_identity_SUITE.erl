@@ -26,13 +26,15 @@
          certs_keys_der_and_pem/1, certs_keys_bad_values/1,
          eccs_server_tls12/1, eccs_client_tls12/1, eccs_leave_tls13_alone/1,
          eccs_bad_values/1, signature_algs_cert_values/1,
-         extension_events_client/1, extension_events_server/1]).
+         extension_events_client/1, extension_events_server/1,
+         crl_http_fetch/1, crl_http_unreachable/1, crl_hash_dir/1, crl_cache_bad_values/1]).
 
 suite() -> [{timetrap, {seconds, 60}}].
 
 all() -> [{group, 'tlsv1.3'}, {group, 'tlsv1.2'}, certs_keys_bad_values,
           eccs_server_tls12, eccs_client_tls12, eccs_leave_tls13_alone, eccs_bad_values,
-          signature_algs_cert_values, extension_events_client, extension_events_server].
+          signature_algs_cert_values, extension_events_client, extension_events_server,
+          crl_http_fetch, crl_http_unreachable, crl_hash_dir, crl_cache_bad_values].
 
 groups() ->
     Cases = [server_picks_by_signature_algs, client_picks_by_signature_algs,
@@ -43,10 +45,15 @@ groups() ->
 
 init_per_suite(Config) ->
     Config1 = rssl_socket_lib:init_suite(?M, Config),
-    [{ids, make_pki(?config(priv_dir, Config))} | Config1].
+    {ok, _} = application:ensure_all_started(inets),
+    {Http, HttpPort} = http_start(),
+    Ids = #{pki_dir := Dir} = make_pki(?config(priv_dir, Config), HttpPort),
+    Http ! {self(), dir, Dir},
+    receive {Http, ok} -> ok after ?T -> error(http_dir) end,
+    [{http, Http}, {ids, Ids} | Config1].
 
-end_per_suite(_Config) ->
-    ok.
+end_per_suite(Config) ->
+    http_stop(?config(http, Config)).
 
 init_per_group(Version, Config) -> [{tls_version, Version} | Config].
 
@@ -375,6 +382,162 @@ collect(Ref) ->
     after 0 -> []
     end.
 
+%%% Cases: CRLs ------------------------------------------------------------
+
+-define(HTTP_CACHE(T), {crl_cache, {ssl_crl_cache, {internal, [{http, T}]}}}).
+
+%% crl_check with the internal cache and {http, Timeout}: the server's CRL
+%% is fetched from its distribution point (our small HTTP server counts
+%% the requests): a revoked certificate fails as it fails with ssl as the
+%% client, a good one connects; rssl fetches the CRL once and keeps it.
+crl_http_fetch(Config) ->
+    V = 'tlsv1.2',
+    Opts = client_opts(Config, V) ++ [{crl_check, peer}, ?HTTP_CACHE(5000)],
+    Before = http_count(Config, "/ec_ca.crl"),
+    Good = crl_connect(?M, Config, V, crl_good_server, Opts),
+    ?assertEqual({ok, connected}, Good),
+    ?assert(http_count(Config, "/ec_ca.crl") > Before),
+    Revoked = crl_connect(?M, Config, V, crl_revoked_server, Opts),
+    ?assertEqual(crl_connect(ssl, Config, V, crl_revoked_server, Opts), Revoked),
+    ?assertMatch({error, {tls_alert, {certificate_revoked, _}}}, Revoked),
+    Count = http_count(Config, "/ec_ca.crl"),
+    [?assertEqual({ok, connected}, crl_connect(?M, Config, 'tlsv1.3', crl_good_server,
+                                                Opts -- [{versions, [V]}]
+                                                ++ [{versions, ['tlsv1.3']}]))
+     || _ <- [1, 2]],
+    %% TLS 1.3 too, from the CRL now kept: no new request. (OTP 25's ssl
+    %% fetches it again for each connection.)
+    otp() orelse ?assertEqual(Count, http_count(Config, "/ec_ca.crl")).
+
+%% A distribution point that answers 404: crl_check true fails as with ssl,
+%% best_effort connects as with ssl.
+crl_http_unreachable(Config) ->
+    V = 'tlsv1.2',
+    [begin
+         Opts = client_opts(Config, V) ++ [{crl_check, Check}, ?HTTP_CACHE(5000)],
+         Ours = crl_connect(?M, Config, V, crl_lost_server, Opts),
+         ?assertEqual(crl_connect(ssl, Config, V, crl_lost_server, Opts), Ours),
+         case Check of
+             best_effort -> ?assertEqual({ok, connected}, Ours);
+             true -> ?assertMatch({error, {tls_alert, {bad_certificate, _}}}, Ours)
+         end
+     end || Check <- [true, best_effort]],
+    ?assert(http_count(Config, "/missing.crl") > 0).
+
+%% ssl_crl_hash_dir: the CRL is found by its issuer's hash in a directory
+%% laid out as `openssl rehash' lays it out; the same outcomes as ssl.
+crl_hash_dir(Config) ->
+    #{crl_dir := Dir} = ?config(ids, Config),
+    Empty = filename:join(?config(priv_dir, Config), "empty-crl-dir"),
+    ok = filelib:ensure_dir(filename:join(Empty, "x")),
+    [begin
+         Opts = client_opts(Config, V)
+             ++ [{crl_check, Check}, {crl_cache, {ssl_crl_hash_dir, {internal, [{dir, D}]}}}],
+         Ours = crl_connect(?M, Config, V, Server, Opts),
+         ?assertEqual(crl_connect(ssl, Config, V, Server, Opts), Ours),
+         case Want of
+             ok -> ?assertEqual({ok, connected}, Ours);
+             Alert -> ?assertMatch({error, {tls_alert, {Alert, _}}}, Ours)
+         end
+     end || V <- ['tlsv1.3', 'tlsv1.2'],
+            {Check, D, Server, Want} <-
+                [{true, Dir, crl_good_server, ok},
+                 {peer, Dir, crl_revoked_server, certificate_revoked},
+                 {true, Empty, crl_good_server, bad_certificate},
+                 {best_effort, Empty, crl_good_server, ok}]].
+
+%% crl_cache values rssl cannot take are refused as options errors.
+crl_cache_bad_values(_Config) ->
+    case otp() of
+        true ->
+            ok;
+        false ->
+            [?assertMatch({error, {options, _}}, ?M:connect("localhost", 1, [Opt], ?T))
+             || Opt <- [{crl_cache, {ssl_crl_hash_dir, {internal, []}}},
+                        ?HTTP_CACHE(soon),
+                        {crl_cache, {my_cache, {internal, []}}}]]
+    end.
+
+%% A Mod client (Opts) against an ssl server with certificate Name.
+crl_connect(Mod, Config, V, Name, Opts) ->
+    {Pid, Port} = ?L:start_server(ssl, base(V) ++ single(Config, Name), fun({Ok, _}) -> Ok end),
+    Outcome = case Mod:connect("localhost", Port, Opts, ?T) of
+                  {ok, S} -> ok = Mod:close(S), {ok, connected};
+                  Error -> Error
+              end,
+    _ = ?L:await(Pid),
+    normalize(Outcome).
+
+%%% A small HTTP server for CRL distribution points -------------------------
+
+%% Serves the files of a directory set later (http_serve/2) on 127.0.0.1,
+%% counting requests by path. Returns {Pid, Port}.
+http_start() ->
+    Parent = self(),
+    Pid = spawn(fun() ->
+                        {ok, L} = gen_tcp:listen(0, [binary, {ip, {127, 0, 0, 1}},
+                                                     {active, false}, {reuseaddr, true},
+                                                     {packet, http_bin}]),
+                        {ok, Port} = inet:port(L),
+                        Parent ! {self(), port, Port},
+                        http_loop(L, #{dir => undefined, counts => #{}})
+                end),
+    receive {Pid, port, Port} -> {Pid, Port} after ?T -> error(http_start) end.
+
+http_stop(Pid) ->
+    exit(Pid, kill),
+    ok.
+
+http_loop(L, State = #{dir := Dir, counts := Counts}) ->
+    receive
+        {From, dir, NewDir} ->
+            From ! {self(), ok},
+            http_loop(L, State#{dir := NewDir});
+        {From, count, Path} ->
+            From ! {self(), maps:get(Path, Counts, 0)},
+            http_loop(L, State)
+    after 0 ->
+            case gen_tcp:accept(L, 50) of
+                {ok, S} ->
+                    Path = http_request(S),
+                    Body = case Dir of
+                               undefined -> error;
+                               _ -> file:read_file(filename:join(Dir, tl(Path)))
+                           end,
+                    Reply = case Body of
+                                {ok, Bin} ->
+                                    [<<"HTTP/1.1 200 OK\r\nContent-Length: ">>,
+                                     integer_to_list(byte_size(Bin)),
+                                     <<"\r\nConnection: close\r\n\r\n">>, Bin];
+                                _ ->
+                                    <<"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n"
+                                      "Connection: close\r\n\r\n">>
+                            end,
+                    _ = gen_tcp:send(S, Reply),
+                    _ = gen_tcp:close(S),
+                    http_loop(L, State#{counts := Counts#{Path => maps:get(Path, Counts, 0) + 1}});
+                {error, timeout} ->
+                    http_loop(L, State)
+            end
+    end.
+
+%% The request's path; reads its headers through.
+http_request(S) ->
+    {ok, {http_request, _, {abs_path, Path}, _}} = gen_tcp:recv(S, 0, ?T),
+    http_headers(S),
+    binary_to_list(Path).
+
+http_headers(S) ->
+    case gen_tcp:recv(S, 0, ?T) of
+        {ok, {http_header, _, _, _, _}} -> http_headers(S);
+        _ -> ok
+    end.
+
+http_count(Config, Path) ->
+    Pid = ?config(http, Config),
+    Pid ! {self(), count, Path},
+    receive {Pid, N} -> N after ?T -> error(http_count) end.
+
 %%% Helpers -----------------------------------------------------------------
 
 %% The ECDHE curve an ssl client sees with a ?M server.
@@ -504,13 +667,27 @@ key_der(File) ->
 %% certificate of its own key type (so that a peer accepting one kind of
 %% signature can check the whole chain), and other_server, an ECDSA server
 %% certificate for another host name. Made with the openssl tool.
-make_pki(PrivDir) ->
+make_pki(PrivDir, HttpPort) ->
     Tag = os:getpid() ++ "-" ++ integer_to_list(erlang:unique_integer([positive])),
     Dir = filename:join(PrivDir, "identity-" ++ Tag),
     ok = filelib:ensure_dir(filename:join(Dir, "x")),
     EcCa = ca(Dir, "ec_ca", ?EC_KEY, "rssl identity EC CA " ++ Tag),
     RsaCa = ca(Dir, "rsa_ca", ?RSA_KEY, "rssl identity RSA CA " ++ Tag),
-    #{ec_ca => EcCa, rsa_ca => RsaCa,
+    Url = "http://127.0.0.1:" ++ integer_to_list(HttpPort),
+    CrlExt = fun(File) -> ["crlDistributionPoints = URI:", Url, "/", File, "\n"] end,
+    Good = leaf(Dir, "crl_good_server", ?EC_KEY, EcCa,
+                [server_ext("DNS:localhost"), CrlExt("ec_ca.crl")]),
+    Revoked = leaf(Dir, "crl_revoked_server", ?EC_KEY, EcCa,
+                   [server_ext("DNS:localhost"), CrlExt("ec_ca.crl")]),
+    %% Of the other CA: OpenSSL takes any CRL of a certificate's issuer
+    %% (OTP's cache looks CRLs up by distribution point), so this one must
+    %% have no CRL anywhere.
+    Lost = leaf(Dir, "crl_lost_server", ?EC_KEY, RsaCa,
+                [server_ext("DNS:localhost"), CrlExt("missing.crl")]),
+    CrlDir = crl(Dir, EcCa, [Revoked]),
+    #{crl_good_server => Good, crl_revoked_server => Revoked, crl_lost_server => Lost,
+      crl_dir => CrlDir, pki_dir => Dir,
+      ec_ca => EcCa, rsa_ca => RsaCa,
       ec_server => leaf(Dir, "ec_server", ?EC_KEY, EcCa, server_ext("DNS:localhost")),
       rsa_server => leaf(Dir, "rsa_server", ?RSA_KEY, RsaCa, server_ext("DNS:localhost")),
       other_server => leaf(Dir, "other_server", ?EC_KEY, EcCa, server_ext("DNS:other.example")),
@@ -547,6 +724,35 @@ leaf(Dir, Name, KeyCmd, #{cert := CaCert, key := CaKey}, Ext) ->
              " -set_serial ", Serial, " -extfile ", q(Cnf), " -extensions ext -out ", q(Cert)],
             Cert),
     #{cert => Cert, key => Key}.
+
+%% The CA's CRL revoking Revoked, as served over HTTP (ec_ca.crl, DER, in
+%% Dir, which the HTTP server is told to serve) and in a hashed directory
+%% (PEM, `Hash.r0'), which is returned.
+crl(Dir, #{cert := CaCert, key := CaKey}, Revoked) ->
+    Db = filename:join(Dir, "crl_db"),
+    ok = filelib:ensure_dir(filename:join(Db, "x")),
+    ok = file:write_file(filename:join(Db, "index.txt"), ""),
+    ok = file:write_file(filename:join(Db, "crlnumber"), "01\n"),
+    Cnf = filename:join(Dir, "crl.cnf"),
+    ok = file:write_file(Cnf, ["[ca]\ndefault_ca = test\n[test]\ndatabase = ", Db,
+                               "/index.txt\ncrlnumber = ", Db, "/crlnumber\n"
+                               "default_md = sha256\ndefault_crl_days = 30\n"]),
+    [begin
+         Out = os:cmd(lists:flatten(["openssl ca -config ", q(Cnf), " -keyfile ", q(CaKey),
+                                     " -cert ", q(CaCert), " -revoke ", q(Cert),
+                                     " -crl_reason keyCompromise 2>&1; echo rc=$?"])),
+         lists:suffix("rc=0\n", Out) orelse error({openssl_revoke_failed, Out})
+     end || #{cert := Cert} <- Revoked],
+    Pem = filename:join(Dir, "ec_ca_crl.pem"),
+    openssl(["ca -config ", q(Cnf), " -keyfile ", q(CaKey), " -cert ", q(CaCert),
+             " -gencrl -out ", q(Pem)], Pem),
+    openssl(["crl -in ", q(Pem), " -outform DER -out ", q(filename:join(Dir, "ec_ca.crl"))],
+            filename:join(Dir, "ec_ca.crl")),
+    Hash = string:trim(os:cmd("openssl crl -hash -noout -in " ++ q(Pem))),
+    HashDir = filename:join(Dir, "crl_hash_dir"),
+    ok = filelib:ensure_dir(filename:join(HashDir, "x")),
+    {ok, _} = file:copy(Pem, filename:join(HashDir, Hash ++ ".r0")),
+    HashDir.
 
 req_cnf(CN) ->
     ["[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = ", CN, "\n"].

@@ -126,6 +126,10 @@ pub struct Options {
     pub crl_check: CrlCheck,
     /// Revocation lists, added to the trusted CAs' store.
     pub crls: Vec<CrlSource>,
+    /// A directory of CRLs named by issuer hash (`openssl rehash`).
+    pub crl_dir: Option<String>,
+    /// Fetches CRLs from the certificates' distribution points.
+    pub crl_fetch: Option<Callback<super::crl::CrlFetchFn>>,
     /// Server: configurations by SNI host name (compared without case).
     pub sni_hosts: Vec<(String, Config)>,
     /// Server: chooses a configuration for hosts not in `sni_hosts`.
@@ -193,6 +197,8 @@ impl Options {
             partial_chain: None,
             crl_check: CrlCheck::Off,
             crls: Vec::new(),
+            crl_dir: None,
+            crl_fetch: None,
             sni_hosts: Vec::new(),
             sni_fun: None,
             psk_identity: None,
@@ -219,6 +225,7 @@ impl Options {
             || self.user_lookup.is_some()
             || self.reuse_session.is_some()
             || self.hello.is_some()
+            || self.crl_fetch.is_some()
             || self
                 .sni_hosts
                 .iter()

@@ -194,6 +194,10 @@ fn decode_callbacks(map: Term, o: &mut Options) -> NifResult<()> {
     if let Some(t) = get(map, atoms::crls()) {
         o.crls = bytes_list(t)?.into_iter().map(CrlSource::Der).collect();
     }
+    o.crl_dir = get(map, atoms::crl_dir()).map(string).transpose()?;
+    if let Some(t) = get(map, atoms::crl_http()) {
+        o.crl_fetch = Some(super::callback::crl_fetch(t));
+    }
     if let Some(t) = get(map, atoms::user_lookup_fun()) {
         o.user_lookup = Some(super::callback::user_lookup(t));
     }
