@@ -457,6 +457,31 @@ static void blocking_refused(void)
     rssl_config_free(config);
 }
 
+/* CRLs from a hashed directory: the revoked certificate fails, another
+ * passes; a directory without the CRL fails a full check. */
+static void crl_dir(void)
+{
+    const char *dirs[] = {"crl_hash_dir", "crl_hash_dir", "."};
+    const char *certs[] = {"revoked_server", "server", "server"};
+    for (int i = 0; i < 3; i++) {
+        rssl_config_builder *cb = client_builder("ca.pem");
+        CHECK_OK(rssl_config_builder_set_crl_dir(cb, cert_path(dirs[i])));
+        CHECK_OK(rssl_config_builder_set_crl_check(cb, RSSL_CRL_CHECK_PEER));
+        char pem[64], key[64];
+        snprintf(pem, sizeof pem, "%s.pem", certs[i]);
+        snprintf(key, sizeof key, "%s.key", certs[i]);
+        struct served seen;
+        rssl_result r = one_connection(server_builder(pem, key), cb, &seen);
+        if (i == 0)
+            expect_alert(r, "certificate_revoked", true);
+        else if (i == 1)
+            CHECK_OK(r);
+        else
+            CHECK_RESULT(r, RSSL_TLS_ALERT);
+    }
+    CHECK_RESULT(rssl_config_builder_set_crl_dir(NULL, "x"), RSSL_NULL_PARAMETER);
+}
+
 static const struct test_case TESTS[] = {
     {"server_picks", server_picks},
     {"client_picks", client_picks},
@@ -467,6 +492,7 @@ static const struct test_case TESTS[] = {
     {"blocking_s_server", blocking_s_server},
     {"blocking_s_client", blocking_s_client},
     {"blocking_refused", blocking_refused},
+    {"crl_dir", crl_dir},
 };
 
 int main(int argc, char **argv)

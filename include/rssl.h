@@ -774,6 +774,14 @@ rssl_result rssl_config_builder_set_fallback(rssl_config_builder *builder, bool 
 rssl_result rssl_config_builder_add_crlfile(rssl_config_builder *builder, const char *path);
 
 /**
+ * Looks CRLs up in a directory laid out as `openssl rehash` lays it
+ * out (the issuer name's hash, `.r0`, `.r1`...; PEM or DER files),
+ * read during each verification, so CRLs added later are seen (OTP's
+ * `ssl_crl_hash_dir`). For `rssl_config_builder_set_crl_check`.
+ */
+rssl_result rssl_config_builder_set_crl_dir(rssl_config_builder *builder, const char *dir);
+
+/**
  * Adds CRLs from memory: PEM (any number) or DER (one). Copied;
  * `RSSL_BAD_CRL` when the data holds none.
  */

@@ -601,6 +601,23 @@ impl rssl_config_builder {
         }
     }
 
+    /// Looks CRLs up in a directory laid out as `openssl rehash` lays it
+    /// out (the issuer name's hash, `.r0`, `.r1`...; PEM or DER files),
+    /// read during each verification, so CRLs added later are seen (OTP's
+    /// `ssl_crl_hash_dir`). For `rssl_config_builder_set_crl_check`.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_set_crl_dir(
+        builder: *mut rssl_config_builder,
+        dir: *const c_char,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            let dir = try_str!(dir);
+            builder.options.crl_dir = Some(dir.into());
+            RSSL_OK
+        }
+    }
+
     /// Adds CRLs from memory: PEM (any number) or DER (one). Copied;
     /// `RSSL_BAD_CRL` when the data holds none.
     #[no_mangle]
