@@ -331,6 +331,9 @@ tls(_Role, {Key, _} = Opt, Tls) when Key =:= padding_check; Key =:= beast_mitiga
 tls(_Role, {log_level, Level} = Opt, Tls) ->
     rssl_logger:valid_level(Level) orelse throw({options, Opt}),
     Tls#{log_level => Level};
+%% The TLS 1.3 traffic secrets kept for connection_information/2.
+tls(_Role, {keep_secrets, B}, Tls) when is_boolean(B) ->
+    Tls#{keep_secrets => B};
 tls(_Role, {log_alert, B}, Tls) when is_boolean(B) ->
     Tls#{log_alert => B};
 %% A full handshake is what rssl always does (OTP's default).
@@ -440,7 +443,7 @@ unsupported_or_bad({Key, _} = Opt) ->
     %% mode; reuse_session: a client's saved session.
     Known = [crl_cache, reuse_session, session_tickets, use_ticket, early_data,
              anti_replay, certificate_authorities, ocsp_stapling, ocsp_responder_certs,
-             ocsp_nonce, keep_secrets, cookie,
+             ocsp_nonce, cookie,
              key_update_at, renegotiate_at, max_fragment_length, stateless_tickets_seed],
     case lists:member(Key, Known) of
         true -> {not_supported, Opt};

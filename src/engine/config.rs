@@ -180,17 +180,16 @@ fn build_context(o: &Options) -> Result<SslContext, Error> {
         Role::Client => {
             // Only a verifying client can reject the server's certificate,
             // and only one stopping at the hello can cancel.
-            if o.versions.contains(&Version::Tls13)
-                && (o.verify == Verify::Peer || o.hello.is_some())
-            {
-                super::tls13_alert::install(&mut b);
-            }
+            let defers_alerts = o.versions.contains(&Version::Tls13)
+                && (o.verify == Verify::Peer || o.hello.is_some());
+            super::secrets::install(&mut b, defers_alerts, o.keep_secrets);
             if !o.alpn.is_empty() {
                 b.set_alpn_protos(&alpn_wire(&o.alpn))
                     .map_err(|e| openssl_error("alpn", e))?;
             }
         }
         Role::Server => {
+            super::secrets::install(&mut b, false, o.keep_secrets);
             // TLS 1.3 tickets are off by default, as OTP's session_tickets.
             b.set_num_tickets(0)
                 .map_err(|e| openssl_error("num_tickets", e))?;

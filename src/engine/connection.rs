@@ -136,12 +136,18 @@ impl Connection {
                     .map_err(|_| Error::Option("server_name_indication".into(), host.clone()))?;
                 }
                 super::tls13_alert::prepare(&mut ssl);
+                if config.options().keep_secrets {
+                    super::secrets::prepare(&mut ssl);
+                }
                 if let Some(key) = &peer.session_key {
                     super::session::offer_saved(&mut ssl, key);
                 }
                 ssl.set_connect_state();
             }
             Role::Server => {
+                if config.options().keep_secrets {
+                    super::secrets::prepare(&mut ssl);
+                }
                 if config.options().client_renegotiation {
                     super::renegotiation::prepare(&mut ssl);
                 }
@@ -343,6 +349,12 @@ impl Connection {
             }
         }
         Ok(written)
+    }
+
+    /// The security items of `connection_information/2` (OTP's names):
+    /// the randoms, the TLS 1.2 master secret, the kept TLS 1.3 secrets.
+    pub fn security_items(&self) -> Vec<(&'static str, Vec<u8>)> {
+        super::secrets::items(self.stream.ssl())
     }
 
     /// Starts a TLS 1.2 (or older) renegotiation: its first message goes

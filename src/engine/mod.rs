@@ -20,6 +20,7 @@ pub(crate) mod pem;
 pub mod prf;
 pub mod psk;
 pub(crate) mod renegotiation;
+pub(crate) mod secrets;
 pub mod session;
 pub mod sni;
 pub mod suite;

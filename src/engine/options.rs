@@ -160,6 +160,9 @@ pub struct Options {
     /// host name (OpenSSL's default; OTP's `ssl` only with the https
     /// `match_fun` of `customize_hostname_check`).
     pub hostname_wildcards: bool,
+    /// Keep the TLS 1.3 traffic secrets for `security_items` (OTP's
+    /// `keep_secrets`).
+    pub keep_secrets: bool,
     /// Signature algorithms offered and accepted, OpenSSL's list syntax.
     pub sigalgs: Option<String>,
     /// Stops each handshake after the peer's hello (OTP's `{handshake,
@@ -211,6 +214,7 @@ impl Options {
             npn_advertised: Vec::new(),
             npn_preferred: None,
             hostname_wildcards: true,
+            keep_secrets: false,
             sigalgs: None,
             hello: None,
         }

@@ -67,6 +67,7 @@ rustler::atoms! {
     cert,
     cert_pem,
     certs_keys,
+    keep_secrets,
     crl_dir,
     crl_http,
     crl_fetch,

@@ -116,6 +116,27 @@ fn suites<'a>(env: Env<'a>, cipher_list: String, tls13_suites: String) -> NifRes
     Ok((atoms::ok(), maps).encode(env))
 }
 
+/// `{ok, [{client_random, Bin}, {server_random, Bin}, {master_secret,
+/// Bin} (TLS 1.2), kept TLS 1.3 secrets...]}`: the security items of
+/// `connection_information/2`.
+#[rustler::nif]
+fn security_info<'a>(env: Env<'a>, socket: Term<'a>) -> NifResult<Term<'a>> {
+    let res = conn_of(socket)?;
+    if !res.conn.is_established() {
+        return Ok(error_tuple(env, &Failure::Closed));
+    }
+    Ok(match res.conn.with_tls(|tls| tls.security_items()) {
+        Ok(items) => {
+            let list: Vec<Term> = items
+                .iter()
+                .map(|(name, bytes)| (atom(env, name), binary(env, bytes)).encode(env))
+                .collect();
+            (atoms::ok(), list).encode(env)
+        }
+        Err(f) => error_tuple(env, &f),
+    })
+}
+
 /// `prf(Socket, Secret, Label, Seed, Length)` (validated in Erlang).
 #[rustler::nif]
 fn prf<'a>(
