@@ -144,6 +144,7 @@
                        | {server_name_indication, inet:hostname() | disable}
                        | {customize_hostname_check, list()}
                        | {fallback, boolean()}
+                       | {max_fragment_length, undefined | 512 | 1024 | 2048 | 4096}
                        | {middlebox_comp_mode, boolean()}
                        | {session_tickets, disabled | auto}.
 -type server_option() :: {verify, verify_none | verify_peer}

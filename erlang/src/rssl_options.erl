@@ -331,6 +331,15 @@ tls(_Role, {Key, _} = Opt, Tls) when Key =:= padding_check; Key =:= beast_mitiga
 tls(_Role, {log_level, Level} = Opt, Tls) ->
     rssl_logger:valid_level(Level) orelse throw({options, Opt}),
     Tls#{log_level => Level};
+%% RFC 6066's extension, asked by a client. A server grants what a client
+%% asks whatever its own value, as OTP's does.
+tls(Role, {max_fragment_length, N}, Tls) when N =:= 512; N =:= 1024; N =:= 2048; N =:= 4096 ->
+    case Role of
+        client -> Tls#{max_fragment_length => N};
+        server -> Tls
+    end;
+tls(_Role, {max_fragment_length, undefined}, Tls) ->
+    maps:remove(max_fragment_length, Tls);
 %% The TLS 1.3 traffic secrets kept for connection_information/2.
 tls(_Role, {keep_secrets, B}, Tls) when is_boolean(B) ->
     Tls#{keep_secrets => B};
@@ -444,7 +453,7 @@ unsupported_or_bad({Key, _} = Opt) ->
     Known = [crl_cache, reuse_session, session_tickets, use_ticket, early_data,
              anti_replay, certificate_authorities, ocsp_stapling, ocsp_responder_certs,
              ocsp_nonce, cookie,
-             key_update_at, renegotiate_at, max_fragment_length, stateless_tickets_seed],
+             key_update_at, renegotiate_at, stateless_tickets_seed],
     case lists:member(Key, Known) of
         true -> {not_supported, Opt};
         false -> Opt

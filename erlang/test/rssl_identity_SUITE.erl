@@ -28,7 +28,7 @@
          eccs_bad_values/1, signature_algs_cert_values/1,
          extension_events_client/1, extension_events_server/1,
          crl_http_fetch/1, crl_http_unreachable/1, crl_hash_dir/1, crl_cache_bad_values/1,
-         keep_secrets_client/1, keep_secrets_server/1]).
+         keep_secrets_client/1, keep_secrets_server/1, max_fragment_length/1]).
 
 suite() -> [{timetrap, {seconds, 60}}].
 
@@ -36,7 +36,7 @@ all() -> [{group, 'tlsv1.3'}, {group, 'tlsv1.2'}, certs_keys_bad_values,
           eccs_server_tls12, eccs_client_tls12, eccs_leave_tls13_alone, eccs_bad_values,
           signature_algs_cert_values, extension_events_client, extension_events_server,
           crl_http_fetch, crl_http_unreachable, crl_hash_dir, crl_cache_bad_values,
-          keep_secrets_client, keep_secrets_server].
+          keep_secrets_client, keep_secrets_server, max_fragment_length].
 
 groups() ->
     Cases = [server_picks_by_signature_algs, client_picks_by_signature_algs,
@@ -553,6 +553,56 @@ check_secrets('tlsv1.3', Items) ->
 check_secrets('tlsv1.2', Items) ->
     ?assertEqual([client_random, keylog, master_secret, server_random], [K || {K, _} <- Items]),
     {keylog, ["CLIENT_RANDOM " ++ _]} = lists:keyfind(keylog, 1, Items).
+
+%%% Cases: max_fragment_length ----------------------------------------------
+
+%% A ?M client asking for 512-byte fragments of an ssl server, and an ssl
+%% client asking a ?M server: both ends report the length and 20 kB go
+%% each way (in records no longer than that); bad values are options
+%% errors.
+max_fragment_length(Config) ->
+    Data = rand:bytes(20000),
+    [begin
+         Mfl = [{max_fragment_length, N}],
+         %% ?M as the client.
+         {Pid, Port} = ?L:start_server(ssl, base(V) ++ single(Config, ec_server), loop),
+         {ok, C} = ?M:connect("localhost", Port, client_opts(Config, V) ++ Mfl, ?T),
+         Server = #{pid => Pid},
+         receive {Pid, handshake, ok} -> ok after ?T -> error(no_server) end,
+         ?assertEqual({ok, Mfl}, ?M:connection_information(C, [max_fragment_length])),
+         ?assertEqual({ok, Mfl}, ?L:call(Server, {apply, connection_information,
+                                                  [[max_fragment_length]]})),
+         ok = ?M:send(C, Data),
+         ?assertEqual(Data, ?L:call(Server, {recv_total, byte_size(Data)})),
+         ok = ?L:call(Server, {send, Data}),
+         ?assertEqual(Data, recv_total(C, byte_size(Data))),
+         ok = ?M:close(C),
+         ?L:stop_peer(Server),
+         %% ?M as the server.
+         {ok, L} = ?M:listen(0, [{reuseaddr, true} | base(V) ++ single(Config, ec_server)]),
+         {ok, {_, LPort}} = ?M:sockname(L),
+         CPid = ?L:start_client(ssl, "localhost", LPort, client_opts(Config, V) ++ Mfl),
+         {ok, T} = ?M:transport_accept(L, ?T),
+         {ok, S} = ?M:handshake(T, ?T),
+         ok = ?M:close(L),
+         Client = #{pid => CPid},
+         receive {CPid, handshake, ok} -> ok after ?T -> error(no_client) end,
+         ?assertEqual({ok, Mfl}, ?M:connection_information(S, [max_fragment_length])),
+         ok = ?M:send(S, Data),
+         ?assertEqual(Data, ?L:call(Client, {recv_total, byte_size(Data)})),
+         ok = ?M:close(S),
+         ?L:stop_peer(Client)
+     end || {V, N} <- [{'tlsv1.3', 512}, {'tlsv1.2', 4096}]],
+    ?assertEqual({error, {options, {max_fragment_length, 513}}},
+                 ?M:connect("localhost", 1, [{max_fragment_length, 513}], ?T)).
+
+recv_total(S, Len) ->
+    recv_total(S, Len, []).
+recv_total(_S, Len, Acc) when Len =< 0 ->
+    iolist_to_binary(lists:reverse(Acc));
+recv_total(S, Len, Acc) ->
+    {ok, Bin} = ?M:recv(S, 0, ?T),
+    recv_total(S, Len - byte_size(Bin), [Bin | Acc]).
 
 %%% A small HTTP server for CRL distribution points -------------------------
 

@@ -183,6 +183,19 @@ fn build_context(o: &Options) -> Result<SslContext, Error> {
             let defers_alerts = o.versions.contains(&Version::Tls13)
                 && (o.verify == Verify::Peer || o.hello.is_some());
             super::secrets::install(&mut b, defers_alerts, o.keep_secrets);
+            if let Some(length) = o.max_fragment_length {
+                // RFC 6066's codes: 512 is 1, ..., 4096 is 4.
+                let mode = (length / 512).trailing_zeros() as u8 + 1;
+                // SAFETY: `b` owns a live SSL_CTX.
+                if unsafe { super::ffi::SSL_CTX_set_tlsext_max_fragment_length(b.as_ptr(), mode) }
+                    != 1
+                {
+                    return Err(Error::Option(
+                        "max_fragment_length".into(),
+                        length.to_string(),
+                    ));
+                }
+            }
             if !o.alpn.is_empty() {
                 b.set_alpn_protos(&alpn_wire(&o.alpn))
                     .map_err(|e| openssl_error("alpn", e))?;

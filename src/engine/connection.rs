@@ -634,6 +634,14 @@ impl Connection {
         })
     }
 
+    /// The maximum fragment length agreed on (RFC 6066), if any.
+    pub fn max_fragment_length(&self) -> Option<u16> {
+        let session = self.stream.ssl().session()?;
+        // SAFETY: a live session of this connection.
+        let mode = unsafe { ffi::SSL_SESSION_get_max_fragment_length(session.as_ptr()) };
+        (1..=4).contains(&mode).then(|| 512u16 << (mode - 1))
+    }
+
     pub fn session_reused(&self) -> bool {
         self.stream.ssl().session_reused()
     }

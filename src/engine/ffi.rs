@@ -68,6 +68,10 @@ extern "C" {
     pub fn SSL_clear_options(ssl: *mut SSL, options: u64) -> u64;
     pub fn SSL_get_options(ssl: *const SSL) -> u64;
 
+    // Maximum fragment length (RFC 6066).
+    pub fn SSL_CTX_set_tlsext_max_fragment_length(ctx: *mut SSL_CTX, mode: u8) -> c_int;
+    pub fn SSL_SESSION_get_max_fragment_length(session: *const SSL_SESSION) -> u8;
+
     // Certificates (identity.rs).
     pub fn SSL_CTX_set_cert_cb(ctx: *mut SSL_CTX, cb: Option<CertCallback>, arg: *mut c_void);
     pub fn SSL_get_shared_sigalgs(

@@ -160,6 +160,9 @@ pub struct Options {
     /// host name (OpenSSL's default; OTP's `ssl` only with the https
     /// `match_fun` of `customize_hostname_check`).
     pub hostname_wildcards: bool,
+    /// Client: the maximum fragment length asked of the server (RFC 6066:
+    /// 512, 1024, 2048 or 4096).
+    pub max_fragment_length: Option<u16>,
     /// Keep the TLS 1.3 traffic secrets for `security_items` (OTP's
     /// `keep_secrets`).
     pub keep_secrets: bool,
@@ -215,6 +218,7 @@ impl Options {
             npn_preferred: None,
             hostname_wildcards: true,
             keep_secrets: false,
+            max_fragment_length: None,
             sigalgs: None,
             hello: None,
         }
@@ -244,6 +248,15 @@ impl Options {
         }
         if self.key.is_some() && self.cert.is_none() {
             return Err(Bad("key".into(), "a key needs a certificate".into()));
+        }
+        if self
+            .max_fragment_length
+            .is_some_and(|n| ![512, 1024, 2048, 4096].contains(&n))
+        {
+            return Err(Bad(
+                "max_fragment_length".into(),
+                "512, 1024, 2048 or 4096".into(),
+            ));
         }
         if self.alpn.iter().any(|p| p.is_empty() || p.len() > 255) {
             return Err(Bad(

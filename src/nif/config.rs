@@ -115,6 +115,9 @@ fn decode(map: Term) -> NifResult<Options> {
     o.dhfile = get(map, atoms::dhfile()).map(string).transpose()?;
     o.fallback = flag(map, atoms::fallback(), false)?;
     o.keep_secrets = flag(map, atoms::keep_secrets(), false)?;
+    o.max_fragment_length = get(map, atoms::max_fragment_length())
+        .map(|t| t.decode())
+        .transpose()?;
     if let Some(t) = get(map, atoms::sni_fun()) {
         let ask = super::callback::sni_fun(super::callback::Saved::new(t));
         o.sni_fun = Some(crate::engine::hooks::Callback(std::sync::Arc::from(ask)));

@@ -61,6 +61,9 @@ fn info<'a>(env: Env<'a>, socket: Term<'a>) -> NifResult<Term<'a>> {
             let curve = (atoms::named_curve(), atom(env, &curve)).encode(env);
             items.push((atoms::ecc(), curve));
         }
+        if let Some(n) = tls.max_fragment_length() {
+            items.push((atoms::max_fragment_length(), n.encode(env)));
+        }
         if let Some(p) = tls.negotiated_protocol() {
             items.push((atoms::negotiated_protocol(), binary(env, &p)));
         }
