@@ -53,7 +53,15 @@ check_sessions(Tls) ->
     [throw({options, dependency, {Key, {versions, [tlsv1, 'tlsv1.1', 'tlsv1.2']}}})
      || {Key, Mark} <- [{reuse_sessions, save_session}, {reuse_session, offer_session}],
         maps:is_key(Mark, Tls), not Tls12],
-    Tls.
+    %% And options of TLS 1.3 only need it.
+    case maps:take(tls13_option, Tls) of
+        {Key, Tls1} ->
+            lists:member('tlsv1.3', Versions)
+                orelse throw({options, dependency, {Key, {versions, ['tlsv1.3']}}}),
+            Tls1;
+        error ->
+            Tls
+    end.
 
 %% @doc Validates `Options' for `Role' and splits them.
 -spec split(role(), list()) -> {ok, parts()} | {error, term()}.
@@ -340,6 +348,14 @@ tls(Role, {max_fragment_length, N}, Tls) when N =:= 512; N =:= 1024; N =:= 2048;
     end;
 tls(_Role, {max_fragment_length, undefined}, Tls) ->
     maps:remove(max_fragment_length, Tls);
+%% Whether a server names its CAs in TLS 1.3 certificate requests (a
+%% client's value changes nothing, as in OTP 25). Needs TLS 1.3 (see
+%% check_sessions/1).
+tls(Role, {certificate_authorities, B}, Tls) when is_boolean(B) ->
+    case Role of
+        server -> Tls#{certificate_authorities => B, tls13_option => certificate_authorities};
+        client -> Tls#{tls13_option => certificate_authorities}
+    end;
 %% The TLS 1.3 traffic secrets kept for connection_information/2.
 tls(_Role, {keep_secrets, B}, Tls) when is_boolean(B) ->
     Tls#{keep_secrets => B};
@@ -451,7 +467,7 @@ unsupported_or_bad({Key, _} = Opt) ->
     %% crl_cache: other cache modules; session_tickets: a client's manual
     %% mode; reuse_session: a client's saved session.
     Known = [crl_cache, reuse_session, session_tickets, use_ticket, early_data,
-             anti_replay, certificate_authorities, ocsp_stapling, ocsp_responder_certs,
+             anti_replay, ocsp_stapling, ocsp_responder_certs,
              ocsp_nonce, cookie,
              key_update_at, renegotiate_at, stateless_tickets_seed],
     case lists:member(Key, Known) of

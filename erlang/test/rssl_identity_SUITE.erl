@@ -28,7 +28,8 @@
          eccs_bad_values/1, signature_algs_cert_values/1,
          extension_events_client/1, extension_events_server/1,
          crl_http_fetch/1, crl_http_unreachable/1, crl_hash_dir/1, crl_cache_bad_values/1,
-         keep_secrets_client/1, keep_secrets_server/1, max_fragment_length/1]).
+         keep_secrets_client/1, keep_secrets_server/1, max_fragment_length/1,
+         certificate_authorities/1]).
 
 suite() -> [{timetrap, {seconds, 60}}].
 
@@ -36,7 +37,8 @@ all() -> [{group, 'tlsv1.3'}, {group, 'tlsv1.2'}, certs_keys_bad_values,
           eccs_server_tls12, eccs_client_tls12, eccs_leave_tls13_alone, eccs_bad_values,
           signature_algs_cert_values, extension_events_client, extension_events_server,
           crl_http_fetch, crl_http_unreachable, crl_hash_dir, crl_cache_bad_values,
-          keep_secrets_client, keep_secrets_server, max_fragment_length].
+          keep_secrets_client, keep_secrets_server, max_fragment_length,
+          certificate_authorities].
 
 groups() ->
     Cases = [server_picks_by_signature_algs, client_picks_by_signature_algs,
@@ -603,6 +605,48 @@ recv_total(_S, Len, Acc) when Len =< 0 ->
 recv_total(S, Len, Acc) ->
     {ok, Bin} = ?M:recv(S, 0, ?T),
     recv_total(S, Len - byte_size(Bin), [Bin | Acc]).
+
+%%% Cases: certificate_authorities ------------------------------------------
+
+%% A ?M server asking for a client certificate names its CAs in the TLS
+%% 1.3 CertificateRequest (openssl s_client's trace shows the extension)
+%% unless certificate_authorities is false; TLS 1.2 requests keep them.
+%% Without TLS 1.3 the option is the dependency error OTP gives.
+certificate_authorities(Config) ->
+    #{ec_ca := #{cert := EcCa}} = ?config(ids, Config),
+    Base = single(Config, ec_server) ++ [{verify, verify_peer}, {cacerts, [cert_der(EcCa)]}],
+    [begin
+         Opts = base(V) ++ Base ++ [{certificate_authorities, B} || B =/= default],
+         Trace = s_client_trace(Opts, V),
+         ?assertEqual(Want, binary:match(Trace, <<"certificate_authorities">>) =/= nomatch,
+                      {V, B})
+     end || {V, B, Want} <- [{'tlsv1.3', default, true}, {'tlsv1.3', true, true},
+                             {'tlsv1.3', false, false}]],
+    %% TLS 1.2 names them in its CertificateRequest's own field.
+    Trace12 = s_client_trace(base(['tlsv1.3', 'tlsv1.2']) ++ Base
+                             ++ [{certificate_authorities, false}], 'tlsv1.2'),
+    ?assertNotEqual(nomatch, binary:match(Trace12, <<"rssl identity EC CA">>)),
+    Dependency = {error, {options, dependency,
+                          {certificate_authorities, {versions, ['tlsv1.3']}}}},
+    ?assertEqual(Dependency, ?M:listen(0, base('tlsv1.2') ++ [{certificate_authorities, false}])),
+    ?assertEqual(Dependency, ?M:connect("localhost", 1, base('tlsv1.2')
+                                        ++ [{certificate_authorities, true}], ?T)),
+    ?assertEqual({error, {options, {certificate_authorities, foo}}},
+                 ?M:listen(0, [{certificate_authorities, foo}])).
+
+%% openssl s_client's -trace of one handshake with a ?M server.
+s_client_trace(ServerOpts, V) ->
+    {ok, L} = ?M:listen(0, [{reuseaddr, true} | ServerOpts]),
+    {ok, {_, Port}} = ?M:sockname(L),
+    Flag = case V of 'tlsv1.3' -> " -tls1_3"; 'tlsv1.2' -> " -tls1_2" end,
+    Tool = rssl_tool_lib:start([rssl_tool_lib:exe("openssl"), " s_client -trace -connect 127.0.0.1:",
+                                integer_to_list(Port), Flag, " </dev/null"]),
+    {ok, T} = ?M:transport_accept(L, ?T),
+    {ok, S} = ?M:handshake(T, ?T),
+    ok = ?M:close(L),
+    {_Status, Out} = rssl_tool_lib:wait_exit(Tool, ?T),
+    ok = ?M:close(S),
+    Out.
 
 %%% A small HTTP server for CRL distribution points -------------------------
 

@@ -244,7 +244,12 @@ fn set_eccs(b: &mut SslContextBuilder, o: &Options, identities: usize) -> Result
         Role::Server => o.eccs.as_deref(),
         Role::Client => None,
     };
-    super::identity::install(b, o.role == Role::Client && identities > 1, server_groups);
+    super::identity::install(
+        b,
+        o.role == Role::Client && identities > 1,
+        server_groups,
+        o.role == Role::Server && !o.certificate_authorities,
+    );
     Ok(())
 }
 

@@ -8,6 +8,9 @@
 //!   signature algorithms allow. A TLS 1.2 client sends the *current*
 //!   certificate (the last loaded), so the callback makes current the first
 //!   one the server's CertificateRequest allows, in the server's order.
+//! - OTP's `{certificate_authorities, false}` on a server: its TLS 1.3
+//!   CertificateRequest names no CAs (OpenSSL sends the same list in both
+//!   versions; TLS 1.2's keeps it, as OTP's does).
 //! - OTP's `eccs` on a server: the curves for TLS 1.2 (ECDHE and ECDSA
 //!   certificates) replace the connection's group list, which in TLS 1.3
 //!   stays that of `supported_groups`. (A client knows no version when it
@@ -21,6 +24,7 @@ use once_cell::sync::Lazy;
 use openssl::ex_data::Index;
 use openssl::pkey::Id;
 use openssl::ssl::{SslContext, SslContextBuilder, SslRef};
+use openssl::stack::Stack;
 use openssl_sys::SSL;
 use std::ffi::CString;
 use std::ptr;
@@ -31,14 +35,21 @@ struct Tls12Choice {
     client_identity: bool,
     /// Server: the group list (`eccs`) for TLS 1.2.
     groups: Option<CString>,
+    /// Server: no CA names in TLS 1.3 certificate requests.
+    tls13_no_ca_names: bool,
 }
 
 static CHOICE: Lazy<Index<SslContext, Tls12Choice>> =
     Lazy::new(|| SslContext::new_ex_index().expect("SSL_CTX ex_data index"));
 
 /// Installs the callback when a context needs it.
-pub(crate) fn install(b: &mut SslContextBuilder, client_identity: bool, groups: Option<&str>) {
-    if !client_identity && groups.is_none() {
+pub(crate) fn install(
+    b: &mut SslContextBuilder,
+    client_identity: bool,
+    groups: Option<&str>,
+    tls13_no_ca_names: bool,
+) {
+    if !client_identity && groups.is_none() && !tls13_no_ca_names {
         return;
     }
     let groups = groups.and_then(|g| CString::new(g).ok());
@@ -47,6 +58,7 @@ pub(crate) fn install(b: &mut SslContextBuilder, client_identity: bool, groups: 
         Tls12Choice {
             client_identity,
             groups,
+            tls13_no_ca_names,
         },
     );
     // SAFETY: `b` owns a live SSL_CTX; the callback takes no argument (it
@@ -87,13 +99,20 @@ unsafe fn select(ssl: *mut SSL, key: Id) -> bool {
 }
 
 unsafe extern "C" fn tls12_choice(ssl: *mut SSL, _arg: *mut c_void) -> c_int {
-    if openssl_sys::SSL_version(ssl) >= openssl_sys::TLS1_3_VERSION {
-        return 1;
-    }
     // The current context: after an SNI switch, the chosen host's.
     let Some(choice) = SslRef::from_ptr(ssl).ssl_context().ex_data(*CHOICE) else {
         return 1;
     };
+    if openssl_sys::SSL_version(ssl) >= openssl_sys::TLS1_3_VERSION {
+        if choice.tls13_no_ca_names && openssl_sys::SSL_is_server(ssl) == 1 {
+            // An empty list: OpenSSL then sends no certificate_authorities.
+            match Stack::new() {
+                Ok(empty) => SslRef::from_ptr_mut(ssl).set_client_ca_list(empty),
+                Err(_) => return 0,
+            }
+        }
+        return 1;
+    }
     if let Some(groups) = &choice.groups {
         if openssl_sys::SSL_ctrl(
             ssl,

@@ -160,6 +160,9 @@ pub struct Options {
     /// host name (OpenSSL's default; OTP's `ssl` only with the https
     /// `match_fun` of `customize_hostname_check`).
     pub hostname_wildcards: bool,
+    /// Server: name the trusted CAs in TLS 1.3 certificate requests (OTP's
+    /// `certificate_authorities`, true by default).
+    pub certificate_authorities: bool,
     /// Client: the maximum fragment length asked of the server (RFC 6066:
     /// 512, 1024, 2048 or 4096).
     pub max_fragment_length: Option<u16>,
@@ -219,6 +222,7 @@ impl Options {
             hostname_wildcards: true,
             keep_secrets: false,
             max_fragment_length: None,
+            certificate_authorities: true,
             sigalgs: None,
             hello: None,
         }

@@ -68,6 +68,7 @@ rustler::atoms! {
     cert_pem,
     certs_keys,
     keep_secrets,
+    certificate_authorities,
     max_fragment_length,
     crl_dir,
     crl_http,

@@ -115,6 +115,7 @@ fn decode(map: Term) -> NifResult<Options> {
     o.dhfile = get(map, atoms::dhfile()).map(string).transpose()?;
     o.fallback = flag(map, atoms::fallback(), false)?;
     o.keep_secrets = flag(map, atoms::keep_secrets(), false)?;
+    o.certificate_authorities = flag(map, atoms::certificate_authorities(), true)?;
     o.max_fragment_length = get(map, atoms::max_fragment_length())
         .map(|t| t.decode())
         .transpose()?;
