@@ -114,6 +114,8 @@
                        | {supported_groups, [group()]}
                        | {eccs, [atom()]}
                        | {keep_secrets, boolean()}
+                       | {key_update_at, pos_integer()}
+                       | {renegotiate_at, integer()}
                        | {signature_algs_cert, [{hash(), sign_algo()} | sign_scheme()]}
                        | {secure_renegotiate, boolean()}
                        | {depth, 0..255}

@@ -356,6 +356,13 @@ tls(Role, {certificate_authorities, B}, Tls) when is_boolean(B) ->
         server -> Tls#{certificate_authorities => B, tls13_option => certificate_authorities};
         client -> Tls#{tls13_option => certificate_authorities}
     end;
+%% New keys after so much traffic (engine/rekey.rs): a TLS 1.3 key update
+%% after key_update_at bytes sent, a TLS 1.2 renegotiation after
+%% renegotiate_at records (at most OTP's 268435456).
+tls(_Role, {key_update_at, N}, Tls) when is_integer(N), N > 0 ->
+    Tls#{key_update_at => N, tls13_option => key_update_at};
+tls(_Role, {renegotiate_at, N}, Tls) when is_integer(N) ->
+    Tls#{renegotiate_at => max(0, min(N, 268435456))};
 %% The TLS 1.3 traffic secrets kept for connection_information/2.
 tls(_Role, {keep_secrets, B}, Tls) when is_boolean(B) ->
     Tls#{keep_secrets => B};
@@ -468,8 +475,7 @@ unsupported_or_bad({Key, _} = Opt) ->
     %% mode; reuse_session: a client's saved session.
     Known = [crl_cache, reuse_session, session_tickets, use_ticket, early_data,
              anti_replay, ocsp_stapling, ocsp_responder_certs,
-             ocsp_nonce, cookie,
-             key_update_at, renegotiate_at, stateless_tickets_seed],
+             ocsp_nonce, cookie, stateless_tickets_seed],
     case lists:member(Key, Known) of
         true -> {not_supported, Opt};
         false -> Opt

@@ -29,7 +29,7 @@
          extension_events_client/1, extension_events_server/1,
          crl_http_fetch/1, crl_http_unreachable/1, crl_hash_dir/1, crl_cache_bad_values/1,
          keep_secrets_client/1, keep_secrets_server/1, max_fragment_length/1,
-         certificate_authorities/1]).
+         certificate_authorities/1, key_update_at/1, renegotiate_at/1]).
 
 suite() -> [{timetrap, {seconds, 60}}].
 
@@ -38,7 +38,7 @@ all() -> [{group, 'tlsv1.3'}, {group, 'tlsv1.2'}, certs_keys_bad_values,
           signature_algs_cert_values, extension_events_client, extension_events_server,
           crl_http_fetch, crl_http_unreachable, crl_hash_dir, crl_cache_bad_values,
           keep_secrets_client, keep_secrets_server, max_fragment_length,
-          certificate_authorities].
+          certificate_authorities, key_update_at, renegotiate_at].
 
 groups() ->
     Cases = [server_picks_by_signature_algs, client_picks_by_signature_algs,
@@ -647,6 +647,51 @@ s_client_trace(ServerOpts, V) ->
     {_Status, Out} = rssl_tool_lib:wait_exit(Tool, ?T),
     ok = ?M:close(S),
     Out.
+
+%%% Cases: key_update_at, renegotiate_at ------------------------------------
+
+%% A ?M client with key_update_at 3000 sending ten 1000-byte messages
+%% (AES-GCM) to openssl s_server: its -msg trace shows a KeyUpdate before
+%% the data that passes each 3000 bytes (3 of them), all data arrives.
+key_update_at(Config) ->
+    Opts = [{key_update_at, 3000}, {ciphers, [#{key_exchange => any, cipher => aes_128_gcm,
+                                                 mac => aead, prf => sha256}]}],
+    Out = to_s_server(Config, 'tlsv1.3', Opts, ["-tls1_3"]),
+    ?assertEqual(3, count(Out, <<"<<< TLS 1.3, Handshake [length 0005], KeyUpdate">>)),
+    ?assertEqual({error, {options, dependency, {key_update_at, {versions, ['tlsv1.3']}}}},
+                 ?M:connect("localhost", 1, base('tlsv1.2') ++ [{key_update_at, 10}], ?T)),
+    ?assertMatch({error, {options, _}},
+                 ?M:connect("localhost", 1, base('tlsv1.3') ++ [{key_update_at, 0}], ?T)).
+
+%% A TLS 1.2 ?M client with renegotiate_at 4 renegotiates with openssl
+%% s_server (which allows it with -client_renegotiation) once it has sent
+%% that many records, and the data goes on.
+renegotiate_at(Config) ->
+    Out = to_s_server(Config, 'tlsv1.2', [{renegotiate_at, 4}],
+                      ["-tls1_2", "-client_renegotiation"]),
+    ?assert(count(Out, <<"ClientHello">>) >= 2).
+
+%% Ten 1000-byte messages from a ?M client (Opts added) to openssl
+%% s_server -msg; returns s_server's output once the last one arrived.
+to_s_server(Config, V, Opts, Flags) ->
+    #{ec_server := #{cert := Cert, key := Key}} = ?config(ids, Config),
+    Tool0 = rssl_tool_lib:start([rssl_tool_lib:exe("openssl"),
+                                 " s_server -msg -accept 127.0.0.1:0 -naccept 1 -cert ",
+                                 rssl_tool_lib:q(Cert), " -key ", rssl_tool_lib:q(Key), " ",
+                                 lists:join(" ", Flags)]),
+    Port = rssl_tool_lib:listening_port(Tool0, ?T),
+    Tool1 = Tool0,
+    {ok, S} = ?M:connect("127.0.0.1", Port, base(V) ++ [{verify, verify_none} | Opts], ?T),
+    [ok = ?M:send(S, [io_lib:format("message ~2..0w ", [I]), binary:copy(<<"x">>, 984), $\n])
+     || I <- lists:seq(1, 10)],
+    {ok, _, Tool2} = rssl_tool_lib:wait_output(Tool1, <<"message 10">>, ?T),
+    ok = ?M:close(S),
+    {_, Out} = rssl_tool_lib:wait_exit(Tool2, ?T),
+    ?assertEqual(10, count(Out, <<"message ">>)),
+    Out.
+
+count(Bin, Pattern) ->
+    length(binary:matches(Bin, Pattern)).
 
 %%% A small HTTP server for CRL distribution points -------------------------
 

@@ -99,6 +99,10 @@ pub struct Connection {
     /// Plaintext accepted by `write` but not yet encrypted (renegotiation in progress).
     pending_plain: Vec<u8>,
     failure: Option<Error>,
+    /// Traffic towards the next key update or renegotiation (`rekey.rs`).
+    rekey: super::rekey::Rekey,
+    key_update_at: u64,
+    renegotiate_at: u64,
 }
 
 impl Drop for Connection {
@@ -161,6 +165,9 @@ impl Connection {
             established: false,
             pending_plain: Vec::new(),
             failure: None,
+            rekey: Default::default(),
+            key_update_at: config.options().key_update_at,
+            renegotiate_at: config.options().renegotiate_at,
         })
     }
 
@@ -340,6 +347,9 @@ impl Connection {
     }
 
     fn write_some(&mut self, data: &[u8]) -> Result<usize, Error> {
+        if self.established && !data.is_empty() {
+            self.rekey_before(data.len())?;
+        }
         let mut written = 0;
         while written < data.len() {
             match self.stream.ssl_write(&data[written..]) {
@@ -348,6 +358,8 @@ impl Connection {
                 Err(e) => return Err(self.fail(e)),
             }
         }
+        let fragment = self.max_fragment_length().map_or(16384, usize::from);
+        self.rekey.wrote(written, fragment);
         Ok(written)
     }
 
@@ -355,6 +367,30 @@ impl Connection {
     /// the randoms, the TLS 1.2 master secret, the kept TLS 1.3 secrets.
     pub fn security_items(&self) -> Vec<(&'static str, Vec<u8>)> {
         super::secrets::items(self.stream.ssl())
+    }
+
+    /// New keys before `len` more bytes, when `key_update_at` or
+    /// `renegotiate_at` says so (`rekey.rs`).
+    fn rekey_before(&mut self, len: usize) -> Result<(), Error> {
+        use super::rekey::Due;
+        let version = self.version();
+        let tls13 = version == Some(Version::Tls13);
+        // OTP counts no bytes for ChaCha20-Poly1305.
+        let chacha = || {
+            self.suite()
+                .is_some_and(|s| s.cipher == "chacha20_poly1305")
+        };
+        let limit = (tls13 && !chacha()).then_some(self.key_update_at);
+        let due =
+            self.rekey
+                .before_write(len, limit, !tls13 && version.is_some(), self.renegotiate_at);
+        match due {
+            Due::Nothing => Ok(()),
+            Due::KeyUpdate => self.update_keys(true),
+            // Not while one is under way (ours or the peer's).
+            Due::Renegotiate if self.renegotiation_pending() => Ok(()),
+            Due::Renegotiate => self.renegotiate(),
+        }
     }
 
     /// Starts a TLS 1.2 (or older) renegotiation: its first message goes

@@ -19,6 +19,7 @@ pub(crate) mod pause;
 pub(crate) mod pem;
 pub mod prf;
 pub mod psk;
+pub(crate) mod rekey;
 pub(crate) mod renegotiation;
 pub(crate) mod secrets;
 pub mod session;

@@ -160,6 +160,11 @@ pub struct Options {
     /// host name (OpenSSL's default; OTP's `ssl` only with the https
     /// `match_fun` of `customize_hostname_check`).
     pub hostname_wildcards: bool,
+    /// TLS 1.3: bytes sent before a key update (OTP's `key_update_at`).
+    pub key_update_at: u64,
+    /// TLS 1.2: records sent before a renegotiation (OTP's
+    /// `renegotiate_at`).
+    pub renegotiate_at: u64,
     /// Server: name the trusted CAs in TLS 1.3 certificate requests (OTP's
     /// `certificate_authorities`, true by default).
     pub certificate_authorities: bool,
@@ -223,6 +228,8 @@ impl Options {
             keep_secrets: false,
             max_fragment_length: None,
             certificate_authorities: true,
+            key_update_at: super::rekey::KEY_UPDATE_AT,
+            renegotiate_at: super::rekey::RENEGOTIATE_AT,
             sigalgs: None,
             hello: None,
         }

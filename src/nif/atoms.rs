@@ -68,6 +68,8 @@ rustler::atoms! {
     cert_pem,
     certs_keys,
     keep_secrets,
+    key_update_at,
+    renegotiate_at,
     certificate_authorities,
     max_fragment_length,
     crl_dir,

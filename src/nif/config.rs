@@ -116,6 +116,12 @@ fn decode(map: Term) -> NifResult<Options> {
     o.fallback = flag(map, atoms::fallback(), false)?;
     o.keep_secrets = flag(map, atoms::keep_secrets(), false)?;
     o.certificate_authorities = flag(map, atoms::certificate_authorities(), true)?;
+    if let Some(t) = get(map, atoms::key_update_at()) {
+        o.key_update_at = t.decode()?;
+    }
+    if let Some(t) = get(map, atoms::renegotiate_at()) {
+        o.renegotiate_at = t.decode()?;
+    }
     o.max_fragment_length = get(map, atoms::max_fragment_length())
         .map(|t| t.decode())
         .transpose()?;
