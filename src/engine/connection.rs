@@ -358,8 +358,9 @@ impl Connection {
                 Err(e) => return Err(self.fail(e)),
             }
         }
-        let fragment = self.max_fragment_length().map_or(16384, usize::from);
-        self.rekey.wrote(written, fragment);
+        if let Some(mode) = self.rekey.mode {
+            self.rekey.wrote(written, mode.fragment);
+        }
         Ok(written)
     }
 
@@ -373,17 +374,10 @@ impl Connection {
     /// `renegotiate_at` says so (`rekey.rs`).
     fn rekey_before(&mut self, len: usize) -> Result<(), Error> {
         use super::rekey::Due;
-        let version = self.version();
-        let tls13 = version == Some(Version::Tls13);
-        // OTP counts no bytes for ChaCha20-Poly1305.
-        let chacha = || {
-            self.suite()
-                .is_some_and(|s| s.cipher == "chacha20_poly1305")
-        };
-        let limit = (tls13 && !chacha()).then_some(self.key_update_at);
-        let due =
-            self.rekey
-                .before_write(len, limit, !tls13 && version.is_some(), self.renegotiate_at);
+        let mode = self.rekey_mode();
+        let due = self
+            .rekey
+            .before_write(len, mode.tls13_limit, mode.tls12, self.renegotiate_at);
         match due {
             Due::Nothing => Ok(()),
             Due::KeyUpdate => self.update_keys(true),
@@ -391,6 +385,29 @@ impl Connection {
             Due::Renegotiate if self.renegotiation_pending() => Ok(()),
             Due::Renegotiate => self.renegotiate(),
         }
+    }
+
+    /// How this connection counts towards new keys, worked out at its
+    /// first write (version and cipher stay: TLS 1.3 does not renegotiate).
+    fn rekey_mode(&mut self) -> super::rekey::Mode {
+        if let Some(mode) = self.rekey.mode {
+            return mode;
+        }
+        let version = self.version();
+        let tls13 = version == Some(Version::Tls13);
+        // OTP counts no bytes for ChaCha20-Poly1305.
+        let chacha = self
+            .stream
+            .ssl()
+            .current_cipher()
+            .is_some_and(|c| c.name().contains("CHACHA20"));
+        let mode = super::rekey::Mode {
+            tls13_limit: (tls13 && !chacha).then_some(self.key_update_at),
+            tls12: !tls13 && version.is_some(),
+            fragment: self.max_fragment_length().map_or(16384, usize::from),
+        };
+        self.rekey.mode = Some(mode);
+        mode
     }
 
     /// Starts a TLS 1.2 (or older) renegotiation: its first message goes

@@ -17,6 +17,19 @@ pub const RENEGOTIATE_AT: u64 = 268_435_456;
 pub(crate) struct Rekey {
     bytes: u64,
     records: u64,
+    /// Fixed once the handshake is done (see `Connection::rekey_mode`).
+    pub mode: Option<Mode>,
+}
+
+/// How a connection counts, from its version and cipher.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mode {
+    /// TLS 1.3 with a byte limit: the limit.
+    pub tls13_limit: Option<u64>,
+    /// TLS 1.2 or older: renegotiations count.
+    pub tls12: bool,
+    /// Plaintext bytes per record.
+    pub fragment: usize,
 }
 
 /// What to do before writing.
