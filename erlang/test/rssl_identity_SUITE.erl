@@ -26,7 +26,7 @@
          certs_keys_der_and_pem/1, certs_keys_bad_values/1,
          eccs_server_tls12/1, eccs_client_tls12/1, eccs_leave_tls13_alone/1,
          eccs_bad_values/1, signature_algs_cert_values/1,
-         extension_events_client/1, extension_events_server/1,
+         extension_events_client/1, extension_events_server/1, verify_fun_client_gone/1,
          crl_http_fetch/1, crl_http_unreachable/1, crl_hash_dir/1, crl_cache_bad_values/1,
          keep_secrets_client/1, keep_secrets_server/1, max_fragment_length/1,
          certificate_authorities/1, key_update_at/1, renegotiate_at/1]).
@@ -36,6 +36,7 @@ suite() -> [{timetrap, {seconds, 60}}].
 all() -> [{group, 'tlsv1.3'}, {group, 'tlsv1.2'}, certs_keys_bad_values,
           eccs_server_tls12, eccs_client_tls12, eccs_leave_tls13_alone, eccs_bad_values,
           signature_algs_cert_values, extension_events_client, extension_events_server,
+          verify_fun_client_gone,
           crl_http_fetch, crl_http_unreachable, crl_hash_dir, crl_cache_bad_values,
           keep_secrets_client, keep_secrets_server, max_fragment_length,
           certificate_authorities, key_update_at, renegotiate_at].
@@ -310,6 +311,33 @@ extension_events_server(Config) ->
               ?assertMatch({_, [_ | _]}, Ours)
           end || Answer <- [valid, unknown]]
      end || V <- ['tlsv1.3', 'tlsv1.2']].
+
+%% A TLS 1.3 ssl client that closes as soon as its handshake is done (it
+%% has sent its certificate and Finished): a ?M server whose verify_fun
+%% runs meanwhile still finishes the handshake with what it read, as an
+%% ssl server does, and sees the events.
+verify_fun_client_gone(Config) ->
+    V = 'tlsv1.3',
+    Self = self(),
+    Ref = make_ref(),
+    #{ec_ca := #{cert := EcCa}} = ?config(ids, Config),
+    ServerOpts = base(V) ++ single(Config, ec_server)
+        ++ [{verify, verify_peer}, {fail_if_no_peer_cert, true}, {cacerts, [cert_der(EcCa)]},
+            {verify_fun, {recording_fun(Self, Ref, valid), []}}, {reuseaddr, true}],
+    {ok, L} = ?M:listen(0, ServerOpts),
+    {ok, {_, Port}} = ?M:sockname(L),
+    Client = ?L:start_client(ssl, "localhost", Port,
+                             client_opts(Config, V) ++ single(Config, ext_client),
+                             fun({Ok, _}) -> Ok end),
+    {ok, T} = ?M:transport_accept(L, ?T),
+    Result = ?M:handshake(T, ?T),
+    ok = ?M:close(L),
+    ?assertEqual(ok, ?L:await(Client)),
+    ?assertMatch({ok, _}, Result),
+    {ok, S} = Result,
+    ?assertEqual({error, closed}, ?M:recv(S, 0, ?T)),
+    ok = ?M:close(S),
+    ?assert(lists:member(valid_peer, collect(Ref))).
 
 %% Connects a Mod client to an ssl server; returns the outcome (ok or the
 %% error) and the verify fun's events, each {extension, Oid, Critical} or
