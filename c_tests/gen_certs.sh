@@ -12,7 +12,8 @@
 #   revoked_server.pem/.key, revoked_client.pem/.key  signed by the CA, revoked
 #   ca_empty.crl        the CA's CRL revoking nothing
 #   ca_revoked.crl      the CA's CRL revoking the two revoked_* certificates (+ .der)
-#   server_rsa.pem/.key an RSA "localhost" certificate (DHE-RSA suites)
+#   crl_hash_dir/       ca_revoked.crl as <issuer hash>.r0
+#   server_rsa.pem/.key an RSA "localhost" certificate (DHE-RSA suites) (+ .der)
 #   dh.pem              DH parameters (ffdhe3072: not what OpenSSL picks by itself)
 #   inter_ca.pem/.key   an intermediate CA signed by the CA
 #   chain_server.pem/.key  "localhost" signed by the intermediate; the .pem
@@ -97,6 +98,9 @@ crl -revoke revoked_server.pem
 crl -revoke revoked_client.pem
 crl -gencrl -out ca_revoked.crl
 "$openssl" crl -in ca_revoked.crl -outform DER -out ca_revoked.crl.der
+# The revoking CRL in a hashed directory (as `openssl rehash` names it).
+mkdir -p crl_hash_dir
+cp ca_revoked.crl "crl_hash_dir/$("$openssl" crl -hash -noout -in ca_revoked.crl).r0"
 
 "$openssl" genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out server_rsa.key 2>/dev/null
 "$openssl" req -new -key server_rsa.key -out server_rsa.csr -subj "/CN=localhost"
@@ -104,5 +108,6 @@ printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > server_rsa.ext
 "$openssl" x509 -req -in server_rsa.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
   -out server_rsa.pem -days 2 -extfile server_rsa.ext 2>/dev/null
 rm -f server_rsa.csr server_rsa.ext
+"$openssl" x509 -in server_rsa.pem -outform DER -out server_rsa.der
 "$openssl" genpkey -genparam -algorithm DH -pkeyopt group:ffdhe3072 -out dh.pem
 echo "certificates in $dir"

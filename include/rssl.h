@@ -689,6 +689,38 @@ rssl_result rssl_config_builder_set_key(rssl_config_builder *builder,
                                         uint32_t format);
 
 /**
+ * Adds an identity from PEM files: a certificate (then its chain) and
+ * its private key (`keyfile` NULL: the key is in `certfile`;
+ * `password` NULL: not encrypted). With several identities (RSA and
+ * ECDSA, say) the peer's signature algorithms pick the one sent, in
+ * both roles (OTP's `certs_keys`). Once an identity is added, the
+ * single certificate and key (`set_certfile`, `set_cert`, ...) are not
+ * used. OpenSSL keeps one identity per key type: the first added of
+ * each type is used. Files are read when the configuration is built.
+ */
+rssl_result rssl_config_builder_add_identity_files(rssl_config_builder *builder,
+                                                   const char *certfile,
+                                                   const char *keyfile,
+                                                   const char *password);
+
+/**
+ * Adds an identity from memory: the certificate (then its chain) as
+ * in `rssl_config_builder_set_cert`, the key as in
+ * `rssl_config_builder_set_key` (`key` NULL with `key_len` 0: the key
+ * is in the PEM certificate data), `password` NULL when the key is not
+ * encrypted. See `rssl_config_builder_add_identity_files`. The data is
+ * copied.
+ */
+rssl_result rssl_config_builder_add_identity(rssl_config_builder *builder,
+                                             const uint8_t *cert,
+                                             size_t cert_len,
+                                             uint32_t cert_format,
+                                             const uint8_t *key,
+                                             size_t key_len,
+                                             uint32_t key_format,
+                                             const char *password);
+
+/**
  * Trusted CA certificates from memory, PEM or DER. The data is copied.
  */
 rssl_result rssl_config_builder_set_cacerts(rssl_config_builder *builder,
@@ -816,6 +848,14 @@ rssl_result rssl_config_builder_set_fallback(rssl_config_builder *builder, bool 
  * `rssl_config_builder_set_crl_check`.
  */
 rssl_result rssl_config_builder_add_crlfile(rssl_config_builder *builder, const char *path);
+
+/**
+ * Looks CRLs up in a directory laid out as `openssl rehash` lays it
+ * out (the issuer name's hash, `.r0`, `.r1`...; PEM or DER files),
+ * read during each verification, so CRLs added later are seen (OTP's
+ * `ssl_crl_hash_dir`). For `rssl_config_builder_set_crl_check`.
+ */
+rssl_result rssl_config_builder_set_crl_dir(rssl_config_builder *builder, const char *dir);
 
 /**
  * Adds CRLs from memory: PEM (any number) or DER (one). Copied;
@@ -957,6 +997,27 @@ rssl_result rssl_send(rssl_conn *conn, const uint8_t *data, size_t len, int32_t 
  * fatal alert. `len` 0 returns `RSSL_OK` with 0 bytes.
  */
 rssl_result rssl_recv(rssl_conn *conn, uint8_t *buf, size_t len, int32_t timeout_ms, size_t *n_out);
+
+/**
+ * Renegotiates a TLS 1.2 (or older) connection: sends our
+ * HelloRequest (server) or ClientHello (client) and waits at most
+ * `timeout_ms` for the new handshake to complete. Application data
+ * arriving meanwhile is kept for `rssl_recv`. `RSSL_INVALID_STATE` on
+ * TLS 1.3 (use `rssl_update_keys`) or before the handshake; a peer
+ * refusing it fails the connection with its alert (`RSSL_TLS_ALERT`)
+ * or lets it time out (`RSSL_TIMEOUT`, a client ignoring a server's
+ * request).
+ */
+rssl_result rssl_renegotiate(rssl_conn *conn, int32_t timeout_ms);
+
+/**
+ * TLS 1.3: sends a KeyUpdate (new keys for what we send) within
+ * `timeout_ms`; with `peer_too` the peer is asked to update its own
+ * keys as well (its answer is read with the next `rssl_recv`).
+ * `RSSL_INVALID_STATE` before TLS 1.3 (use `rssl_renegotiate`) or
+ * before the handshake.
+ */
+rssl_result rssl_update_keys(rssl_conn *conn, bool peer_too, int32_t timeout_ms);
 
 /**
  * Sends close_notify (within `timeout_ms`) and ends our direction of
@@ -1280,6 +1341,29 @@ rssl_result rssl_conn_read(rssl_conn *conn, uint8_t *buf, size_t len, size_t *n_
  * Encrypts all `len` bytes of `data` into the output.
  */
 rssl_result rssl_conn_write(rssl_conn *conn, const uint8_t *data, size_t len);
+
+/**
+ * Starts a TLS 1.2 (or older) renegotiation: our HelloRequest
+ * (server) or ClientHello (client) goes into the output; the rest
+ * happens as the peer's records are fed and read with
+ * `rssl_conn_read` (which may then return `RSSL_WANT_READ` while
+ * handshake records pass). `rssl_conn_renegotiation_pending` says
+ * when it has completed. `RSSL_INVALID_STATE` on TLS 1.3.
+ */
+rssl_result rssl_conn_renegotiate(rssl_conn *conn);
+
+/**
+ * Whether a renegotiation started with `rssl_conn_renegotiate` is
+ * still going on (`*pending_out`).
+ */
+rssl_result rssl_conn_renegotiation_pending(const rssl_conn *conn, bool *pending_out);
+
+/**
+ * TLS 1.3: queues a KeyUpdate in the output (new keys for what we
+ * write from now on); with `peer_too` the peer is asked to update its
+ * keys too. `RSSL_INVALID_STATE` before TLS 1.3.
+ */
+rssl_result rssl_conn_update_keys(rssl_conn *conn, bool peer_too);
 
 /**
  * Queues close_notify in the output; writing is over, reading goes on

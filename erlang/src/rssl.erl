@@ -105,15 +105,24 @@
                        | {certfile, pem_file()}
                        | {key, key()}
                        | {keyfile, pem_file()}
+                       | {certs_keys, [#{cert => public_key:der_encoded() | [public_key:der_encoded()],
+                                         certfile => pem_file(), key => key(),
+                                         keyfile => pem_file(), password => iodata()}]}
                        | {password, iodata() | fun(() -> iodata())}
                        | {ciphers, ciphers() | [old_cipher_suite()] | [string()]}
                        | {signature_algs, [{hash(), sign_algo()} | sign_scheme()]}
                        | {supported_groups, [group()]}
+                       | {eccs, [atom()]}
+                       | {keep_secrets, boolean()}
+                       | {key_update_at, pos_integer()}
+                       | {renegotiate_at, integer()}
+                       | {signature_algs_cert, [{hash(), sign_algo()} | sign_scheme()]}
                        | {secure_renegotiate, boolean()}
                        | {depth, 0..255}
                        | {verify_fun, {fun(), term()} | fun() | undefined}
                        | {crl_check, boolean() | peer | best_effort}
-                       | {crl_cache, {ssl_crl_cache | rssl_crl_cache, {internal, list()}}}
+                       | {crl_cache, {ssl_crl_cache | rssl_crl_cache | ssl_crl_hash_dir,
+                                     {internal, list()}}}
                        | {partial_chain, fun()}
                        | {versions, [protocol_version()]}
                        | {user_lookup_fun, {fun(), term()}}
@@ -137,6 +146,7 @@
                        | {server_name_indication, inet:hostname() | disable}
                        | {customize_hostname_check, list()}
                        | {fallback, boolean()}
+                       | {max_fragment_length, undefined | 512 | 1024 | 2048 | 4096}
                        | {middlebox_comp_mode, boolean()}
                        | {session_tickets, disabled | auto | manual}
                        | {use_ticket, [term()]}
@@ -647,9 +657,51 @@ connection_information(_) ->
           {ok, connection_info()} | {error, reason()}.
 connection_information(Socket, Items) when is_list(Items) ->
     case connection_information(Socket) of
-        {ok, Info} -> {ok, [I || {K, _} = I <- Info, lists:member(K, Items)]};
+        {ok, Info0} ->
+            %% As OTP: the secrets only when one of these is asked for.
+            Secrets = [client_random, server_random, master_secret, keylog],
+            Info = case lists:any(fun(K) -> lists:member(K, Secrets) end, Items) of
+                       true -> with_secrets(Socket, Info0);
+                       false -> Info0
+                   end,
+            {ok, [I || {K, _} = I <- Info, lists:member(K, Items)]};
         Error -> Error
     end.
+
+%% client_random, server_random, master_secret (TLS 1.2), the TLS 1.3
+%% traffic secrets kept with keep_secrets, and the NSS key log lines OTP
+%% makes of them (`keylog': TLS 1.2 always, TLS 1.3 with keep_secrets).
+with_secrets(Socket, Info) ->
+    case rssl_nif:security_info(Socket) of
+        {ok, Secrets} -> Info ++ Secrets ++ keylog(lists:keyfind(protocol, 1, Info), Secrets);
+        _ -> Info
+    end.
+
+keylog({protocol, 'tlsv1.3'}, Secrets) ->
+    Lines = [{client_early_data_secret, "CLIENT_EARLY_TRAFFIC_SECRET"},
+             {client_handshake_traffic_secret, "CLIENT_HANDSHAKE_TRAFFIC_SECRET"},
+             {server_handshake_traffic_secret, "SERVER_HANDSHAKE_TRAFFIC_SECRET"},
+             {client_traffic_secret_0, "CLIENT_TRAFFIC_SECRET_0"},
+             {server_traffic_secret_0, "SERVER_TRAFFIC_SECRET_0"}],
+    case lists:keyfind(client_traffic_secret_0, 1, Secrets) of
+        false ->
+            [];
+        _ ->
+            {_, Random} = lists:keyfind(client_random, 1, Secrets),
+            [{keylog, [keylog_line(Label, Random, Secret)
+                       || {Key, Label} <- Lines, {_, Secret} <- [lists:keyfind(Key, 1, Secrets)]]}]
+    end;
+keylog({protocol, _}, Secrets) ->
+    case {lists:keyfind(client_random, 1, Secrets), lists:keyfind(master_secret, 1, Secrets)} of
+        {{_, Random}, {_, Master}} -> [{keylog, [keylog_line("CLIENT_RANDOM", Random, Master)]}];
+        _ -> []
+    end;
+keylog(false, _Secrets) ->
+    [].
+
+keylog_line(Label, Random, Secret) ->
+    Label ++ " " ++ binary_to_list(binary:encode_hex(Random)) ++ " "
+        ++ binary_to_list(binary:encode_hex(Secret)).
 
 %% The spec's `{cipher_suite, {Kex, Cipher, Hash}}' beside OTP 25's map.
 with_cipher_suite(Info) ->
@@ -745,7 +797,7 @@ tls_version(Version) -> ssl:tls_version(Version).
 
 %% @doc The key exchange groups `supported_groups' accepts, and (`default')
 %% those offered when it is not given; the named curves of ECDHE up to TLS
-%% 1.2 (the `eccs' option itself is not supported).
+%% 1.2 (what the `eccs' option takes).
 -spec groups() -> [group()].
 groups() -> rssl_ciphers:groups(all).
 -spec groups(default) -> [group()].

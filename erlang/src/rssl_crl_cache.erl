@@ -4,11 +4,14 @@
 %% a change see it; established connections keep what they had.
 %%
 %% OpenSSL finds a certificate's CRL by its issuer, so the URI a CRL is
-%% inserted under only serves delete/1. CRLs are not fetched from the
-%% distribution points of certificates (`{http, Timeout}' has no effect).
+%% inserted under serves delete/1, and fetch/2: with `{crl_cache,
+%% {ssl_crl_cache, {internal, [{http, Timeout}]}}}' a certificate whose CRL
+%% is not known has it fetched (OTP's httpc) from its http distribution
+%% points during the handshake, and kept here under that URI, as OTP's
+%% ssl_crl_cache does.
 -module(rssl_crl_cache).
 
--export([insert/1, insert/2, delete/1, crls/0]).
+-export([insert/1, insert/2, delete/1, crls/0, fetch/2]).
 
 -define(KEY, {?MODULE, crls}).
 -define(NO_DIST_POINT, "http://dummy/no_distribution_point").
@@ -53,6 +56,34 @@ delete(_) ->
 -spec crls() -> [public_key:der_encoded()].
 crls() ->
     lists:usort(lists:append(maps:values(persistent_term:get(?KEY, #{})))).
+
+%% @doc The CRLs at distribution points `Urls': those kept under each URI,
+%% else fetched with httpc (at most `Timeout' milliseconds each) and kept.
+%% A point that cannot be fetched gives none.
+-spec fetch([string()], timeout()) -> [public_key:der_encoded()].
+fetch(Urls, Timeout) ->
+    All = persistent_term:get(?KEY, #{}),
+    lists:usort(lists:append([case All of
+                                  #{Url := Ders} when Ders =/= [] -> Ders;
+                                  _ -> download(Url, Timeout)
+                              end || Url <- Urls])).
+
+download(Url, Timeout) ->
+    {ok, _} = application:ensure_all_started(inets),
+    case httpc:request(get, {Url, []}, [{timeout, Timeout}], [{body_format, binary}]) of
+        {ok, {{_, 200, _}, _Headers, Body}} ->
+            Ders = case Body of
+                       <<"-----BEGIN", _/binary>> ->
+                           [Der || {'CertificateList', Der, not_encrypted}
+                                       <- public_key:pem_decode(Body)];
+                       _ ->
+                           [Body]
+                   end,
+            ok = insert(Url, {der, Ders}),
+            Ders;
+        _ ->
+            []
+    end.
 
 update(Fun) ->
     %% One writer at a time; readers never wait.

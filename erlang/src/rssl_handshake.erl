@@ -197,6 +197,9 @@ callback({verify, Check, Context}, CbState) ->
 callback(Request, CbState) ->
     {callback(Request), CbState}.
 
+%% CRLs at a certificate's distribution points ({http, Timeout}).
+callback({crl_fetch, Urls, Timeout}) ->
+    {crls, rssl_crl_cache:fetch([binary_to_list(U) || U <- Urls], Timeout)};
 %% partial_chain: {trusted, Index} | unknown_ca.
 callback({partial_chain, Chain, Fun}) ->
     rssl_verify:partial_chain(Chain, Fun);

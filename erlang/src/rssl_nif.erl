@@ -8,7 +8,7 @@
          setopts/2, getopts/1, close/1, close_timed_out/1, live_connections/0,
          downgrade_detach/1, downgrade_feed/2, downgrade_release/1,
          session_save/1, session_lookup/1, shutdown/3, controlling_process/2,
-         sockname/1, peername/1, info/1, peercert/1, suites/2,
+         sockname/1, peername/1, info/1, security_info/1, peercert/1, suites/2,
          set_sockopts/2, get_sockopts/2, getstat/1, send_cancel/2,
          cell_new/1, cell_get/1, cell_set/2, callback_reply/3, prf/5, renegotiate/2, update_keys/2, notify_passive/1,
          send_packets/3, send_packets_dirty/3]).
@@ -88,6 +88,8 @@ sockname(_Socket) -> ?NIF.
 peername(_Socket) -> ?NIF.
 -spec info(conn()) -> {ok, [{atom(), term()}]} | {error, term()}.
 info(_Socket) -> ?NIF.
+-spec security_info(conn()) -> {ok, [{atom(), binary()}]} | {error, term()}.
+security_info(_Socket) -> ?NIF.
 -spec peercert(conn()) -> {ok, binary()} | {error, term()}.
 peercert(_Socket) -> ?NIF.
 -spec suites(iodata(), iodata()) -> {ok, [map()]} | {error, term()}.

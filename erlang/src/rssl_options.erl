@@ -32,6 +32,13 @@
                bind_to_device, netns, raw, exit_on_close, show_econnreset,
                deliver, tcp_module, recvtos, recvtclass, recvttl]).
 
+%% OTP 25's elliptic curves for TLS 1.2 (tls_v1:ecc_curves(all)).
+-define(ECCS, [sect571r1, sect571k1, secp521r1, brainpoolP512r1, sect409k1, sect409r1,
+               brainpoolP384r1, secp384r1, sect283k1, sect283r1, brainpoolP256r1, secp256k1,
+               secp256r1, sect239k1, sect233k1, sect233r1, secp224k1, secp224r1, sect193r1,
+               sect193r2, secp192k1, secp192r1, sect163k1, sect163r1, sect163r2, secp160k1,
+               secp160r1, secp160r2]).
+
 %% Options accepted for compatibility that have nothing to act on in rssl
 %% (logging and process tuning of OTP's ssl connection processes).
 -define(NO_EFFECT, [max_handshake_size, middlebox_comp_mode,
@@ -46,7 +53,15 @@ check_sessions(Tls) ->
     [throw({options, dependency, {Key, {versions, [tlsv1, 'tlsv1.1', 'tlsv1.2']}}})
      || {Key, Mark} <- [{reuse_sessions, save_session}, {reuse_session, offer_session}],
         maps:is_key(Mark, Tls), not Tls12],
-    Tls.
+    %% And options of TLS 1.3 only need it.
+    case maps:take(tls13_option, Tls) of
+        {Key, Tls1} ->
+            lists:member('tlsv1.3', Versions)
+                orelse throw({options, dependency, {Key, {versions, ['tlsv1.3']}}}),
+            Tls1;
+        error ->
+            Tls
+    end.
 
 %% TLS 1.3 tickets and 0-RTT, with OTP 25's dependency rules and errors:
 %% session_tickets, use_ticket, early_data and anti_replay need TLS 1.3;
@@ -128,7 +143,8 @@ split(Role, Options) when is_list(Options) ->
         throw:{options, _} = Reason -> {error, Reason};
         throw:{options, dependency, _} = Reason -> {error, Reason};
         throw:{options, role, _} = Reason -> {error, Reason};
-        throw:{options, type, _} = Reason -> {error, Reason}
+        throw:{options, type, _} = Reason -> {error, Reason};
+        throw:{options, no_supported_signature_schemes, _} = Reason -> {error, Reason}
     end;
 split(_Role, Options) ->
     {error, {options, {not_a_list, Options}}}.
@@ -283,6 +299,12 @@ tls(_Role, {key, {Type, Der}} = Opt, Tls) when is_binary(Der) ->
                         'PrivateKeyInfo'])
         orelse throw({options, Opt}),
     Tls#{key => {Type, Der}};
+%% Several identities (OTP 25's certs_keys): each map is read as the
+%% single cert/key options are (cert before certfile, key before keyfile,
+%% the key defaulting to the certificate's PEM). With certs_keys the
+%% single options are not used, as in OTP.
+tls(_Role, {certs_keys, Entries} = Opt, Tls) when is_list(Entries) ->
+    Tls#{certs_keys => [cert_key(Entry, Opt) || Entry <- Entries]};
 tls(_Role, {password, P} = Opt, Tls) ->
     case unicode:characters_to_binary(P) of
         Bin when is_binary(Bin) -> Tls#{password => Bin};
@@ -364,6 +386,22 @@ tls(_Role, {supported_groups, Groups} = Opt, Tls) when is_list(Groups) ->
         [] -> throw({options, Opt});
         Names -> Tls#{supported_groups => iolist_to_binary(lists:join(":", Names))}
     end;
+%% signature_algorithms_cert: OpenSSL 3.0 neither sends this extension
+%% nor lets a list be set for it, so the option is checked as OTP checks
+%% it and changes nothing (README).
+tls(_Role, {signature_algs_cert, []} = Opt, _Tls) ->
+    throw({options, no_supported_signature_schemes, Opt});
+tls(_Role, {signature_algs_cert, Algs} = Opt, Tls) when is_list(Algs) ->
+    _ = [sigalg_name(A, Opt) || A <- Algs],
+    Tls;
+%% OTP's curves for TLS 1.2 (ECDHE and ECDSA certificates), apart from the
+%% TLS 1.3 groups of supported_groups: names OTP does not know are left
+%% out, as OTP does. Where they apply: engine/identity.rs.
+tls(_Role, {eccs, Curves} = Opt, Tls) when is_list(Curves) ->
+    case [atom_to_list(C) || C <- Curves, lists:member(C, ?ECCS)] of
+        [] -> throw({options, Opt});
+        Names -> Tls#{eccs => iolist_to_binary(lists:join(":", Names))}
+    end;
 %% TLS 1.0 record options: nothing to act on (OpenSSL does both), but as
 %% in OTP's ssl they need tlsv1 among the versions.
 tls(_Role, {Key, _} = Opt, Tls) when Key =:= padding_check; Key =:= beast_mitigation ->
@@ -372,6 +410,33 @@ tls(_Role, {Key, _} = Opt, Tls) when Key =:= padding_check; Key =:= beast_mitiga
 tls(_Role, {log_level, Level} = Opt, Tls) ->
     rssl_logger:valid_level(Level) orelse throw({options, Opt}),
     Tls#{log_level => Level};
+%% RFC 6066's extension, asked by a client. A server grants what a client
+%% asks whatever its own value, as OTP's does.
+tls(Role, {max_fragment_length, N}, Tls) when N =:= 512; N =:= 1024; N =:= 2048; N =:= 4096 ->
+    case Role of
+        client -> Tls#{max_fragment_length => N};
+        server -> Tls
+    end;
+tls(_Role, {max_fragment_length, undefined}, Tls) ->
+    maps:remove(max_fragment_length, Tls);
+%% Whether a server names its CAs in TLS 1.3 certificate requests (a
+%% client's value changes nothing, as in OTP 25). Needs TLS 1.3 (see
+%% check_sessions/1).
+tls(Role, {certificate_authorities, B}, Tls) when is_boolean(B) ->
+    case Role of
+        server -> Tls#{certificate_authorities => B, tls13_option => certificate_authorities};
+        client -> Tls#{tls13_option => certificate_authorities}
+    end;
+%% New keys after so much traffic (engine/rekey.rs): a TLS 1.3 key update
+%% after key_update_at bytes sent, a TLS 1.2 renegotiation after
+%% renegotiate_at records (at most OTP's 268435456).
+tls(_Role, {key_update_at, N}, Tls) when is_integer(N), N > 0 ->
+    Tls#{key_update_at => N, tls13_option => key_update_at};
+tls(_Role, {renegotiate_at, N}, Tls) when is_integer(N) ->
+    Tls#{renegotiate_at => max(0, min(N, 268435456))};
+%% The TLS 1.3 traffic secrets kept for connection_information/2.
+tls(_Role, {keep_secrets, B}, Tls) when is_boolean(B) ->
+    Tls#{keep_secrets => B};
 tls(_Role, {log_alert, B}, Tls) when is_boolean(B) ->
     Tls#{log_alert => B};
 %% A full handshake is what rssl always does (OTP's default).
@@ -406,11 +471,23 @@ tls(_Role, {partial_chain, Fun}, Tls) when is_function(Fun, 1) ->
 tls(_Role, {crl_check, C}, Tls) when is_boolean(C); C =:= peer; C =:= best_effort ->
     Tls#{crl_check => C};
 %% The internal cache holds what rssl_crl_cache:insert/1,2 put there
-%% (ssl_crl_cache is accepted as the same cache); CRLs are not fetched
-%% from distribution points.
-tls(_Role, {crl_cache, {Cache, {internal, Args}}}, Tls)
+%% (ssl_crl_cache is accepted as the same cache); with {http, Timeout} a
+%% certificate's CRL missing there is fetched from its distribution points
+%% (rssl_crl_cache:fetch/2). ssl_crl_hash_dir reads a directory laid out
+%% by `openssl rehash' instead.
+tls(_Role, {crl_cache, {Cache, {internal, Args}}} = Opt, Tls)
   when (Cache =:= ssl_crl_cache orelse Cache =:= rssl_crl_cache), is_list(Args) ->
-    Tls;
+    Base = maps:without([crl_http, crl_dir], Tls),
+    case proplists:get_value(http, Args) of
+        undefined -> Base;
+        T when T =:= infinity; is_integer(T), T >= 0 -> Base#{crl_http => T};
+        _ -> throw({options, Opt})
+    end;
+tls(_Role, {crl_cache, {ssl_crl_hash_dir, {internal, Args}}} = Opt, Tls) when is_list(Args) ->
+    case proplists:get_value(dir, Args) of
+        undefined -> throw({options, Opt});
+        Dir -> (maps:remove(crl_http, Tls))#{crl_dir => path(crl_cache, Dir)}
+    end;
 tls(_Role, {user_lookup_fun, {Fun, _} = V}, Tls) when is_function(Fun, 3) ->
     Tls#{user_lookup_fun => V};
 tls(_Role, {psk_identity, Id} = Opt, Tls) when is_list(Id); is_binary(Id) ->
@@ -480,14 +557,31 @@ tls(_Role, {Key, _} = Opt, Tls) ->
 unsupported_or_bad({Key, _} = Opt) ->
     %% crl_cache: other cache modules; reuse_session: a client's saved
     %% session.
-    Known = [crl_cache, reuse_session, signature_algs_cert, eccs,
-             certificate_authorities, ocsp_stapling, ocsp_responder_certs,
-             ocsp_nonce, keep_secrets, certs_keys, cookie,
-             key_update_at, renegotiate_at, max_fragment_length, stateless_tickets_seed],
+    Known = [crl_cache, reuse_session, ocsp_stapling, ocsp_responder_certs,
+             ocsp_nonce, cookie, stateless_tickets_seed],
     case lists:member(Key, Known) of
         true -> {not_supported, Opt};
         false -> Opt
     end.
+
+cert_key(Entry, Opt) when is_map(Entry) ->
+    Known = [cert, key, certfile, keyfile, password],
+    maps:size(maps:without(Known, Entry)) =:= 0 orelse throw({options, Opt}),
+    Parts = maps:fold(fun(K, V, Acc) -> tls(server, {K, V}, Acc) end, #{}, Entry),
+    %% cert overrides certfile and key keyfile, as in the single options.
+    Cert = case Parts of
+               #{cert := Ders} -> #{cert => Ders};
+               #{certfile := File} -> #{certfile => File};
+               _ -> throw({options, Opt})
+           end,
+    Key = case Parts of
+              #{key := K} -> #{key => K};
+              #{keyfile := KeyFile} -> #{keyfile => KeyFile};
+              _ -> #{}
+          end,
+    maps:merge(maps:merge(Cert, Key), maps:with([password], Parts));
+cert_key(_Entry, Opt) ->
+    throw({options, Opt}).
 
 path(Option, Path) when is_binary(Path) -> path(Option, binary_to_list(Path));
 path(Option, Path) when is_list(Path) ->
@@ -574,7 +668,8 @@ sni_options(HostOptions, Base) ->
                                      sni => undefined}) of
         #{tls := HostTls} -> {ok, maps:merge(Base, HostTls)}
     catch
-        throw:{options, _} = Reason -> {error, Reason}
+        throw:{options, _} = Reason -> {error, Reason};
+        throw:{options, no_supported_signature_schemes, _} = Reason -> {error, Reason}
     end.
 
 %% @doc The map the NIF builds its configuration from.
@@ -582,7 +677,10 @@ sni_options(HostOptions, Base) ->
 tls_map(Role, Tls) ->
     with_crls(Tls#{role => Role}).
 
-%% CRLs checking needs: those of the internal cache (rssl_crl_cache).
+%% CRLs checking needs: those of the internal cache (rssl_crl_cache),
+%% unless a hashed directory is the cache (as in OTP, then the only one).
+with_crls(Tls = #{crl_dir := _}) ->
+    Tls;
 with_crls(Tls = #{crl_check := Check}) when Check =/= false ->
     Tls#{crls => rssl_crl_cache:crls()};
 with_crls(Tls) ->

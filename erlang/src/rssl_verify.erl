@@ -15,8 +15,13 @@
 %%   `valid', or for the peer's own certificate `valid_peer' (replaced by
 %%   `{bad_cert, hostname_check_failed}' when the host name does not match);
 %% - revocation problems come after `valid'/`valid_peer', as in OTP;
-%% - `{extension, _}' events are not produced: OpenSSL checks extensions
-%%   itself (an unknown critical extension fails the chain).
+%% - before `valid'/`valid_peer', each extension OTP's path validation does
+%%   not handle itself gives `{extension, #'Extension'{}}' (decoded as
+%%   public_key decodes it), in the certificate's order: `{valid, _}'
+%%   accepts it, `{unknown, _}' fails a critical one with `{bad_cert,
+%%   unknown_critical_extension}' and ignores another. OpenSSL's own
+%%   complaint about a critical extension it does not know is left to
+%%   these events.
 %%
 %% `{fail, Reason}' fails the handshake with the alert OTP sends for that
 %% reason (certificate_expired, bad_certificate, unknown_ca, ...,
@@ -24,6 +29,8 @@
 -module(rssl_verify).
 
 -export([verify/3, partial_chain/2]).
+
+-include_lib("public_key/include/public_key.hrl").
 
 %% X509_V_ERR_* codes.
 -define(HOSTNAME_MISMATCH, 62).
@@ -38,6 +45,7 @@
 -define(CERT_REVOKED, 23).
 -define(INVALID_PURPOSE, 26).
 -define(CERT_REJECTED, 28).
+-define(UNHANDLED_CRITICAL_EXTENSION, 34).
 -define(APPLICATION_VERIFICATION, 50).
 
 %% @doc One OpenSSL verify callback: `{Answer, State}' where Answer is
@@ -68,6 +76,9 @@ verify({Der, Depth, Error, Reason, Trusted, CrlReason}, {Fun, _, _}, State) ->
             checked(Fun, Der, Depth, State);
         is_map_key({Depth, Error}, Seen) ->
             {accept, State};
+        Error =:= ?UNHANDLED_CRITICAL_EXTENSION ->
+            %% The extension events of checked/4 decide.
+            {accept, State#{seen := Seen#{{Depth, Error} => true}}};
         Error =:= ?HOSTNAME_MISMATCH; Error =:= ?EMAIL_MISMATCH; Error =:= ?IP_MISMATCH ->
             %% Reported in place of valid_peer.
             {accept, State#{host_failed := true}};
@@ -91,7 +102,42 @@ verify({Der, Depth, Error, Reason, Trusted, CrlReason}, {Fun, _, _}, State) ->
 
 %% A certificate below the anchor passed OpenSSL's checks (or the fun
 %% accepted its errors): valid / valid_peer, then revocation problems.
-checked(Fun, Der, Depth, State = #{host_failed := HostFailed0, deferred := Deferred}) ->
+checked(Fun, Der, Depth, State0) ->
+    case extensions(Fun, Der, State0) of
+        {accept, State} -> checked_path(Fun, Der, Depth, State);
+        Failed -> Failed
+    end.
+
+%% The {extension, _} events of one certificate, as OTP's
+%% pubkey_cert:validate_extensions/7 and ssl_certificate:validate/3 give
+%% them to the fun.
+extensions(Fun, Der, State) ->
+    #'OTPCertificate'{tbsCertificate = Tbs} = public_key:pkix_decode_cert(Der, otp),
+    Exts = case Tbs#'OTPTBSCertificate'.extensions of
+               asn1_NOVALUE -> [];
+               List -> List
+           end,
+    lists:foldl(fun(Ext, {accept, S}) -> call(Fun, Der, {extension, Ext}, path, S);
+                   (_, Failed) -> Failed
+                end, {accept, State}, [E || E <- Exts, not otp_handles(E)]).
+
+%% Extensions OTP checks itself (basic constraints, key usage, name
+%% constraints, extended key usage, a critical subject alternative name,
+%% non-critical policies): every other one is an event.
+otp_handles(#'Extension'{extnID = Id}) when Id =:= ?'id-ce-basicConstraints';
+                                           Id =:= ?'id-ce-keyUsage';
+                                           Id =:= ?'id-ce-nameConstraints';
+                                           Id =:= ?'id-ce-extKeyUsage' ->
+    true;
+otp_handles(#'Extension'{extnID = ?'id-ce-subjectAltName', critical = Critical}) ->
+    Critical =:= true;
+otp_handles(#'Extension'{extnID = Id, critical = Critical})
+  when Id =:= ?'id-ce-certificatePolicies'; Id =:= ?'id-ce-policyConstraints' ->
+    Critical =/= true;
+otp_handles(_) ->
+    false.
+
+checked_path(Fun, Der, Depth, State = #{host_failed := HostFailed0, deferred := Deferred}) ->
     HostFailed = HostFailed0 orelse (Depth =:= 0 andalso not host_matches(Der, State)),
     Event = case Depth of
                 0 when HostFailed -> {bad_cert, hostname_check_failed};
@@ -125,6 +171,9 @@ call(Fun, Der, Event, Phase, State = #{user := User}) ->
                  _:_ -> {fail, Event}
              end,
     case Result of
+        {unknown, _} when element(1, Event) =:= extension,
+                          (element(2, Event))#'Extension'.critical =:= true ->
+            {{fail, code({bad_cert, unknown_critical_extension})}, State};
         {Valid, User1} when Valid =:= valid; Valid =:= valid_peer; Valid =:= unknown ->
             {accept, State#{user := User1}};
         {fail, Why} ->

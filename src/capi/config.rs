@@ -17,7 +17,9 @@ use super::error;
 use super::result::rssl_result::{self, *};
 use crate::engine::crl::{CrlCheck, CrlSource};
 use crate::engine::npn::{NpnPrecedence, NpnPreference};
-use crate::engine::{self, pem, CaSource, CertSource, KeySource, Options, Role, Verify, Version};
+use crate::engine::{
+    self, pem, CaSource, CertSource, Identity, KeySource, Options, Role, Verify, Version,
+};
 use std::ffi::c_char;
 
 mod constants;
@@ -170,15 +172,8 @@ impl rssl_config_builder {
         ffi_panic_boundary! {
             let builder = try_mut!(builder);
             let data = try_slice!(data, len);
-            let source = match parse_format(format) {
-                Ok(rssl_format::RSSL_FORMAT_PEM) => match pem_certificates(data, "cert") {
-                    Ok(_) => CertSource::Pem(data.to_vec()),
-                    Err(result) => return result,
-                },
-                Ok(rssl_format::RSSL_FORMAT_DER) => match der_certificates(data, "cert") {
-                    Ok(certs) => CertSource::Der(certs),
-                    Err(result) => return result,
-                },
+            let source = match cert_source(data, format) {
+                Ok(source) => source,
                 Err(result) => return result,
             };
             builder.options.cert = Some(source);
@@ -199,18 +194,88 @@ impl rssl_config_builder {
         ffi_panic_boundary! {
             let builder = try_mut!(builder);
             let data = try_slice!(data, len);
-            let source = match parse_format(format) {
-                // Checked at build time: the password may come later.
-                Ok(rssl_format::RSSL_FORMAT_PEM) => KeySource::Pem(data.to_vec()),
-                Ok(rssl_format::RSSL_FORMAT_DER) => {
-                    if pem::private_key_from_der(data).is_err() {
-                        return error::set(RSSL_BAD_KEY, "key: not a DER private key");
-                    }
-                    KeySource::Der("PrivateKeyInfo".into(), data.to_vec())
-                }
+            let source = match key_source(data, format) {
+                Ok(source) => source,
                 Err(result) => return result,
             };
             builder.options.key = Some(source);
+            RSSL_OK
+        }
+    }
+
+    /// Adds an identity from PEM files: a certificate (then its chain) and
+    /// its private key (`keyfile` NULL: the key is in `certfile`;
+    /// `password` NULL: not encrypted). With several identities (RSA and
+    /// ECDSA, say) the peer's signature algorithms pick the one sent, in
+    /// both roles (OTP's `certs_keys`). Once an identity is added, the
+    /// single certificate and key (`set_certfile`, `set_cert`, ...) are not
+    /// used. OpenSSL keeps one identity per key type: the first added of
+    /// each type is used. Files are read when the configuration is built.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_add_identity_files(
+        builder: *mut rssl_config_builder,
+        certfile: *const c_char,
+        keyfile: *const c_char,
+        password: *const c_char,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            let certfile = try_str!(certfile);
+            let key = if keyfile.is_null() {
+                None
+            } else {
+                Some(KeySource::File(try_str!(keyfile).into()))
+            };
+            let password = if password.is_null() {
+                None
+            } else {
+                Some(try_str!(password).to_string())
+            };
+            add_identity(builder, CertSource::File(certfile.into()), key, password);
+            RSSL_OK
+        }
+    }
+
+    /// Adds an identity from memory: the certificate (then its chain) as
+    /// in `rssl_config_builder_set_cert`, the key as in
+    /// `rssl_config_builder_set_key` (`key` NULL with `key_len` 0: the key
+    /// is in the PEM certificate data), `password` NULL when the key is not
+    /// encrypted. See `rssl_config_builder_add_identity_files`. The data is
+    /// copied.
+    #[no_mangle]
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe extern "C" fn rssl_config_builder_add_identity(
+        builder: *mut rssl_config_builder,
+        cert: *const u8,
+        cert_len: usize,
+        cert_format: u32,
+        key: *const u8,
+        key_len: usize,
+        key_format: u32,
+        password: *const c_char,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            let cert = try_slice!(cert, cert_len);
+            let key = try_slice!(key, key_len);
+            let cert = match cert_source(cert, cert_format) {
+                Ok(source) => source,
+                Err(result) => return result,
+            };
+            let key = if key.is_empty() {
+                None
+            } else {
+                match key_source(key, key_format) {
+                    Ok(source) => Some(source),
+                    Err(result) => return result,
+                }
+            };
+            let password = if password.is_null() {
+                None
+            } else {
+                Some(try_str!(password).to_string())
+            };
+            add_identity(builder, cert, key, password);
             RSSL_OK
         }
     }
@@ -545,6 +610,23 @@ impl rssl_config_builder {
         }
     }
 
+    /// Looks CRLs up in a directory laid out as `openssl rehash` lays it
+    /// out (the issuer name's hash, `.r0`, `.r1`...; PEM or DER files),
+    /// read during each verification, so CRLs added later are seen (OTP's
+    /// `ssl_crl_hash_dir`). For `rssl_config_builder_set_crl_check`.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_config_builder_set_crl_dir(
+        builder: *mut rssl_config_builder,
+        dir: *const c_char,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let builder = try_mut!(builder);
+            let dir = try_str!(dir);
+            builder.options.crl_dir = Some(dir.into());
+            RSSL_OK
+        }
+    }
+
     /// Adds CRLs from memory: PEM (any number) or DER (one). Copied;
     /// `RSSL_BAD_CRL` when the data holds none.
     #[no_mangle]
@@ -744,6 +826,48 @@ unsafe fn protocol_list(protocols: &[*const c_char]) -> Result<Vec<Vec<u8>>, rss
         list.push(protocol.as_bytes().to_vec());
     }
     Ok(list)
+}
+
+fn add_identity(
+    builder: &mut rssl_config_builder,
+    cert: CertSource,
+    key: Option<KeySource>,
+    password: Option<String>,
+) {
+    builder
+        .options
+        .certs_keys
+        .get_or_insert_with(Vec::new)
+        .push(Identity {
+            cert,
+            key,
+            password,
+        });
+}
+
+/// A certificate (and chain) given in memory, PEM or DER.
+fn cert_source(data: &[u8], format: u32) -> Result<CertSource, rssl_result> {
+    match parse_format(format)? {
+        rssl_format::RSSL_FORMAT_PEM => {
+            pem_certificates(data, "cert")?;
+            Ok(CertSource::Pem(data.to_vec()))
+        }
+        rssl_format::RSSL_FORMAT_DER => Ok(CertSource::Der(der_certificates(data, "cert")?)),
+    }
+}
+
+/// A private key given in memory, PEM (checked at build time: the
+/// password may come later) or DER.
+fn key_source(data: &[u8], format: u32) -> Result<KeySource, rssl_result> {
+    match parse_format(format)? {
+        rssl_format::RSSL_FORMAT_PEM => Ok(KeySource::Pem(data.to_vec())),
+        rssl_format::RSSL_FORMAT_DER => {
+            if pem::private_key_from_der(data).is_err() {
+                return Err(error::set(RSSL_BAD_KEY, "key: not a DER private key"));
+            }
+            Ok(KeySource::Der("PrivateKeyInfo".into(), data.to_vec()))
+        }
+    }
 }
 
 fn parse_format(format: u32) -> Result<rssl_format, rssl_result> {

@@ -288,6 +288,45 @@ impl rssl_conn {
         }
     }
 
+    /// Renegotiation and key updates need an established, open connection.
+    pub(super) fn post_handshake_ready(&self, call: &str) -> Result<(), rssl_result> {
+        if !self.tls.is_established() {
+            return Err(error::set(
+                RSSL_INVALID_STATE,
+                format!("{call} before the handshake completed"),
+            ));
+        }
+        if self.shut_down || self.eof {
+            return Err(error::set(
+                RSSL_CLOSED,
+                format!("{call} on a closed connection"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Drives a renegotiation we started until it completes.
+    fn renegotiate(&mut self, deadline: Deadline) -> rssl_result {
+        try_result!(self.flush(deadline));
+        while self.tls.renegotiation_pending() {
+            try_result!(self.pull(deadline));
+            loop {
+                match self.tls.read_onto(&mut self.early_plain, RECV_CHUNK) {
+                    Ok(ReadOutcome::Data(_)) => {}
+                    Ok(ReadOutcome::WouldBlock) => break,
+                    Ok(ReadOutcome::Closed) => {
+                        return error::set(RSSL_CLOSED, "connection closed by peer")
+                    }
+                    Err(e) => return self.fail(&e),
+                }
+            }
+        }
+        match self.flush(deadline) {
+            Ok(()) => RSSL_OK,
+            Err(result) => result,
+        }
+    }
+
     fn shutdown(&mut self, deadline: Deadline) -> rssl_result {
         if !self.shut_down {
             self.tls.close();
@@ -358,6 +397,19 @@ pub(super) fn connect(
             stopped
         }
         failed => failed,
+    }
+}
+
+/// A renegotiation or key update the engine refused: the wrong version is
+/// a state error; anything else is the connection's failure.
+pub(super) fn post_handshake_error(
+    conn: &mut rssl_conn,
+    err: &crate::engine::Error,
+) -> rssl_result {
+    match err {
+        crate::engine::Error::Option(_, why) => error::set(RSSL_INVALID_STATE, why.clone()),
+        _ if conn.is_memory() => error::engine(err),
+        _ => conn.fail(err),
     }
 }
 
@@ -527,6 +579,55 @@ impl rssl_conn {
                     *n_out = n;
                     RSSL_OK
                 }
+                Err(result) => result,
+            }
+        }
+    }
+
+    /// Renegotiates a TLS 1.2 (or older) connection: sends our
+    /// HelloRequest (server) or ClientHello (client) and waits at most
+    /// `timeout_ms` for the new handshake to complete. Application data
+    /// arriving meanwhile is kept for `rssl_recv`. `RSSL_INVALID_STATE` on
+    /// TLS 1.3 (use `rssl_update_keys`) or before the handshake; a peer
+    /// refusing it fails the connection with its alert (`RSSL_TLS_ALERT`)
+    /// or lets it time out (`RSSL_TIMEOUT`, a client ignoring a server's
+    /// request).
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_renegotiate(
+        conn: *mut rssl_conn,
+        timeout_ms: i32,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let conn = try_mut!(conn);
+            try_result!(conn.socket_only("rssl_renegotiate"));
+            try_result!(conn.post_handshake_ready("rssl_renegotiate"));
+            if let Err(e) = conn.tls.renegotiate() {
+                return post_handshake_error(conn, &e);
+            }
+            conn.renegotiate(Deadline::after_ms(timeout_ms))
+        }
+    }
+
+    /// TLS 1.3: sends a KeyUpdate (new keys for what we send) within
+    /// `timeout_ms`; with `peer_too` the peer is asked to update its own
+    /// keys as well (its answer is read with the next `rssl_recv`).
+    /// `RSSL_INVALID_STATE` before TLS 1.3 (use `rssl_renegotiate`) or
+    /// before the handshake.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_update_keys(
+        conn: *mut rssl_conn,
+        peer_too: bool,
+        timeout_ms: i32,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let conn = try_mut!(conn);
+            try_result!(conn.socket_only("rssl_update_keys"));
+            try_result!(conn.post_handshake_ready("rssl_update_keys"));
+            if let Err(e) = conn.tls.update_keys(peer_too) {
+                return post_handshake_error(conn, &e);
+            }
+            match conn.flush(Deadline::after_ms(timeout_ms)) {
+                Ok(()) => RSSL_OK,
                 Err(result) => result,
             }
         }

@@ -231,6 +231,59 @@ impl rssl_conn {
         }
     }
 
+    /// Starts a TLS 1.2 (or older) renegotiation: our HelloRequest
+    /// (server) or ClientHello (client) goes into the output; the rest
+    /// happens as the peer's records are fed and read with
+    /// `rssl_conn_read` (which may then return `RSSL_WANT_READ` while
+    /// handshake records pass). `rssl_conn_renegotiation_pending` says
+    /// when it has completed. `RSSL_INVALID_STATE` on TLS 1.3.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_conn_renegotiate(conn: *mut rssl_conn) -> rssl_result {
+        ffi_panic_boundary! {
+            let conn = try_mut!(conn);
+            try_result!(conn.memory_only("rssl_conn_renegotiate"));
+            try_result!(conn.post_handshake_ready("rssl_conn_renegotiate"));
+            match conn.tls.renegotiate() {
+                Ok(()) => RSSL_OK,
+                Err(e) => super::conn::post_handshake_error(conn, &e),
+            }
+        }
+    }
+
+    /// Whether a renegotiation started with `rssl_conn_renegotiate` is
+    /// still going on (`*pending_out`).
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_conn_renegotiation_pending(
+        conn: *const rssl_conn,
+        pending_out: *mut bool,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let conn = try_ref!(conn);
+            let pending_out = try_mut!(pending_out);
+            *pending_out = conn.tls.renegotiation_pending();
+            RSSL_OK
+        }
+    }
+
+    /// TLS 1.3: queues a KeyUpdate in the output (new keys for what we
+    /// write from now on); with `peer_too` the peer is asked to update its
+    /// keys too. `RSSL_INVALID_STATE` before TLS 1.3.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_conn_update_keys(
+        conn: *mut rssl_conn,
+        peer_too: bool,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let conn = try_mut!(conn);
+            try_result!(conn.memory_only("rssl_conn_update_keys"));
+            try_result!(conn.post_handshake_ready("rssl_conn_update_keys"));
+            match conn.tls.update_keys(peer_too) {
+                Ok(()) => RSSL_OK,
+                Err(e) => super::conn::post_handshake_error(conn, &e),
+            }
+        }
+    }
+
     /// Queues close_notify in the output; writing is over, reading goes on
     /// until the peer closes too.
     #[no_mangle]

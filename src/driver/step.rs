@@ -43,7 +43,10 @@ impl<H: Host> State<H> {
                 match H::during_handshake(self.waiters.handshake.as_ref(), || tls.handshake()) {
                     Ok(Progress::Pending) => {
                         let _ = self.flush();
-                        if self.reading == Reading::Ended {
+                        // A handshake paused for a callback has what it
+                        // read: a peer that closed after its last flight
+                        // (a TLS 1.3 client) still gets it finished.
+                        if self.reading == Reading::Ended && !self.tls.is_paused() {
                             self.fail_handshake(conn, outbox, Failure::Closed);
                         }
                         return again;

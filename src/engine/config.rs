@@ -2,15 +2,18 @@
 
 use super::connection::{Connection, PeerName};
 use super::error::Error;
-use super::options::{CaSource, CertSource, KeySource, Options, Role, Verify};
+use super::options::{CaSource, CertSource, Identity, KeySource, Options, Role, Verify};
 use super::pem;
 use super::version::Version;
+use foreign_types::ForeignTypeRef;
 use once_cell::sync::Lazy;
+use openssl::error::ErrorStack;
+use openssl::pkey::{PKey, Private};
 use openssl::ssl::{
     AlpnError, SslContext, SslContextBuilder, SslMethod, SslMode, SslOptions, SslVerifyMode,
 };
 use openssl::stack::Stack;
-use openssl::x509::X509Name;
+use openssl::x509::{X509Name, X509};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -152,7 +155,8 @@ fn build_context(o: &Options) -> Result<SslContext, Error> {
             .map_err(|_| Error::Option("supported_groups".into(), groups.clone()))?;
     }
 
-    load_identity(&mut b, o)?;
+    let identities = load_identity(&mut b, o)?;
+    set_eccs(&mut b, o, identities)?;
     let ca_names = load_trust(&mut b, o)?;
 
     let mut mode = match o.verify {
@@ -176,10 +180,21 @@ fn build_context(o: &Options) -> Result<SslContext, Error> {
         Role::Client => {
             // Only a verifying client can reject the server's certificate,
             // and only one stopping at the hello can cancel.
-            if o.versions.contains(&Version::Tls13)
-                && (o.verify == Verify::Peer || o.hello.is_some())
-            {
-                super::tls13_alert::install(&mut b);
+            let defers_alerts = o.versions.contains(&Version::Tls13)
+                && (o.verify == Verify::Peer || o.hello.is_some());
+            super::secrets::install(&mut b, defers_alerts, o.keep_secrets);
+            if let Some(length) = o.max_fragment_length {
+                // RFC 6066's codes: 512 is 1, ..., 4096 is 4.
+                let mode = (length / 512).trailing_zeros() as u8 + 1;
+                // SAFETY: `b` owns a live SSL_CTX.
+                if unsafe { super::ffi::SSL_CTX_set_tlsext_max_fragment_length(b.as_ptr(), mode) }
+                    != 1
+                {
+                    return Err(Error::Option(
+                        "max_fragment_length".into(),
+                        length.to_string(),
+                    ));
+                }
             }
             if !o.alpn.is_empty() {
                 b.set_alpn_protos(&alpn_wire(&o.alpn))
@@ -187,6 +202,7 @@ fn build_context(o: &Options) -> Result<SslContext, Error> {
             }
         }
         Role::Server => {
+            super::secrets::install(&mut b, false, o.keep_secrets);
             // TLS 1.3 tickets are off by default, as OTP's session_tickets.
             b.set_num_tickets(0)
                 .map_err(|e| openssl_error("num_tickets", e))?;
@@ -206,6 +222,35 @@ fn build_context(o: &Options) -> Result<SslContext, Error> {
     }
     super::hooks::install(&mut b, o)?;
     Ok(b.build())
+}
+
+/// OTP's `eccs` (curves for TLS 1.2): a client offering no TLS 1.3 sends
+/// them as its groups; a server uses them on its TLS 1.2 connections
+/// (identity.rs), which also picks a TLS 1.2 client's certificate.
+fn set_eccs(b: &mut SslContextBuilder, o: &Options, identities: usize) -> Result<(), Error> {
+    let tls13 = o.versions.contains(&Version::Tls13);
+    let bad = |list: &String| Error::Option("eccs".into(), list.clone());
+    match (o.role, &o.eccs) {
+        (Role::Client, Some(list)) if !tls13 => b.set_groups_list(list).map_err(|_| bad(list))?,
+        (Role::Server, Some(list)) => {
+            // Checked here, where an error can still be reported.
+            SslContext::builder(SslMethod::tls())
+                .and_then(|mut probe| probe.set_groups_list(list))
+                .map_err(|_| bad(list))?;
+        }
+        _ => {}
+    }
+    let server_groups = match o.role {
+        Role::Server => o.eccs.as_deref(),
+        Role::Client => None,
+    };
+    super::identity::install(
+        b,
+        o.role == Role::Client && identities > 1,
+        server_groups,
+        o.role == Role::Server && !o.certificate_authorities,
+    );
+    Ok(())
 }
 
 fn set_versions(b: &mut SslContextBuilder, versions: &[Version]) -> Result<(), Error> {
@@ -251,16 +296,51 @@ fn bad_file(option: &str, path: &str, reason: &str) -> Error {
     }
 }
 
-/// Our certificate, its chain and the private key.
-fn load_identity(b: &mut SslContextBuilder, o: &Options) -> Result<(), Error> {
-    let Some(cert_source) = &o.cert else {
-        return Ok(());
+/// Our certificate(s), chain(s) and private key(s); returns how many
+/// OpenSSL holds.
+fn load_identity(b: &mut SslContextBuilder, o: &Options) -> Result<usize, Error> {
+    let identities: Vec<Identity> = match (&o.certs_keys, &o.cert) {
+        // As OTP: with certs_keys, the single cert/key options are not used.
+        (Some(list), _) => list.clone(),
+        (None, Some(cert)) => vec![Identity {
+            cert: cert.clone(),
+            key: o.key.clone(),
+            password: o.password.clone(),
+        }],
+        (None, None) => return Ok(0),
     };
+    // OpenSSL keeps one certificate per key type: the first of each type
+    // is used (every entry is still read and checked).
+    let mut installed = Vec::new();
+    for identity in &identities {
+        let pair = read_pair(identity)?;
+        let kind = pair.key.id();
+        if installed.contains(&kind) {
+            continue;
+        }
+        installed.push(kind);
+        install_pair(b, pair)?;
+    }
+    Ok(installed.len())
+}
+
+/// A certificate, the rest of its chain and its private key, read and
+/// checked against each other.
+struct Pair {
+    leaf: X509,
+    chain: Vec<X509>,
+    key: PKey<Private>,
+    /// Where the key came from, for errors: the option and the file.
+    key_from: (&'static str, String),
+}
+
+fn read_pair(identity: &Identity) -> Result<Pair, Error> {
+    let cert_source = &identity.cert;
     let (certs, cert_pem) = match cert_source {
         CertSource::File(path) => {
             // OTP reads the key first; with no keyfile that is this file,
             // so a missing file is reported as the keyfile.
-            let option = if o.key.is_none() {
+            let option = if identity.key.is_none() {
                 "keyfile"
             } else {
                 "certfile"
@@ -289,22 +369,10 @@ fn load_identity(b: &mut SslContextBuilder, o: &Options) -> Result<(), Error> {
     };
     let mut certs = certs.into_iter();
     let leaf = certs.next().expect("checked non-empty");
-    b.set_certificate(&leaf).map_err(|e| {
-        // e.g. "ee md too weak": OpenSSL's security level refuses it.
-        let why = e
-            .errors()
-            .first()
-            .and_then(|r| r.reason())
-            .unwrap_or("certificate not usable");
-        Error::Option("cert".into(), why.to_string())
-    })?;
-    for extra in certs {
-        b.add_extra_chain_cert(extra)
-            .map_err(|e| openssl_error("chain", e))?;
-    }
+    let chain: Vec<X509> = certs.collect();
 
-    let password = o.password.as_deref().unwrap_or("");
-    let (key, option, path) = match (&o.key, cert_source, cert_pem) {
+    let password = identity.password.as_deref().unwrap_or("");
+    let (key, option, path) = match (&identity.key, cert_source, cert_pem) {
         (Some(KeySource::File(path)), _, _) => {
             let pem = read_file("keyfile", path)?;
             (
@@ -335,21 +403,51 @@ fn load_identity(b: &mut SslContextBuilder, o: &Options) -> Result<(), Error> {
         (None, _, None) => return Err(Error::Option("key".into(), "no private key".into())),
     };
     let key = key.map_err(|reason| bad_file(option, &path, reason))?;
-    b.set_private_key(&key).map_err(|_| {
-        // OpenSSL refuses a key of the wrong pair here already, before
-        // check_private_key below can name the problem.
-        let mismatch = leaf
-            .public_key()
-            .is_ok_and(|public| !public.public_eq(&key));
-        let reason = if mismatch {
-            "key_does_not_match_certificate"
-        } else {
-            "bad_key"
-        };
-        bad_file(option, &path, reason)
+    let matches = leaf.public_key().is_ok_and(|public| public.public_eq(&key));
+    if !matches {
+        return Err(bad_file(option, &path, "key_does_not_match_certificate"));
+    }
+    Ok(Pair {
+        leaf,
+        chain,
+        key,
+        key_from: (option, path),
+    })
+}
+
+/// Puts a pair in the context: OpenSSL files it under its key type, and
+/// the chain is that certificate's own (SSL_CTX_add1_chain_cert adds to
+/// the current certificate).
+fn install_pair(b: &mut SslContextBuilder, pair: Pair) -> Result<(), Error> {
+    b.set_certificate(&pair.leaf).map_err(|e| {
+        // e.g. "ee md too weak": OpenSSL's security level refuses it.
+        let why = e
+            .errors()
+            .first()
+            .and_then(|r| r.reason())
+            .unwrap_or("certificate not usable");
+        Error::Option("cert".into(), why.to_string())
     })?;
+    for extra in &pair.chain {
+        // SAFETY: `b` owns a live SSL_CTX and `extra` a live X509; add1
+        // takes its own reference, so `extra` stays ours to free.
+        let ok = unsafe {
+            openssl_sys::SSL_CTX_ctrl(
+                b.as_ptr(),
+                openssl_sys::SSL_CTRL_CHAIN_CERT,
+                1,
+                extra.as_ptr().cast(),
+            )
+        };
+        if ok != 1 {
+            return Err(openssl_error("chain", ErrorStack::get()));
+        }
+    }
+    let (option, path) = &pair.key_from;
+    b.set_private_key(&pair.key)
+        .map_err(|_| bad_file(option, path, "bad_key"))?;
     b.check_private_key()
-        .map_err(|_| bad_file(option, &path, "key_does_not_match_certificate"))?;
+        .map_err(|_| bad_file(option, path, "key_does_not_match_certificate"))?;
     Ok(())
 }
 

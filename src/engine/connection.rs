@@ -101,6 +101,10 @@ pub struct Connection {
     failure: Option<Error>,
     /// 0-RTT (`early_data.rs`).
     pub(super) early: super::early_data::EarlyData,
+    /// Traffic towards the next key update or renegotiation (`rekey.rs`).
+    rekey: super::rekey::Rekey,
+    key_update_at: u64,
+    renegotiate_at: u64,
 }
 
 impl Drop for Connection {
@@ -141,12 +145,18 @@ impl Connection {
                 if config.options().manual_tickets {
                     super::session::collect_tickets(&mut ssl);
                 }
+                if config.options().keep_secrets {
+                    super::secrets::prepare(&mut ssl);
+                }
                 if let Some(key) = &peer.session_key {
                     super::session::offer_saved(&mut ssl, key);
                 }
                 ssl.set_connect_state();
             }
             Role::Server => {
+                if config.options().keep_secrets {
+                    super::secrets::prepare(&mut ssl);
+                }
                 if config.options().client_renegotiation {
                     super::renegotiation::prepare(&mut ssl);
                 }
@@ -165,6 +175,9 @@ impl Connection {
             pending_plain: Vec::new(),
             failure: None,
             early,
+            rekey: Default::default(),
+            key_update_at: config.options().key_update_at,
+            renegotiate_at: config.options().renegotiate_at,
         })
     }
 
@@ -359,6 +372,9 @@ impl Connection {
     }
 
     fn write_some(&mut self, data: &[u8]) -> Result<usize, Error> {
+        if self.established && !data.is_empty() {
+            self.rekey_before(data.len())?;
+        }
         let mut written = 0;
         while written < data.len() {
             match self.stream.ssl_write(&data[written..]) {
@@ -367,7 +383,56 @@ impl Connection {
                 Err(e) => return Err(self.fail(e)),
             }
         }
+        if let Some(mode) = self.rekey.mode {
+            self.rekey.wrote(written, mode.fragment);
+        }
         Ok(written)
+    }
+
+    /// The security items of `connection_information/2` (OTP's names):
+    /// the randoms, the TLS 1.2 master secret, the kept TLS 1.3 secrets.
+    pub fn security_items(&self) -> Vec<(&'static str, Vec<u8>)> {
+        super::secrets::items(self.stream.ssl())
+    }
+
+    /// New keys before `len` more bytes, when `key_update_at` or
+    /// `renegotiate_at` says so (`rekey.rs`).
+    fn rekey_before(&mut self, len: usize) -> Result<(), Error> {
+        use super::rekey::Due;
+        let mode = self.rekey_mode();
+        let due = self
+            .rekey
+            .before_write(len, mode.tls13_limit, mode.tls12, self.renegotiate_at);
+        match due {
+            Due::Nothing => Ok(()),
+            Due::KeyUpdate => self.update_keys(true),
+            // Not while one is under way (ours or the peer's).
+            Due::Renegotiate if self.renegotiation_pending() => Ok(()),
+            Due::Renegotiate => self.renegotiate(),
+        }
+    }
+
+    /// How this connection counts towards new keys, worked out at its
+    /// first write (version and cipher stay: TLS 1.3 does not renegotiate).
+    fn rekey_mode(&mut self) -> super::rekey::Mode {
+        if let Some(mode) = self.rekey.mode {
+            return mode;
+        }
+        let version = self.version();
+        let tls13 = version == Some(Version::Tls13);
+        // OTP counts no bytes for ChaCha20-Poly1305.
+        let chacha = self
+            .stream
+            .ssl()
+            .current_cipher()
+            .is_some_and(|c| c.name().contains("CHACHA20"));
+        let mode = super::rekey::Mode {
+            tls13_limit: (tls13 && !chacha).then_some(self.key_update_at),
+            tls12: !tls13 && version.is_some(),
+            fragment: self.max_fragment_length().map_or(16384, usize::from),
+        };
+        self.rekey.mode = Some(mode);
+        mode
     }
 
     /// Starts a TLS 1.2 (or older) renegotiation: its first message goes
@@ -662,6 +727,14 @@ impl Connection {
             "X448" => "x448".into(),
             other => other.into(),
         })
+    }
+
+    /// The maximum fragment length agreed on (RFC 6066), if any.
+    pub fn max_fragment_length(&self) -> Option<u16> {
+        let session = self.stream.ssl().session()?;
+        // SAFETY: a live session of this connection.
+        let mode = unsafe { ffi::SSL_SESSION_get_max_fragment_length(session.as_ptr()) };
+        (1..=4).contains(&mode).then(|| 512u16 << (mode - 1))
     }
 
     pub fn session_reused(&self) -> bool {

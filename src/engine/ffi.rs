@@ -34,6 +34,10 @@ pub const SSL3_AL_FATAL: c_int = 2;
 pub const SSL3_RT_ALERT: u8 = 21;
 pub const SSL_AD_UNKNOWN_PSK_IDENTITY: c_int = 115;
 pub const SSL_CTRL_MODE: c_int = 33;
+pub const SSL_CTRL_SET_CURRENT_CERT: c_int = 117;
+pub const SSL_CERT_SET_FIRST: c_long = 1;
+pub const SSL_CERT_SET_NEXT: c_long = 2;
+pub type CertCallback = unsafe extern "C" fn(ssl: *mut SSL, arg: *mut c_void) -> c_int;
 pub const SSL_CTRL_CLEAR_MODE: c_int = 78;
 pub const SSL_MODE_ASYNC: c_long = 0x100;
 /// `SSL_ERROR_WANT_ASYNC`: the handshake's async job paused.
@@ -63,6 +67,23 @@ extern "C" {
     pub fn SSL_set_options(ssl: *mut SSL, options: u64) -> u64;
     pub fn SSL_clear_options(ssl: *mut SSL, options: u64) -> u64;
     pub fn SSL_get_options(ssl: *const SSL) -> u64;
+
+    // Maximum fragment length (RFC 6066).
+    pub fn SSL_CTX_set_tlsext_max_fragment_length(ctx: *mut SSL_CTX, mode: u8) -> c_int;
+    pub fn SSL_SESSION_get_max_fragment_length(session: *const SSL_SESSION) -> u8;
+
+    // Certificates (identity.rs).
+    pub fn SSL_CTX_set_cert_cb(ctx: *mut SSL_CTX, cb: Option<CertCallback>, arg: *mut c_void);
+    pub fn SSL_get_shared_sigalgs(
+        ssl: *mut SSL,
+        idx: c_int,
+        psign: *mut c_int,
+        phash: *mut c_int,
+        psignhash: *mut c_int,
+        rsig: *mut libc::c_uchar,
+        rhash: *mut libc::c_uchar,
+    ) -> c_int;
+    pub fn EVP_PKEY_get_base_id(pkey: *const openssl_sys::EVP_PKEY) -> c_int;
 
     // Verification.
     pub fn SSL_CTX_get_verify_callback(ctx: *const SSL_CTX) -> Option<VerifyCallback>;

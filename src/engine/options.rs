@@ -65,6 +65,16 @@ pub enum KeySource {
     Pem(Vec<u8>),
 }
 
+/// One certificate (with its chain) and its private key: an entry of
+/// OTP's `certs_keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Identity {
+    pub cert: CertSource,
+    /// None: the key is in the certificate's PEM (file or text).
+    pub key: Option<KeySource>,
+    pub password: Option<String>,
+}
+
 /// Trusted certificates for verifying the peer.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum CaSource {
@@ -84,6 +94,11 @@ pub struct Options {
     pub cert: Option<CertSource>,
     pub key: Option<KeySource>,
     pub password: Option<String>,
+    /// Several identities (OTP's `certs_keys`): when set, `cert`, `key`
+    /// and `password` are not used. OpenSSL holds one per key type (RSA,
+    /// RSA-PSS, ECDSA, Ed25519, Ed448, DSA); the peer's signature
+    /// algorithms pick among them.
+    pub certs_keys: Option<Vec<Identity>>,
     pub cacerts: Option<CaSource>,
     /// OpenSSL cipher list for TLS 1.2 and older (None: the default list).
     pub cipher_list: Option<String>,
@@ -97,6 +112,9 @@ pub struct Options {
     pub client_renegotiation: bool,
     /// Elliptic curves / groups, OpenSSL names (None: default).
     pub groups: Option<String>,
+    /// OTP's `eccs`: the curves of TLS 1.2 connections (ECDHE, ECDSA
+    /// certificates), OpenSSL names; TLS 1.3 uses `groups`.
+    pub eccs: Option<String>,
     /// DH parameters in PEM or DER.
     pub dh: Option<Vec<u8>>,
     pub dhfile: Option<String>,
@@ -109,6 +127,10 @@ pub struct Options {
     pub crl_check: CrlCheck,
     /// Revocation lists, added to the trusted CAs' store.
     pub crls: Vec<CrlSource>,
+    /// A directory of CRLs named by issuer hash (`openssl rehash`).
+    pub crl_dir: Option<String>,
+    /// Fetches CRLs from the certificates' distribution points.
+    pub crl_fetch: Option<Callback<super::crl::CrlFetchFn>>,
     /// Server: configurations by SNI host name (compared without case).
     pub sni_hosts: Vec<(String, Config)>,
     /// Server: chooses a configuration for hosts not in `sni_hosts`.
@@ -149,6 +171,20 @@ pub struct Options {
     /// host name (OpenSSL's default; OTP's `ssl` only with the https
     /// `match_fun` of `customize_hostname_check`).
     pub hostname_wildcards: bool,
+    /// TLS 1.3: bytes sent before a key update (OTP's `key_update_at`).
+    pub key_update_at: u64,
+    /// TLS 1.2: records sent before a renegotiation (OTP's
+    /// `renegotiate_at`).
+    pub renegotiate_at: u64,
+    /// Server: name the trusted CAs in TLS 1.3 certificate requests (OTP's
+    /// `certificate_authorities`, true by default).
+    pub certificate_authorities: bool,
+    /// Client: the maximum fragment length asked of the server (RFC 6066:
+    /// 512, 1024, 2048 or 4096).
+    pub max_fragment_length: Option<u16>,
+    /// Keep the TLS 1.3 traffic secrets for `security_items` (OTP's
+    /// `keep_secrets`).
+    pub keep_secrets: bool,
     /// Signature algorithms offered and accepted, OpenSSL's list syntax.
     pub sigalgs: Option<String>,
     /// Stops each handshake after the peer's hello (OTP's `{handshake,
@@ -171,6 +207,7 @@ impl Options {
             cert: None,
             key: None,
             password: None,
+            certs_keys: None,
             cacerts: None,
             cipher_list: None,
             ciphersuites: None,
@@ -180,6 +217,7 @@ impl Options {
             secure_renegotiate: true,
             client_renegotiation: true,
             groups: None,
+            eccs: None,
             dh: None,
             dhfile: None,
             fallback: false,
@@ -187,6 +225,8 @@ impl Options {
             partial_chain: None,
             crl_check: CrlCheck::Off,
             crls: Vec::new(),
+            crl_dir: None,
+            crl_fetch: None,
             sni_hosts: Vec::new(),
             sni_fun: None,
             psk_identity: None,
@@ -202,6 +242,11 @@ impl Options {
             npn_advertised: Vec::new(),
             npn_preferred: None,
             hostname_wildcards: true,
+            keep_secrets: false,
+            max_fragment_length: None,
+            certificate_authorities: true,
+            key_update_at: super::rekey::KEY_UPDATE_AT,
+            renegotiate_at: super::rekey::RENEGOTIATE_AT,
             sigalgs: None,
             hello: None,
             callbacks_may_pause: false,
@@ -217,6 +262,7 @@ impl Options {
             || self.user_lookup.is_some()
             || self.reuse_session.is_some()
             || self.hello.is_some()
+            || self.crl_fetch.is_some()
             || self
                 .sni_hosts
                 .iter()
@@ -231,6 +277,15 @@ impl Options {
         }
         if self.key.is_some() && self.cert.is_none() {
             return Err(Bad("key".into(), "a key needs a certificate".into()));
+        }
+        if self
+            .max_fragment_length
+            .is_some_and(|n| ![512, 1024, 2048, 4096].contains(&n))
+        {
+            return Err(Bad(
+                "max_fragment_length".into(),
+                "512, 1024, 2048 or 4096".into(),
+            ));
         }
         if self.alpn.iter().any(|p| p.is_empty() || p.len() > 255) {
             return Err(Bad(

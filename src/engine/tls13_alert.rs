@@ -16,7 +16,7 @@ use once_cell::sync::Lazy;
 use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
 use openssl::sign::Signer;
-use openssl::ssl::{Ssl, SslContextBuilder, SslRef, SslVersion};
+use openssl::ssl::{Ssl, SslRef, SslVersion};
 use openssl::symm::{encrypt_aead, Cipher};
 use parking_lot::Mutex;
 
@@ -33,22 +33,20 @@ static DEFERRED: Lazy<openssl::ex_data::Index<Ssl, Mutex<Deferred>>> =
 
 const LABEL: &str = "CLIENT_HANDSHAKE_TRAFFIC_SECRET ";
 
-/// Installs the key log callback that records the secret (client contexts).
-pub(crate) fn install(b: &mut SslContextBuilder) {
-    b.set_keylog_callback(|ssl, line| {
-        super::connection::guard((), || {
-            let Some(rest) = line.strip_prefix(LABEL) else {
-                return;
-            };
-            // "<client random hex> <secret hex>"
-            let Some(hex) = rest.split(' ').nth(1) else {
-                return;
-            };
-            if let (Some(slot), Some(secret)) = (ssl.ex_data(*DEFERRED), from_hex(hex)) {
-                slot.lock().secret = Some(secret);
-            }
-        })
-    });
+/// The key log callback's share for this module (installed by
+/// `secrets.rs` on client contexts that may defer an alert): records the
+/// client handshake traffic secret.
+pub(crate) fn on_keylog(ssl: &SslRef, line: &str) {
+    let Some(rest) = line.strip_prefix(LABEL) else {
+        return;
+    };
+    // "<client random hex> <secret hex>"
+    let Some(hex) = rest.split(' ').nth(1) else {
+        return;
+    };
+    if let (Some(slot), Some(secret)) = (ssl.ex_data(*DEFERRED), from_hex(hex)) {
+        slot.lock().secret = Some(secret);
+    }
 }
 
 /// Gives a new client connection its slot.
@@ -124,7 +122,7 @@ pub(crate) fn alert_for(error: i32) -> u8 {
     }
 }
 
-fn from_hex(hex: &str) -> Option<Vec<u8>> {
+pub(crate) fn from_hex(hex: &str) -> Option<Vec<u8>> {
     (0..hex.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())

@@ -21,6 +21,8 @@
 //! - `{partial_chain, [Der], Fun}`
 //! - `{user_lookup, {psk, Identity | undefined} | {srp, User}, Context}`
 //! - `{reuse_session, {Id, PeerCert | undefined, Suite}, Fun}`
+//! - `{crl_fetch, [Url], Timeout}`: CRLs at a certificate's distribution
+//!   points, answered `{crls, [Der]}`
 //! - `{hello, {client_hello, [{Type, Data}]} | {server_hello, Body}, hello}`:
 //!   the peer's hello (`{handshake, hello}`); answered `default`, `{config,
 //!   Config}` (go on) or `reject` (cancel) by `handshake_continue/3` or
@@ -31,6 +33,7 @@ use super::config::ConfigRes;
 use super::host::Waiter;
 use super::socket::conn_of;
 use super::terms::binary;
+use crate::engine::crl::CrlFetchFn;
 use crate::engine::hello::{Hello, HelloChoice, HelloFn};
 use crate::engine::hooks::Callback;
 use crate::engine::psk::{UserLookup, UserLookupFn, UserSecret};
@@ -63,6 +66,8 @@ pub enum Answer {
     /// user_lookup: SRP group bits, salt and OTP's derived key.
     Srp(u32, Vec<u8>, Vec<u8>),
     Bool(bool),
+    /// crl_fetch: DER CRLs.
+    Crls(Vec<Vec<u8>>),
 }
 
 /// What a callback asks, in owned data: the request term is built after
@@ -85,6 +90,7 @@ enum Question {
         suite: [u8; 2],
     },
     Hello(Hello),
+    CrlFetch(Vec<String>),
 }
 
 struct Outgoing {
@@ -196,6 +202,10 @@ fn send_question(pid: &LocalPid, tag: i64, out: Outgoing) {
                 let q = (atoms::server_hello(), binary(env, body));
                 (atoms::hello(), q.encode(env))
             }
+            Question::CrlFetch(urls) => {
+                let urls: Vec<Term> = urls.iter().map(|u| binary(env, u.as_bytes())).collect();
+                (atoms::crl_fetch(), urls.encode(env))
+            }
         };
         let request = (kind, arg, out.saved.load(env)).encode(env);
         (atoms::rssl_callback(), tag, out.call, request).encode(env)
@@ -278,6 +288,7 @@ enum Interned {
     Lookup(Callback<UserLookupFn>),
     Reuse(Callback<ReuseSessionFn>),
     Hello(Callback<HelloFn>),
+    CrlFetch(Callback<CrlFetchFn>),
 }
 
 /// By kind and `term_to_binary` of the option's term.
@@ -414,6 +425,25 @@ pub fn hello_fun(term: Term) -> Callback<HelloFn> {
     }
 }
 
+/// CRLs from distribution points (`{crl_cache, {ssl_crl_cache, {internal,
+/// [{http, Timeout}]}}}`; the term is the timeout): the request is
+/// `{crl_fetch, [Url], Timeout}`, the answer `{crls, [Der]}`.
+pub fn crl_fetch(term: Term) -> Callback<CrlFetchFn> {
+    let made = intern(6, term, |saved| {
+        let fun = move |urls: &[String]| {
+            ask(&saved, || Question::CrlFetch(urls.to_vec())).map(|answer| match answer {
+                Some(Answer::Crls(ders)) => Some(ders),
+                _ => None,
+            })
+        };
+        Interned::CrlFetch(Callback(Arc::new(fun) as Arc<CrlFetchFn>))
+    });
+    match made {
+        Interned::CrlFetch(c) => c,
+        _ => unreachable!("interned by kind"),
+    }
+}
+
 fn decode_answer(answer: Term) -> Answer {
     if let Ok((_, res)) = answer.decode::<(Atom, ResourceArc<ConfigRes>)>() {
         return Answer::Config(res);
@@ -438,6 +468,11 @@ fn decode_answer(answer: Term) -> Answer {
     if let Ok((tag, index)) = answer.decode::<(Atom, usize)>() {
         if tag == atoms::trusted() {
             return Answer::Anchor(index);
+        }
+    }
+    if let Ok((tag, ders)) = answer.decode::<(Atom, Vec<Binary>)>() {
+        if tag == atoms::crls() {
+            return Answer::Crls(ders.iter().map(|d| d.as_slice().to_vec()).collect());
         }
     }
     if let Ok((tag, key)) = answer.decode::<(Atom, Binary)>() {

@@ -3,7 +3,9 @@
 
 use super::atoms;
 use super::terms::error_term;
-use crate::engine::{CaSource, CertSource, Config, KeySource, Options, Role, Verify, Version};
+use crate::engine::{
+    CaSource, CertSource, Config, Identity, KeySource, Options, Role, Verify, Version,
+};
 use rustler::{Atom, Binary, Encoder, Env, NifResult, ResourceArc, Term};
 
 pub struct ConfigRes {
@@ -67,27 +69,25 @@ fn decode(map: Term) -> NifResult<Options> {
     if let Some(t) = get(map, atoms::depth()) {
         o.depth = t.decode()?;
     }
-    o.cert = if let Some(t) = get(map, atoms::cert()) {
-        Some(CertSource::Der(bytes_list(t)?))
-    } else if let Some(t) = get(map, atoms::cert_pem()) {
-        Some(CertSource::Pem(bytes(t)?))
-    } else if let Some(t) = get(map, atoms::certfile()) {
-        Some(CertSource::File(string(t)?))
-    } else {
-        None
-    };
-    o.key = if let Some(t) = get(map, atoms::key()) {
-        let (kind, der): (Atom, Binary) = t.decode()?;
-        let kind = kind.to_term(map.get_env()).atom_to_string()?;
-        Some(KeySource::Der(kind, der.as_slice().to_vec()))
-    } else if let Some(t) = get(map, atoms::key_pem()) {
-        Some(KeySource::Pem(bytes(t)?))
-    } else if let Some(t) = get(map, atoms::keyfile()) {
-        Some(KeySource::File(string(t)?))
-    } else {
-        None
-    };
-    o.password = get(map, atoms::password()).map(string).transpose()?;
+    let (cert, key, password) = decode_identity(map)?;
+    o.cert = cert;
+    o.key = key;
+    o.password = password;
+    if let Some(t) = get(map, atoms::certs_keys()) {
+        let entries: Vec<Term> = t.decode()?;
+        let mut list = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let (cert, key, password) = decode_identity(entry)?;
+            // rssl_options refuses an entry without a certificate.
+            let cert = cert.ok_or(rustler::Error::BadArg)?;
+            list.push(Identity {
+                cert,
+                key,
+                password,
+            });
+        }
+        o.certs_keys = Some(list);
+    }
     o.cacerts = if let Some(t) = get(map, atoms::cacerts()) {
         Some(CaSource::Der(bytes_list(t)?))
     } else if let Some(t) = get(map, atoms::cacertfile()) {
@@ -110,9 +110,21 @@ fn decode(map: Term) -> NifResult<Options> {
     o.groups = get(map, atoms::supported_groups())
         .map(string)
         .transpose()?;
+    o.eccs = get(map, atoms::eccs()).map(string).transpose()?;
     o.dh = get(map, atoms::dh()).map(bytes).transpose()?;
     o.dhfile = get(map, atoms::dhfile()).map(string).transpose()?;
     o.fallback = flag(map, atoms::fallback(), false)?;
+    o.keep_secrets = flag(map, atoms::keep_secrets(), false)?;
+    o.certificate_authorities = flag(map, atoms::certificate_authorities(), true)?;
+    if let Some(t) = get(map, atoms::key_update_at()) {
+        o.key_update_at = t.decode()?;
+    }
+    if let Some(t) = get(map, atoms::renegotiate_at()) {
+        o.renegotiate_at = t.decode()?;
+    }
+    o.max_fragment_length = get(map, atoms::max_fragment_length())
+        .map(|t| t.decode())
+        .transpose()?;
     if let Some(t) = get(map, atoms::sni_fun()) {
         let ask = super::callback::sni_fun(super::callback::Saved::new(t));
         o.sni_fun = Some(crate::engine::hooks::Callback(std::sync::Arc::from(ask)));
@@ -131,6 +143,35 @@ fn decode(map: Term) -> NifResult<Options> {
             .collect();
     }
     Ok(o)
+}
+
+/// A certificate, key and password, from the top-level options or from an
+/// entry of `certs_keys` (the same keys in both).
+type IdentityParts = (Option<CertSource>, Option<KeySource>, Option<String>);
+
+fn decode_identity(map: Term) -> NifResult<IdentityParts> {
+    let cert = if let Some(t) = get(map, atoms::cert()) {
+        Some(CertSource::Der(bytes_list(t)?))
+    } else if let Some(t) = get(map, atoms::cert_pem()) {
+        Some(CertSource::Pem(bytes(t)?))
+    } else if let Some(t) = get(map, atoms::certfile()) {
+        Some(CertSource::File(string(t)?))
+    } else {
+        None
+    };
+    let key = if let Some(t) = get(map, atoms::key()) {
+        let (kind, der): (Atom, Binary) = t.decode()?;
+        let kind = kind.to_term(map.get_env()).atom_to_string()?;
+        Some(KeySource::Der(kind, der.as_slice().to_vec()))
+    } else if let Some(t) = get(map, atoms::key_pem()) {
+        Some(KeySource::Pem(bytes(t)?))
+    } else if let Some(t) = get(map, atoms::keyfile()) {
+        Some(KeySource::File(string(t)?))
+    } else {
+        None
+    };
+    let password = get(map, atoms::password()).map(string).transpose()?;
+    Ok((cert, key, password))
 }
 
 /// Verification, CRLs, PSK/SRP, sessions and NPN.
@@ -163,6 +204,10 @@ fn decode_callbacks(map: Term, o: &mut Options) -> NifResult<()> {
     }
     if let Some(t) = get(map, atoms::crls()) {
         o.crls = bytes_list(t)?.into_iter().map(CrlSource::Der).collect();
+    }
+    o.crl_dir = get(map, atoms::crl_dir()).map(string).transpose()?;
+    if let Some(t) = get(map, atoms::crl_http()) {
+        o.crl_fetch = Some(super::callback::crl_fetch(t));
     }
     if let Some(t) = get(map, atoms::user_lookup_fun()) {
         o.user_lookup = Some(super::callback::user_lookup(t));

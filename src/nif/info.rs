@@ -61,6 +61,9 @@ fn info<'a>(env: Env<'a>, socket: Term<'a>) -> NifResult<Term<'a>> {
             let curve = (atoms::named_curve(), atom(env, &curve)).encode(env);
             items.push((atoms::ecc(), curve));
         }
+        if let Some(n) = tls.max_fragment_length() {
+            items.push((atoms::max_fragment_length(), n.encode(env)));
+        }
         if let Some(p) = tls.negotiated_protocol() {
             items.push((atoms::negotiated_protocol(), binary(env, &p)));
         }
@@ -114,6 +117,27 @@ fn suites<'a>(env: Env<'a>, cipher_list: String, tls13_suites: String) -> NifRes
         })
         .collect();
     Ok((atoms::ok(), maps).encode(env))
+}
+
+/// `{ok, [{client_random, Bin}, {server_random, Bin}, {master_secret,
+/// Bin} (TLS 1.2), kept TLS 1.3 secrets...]}`: the security items of
+/// `connection_information/2`.
+#[rustler::nif]
+fn security_info<'a>(env: Env<'a>, socket: Term<'a>) -> NifResult<Term<'a>> {
+    let res = conn_of(socket)?;
+    if !res.conn.is_established() {
+        return Ok(error_tuple(env, &Failure::Closed));
+    }
+    Ok(match res.conn.with_tls(|tls| tls.security_items()) {
+        Ok(items) => {
+            let list: Vec<Term> = items
+                .iter()
+                .map(|(name, bytes)| (atom(env, name), binary(env, bytes)).encode(env))
+                .collect();
+            (atoms::ok(), list).encode(env)
+        }
+        Err(f) => error_tuple(env, &f),
+    })
 }
 
 /// `prf(Socket, Secret, Label, Seed, Length)` (validated in Erlang).
