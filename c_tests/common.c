@@ -678,7 +678,7 @@ rssl_result s_server_connection(rssl_config_builder *cb, const char *const *extr
     return r;
 }
 
-void memory_shuttle(rssl_conn *from, rssl_conn *to)
+size_t memory_shuttle(rssl_conn *from, rssl_conn *to)
 {
     const uint8_t *data = NULL;
     size_t len = 0;
@@ -687,6 +687,7 @@ void memory_shuttle(rssl_conn *from, rssl_conn *to)
         CHECK_OK(rssl_conn_feed(to, data, len));
         CHECK_OK(rssl_conn_consume_output(from, len));
     }
+    return len;
 }
 
 static rssl_result memory_step(rssl_conn *conn, rssl_result stop)
@@ -703,12 +704,12 @@ rssl_conn *memory_handshake(rssl_conn *client, rssl_conn *server, rssl_result st
     for (int round = 0; !(cdone && sdone); round++) {
         CHECK(round < 10);
         rssl_result r = memory_step(client, stop);
-        if (r == stop)
+        if (stop != RSSL_OK && r == stop)
             return client;
         cdone = r == RSSL_OK;
         memory_shuttle(client, server);
         r = memory_step(server, stop);
-        if (r == stop)
+        if (stop != RSSL_OK && r == stop)
             return server;
         sdone = r == RSSL_OK;
         memory_shuttle(server, client);

@@ -175,11 +175,13 @@ bool s_client_connection(rssl_config_builder *sb, const char *const *extra,
  * caller), s_server's output in peer_log. */
 rssl_result s_server_connection(rssl_config_builder *cb, const char *const *extra);
 
-/* Memory connections: moves what `from` has to send into `to`. */
-void memory_shuttle(rssl_conn *from, rssl_conn *to);
+/* Memory connections: moves what `from` has to send into `to`; returns
+ * how many bytes. */
+size_t memory_shuttle(rssl_conn *from, rssl_conn *to);
 /* Memory connections: steps both handshakes, shuttling between them,
  * until both are done (NULL) or one returns `stop` (e.g. RSSL_HELLO or
- * RSSL_PAUSED; that one is returned). Any other result fails the test. */
+ * RSSL_PAUSED; that one is returned; RSSL_OK: no stop). Any other result
+ * fails the test. */
 rssl_conn *memory_handshake(rssl_conn *client, rssl_conn *server, rssl_result stop);
 /* Memory connections: "ping" written by `from` is read by `to`. */
 void memory_ping(rssl_conn *from, rssl_conn *to);

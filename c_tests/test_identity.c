@@ -12,44 +12,12 @@ static const uint16_t TLS12[] = {RSSL_TLS1_2};
 static const uint16_t TLS13[] = {RSSL_TLS1_3};
 
 /* Moves all of `from`'s output into `to`; returns the byte count. */
-static size_t shuttle(rssl_conn *from, rssl_conn *to)
-{
-    const uint8_t *data = NULL;
-    size_t len = 0;
-    CHECK_OK(rssl_conn_output(from, &data, &len));
-    if (len > 0) {
-        CHECK_OK(rssl_conn_feed(to, data, len));
-        CHECK_OK(rssl_conn_consume_output(from, len));
-    }
-    return len;
-}
-
-static void handshake(rssl_conn *client, rssl_conn *server)
-{
-    bool cdone = false, sdone = false;
-    for (int rounds = 0; !(cdone && sdone); rounds++) {
-        CHECK(rounds < 10);
-        rssl_result r = rssl_conn_handshake_step(client);
-        if (r == RSSL_OK)
-            cdone = true;
-        else
-            CHECK_RESULT(r, RSSL_WANT_READ);
-        shuttle(client, server);
-        r = rssl_conn_handshake_step(server);
-        if (r == RSSL_OK)
-            sdone = true;
-        else
-            CHECK_RESULT(r, RSSL_WANT_READ);
-        shuttle(server, client);
-    }
-}
-
 static void pair(const rssl_config *cconfig, const rssl_config *sconfig, rssl_conn **client,
                  rssl_conn **server)
 {
     CHECK_OK(rssl_conn_new(cconfig, "localhost", client));
     CHECK_OK(rssl_conn_new(sconfig, "ignored by a server", server));
-    handshake(*client, *server);
+    CHECK(memory_handshake(*client, *server, RSSL_OK) == NULL);
 }
 
 /* Writes `text` on `from` and reads it whole on `to`. */
@@ -57,7 +25,7 @@ static void transfer(rssl_conn *from, rssl_conn *to, const char *text)
 {
     size_t len = strlen(text);
     CHECK_OK(rssl_conn_write(from, (const uint8_t *)text, len));
-    shuttle(from, to);
+    memory_shuttle(from, to);
     char buf[256];
     size_t got = 0;
     while (got < len) {
@@ -283,15 +251,15 @@ static void renegotiate_memory(void)
         int rounds = 0;
         while (pending) {
             CHECK(++rounds < 10);
-            CHECK(shuttle(us, them) > 0 || rounds > 1);
+            CHECK(memory_shuttle(us, them) > 0 || rounds > 1);
             read_nothing(them);
-            shuttle(them, us);
+            memory_shuttle(them, us);
             read_nothing(us);
             CHECK_OK(rssl_conn_renegotiation_pending(us, &pending));
         }
         /* The new handshake took more than one exchange. */
         CHECK(rounds >= 2);
-        shuttle(us, them);
+        memory_shuttle(us, them);
         transfer(client, server, "after renegotiation");
         transfer(server, client, "and back");
         rssl_conn_free(client);
@@ -323,14 +291,14 @@ static void update_keys_memory(void)
     rssl_conn_free(fresh);
 
     CHECK_OK(rssl_conn_update_keys(client, false));
-    CHECK(shuttle(client, server) > 0);
+    CHECK(memory_shuttle(client, server) > 0);
     read_nothing(server);
-    CHECK(shuttle(server, client) == 0);
+    CHECK(memory_shuttle(server, client) == 0);
     transfer(client, server, "new client keys");
     transfer(server, client, "old server keys");
 
     CHECK_OK(rssl_conn_update_keys(client, true));
-    CHECK(shuttle(client, server) > 0);
+    CHECK(memory_shuttle(client, server) > 0);
     read_nothing(server);
     /* The server answers with its own KeyUpdate, which OpenSSL sends
      * before its next record: a data record alone would be the text, one
@@ -343,7 +311,7 @@ static void update_keys_memory(void)
     CHECK(out_len > strlen(text) + 22);
     char buf[64];
     size_t n = 0;
-    shuttle(server, client);
+    memory_shuttle(server, client);
     CHECK_OK(rssl_conn_read(client, (uint8_t *)buf, sizeof buf, &n));
     CHECK(n == strlen(text) && memcmp(buf, text, n) == 0);
     transfer(client, server, "newer client keys");
