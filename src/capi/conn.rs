@@ -234,9 +234,18 @@ impl rssl_conn {
         if let Err(e) = self.tls.write(data) {
             return self.fail(&e);
         }
-        // A TLS 1.2 renegotiation holds plaintext until the peer answers;
-        // application data arriving meanwhile is kept for rssl_recv.
-        while self.tls.pending_plaintext() > 0 {
+        // A TLS 1.2 renegotiation holds plaintext until the peer answers.
+        self.read_aside_while(deadline, |tls| tls.pending_plaintext() > 0)
+    }
+
+    /// Reads while `busy` holds (a renegotiation under way), keeping the
+    /// application data that arrives meanwhile for rssl_recv; then flushes.
+    fn read_aside_while(
+        &mut self,
+        deadline: Deadline,
+        busy: impl Fn(&Connection) -> bool,
+    ) -> rssl_result {
+        while busy(&self.tls) {
             try_result!(self.pull(deadline));
             loop {
                 match self.tls.read_onto(&mut self.early_plain, RECV_CHUNK) {
@@ -308,23 +317,7 @@ impl rssl_conn {
     /// Drives a renegotiation we started until it completes.
     fn renegotiate(&mut self, deadline: Deadline) -> rssl_result {
         try_result!(self.flush(deadline));
-        while self.tls.renegotiation_pending() {
-            try_result!(self.pull(deadline));
-            loop {
-                match self.tls.read_onto(&mut self.early_plain, RECV_CHUNK) {
-                    Ok(ReadOutcome::Data(_)) => {}
-                    Ok(ReadOutcome::WouldBlock) => break,
-                    Ok(ReadOutcome::Closed) => {
-                        return error::set(RSSL_CLOSED, "connection closed by peer")
-                    }
-                    Err(e) => return self.fail(&e),
-                }
-            }
-        }
-        match self.flush(deadline) {
-            Ok(()) => RSSL_OK,
-            Err(result) => result,
-        }
+        self.read_aside_while(deadline, |tls| tls.renegotiation_pending())
     }
 
     fn shutdown(&mut self, deadline: Deadline) -> rssl_result {
