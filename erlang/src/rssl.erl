@@ -361,6 +361,14 @@ connect(_TSock, _Options, _Timeout) ->
 connect(_Host, _Port, Options, _Timeout) when not is_list(Options) ->
     {error, {options, {not_a_list, Options}}};
 connect(Host, Port, Options, Timeout) when ?IS_TIMEOUT(Timeout) ->
+    case rssl_dtls:is_dtls(Options) of
+        true -> rssl_dtls:connect(Host, Port, Options, Timeout);
+        false -> connect_tls(Host, Port, Options, Timeout)
+    end;
+connect(_Host, _Port, _Options, Timeout) ->
+    {error, {options, {timeout, Timeout}}}.
+
+connect_tls(Host, Port, Options, Timeout) ->
     with_parts(client, Options,
       fun(#{tcp := TcpOpts, emulated := Emulated, tls := Tls, sni := SNI,
             transport := {Module, _} = Transport}) ->
@@ -372,9 +380,7 @@ connect(Host, Port, Options, Timeout) when ?IS_TIMEOUT(Timeout) ->
               Error ->
                   Error
           end
-      end);
-connect(_Host, _Port, _Options, Timeout) ->
-    {error, {options, {timeout, Timeout}}}.
+      end).
 
 client_handshake({Module, _} = Transport, TSock, Host, SNI, Tls0, Emulated, Initial, Deadline) ->
     {Peer0, Tls1} = rssl_options:hostname_check(rssl_options:peer(Host, SNI, Tls0), Tls0),

@@ -130,7 +130,7 @@ impl<H: Host> Conn<H> {
     ) -> Result<SendOutcome, Failure> {
         let mut s = self.state.lock();
         s.check_sendable()?;
-        let packet = s.options.packet;
+        let packet = s.send_framing();
         let header = packet
             .header(data.len())
             .map_err(|_| Failure::PacketTooLarge(data.len(), packet.max_payload().unwrap_or(0)))?;
@@ -146,7 +146,7 @@ impl<H: Host> Conn<H> {
         if !header.is_empty() {
             s.tls.write(&header).map_err(Failure::Tls)?;
         }
-        s.tls.write(data).map_err(Failure::Tls)?;
+        s.write_plain(data).map_err(Failure::Tls)?;
         s.flush_sent(waiter)
     }
 

@@ -14,9 +14,8 @@ impl<H: Host> State<H> {
         loop {
             let options = self.options;
             if options.active.is_active() {
-                let frame = options
-                    .packet
-                    .next_frame(self.buffered(), options.packet_size);
+                let (packet, packet_size) = self.framing();
+                let frame = packet.next_frame(self.buffered(), packet_size);
                 match frame {
                     Ok(Some(f)) => {
                         let start = self.plain_pos + f.start;

@@ -148,7 +148,13 @@ impl Connection {
                 ssl.set_accept_state()
             }
         }
-        let stream = SslStream::new(ssl, Wire::default()).map_err(internal)?;
+        let wire = if config.options().is_dtls() {
+            super::datagram::prepare(&mut ssl).map_err(internal)?;
+            Wire::datagram()
+        } else {
+            Wire::default()
+        };
+        let stream = SslStream::new(ssl, wire).map_err(internal)?;
         Ok(Connection {
             stream,
             role,
@@ -258,6 +264,17 @@ impl Connection {
     /// Ciphertext waiting to be sent to the peer.
     pub fn output(&self) -> &[u8] {
         self.stream.get_ref().outgoing()
+    }
+
+    /// A DTLS connection: its output goes out one datagram at a time.
+    pub fn is_datagram(&self) -> bool {
+        self.stream.get_ref().is_datagram()
+    }
+
+    /// The first datagram of the output (DTLS); `consume_output` with its
+    /// length takes it away.
+    pub fn next_datagram(&self) -> Option<&[u8]> {
+        self.stream.get_ref().next_datagram()
     }
 
     pub fn consume_output(&mut self, n: usize) {

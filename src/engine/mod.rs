@@ -8,6 +8,7 @@ pub mod alert;
 pub mod config;
 pub mod connection;
 pub mod crl;
+pub mod datagram;
 pub mod error;
 mod ffi;
 pub mod hello;

@@ -15,7 +15,7 @@ impl<H: Host> Conn<H> {
     ) -> Result<SendOutcome, Failure> {
         let mut s = self.state.lock();
         s.check_sendable()?;
-        let packet = s.options.packet;
+        let packet = s.send_framing();
         let total: usize = packets.iter().map(|p| p.len() + 8).sum();
         let mut framed = Vec::with_capacity(total);
         for p in packets {
