@@ -16,6 +16,7 @@
 
 -define(VERSIONS, ['dtlsv1.2', dtlsv1]).
 -define(TLS_VERSIONS, ['tlsv1.3', 'tlsv1.2', 'tlsv1.1', tlsv1]).
+-define(RECBUF, 212992).
 %% Socket options that frame a stream: OTP's DTLS refuses them.
 -define(FRAMING, [packet, header, packet_size]).
 
@@ -59,9 +60,11 @@ client_handshake(Udp, Host, SNI, Tls0, Emulated, Deadline) ->
     end.
 
 %% A UDP socket connected to the peer: the kernel then passes up only the
-%% peer's datagrams, and send(2) needs no address.
+%% peer's datagrams, and send(2) needs no address. Its receive buffer is
+%% the kernel's default (gen_udp's 16 KiB drops a burst of a few dozen
+%% datagrams before the poller reads them) unless the options set one.
 open(Host, Port, Inet) ->
-    try gen_udp:open(0, [binary, {active, false} | Inet]) of
+    try gen_udp:open(0, [binary, {active, false}, {recbuf, ?RECBUF} | Inet]) of
         {ok, Udp} ->
             case gen_udp:connect(Udp, Host, Port) of
                 ok -> {ok, Udp};
