@@ -84,6 +84,9 @@ live() -> 0.
 
 %%% Helpers -----------------------------------------------------------------
 
+%% Whether the module under test is OTP's ssl (rebar3 as otp_ssl ct).
+is_ssl() -> lists:member(?M, [ssl]).
+
 dtls(Version) ->
     [{protocol, dtls}, binary, {active, false}, {versions, [Version]}].
 
@@ -185,11 +188,11 @@ setopts_getopts(Config) ->
     ?assertEqual({ok, [{mode, list}]}, ?M:getopts(S, [mode])),
     ok = rssl_test_lib:call(Peer, {send, <<"abc">>}),
     ?assertEqual({ok, "abc"}, ?M:recv(S, 0, ?T)),
-    case {?M, proplists:get_value(role, Config)} of
-        {ssl, client} ->
+    case is_ssl() andalso proplists:get_value(role, Config) =:= client of
+        true ->
             %% OTP 25's ssl:sockname/1 raises function_clause on a DTLS client.
             ok;
-        _ ->
+        false ->
             {ok, {{127, 0, 0, 1}, Port}} = ?M:sockname(S),
             ?assert(is_integer(Port) andalso Port > 0)
     end,
@@ -314,11 +317,11 @@ bad_options(Config) ->
      || O <- [{packet, 4}, {packet, line}, {packet, raw}, {header, 2}, {packet_size, 10}]],
     ?assertEqual({error, {options, {'tlsv1.2', {versions, ['dtlsv1.2', 'tlsv1.2']}}}},
                  Connect([{versions, ['dtlsv1.2', 'tlsv1.2']}])),
-    case ?M of
-        ssl ->
+    case is_ssl() of
+        true ->
             %% OTP 25 raises function_clause for DTLS with TLS versions only.
             ok;
-        _ ->
+        false ->
             ?assertEqual({error, {options, {'tlsv1.3', {versions, ['tlsv1.3']}}}},
                          Connect([{versions, ['tlsv1.3']}]))
     end,
