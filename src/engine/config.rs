@@ -211,6 +211,9 @@ fn build_context(o: &Options) -> Result<SslContext, Error> {
             }
         }
     }
+    if o.is_dtls() && o.role == Role::Server {
+        super::datagram::install_cookies(&mut b);
+    }
     super::hooks::install(&mut b, o)?;
     Ok(b.build())
 }
