@@ -187,6 +187,12 @@ stop() ->
 listen(_Port, Options) when not is_list(Options) ->
     {error, {options, {not_a_list, Options}}};
 listen(Port, Options) ->
+    case rssl_dtls:is_dtls(Options) of
+        true -> rssl_dtls:listen(Port, Options);
+        false -> listen_tls(Port, Options)
+    end.
+
+listen_tls(Port, Options) ->
     with_parts(server, Options,
       fun(#{tcp := Tcp, emulated := Emulated, tls := Tls,
             transport := {Module, _} = Transport}) ->
@@ -209,6 +215,9 @@ transport_accept(ListenSocket) ->
     transport_accept(ListenSocket, infinity).
 
 -spec transport_accept(sslsocket(), timeout()) -> {ok, sslsocket()} | {error, reason()}.
+transport_accept(#sslsocket{listen = #listen{transport = {rssl_dtls, _}}} = L, Timeout)
+  when ?IS_TIMEOUT(Timeout) ->
+    rssl_dtls:transport_accept(L, Timeout);
 transport_accept(#sslsocket{listen = #listen{tcp = LSock, config = Config,
                                             emulated = Cell, tls = Tls,
                                             transport = {Module, _} = Transport}},

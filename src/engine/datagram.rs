@@ -131,9 +131,8 @@ pub(crate) fn install_cookies(b: &mut SslContextBuilder) {
     b.set_cookie_verify_cb(|ssl, cookie| {
         guard(false, || match ssl.ex_data(*COOKIE_KEY) {
             Some(CookieKey::Checked) => true,
-            Some(CookieKey::Hmac { .. }) => cookie_for(ssl).is_some_and(|c| {
-                c.len() == cookie.len() && openssl::memcmp::eq(&c, cookie)
-            }),
+            Some(CookieKey::Hmac { .. }) => cookie_for(ssl)
+                .is_some_and(|c| c.len() == cookie.len() && openssl::memcmp::eq(&c, cookie)),
             None => false,
         })
     });
@@ -233,7 +232,10 @@ mod tests {
         // No cookie: a HelloVerifyRequest, and the listener keeps nothing.
         let mut first = Connection::new(&server_cfg, &PeerName::default()).unwrap();
         assert_eq!(datagrams(&mut client, &mut first), 1);
-        assert_eq!(first.listen(hmac("10.0.0.1:5000")).unwrap(), Hello::VerifyRequest);
+        assert_eq!(
+            first.listen(hmac("10.0.0.1:5000")).unwrap(),
+            Hello::VerifyRequest
+        );
         assert_eq!(datagrams(&mut first, &mut client), 1);
         assert_eq!(client.handshake().unwrap(), Progress::Pending);
         let hello = client.next_datagram().unwrap().to_vec();
@@ -242,13 +244,19 @@ mod tests {
         // The cookie made for one address does not pass from another.
         let mut spoofed = Connection::new(&server_cfg, &PeerName::default()).unwrap();
         spoofed.receive(&hello);
-        assert_eq!(spoofed.listen(hmac("10.0.0.2:5000")).unwrap(), Hello::VerifyRequest);
+        assert_eq!(
+            spoofed.listen(hmac("10.0.0.2:5000")).unwrap(),
+            Hello::VerifyRequest
+        );
 
         // From the right address it does; the listener's check and the
         // connection's own (Checked) agree.
         let mut check = Connection::new(&server_cfg, &PeerName::default()).unwrap();
         check.receive(&hello);
-        assert_eq!(check.listen(hmac("10.0.0.1:5000")).unwrap(), Hello::Verified);
+        assert_eq!(
+            check.listen(hmac("10.0.0.1:5000")).unwrap(),
+            Hello::Verified
+        );
         let mut server = Connection::new(&server_cfg, &PeerName::default()).unwrap();
         server.receive(&hello);
         assert_eq!(server.listen(CookieKey::Checked).unwrap(), Hello::Verified);
@@ -282,7 +290,10 @@ mod tests {
         let (_, server_cfg) = configs();
         let mut server = Connection::new(&server_cfg, &PeerName::default()).unwrap();
         server.receive(b"\x16\xfe\xfd garbage that is no ClientHello");
-        assert_eq!(server.listen(hmac("10.0.0.1:5000")).unwrap(), Hello::Ignored);
+        assert_eq!(
+            server.listen(hmac("10.0.0.1:5000")).unwrap(),
+            Hello::Ignored
+        );
         assert!(server.output().is_empty());
     }
 }
