@@ -17,7 +17,7 @@ use super::socket;
 use super::state::State;
 use crate::engine::Error;
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The largest plaintext of one DTLS record: bigger sends are cut into
 /// records of this size (as OTP does), each delivered as its own message.
@@ -79,10 +79,13 @@ impl<H: Host> State<H> {
         let Some(left) = self.tls.retransmit_timeout() else {
             return;
         };
-        let when = Instant::now() + left;
+        let now = Instant::now();
+        let when = now + left;
+        // Already due by then (the remaining time shrinks between calls:
+        // a millisecond's slack keeps one deadline per timeout).
         if self
             .retransmit_at
-            .is_some_and(|at| at <= when && at > Instant::now())
+            .is_some_and(|at| at > now && at <= when + Duration::from_millis(1))
         {
             return;
         }

@@ -261,6 +261,10 @@ mod tests {
         server.receive(&hello);
         assert_eq!(server.listen(CookieKey::Checked).unwrap(), Hello::Verified);
 
+        // Both flights are out: both timers run (for retransmission).
+        assert_eq!(server.handshake().unwrap(), Progress::Pending);
+        assert!(server.retransmit_timeout().is_some());
+        assert!(client.retransmit_timeout().is_some());
         let mut done = (false, false);
         for _ in 0..10 {
             done.1 = server.handshake().unwrap() == Progress::Done;
@@ -295,5 +299,87 @@ mod tests {
             Hello::Ignored
         );
         assert!(server.output().is_empty());
+    }
+}
+
+#[cfg(test)]
+mod retransmit_tests {
+    use super::*;
+    use crate::engine::connection::tests::{client_options, server_options, test_pki};
+    use crate::engine::connection::PeerName;
+    use crate::engine::{Config, Progress, Version};
+
+    extern "C" {
+        fn DTLS_set_timer_cb(
+            s: *mut openssl_sys::SSL,
+            cb: Option<unsafe extern "C" fn(*mut openssl_sys::SSL, u32) -> u32>,
+        );
+    }
+
+    /// A 50 ms retransmission timeout, so that a test waits that, not 1 s
+    /// (shorter, and a slow debug build's own steps outlast it).
+    unsafe extern "C" fn short(_: *mut openssl_sys::SSL, _: u32) -> u32 {
+        50_000
+    }
+
+    fn fast(c: &mut Connection) {
+        // SAFETY: a live SSL; the callback matches DTLS_timer_cb.
+        unsafe { DTLS_set_timer_cb(c.ssl_mut().as_ptr(), Some(short)) };
+    }
+
+    fn take(c: &mut Connection) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        while let Some(d) = c.next_datagram().map(<[u8]>::to_vec) {
+            c.consume_output(d.len());
+            out.push(d);
+        }
+        out
+    }
+
+    #[test]
+    fn lost_flights_are_sent_again_whole() {
+        let pki = test_pki();
+        let (mut c, mut s) = (client_options(&pki), server_options(&pki));
+        c.versions = vec![Version::Dtls12];
+        s.versions = vec![Version::Dtls12];
+        let (cc, sc) = (Config::build(c).unwrap(), Config::build(s).unwrap());
+        let peer = PeerName {
+            verify_host: Some("localhost".into()),
+            ..PeerName::default()
+        };
+        let mut client = Connection::new(&cc, &peer).unwrap();
+        let mut server = Connection::new(&sc, &PeerName::default()).unwrap();
+        fast(&mut client);
+        fast(&mut server);
+        let valid = |ds: &[Vec<u8>]| ds.iter().all(|d| matches!(d[0], 20..=23));
+        let mut done = (false, false);
+        let mut lost = 0;
+        for round in 0..40 {
+            done.0 = client.handshake().unwrap() == Progress::Done;
+            let to_server = take(&mut client);
+            assert!(valid(&to_server), "round {round}: {to_server:?}");
+            // Every other round of each side is lost.
+            if round % 2 == 0 {
+                to_server.iter().for_each(|d| server.receive(d));
+            } else {
+                lost += to_server.len();
+            }
+            done.1 = server.handshake().unwrap() == Progress::Done;
+            let to_client = take(&mut server);
+            assert!(valid(&to_client), "round {round}: {to_client:?}");
+            if round % 4 != 1 {
+                to_client.iter().for_each(|d| client.receive(d));
+            } else {
+                lost += to_client.len();
+            }
+            if done == (true, true) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(60));
+            client.handle_retransmit_timeout().unwrap();
+            server.handle_retransmit_timeout().unwrap();
+        }
+        assert_eq!(done, (true, true));
+        assert!(lost > 0);
     }
 }
