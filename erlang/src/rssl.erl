@@ -201,6 +201,12 @@ stop() ->
 listen(_Port, Options) when not is_list(Options) ->
     {error, {options, {not_a_list, Options}}};
 listen(Port, Options) ->
+    case rssl_dtls:is_dtls(Options) of
+        true -> rssl_dtls:listen(Port, Options);
+        false -> listen_tls(Port, Options)
+    end.
+
+listen_tls(Port, Options) ->
     with_parts(server, Options,
       fun(#{tcp := Tcp, emulated := Emulated, tls := Tls,
             transport := {Module, _} = Transport}) ->
@@ -223,6 +229,9 @@ transport_accept(ListenSocket) ->
     transport_accept(ListenSocket, infinity).
 
 -spec transport_accept(sslsocket(), timeout()) -> {ok, sslsocket()} | {error, reason()}.
+transport_accept(#sslsocket{listen = #listen{transport = {rssl_dtls, _}}} = L, Timeout)
+  when ?IS_TIMEOUT(Timeout) ->
+    rssl_dtls:transport_accept(L, Timeout);
 transport_accept(#sslsocket{listen = #listen{tcp = LSock, config = Config,
                                             emulated = Cell, tls = Tls,
                                             transport = {Module, _} = Transport}},
@@ -375,6 +384,14 @@ connect(_TSock, _Options, _Timeout) ->
 connect(_Host, _Port, Options, _Timeout) when not is_list(Options) ->
     {error, {options, {not_a_list, Options}}};
 connect(Host, Port, Options, Timeout) when ?IS_TIMEOUT(Timeout) ->
+    case rssl_dtls:is_dtls(Options) of
+        true -> rssl_dtls:connect(Host, Port, Options, Timeout);
+        false -> connect_tls(Host, Port, Options, Timeout)
+    end;
+connect(_Host, _Port, _Options, Timeout) ->
+    {error, {options, {timeout, Timeout}}}.
+
+connect_tls(Host, Port, Options, Timeout) ->
     with_parts(client, Options,
       fun(#{tcp := TcpOpts, emulated := Emulated, tls := Tls, sni := SNI,
             transport := {Module, _} = Transport}) ->
@@ -386,9 +403,7 @@ connect(Host, Port, Options, Timeout) when ?IS_TIMEOUT(Timeout) ->
               Error ->
                   Error
           end
-      end);
-connect(_Host, _Port, _Options, Timeout) ->
-    {error, {options, {timeout, Timeout}}}.
+      end).
 
 client_handshake({Module, _} = Transport, TSock, Host, SNI, Tls0, Emulated, Initial, Deadline) ->
     {Peer00, Tls1} = rssl_options:hostname_check(rssl_options:peer(Host, SNI, Tls0), Tls0),

@@ -11,7 +11,8 @@
          sockname/1, peername/1, info/1, security_info/1, peercert/1, suites/2,
          set_sockopts/2, get_sockopts/2, getstat/1, send_cancel/2,
          cell_new/1, cell_get/1, cell_set/2, callback_reply/3, prf/5, renegotiate/2, update_keys/2, notify_passive/1,
-         send_packets/3, send_packets_dirty/3]).
+         send_packets/3, send_packets_dirty/3,
+         dtls_check_hello/4]).
 -on_load(init/0).
 
 -include("rssl_socket.hrl").
@@ -123,3 +124,5 @@ notify_passive(_Socket) -> ?NIF.
 send_packets(_Socket, _Packets, _Tag) -> ?NIF.
 -spec send_packets_dirty(conn(), [iodata()], integer()) -> ok | wait | {error, term()}.
 send_packets_dirty(_Socket, _Packets, _Tag) -> ?NIF.
+-spec dtls_check_hello(config(), binary(), binary(), binary()) -> ok | {reply, binary()} | ignore.
+dtls_check_hello(_Config, _Secret, _Peer, _Datagram) -> ?NIF.

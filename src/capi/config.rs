@@ -35,6 +35,8 @@ pub extern "C" fn rssl_version_name(version: u16) -> *const c_char {
             Some(Version::Tls11) => c"tlsv1.1".as_ptr(),
             Some(Version::Tls12) => c"tlsv1.2".as_ptr(),
             Some(Version::Tls13) => c"tlsv1.3".as_ptr(),
+            Some(Version::Dtls10) => c"dtlsv1".as_ptr(),
+            Some(Version::Dtls12) => c"dtlsv1.2".as_ptr(),
             None => std::ptr::null(),
         }
     }
@@ -366,6 +368,7 @@ impl rssl_config_builder {
             }
             builder.options.versions = Version::AVAILABLE
                 .into_iter()
+                .chain(Version::AVAILABLE_DTLS)
                 .filter(|v| *v >= lo && *v <= hi)
                 .collect();
             RSSL_OK

@@ -133,7 +133,7 @@ impl<H: Host> Conn<H> {
     ) -> Result<SendOutcome, Failure> {
         let mut s = self.state.lock();
         s.check_sendable()?;
-        let packet = s.options.packet;
+        let packet = s.send_framing();
         let header = packet
             .header(data.len())
             .map_err(|_| Failure::PacketTooLarge(data.len(), packet.max_payload().unwrap_or(0)))?;
@@ -147,7 +147,7 @@ impl<H: Host> Conn<H> {
             return Ok(SendOutcome::Wait);
         }
         if header.is_empty() {
-            s.tls.write(data).map_err(Failure::Tls)?;
+            s.write_plain(data).map_err(Failure::Tls)?;
         } else {
             // The header goes in the same record as the data's start: a
             // record of its own would cost the peer a decryption (and a

@@ -25,9 +25,8 @@ impl<H: Host> State<H> {
                     outbox.to_owner(&self.owner, &self.options, Message::Passive);
                 }
             } else if options.active.is_active() {
-                let frame = options
-                    .packet
-                    .next_frame(self.buffered(), options.packet_size);
+                let (packet, packet_size) = self.framing();
+                let frame = packet.next_frame(self.buffered(), packet_size);
                 match frame {
                     Ok(Some(f)) => {
                         let start = self.plain_pos + f.start;

@@ -26,6 +26,8 @@ const DIRECT_MIN: usize = RECORD;
 /// ...up to this long (the buffer is taken at once, on the word of the
 /// peer's length header).
 const DIRECT_MAX: usize = 8 * 1024 * 1024;
+/// One read on a datagram socket: the largest UDP payload.
+const DATAGRAM_READ: usize = 65_536;
 
 /// What the next packet for the application is.
 pub(super) enum Taken {
@@ -137,14 +139,15 @@ impl<H: Host> State<H> {
 
     /// The next packet for a passive recv of `len` (raw mode only) bytes.
     pub fn take_packet(&mut self, len: usize) -> Taken {
+        let (packet, packet_size) = self.framing();
         let buf = self.buffered();
-        let frame = match self.options.packet {
+        let frame = match packet {
             Packet::Raw if len > 0 => Ok((buf.len() >= len).then_some(Frame {
                 start: 0,
                 len,
                 consumed: len,
             })),
-            packet => packet.next_frame(buf, self.options.packet_size),
+            packet => packet.next_frame(buf, packet_size),
         };
         match frame {
             Ok(Some(f)) => {
@@ -208,7 +211,28 @@ impl<H: Host> State<H> {
             // wake-ups bring less, and a small buffer is cheaper to get and
             // give back (a chunk of 64 KiB or more makes free() consolidate).
             let chunk = if total == 0 { FIRST_READ } else { READ_CHUNK };
+            let datagram = self.tls.is_datagram();
+            // A datagram is read whole: room for the largest UDP payload.
+            let chunk = if datagram { DATAGRAM_READ } else { chunk };
             let drained = match self.tls.receive_with(chunk, |buf| socket::read(fd, buf)) {
+                // An empty datagram, or an error a datagram socket reports
+                // for an earlier send (ICMP port unreachable...): nothing
+                // ends, the DTLS timers see to lost datagrams.
+                Ok(0) if datagram => {
+                    total += 1;
+                    false
+                }
+                Err(e) if datagram && e.kind() != io::ErrorKind::WouldBlock => {
+                    total += 1;
+                    false
+                }
+                // Each read is one datagram: read on to EAGAIN.
+                Ok(n) if datagram => {
+                    self.stats.received(n);
+                    super::poller::note_read(n);
+                    total += n;
+                    false
+                }
                 Ok(0) => {
                     self.end_of_stream();
                     return false;
@@ -311,12 +335,24 @@ impl<H: Host> State<H> {
                 self.plain_pos = 0;
             }
             let len = self.plain.len();
-            match self.tls.read_onto(&mut self.plain, RECORD) {
-                Ok(ReadOutcome::Data(_)) => {
+            // DTLS: each record is one message; its length goes before it
+            // (see `framing`).
+            let header = if self.tls.is_datagram() { 4 } else { 0 };
+            self.plain.resize(len + header, 0);
+            let outcome = self.tls.read_onto(&mut self.plain, RECORD);
+            match outcome {
+                Ok(ReadOutcome::Data(n)) => {
                     if self.incoming == Incoming::Dropped {
                         self.plain.truncate(len);
+                    } else if header > 0 {
+                        self.plain[len..len + 4].copy_from_slice(&(n as u32).to_be_bytes());
                     }
+                    continue;
                 }
+                _ => self.plain.truncate(len),
+            }
+            match outcome {
+                Ok(ReadOutcome::Data(_)) => {}
                 Ok(ReadOutcome::WouldBlock) => return,
                 Ok(ReadOutcome::Closed) => {
                     self.end_input(None);

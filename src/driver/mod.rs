@@ -2,6 +2,7 @@
 //! adopted file descriptors, with inet's socket semantics.
 
 pub mod conn;
+mod datagram;
 mod delivery;
 mod host;
 pub mod http;

@@ -102,6 +102,9 @@ pub(super) struct State<H: Host> {
     /// What a send answers once the user closed: `closed`, or `enotconn`
     /// after a `send_timeout_close` close (as gen_tcp and OTP's ssl).
     pub after_close: Failure,
+    /// DTLS: when the poller is due to check the handshake's retransmission
+    /// timer (see datagram.rs).
+    pub retransmit_at: Option<std::time::Instant>,
 }
 
 impl<H: Host> State<H> {
@@ -127,6 +130,7 @@ impl<H: Host> State<H> {
             },
             stats: Stats::default(),
             after_close: Failure::Closed,
+            retransmit_at: None,
         }
     }
 

@@ -48,6 +48,8 @@ impl<H: Host> State<H> {
                         // (a TLS 1.3 client) still gets it finished.
                         if self.reading == Reading::Ended && !self.tls.is_paused() {
                             self.fail_handshake(conn, outbox, Failure::Closed);
+                        } else {
+                            self.arm_retransmit(conn);
                         }
                         return again;
                     }
@@ -204,9 +206,21 @@ impl<H: Host> Pollable for Conn<H> {
     }
 
     fn expired(&self) {
-        let mut s = self.state.lock();
-        if s.phase == Phase::Closing {
-            s.finish_closing(self);
-        }
+        H::with_poller_outbox(|outbox| {
+            let mut s = self.state.lock();
+            let phase = s.phase;
+            match phase {
+                Phase::Closing => s.finish_closing(self),
+                Phase::Handshaking if s.retransmit_due() => {
+                    if s.tls.handle_retransmit_timeout().is_err() {
+                        // OpenSSL gave up retransmitting: the peer is silent.
+                        s.fail_handshake(self, outbox, Failure::Posix("etimedout"));
+                    } else if s.step(self, outbox, Ready::default()) {
+                        self.poller.kick(self.token);
+                    }
+                }
+                _ => {}
+            }
+        })
     }
 }

@@ -117,9 +117,11 @@ fn openssl_error(what: &str, err: openssl::error::ErrorStack) -> Error {
 }
 
 fn build_context(o: &Options) -> Result<SslContext, Error> {
-    let method = match o.role {
-        Role::Client => SslMethod::tls_client(),
-        Role::Server => SslMethod::tls_server(),
+    let method = match (o.role, o.is_dtls()) {
+        (Role::Client, false) => SslMethod::tls_client(),
+        (Role::Server, false) => SslMethod::tls_server(),
+        (Role::Client, true) => SslMethod::dtls_client(),
+        (Role::Server, true) => SslMethod::dtls_server(),
     };
     let mut b = SslContext::builder(method).map_err(|e| openssl_error("SSL_CTX_new", e))?;
 
@@ -132,6 +134,11 @@ fn build_context(o: &Options) -> Result<SslContext, Error> {
     }
     if !o.secure_renegotiate {
         ssl_options |= SslOptions::ALLOW_UNSAFE_LEGACY_RENEGOTIATION;
+    }
+    if o.is_dtls() {
+        // Datagrams are sized by the connection (super::datagram::MTU), not
+        // by asking the memory BIO, which knows no path MTU.
+        ssl_options |= SslOptions::NO_QUERY_MTU;
     }
     b.set_options(ssl_options);
     b.set_mode(SslMode::RELEASE_BUFFERS | SslMode::ACCEPT_MOVING_WRITE_BUFFER);
@@ -220,6 +227,9 @@ fn build_context(o: &Options) -> Result<SslContext, Error> {
             }
         }
     }
+    if o.is_dtls() && o.role == Role::Server {
+        super::datagram::install_cookies(&mut b);
+    }
     super::hooks::install(&mut b, o)?;
     Ok(b.build())
 }
@@ -272,8 +282,9 @@ fn set_versions(b: &mut SslContextBuilder, versions: &[Version]) -> Result<(), E
             b.set_options(off);
         }
     }
-    if min < Version::Tls12 {
-        // OpenSSL 3 refuses TLS 1.0/1.1 above security level 0; only this
+    if min < Version::Tls12 || min == Version::Dtls10 {
+        // OpenSSL 3 refuses TLS 1.0/1.1 (and DTLS 1.0, their datagram
+        // twin) above security level 0; only this
         // context, which asked for them explicitly, is lowered.
         b.set_security_level(0);
     }

@@ -163,7 +163,13 @@ impl Connection {
                 ssl.set_accept_state()
             }
         }
-        let stream = SslStream::new(ssl, Wire::default()).map_err(internal)?;
+        let wire = if config.options().is_dtls() {
+            super::datagram::prepare(&mut ssl).map_err(internal)?;
+            Wire::datagram()
+        } else {
+            Wire::default()
+        };
+        let stream = SslStream::new(ssl, wire).map_err(internal)?;
         let early = match role {
             Role::Server => super::early_data::EarlyData::server(config.options().max_early_data),
             Role::Client => Default::default(),
@@ -296,6 +302,17 @@ impl Connection {
         // Each record of up to 16 KiB adds a header, an explicit nonce and a tag.
         let overhead = (plain / (16 * 1024) + 1) * 64;
         self.stream.get_mut().reserve_outgoing(plain + overhead);
+    }
+
+    /// A DTLS connection: its output goes out one datagram at a time.
+    pub fn is_datagram(&self) -> bool {
+        self.stream.get_ref().is_datagram()
+    }
+
+    /// The first datagram of the output (DTLS); `consume_output` with its
+    /// length takes it away.
+    pub fn next_datagram(&self) -> Option<&[u8]> {
+        self.stream.get_ref().next_datagram()
     }
 
     pub fn consume_output(&mut self, n: usize) {

@@ -9,6 +9,7 @@ pub mod anti_replay;
 pub mod config;
 pub mod connection;
 pub mod crl;
+pub mod datagram;
 pub mod early_data;
 pub mod error;
 mod ffi;

@@ -269,11 +269,22 @@ impl Options {
                 .any(|(_, config)| config.options().has_callbacks())
     }
 
+    /// A DTLS configuration (datagrams over UDP): its versions are DTLS ones.
+    pub fn is_dtls(&self) -> bool {
+        !self.versions.is_empty() && self.versions.iter().all(|v| v.is_dtls())
+    }
+
     /// Checks the combinations a single value check cannot see.
     pub fn validate(&self) -> Result<(), super::Error> {
         use super::Error::Option as Bad;
         if self.versions.is_empty() {
             return Err(Bad("versions".into(), "no protocol version enabled".into()));
+        }
+        if self.versions.iter().any(|v| v.is_dtls()) && !self.is_dtls() {
+            return Err(Bad(
+                "versions".into(),
+                "TLS and DTLS versions cannot be mixed".into(),
+            ));
         }
         if self.key.is_some() && self.cert.is_none() {
             return Err(Bad("key".into(), "a key needs a certificate".into()));

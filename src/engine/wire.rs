@@ -1,5 +1,6 @@
 //! The in-memory "socket" OpenSSL reads ciphertext from and writes it to.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::mem::MaybeUninit;
 
@@ -13,15 +14,54 @@ pub struct Wire {
     outgoing: Vec<u8>,
     /// The transport saw end of stream: reads past the buffer return 0.
     pub eof: bool,
+    /// Datagram mode (DTLS): the sizes of the datagrams queued each way,
+    /// so that OpenSSL reads one datagram per read and each of its writes
+    /// goes out as one datagram.
+    datagrams: Option<Datagrams>,
+}
+
+#[derive(Default)]
+struct Datagrams {
+    incoming: VecDeque<usize>,
+    outgoing: VecDeque<usize>,
 }
 
 /// Buffers above this size are released once drained, so idle connections stay small.
 const KEEP_CAPACITY: usize = 256 * 1024;
 
 impl Wire {
+    /// A wire that keeps datagram boundaries (for DTLS).
+    pub fn datagram() -> Wire {
+        Wire {
+            datagrams: Some(Datagrams::default()),
+            ..Wire::default()
+        }
+    }
+
+    pub fn is_datagram(&self) -> bool {
+        self.datagrams.is_some()
+    }
+
+    /// The first outgoing datagram (datagram mode only).
+    pub fn next_datagram(&self) -> Option<&[u8]> {
+        let d = self.datagrams.as_ref()?;
+        d.outgoing.front().map(|&n| &self.outgoing[..n])
+    }
+
+    /// An incoming datagram of `n` bytes was appended (an empty one
+    /// carries no record, and a 0-byte read would mean the end to OpenSSL).
+    fn note_incoming(&mut self, n: usize) {
+        if let Some(d) = &mut self.datagrams {
+            if n > 0 {
+                d.incoming.push_back(n);
+            }
+        }
+    }
+
     pub fn push_incoming(&mut self, data: &[u8]) {
         self.compact();
         self.incoming.extend_from_slice(data);
+        self.note_incoming(data.len());
     }
 
     /// Lets the caller fill up to `max` bytes of incoming space directly
@@ -39,6 +79,7 @@ impl Wire {
         let got = (*result.as_ref().unwrap_or(&0)).min(max);
         // SAFETY: the callback initialized the first `got` spare bytes.
         unsafe { self.incoming.set_len(start + got) };
+        self.note_incoming(got);
         result
     }
 
@@ -47,6 +88,9 @@ impl Wire {
         let rest = self.incoming[self.read_pos..].to_vec();
         self.incoming.clear();
         self.read_pos = 0;
+        if let Some(d) = &mut self.datagrams {
+            d.incoming.clear();
+        }
         rest
     }
 
@@ -81,6 +125,20 @@ impl Wire {
     }
 
     pub fn consume_outgoing(&mut self, n: usize) {
+        if let Some(d) = &mut self.datagrams {
+            let mut left = n;
+            while left > 0 {
+                let Some(front) = d.outgoing.front_mut() else {
+                    break;
+                };
+                if *front > left {
+                    *front -= left;
+                    break;
+                }
+                left -= *front;
+                d.outgoing.pop_front();
+            }
+        }
         self.outgoing.drain(..n);
         if self.outgoing.is_empty() && self.outgoing.capacity() > KEEP_CAPACITY {
             self.outgoing = Vec::new();
@@ -98,6 +156,21 @@ impl Wire {
 
 impl Read for Wire {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(d) = &mut self.datagrams {
+            // One datagram per read; what does not fit is dropped, as a
+            // datagram socket truncates.
+            let Some(size) = d.incoming.pop_front() else {
+                return Err(io::ErrorKind::WouldBlock.into());
+            };
+            let n = size.min(buf.len());
+            buf[..n].copy_from_slice(&self.incoming[self.read_pos..self.read_pos + n]);
+            self.read_pos += size;
+            if self.read_pos == self.incoming.len() {
+                self.read_pos = 0;
+                self.incoming.clear();
+            }
+            return Ok(n);
+        }
         let available = &self.incoming[self.read_pos..];
         if available.is_empty() {
             if self.eof {
@@ -118,6 +191,12 @@ impl Read for Wire {
 
 impl Write for Wire {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(d) = &mut self.datagrams {
+            if buf.is_empty() {
+                return Ok(0);
+            }
+            d.outgoing.push_back(buf.len());
+        }
         self.outgoing.extend_from_slice(buf);
         Ok(buf.len())
     }
@@ -163,6 +242,36 @@ mod tests {
         let mut buf = [0u8; 8];
         assert_eq!(wire.read(&mut buf).unwrap(), 4);
         assert_eq!(&buf[..4], b"abcd");
+    }
+
+    #[test]
+    fn datagram_mode_keeps_boundaries_both_ways() {
+        let mut wire = Wire::datagram();
+        wire.push_incoming(b"one");
+        let _: Result<usize, ()> = wire.fill_incoming(100, |buf| {
+            for (slot, byte) in buf.iter_mut().zip(b"twotwo") {
+                slot.write(*byte);
+            }
+            Ok(6)
+        });
+        wire.push_incoming(b"");
+        wire.push_incoming(b"three");
+        let mut buf = [0u8; 4];
+        assert_eq!(wire.read(&mut buf).unwrap(), 3);
+        assert_eq!(&buf[..3], b"one");
+        // Too long for the buffer: truncated, the rest dropped.
+        assert_eq!(wire.read(&mut buf).unwrap(), 4);
+        assert_eq!(&buf, b"twot");
+        assert_eq!(wire.read(&mut buf).unwrap(), 4);
+        assert_eq!(&buf, b"thre");
+        assert!(wire.read(&mut buf).is_err());
+        wire.write_all(b"ab").unwrap();
+        wire.write_all(b"cde").unwrap();
+        assert_eq!(wire.next_datagram(), Some(&b"ab"[..]));
+        wire.consume_outgoing(2);
+        assert_eq!(wire.next_datagram(), Some(&b"cde"[..]));
+        wire.consume_outgoing(3);
+        assert_eq!(wire.next_datagram(), None);
     }
 
     #[test]

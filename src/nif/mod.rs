@@ -6,6 +6,7 @@ mod cell;
 mod config;
 mod dist;
 mod downgrade;
+mod dtls;
 mod host;
 mod info;
 mod options;

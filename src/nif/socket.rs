@@ -103,6 +103,9 @@ fn adopt<'a>(
         Ok(mut tls) => {
             // Ciphertext gen_tcp had already read from the socket.
             tls.receive(initial.as_slice());
+            if let Err(e) = super::dtls::continue_hello(&mut tls, peer) {
+                return Ok((atoms::error(), error_term(env, &e)).encode(env));
+            }
             // A client's session to offer (`reuse_session`); one OpenSSL
             // cannot read is not offered (a full handshake, as OTP does).
             if let Ok(der) = peer

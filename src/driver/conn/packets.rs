@@ -20,7 +20,7 @@ impl<H: Host> Conn<H> {
     ) -> Result<SendOutcome, Failure> {
         let mut s = self.state.lock();
         s.check_sendable()?;
-        let packet = s.options.packet;
+        let packet = s.send_framing();
         let mut headers = Vec::with_capacity(packets.len());
         for pieces in packets {
             let len = pieces.iter().map(|p| p.len()).sum();
