@@ -219,7 +219,7 @@ listener_loop(#{udp := Udp, owner := OwnerRef} = St) ->
             listener_loop(serve(St#{accepters := queue:in({From, Ref}, maps:get(accepters, St))}));
         {cancel, Ref} ->
             Accepters = queue:filter(fun({_, R}) -> R =/= Ref end, maps:get(accepters, St)),
-            case [P || {P, R} <- queue:to_list(maps:get(accepters, St)), R =:= Ref] of
+            _ = case [P || {P, R} <- queue:to_list(maps:get(accepters, St)), R =:= Ref] of
                 [From] -> From ! {Ref, cancelled};
                 [] -> ok
             end,
@@ -235,8 +235,8 @@ listener_loop(#{udp := Udp, owner := OwnerRef} = St) ->
 
 %% Every waiting accepter gets {error, closed}; the peers not taken go.
 listener_stop(#{hellos := Hellos, accepters := Accepters}) ->
-    [gen_udp:close(Sock) || {Sock, _} <- queue:to_list(Hellos)],
-    [From ! {Ref, {error, closed}} || {From, Ref} <- queue:to_list(Accepters)],
+    _ = [gen_udp:close(Sock) || {Sock, _} <- queue:to_list(Hellos)],
+    _ = [From ! {Ref, {error, closed}} || {From, Ref} <- queue:to_list(Accepters)],
     ok.
 
 %% A datagram from a peer with no socket of its own: a ClientHello.
@@ -284,7 +284,7 @@ drain(Sock) ->
 serve(#{hellos := Hellos, accepters := Accepters} = St) ->
     case {queue:out(Hellos), queue:out(Accepters)} of
         {{{value, {Sock, Hello}}, Hellos1}, {{value, {From, Ref}}, Accepters1}} ->
-            case gen_udp:controlling_process(Sock, From) of
+            _ = case gen_udp:controlling_process(Sock, From) of
                 ok -> From ! {Ref, {ok, Sock, Hello}};
                 _ -> gen_udp:close(Sock)
             end,
