@@ -41,13 +41,11 @@
 %% @doc Whether an option list asks for DTLS (`{protocol, dtls}'; the first
 %% `protocol' option counts, as in OTP).
 -spec is_dtls(term()) -> boolean().
-is_dtls(Options) when is_list(Options) ->
-    case lists:keyfind(protocol, 1, [O || O <- Options, is_tuple(O)]) of
-        {protocol, dtls} -> true;
-        _ -> false
-    end;
-is_dtls(_) ->
-    false.
+%% An improper list is no DTLS request: the TLS path reports it.
+is_dtls([{protocol, dtls} | _]) -> true;
+is_dtls([{protocol, _} | _]) -> false;
+is_dtls([_ | Rest]) -> is_dtls(Rest);
+is_dtls(_) -> false.
 
 %% @doc rssl:connect/4 with `{protocol, dtls}'.
 -spec connect(rssl:host(), inet:port_number(), [rssl:tls_client_option()], timeout()) ->
