@@ -14,7 +14,7 @@ use super::options::SocketOptions;
 use super::poller::{Poller, CLOSE_LINGER};
 use super::socket;
 use super::state::{Incoming, Outgoing, Phase, Reading, State};
-use crate::engine::Connection;
+use crate::engine::{Connection, MAX_RECORD_PLAINTEXT};
 use parking_lot::Mutex;
 use std::io;
 use std::net::SocketAddr;
@@ -28,9 +28,6 @@ const INLINE_READ_BUDGET: usize = 128 * 1024;
 
 /// Connections alive now: adopted and not yet dropped (leak checks).
 static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-/// The most plaintext one TLS record carries.
-const MAX_RECORD_PLAINTEXT: usize = 16 * 1024;
 
 /// A socket handed back by [`Conn::detach`].
 pub struct Detached {

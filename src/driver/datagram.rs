@@ -19,9 +19,9 @@ use crate::engine::Error;
 use std::io;
 use std::time::{Duration, Instant};
 
-/// The largest plaintext of one DTLS record: bigger sends are cut into
-/// records of this size (as OTP does), each delivered as its own message.
-const RECORD: usize = 16 * 1024;
+// Bigger sends are cut into records of the largest size (as OTP does),
+// each delivered as its own message.
+use crate::engine::MAX_RECORD_PLAINTEXT as RECORD;
 
 impl<H: Host> State<H> {
     /// How the plaintext is cut into messages: the user's packet option,

@@ -15,8 +15,7 @@ const READ_CHUNK: usize = 60 * 1024;
 /// ...and the first one after a wake-up: a full TLS record with its header
 /// and tag.
 const FIRST_READ: usize = 16 * 1024 + 512;
-/// Largest TLS record payload: the unit of decryption.
-const RECORD: usize = 16 * 1024;
+use crate::engine::MAX_RECORD_PLAINTEXT as RECORD;
 /// Undelivered plaintext above which the socket is no longer read.
 const PLAIN_HIGH: usize = 256 * 1024;
 /// Packets at least this long that are not all here yet are decrypted

@@ -150,7 +150,7 @@ impl Connection {
 
     fn read_early(&mut self) -> Result<Option<Progress>, Error> {
         // Read straight onto the end of what came before (one record at most).
-        const RECORD: usize = 16 * 1024;
+        const RECORD: usize = super::MAX_RECORD_PLAINTEXT;
         let mut received = std::mem::take(&mut self.early.received);
         let outcome = loop {
             let len = received.len();

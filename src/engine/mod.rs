@@ -4,6 +4,10 @@
 //! validated [`Options`] and shared; a [`Connection`] takes ciphertext in and
 //! gives ciphertext out, and exposes plaintext read/write.
 
+/// The largest plaintext one TLS or DTLS record carries (2^14 bytes, RFC
+/// 8446 5.1): the unit the engine encrypts and decrypts.
+pub const MAX_RECORD_PLAINTEXT: usize = 16 * 1024;
+
 pub mod alert;
 pub mod anti_replay;
 pub mod config;

@@ -5,8 +5,7 @@
 use super::*;
 use crate::engine::Error;
 
-/// The largest TLS record payload: what the engine encrypts as one record.
-const RECORD: usize = 16 * 1024;
+use crate::engine::MAX_RECORD_PLAINTEXT as RECORD;
 
 impl<H: Host> Conn<H> {
     /// As `send`, for `packets` each framed by the packet option, each one
