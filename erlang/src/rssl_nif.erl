@@ -4,7 +4,7 @@
 %% Rust side returns otherwise.
 -module(rssl_nif).
 -export([config_new/1, config_cached/1, config_clear_cache/0,
-         adopt/7, pending_options/1, transport/1, set_config/3, handshake/2, send/3, send_dirty/3, recv/3, recv_cancel/2,
+         adopt/7, pending_options/1, park_hello/2, take_hello/1, handshake_rewait/2, transport/1, set_config/3, handshake/2, send/3, send_dirty/3, recv/3, recv_cancel/2,
          setopts/2, getopts/1, close/1, close_timed_out/1, live_connections/0,
          downgrade_detach/1, downgrade_feed/2, downgrade_release/1,
          session_save/1, session_lookup/1, shutdown/3, controlling_process/2,
@@ -46,6 +46,12 @@ adopt(_Fd, _Config, _Peer, _SocketOptions, _Pending, _Pump, _Initial) -> ?NIF.
 transport(_Socket) -> ?NIF.
 -spec pending_options(conn()) -> map() | undefined.
 pending_options(_Socket) -> ?NIF.
+-spec park_hello(conn(), term()) -> ok.
+park_hello(_Socket, _State) -> ?NIF.
+-spec take_hello(conn()) -> term().
+take_hello(_Socket) -> ?NIF.
+-spec handshake_rewait(conn(), integer()) -> ok | {error, term()}.
+handshake_rewait(_Socket, _Tag) -> ?NIF.
 -spec set_config(conn(), config(), map()) -> ok | {error, term()}.
 set_config(_Socket, _Config, _Peer) -> ?NIF.
 -spec handshake(conn(), integer()) -> ok | {error, term()}.
