@@ -400,7 +400,10 @@ pub(super) fn connect(
     };
     let dtls = config.config.options().is_dtls();
     if dtls && early_data.is_some() {
-        return error::set(RSSL_INVALID_STATE, "early data on a DTLS connection (TLS 1.3 only)");
+        return error::set(
+            RSSL_INVALID_STATE,
+            "early data on a DTLS connection (TLS 1.3 only)",
+        );
     }
     let deadline = Deadline::after_ms(timeout_ms);
     let fd = match if dtls {

@@ -74,12 +74,24 @@ impl rssl_config_builder {
         }
         let o = &self.options;
         let set = [
-            (o.ciphersuites.is_some(), "rssl_config_builder_set_ciphersuites"),
-            (o.session_tickets > 0, "rssl_config_builder_set_session_tickets"),
+            (
+                o.ciphersuites.is_some(),
+                "rssl_config_builder_set_ciphersuites",
+            ),
+            (
+                o.session_tickets > 0,
+                "rssl_config_builder_set_session_tickets",
+            ),
             (o.manual_tickets, "rssl_config_builder_set_manual_tickets"),
-            (o.stateful_tickets, "rssl_config_builder_set_stateful_tickets"),
+            (
+                o.stateful_tickets,
+                "rssl_config_builder_set_stateful_tickets",
+            ),
             (o.max_early_data > 0, "rssl_config_builder_set_early_data"),
-            (o.anti_replay.is_some(), "rssl_config_builder_set_anti_replay"),
+            (
+                o.anti_replay.is_some(),
+                "rssl_config_builder_set_anti_replay",
+            ),
         ];
         match set.iter().find(|(on, _)| *on) {
             Some((_, call)) => self.tls_only(call),
@@ -279,8 +291,82 @@ impl rssl_conn {
 mod tests {
     use super::*;
 
+    use crate::engine::connection::tests::{client_options, test_pki};
+    use crate::engine::connection::PeerName;
+    use crate::engine::{Config, Connection, Version};
+    use foreign_types::ForeignTypeRef;
+
     #[test]
     fn max_plaintext_is_one_record() {
         assert_eq!(RSSL_DTLS_MAX_PLAINTEXT, crate::engine::MAX_RECORD_PLAINTEXT);
+    }
+
+    extern "C" {
+        fn DTLS_set_timer_cb(
+            s: *mut openssl_sys::SSL,
+            cb: Option<unsafe extern "C" fn(*mut openssl_sys::SSL, u32) -> u32>,
+        );
+    }
+
+    /// 50 ms per try instead of OpenSSL's 1 s doubling up to 60 s, so that
+    /// giving up takes a moment rather than minutes.
+    unsafe extern "C" fn quick(_: *mut openssl_sys::SSL, _: u32) -> u32 {
+        50_000
+    }
+
+    #[test]
+    fn a_peer_that_never_answers_ends_in_timeout() {
+        let mut options = client_options(&test_pki());
+        options.versions = vec![Version::Dtls12];
+        let config = Config::build(options).unwrap();
+        let tls = Connection::new(&config, &PeerName::default()).unwrap();
+        let conn = Box::into_raw(Box::new(rssl_conn::with(tls, None)));
+        // SAFETY: a live connection of ours, freed at the end; the
+        // callback matches DTLS_timer_cb.
+        unsafe {
+            DTLS_set_timer_cb((*conn).tls.ssl_mut().as_ptr(), Some(quick));
+            let first = rssl_conn::rssl_conn_handshake_step(conn);
+            assert_eq!(
+                first,
+                RSSL_WANT_READ,
+                "{:?}",
+                crate::capi::error::last_message()
+            );
+            let mut sent = 0;
+            let mut tries = 0;
+            let gave_up = loop {
+                let (mut d, mut len) = (std::ptr::null(), 0);
+                assert_eq!(
+                    rssl_conn::rssl_conn_next_datagram(conn, &mut d, &mut len),
+                    RSSL_OK
+                );
+                if len > 0 {
+                    sent += 1;
+                    assert_eq!(rssl_conn::rssl_conn_consume_output(conn, len), RSSL_OK);
+                }
+                let mut ms = 0;
+                assert_eq!(
+                    rssl_conn::rssl_conn_retransmit_timeout(conn, &mut ms),
+                    RSSL_OK
+                );
+                assert!((0..=50).contains(&ms), "{ms}");
+                std::thread::sleep(std::time::Duration::from_millis(ms as u64));
+                tries += 1;
+                assert!(tries < 100);
+                match rssl_conn::rssl_conn_handle_retransmit_timeout(conn) {
+                    RSSL_OK => {}
+                    other => break other,
+                }
+            };
+            assert_eq!(gave_up, RSSL_TIMEOUT);
+            // The first ClientHello and each resend of it.
+            assert!(sent >= 10, "{sent}");
+            assert_eq!(
+                rssl_conn::rssl_conn_handle_retransmit_timeout(conn),
+                RSSL_TIMEOUT
+            );
+            assert_eq!(rssl_conn::rssl_conn_handshake_step(conn), RSSL_TIMEOUT);
+            rssl_conn::rssl_conn_free(conn);
+        }
     }
 }

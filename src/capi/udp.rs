@@ -46,9 +46,9 @@ pub(crate) fn connect(host: &str, port: u16) -> Result<OwnedFd, rssl_result> {
         SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
     };
     let socket = UdpSocket::bind(any).map_err(|e| io_error("bind", &e))?;
-    socket.connect(addr).map_err(|e| {
-        error::set(RSSL_CONNECT_FAILED, format!("connect to {addr}: {e}"))
-    })?;
+    socket
+        .connect(addr)
+        .map_err(|e| error::set(RSSL_CONNECT_FAILED, format!("connect to {addr}: {e}")))?;
     Ok(socket.into())
 }
 
@@ -182,7 +182,10 @@ pub(crate) fn listen(host: Option<&str>, port: u16) -> Result<OwnedFd, rssl_resu
     } else {
         RSSL_IO_ERROR
     };
-    Err(error::set(code, format!("listen on {host}:{port} (UDP): {err}")))
+    Err(error::set(
+        code,
+        format!("listen on {host}:{port} (UDP): {err}"),
+    ))
 }
 
 /// Waits (until the deadline) for a datagram on the listener's socket and
@@ -269,7 +272,10 @@ pub(crate) fn peer_socket(local: &SocketAddr, peer: &SocketAddr) -> Result<Owned
         )
     };
     if r < 0 {
-        return Err(io_error("connect (peer socket)", &io::Error::last_os_error()));
+        return Err(io_error(
+            "connect (peer socket)",
+            &io::Error::last_os_error(),
+        ));
     }
     let mut scratch = [0u8; 1];
     // SAFETY: a live fd and a one-byte buffer (datagrams are truncated, then dropped).
