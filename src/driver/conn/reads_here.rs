@@ -48,7 +48,8 @@ impl<H: Host> Conn<H> {
         Ok(watch)
     }
 
-    /// Reads and decrypts up to `budget` bytes of ciphertext and hands the
+    /// Reads and decrypts about `budget` bytes of ciphertext (the last read
+    /// may take a little more) and hands the
     /// whole packets to `outbox` (as `to_owner`/`packet_to_owner`, in
     /// order), then the end of input if it came. With `copy_limit`, a
     /// packet longer than that which would have to be copied out of the
@@ -63,6 +64,7 @@ impl<H: Host> Conn<H> {
         if !s.reads_on_caller || s.closed_by_user() {
             return ReadHere::Ended;
         }
+        let start = s.stats.recv_oct;
         let mut more = s.pump_input(budget, false);
         let mut rounds = 0;
         loop {
@@ -82,12 +84,13 @@ impl<H: Host> Conn<H> {
             }
             // Decrypting stopped at the end of a large packet, maybe with
             // ciphertext already read: the socket may not wake us for it.
-            if rounds == DIRECT_ROUNDS {
+            let read = (s.stats.recv_oct - start) as usize;
+            if rounds == DIRECT_ROUNDS || read >= budget {
                 more = true;
                 break;
             }
             s.decrypt();
-            more |= s.pump_input(budget, false);
+            more |= s.pump_input(budget - read, false);
             rounds += 1;
         }
         // Reading may have produced output (key updates, renegotiation).
