@@ -90,7 +90,7 @@ unsafe extern "C" fn watch_dtor(_env: *mut ErlNifEnv, obj: *mut c_void) {
     let _ = std::panic::catch_unwind(|| {
         // SAFETY: the VM calls the destructor once, on a resource of our
         // type, whose `Watch` was written before any term existed.
-        let watch = unsafe { &mut *(obj as *mut Watch) };
+        let watch = unsafe { &*(obj as *const Watch) };
         // Never selected or stopped (the VM keeps a selected resource
         // alive until `stop`): the descriptor is still ours to close.
         close_once(&watch.fd);
@@ -228,30 +228,10 @@ fn recv<'a>(env: Env<'a>, term: Term<'a>, copy_limit: Option<usize>) -> NifResul
     rustler::schedule::consume_timeslice(env, percent);
     let packets = collect.packets.encode(env);
     Ok(match outcome {
-        ReadHere::Drained => {
-            let fd = watch.fd.load(Ordering::Acquire);
-            let pid = env.pid();
-            let undefined = atoms::undefined().encode(env).as_c_arg();
-            let obj = (watch as *const Watch) as *mut c_void;
-            // SAFETY: `obj` is the live watch (the caller's term holds
-            // it) and `fd` its descriptor, which only `stop` closes, after
-            // a deselect by the caller's death.
-            let r = unsafe {
-                enif_select(
-                    env.as_c_arg(),
-                    fd,
-                    ERL_NIF_SELECT_READ,
-                    obj,
-                    pid.as_c_arg(),
-                    undefined,
-                )
-            };
-            if fd < 0 || r < 0 {
-                (atoms::error(), (atoms::select(), r), packets).encode(env)
-            } else {
-                (atoms::ok(), packets).encode(env)
-            }
-        }
+        ReadHere::Drained => match arm(env, watch) {
+            Ok(()) => (atoms::ok(), packets).encode(env),
+            Err(r) => (atoms::error(), (atoms::select(), r), packets).encode(env),
+        },
         ReadHere::More => (atoms::more(), packets).encode(env),
         ReadHere::Large => (atoms::large(), packets).encode(env),
         ReadHere::Ended => match collect.end {
@@ -259,6 +239,37 @@ fn recv<'a>(env: Env<'a>, term: Term<'a>, copy_limit: Option<usize>) -> NifResul
             None => (atoms::closed(), packets).encode(env),
         },
     })
+}
+
+/// Has `{select, Watch, undefined, ready_input}` sent to the caller once
+/// the socket is readable (at once if it already is); the VM's result if
+/// it refused.
+fn arm(env: Env, watch: &Watch) -> Result<(), c_int> {
+    let fd = watch.fd.load(Ordering::Acquire);
+    if fd < 0 {
+        // Stopped: its controller is gone.
+        return Err(-1);
+    }
+    let pid = env.pid();
+    let undefined = atoms::undefined().encode(env).as_c_arg();
+    let obj = (watch as *const Watch) as *mut c_void;
+    // SAFETY: `obj` is the live watch (the caller's term holds it) and `fd`
+    // its descriptor, which only `stop` closes, after the controller died.
+    let r = unsafe {
+        enif_select(
+            env.as_c_arg(),
+            fd,
+            ERL_NIF_SELECT_READ,
+            obj,
+            pid.as_c_arg(),
+            undefined,
+        )
+    };
+    if r < 0 {
+        Err(r)
+    } else {
+        Ok(())
+    }
 }
 
 /// Gathers what a read hands out into the caller's terms.
