@@ -12,6 +12,7 @@
          set_sockopts/2, get_sockopts/2, getstat/1, send_cancel/2,
          cell_new/1, cell_get/1, cell_set/2, callback_reply/3, prf/5, renegotiate/2, update_keys/2, notify_passive/1,
          send_packets/3, send_packets_dirty/3,
+         dist_read_here/1, dist_recv/1, dist_recv_dirty/1,
          dtls_check_hello/4]).
 -on_load(init/0).
 
@@ -130,5 +131,13 @@ notify_passive(_Socket) -> ?NIF.
 send_packets(_Socket, _Packets, _Tag) -> ?NIF.
 -spec send_packets_dirty(conn(), [iodata()], integer()) -> ok | wait | {error, term()}.
 send_packets_dirty(_Socket, _Packets, _Tag) -> ?NIF.
+%% The distribution controller reads its socket itself (rssl_dist).
+-type dist_read() :: {ok | more | large | closed, [binary()]} | {error, term(), [binary()]}.
+-spec dist_read_here(conn()) -> {ok, reference()} | {error, term()}.
+dist_read_here(_Socket) -> ?NIF.
+-spec dist_recv(reference()) -> dist_read().
+dist_recv(_Watch) -> ?NIF.
+-spec dist_recv_dirty(reference()) -> dist_read().
+dist_recv_dirty(_Watch) -> ?NIF.
 -spec dtls_check_hello(config(), binary(), binary(), binary()) -> ok | {reply, binary()} | ignore.
 dtls_check_hello(_Config, _Secret, _Peer, _Datagram) -> ?NIF.

@@ -479,5 +479,7 @@ impl<H: Host> Conn<H> {
 }
 
 mod packets;
+mod reads_here;
+pub use reads_here::ReadHere;
 #[cfg(test)]
 mod tests;
