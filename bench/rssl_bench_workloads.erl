@@ -758,7 +758,8 @@ dtls_datagrams(M, V, Tls, Secs) ->
     Received = receive {Server, received, R} -> R after ?T -> error(server_not_done) end,
     ok = M:close(L),
     Sent = Batches * ?WINDOW,
-    {ok, #{rate => Acked / secs(TAck - T0), ack_waits => Waits},
+    Rate = Acked / secs(TAck - T0),
+    {ok, #{rate => Rate, k_rate => Rate / 1000, ack_waits => Waits},
      io_lib:format("~s; ~b-byte datagrams, ~b per batch: ~b sent, ~b received (~.2f% lost), "
                    "~b acked, ~b ack waits of ~b ms",
                    [Info, ?DGRAM, ?WINDOW, Sent, Received, 100 * (Sent - Received) / max(1, Sent),
