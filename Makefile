@@ -20,7 +20,7 @@ EXAMPLES   := client server event_server dtls_echo
 EXAMPLE_CFLAGS := -O2 -g -std=c11 -Wall -Wextra -Werror
 
 .PHONY: all lib nif erlang c examples install test test-rust test-c test-c-asan \
-	test-install test-erlang test-deps test-elixir-example fuzz-short fuzz-regressions soak demo bench bench-wakeups bench-dist header clean
+	test-install test-erlang test-deps test-elixir-example fuzz-short fuzz-regressions soak demo bench bench-dtls bench-wakeups bench-dist header clean
 
 all: lib nif erlang c
 
@@ -182,9 +182,10 @@ demo: all
 # per measurement, bench/c/openssl_hs.c for OpenSSL alone), then the C API
 # vs a plain OpenSSL program (bench/c/cbench.c). Smaller runs:
 # RSSL_BENCH_MB, _HS_SECS, _HS_CLIENTS, _PP_SECS, _CONNS, _SCALE, _ROUNDS,
-# _REPEAT, _RUNS (C); RSSL_BENCH_MODS=ssl,rssl,gen_tcp,openssl and
-# RSSL_BENCH_ONLY=bulk,hs,hsc,pingpong,memory,scale,cpu pick modules and
-# workloads (pingpong = pp_passive,pp_once,pp_n); RSSL_BENCH_C=0 skips cbench.
+# _DGRAM_SECS, _REPEAT, _RUNS (C); RSSL_BENCH_MODS=ssl,rssl,gen_tcp,openssl and
+# RSSL_BENCH_ONLY=bulk,hs,hsc,pingpong,memory,scale,cpu,dtls pick modules and
+# workloads (pingpong = pp_passive,pp_once,pp_n; dtls = dtls_hs,dtls_dgram);
+# RSSL_BENCH_C=0 skips cbench.
 bench: erlang lib
 	mkdir -p $(BUILD)/bench
 	erlc -o $(BUILD)/bench bench/rssl_bench.erl bench/rssl_bench_workloads.erl \
@@ -194,6 +195,16 @@ bench: erlang lib
 	  -L$(LIBDIR) -lrssl -lssl -lcrypto -lpthread -Wl,-rpath,$(abspath $(LIBDIR))
 	erl -noshell -pa $(ERL_EBIN) -pa $(BUILD)/bench -eval 'rssl_bench:run(), halt().'
 	if [ "$$RSSL_BENCH_C" != 0 ]; then $(BUILD)/bench/cbench; fi
+
+# DTLS only, ssl against rssl in the same run (the DTLS rows of `make bench`):
+# sequential DTLS 1.2 handshakes/s and 1 KiB datagrams/s delivered one way.
+# RSSL_BENCH_REPEAT=5 RSSL_BENCH_HS_SECS=3 RSSL_BENCH_DGRAM_SECS=3 make bench-dtls
+bench-dtls: erlang
+	mkdir -p $(BUILD)/bench
+	erlc -o $(BUILD)/bench bench/rssl_bench.erl bench/rssl_bench_workloads.erl \
+	  bench/rssl_bench_probe.erl
+	RSSL_BENCH_ONLY=$${RSSL_BENCH_ONLY:-dtls} RSSL_BENCH_MODS=$${RSSL_BENCH_MODS:-ssl,rssl} erl -noshell -pa $(ERL_EBIN) \
+	  -pa $(BUILD)/bench -eval 'rssl_bench:run(), halt().'
 
 # Ping-pong with the VM's context switches per round trip: gen_tcp, OTP's
 # socket NIF (enif_select), ssl and rssl (bench/rssl_wakeups.erl).

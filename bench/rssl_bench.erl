@@ -58,6 +58,25 @@
 %%                          active-once round trips of 64 bytes at once;
 %%                          pairs open, errors of any kind, p50/p99 round
 %%                          trip (one run)
+%%   DTLS 1.2 handshakes/s  sequential full DTLS handshakes per second
+%%                          (cookie exchange included; no session reuse)
+%%                          by one client process: connect (with the
+%%                          handshake) + close; the server's acceptor hands
+%%                          each peer to a process of its own (handshake,
+%%                          the client's close, close); ssl and rssl only
+%%   DTLS 1.2 kdatagrams/s  thousands of datagrams per second, one DTLS
+%%                          connection, 1024-byte datagrams client ->
+%%                          server in batches of 32; the server counts the
+%%                          datagrams that arrive (passive recv(S, 0)) and
+%%                          acks each batch's last one with its count; the
+%%                          rate is the count at the last ack over the time
+%%                          from the first send to that ack (delivered
+%%                          datagrams, not sent ones). A lost last datagram
+%%                          or ack costs a 200 ms wait, then the next batch
+%%                          goes; ssl and rssl only, both with a 208 KiB
+%%                          UDP receive buffer
+%%     ack waits            how many such waits the run had (the detail
+%%                          lines give datagrams sent, received and lost)
 %%   slices/NIF calls ...   the cpu workload (one run), below
 %%   long_schedule ...      below
 %%
@@ -87,17 +106,20 @@
 %%   mods        RSSL_BENCH_MODS        modules, default ssl,rssl,gen_tcp,openssl
 %%                                      (openssl: OpenSSL alone, hs and memory)
 %%   only        RSSL_BENCH_ONLY        workloads, default
-%%                                      bulk,hs,hsc,pingpong,memory,scale,cpu
-%%                                      (pingpong = pp_passive,pp_once,pp_n)
+%%                                      bulk,hs,hsc,pingpong,memory,scale,cpu,dtls
+%%                                      (pingpong = pp_passive,pp_once,pp_n;
+%%                                      dtls = dtls_hs,dtls_dgram)
 %%   mb          RSSL_BENCH_MB          bulk MiB (512)
 %%   hs_secs     RSSL_BENCH_HS_SECS     seconds per handshake run (3)
 %%   hs_clients  RSSL_BENCH_HS_CLIENTS  concurrent handshake clients (50)
 %%   pp_secs     RSSL_BENCH_PP_SECS     seconds per ping-pong run (2)
+%%   dgram_secs  RSSL_BENCH_DGRAM_SECS  seconds per DTLS datagrams run (3)
 %%   conns       RSSL_BENCH_CONNS       pairs for the memory figure (2000)
 %%   scale       RSSL_BENCH_SCALE       pairs for the scale run (5000)
 %%   rounds      RSSL_BENCH_ROUNDS      round trips per scale client (20)
-%%   repeat      RSSL_BENCH_REPEAT      runs of bulk, handshakes, ping-pong and
-%%                                      memory; the table shows the median (3)
+%%   repeat      RSSL_BENCH_REPEAT      runs of bulk, handshakes, ping-pong,
+%%                                      memory and DTLS; the table shows the
+%%                                      median (3)
 %%   openssl_hs  RSSL_BENCH_OPENSSL_HS  the C program (build/bench/openssl_hs)
 %% The default run takes about 15 minutes on a 2-core machine.
 -module(rssl_bench).
@@ -121,10 +143,10 @@ run(Opts0) ->
                    erlang:system_info(schedulers_online), load()]),
         Paths = snapshot_code(Dir),
         io:format("  bulk ~b MiB; handshakes ~b s (~b clients concurrent); ping-pong ~b s; "
-                  "memory ~b pairs; scale ~b pairs x ~b round trips; ~b runs of each but "
-                  "scale and cpu; one fresh VM each; OpenSSL alone: ~s~n",
+                  "memory ~b pairs; scale ~b pairs x ~b round trips; DTLS datagrams ~b s; "
+                  "~b runs of each but scale and cpu; one fresh VM each; OpenSSL alone: ~s~n",
                   [maps:get(K, Opts) || K <- [mb, hs_secs, hs_clients, pp_secs, conns,
-                                              scale, rounds, repeat]]
+                                              scale, rounds, dgram_secs, repeat]]
                   ++ [maps:get(openssl_hs, Opts)]),
         T0 = erlang:monotonic_time(second),
         Dirty = rssl_bench_probe:dirty_nifs(),
@@ -186,11 +208,12 @@ delete_tree(Path) ->
 
 defaults() ->
     #{mods => env_list("RSSL_BENCH_MODS", [ssl, rssl, gen_tcp, openssl]),
-      only => env_list("RSSL_BENCH_ONLY", [bulk, hs, hsc, pingpong, memory, scale, cpu]),
+      only => env_list("RSSL_BENCH_ONLY", [bulk, hs, hsc, pingpong, memory, scale, cpu, dtls]),
       mb => env_int("RSSL_BENCH_MB", 512),
       hs_secs => env_int("RSSL_BENCH_HS_SECS", 3),
       hs_clients => env_int("RSSL_BENCH_HS_CLIENTS", 50),
       pp_secs => env_int("RSSL_BENCH_PP_SECS", 2),
+      dgram_secs => env_int("RSSL_BENCH_DGRAM_SECS", 3),
       conns => env_int("RSSL_BENCH_CONNS", 2000),
       scale => env_int("RSSL_BENCH_SCALE", 5000),
       rounds => env_int("RSSL_BENCH_ROUNDS", 20),
@@ -219,10 +242,12 @@ env_int(Name, Default) ->
 %% interleaved in each (ssl, rssl, gen_tcp, openssl, ssl, rssl, ...), so
 %% that a noisy minute hits all alike. gen_tcp has no TLS version: it runs
 %% once per workload and run, and its figure is shown in every version's
-%% row. OpenSSL alone runs only the handshakes and memory workloads.
+%% row. OpenSSL alone runs only the handshakes and memory workloads; the
+%% DTLS workloads have no gen_tcp or OpenSSL figure.
 jobs(#{mods := Mods, only := Only0, repeat := Repeat} = Opts) ->
     Only = lists:append([case W of
                              pingpong -> [pp_passive, pp_once, pp_n];
+                             dtls -> [dtls_hs, dtls_dgram];
                              _ -> [W]
                          end || W <- Only0]),
     [Opts#{kind => Kind, mod => M, version => version(M, V)}
@@ -230,7 +255,7 @@ jobs(#{mods := Mods, only := Only0, repeat := Repeat} = Opts) ->
         V <- Versions,
         _ <- lists:seq(1, case repeated(Kind) of true -> max(1, Repeat); false -> 1 end),
         M <- [ssl, rssl, gen_tcp, openssl], lists:member(M, Mods),
-        M =/= gen_tcp orelse V =:= hd(Versions),
+        M =/= gen_tcp orelse (V =:= hd(Versions) andalso not is_dtls(Kind)),
         M =/= openssl orelse Kind =:= hs orelse Kind =:= memory].
 
 repeated(scale) -> false;
@@ -246,7 +271,11 @@ kinds() ->
      {pp_n, ['tlsv1.3', 'tlsv1.2']},
      {memory, ['tlsv1.3']},
      {scale, ['tlsv1.3']},
-     {cpu, ['tlsv1.3']}].
+     {cpu, ['tlsv1.3']},
+     {dtls_hs, ['dtlsv1.2']},
+     {dtls_dgram, ['dtlsv1.2']}].
+
+is_dtls(Kind) -> lists:member(Kind, [dtls_hs, dtls_dgram]).
 
 version(gen_tcp, _) -> tcp;
 version(_, V) -> V.
@@ -494,7 +523,10 @@ rows() ->
         {"slices > 1 ms CPU", cpu, 'tlsv1.3', slice_over, none},
         {"longest slice us CPU", cpu, 'tlsv1.3', slice_max_us, none},
         {"NIF calls > 1 ms CPU", cpu, 'tlsv1.3', nif_over, {max, 0}},
-        {"slowest NIF call us CPU", cpu, 'tlsv1.3', nif_max_us, none}].
+        {"slowest NIF call us CPU", cpu, 'tlsv1.3', nif_max_us, none},
+        {"DTLS 1.2 handshakes/s", dtls_hs, 'dtlsv1.2', rate, none},
+        {"DTLS 1.2 kdatagrams/s", dtls_dgram, 'dtlsv1.2', k_rate, none},
+        {"  ack waits (200 ms)", dtls_dgram, 'dtlsv1.2', ack_waits, none}].
 
 -define(FMT, "~-24s ~19s ~19s ~19s ~19s ~8s ~8s  ~-25s ~s~n").
 
@@ -515,8 +547,8 @@ print_table(Results, Opts) ->
     {T1, V1} = target({max, 0}, undefined, lists:nth(2, Over), undefined, Opts),
     io:format(?FMT, ["long_schedule > 1 ms" | [cell(X) || X <- Over] ++ ["", "", "", T1, V1]]),
     io:format(?FMT, ["worst long_schedule ms" | [cell(X) || X <- Worst] ++ ["", "", "", "", ""]]),
-    io:format("(each cell of the bulk, handshake, ping-pong and memory rows: the median of ~b runs "
-              "(min-max); gen_tcp: one plain-TCP figure shown in the TLS 1.3 and 1.2 rows; OpenSSL: "
+    io:format("(each cell of the bulk, handshake, ping-pong, memory and DTLS rows: the median of ~b "
+              "runs (min-max); gen_tcp: one plain-TCP figure shown in the TLS 1.3 and 1.2 rows; OpenSSL: "
               "OpenSSL alone, bench/c/openssl_hs.c; \"-\" = not measured, \"err\" = failed, see the "
               "lines above the table; ping-pong, memory and scale rows: lower is better, and so is "
               "the ratio; pp target: PASS = <= ssl, PASS+goal = also <= 1.2x gen_tcp)~n",

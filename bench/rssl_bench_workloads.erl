@@ -6,7 +6,7 @@
 
 -export([switches/0,
          measure/2, bulk/4, handshakes/4, handshakes_concurrent/5, ping_pong/5, memory/4,
-         scale/5, secs/1]).
+         scale/5, secs/1, dtls_handshakes/4, dtls_datagrams/4]).
 
 -define(CHUNK, 65536).
 -define(T, 30000).
@@ -14,6 +14,13 @@
 -define(SCALE_WINDOW, 16).
 %% The N of {active, N} in the active_n ping-pong.
 -define(ACTIVE_N, 100).
+%% DTLS datagrams: this many bytes of plaintext each, this many per batch,
+%% and how long the client waits for a batch's ack before it sends the
+%% next batch anyway (UDP may lose the batch's last datagram or the ack).
+-define(DGRAM, 1024).
+-define(WINDOW, 32).
+-define(ACK_WAIT, 200).
+-define(RECBUF, 212992).
 
 measure(#{kind := bulk, mod := M, version := V, mb := MiB}, Tls) ->
     bulk(M, V, Tls, MiB * 1048576);
@@ -30,7 +37,11 @@ measure(#{kind := pp_n, mod := M, version := V, pp_secs := Secs}, Tls) ->
 measure(#{kind := memory, mod := M, version := V, conns := N}, Tls) ->
     memory(M, V, Tls, N);
 measure(#{kind := scale, mod := M, version := V, scale := N, rounds := Rounds}, Tls) ->
-    scale(M, V, Tls, N, Rounds).
+    scale(M, V, Tls, N, Rounds);
+measure(#{kind := dtls_hs, mod := M, version := V, hs_secs := Secs}, Tls) ->
+    dtls_handshakes(M, V, Tls, Secs);
+measure(#{kind := dtls_dgram, mod := M, version := V, dgram_secs := Secs}, Tls) ->
+    dtls_datagrams(M, V, Tls, Secs).
 
 bulk(M, V, Tls, Total) ->
     Parent = self(),
@@ -617,6 +628,198 @@ percentile([{V, C} | Rest], Want, Seen) ->
 
 secs(Native) ->
     max(1, erlang:convert_time_unit(Native, native, microsecond)) / 1.0e6.
+%%% DTLS -----------------------------------------------------------------------
+
+%% Sequential full DTLS handshakes per second (with the cookie exchange:
+%% ClientHello, HelloVerifyRequest, ClientHello again, ...): connect +
+%% close by one client process. The server: an acceptor process that
+%% hands each peer to a new process (handshake, the client's close, close)
+%% and calls transport_accept/2 again at once: OTP 25's DTLS listener
+%% drops a ClientHello that comes while no transport_accept/2 waits (its
+%% client then waits for its 1 s retransmission), and takes any datagram
+%% of a peer whose server end is gone for a new peer. OTP's DTLS
+%% transport_accept/2 ignores its timeout: the acceptor stops when close/1
+%% of the listen socket answers it `closed'.
+dtls_handshakes(M, V, Tls, Secs) ->
+    Parent = self(),
+    {ok, L} = M:listen(0, dtls_server_opts(V, Tls)),
+    Port = port(M, L),
+    Acceptor = spawn_link(fun() -> dtls_accept_loop(M, L, Parent, 0, 0) end),
+    ok = wait_accepting(Acceptor),
+    COpts = dtls_client_opts(V),
+    {ok, C0} = connect(M, Port, COpts),
+    Info = suite_info(M, C0),
+    ok = M:close(C0),
+    Deadline = erlang:monotonic_time(millisecond) + Secs * 1000,
+    T0 = erlang:monotonic_time(),
+    N = dtls_connect_loop(M, Port, COpts, Deadline, 0),
+    T1 = erlang:monotonic_time(),
+    ok = M:close(L),
+    {Accepted, Failed} = receive {Acceptor, accepted, Ok, F} -> {Ok, F}
+                         after 2 * ?T -> error(acceptor_not_done)
+                         end,
+    {ok, #{rate => N / secs(T1 - T0)},
+     io_lib:format("~s; ~b handshakes, the server's ~b (~b failed)", [Info, N, Accepted, Failed])}.
+
+dtls_connect_loop(M, Port, COpts, Deadline, N) ->
+    case erlang:monotonic_time(millisecond) < Deadline of
+        true ->
+            {ok, C} = connect(M, Port, COpts),
+            ok = M:close(C),
+            dtls_connect_loop(M, Port, COpts, Deadline, N + 1);
+        false ->
+            N
+    end.
+
+%% Workers: the handshake processes started; Failed: failed accepts.
+%% Reports the handshakes done and failed once the listener is closed.
+dtls_accept_loop(M, L, Parent, Workers, Failed) ->
+    case M:transport_accept(L, ?T) of
+        {ok, T} ->
+            _ = spawn_monitor(fun() -> dtls_serve_one(M, T) end),
+            dtls_accept_loop(M, L, Parent, Workers + 1, Failed);
+        {error, closed} ->
+            {Ok, HsFailed} = tally(Workers, 0, 0),
+            Parent ! {self(), accepted, Ok, Failed + HsFailed};
+        {error, timeout} ->
+            dtls_accept_loop(M, L, Parent, Workers, Failed);
+        {error, _} ->
+            dtls_accept_loop(M, L, Parent, Workers, Failed + 1)
+    end.
+
+%% The handshake, then the client's close before this end's: a datagram
+%% of the client (its close_notify) that came once the server's end had
+%% gone would look like a new peer to OTP's listener, one more handshake
+%% to fail at its timeout.
+dtls_serve_one(M, T) ->
+    case M:handshake(T, ?T) of
+        {ok, S} ->
+            _ = M:recv(S, 0, ?T),
+            _ = M:close(S);
+        {error, Reason} ->
+            exit({handshake, Reason})
+    end.
+
+%% The handshake processes' ends: {Ok, Failed} (one not ended in time
+%% counts as failed).
+tally(0, Ok, Failed) ->
+    {Ok, Failed};
+tally(Left, Ok, Failed) ->
+    receive
+        {'DOWN', _, process, _, normal} -> tally(Left - 1, Ok + 1, Failed);
+        {'DOWN', _, process, _, _} -> tally(Left - 1, Ok, Failed + 1)
+    after ?T ->
+        {Ok, Failed + Left}
+    end.
+
+%% Until Pid waits in a receive (its transport_accept/2), for at most ?T.
+wait_accepting(Pid) ->
+    wait_accepting(Pid, erlang:monotonic_time(millisecond) + ?T).
+
+wait_accepting(Pid, Deadline) ->
+    case process_info(Pid, status) of
+        {status, waiting} ->
+            ok;
+        _ ->
+            case erlang:monotonic_time(millisecond) < Deadline of
+                true -> timer:sleep(1), wait_accepting(Pid, Deadline);
+                false -> error(not_accepting)
+            end
+    end.
+
+%% Datagrams per second one way over one DTLS connection, counted where
+%% they arrive: the client sends batches of ?WINDOW datagrams of ?DGRAM
+%% bytes; the server reads each (passive recv(S, 0): one record, one
+%% datagram) and answers a batch's last datagram with an ack holding how
+%% many datagrams it has received in all. The rate is that count at the
+%% last ack divided by the time from the first send to that ack. A batch
+%% whose last datagram or ack is lost costs a wait of ?ACK_WAIT ms, then
+%% the next batch goes: the waits are counted (`ack_waits'), and the
+%% detail line gives datagrams sent and received.
+dtls_datagrams(M, V, Tls, Secs) ->
+    Parent = self(),
+    {ok, L} = M:listen(0, dtls_server_opts(V, Tls)),
+    Port = port(M, L),
+    Server = spawn_link(fun() ->
+                                {ok, S} = accept(M, L),
+                                Received = dgram_sink(M, S, Parent, 0),
+                                _ = M:close(S),
+                                Parent ! {self(), received, Received}
+                        end),
+    ok = wait_accepting(Server),
+    {ok, C} = connect(M, Port, dtls_client_opts(V)),
+    Info = suite_info(M, C),
+    Pad = binary:copy(<<"d">>, ?DGRAM - 6),
+    Deadline = erlang:monotonic_time(millisecond) + Secs * 1000,
+    T0 = erlang:monotonic_time(),
+    {Batches, {Acked, TAck, Waits}} = dgram_batches(M, C, Pad, 1, Deadline, {0, T0, 0}),
+    ok = M:close(C),
+    Server ! {Parent, stop},
+    Received = receive {Server, received, R} -> R after ?T -> error(server_not_done) end,
+    ok = M:close(L),
+    Sent = Batches * ?WINDOW,
+    Rate = Acked / secs(TAck - T0),
+    {ok, #{rate => Rate, k_rate => Rate / 1000, ack_waits => Waits},
+     io_lib:format("~s; ~b-byte datagrams, ~b per batch: ~b sent, ~b received (~.2f% lost), "
+                   "~b acked, ~b ack waits of ~b ms",
+                   [Info, ?DGRAM, ?WINDOW, Sent, Received, 100 * (Sent - Received) / max(1, Sent),
+                    Acked, Waits, ?ACK_WAIT])}.
+
+%% Batches until Deadline; returns the batches sent and {datagrams the
+%% last ack counted, when it came, ack waits}.
+dgram_batches(M, C, Pad, Batch, Deadline, {Acked, TAck, Waits} = Acc) ->
+    case erlang:monotonic_time(millisecond) < Deadline of
+        true ->
+            _ = [ok = M:send(C, <<Batch:32, I:16, Pad/binary>>) || I <- lists:seq(1, ?WINDOW)],
+            Until = erlang:monotonic_time(millisecond) + ?ACK_WAIT,
+            case await_ack(M, C, Batch, Until) of
+                {ok, N} ->
+                    dgram_batches(M, C, Pad, Batch + 1, Deadline,
+                                  {N, erlang:monotonic_time(), Waits});
+                timeout ->
+                    dgram_batches(M, C, Pad, Batch + 1, Deadline, {Acked, TAck, Waits + 1})
+            end;
+        false ->
+            {Batch - 1, Acc}
+    end.
+
+%% The ack of Batch; an ack of an earlier batch (one given up on) is late
+%% and skipped.
+await_ack(M, C, Batch, Until) ->
+    case M:recv(C, 0, max(0, Until - erlang:monotonic_time(millisecond))) of
+        {ok, <<Batch:32, N:32>>} -> {ok, N};
+        {ok, <<_Earlier:32, _:32>>} -> await_ack(M, C, Batch, Until);
+        {error, timeout} -> timeout
+    end.
+
+%% Counts the datagrams that arrive and acks each batch's last one, until
+%% the client closes (or, its close_notify lost, the parent says stop).
+dgram_sink(M, S, Parent, N) ->
+    case M:recv(S, 0, 500) of
+        {ok, <<Batch:32, ?WINDOW:16, _/binary>>} ->
+            ok = M:send(S, <<Batch:32, (N + 1):32>>),
+            dgram_sink(M, S, Parent, N + 1);
+        {ok, _} ->
+            dgram_sink(M, S, Parent, N + 1);
+        {error, timeout} ->
+            receive {Parent, stop} -> N after 0 -> dgram_sink(M, S, Parent, N) end;
+        {error, _} ->
+            N
+    end.
+
+%% The same options for ssl and rssl: the TLS rows' certificate, DTLS 1.2
+%% only, no session reuse (every handshake a full one), a receive buffer
+%% of 208 KiB (rssl's default; with gen_udp's, OTP's listener socket lost
+%% about a third of the datagrams of a batch here, in the kernel:
+%% RcvbufErrors).
+dtls_server_opts(V, Tls) -> dtls_opts(V) ++ Tls.
+
+dtls_client_opts(V) -> dtls_opts(V) ++ [{verify, verify_none}].
+
+dtls_opts(V) ->
+    [{protocol, dtls}, binary, {active, false}, {versions, [V]}, {reuse_sessions, false},
+     {recbuf, ?RECBUF}].
+
 %%% The three modules behind one interface ---------------------------------
 
 server_opts(gen_tcp, _V, _Tls) -> [{backlog, 128} | base_opts()];

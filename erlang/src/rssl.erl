@@ -476,6 +476,8 @@ recv(_, _, _) ->
 %%% Closing and ownership -------------------------------------------------
 
 -spec close(sslsocket()) -> ok | {error, reason()}.
+close(#sslsocket{listen = #listen{transport = {rssl_dtls, _}}} = L) ->
+    rssl_dtls:close(L);
 close(#sslsocket{listen = #listen{tcp = LSock}}) ->
     gen_tcp:close(LSock);
 close(Socket) when ?IS_CONN(Socket) ->
@@ -612,6 +614,9 @@ shutdown(_, _) ->
 -spec controlling_process(sslsocket(), pid()) -> ok | {error, reason()}.
 controlling_process(Socket, Pid) when ?IS_CONN(Socket), is_pid(Pid) ->
     rssl_nif:controlling_process(Socket, Pid);
+controlling_process(#sslsocket{listen = #listen{transport = {rssl_dtls, _}}} = L, Pid)
+  when is_pid(Pid) ->
+    rssl_dtls:controlling_process(L, Pid);
 controlling_process(#sslsocket{listen = #listen{tcp = LSock}}, Pid) when is_pid(Pid) ->
     gen_tcp:controlling_process(LSock, Pid);
 controlling_process(_, _) ->

@@ -25,7 +25,8 @@
 %% (`packet', `header', `packet_size'), which OTP's DTLS refuses too.
 -module(rssl_dtls).
 
--export([is_dtls/1, connect/4, listen/2, transport_accept/2]).
+-export([is_dtls/1, connect/4, listen/2, transport_accept/2, controlling_process/2,
+         close/1]).
 
 -include("rssl_socket.hrl").
 
@@ -159,19 +160,23 @@ transport_accept(#sslsocket{listen = #listen{config = Config, emulated = Cell, t
     after Timeout ->
             %% The listener answers the cancel; a peer handed over before
             %% it saw the cancel is dropped (it retransmits, and comes back).
+            %% A listener found gone here was closed (a 'DOWN' can come
+            %% after a zero timeout even when it had stopped before).
             Pid ! {cancel, Ref},
-            receive
-                {Ref, cancelled} -> ok;
-                {'DOWN', Ref, process, Pid, _} -> ok
-            end,
+            Result = receive
+                         {Ref, cancelled} -> {error, timeout};
+                         {'DOWN', Ref, process, Pid, _} -> {error, closed}
+                     end,
             receive {Ref, {ok, Udp, _}} -> gen_udp:close(Udp) after 0 -> ok end,
             demonitor(Ref, [flush]),
-            {error, timeout}
+            Result
     end.
 
 %% The listener process opens the UDP socket (it is its owner: the
 %% datagrams come to it) and serves until the socket is closed
-%% (rssl:close/1 closes the port) or the process that listened exits.
+%% (rssl:close/1 closes the port), whichever processes exit meanwhile: an
+%% OTP 25 DTLS listen socket belongs to no process either (see
+%% controlling_process/2).
 start_listener(Port, Inet, Config) ->
     Owner = self(),
     {Pid, Ref} = spawn_monitor(fun() -> listener_init(Owner, Port, Inet, Config) end),
@@ -188,9 +193,8 @@ listener_init(Owner, Port, Inet, Config) ->
             {ok, {Ip, LPort}} = inet:sockname(Udp),
             Family = case tuple_size(Ip) of 4 -> inet; 8 -> inet6 end,
             erlang:monitor(port, Udp),
-            OwnerRef = monitor(process, Owner),
             Owner ! {self(), {ok, Udp}},
-            listener_loop(#{udp => Udp, config => Config, owner => OwnerRef,
+            listener_loop(#{udp => Udp, config => Config,
                             local => {Family, Ip, LPort}, inet => Inet,
                             secret => crypto:strong_rand_bytes(32),
                             hellos => queue:new(), accepters => queue:new()});
@@ -206,7 +210,7 @@ open_listener(Port, Opts) ->
         _:badarg -> {error, {options, {socket_options, Opts}}}
     end.
 
-listener_loop(#{udp := Udp, owner := OwnerRef} = St) ->
+listener_loop(#{udp := Udp} = St) ->
     receive
         {udp, Udp, Ip, Port, Datagram} ->
             listener_loop(handle_datagram(Ip, Port, Datagram, St));
@@ -223,9 +227,6 @@ listener_loop(#{udp := Udp, owner := OwnerRef} = St) ->
             end,
             listener_loop(St#{accepters := Accepters});
         {'DOWN', _, port, Udp, _} ->
-            listener_stop(St);
-        {'DOWN', OwnerRef, process, _, _} ->
-            _ = gen_udp:close(Udp),
             listener_stop(St);
         _ ->
             listener_loop(St)
@@ -326,3 +327,25 @@ versions(Options) ->
         Opt ->
             throw({options, Opt})
     end.
+
+%% @doc rssl:controlling_process/2 on a DTLS listen socket: `ok', changing
+%% nothing, as OTP 25's ssl answers for its DTLS listen sockets (to any
+%% caller, for any pid, even once closed): the listener belongs to no
+%% process, serves whoever calls transport_accept/2, and lives until
+%% close/1, whichever processes exit. The connections it hands out have
+%% owners as TLS ones do.
+-spec controlling_process(rssl:sslsocket(), pid()) -> ok.
+controlling_process(#sslsocket{listen = #listen{transport = {?MODULE, _}}}, Pid)
+  when is_pid(Pid) ->
+    ok.
+
+%% @doc rssl:close/1 on a DTLS listen socket, from any process: closes the
+%% UDP port and returns once the listener has stopped, so that a
+%% transport_accept/2 after it answers `{error, closed}' at once, as OTP's
+%% (whose close is a call to its listener).
+-spec close(rssl:sslsocket()) -> ok.
+close(#sslsocket{listen = #listen{tcp = Udp, transport = {?MODULE, Pid}}}) ->
+    Ref = monitor(process, Pid),
+    ok = gen_udp:close(Udp),
+    %% The listener stops on the port's 'DOWN' (listener_loop/1).
+    receive {'DOWN', Ref, process, Pid, _} -> ok end.

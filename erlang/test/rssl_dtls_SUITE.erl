@@ -31,14 +31,16 @@
          many_peers_one_port/1, spoofed_address_gets_no_state/1,
          silent_peer_dropped/1, listener_close/1, bad_listen_options/1,
          openssl_s_client/1,
-         lossy_handshake_and_replays/1, rssl_both_lossy/1]).
+         lossy_handshake_and_replays/1, rssl_both_lossy/1,
+         listen_controlling_process/1, listen_socket_outlives_its_owner/1]).
 
 suite() -> [{timetrap, {seconds, 60}}].
 
 all() -> [{group, as_client}, {group, as_server}, retransmits_then_times_out,
           bad_options, openssl_s_server, many_peers_one_port,
           spoofed_address_gets_no_state, silent_peer_dropped, listener_close,
-          bad_listen_options, openssl_s_client].
+          bad_listen_options, openssl_s_client, listen_controlling_process,
+          listen_socket_outlives_its_owner].
 
 groups() ->
     Cases = [echo_passive, one_message_per_send, large_send, active_modes,
@@ -781,3 +783,86 @@ with_cookie(<<22, Version:16, Epoch:16, _Seq:48, _RecLen:16,
     BodyLen = byte_size(Body),
     Msg = <<1, BodyLen:24, 1:16, 0:24, BodyLen:24, Body/binary>>,
     <<22, Version:16, Epoch:16, 1:48, (byte_size(Msg)):16, Msg/binary>>.
+
+%%% Listen socket ownership ---------------------------------------------------
+
+%% controlling_process/2 on a DTLS listen socket answers ok as OTP 25's
+%% does: from the process that listened, from any other, for a process
+%% that is gone, once closed. An OTP DTLS listen socket belongs to no
+%% process; the listener serves on after all of those processes exit.
+listen_controlling_process(Config) ->
+    Pki = proplists:get_value(pki, Config),
+    {ok, L} = ?M:listen(0, server_opts(Pki)),
+    Parent = self(),
+    Other = spawn_link(fun() ->
+                               receive {give, To} -> Parent ! {self(), ?M:controlling_process(L, To)} end,
+                               receive stop -> ok end
+                       end),
+    ?assertEqual(ok, ?M:controlling_process(L, Other)),
+    Other ! {give, Parent},
+    receive {Other, R} -> ?assertEqual(ok, R) after ?T -> ct:fail(no_answer) end,
+    ?assertEqual(ok, ?M:controlling_process(L, self())),
+    ?assertEqual(ok, ?M:controlling_process(L, gone())),
+    ok = stop(Other),
+    ok = serves(L, Pki),
+    ok = ?M:close(L),
+    ?assertEqual(ok, ?M:controlling_process(L, self())),
+    ?assertEqual({error, closed}, ?M:transport_accept(L, 0)).
+
+%% A DTLS listen socket lives until closed, as OTP 25's, whichever process
+%% listened: one whose opener gave it away and returned, and one whose
+%% opener was killed without giving it away, both serve on; close/1 from
+%% this process closes each (end_per_testcase: no port or descriptor left).
+listen_socket_outlives_its_owner(Config) ->
+    Pki = proplists:get_value(pki, Config),
+    Parent = self(),
+    Open = fun(GiveAway) ->
+                   {Opener, Ref} =
+                       spawn_monitor(fun() ->
+                                             {ok, L} = ?M:listen(0, server_opts(Pki)),
+                                             GiveAway andalso
+                                                 (ok = ?M:controlling_process(L, Parent)),
+                                             Parent ! {self(), L},
+                                             receive stop -> ok end
+                                     end),
+                   L = receive {Opener, Sock} -> Sock after ?T -> ct:fail(no_listen) end,
+                   case GiveAway of
+                       true -> Opener ! stop;
+                       false -> exit(Opener, kill)
+                   end,
+                   receive {'DOWN', Ref, process, Opener, _} -> L end
+           end,
+    [begin
+         L = Open(GiveAway),
+         ok = serves(L, Pki),
+         ok = ?M:close(L),
+         ?assertEqual({error, closed}, ?M:transport_accept(L, 0))
+     end || GiveAway <- [true, false]].
+
+%% Whether the listen socket L still serves: a peer's handshake through it
+%% and an echo, with an acceptor process of its own.
+serves(L, Pki) ->
+    {ok, {_, Port}} = ?M:sockname(L),
+    Acceptor = spawn_link(fun() ->
+                                  {ok, T} = ?M:transport_accept(L, ?T),
+                                  {ok, S} = ?M:handshake(T, ?T),
+                                  {ok, D} = ?M:recv(S, 0, ?T),
+                                  ok = ?M:send(S, D),
+                                  receive stop -> ok = ?M:close(S) end
+                          end),
+    {ok, C} = ?PEER:connect("localhost", Port, client_opts(Pki), ?T),
+    ok = ?PEER:send(C, <<"still there">>),
+    ?assertEqual({ok, <<"still there">>}, ?PEER:recv(C, 0, ?T)),
+    ok = ?PEER:close(C),
+    stop(Acceptor).
+
+%% Stops a process that waits for `stop', and waits until it is gone.
+stop(Pid) ->
+    Ref = monitor(process, Pid),
+    Pid ! stop,
+    receive {'DOWN', Ref, process, Pid, _} -> ok after ?T -> ct:fail({not_stopped, Pid}) end.
+
+%% A process that has exited.
+gone() ->
+    {Pid, Ref} = spawn_monitor(fun() -> ok end),
+    receive {'DOWN', Ref, process, Pid, _} -> Pid end.
