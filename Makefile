@@ -20,7 +20,7 @@ EXAMPLES   := client server event_server dtls_echo
 EXAMPLE_CFLAGS := -O2 -g -std=c11 -Wall -Wextra -Werror
 
 .PHONY: all lib nif erlang c examples install test test-rust test-c test-c-asan \
-	test-install test-erlang test-deps test-elixir-example fuzz-short fuzz-regressions soak demo bench bench-dtls bench-wakeups bench-dist header clean
+	test-install test-erlang test-deps test-elixir-example fuzz-short fuzz-regressions soak demo bench bench-dtls bench-wakeups bench-dist bench-heap-sites header clean
 
 all: lib nif erlang c
 
@@ -221,6 +221,19 @@ bench-dist: erlang
 	erlc -o $(BUILD)/bench bench/rssl_dist_bench.erl erlang/test/rssl_test_pki.erl
 	epmd -daemon
 	erl -noshell -pa $(ERL_EBIN) -pa $(BUILD)/bench -eval 'rssl_dist_bench:run(), halt().'
+
+# Where the memory of idle connections goes: N idle TLS 1.3 pairs in one VM
+# with every heap allocation recorded (bench/c/heap_sites.c, LD_PRELOAD), the
+# live ones summed per pair by owner (OpenSSL, rssl) and rssl function
+# (bench/rssl_heap_sites.erl). RSSL_HEAP_SITES_PAIRS=2000 make bench-heap-sites
+HEAP_SITES := $(BUILD)/bench/heap_sites
+bench-heap-sites: erlang
+	mkdir -p $(HEAP_SITES)
+	rm -f $(HEAP_SITES)/*
+	$(CC) $(EXAMPLE_CFLAGS) -shared -fPIC bench/c/heap_sites.c -o $(BUILD)/bench/heap_sites.so -ldl -lpthread
+	erlc -o $(BUILD)/bench bench/rssl_heap_sites.erl
+	HEAP_SITES_DIR=$(abspath $(HEAP_SITES)) LD_PRELOAD=$(abspath $(BUILD)/bench/heap_sites.so) \
+	  erl -noshell -pa $(ERL_EBIN) -pa $(BUILD)/bench -eval 'rssl_heap_sites:run(), halt().'
 
 # Regenerates the committed C header (a cargo test fails while it is stale).
 header:

@@ -425,7 +425,7 @@ impl<H: Host> Conn<H> {
     /// `close` because a send timed out with `send_timeout_close`: later
     /// sends answer `enotconn`.
     pub fn close_timed_out(&self, outbox: &mut dyn Outbox<H>) {
-        self.state.lock().after_close = Failure::Posix("enotconn");
+        self.state.lock().closed_on_send_timeout = true;
         self.close(outbox);
     }
 

@@ -113,12 +113,12 @@ impl<H: Host> State<H> {
         buf.as_mut()[..filled].copy_from_slice(&start[size..]);
         let header = start[..size].to_vec();
         self.plain.truncate(self.plain_scan);
-        self.direct = Some(Direct {
+        self.direct = Some(Box::new(Direct {
             buf,
             filled,
             len,
             header,
-        });
+        }));
         true
     }
 
@@ -170,7 +170,7 @@ impl<H: Host> State<H> {
         let failure = Failure::InvalidPacket(self.buffered().to_vec());
         self.discard_plain();
         self.incoming = Incoming::Ended {
-            failure: Some(failure.clone()),
+            failure: Some(Box::new(failure.clone())),
             told,
         };
         failure
@@ -182,7 +182,7 @@ impl<H: Host> State<H> {
         match &mut self.incoming {
             Incoming::Ended { failure, told } if !*told => {
                 *told = true;
-                failure.clone().unwrap_or(Failure::Closed)
+                failure.as_deref().cloned().unwrap_or(Failure::Closed)
             }
             _ => Failure::Closed,
         }

@@ -54,7 +54,11 @@ impl<H: Host> State<H> {
     /// peer's end told with exit_on_close).
     pub fn check_sendable(&self) -> Result<(), Failure> {
         if self.closed_by_user() {
-            return Err(self.after_close.clone());
+            return Err(if self.closed_on_send_timeout {
+                Failure::Posix("enotconn")
+            } else {
+                Failure::Closed
+            });
         }
         let peer_gone = self.end_told() && self.options.exit_on_close;
         if self.phase != Phase::Established

@@ -40,7 +40,8 @@ pub(super) enum Incoming {
     /// the end (a recv got it, or the owner its `ssl_closed`/`ssl_error`);
     /// reads after that say `closed`.
     Ended {
-        failure: Option<Failure>,
+        /// Boxed: a failure is large and an idle connection has none.
+        failure: Option<Box<Failure>>,
         told: bool,
     },
 }
@@ -96,12 +97,13 @@ pub(super) struct State<H: Host> {
     /// A large packet being decrypted straight into a buffer of its own.
     /// It comes after the whole packets in `plain`; nothing is decrypted
     /// into `plain` until it is delivered.
-    pub direct: Option<Direct<H::Buffer>>,
+    /// Boxed: rare, and an idle connection should stay small.
+    pub direct: Option<Box<Direct<H::Buffer>>>,
     pub waiters: Waiters<H::Waiter>,
     pub stats: Stats,
-    /// What a send answers once the user closed: `closed`, or `enotconn`
-    /// after a `send_timeout_close` close (as gen_tcp and OTP's ssl).
-    pub after_close: Failure,
+    /// The user's close came from `send_timeout_close`: a send answers
+    /// `enotconn` after it rather than `closed` (as gen_tcp and OTP's ssl).
+    pub closed_on_send_timeout: bool,
     /// DTLS: when the poller is due to check the handshake's retransmission
     /// timer (see datagram.rs).
     pub retransmit_at: Option<std::time::Instant>,
@@ -132,7 +134,7 @@ impl<H: Host> State<H> {
                 renegotiate: None,
             },
             stats: Stats::default(),
-            after_close: Failure::Closed,
+            closed_on_send_timeout: false,
             retransmit_at: None,
             reads_on_caller: false,
         }
@@ -154,7 +156,7 @@ impl<H: Host> State<H> {
     /// Why input ended, if it failed.
     pub fn failure(&self) -> Option<&Failure> {
         match &self.incoming {
-            Incoming::Ended { failure, .. } => failure.as_ref(),
+            Incoming::Ended { failure, .. } => failure.as_deref(),
             _ => None,
         }
     }
@@ -163,7 +165,7 @@ impl<H: Host> State<H> {
     pub fn end_input(&mut self, failure: Option<Failure>) {
         if !self.input_ended() {
             self.incoming = Incoming::Ended {
-                failure,
+                failure: failure.map(Box::new),
                 told: false,
             };
         }
@@ -174,7 +176,7 @@ impl<H: Host> State<H> {
     pub fn record_failure(&mut self, failure: Failure) {
         match &mut self.incoming {
             Incoming::Ended { failure: slot, .. } => {
-                slot.get_or_insert(failure);
+                slot.get_or_insert_with(|| Box::new(failure));
             }
             _ => self.end_input(Some(failure)),
         }

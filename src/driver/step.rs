@@ -172,7 +172,7 @@ impl<H: Host> State<H> {
             Incoming::Ended {
                 failure: Some(failure),
                 ..
-            } => Err(failure.clone()),
+            } => Err(Failure::clone(failure)),
             Incoming::Ended { .. } => Err(Failure::Closed),
             _ if !self.tls.renegotiation_pending() => Ok(()),
             _ => return,
@@ -188,7 +188,7 @@ impl<H: Host> State<H> {
         // The alert (if any) goes out before the socket is released.
         let _ = self.flush();
         self.incoming = Incoming::Ended {
-            failure: Some(failure.clone()),
+            failure: Some(Box::new(failure.clone())),
             told: true,
         };
         if let Some(w) = self.waiters.handshake.take() {

@@ -98,7 +98,8 @@ pub struct Connection {
     established: bool,
     /// Plaintext accepted by `write` but not yet encrypted (renegotiation in progress).
     pending_plain: Vec<u8>,
-    failure: Option<Error>,
+    /// Boxed: set once at most, and an idle connection should stay small.
+    failure: Option<Box<Error>>,
     /// 0-RTT (`early_data.rs`).
     pub(super) early: super::early_data::EarlyData,
     /// Traffic towards the next key update or renegotiation (`rekey.rs`).
@@ -212,7 +213,7 @@ impl Connection {
     /// Advances the handshake with whatever input is buffered.
     pub fn handshake(&mut self) -> Result<Progress, Error> {
         if let Some(err) = &self.failure {
-            return Err(err.clone());
+            return Err(Error::clone(err));
         }
         if self.established {
             return Ok(Progress::Done);
@@ -286,6 +287,14 @@ impl Connection {
         self.stream.get_mut().release_if_empty();
     }
 
+    /// Bytes of buffer capacity the connection holds itself (ciphertext
+    /// both ways, plaintext waiting on a handshake): 0 once it is idle and
+    /// its buffers were released. OpenSSL's own (`SSL_MODE_RELEASE_BUFFERS`)
+    /// are not counted.
+    pub fn retained_capacity(&self) -> usize {
+        self.stream.get_ref().capacity() + self.pending_plain.capacity()
+    }
+
     /// The transport has ended: no more ciphertext will come.
     pub fn receive_eof(&mut self) {
         self.stream.get_mut().eof = true;
@@ -342,7 +351,7 @@ impl Connection {
 
     fn read_uninit(&mut self, buf: &mut [MaybeUninit<u8>]) -> Result<ReadOutcome, Error> {
         if let Some(err) = &self.failure {
-            return Err(err.clone());
+            return Err(Error::clone(err));
         }
         super::renegotiation::reopen_if_due(self.ssl_mut(), Instant::now);
         let outcome = match self.stream.ssl_read_uninit(buf) {
@@ -362,7 +371,7 @@ impl Connection {
     /// Encrypts all of `data` into the output.
     pub fn write(&mut self, data: &[u8]) -> Result<(), Error> {
         if let Some(err) = &self.failure {
-            return Err(err.clone());
+            return Err(Error::clone(err));
         }
         if !self.pending_plain.is_empty() {
             self.pending_plain.extend_from_slice(data);
@@ -456,7 +465,7 @@ impl Connection {
     /// into the output; the rest happens as input is read.
     pub fn renegotiate(&mut self) -> Result<(), Error> {
         if let Some(err) = &self.failure {
-            return Err(err.clone());
+            return Err(Error::clone(err));
         }
         if !self.established || self.version() == Some(Version::Tls13) {
             return Err(Error::Option(
@@ -476,7 +485,7 @@ impl Connection {
     /// output; with `peer_too`, the peer is asked to update its keys too.
     pub fn update_keys(&mut self, peer_too: bool) -> Result<(), Error> {
         if let Some(err) = &self.failure {
-            return Err(err.clone());
+            return Err(Error::clone(err));
         }
         if !self.established || self.version() != Some(Version::Tls13) {
             return Err(Error::Option(
@@ -552,7 +561,7 @@ impl Connection {
             local: true,
             detail: "handshake canceled".into(),
         };
-        self.failure = Some(err.clone());
+        self.failure = Some(Box::new(err.clone()));
         Some(err)
     }
 
@@ -577,7 +586,7 @@ impl Connection {
             local: true,
             detail,
         };
-        self.failure = Some(err.clone());
+        self.failure = Some(Box::new(err.clone()));
         err
     }
 
@@ -590,7 +599,7 @@ impl Connection {
             local: true,
             detail: detail.into(),
         };
-        self.failure = Some(err.clone());
+        self.failure = Some(Box::new(err.clone()));
         err
     }
 
@@ -655,7 +664,7 @@ impl Connection {
             }
             (None, None) => Error::Internal(e.to_string()),
         };
-        self.failure = Some(err.clone());
+        self.failure = Some(Box::new(err.clone()));
         err
     }
 

@@ -16,8 +16,9 @@ pub struct Wire {
     pub eof: bool,
     /// Datagram mode (DTLS): the sizes of the datagrams queued each way,
     /// so that OpenSSL reads one datagram per read and each of its writes
-    /// goes out as one datagram.
-    datagrams: Option<Datagrams>,
+    /// goes out as one datagram. Boxed: TLS connections (most) have none,
+    /// and every connection keeps its wire as long as it lives.
+    datagrams: Option<Box<Datagrams>>,
 }
 
 #[derive(Default)]
@@ -33,7 +34,7 @@ impl Wire {
     /// A wire that keeps datagram boundaries (for DTLS).
     pub fn datagram() -> Wire {
         Wire {
-            datagrams: Some(Datagrams::default()),
+            datagrams: Some(Box::default()),
             ..Wire::default()
         }
     }
@@ -92,6 +93,11 @@ impl Wire {
             d.incoming.clear();
         }
         rest
+    }
+
+    /// Bytes of capacity both buffers hold (used or not).
+    pub fn capacity(&self) -> usize {
+        self.incoming.capacity() + self.outgoing.capacity()
     }
 
     pub fn incoming_len(&self) -> usize {

@@ -113,7 +113,9 @@ struct Exchange {
 /// funs, and their answers.
 #[derive(Default)]
 pub struct Mailbox {
-    exchange: Mutex<Exchange>,
+    /// Made by the first question: most connections never ask one, and
+    /// every connection keeps its mailbox as long as it lives.
+    exchange: Mutex<Option<Box<Exchange>>>,
 }
 
 static NEXT_CALL: AtomicU64 = AtomicU64::new(1);
@@ -134,7 +136,11 @@ pub fn during<R>(waiter: Option<&Waiter>, step: impl FnOnce() -> R) -> R {
     let result = step();
     CURRENT.with(|c| *c.borrow_mut() = previous);
     if let Some((pid, tag, mailbox)) = current {
-        let outgoing = mailbox.exchange.lock().outgoing.take();
+        let outgoing = mailbox
+            .exchange
+            .lock()
+            .as_mut()
+            .and_then(|e| e.outgoing.take());
         if let Some(out) = outgoing {
             send_question(&pid, tag, out);
         }
@@ -220,7 +226,8 @@ fn ask(saved: &Arc<Saved>, question: impl FnOnce() -> Question) -> Poll<Option<A
     let Some((_, _, mailbox)) = CURRENT.with(|c| c.borrow().clone()) else {
         return Poll::Ready(None);
     };
-    let mut exchange = mailbox.exchange.lock();
+    let mut slot = mailbox.exchange.lock();
+    let exchange = slot.get_or_insert_with(Box::default);
     if let Some(answer) = exchange.answer.take() {
         exchange.asked = None;
         return Poll::Ready(Some(answer));
@@ -496,10 +503,13 @@ fn decode_answer(answer: Term) -> Answer {
 #[rustler::nif]
 fn callback_reply<'a>(socket: Term<'a>, call: u64, answer: Term<'a>) -> NifResult<Atom> {
     let res = conn_of(socket)?;
-    let mut exchange = res.mailbox.exchange.lock();
+    let mut slot = res.mailbox.exchange.lock();
+    let Some(exchange) = slot.as_mut() else {
+        return Ok(atoms::ok()); // nothing was asked
+    };
     if exchange.asked == Some(call) && exchange.answer.is_none() {
         exchange.answer = Some(decode_answer(answer));
-        drop(exchange);
+        drop(slot);
         // The poller resumes the paused handshake.
         res.conn.kick();
     }

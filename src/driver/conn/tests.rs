@@ -298,6 +298,39 @@ fn active_peer_close_is_told_after_the_data() {
 }
 
 #[test]
+fn an_idle_connection_keeps_no_buffers() {
+    // Most of rssl's own memory per connection: once the data is delivered
+    // both ways and nothing waits, the driver frees its plaintext buffer
+    // and the engine's ciphertext buffers.
+    let (conn, events, mut peer) = established(Active::True);
+    let data = vec![5u8; 200_000];
+    peer.send(&data);
+    let mut got = 0;
+    while got < data.len() {
+        match next(&events) {
+            Event::Data(d) => got += d.len(),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let (to, _replies) = channel();
+    assert!(matches!(
+        conn.send(b"ack", || (0, to.clone())),
+        Ok(SendOutcome::Done)
+    ));
+    assert_eq!(peer.recv(3).0, b"ack");
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let s = conn.state.lock();
+        if s.plain.capacity() == 0 && s.tls.retained_capacity() == 0 {
+            break;
+        }
+        drop(s);
+        assert!(std::time::Instant::now() < deadline, "buffers kept");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
 fn every_waiting_sender_is_answered() {
     let (conn, _events, mut peer) = established(Active::False);
     let (to, replies) = channel();

@@ -293,6 +293,33 @@ fn wrong_host_name_fails_verification() {
 }
 
 #[test]
+fn idle_connections_release_their_buffers() {
+    // What an idle connection keeps is most of rssl's memory per
+    // connection: after the handshake and some data both ways, released
+    // buffers hold nothing.
+    for version in [Version::Tls12, Version::Tls13] {
+        let pki = test_pki();
+        let mut co = client_options(&pki);
+        co.versions = vec![version];
+        let (mut client, mut server) = pair(co, server_options(&pki), "localhost");
+        let (c, s) = handshake_pair(&mut client, &mut server);
+        assert_eq!((c, s), (Ok(Progress::Done), Ok(Progress::Done)));
+        client.write(&vec![7u8; 100_000]).unwrap();
+        shuttle(&mut client, &mut server);
+        let mut buf = vec![0u8; 65536];
+        while let ReadOutcome::Data(_) = server.read(&mut buf).unwrap() {}
+        server.write(b"pong").unwrap();
+        shuttle(&mut server, &mut client);
+        assert_eq!(client.read(&mut buf).unwrap(), ReadOutcome::Data(4));
+        assert!(client.retained_capacity() > 0 || server.retained_capacity() > 0);
+        for conn in [&mut client, &mut server] {
+            conn.release_buffers();
+            assert_eq!(conn.retained_capacity(), 0, "{version:?}");
+        }
+    }
+}
+
+#[test]
 fn end_of_stream_reads_as_closed() {
     let (_client, mut server) = established_pair(&test_pki());
     server.receive_eof();
