@@ -16,7 +16,7 @@ ERL_EBIN   := erlang/_build/default/lib/rssl/ebin
 # or at the same time.
 C_TARGET   := target/c
 VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
-EXAMPLES   := client server event_server
+EXAMPLES   := client server event_server dtls_echo
 EXAMPLE_CFLAGS := -O2 -g -std=c11 -Wall -Wextra -Werror
 
 .PHONY: all lib nif erlang c examples install test test-rust test-c test-c-asan \

@@ -13,6 +13,9 @@
 %%                   them, both sides waiting until the other is gone)
 %%   rpc rtt us      rpc:call(B, erlang, node, []) from A, the median of
 %%                   2000 calls
+%%   switches/rpc    context switches of both nodes' threads (voluntary
+%%                   and not, /proc/PID/task/*/status) during those calls,
+%%                   per call
 %%   64 KiB MB/s     a process on A sends 64 KiB binaries to a process on B
 %%                   as fast as the distribution takes them; from the first
 %%                   send to B's acknowledgement of the last message
@@ -51,14 +54,18 @@ measure(Carrier, OptFile, MiB) ->
     try
         Setup = median([setup_time(A, NodeA, B, NodeB) || _ <- lists:seq(1, 5)]),
         true = peer:call(A, net_kernel, connect_node, [NodeB]),
+        Pids = [peer:call(P, os, getpid, []) || P <- [A, B]],
+        Switches0 = switches(Pids),
         Rtt = median(peer:call(A, ?MODULE, rpc_rtt, [NodeB, 2000], 120000)),
+        Switches = (switches(Pids) - Switches0) / 2001,
         Big = peer:call(A, ?MODULE, stream, [NodeB, 65536, MiB * 16], 600000),
         Small = peer:call(A, ?MODULE, stream, [NodeB, 1024, MiB * 256], 600000),
-        R = #{setup => Setup / 1000, rtt => Rtt,
+        R = #{setup => Setup / 1000, rtt => Rtt, switches => Switches,
               mbps => 65536 * MiB * 16 / Big,             % bytes/us = MB/s
               rate => MiB * 256 * 1.0e6 / Small},
-        io:format("  ~-9w setup ~.2f ms, rpc ~.1f us, 64 KiB ~w MB/s, 1 KiB ~w msgs/s~n",
-                  [Carrier, maps:get(setup, R), Rtt, round(maps:get(mbps, R)), round(maps:get(rate, R))]),
+        io:format("  ~-9w setup ~.2f ms, rpc ~.1f us (~.1f switches), 64 KiB ~w MB/s, 1 KiB ~w msgs/s~n",
+                  [Carrier, maps:get(setup, R), Rtt, Switches, round(maps:get(mbps, R)),
+                   round(maps:get(rate, R))]),
         {Carrier, R}
     after
         peer:stop(A),
@@ -113,6 +120,23 @@ rpc_rtt(Node, N) ->
          (erlang:monotonic_time(nanosecond) - T0) / 1000
      end || _ <- lists:seq(1, N)].
 
+%% Context switches so far of every thread of the OS processes Pids.
+switches(Pids) ->
+    lists:sum([switches_of(Status) || Pid <- Pids,
+                                      Status <- filelib:wildcard("/proc/" ++ Pid ++ "/task/*/status")]).
+
+switches_of(Status) ->
+    case file:read_file(Status) of
+        {ok, Text} ->
+            lists:sum([binary_to_integer(string:trim(N))
+                       || Line <- binary:split(Text, <<"\n">>, [global]),
+                          [Key, N] <- [binary:split(Line, <<":">>)],
+                          Key =:= <<"voluntary_ctxt_switches">>
+                              orelse Key =:= <<"nonvoluntary_ctxt_switches">>]);
+        {error, _} ->
+            0 % a thread that ended meanwhile
+    end.
+
 %% Count messages of Size bytes to a sink on Node; microseconds from the
 %% first send to the sink's acknowledgement of the last.
 stream(Node, Size, Count) ->
@@ -140,6 +164,7 @@ sink(From, N) -> receive _ -> sink(From, N - 1) end.
 table(ByCarrier) ->
     Rows = [{"setup ms", setup, lower, 2.0},
             {"rpc rtt us", rtt, lower, 1.1},
+            {"switches/rpc", switches, none, none},
             {"64 KiB MB/s", mbps, higher, 0.5},
             {"1 KiB msgs/s", rate, higher, 0.9}],
     io:format("~n~-14s ~22s ~22s ~22s ~9s ~9s  ~-8s ~s~n",
@@ -153,6 +178,7 @@ table(ByCarrier) ->
      end || {Label, Key, Dir, Limit} <- Rows],
     ok.
 
+verdict(none, _, _) -> {"", ""};
 verdict(lower, Limit, Ratio) -> {io_lib:format("<= ~wx", [Limit]), pass(Ratio =< Limit)};
 verdict(higher, Limit, Ratio) -> {io_lib:format(">= ~wx", [Limit]), pass(Ratio >= Limit)}.
 

@@ -1,8 +1,9 @@
 #!/bin/sh
 # The example programs against each other and against openssl s_client:
-#   run_examples.sh EXAMPLES_DIR CERT_DIR (blocking|event)
+#   run_examples.sh EXAMPLES_DIR CERT_DIR (blocking|event|dtls)
 # blocking: examples/server with examples/client, one client at a time.
 # event:    examples/event_server with 20 clients at once plus s_client.
+# dtls:     examples/dtls_echo, its client and s_client -dtls1_2.
 set -eu
 ex=$1
 certs=$2
@@ -80,6 +81,37 @@ event)
     exec 3>&-
     wait "$client" || { echo "s_client $v failed"; cat "$tmp/s_client"; exit 1; }
   done
+  ;;
+dtls)
+  : > "$tmp/server.out"
+  "$ex/dtls_echo" server 0 "$certs/server.pem" "$certs/server.key" 3 > "$tmp/server.out" 2>&1 &
+  server=$!
+  wait_for '^listening on ' "$tmp/server.out" ||
+    { echo "server did not start"; cat "$tmp/server.out"; exit 1; }
+  port=$(sed -n 's/^listening on //p' "$tmp/server.out")
+  # The event-loop client: each line one datagram, each echoed.
+  printf 'first datagram\nsecond datagram\n' |
+    "$ex/dtls_echo" client localhost "$port" "$certs/ca.pem" > "$tmp/client" 2>&1 ||
+    { cat "$tmp/client"; exit 1; }
+  grep -q '^connected: dtlsv1.2' "$tmp/client" &&
+    grep -q '^echo: first datagram' "$tmp/client" &&
+    grep -q '^echo: second datagram' "$tmp/client" || { cat "$tmp/client"; exit 1; }
+  # A client that does not trust the server gives up on the handshake.
+  if echo x | "$ex/dtls_echo" client localhost "$port" "$certs/other_ca.pem" > "$tmp/err" 2>&1; then
+    echo "untrusted DTLS server accepted"; exit 1
+  fi
+  grep -q "unknown_ca\|certificate" "$tmp/err" || { cat "$tmp/err"; exit 1; }
+  # openssl s_client -dtls1_2 against the example server.
+  mkfifo "$tmp/s_client.in"
+  trap '' PIPE
+  "$openssl" s_client -connect "127.0.0.1:$port" -dtls1_2 -CAfile "$certs/ca.pem" \
+    -verify_return_error -brief < "$tmp/s_client.in" > "$tmp/s_client" 2>&1 &
+  client=$!
+  exec 3> "$tmp/s_client.in"
+  printf 'line from s_client\n' >&3
+  wait_for "^line from s_client" "$tmp/s_client" || { cat "$tmp/s_client"; exit 1; }
+  exec 3>&-
+  wait "$client" || { echo "s_client failed"; cat "$tmp/s_client"; exit 1; }
   ;;
 esac
 wait $server || { echo "server failed"; cat "$tmp/server.out"; exit 1; }

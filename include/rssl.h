@@ -10,7 +10,8 @@
  *            arguments say so); every _free function accepts NULL.
  * Panics     No Rust panic crosses into C: RSSL_PANIC (or NULL) instead.
  * Ownership  What a _new, _build, rssl_connect, rssl_connect_session,
- *            rssl_accept, rssl_conn_from_fd or rssl_listen call hands out
+ *            rssl_accept, rssl_conn_from_fd, rssl_listen or rssl_dtls_listen
+ *            call hands out
  *            belongs to the caller, who frees it with the matching _free
  *            (rssl_close also frees a connection). Data passed in is copied
  *            unless a function says otherwise; strings returned by
@@ -29,6 +30,15 @@
  *            and must not longjmp out.
  * Timeouts   timeout_ms < 0 (RSSL_INFINITY) waits forever; 0 does only what
  *            is possible at once.
+ * DTLS       rssl_config_builder_set_protocol(b, RSSL_PROTOCOL_DTLS) makes
+ *            a DTLS configuration: rssl_connect then uses UDP, rssl_accept
+ *            takes a rssl_dtls_listen listener, a send is one datagram and
+ *            a recv one record. A DTLS memory connection is fed one datagram
+ *            per rssl_conn_feed, gives its output one datagram at a time
+ *            (rssl_conn_next_datagram), and its event loop drives the
+ *            handshake's retransmission timer: wait at most
+ *            rssl_conn_retransmit_timeout, then call
+ *            rssl_conn_handle_retransmit_timeout and send what it queued.
  */
 
 #ifndef RSSL_H
@@ -42,6 +52,13 @@
  * Wait forever (for any `timeout_ms` argument).
  */
 #define RSSL_INFINITY -1
+
+/**
+ * The most a DTLS send or write may carry: one record, one datagram.
+ * A datagram above the path MTU (about 1400 bytes on most networks) is
+ * fragmented by IP, and lost whole if a fragment is.
+ */
+#define RSSL_DTLS_MAX_PLAINTEXT 16384
 
 /**
  * What a call did. `RSSL_OK` is 0; every other value is a failure whose
@@ -300,6 +317,14 @@ enum rssl_version
    * TLS 1.3 (0x0304).
    */
   RSSL_TLS1_3 = 772,
+  /**
+   * DTLS 1.0 (0xfeff), for `RSSL_PROTOCOL_DTLS` configurations.
+   */
+  RSSL_DTLS1_0 = 65279,
+  /**
+   * DTLS 1.2 (0xfefd), for `RSSL_PROTOCOL_DTLS` configurations.
+   */
+  RSSL_DTLS1_2 = 65277,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -364,6 +389,31 @@ typedef uint32_t rssl_npn_precedence;
 #endif // __cplusplus
 
 /**
+ * What a configuration's connections run over (OTP's `protocol` option).
+ */
+enum rssl_protocol
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * TLS over TCP (the default): versions `RSSL_TLS1_*`.
+   */
+  RSSL_PROTOCOL_TLS = 1,
+  /**
+   * DTLS over UDP: versions `RSSL_DTLS1_*`, one datagram per record.
+   */
+  RSSL_PROTOCOL_DTLS = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum rssl_protocol rssl_protocol;
+#else
+typedef uint32_t rssl_protocol;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A built configuration: immutable, and safe to use from many threads at
  * once. Connections keep what they need, so it may be freed while
  * connections made with it are still open. Its files were read when it was
@@ -386,7 +436,7 @@ typedef struct rssl_config_builder rssl_config_builder;
 typedef struct rssl_conn rssl_conn;
 
 /**
- * A listening TCP socket.
+ * A listening TCP socket, or a DTLS listener's UDP socket.
  */
 typedef struct rssl_listener rssl_listener;
 
@@ -745,14 +795,17 @@ rssl_result rssl_config_builder_set_depth(rssl_config_builder *builder, uint32_t
 rssl_result rssl_config_builder_set_fail_if_no_peer_cert(rssl_config_builder *builder, bool fail);
 
 /**
- * Enables every version from `min` to `max` (`RSSL_TLS1_*` values).
+ * Enables every version from `min` to `max` (`RSSL_TLS1_*` values, or
+ * `RSSL_DTLS1_*` ones for a DTLS configuration: see
+ * `rssl_config_builder_set_protocol`).
  */
 rssl_result rssl_config_builder_set_version_range(rssl_config_builder *builder,
                                                   uint16_t min,
                                                   uint16_t max);
 
 /**
- * Enables exactly the `count` versions in `versions` (`RSSL_TLS1_*`).
+ * Enables exactly the `count` versions in `versions` (`RSSL_TLS1_*`,
+ * or `RSSL_DTLS1_*` for a DTLS configuration).
  */
 rssl_result rssl_config_builder_set_versions(rssl_config_builder *builder,
                                              const uint16_t *versions,
@@ -935,6 +988,11 @@ void rssl_config_free(const rssl_config *config);
  * stopped connection (see `rssl_conn_hello_continue`); likewise
  * `RSSL_PAUSED` while an asynchronous callback has no answer yet
  * (go on with `rssl_handshake` on this thread).
+ *
+ * With a DTLS configuration: one UDP socket connected to the first
+ * address of `host`, and the handshake over it, retransmitting lost
+ * flights as OpenSSL's timer says; a server that never answers gives
+ * `RSSL_TIMEOUT` (at `timeout_ms`, or when OpenSSL gives up).
  */
 rssl_result rssl_connect(const rssl_config *config,
                          const char *host,
@@ -957,7 +1015,9 @@ rssl_result rssl_connect_session(const rssl_config *config,
                                  rssl_conn **conn_out);
 
 /**
- * Wraps an already connected stream socket `fd` in a connection that
+ * Wraps an already connected stream socket `fd` (a connected UDP
+ * socket for a DTLS configuration; the wrong kind is
+ * `RSSL_INVALID_ARGUMENT`) in a connection that
  * takes ownership of it (freeing the connection closes `fd`; on
  * failure the caller keeps it). The fd's flags are left as they are;
  * blocking or not, rssl's own calls wait only as their timeout says.
@@ -986,6 +1046,8 @@ rssl_result rssl_handshake(rssl_conn *conn, int32_t timeout_ms);
  * the socket to take them. On `RSSL_TIMEOUT` all of `data` has been
  * encrypted and what the socket has not taken yet stays queued: it goes
  * out first with the next rssl_send, rssl_recv or rssl_shutdown.
+ * On a DTLS connection `data` is one record in one datagram, at most
+ * `RSSL_DTLS_MAX_PLAINTEXT` bytes (`RSSL_INVALID_ARGUMENT`).
  */
 rssl_result rssl_send(rssl_conn *conn, const uint8_t *data, size_t len, int32_t timeout_ms);
 
@@ -994,7 +1056,12 @@ rssl_result rssl_send(rssl_conn *conn, const uint8_t *data, size_t len, int32_t 
  * for at least one; `*n_out` gets the count. Returns `RSSL_CLOSED`
  * once the peer has closed, `RSSL_TIMEOUT` when nothing came in time
  * (the connection stays usable), `RSSL_TLS_ALERT` when the peer sent a
- * fatal alert. `len` 0 returns `RSSL_OK` with 0 bytes.
+ * fatal alert. `len` 0 returns `RSSL_OK` with 0 bytes. On a DTLS
+ * connection each call returns one record, what the peer sent with
+ * one send (what does not fit in `buf` comes with the next call; a
+ * buffer of `RSSL_DTLS_MAX_PLAINTEXT` bytes takes any whole), and
+ * `RSSL_CLOSED` comes only with the peer's close_notify (UDP has no
+ * end of stream: a peer that vanished is a `RSSL_TIMEOUT`).
  */
 rssl_result rssl_recv(rssl_conn *conn, uint8_t *buf, size_t len, int32_t timeout_ms, size_t *n_out);
 
@@ -1006,7 +1073,7 @@ rssl_result rssl_recv(rssl_conn *conn, uint8_t *buf, size_t len, int32_t timeout
  * TLS 1.3 (use `rssl_update_keys`) or before the handshake; a peer
  * refusing it fails the connection with its alert (`RSSL_TLS_ALERT`)
  * or lets it time out (`RSSL_TIMEOUT`, a client ignoring a server's
- * request).
+ * request). Not on DTLS connections (`RSSL_INVALID_STATE`).
  */
 rssl_result rssl_renegotiate(rssl_conn *conn, int32_t timeout_ms);
 
@@ -1023,7 +1090,8 @@ rssl_result rssl_update_keys(rssl_conn *conn, bool peer_too, int32_t timeout_ms)
  * Sends close_notify (within `timeout_ms`) and ends our direction of
  * the socket. Receiving still works until the peer closes; sending
  * gives `RSSL_CLOSED`. The connection still needs `rssl_close` or
- * `rssl_conn_free`.
+ * `rssl_conn_free`. On a DTLS connection only close_notify is sent
+ * (a UDP socket has no direction to shut).
  */
 rssl_result rssl_shutdown(rssl_conn *conn, int32_t timeout_ms);
 
@@ -1053,6 +1121,54 @@ void rssl_conn_free(rssl_conn *conn);
  * timeout 0 tells). Do not read, write or close it.
  */
 rssl_result rssl_conn_fd(const rssl_conn *conn, int *fd_out);
+
+/**
+ * Chooses TLS over TCP (`RSSL_PROTOCOL_TLS`, the default) or DTLS over
+ * UDP (`RSSL_PROTOCOL_DTLS`, OTP's `{protocol, dtls}`) and enables
+ * that protocol's default versions (DTLS: 1.2 and 1.0, as OTP 25).
+ * Call it before setting versions. A DTLS configuration refuses the
+ * TLS 1.3 options (TLS 1.3 cipher suites, session tickets, early data,
+ * anti-replay: `RSSL_INVALID_OPTION`, here or at build) and TLS
+ * versions (`RSSL_INVALID_ARGUMENT`); its connections are made with
+ * `rssl_connect` (UDP), `rssl_accept` on a `rssl_dtls_listen`
+ * listener, `rssl_conn_from_fd` with a UDP socket, or `rssl_conn_new`.
+ */
+rssl_result rssl_config_builder_set_protocol(rssl_config_builder *builder, uint32_t protocol);
+
+/**
+ * DTLS memory connection: points `*data_out` at the first datagram
+ * waiting to be sent and stores its size in `*len_out` (0: none). Send
+ * it as one datagram, then drop it with `rssl_conn_consume_output(conn,
+ * len)` (also when it could not be sent: DTLS copes with lost
+ * datagrams). The bytes stay owned by the connection and valid until
+ * the next call on it. `rssl_conn_output` and `rssl_conn_take_output`
+ * refuse a DTLS connection (they would join datagrams).
+ */
+rssl_result rssl_conn_next_datagram(const rssl_conn *conn,
+                                    const uint8_t **data_out,
+                                    size_t *len_out);
+
+/**
+ * DTLS memory connection: how long until the handshake's
+ * retransmission timer runs out, in milliseconds rounded up (0: it
+ * has), or -1 when no timer runs (before the first step, once the
+ * handshake is done, or while nothing is awaited). Ask again after
+ * each call that may have moved the handshake on
+ * (`rssl_conn_handshake_step`, `rssl_conn_read`), and give the value
+ * to poll(2) or the event loop's timer. When it runs out, call
+ * `rssl_conn_handle_retransmit_timeout`.
+ */
+rssl_result rssl_conn_retransmit_timeout(const rssl_conn *conn, int32_t *timeout_ms_out);
+
+/**
+ * DTLS memory connection: the retransmission timer ran out. Queues the
+ * last flight again when it is due (then send the datagrams from
+ * `rssl_conn_next_datagram`; the timeout doubles each time); called
+ * early, it does nothing. `RSSL_TIMEOUT` once OpenSSL gives up (after
+ * 12 tries without an answer): the handshake has failed, and later
+ * steps return `RSSL_TIMEOUT` too.
+ */
+rssl_result rssl_conn_handle_retransmit_timeout(rssl_conn *conn);
 
 /**
  * Copies the text of this thread's last error into `buf`, e.g.
@@ -1262,12 +1378,26 @@ rssl_result rssl_listen(const char *host,
                         rssl_listener **listener_out);
 
 /**
+ * Listens for DTLS clients on UDP `host` (a name or address; NULL
+ * means every IPv4 address) and `port` (0 picks a free port, see
+ * `rssl_listener_port`), with SO_REUSEADDR (each verified peer gets a
+ * socket on the same port). Accept with `rssl_accept` and a DTLS
+ * server configuration. Fails with `RSSL_ADDRESS_IN_USE` when the
+ * port is taken without SO_REUSEADDR.
+ */
+rssl_result rssl_dtls_listen(const char *host, uint16_t port, rssl_listener **listener_out);
+
+/**
  * The port the listener is bound to.
  */
 rssl_result rssl_listener_port(const rssl_listener *listener, uint16_t *port_out);
 
 /**
- * The listening socket (non-blocking), still owned by the listener.
+ * The listening socket (non-blocking), still owned by the listener:
+ * poll it for readability before `rssl_accept` (a DTLS listener is
+ * readable when any datagram came, ClientHellos without a cookie
+ * included, so `rssl_accept` with timeout 0 may then give
+ * `RSSL_TIMEOUT`).
  */
 rssl_result rssl_listener_fd(const rssl_listener *listener, int *fd_out);
 
@@ -1281,6 +1411,14 @@ rssl_result rssl_listener_fd(const rssl_listener *listener, int *fd_out);
  * `*conn_out` owning the stopped connection; with an asynchronous
  * callback that has no answer yet, `RSSL_PAUSED` likewise (go on with
  * `rssl_handshake` on this thread).
+ *
+ * On a DTLS listener (`rssl_dtls_listen`, with a DTLS configuration):
+ * answers ClientHellos without a valid cookie with a
+ * HelloVerifyRequest and ignores other datagrams, until a ClientHello
+ * with one arrives; that peer gets its own UDP socket (connected to
+ * it, on the listener's port) and the handshake runs on it, all
+ * within `timeout_ms`. A peer that does not finish its handshake
+ * then fails the call, not the listener.
  */
 rssl_result rssl_accept(const rssl_listener *listener,
                         const rssl_config *config,
@@ -1289,6 +1427,7 @@ rssl_result rssl_accept(const rssl_listener *listener,
 
 /**
  * Closes the listening socket and frees the listener; NULL is ignored.
+ * (A DTLS listener's peers keep their own sockets.)
  * Accepted connections stay open.
  */
 void rssl_listener_free(rssl_listener *listener);
@@ -1306,7 +1445,8 @@ rssl_result rssl_conn_new(const rssl_config *config, const char *server_name, rs
 /**
  * Hands ciphertext received from the peer to the connection (all
  * `len` bytes are kept). Then call `rssl_conn_handshake_step` or
- * `rssl_conn_read`.
+ * `rssl_conn_read`. On a DTLS connection each call hands over exactly
+ * one datagram, whole (an empty one is ignored).
  */
 rssl_result rssl_conn_feed(rssl_conn *conn, const uint8_t *data, size_t len);
 
@@ -1324,7 +1464,9 @@ rssl_result rssl_conn_feed_eof(rssl_conn *conn);
  * asynchronous callback has no answer yet (step again on this thread
  * once it has),
  * `RSSL_CLOSED` when the stream ended, or the failure
- * (`RSSL_TLS_ALERT`: the alert is in the output).
+ * (`RSSL_TLS_ALERT`: the alert is in the output). A DTLS handshake
+ * also needs its retransmission timer driven
+ * (`rssl_conn_retransmit_timeout`).
  */
 rssl_result rssl_conn_handshake_step(rssl_conn *conn);
 
@@ -1332,13 +1474,18 @@ rssl_result rssl_conn_handshake_step(rssl_conn *conn);
  * Decrypts plaintext into `buf` (at most `len` bytes; `*n_out` gets
  * the count): `RSSL_OK` with at least one byte, `RSSL_WANT_READ` when
  * no complete record is buffered, `RSSL_CLOSED` once the peer closed.
+ * On a DTLS connection one call gives one record, the peer's write
+ * (what does not fit in `buf` comes with the next call: a buffer of
+ * `RSSL_DTLS_MAX_PLAINTEXT` bytes takes any record whole).
  * Reading may queue output (a TLS 1.3 key update answer): check
  * `rssl_conn_wants` after it.
  */
 rssl_result rssl_conn_read(rssl_conn *conn, uint8_t *buf, size_t len, size_t *n_out);
 
 /**
- * Encrypts all `len` bytes of `data` into the output.
+ * Encrypts all `len` bytes of `data` into the output. On a DTLS
+ * connection: one record in one datagram, at most
+ * `RSSL_DTLS_MAX_PLAINTEXT` bytes (`RSSL_INVALID_ARGUMENT`).
  */
 rssl_result rssl_conn_write(rssl_conn *conn, const uint8_t *data, size_t len);
 
@@ -1375,19 +1522,24 @@ rssl_result rssl_conn_close_notify(rssl_conn *conn);
  * Points `*data_out` at the ciphertext waiting to be sent and stores
  * its size in `*len_out` (0: nothing to send). The bytes stay owned by
  * the connection and valid until the next call on it; after sending
- * some, call `rssl_conn_consume_output`.
+ * some, call `rssl_conn_consume_output`. `RSSL_INVALID_STATE` on a
+ * DTLS connection: use `rssl_conn_next_datagram`.
  */
 rssl_result rssl_conn_output(const rssl_conn *conn, const uint8_t **data_out, size_t *len_out);
 
 /**
  * Drops the first `n` bytes of the output (they were sent).
- * `RSSL_INVALID_ARGUMENT` when `n` is more than the output holds.
+ * `RSSL_INVALID_ARGUMENT` when `n` is more than the output holds. On
+ * a DTLS connection `n` is the length of the datagram
+ * `rssl_conn_next_datagram` gave, which is dropped whole.
  */
 rssl_result rssl_conn_consume_output(rssl_conn *conn, size_t n);
 
 /**
  * Copies up to `len` bytes of the output into `buf` and drops them
  * from the output; `*n_out` gets the count (0: nothing to send).
+ * `RSSL_INVALID_STATE` on a DTLS connection (see
+ * `rssl_conn_next_datagram`).
  */
 rssl_result rssl_conn_take_output(rssl_conn *conn, uint8_t *buf, size_t len, size_t *n_out);
 

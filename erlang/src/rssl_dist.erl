@@ -5,11 +5,15 @@
 %% (the names and values `-ssl_dist_opt' takes). Without `versions' the
 %% connections use TLS 1.2, as inet_tls does in OTP 25.
 %%
-%% A connection is one controller process, which owns the rssl socket:
-%% packets arrive whole ({packet, 4} is framed by the NIF) as `{ssl, S,
-%% Data}' and go straight to erlang:dist_ctrl_put_data/2; what
+%% A connection is one controller process, which owns the rssl socket.
+%% After the distribution handshake it reads the socket itself: it waits
+%% in the VM's poll set (`{select, Watch, undefined, ready_input}'), then
+%% a NIF call reads and decrypts on its scheduler and returns the whole
+%% packets ({packet, 4} is framed by the NIF), which go straight to
+%% erlang:dist_ctrl_put_data/2; no other thread takes part. What
 %% erlang:dist_ctrl_get_data/1 returns goes straight to the NIF's send,
-%% which encrypts and writes it in the calling scheduler.
+%% which encrypts and writes it in the calling scheduler (rssl's poller
+%% thread writes only what the socket did not take at once).
 -module(rssl_dist).
 
 -export([childspecs/0, select/1, address/0, is_node_name/1,
@@ -369,41 +373,85 @@ handshaking(Tls) ->
             From ! {Ref, Tls},
             handshaking(Tls);
         {Ref, From, {handshake_complete, _Node, DHandle}} ->
-            ok = rssl:setopts(Tls, [{active, true}]),
+            %% Still passive: what the handshake left buffered is read
+            %% first, by the first read below.
+            Watch = case rssl_nif:dist_read_here(Tls) of
+                        {ok, W} -> W;
+                        {error, _} -> exit(connection_closed)
+                    end,
             From ! {Ref, ok},
             _ = erlang:dist_ctrl_set_opt(DHandle, get_size, true),
             ok = erlang:dist_ctrl_get_data_notification(DHandle),
-            running(Tls, DHandle);
+            read_input(Watch, DHandle),
+            running(Tls, Watch, DHandle);
         tick ->
             handshaking(Tls)
     after 2 * net_kernel:connecttime() ->
         exit(handshake_timeout)
     end.
 
-%% `{active, true}': what arrives is passed on at once, even while a send
-%% waits for the socket to drain, so two nodes sending to each other at
-%% full speed cannot block each other.
-running(Tls, DHandle) ->
+%% What arrives is read as soon as the socket is readable, even while a
+%% send waits for the socket to drain (wait_sent/4), so two nodes sending
+%% to each other at full speed cannot block each other. The poller tells
+%% the end only when a write finds the peer gone (`ssl_closed',
+%% `ssl_error'); reads tell it otherwise.
+running(Tls, Watch, DHandle) ->
     receive
-        {ssl, _, Data} ->
-            put_data(DHandle, Data),
-            running(Tls, DHandle);
+        {select, Watch, undefined, ready_input} ->
+            read_input(Watch, DHandle),
+            running(Tls, Watch, DHandle);
         dist_data ->
-            send_queued(Tls, DHandle),
-            running(Tls, DHandle);
+            send_queued(Tls, Watch, DHandle),
+            running(Tls, Watch, DHandle);
         tick ->
-            send(Tls, DHandle, 0, [<<>>]),
-            running(Tls, DHandle);
+            send(Tls, Watch, DHandle, 0, [<<>>]),
+            running(Tls, Watch, DHandle);
         {ssl_closed, _} ->
             exit(connection_closed);
         {ssl_error, _, Reason} ->
             exit({ssl_error, Reason});
         {Ref, From, socket} ->
             From ! {Ref, Tls},
-            running(Tls, DHandle);
+            running(Tls, Watch, DHandle);
         _ ->
-            running(Tls, DHandle)
+            running(Tls, Watch, DHandle)
     end.
+
+%% One read's packets go to the VM. A read that stopped at its budget
+%% puts a wake-up at the end of the mailbox rather than reading on, so
+%% sends and ticks queued meanwhile take their turn; one that found the
+%% socket empty has armed the watch again.
+read_input(Watch, DHandle) ->
+    case rssl_nif:dist_recv(Watch) of
+        {large, Packets} ->
+            put_all(DHandle, Packets),
+            read_done(rssl_nif:dist_recv_dirty(Watch), Watch, DHandle);
+        Result ->
+            read_done(Result, Watch, DHandle)
+    end.
+
+read_done({ok, Packets}, _Watch, DHandle) ->
+    put_all(DHandle, Packets);
+read_done({more, Packets}, Watch, DHandle) ->
+    put_all(DHandle, Packets),
+    self() ! {select, Watch, undefined, ready_input},
+    ok;
+read_done({large, Packets}, Watch, DHandle) ->
+    put_all(DHandle, Packets),
+    self() ! {select, Watch, undefined, ready_input},
+    ok;
+read_done({closed, Packets}, _Watch, DHandle) ->
+    put_all(DHandle, Packets),
+    exit(connection_closed);
+read_done({error, Reason, Packets}, _Watch, DHandle) ->
+    put_all(DHandle, Packets),
+    exit({ssl_error, Reason}).
+
+put_all(DHandle, [Data | Rest]) ->
+    put_data(DHandle, Data),
+    put_all(DHandle, Rest);
+put_all(_DHandle, []) ->
+    ok.
 
 %% An empty packet is a tick: it counts as received, there is nothing to put.
 %% The VM refuses data (badarg) once the connection is being taken down:
@@ -421,15 +469,15 @@ put_data(DHandle, Data) ->
 %% Batches bigger than this are encrypted on a dirty scheduler.
 -define(DIRTY_SEND, 262144).
 
-send_queued(Tls, DHandle) ->
+send_queued(Tls, Watch, DHandle) ->
     case collect(DHandle, 0, []) of
         {0, []} ->
             try erlang:dist_ctrl_get_data_notification(DHandle)
             catch error:badarg -> exit(connection_closed)
             end;
         {Size, Packets} ->
-            send(Tls, DHandle, Size, lists:reverse(Packets)),
-            send_queued(Tls, DHandle)
+            send(Tls, Watch, DHandle, Size, lists:reverse(Packets)),
+            send_queued(Tls, Watch, DHandle)
     end.
 
 collect(_DHandle, Size, Acc) when Size >= ?BATCH ->
@@ -443,9 +491,9 @@ collect(DHandle, Size, Acc) ->
     end.
 
 %% The NIF's send, as rssl:send/2 but for the wait: a send that finds the
-%% backlog high waits here for the socket to drain, taking in what arrives
+%% backlog high waits here for the socket to drain, reading what arrives
 %% meanwhile; the distribution has no send timeout (ticks find dead peers).
-send(Tls, DHandle, Size, Packets) ->
+send(Tls, Watch, DHandle, Size, Packets) ->
     Tag = erlang:unique_integer(),
     Result = case Size > ?DIRTY_SEND of
                  true -> rssl_nif:send_packets_dirty(Tls, Packets, Tag);
@@ -453,19 +501,19 @@ send(Tls, DHandle, Size, Packets) ->
              end,
     case Result of
         ok -> ok;
-        wait -> wait_sent(Tls, DHandle, Tag);
+        wait -> wait_sent(Watch, DHandle, Tag);
         {error, Reason} -> exit({send_error, Reason})
     end.
 
-wait_sent(Tls, DHandle, Tag) ->
+wait_sent(Watch, DHandle, Tag) ->
     receive
         {rssl_reply, Tag, ok} ->
             ok;
         {rssl_reply, Tag, {error, Reason}} ->
             exit({send_error, Reason});
-        {ssl, _, Data} ->
-            put_data(DHandle, Data),
-            wait_sent(Tls, DHandle, Tag);
+        {select, Watch, undefined, ready_input} ->
+            read_input(Watch, DHandle),
+            wait_sent(Watch, DHandle, Tag);
         {ssl_closed, _} ->
             exit(connection_closed);
         {ssl_error, _, Reason} ->

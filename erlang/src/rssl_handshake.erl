@@ -68,30 +68,42 @@ run(Socket, Deadline, Tls) ->
 
 %% handshake_continue/3: the handshake stopped after the hello goes on,
 %% with `Options' over those it had (a certificate for the name the client
-%% asked for, verification...), until `Deadline'. Only the process the
-%% hello was reported to can continue it: the handshake answers there.
+%% asked for, verification...), until `Deadline'. Any process may continue
+%% it, as with OTP: the caller becomes the one the handshake answers.
 -spec continue(rssl:sslsocket(), [rssl:tls_option()], deadline()) ->
           {ok, rssl:sslsocket()} | {error, term()}.
 continue(Socket, Options, Deadline) ->
-    case get({?MODULE, hello, Socket}) of
-        {Tag, Call, Tls = #{role := Role}} ->
-            case rssl_options:split(Role, Options) of
-                {ok, #{tls := Extra, emulated := Emulated}} ->
-                    case continue_answer(Role, Tls, Extra) of
-                        {ok, Answer, Tls1} ->
-                            erase({?MODULE, hello, Socket}),
-                            ok = rssl_nif:setopts(Socket, Emulated),
-                            rssl_nif:callback_reply(Socket, Call, Answer),
-                            await_handshake(Socket, Tag, Deadline, undefined, Tls1);
-                        Error ->
-                            Error
-                    end;
+    case rssl_nif:take_hello(Socket) of
+        {Call, Tls = #{role := Role}} ->
+            case continue_with(Socket, Call, Tls, rssl_options:split(Role, Options)) of
+                {ok, Tag, Tls1} ->
+                    await_handshake(Socket, Tag, Deadline, undefined, Tls1);
                 Error ->
+                    %% Bad options: the handshake stays stopped at the hello.
+                    rssl_nif:park_hello(Socket, {Call, Tls}),
                     Error
             end;
         undefined ->
             {error, einval}
     end.
+
+continue_with(Socket, Call, Tls = #{role := Role}, {ok, #{tls := Extra, emulated := Emulated}}) ->
+    case continue_answer(Role, Tls, Extra) of
+        {ok, Answer, Tls1} ->
+            Tag = erlang:unique_integer(),
+            case rssl_nif:handshake_rewait(Socket, Tag) of
+                ok ->
+                    ok = rssl_nif:setopts(Socket, Emulated),
+                    rssl_nif:callback_reply(Socket, Call, Answer),
+                    {ok, Tag, Tls1};
+                Error ->
+                    Error
+            end;
+        Error ->
+            Error
+    end;
+continue_with(_Socket, _Call, _Tls, Error) ->
+    Error.
 
 continue_answer(_Role, Tls, Extra) when map_size(Extra) =:= 0 ->
     {ok, default, Tls};
@@ -106,14 +118,21 @@ continue_answer(Role, Tls, Extra) ->
 %% user_canceled alert, and the connection is closed.
 -spec cancel(rssl:sslsocket()) -> ok | {error, term()}.
 cancel(Socket) ->
-    case erase({?MODULE, hello, Socket}) of
-        {Tag, Call, Tls} ->
-            rssl_nif:callback_reply(Socket, Call, reject),
-            %% The alert is out once the handshake has failed with it.
-            receive
-                {rssl_reply, Tag, {error, Reason}} -> rssl_logger:handshake_failed(Tls, Reason);
-                {rssl_reply, Tag, _} -> ok
-            after 5000 -> ok
+    case rssl_nif:take_hello(Socket) of
+        {Call, Tls} ->
+            Tag = erlang:unique_integer(),
+            case rssl_nif:handshake_rewait(Socket, Tag) of
+                ok ->
+                    rssl_nif:callback_reply(Socket, Call, reject),
+                    %% The alert is out once the handshake has failed with it.
+                    receive
+                        {rssl_reply, Tag, {error, Reason}} -> rssl_logger:handshake_failed(Tls, Reason);
+                        {rssl_reply, Tag, _} -> ok
+                    after 5000 -> ok
+                    end;
+                {error, _} ->
+                    %% The handshake had ended already (the peer left).
+                    ok
             end,
             rssl_nif:close(Socket),
             ok;
@@ -140,7 +159,7 @@ await_handshake(Socket, Tag, Deadline, Runner, Tls) ->
             %% {handshake, hello}: the handshake stays paused until
             %% continue/3 or cancel/1 answers.
             stop_runner(Runner),
-            put({?MODULE, hello, Socket}, {Tag, Call, Tls}),
+            ok = rssl_nif:park_hello(Socket, {Call, Tls}),
             {ok, Socket, rssl_hello:extensions(Hello, Tls)};
         {rssl_callback, Tag, Call, Request} ->
             Runner1 = case Runner of

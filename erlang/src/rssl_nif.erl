@@ -4,7 +4,7 @@
 %% Rust side returns otherwise.
 -module(rssl_nif).
 -export([config_new/1, config_cached/1, config_clear_cache/0,
-         adopt/7, pending_options/1, transport/1, set_config/3, handshake/2, send/3, send_dirty/3, recv/3, recv_cancel/2,
+         adopt/7, pending_options/1, park_hello/2, take_hello/1, handshake_rewait/2, transport/1, set_config/3, handshake/2, send/3, send_dirty/3, recv/3, recv_cancel/2,
          setopts/2, getopts/1, close/1, close_timed_out/1, live_connections/0,
          downgrade_detach/1, downgrade_feed/2, downgrade_release/1,
          session_save/1, session_lookup/1, shutdown/3, controlling_process/2,
@@ -12,6 +12,7 @@
          set_sockopts/2, get_sockopts/2, getstat/1, send_cancel/2,
          cell_new/1, cell_get/1, cell_set/2, callback_reply/3, prf/5, renegotiate/2, update_keys/2, notify_passive/1,
          send_packets/3, send_packets_dirty/3,
+         dist_read_here/1, dist_recv/1, dist_recv_dirty/1,
          dtls_check_hello/4]).
 -on_load(init/0).
 
@@ -46,6 +47,12 @@ adopt(_Fd, _Config, _Peer, _SocketOptions, _Pending, _Pump, _Initial) -> ?NIF.
 transport(_Socket) -> ?NIF.
 -spec pending_options(conn()) -> map() | undefined.
 pending_options(_Socket) -> ?NIF.
+-spec park_hello(conn(), term()) -> ok.
+park_hello(_Socket, _State) -> ?NIF.
+-spec take_hello(conn()) -> term().
+take_hello(_Socket) -> ?NIF.
+-spec handshake_rewait(conn(), integer()) -> ok | {error, term()}.
+handshake_rewait(_Socket, _Tag) -> ?NIF.
 -spec set_config(conn(), config(), map()) -> ok | {error, term()}.
 set_config(_Socket, _Config, _Peer) -> ?NIF.
 -spec handshake(conn(), integer()) -> ok | {error, term()}.
@@ -124,5 +131,13 @@ notify_passive(_Socket) -> ?NIF.
 send_packets(_Socket, _Packets, _Tag) -> ?NIF.
 -spec send_packets_dirty(conn(), [iodata()], integer()) -> ok | wait | {error, term()}.
 send_packets_dirty(_Socket, _Packets, _Tag) -> ?NIF.
+%% The distribution controller reads its socket itself (rssl_dist).
+-type dist_read() :: {ok | more | large | closed, [binary()]} | {error, term(), [binary()]}.
+-spec dist_read_here(conn()) -> {ok, reference()} | {error, term()}.
+dist_read_here(_Socket) -> ?NIF.
+-spec dist_recv(reference()) -> dist_read().
+dist_recv(_Watch) -> ?NIF.
+-spec dist_recv_dirty(reference()) -> dist_read().
+dist_recv_dirty(_Watch) -> ?NIF.
 -spec dtls_check_hello(config(), binary(), binary(), binary()) -> ok | {reply, binary()} | ignore.
 dtls_check_hello(_Config, _Secret, _Peer, _Datagram) -> ?NIF.

@@ -19,14 +19,16 @@
          init_per_testcase/2, end_per_testcase/2]).
 -export([server_extensions_as_ssl/1, client_extensions_as_ssl/1,
          server_continue_with_certificate/1, client_continue_with_verification/1,
-         server_cancel/1, client_cancel/1, continue_elsewhere_and_twice/1]).
+         server_cancel/1, client_cancel/1, continue_elsewhere_and_twice/1,
+         continue_from_another_process/1]).
 
 suite() -> [{timetrap, {seconds, 120}}].
 
 all() ->
     [server_extensions_as_ssl, client_extensions_as_ssl,
      server_continue_with_certificate, client_continue_with_verification,
-     server_cancel, client_cancel, continue_elsewhere_and_twice].
+     server_cancel, client_cancel, continue_elsewhere_and_twice,
+     continue_from_another_process].
 
 init_per_suite(Config) ->
     rssl_socket_lib:init_suite(?M, Config).
@@ -147,6 +149,35 @@ continue_elsewhere_and_twice(Config) ->
             ok
     end,
     exchange(?M, S, Client).
+
+%% Any process may continue or cancel a handshake stopped at the hello,
+%% as with OTP's ssl: the caller gets the result, the socket stays its
+%% owner's. Options the continuation refuses leave the handshake stopped
+%% (rssl only).
+continue_from_another_process(Config) ->
+    Pki = ?config(pki, Config),
+    V = 'tlsv1.3',
+    ServerOpts = server_opts(Pki, V, server) ++ [{handshake, hello}],
+    {_, S, Client} = server_hello(?M, ServerOpts, client_opts(Pki, V, ca)),
+    case ?M of
+        rssl ->
+            ?assertMatch({error, {options, _}},
+                         in_another_process(
+                           fun() -> rssl:handshake_continue(S, [{verify, bogus}], ?T) end));
+        _ ->
+            ok  % OTP 25's connection process crashes on them
+    end,
+    {ok, S} = in_another_process(fun() -> ?M:handshake_continue(S, [], ?T) end),
+    exchange(?M, S, Client),
+    {_, S2, Client2} = server_hello(?M, ServerOpts, client_opts(Pki, V, ca)),
+    ok = in_another_process(fun() -> ?M:handshake_cancel(S2) end),
+    ?assertMatch({error, {tls_alert, {user_canceled, _}}}, client_result(Client2)).
+
+in_another_process(Fun) ->
+    {Pid, Ref} = spawn_monitor(fun() -> exit({result, Fun()}) end),
+    receive {'DOWN', Ref, process, Pid, {result, Result}} -> Result
+    after ?T -> error(no_result)
+    end.
 
 %%% Helpers -----------------------------------------------------------------
 

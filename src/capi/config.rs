@@ -53,6 +53,8 @@ pub struct rssl_config_builder {
     /// The verify and SNI callbacks set are the asynchronous kind.
     pub(super) async_verify: bool,
     pub(super) async_sni: bool,
+    /// `RSSL_PROTOCOL_DTLS` was chosen: DTLS versions only (dtls.rs).
+    pub(super) dtls: bool,
 }
 
 /// A built configuration: immutable, and safe to use from many threads at
@@ -85,6 +87,7 @@ impl rssl_config_builder {
                 srp: None,
                 async_verify: false,
                 async_sni: false,
+                dtls: false,
             };
             *builder_out = Box::into_raw(Box::new(builder));
             RSSL_OK
@@ -350,7 +353,9 @@ impl rssl_config_builder {
         }
     }
 
-    /// Enables every version from `min` to `max` (`RSSL_TLS1_*` values).
+    /// Enables every version from `min` to `max` (`RSSL_TLS1_*` values, or
+    /// `RSSL_DTLS1_*` ones for a DTLS configuration: see
+    /// `rssl_config_builder_set_protocol`).
     #[no_mangle]
     pub unsafe extern "C" fn rssl_config_builder_set_version_range(
         builder: *mut rssl_config_builder,
@@ -363,6 +368,7 @@ impl rssl_config_builder {
             let (Some(lo), Some(hi)) = range else {
                 return error::invalid_argument(format!("unknown version in {min:#06x}..{max:#06x}"));
             };
+            try_result!(builder.protocol_versions(&[lo, hi]));
             if lo > hi {
                 return error::invalid_argument("minimum version above maximum");
             }
@@ -375,7 +381,8 @@ impl rssl_config_builder {
         }
     }
 
-    /// Enables exactly the `count` versions in `versions` (`RSSL_TLS1_*`).
+    /// Enables exactly the `count` versions in `versions` (`RSSL_TLS1_*`,
+    /// or `RSSL_DTLS1_*` for a DTLS configuration).
     #[no_mangle]
     pub unsafe extern "C" fn rssl_config_builder_set_versions(
         builder: *mut rssl_config_builder,
@@ -396,6 +403,7 @@ impl rssl_config_builder {
                     None => return error::invalid_argument(format!("unknown version {value:#06x}")),
                 }
             }
+            try_result!(builder.protocol_versions(&list));
             builder.options.versions = list;
             RSSL_OK
         }
@@ -427,6 +435,7 @@ impl rssl_config_builder {
         ffi_panic_boundary! {
             let builder = try_mut!(builder);
             let list = try_str!(list);
+            try_result!(builder.tls_only("rssl_config_builder_set_ciphersuites"));
             builder.options.ciphersuites = Some(list.into());
             RSSL_OK
         }
@@ -551,6 +560,7 @@ impl rssl_config_builder {
     ) -> rssl_result {
         ffi_panic_boundary! {
             let builder = try_mut!(builder);
+            try_result!(builder.tls_only("rssl_config_builder_set_session_tickets"));
             builder.options.session_tickets = count;
             RSSL_OK
         }
@@ -785,6 +795,7 @@ impl rssl_config_builder {
         ffi_panic_boundary! {
             let builder = try_ref!(builder);
             let config_out = try_mut!(config_out);
+            try_result!(builder.check_protocol());
             // Not the engine's shared cache: a C program builds a
             // configuration once and reuses it, and a rebuild after a
             // certificate rotation must read the new files.

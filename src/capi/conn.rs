@@ -50,6 +50,8 @@ pub struct rssl_conn {
     pub(super) want_read: bool,
     /// The hello extension last handed out by `rssl_conn_hello_extension`.
     pub(super) hello_data: Vec<u8>,
+    /// DTLS: OpenSSL gave up retransmitting the handshake (dtls.rs).
+    pub(super) gave_up: bool,
 }
 
 impl rssl_conn {
@@ -69,6 +71,7 @@ impl rssl_conn {
             tickets: Default::default(),
             want_read: false,
             hello_data: Vec::new(),
+            gave_up: false,
         }
     }
 
@@ -84,12 +87,23 @@ impl rssl_conn {
         Ok(())
     }
 
-    fn raw_fd(&self) -> RawFd {
+    pub(super) fn raw_fd(&self) -> RawFd {
         self.fd.as_ref().map_or(-1, |fd| fd.as_raw_fd())
     }
 
     pub(super) fn is_memory(&self) -> bool {
         self.fd.is_none()
+    }
+
+    /// Calls that DTLS connections do not have.
+    pub(super) fn not_dtls(&self, call: &str) -> Result<(), rssl_result> {
+        if self.tls.is_datagram() {
+            return Err(error::set(
+                RSSL_INVALID_STATE,
+                format!("{call} on a DTLS connection (TLS only)"),
+            ));
+        }
+        Ok(())
     }
 
     /// Blocking calls need a socket.
@@ -105,6 +119,10 @@ impl rssl_conn {
 
     /// Sends queued ciphertext without waiting; stops when the socket is full.
     fn send_some(&mut self) -> Result<(), rssl_result> {
+        if self.tls.is_datagram() {
+            self.send_datagrams();
+            return Ok(());
+        }
         while !self.tls.output().is_empty() {
             match socket::send_now(self.raw_fd(), self.tls.output()) {
                 Ok(n) => self.tls.consume_output(n),
@@ -117,6 +135,9 @@ impl rssl_conn {
 
     /// Receives what the socket has without waiting.
     fn recv_some(&mut self) -> Result<(), rssl_result> {
+        if self.tls.is_datagram() {
+            return self.recv_datagram();
+        }
         let fd = self.raw_fd();
         match self
             .tls
@@ -164,7 +185,15 @@ impl rssl_conn {
             read: true,
             write: !self.tls.output().is_empty(),
         };
-        let ready = socket::wait(self.raw_fd(), interest, deadline)?;
+        // A DTLS handshake waits at most until its retransmission timer.
+        let timer = self.tls.retransmit_timeout();
+        let until = timer.map_or(deadline, |left| deadline.at_most(left));
+        let ready = match socket::wait(self.raw_fd(), interest, until) {
+            Err(RSSL_TIMEOUT) if timer.is_some() && !deadline.passed() => {
+                return self.retransmit();
+            }
+            ready => ready?,
+        };
         if ready.write {
             self.send_some()?;
         }
@@ -190,7 +219,7 @@ impl rssl_conn {
         }
     }
 
-    fn handshake(&mut self, deadline: Deadline) -> rssl_result {
+    pub(super) fn handshake(&mut self, deadline: Deadline) -> rssl_result {
         try_result!(self.check_resumable());
         loop {
             match self.tls.handshake() {
@@ -228,6 +257,7 @@ impl rssl_conn {
         if !self.tls.is_established() {
             return error::set(RSSL_INVALID_STATE, "send before the handshake completed");
         }
+        try_result!(self.check_datagram_size(data.len()));
         if self.shut_down {
             return error::set(RSSL_CLOSED, "send after rssl_shutdown");
         }
@@ -326,9 +356,11 @@ impl rssl_conn {
             self.shut_down = true;
         }
         try_result!(self.flush(deadline));
-        // The peer sees end of stream after close_notify; reading goes on.
-        // SAFETY: a plain system call on our own fd; a failure only means the peer is gone.
-        unsafe { libc::shutdown(self.raw_fd(), libc::SHUT_WR) };
+        if !self.tls.is_datagram() {
+            // The peer sees end of stream after close_notify; reading goes on.
+            // SAFETY: a plain system call on our own fd; a failure only means the peer is gone.
+            unsafe { libc::shutdown(self.raw_fd(), libc::SHUT_WR) };
+        }
         RSSL_OK
     }
 }
@@ -366,8 +398,19 @@ pub(super) fn connect(
         Some(Err(_)) => return error::invalid_argument("not a saved session"),
         _ => session,
     };
+    let dtls = config.config.options().is_dtls();
+    if dtls && early_data.is_some() {
+        return error::set(
+            RSSL_INVALID_STATE,
+            "early data on a DTLS connection (TLS 1.3 only)",
+        );
+    }
     let deadline = Deadline::after_ms(timeout_ms);
-    let fd = match socket::connect(host, port, deadline) {
+    let fd = match if dtls {
+        super::udp::connect(host, port)
+    } else {
+        socket::connect(host, port, deadline)
+    } {
         Ok(fd) => fd,
         Err(result) => return result,
     };
@@ -426,6 +469,11 @@ impl rssl_conn {
     /// stopped connection (see `rssl_conn_hello_continue`); likewise
     /// `RSSL_PAUSED` while an asynchronous callback has no answer yet
     /// (go on with `rssl_handshake` on this thread).
+    ///
+    /// With a DTLS configuration: one UDP socket connected to the first
+    /// address of `host`, and the handshake over it, retransmitting lost
+    /// flights as OpenSSL's timer says; a server that never answers gives
+    /// `RSSL_TIMEOUT` (at `timeout_ms`, or when OpenSSL gives up).
     #[no_mangle]
     pub unsafe extern "C" fn rssl_connect(
         config: *const rssl_config,
@@ -465,7 +513,9 @@ impl rssl_conn {
         }
     }
 
-    /// Wraps an already connected stream socket `fd` in a connection that
+    /// Wraps an already connected stream socket `fd` (a connected UDP
+    /// socket for a DTLS configuration; the wrong kind is
+    /// `RSSL_INVALID_ARGUMENT`) in a connection that
     /// takes ownership of it (freeing the connection closes `fd`; on
     /// failure the caller keeps it). The fd's flags are left as they are;
     /// blocking or not, rssl's own calls wait only as their timeout says.
@@ -491,6 +541,13 @@ impl rssl_conn {
             };
             if fd < 0 {
                 return error::invalid_argument(format!("bad fd {fd}"));
+            }
+            let dtls = config.config.options().is_dtls();
+            if dtls != super::udp::is_socket_type(fd, libc::SOCK_DGRAM) {
+                return error::invalid_argument(match dtls {
+                    true => format!("fd {fd} is no UDP socket, as a DTLS configuration needs"),
+                    false => format!("fd {fd} is a UDP socket: TLS needs a stream (choose RSSL_PROTOCOL_DTLS)"),
+                });
             }
             let peer = match config.config.role() {
                 crate::engine::Role::Client => client_peer(server_name),
@@ -525,6 +582,8 @@ impl rssl_conn {
     /// the socket to take them. On `RSSL_TIMEOUT` all of `data` has been
     /// encrypted and what the socket has not taken yet stays queued: it goes
     /// out first with the next rssl_send, rssl_recv or rssl_shutdown.
+    /// On a DTLS connection `data` is one record in one datagram, at most
+    /// `RSSL_DTLS_MAX_PLAINTEXT` bytes (`RSSL_INVALID_ARGUMENT`).
     #[no_mangle]
     pub unsafe extern "C" fn rssl_send(
         conn: *mut rssl_conn,
@@ -544,7 +603,12 @@ impl rssl_conn {
     /// for at least one; `*n_out` gets the count. Returns `RSSL_CLOSED`
     /// once the peer has closed, `RSSL_TIMEOUT` when nothing came in time
     /// (the connection stays usable), `RSSL_TLS_ALERT` when the peer sent a
-    /// fatal alert. `len` 0 returns `RSSL_OK` with 0 bytes.
+    /// fatal alert. `len` 0 returns `RSSL_OK` with 0 bytes. On a DTLS
+    /// connection each call returns one record, what the peer sent with
+    /// one send (what does not fit in `buf` comes with the next call; a
+    /// buffer of `RSSL_DTLS_MAX_PLAINTEXT` bytes takes any whole), and
+    /// `RSSL_CLOSED` comes only with the peer's close_notify (UDP has no
+    /// end of stream: a peer that vanished is a `RSSL_TIMEOUT`).
     #[no_mangle]
     pub unsafe extern "C" fn rssl_recv(
         conn: *mut rssl_conn,
@@ -584,7 +648,7 @@ impl rssl_conn {
     /// TLS 1.3 (use `rssl_update_keys`) or before the handshake; a peer
     /// refusing it fails the connection with its alert (`RSSL_TLS_ALERT`)
     /// or lets it time out (`RSSL_TIMEOUT`, a client ignoring a server's
-    /// request).
+    /// request). Not on DTLS connections (`RSSL_INVALID_STATE`).
     #[no_mangle]
     pub unsafe extern "C" fn rssl_renegotiate(
         conn: *mut rssl_conn,
@@ -593,6 +657,7 @@ impl rssl_conn {
         ffi_panic_boundary! {
             let conn = try_mut!(conn);
             try_result!(conn.socket_only("rssl_renegotiate"));
+            try_result!(conn.not_dtls("rssl_renegotiate"));
             try_result!(conn.post_handshake_ready("rssl_renegotiate"));
             if let Err(e) = conn.tls.renegotiate() {
                 return post_handshake_error(conn, &e);
@@ -629,7 +694,8 @@ impl rssl_conn {
     /// Sends close_notify (within `timeout_ms`) and ends our direction of
     /// the socket. Receiving still works until the peer closes; sending
     /// gives `RSSL_CLOSED`. The connection still needs `rssl_close` or
-    /// `rssl_conn_free`.
+    /// `rssl_conn_free`. On a DTLS connection only close_notify is sent
+    /// (a UDP socket has no direction to shut).
     #[no_mangle]
     pub unsafe extern "C" fn rssl_shutdown(conn: *mut rssl_conn, timeout_ms: i32) -> rssl_result {
         ffi_panic_boundary! {
@@ -715,6 +781,20 @@ impl rssl_conn {
         match conn.handshake(deadline) {
             // Stopped after the hello: the caller decides, then goes on
             // with rssl_handshake.
+            done @ (RSSL_OK | RSSL_HELLO | RSSL_PAUSED) => Ok((conn, done)),
+            failed => Err(failed),
+        }
+    }
+
+    /// A DTLS server connection whose ClientHello (with its cookie) the
+    /// listener checked: the handshake goes on from it on `fd`.
+    pub(crate) fn accepted_datagram(
+        tls: Connection,
+        fd: OwnedFd,
+        deadline: Deadline,
+    ) -> Result<(rssl_conn, rssl_result), rssl_result> {
+        let mut conn = rssl_conn::with(tls, Some(fd));
+        match conn.handshake(deadline) {
             done @ (RSSL_OK | RSSL_HELLO | RSSL_PAUSED) => Ok((conn, done)),
             failed => Err(failed),
         }

@@ -1,19 +1,38 @@
-//! Listening sockets that accept TLS connections.
+//! Listening sockets that accept TLS connections (TCP), or DTLS ones
+//! (UDP, `rssl_dtls_listen`).
 //!
 //! A listener may be shared by threads that call `rssl_accept` at the same
 //! time; freeing it must wait until none does.
+//!
+//! A DTLS listener keeps no state per peer until the peer proves its
+//! address: a ClientHello without a valid cookie gets a HelloVerifyRequest
+//! (the cookie is an HMAC-SHA256 of the peer's address and port under the
+//! listener's random secret, RFC 6347 4.2.1); one with it gets its own UDP
+//! socket on the listener's port, connected to the peer, and the handshake
+//! goes on there (as the Erlang listener does).
 
 use super::config::rssl_config;
 use super::conn::rssl_conn;
 use super::error;
 use super::result::rssl_result::{self, *};
 use super::socket::{self, Deadline};
+use super::udp;
+use crate::engine::datagram::{CookieKey, Hello};
+use crate::engine::Connection;
 use std::ffi::{c_char, c_int};
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 
-/// A listening TCP socket.
+/// A listening TCP socket, or a DTLS listener's UDP socket.
 pub struct rssl_listener {
     fd: OwnedFd,
+    /// DTLS: the address peers' sockets bind to and the cookie secret.
+    datagram: Option<Datagram>,
+}
+
+struct Datagram {
+    local: SocketAddr,
+    secret: Vec<u8>,
 }
 
 impl rssl_listener {
@@ -33,11 +52,44 @@ impl rssl_listener {
             let host = if host.is_null() { None } else { Some(try_str!(host)) };
             match socket::listen(host, port, backlog) {
                 Ok(fd) => {
-                    *listener_out = Box::into_raw(Box::new(rssl_listener { fd }));
+                    *listener_out = Box::into_raw(Box::new(rssl_listener { fd, datagram: None }));
                     RSSL_OK
                 }
                 Err(result) => result,
             }
+        }
+    }
+
+    /// Listens for DTLS clients on UDP `host` (a name or address; NULL
+    /// means every IPv4 address) and `port` (0 picks a free port, see
+    /// `rssl_listener_port`), with SO_REUSEADDR (each verified peer gets a
+    /// socket on the same port). Accept with `rssl_accept` and a DTLS
+    /// server configuration. Fails with `RSSL_ADDRESS_IN_USE` when the
+    /// port is taken without SO_REUSEADDR.
+    #[no_mangle]
+    pub unsafe extern "C" fn rssl_dtls_listen(
+        host: *const c_char,
+        port: u16,
+        listener_out: *mut *mut rssl_listener,
+    ) -> rssl_result {
+        ffi_panic_boundary! {
+            let listener_out = try_mut!(listener_out);
+            let host = if host.is_null() { None } else { Some(try_str!(host)) };
+            let fd = match udp::listen(host, port) {
+                Ok(fd) => fd,
+                Err(result) => return result,
+            };
+            let local = match udp::local_addr(fd.as_raw_fd()) {
+                Ok(local) => local,
+                Err(result) => return result,
+            };
+            let mut secret = vec![0u8; 32];
+            if openssl::rand::rand_bytes(&mut secret).is_err() {
+                return error::set(RSSL_TLS_ERROR, "no random bytes for the cookie secret");
+            }
+            let datagram = Some(Datagram { local, secret });
+            *listener_out = Box::into_raw(Box::new(rssl_listener { fd, datagram }));
+            RSSL_OK
         }
     }
 
@@ -60,7 +112,11 @@ impl rssl_listener {
         }
     }
 
-    /// The listening socket (non-blocking), still owned by the listener.
+    /// The listening socket (non-blocking), still owned by the listener:
+    /// poll it for readability before `rssl_accept` (a DTLS listener is
+    /// readable when any datagram came, ClientHellos without a cookie
+    /// included, so `rssl_accept` with timeout 0 may then give
+    /// `RSSL_TIMEOUT`).
     #[no_mangle]
     pub unsafe extern "C" fn rssl_listener_fd(
         listener: *const rssl_listener,
@@ -83,6 +139,14 @@ impl rssl_listener {
     /// `*conn_out` owning the stopped connection; with an asynchronous
     /// callback that has no answer yet, `RSSL_PAUSED` likewise (go on with
     /// `rssl_handshake` on this thread).
+    ///
+    /// On a DTLS listener (`rssl_dtls_listen`, with a DTLS configuration):
+    /// answers ClientHellos without a valid cookie with a
+    /// HelloVerifyRequest and ignores other datagrams, until a ClientHello
+    /// with one arrives; that peer gets its own UDP socket (connected to
+    /// it, on the listener's port) and the handshake runs on it, all
+    /// within `timeout_ms`. A peer that does not finish its handshake
+    /// then fails the call, not the listener.
     #[no_mangle]
     pub unsafe extern "C" fn rssl_accept(
         listener: *const rssl_listener,
@@ -97,7 +161,25 @@ impl rssl_listener {
             if config.config.role() != crate::engine::Role::Server {
                 return error::set(RSSL_INVALID_ARGUMENT, "rssl_accept needs a server configuration");
             }
+            match (&listener.datagram, config.config.options().is_dtls()) {
+                (Some(_), false) => {
+                    return error::set(RSSL_INVALID_ARGUMENT, "a DTLS listener (rssl_dtls_listen) needs a DTLS configuration")
+                }
+                (None, true) => {
+                    return error::set(RSSL_INVALID_ARGUMENT, "a DTLS configuration needs a DTLS listener (rssl_dtls_listen)")
+                }
+                _ => {}
+            }
             let deadline = Deadline::after_ms(timeout_ms);
+            if let Some(datagram) = &listener.datagram {
+                return match listener.accept_datagram(datagram, config, deadline) {
+                    Ok((conn, result)) => {
+                        *conn_out = conn.into_raw();
+                        result
+                    }
+                    Err(result) => result,
+                };
+            }
             let fd = match socket::accept(listener.fd.as_raw_fd(), deadline) {
                 Ok(fd) => fd,
                 Err(result) => return result,
@@ -113,6 +195,7 @@ impl rssl_listener {
     }
 
     /// Closes the listening socket and frees the listener; NULL is ignored.
+    /// (A DTLS listener's peers keep their own sockets.)
     /// Accepted connections stay open.
     #[no_mangle]
     pub unsafe extern "C" fn rssl_listener_free(listener: *mut rssl_listener) {
@@ -120,6 +203,44 @@ impl rssl_listener {
             if !listener.is_null() {
                 // SAFETY: pointer rules: a live listener, handed out by rssl_listen as a Box.
                 drop(unsafe { Box::from_raw(listener) });
+            }
+        }
+    }
+}
+
+impl rssl_listener {
+    /// Reads datagrams until a ClientHello carries the cookie made for its
+    /// sender, answering those without it; then that peer's handshake runs
+    /// on its own socket.
+    fn accept_datagram(
+        &self,
+        datagram: &Datagram,
+        config: &rssl_config,
+        deadline: Deadline,
+    ) -> Result<(rssl_conn, rssl_result), rssl_result> {
+        let mut buf = Vec::new();
+        loop {
+            let peer = udp::receive_from(self.fd.as_raw_fd(), &mut buf, deadline)?;
+            let mut tls = Connection::new(&config.config, &Default::default())
+                .map_err(|e| error::engine(&e))?;
+            tls.receive(&buf);
+            let key = CookieKey::Hmac {
+                secret: datagram.secret.clone(),
+                peer: udp::cookie_peer(&peer),
+            };
+            match tls.listen(key) {
+                Ok(Hello::Verified) => {
+                    // The handshake goes on from this ClientHello, on the
+                    // peer's own socket.
+                    let fd = udp::peer_socket(&datagram.local, &peer)?;
+                    return rssl_conn::accepted_datagram(tls, fd, deadline);
+                }
+                Ok(Hello::VerifyRequest) => {
+                    if let Some(reply) = tls.next_datagram() {
+                        udp::send_to(self.fd.as_raw_fd(), reply, &peer);
+                    }
+                }
+                Ok(Hello::Ignored) | Err(_) => {}
             }
         }
     }

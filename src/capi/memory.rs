@@ -43,6 +43,18 @@ impl rssl_conn {
         Ok(())
     }
 
+    /// The whole output as a byte stream: TLS only (it would join DTLS
+    /// datagrams).
+    fn stream_output(&self, call: &str) -> Result<(), rssl_result> {
+        if self.tls.is_datagram() {
+            return Err(error::set(
+                RSSL_INVALID_STATE,
+                format!("{call} on a DTLS connection (use rssl_conn_next_datagram)"),
+            ));
+        }
+        Ok(())
+    }
+
     fn established(&self, call: &str) -> Result<(), rssl_result> {
         if !self.tls.is_established() {
             return Err(error::set(
@@ -91,7 +103,8 @@ impl rssl_conn {
 
     /// Hands ciphertext received from the peer to the connection (all
     /// `len` bytes are kept). Then call `rssl_conn_handshake_step` or
-    /// `rssl_conn_read`.
+    /// `rssl_conn_read`. On a DTLS connection each call hands over exactly
+    /// one datagram, whole (an empty one is ignored).
     #[no_mangle]
     pub unsafe extern "C" fn rssl_conn_feed(
         conn: *mut rssl_conn,
@@ -119,6 +132,9 @@ impl rssl_conn {
         ffi_panic_boundary! {
             let conn = try_mut!(conn);
             try_result!(conn.memory_only("rssl_conn_feed_eof"));
+            if conn.tls.is_datagram() {
+                return error::set(RSSL_INVALID_STATE, "rssl_conn_feed_eof on a DTLS connection: UDP has no end of stream");
+            }
             conn.eof = true;
             conn.want_read = false;
             conn.tls.receive_eof();
@@ -134,13 +150,18 @@ impl rssl_conn {
     /// asynchronous callback has no answer yet (step again on this thread
     /// once it has),
     /// `RSSL_CLOSED` when the stream ended, or the failure
-    /// (`RSSL_TLS_ALERT`: the alert is in the output).
+    /// (`RSSL_TLS_ALERT`: the alert is in the output). A DTLS handshake
+    /// also needs its retransmission timer driven
+    /// (`rssl_conn_retransmit_timeout`).
     #[no_mangle]
     pub unsafe extern "C" fn rssl_conn_handshake_step(conn: *mut rssl_conn) -> rssl_result {
         ffi_panic_boundary! {
             let conn = try_mut!(conn);
             try_result!(conn.memory_only("rssl_conn_handshake_step"));
             try_result!(conn.check_resumable());
+            if conn.gave_up {
+                return error::set(RSSL_TIMEOUT, "the DTLS handshake gave up retransmitting");
+            }
             match conn.tls.handshake() {
                 Ok(Progress::Done) => {
                     conn.established_now();
@@ -163,6 +184,9 @@ impl rssl_conn {
     /// Decrypts plaintext into `buf` (at most `len` bytes; `*n_out` gets
     /// the count): `RSSL_OK` with at least one byte, `RSSL_WANT_READ` when
     /// no complete record is buffered, `RSSL_CLOSED` once the peer closed.
+    /// On a DTLS connection one call gives one record, the peer's write
+    /// (what does not fit in `buf` comes with the next call: a buffer of
+    /// `RSSL_DTLS_MAX_PLAINTEXT` bytes takes any record whole).
     /// Reading may queue output (a TLS 1.3 key update answer): check
     /// `rssl_conn_wants` after it.
     #[no_mangle]
@@ -209,7 +233,9 @@ impl rssl_conn {
         }
     }
 
-    /// Encrypts all `len` bytes of `data` into the output.
+    /// Encrypts all `len` bytes of `data` into the output. On a DTLS
+    /// connection: one record in one datagram, at most
+    /// `RSSL_DTLS_MAX_PLAINTEXT` bytes (`RSSL_INVALID_ARGUMENT`).
     #[no_mangle]
     pub unsafe extern "C" fn rssl_conn_write(
         conn: *mut rssl_conn,
@@ -221,6 +247,7 @@ impl rssl_conn {
             let data = try_slice!(data, len);
             try_result!(conn.memory_only("rssl_conn_write"));
             try_result!(conn.established("rssl_conn_write"));
+            try_result!(conn.check_datagram_size(data.len()));
             if conn.shut_down {
                 return error::set(RSSL_CLOSED, "write after rssl_conn_close_notify");
             }
@@ -242,6 +269,7 @@ impl rssl_conn {
         ffi_panic_boundary! {
             let conn = try_mut!(conn);
             try_result!(conn.memory_only("rssl_conn_renegotiate"));
+            try_result!(conn.not_dtls("rssl_conn_renegotiate"));
             try_result!(conn.post_handshake_ready("rssl_conn_renegotiate"));
             match conn.tls.renegotiate() {
                 Ok(()) => RSSL_OK,
@@ -303,7 +331,8 @@ impl rssl_conn {
     /// Points `*data_out` at the ciphertext waiting to be sent and stores
     /// its size in `*len_out` (0: nothing to send). The bytes stay owned by
     /// the connection and valid until the next call on it; after sending
-    /// some, call `rssl_conn_consume_output`.
+    /// some, call `rssl_conn_consume_output`. `RSSL_INVALID_STATE` on a
+    /// DTLS connection: use `rssl_conn_next_datagram`.
     #[no_mangle]
     pub unsafe extern "C" fn rssl_conn_output(
         conn: *const rssl_conn,
@@ -315,6 +344,7 @@ impl rssl_conn {
             let data_out = try_mut!(data_out);
             let len_out = try_mut!(len_out);
             try_result!(conn.memory_only("rssl_conn_output"));
+            try_result!(conn.stream_output("rssl_conn_output"));
             let output = conn.tls.output();
             *data_out = output.as_ptr();
             *len_out = output.len();
@@ -323,7 +353,9 @@ impl rssl_conn {
     }
 
     /// Drops the first `n` bytes of the output (they were sent).
-    /// `RSSL_INVALID_ARGUMENT` when `n` is more than the output holds.
+    /// `RSSL_INVALID_ARGUMENT` when `n` is more than the output holds. On
+    /// a DTLS connection `n` is the length of the datagram
+    /// `rssl_conn_next_datagram` gave, which is dropped whole.
     #[no_mangle]
     pub unsafe extern "C" fn rssl_conn_consume_output(
         conn: *mut rssl_conn,
@@ -332,6 +364,12 @@ impl rssl_conn {
         ffi_panic_boundary! {
             let conn = try_mut!(conn);
             try_result!(conn.memory_only("rssl_conn_consume_output"));
+            if conn.tls.is_datagram() {
+                let next = conn.tls.next_datagram().map_or(0, <[u8]>::len);
+                if n != next {
+                    return error::invalid_argument(format!("consume {n} bytes of a {next}-byte datagram"));
+                }
+            }
             let pending = conn.tls.output().len();
             if n > pending {
                 return error::invalid_argument(format!("consume {n} bytes of {pending}"));
@@ -343,6 +381,8 @@ impl rssl_conn {
 
     /// Copies up to `len` bytes of the output into `buf` and drops them
     /// from the output; `*n_out` gets the count (0: nothing to send).
+    /// `RSSL_INVALID_STATE` on a DTLS connection (see
+    /// `rssl_conn_next_datagram`).
     #[no_mangle]
     pub unsafe extern "C" fn rssl_conn_take_output(
         conn: *mut rssl_conn,
@@ -358,6 +398,7 @@ impl rssl_conn {
                 return error::null_parameter("buf");
             }
             try_result!(conn.memory_only("rssl_conn_take_output"));
+            try_result!(conn.stream_output("rssl_conn_take_output"));
             let output = conn.tls.output();
             let n = output.len().min(len);
             if n > 0 {

@@ -36,6 +36,7 @@ pub mod alert;
 pub mod callbacks;
 pub mod config;
 pub mod conn;
+pub mod dtls;
 pub mod error;
 pub mod hello;
 pub mod info;
@@ -45,5 +46,6 @@ pub mod result;
 mod socket;
 mod text;
 pub mod tickets;
+mod udp;
 
 pub use result::rssl_result;

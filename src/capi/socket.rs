@@ -31,6 +31,17 @@ impl Deadline {
             .map(|at| at.saturating_duration_since(Instant::now()))
     }
 
+    /// This deadline, or `left` from now if that comes sooner.
+    pub(crate) fn at_most(&self, left: Duration) -> Deadline {
+        let soon = Instant::now() + left;
+        Deadline(Some(self.0.map_or(soon, |at| at.min(soon))))
+    }
+
+    /// Whether the deadline has passed.
+    pub(crate) fn passed(&self) -> bool {
+        self.remaining().is_some_and(|left| left.is_zero())
+    }
+
     /// The timeout argument for poll(2) now.
     fn poll_ms(&self) -> c_int {
         poll_timeout(self.remaining())

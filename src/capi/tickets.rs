@@ -42,6 +42,7 @@ impl rssl_config_builder {
     ) -> rssl_result {
         ffi_panic_boundary! {
             let builder = try_mut!(builder);
+            try_result!(builder.tls_only("rssl_config_builder_set_manual_tickets"));
             builder.options.manual_tickets = manual;
             RSSL_OK
         }
@@ -57,6 +58,7 @@ impl rssl_config_builder {
     ) -> rssl_result {
         ffi_panic_boundary! {
             let builder = try_mut!(builder);
+            try_result!(builder.tls_only("rssl_config_builder_set_stateful_tickets"));
             builder.options.stateful_tickets = stateful;
             RSSL_OK
         }
@@ -74,6 +76,7 @@ impl rssl_config_builder {
     ) -> rssl_result {
         ffi_panic_boundary! {
             let builder = try_mut!(builder);
+            try_result!(builder.tls_only("rssl_config_builder_set_early_data"));
             builder.options.max_early_data = max_bytes;
             RSSL_OK
         }
@@ -93,6 +96,7 @@ impl rssl_config_builder {
     ) -> rssl_result {
         ffi_panic_boundary! {
             let builder = try_mut!(builder);
+            try_result!(builder.tls_only("rssl_config_builder_set_anti_replay"));
             if window_s == 0 || hashes == 0 || hashes > 32 || bits == 0 {
                 return error::invalid_argument("anti_replay: window, hashes (1-32) and bits must be positive");
             }
@@ -149,6 +153,7 @@ impl rssl_conn {
         ffi_panic_boundary! {
             let conn = try_mut!(conn);
             let data = try_slice!(data, len);
+            try_result!(conn.not_dtls("rssl_conn_set_early_data"));
             if conn.tls.role() != Role::Client {
                 return error::set(RSSL_INVALID_STATE, "only a client sends early data");
             }

@@ -115,6 +115,18 @@ impl<H: Host> Conn<H> {
         Ok(())
     }
 
+    /// Gives a running handshake another waiter, who then gets its result
+    /// and its callbacks' questions: `handshake_continue/3` may come from
+    /// any process, not only the one the peer's hello was reported to.
+    pub fn rewait_handshake(&self, waiter: H::Waiter) -> Result<(), Failure> {
+        let mut s = self.state.lock();
+        if s.phase != Phase::Handshaking || s.waiters.handshake.is_none() {
+            return Err(s.failure().cloned().unwrap_or(Failure::Closed));
+        }
+        s.waiters.handshake = Some(waiter);
+        Ok(())
+    }
+
     /// Has the poller run the connection (e.g. a paused handshake whose
     /// callback answer has come).
     pub fn kick(&self) {
@@ -472,5 +484,7 @@ impl<H: Host> Conn<H> {
 }
 
 mod packets;
+mod reads_here;
+pub use reads_here::ReadHere;
 #[cfg(test)]
 mod tests;

@@ -105,6 +105,9 @@ pub(super) struct State<H: Host> {
     /// DTLS: when the poller is due to check the handshake's retransmission
     /// timer (see datagram.rs).
     pub retransmit_at: Option<std::time::Instant>,
+    /// The owner reads the socket itself (`Conn::read_here`, the
+    /// distribution carrier): the poller only writes, and hands out no data.
+    pub reads_on_caller: bool,
 }
 
 impl<H: Host> State<H> {
@@ -131,6 +134,7 @@ impl<H: Host> State<H> {
             stats: Stats::default(),
             after_close: Failure::Closed,
             retransmit_at: None,
+            reads_on_caller: false,
         }
     }
 

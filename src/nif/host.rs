@@ -145,6 +145,17 @@ fn reply_message<'a>(
 /// keep parts of it as sub-binaries.
 pub struct ErlBuffer(OwnedBinary);
 
+impl ErlBuffer {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The binary term, without a copy.
+    pub fn into_term(self, env: Env) -> Term {
+        self.0.release(env).encode(env)
+    }
+}
+
 impl AsMut<[u8]> for ErlBuffer {
     fn as_mut(&mut self) -> &mut [u8] {
         self.0.as_mut_slice()

@@ -5,6 +5,7 @@ mod callback;
 mod cell;
 mod config;
 mod dist;
+mod dist_watch;
 mod downgrade;
 mod dtls;
 mod host;
@@ -14,4 +15,9 @@ mod sessions;
 mod socket;
 mod terms;
 
-rustler::init!("rssl_nif");
+/// Resource types rustler cannot open itself (see dist_watch.rs).
+fn load(env: rustler::Env, _info: rustler::Term) -> bool {
+    dist_watch::open_type(env)
+}
+
+rustler::init!("rssl_nif", load = load);

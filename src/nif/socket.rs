@@ -18,7 +18,8 @@ use std::sync::Arc;
 pub struct ConnRes {
     pub conn: Arc<Conn<ErlHost>>,
     /// The listener's TLS options, kept from accept to handshake for
-    /// `handshake/3`.
+    /// `handshake/3`; then, while a handshake waits at the peer's hello, what
+    /// `handshake_continue/3` or `handshake_cancel/1` needs to go on.
     pending: Mutex<Option<(OwnedEnv, SavedTerm)>>,
     /// The relay process of a custom (cb_info) transport.
     transport: Option<LocalPid>,
@@ -205,6 +206,44 @@ fn pending_options<'a>(env: Env<'a>, socket: Term<'a>) -> NifResult<Term<'a>> {
     Ok(match &*pending {
         Some((owned, saved)) => owned.run(|e| saved.load(e).in_env(env)),
         None => atoms::undefined().encode(env),
+    })
+}
+
+/// Keeps the state of a handshake stopped at the peer's hello, for
+/// whichever process continues or cancels it.
+#[rustler::nif]
+fn park_hello<'a>(socket: Term<'a>, state: Term<'a>) -> NifResult<Atom> {
+    let res = conn_of(socket)?;
+    let owned = OwnedEnv::new();
+    let saved = owned.save(state);
+    *res.pending.lock() = Some((owned, saved));
+    Ok(atoms::ok())
+}
+
+/// Takes what `park_hello` kept (once: a second taker gets `undefined`).
+#[rustler::nif]
+fn take_hello<'a>(env: Env<'a>, socket: Term<'a>) -> NifResult<Term<'a>> {
+    let res = conn_of(socket)?;
+    let taken = res.pending.lock().take();
+    Ok(match taken {
+        Some((owned, saved)) => owned.run(|e| saved.load(e).in_env(env)),
+        None => atoms::undefined().encode(env),
+    })
+}
+
+/// The calling process becomes the one the running handshake answers,
+/// as `{rssl_reply, Tag, Result}`, and asks its callbacks' questions.
+#[rustler::nif]
+fn handshake_rewait<'a>(env: Env<'a>, socket: Term<'a>, tag: i64) -> NifResult<Term<'a>> {
+    let res = conn_of(socket)?;
+    let waiter = Waiter {
+        pid: env.pid(),
+        tag,
+        mailbox: Some(res.mailbox.clone()),
+    };
+    Ok(match res.conn.rewait_handshake(waiter) {
+        Ok(()) => atoms::ok().encode(env),
+        Err(f) => error_tuple(env, &f),
     })
 }
 

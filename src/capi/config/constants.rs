@@ -44,6 +44,20 @@ pub enum rssl_version {
     RSSL_TLS1_2 = 0x0303,
     /// TLS 1.3 (0x0304).
     RSSL_TLS1_3 = 0x0304,
+    /// DTLS 1.0 (0xfeff), for `RSSL_PROTOCOL_DTLS` configurations.
+    RSSL_DTLS1_0 = 0xfeff,
+    /// DTLS 1.2 (0xfefd), for `RSSL_PROTOCOL_DTLS` configurations.
+    RSSL_DTLS1_2 = 0xfefd,
+}
+
+/// What a configuration's connections run over (OTP's `protocol` option).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum rssl_protocol {
+    /// TLS over TCP (the default): versions `RSSL_TLS1_*`.
+    RSSL_PROTOCOL_TLS = 1,
+    /// DTLS over UDP: versions `RSSL_DTLS1_*`, one datagram per record.
+    RSSL_PROTOCOL_DTLS = 2,
 }
 
 /// How the peer's chain is checked against CRLs (OTP's `crl_check`).

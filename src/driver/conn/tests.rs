@@ -2,6 +2,7 @@
 //! one end of a socket pair, an engine connection driven by the test
 //! thread at the other.
 
+use super::reads_here::ReadHere;
 use super::*;
 use crate::driver::host::{Message, Reply};
 use crate::driver::options::Active;
@@ -83,8 +84,21 @@ struct Peer {
 impl Peer {
     fn flush(&mut self) {
         while !self.tls.output().is_empty() {
-            let n = socket::write(self.fd, self.tls.output()).expect("peer write");
-            self.tls.consume_output(n);
+            match socket::write(self.fd, self.tls.output()) {
+                Ok(n) => self.tls.consume_output(n),
+                // The driver has not read yet (large writes).
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let mut pfd = libc::pollfd {
+                        fd: self.fd,
+                        events: libc::POLLOUT,
+                        revents: 0,
+                    };
+                    // SAFETY: one live pollfd for the call.
+                    let ready = unsafe { libc::poll(&mut pfd, 1, WAIT.as_millis() as i32) };
+                    assert_eq!(ready, 1, "the driver reads nothing");
+                }
+                Err(e) => panic!("peer write: {e}"),
+            }
         }
     }
 
@@ -616,4 +630,111 @@ fn a_large_packet_half_read_goes_to_a_passive_recv_whole() {
     let (to, _replies) = channel();
     assert_eq!(recv(&conn, 0, 1, &to, &events), Ok(big));
     assert_eq!(recv(&conn, 0, 2, &to, &events), Ok(b"next".to_vec()));
+}
+
+/// Waits until `fd` is readable.
+fn wait_readable(fd: RawFd) {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one live pollfd for the call.
+    let ready = unsafe { libc::poll(&mut pfd, 1, WAIT.as_millis() as i32) };
+    assert_eq!(ready, 1, "nothing came");
+}
+
+/// What `read_here` hands out, kept apart from what the poller would send
+/// the owner.
+#[derive(Default)]
+struct Collected(Vec<Event>);
+
+impl Outbox<TestHost> for Collected {
+    fn to_owner(&mut self, _: &Sender<Event>, options: &SocketOptions, message: Message<'_>) {
+        let (to, events) = channel();
+        Recorder.to_owner(&to, options, message);
+        self.0.extend(events.try_iter());
+    }
+
+    fn packet_to_owner(&mut self, _: &Sender<Event>, _: &SocketOptions, packet: Vec<u8>) {
+        self.0.push(Event::Packet(packet));
+    }
+
+    fn reply(&mut self, waiter: (u32, Sender<Event>), options: &SocketOptions, reply: Reply<'_>) {
+        Recorder.reply(waiter, options, reply);
+    }
+}
+
+#[test]
+fn an_owner_that_reads_itself_gets_every_packet_in_order_then_the_end() {
+    let (conn, events, mut peer) = framed(4);
+    let mut options = conn.options().unwrap();
+    options.binary = true;
+    conn.set_options(
+        |o| {
+            *o = options;
+            Some(false)
+        },
+        &mut Recorder,
+    )
+    .unwrap();
+    // Sent before the switch: it waits for the owner's first read.
+    peer.send(&frame4(b"a"));
+    let watch = conn.read_on_caller().unwrap();
+    let record = vec![5u8; 16_384];
+    // Over DIRECT_MAX: copied out of the plaintext buffer, over the limit.
+    let huge: Vec<u8> = (0..9 * 1024 * 1024u32).map(|i| (i % 241) as u8).collect();
+    // Decrypted into its own buffer; the last read has the rest after it.
+    let large: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let sent = vec![
+        b"a".to_vec(),
+        record.clone(),
+        huge.clone(),
+        large.clone(),
+        b"z".to_vec(),
+    ];
+    let writer = std::thread::spawn(move || {
+        // One write, then close_notify without a FIN: once the socket is
+        // read empty, nothing more makes it readable.
+        let all: Vec<u8> = [&record[..], &huge, &large, b"z"]
+            .iter()
+            .flat_map(|d| frame4(d))
+            .collect();
+        peer.tls.write(&all).unwrap();
+        peer.tls.close();
+        peer.flush();
+        peer
+    });
+    let mut got = Collected::default();
+    let mut large_calls = 0;
+    let mut outcome = ReadHere::More;
+    loop {
+        // After `Large`, a call without the limit (a dirty scheduler's).
+        let limit = (outcome != ReadHere::Large).then_some(1024 * 1024);
+        outcome = conn.read_here(64 * 1024, limit, &mut got);
+        match outcome {
+            ReadHere::Drained => wait_readable(watch),
+            ReadHere::More => {}
+            ReadHere::Large => large_calls += 1,
+            ReadHere::Ended => break,
+        }
+    }
+    assert_eq!(got.0.pop(), Some(Event::Closed));
+    let packets: Vec<Vec<u8>> = got
+        .0
+        .into_iter()
+        .map(|e| match e {
+            Event::Data(d) | Event::Packet(d) => d,
+            other => panic!("not a packet: {other:?}"),
+        })
+        .collect();
+    assert!(packets == sent, "packets differ");
+    assert!(
+        large_calls > 0,
+        "the huge packet was copied under the limit"
+    );
+    // The poller handed the owner nothing.
+    assert!(events.try_recv().is_err());
+    let _peer = writer.join().unwrap();
+    socket::close(watch);
 }
