@@ -17,7 +17,10 @@
 %% connected socket is the better match), and transport_accept/2 takes it
 %% with that ClientHello, for the NIF to adopt as a client's socket. Up to
 %% ?BACKLOG such peers wait for transport_accept/2; more are not answered
-%% (they retransmit). A peer that goes silent is dropped by its
+%% (they retransmit). A copy of a ClientHello that already got its socket
+%% (doubled by the network, or retransmitted before the peer's socket was
+%% connected) gets no second one: the newer socket would take the peer's
+%% datagrams from the first. A peer that goes silent is dropped by its
 %% handshake's timeout, as a TLS one is.
 %%
 %% Options are those of TLS, with DTLS versions (`dtlsv1', `''dtlsv1.2''',
@@ -34,6 +37,9 @@
 -define(TLS_VERSIONS, ['tlsv1.3', 'tlsv1.2', 'tlsv1.1', tlsv1]).
 -define(RECBUF, 212992).
 -define(BACKLOG, 128).
+%% The handshakes (peer and ClientHello random) given a socket lately that
+%% the listener remembers, to know late copies of their ClientHello.
+-define(KNOWN, 2 * ?BACKLOG).
 %% The listener reads this many datagrams, then re-arms.
 -define(ACTIVE_N, 50).
 %% Socket options that frame a stream: OTP's DTLS refuses them.
@@ -197,7 +203,8 @@ listener_init(Owner, Port, Inet, Config) ->
             listener_loop(#{udp => Udp, config => Config,
                             local => {Family, Ip, LPort}, inet => Inet,
                             secret => crypto:strong_rand_bytes(32),
-                            hellos => queue:new(), accepters => queue:new()});
+                            hellos => queue:new(), accepters => queue:new(),
+                            known => queue:new()});
         Error ->
             Owner ! {self(), Error}
     end.
@@ -245,9 +252,16 @@ handle_datagram(Ip, Port, Datagram, #{udp := Udp, config := Config, secret := Se
             _ = gen_udp:send(Udp, Ip, Port, HelloVerifyRequest),
             St;
         ok ->
-            case queue:len(maps:get(hellos, St)) < ?BACKLOG of
-                true -> serve(peer_socket(Ip, Port, Datagram, St));
-                false -> St
+            Key = hello_key(Ip, Port, Datagram),
+            Known = maps:get(known, St),
+            case queue:member(Key, Known) of
+                true ->
+                    St;
+                false ->
+                    case queue:len(maps:get(hellos, St)) < ?BACKLOG of
+                        true -> serve(peer_socket(Ip, Port, Datagram, Key, St));
+                        false -> St
+                    end
             end;
         ignore ->
             St
@@ -256,7 +270,7 @@ handle_datagram(Ip, Port, Datagram, #{udp := Udp, config := Config, secret := Se
 %% The peer's own socket, on the listener's address and port, connected to
 %% it. What reached it before connect(2) (the kernel may pick it for
 %% another peer's datagram until then) is dropped: those peers retransmit.
-peer_socket(Ip, Port, Datagram, #{local := {Family, LIp, LPort}, inet := Inet} = St) ->
+peer_socket(Ip, Port, Datagram, Key, #{local := {Family, LIp, LPort}, inet := Inet} = St) ->
     Opts = [Family, binary, {active, false}, {reuseaddr, true}, {ip, LIp},
             {recbuf, ?RECBUF} | [O || {K, _} = O <- Inet, lists:member(K, [sndbuf, recbuf, tos, tclass, priority])]],
     case gen_udp:open(LPort, Opts) of
@@ -264,13 +278,30 @@ peer_socket(Ip, Port, Datagram, #{local := {Family, LIp, LPort}, inet := Inet} =
             case gen_udp:connect(Sock, Ip, Port) of
                 ok ->
                     drain(Sock),
-                    St#{hellos := queue:in({Sock, Datagram}, maps:get(hellos, St))};
+                    St#{hellos := queue:in({Sock, Datagram}, maps:get(hellos, St)),
+                        known := remember(Key, maps:get(known, St))};
                 _ ->
                     gen_udp:close(Sock),
                     St
             end;
         _ ->
             St
+    end.
+
+%% A handshake is its peer's address and its ClientHello's random: the same
+%% in every copy of the ClientHello (and in the one after the
+%% HelloVerifyRequest), new in a new handshake from the same address.
+hello_key(Ip, Port, <<22, _Version:16, _Epoch:16, _Seq:48, _RecLen:16,
+                      1, _Len:24, _MsgSeq:16, 0:24, _FragLen:24,
+                      _ClientVersion:16, Random:32/binary, _/binary>>) ->
+    {Ip, Port, Random};
+hello_key(Ip, Port, Datagram) ->
+    {Ip, Port, Datagram}.
+
+remember(Key, Known) ->
+    case queue:len(Known) < ?KNOWN of
+        true -> queue:in(Key, Known);
+        false -> queue:in(Key, queue:drop(Known))
     end.
 
 drain(Sock) ->

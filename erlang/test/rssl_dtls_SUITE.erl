@@ -17,6 +17,9 @@
 -endif.
 -define(PEER, ssl).
 -define(T, 10000).
+%% Room in a socket's buffer for a burst of small datagrams (gen_udp's
+%% default of 16 KiB holds about 18 on loopback; more are lost).
+-define(RECBUF, {recbuf, 212992}).
 
 -export([suite/0, all/0, groups/0,
          init_per_suite/1, end_per_suite/1,
@@ -32,6 +35,7 @@
          silent_peer_dropped/1, listener_close/1, bad_listen_options/1,
          openssl_s_client/1,
          lossy_handshake_and_replays/1, rssl_both_lossy/1,
+         lossy_application_data/1, forged_and_stale_datagrams/1, lost_final_flight/1,
          listen_controlling_process/1, listen_socket_outlives_its_owner/1]).
 
 suite() -> [{timetrap, {seconds, 60}}].
@@ -39,15 +43,15 @@ suite() -> [{timetrap, {seconds, 60}}].
 all() -> [{group, as_client}, {group, as_server}, retransmits_then_times_out,
           bad_options, openssl_s_server, many_peers_one_port,
           spoofed_address_gets_no_state, silent_peer_dropped, listener_close,
-          bad_listen_options, openssl_s_client, listen_controlling_process,
-          listen_socket_outlives_its_owner].
+          bad_listen_options, openssl_s_client, rssl_both_lossy, lost_final_flight,
+          listen_controlling_process, listen_socket_outlives_its_owner].
 
 groups() ->
     Cases = [echo_passive, one_message_per_send, large_send, active_modes,
              setopts_getopts, connection_info_and_peercert, dtlsv1,
-             close_reaches_peer, untrusted_ca, wrong_host, ciphers_option],
-    %% lossy_handshake_and_replays and rssl_both_lossy are not run yet: the
-    %% handshake stalls through the lossy relay (under investigation).
+             close_reaches_peer, untrusted_ca, wrong_host, ciphers_option,
+             lossy_handshake_and_replays, lossy_application_data,
+             forged_and_stale_datagrams],
     [{as_client, [], Cases}, {as_server, [], Cases}].
 
 init_per_suite(Config) ->
@@ -84,7 +88,14 @@ otp_skips() ->
      {spoofed_address_gets_no_state, "OTP 25's DTLS listener did not answer the "
                                      "replayed ClientHello with a HelloVerifyRequest"},
      {silent_peer_dropped, "OTP 25's DTLS listener did not answer this case's "
-                           "hand-made ClientHello"}].
+                           "hand-made ClientHello"},
+     {forged_and_stale_datagrams, "OTP 25's DTLS delivered nothing more after a "
+                                  "datagram holding a cut record or garbage, a stale "
+                                  "ClientHello, or a copy of a record with a bad MAC "
+                                  "(RFC 6347 4.1.2.7: such records are dropped)"},
+     {lost_final_flight, "OTP 25's DTLS server does not send its last flight again "
+                         "when the client's comes again (RFC 6347 4.2.4): the client "
+                         "waits for its Finished until it times out"}].
 
 end_per_testcase(_TC, Config) ->
     case proplists:get_value(tc_status, Config) of
@@ -161,9 +172,8 @@ echo_passive(Config) ->
 
 %% Sends in quick succession stay apart, in active mode too.
 one_message_per_send(Config) ->
-    %% Room for the burst in both ends' socket buffers (gen_udp's default
-    %% of 16 KiB holds about 18 small datagrams on loopback).
-    Buf = {recbuf, 212992},
+    %% Room for the burst in both ends' socket buffers.
+    Buf = ?RECBUF,
     {S, Peer} = pair(proplists:get_value(role, Config), proplists:get_value(pki, Config),
                      [{active, true}, Buf], [Buf]),
     Msgs = [integer_to_binary(N) || N <- lists:seq(1, 50)],
@@ -586,13 +596,144 @@ rssl_both_lossy(Config) ->
 
 lossy(Config, CMod, SMod, Handshake) ->
     Pki = proplists:get_value(pki, Config),
-    {ok, L} = SMod:listen(0, server_opts(Pki)),
+    #{c := C, s := S, relay := Relay} = R = relayed(Pki, CMod, SMod, Handshake),
+    Summary = relay_summary(Relay),
+    ct:log("the handshake through the relay: ~p", [Summary]),
+    %% Something was lost: the handshake needed retransmissions.
+    ?assert(length([x || {_, _, drop, _, _, _} <- Summary]) >= 1),
+    Replays = fun(_Dir, N, _, _) when N rem 2 =:= 1 -> hold_dup;
+                 (_, _, _, _) -> dup
+              end,
+    Msgs = [integer_to_binary(I) || I <- lists:seq(1, 20)],
+    [begin
+         relay_policy(Relay, Replays),
+         [ok = From:send(FromS, M) || M <- Msgs],
+         ?assertEqual(lists:sort(Msgs), lists:sort(recv_all(To, ToS, length(Msgs)))),
+         %% A last message, sent alone after the others arrived: nothing of
+         %% theirs (no duplicate) comes before it.
+         relay_policy(Relay, fun pass/4),
+         ok = From:send(FromS, <<"end">>),
+         ?assertEqual({ok, <<"end">>}, To:recv(ToS, 0, ?T))
+     end || {From, FromS, To, ToS} <- [{CMod, C, SMod, S}, {SMod, S, CMod, C}]],
+    relayed_close(R).
+
+%% After a clean handshake, application datagrams through a relay that
+%% loses, doubles and reorders them, both ways: each record that arrives is
+%% delivered once, in any order (RFC 6347 4.1.2.6: the replay window takes
+%% late records, drops copies). Towards ?M besides: records replayed from
+%% before the window and from within it, and an empty datagram, are
+%% dropped, and the connection goes on.
+lossy_application_data(Config) ->
+    Role = proplists:get_value(role, Config),
+    Pki = proplists:get_value(pki, Config),
+    {CMod, SMod} = {client_mod(Role), server_mod(Role)},
+    #{c := C, s := S, relay := Relay} = R = relayed(Pki, CMod, SMod, fun pass/4),
+    %% 32 datagrams: the 6th, 12th... lost; the others doubled, held back
+    %% or both. The last one passes, so that the relay has sent all of
+    %% them once the receiver has all that were not lost.
+    Lossy = fun(_, N, _, _) ->
+                    case N rem 6 of 0 -> drop; 1 -> hold_dup; 2 -> dup; 3 -> hold; _ -> pass end
+            end,
+    Msgs = [integer_to_binary(I) || I <- lists:seq(1, 32)],
+    [begin
+         relay_policy(Relay, Lossy),
+         [ok = From:send(FromS, M) || M <- Msgs],
+         Got = recv_all(To, ToS, 32 - 5),
+         ?assertEqual(lists:usort(Got), lists:sort(Got)),
+         ?assertEqual([], Got -- Msgs),
+         ?assertEqual(5, length([x || {_, _, drop, _} <- relay_log(Relay)])),
+         relay_policy(Relay, fun pass/4),
+         ok = From:send(FromS, <<"end">>),
+         ?assertEqual({ok, <<"end">>}, To:recv(ToS, 0, ?T))
+     end || {From, FromS, To, ToS} <- [{CMod, C, SMod, S}, {SMod, S, CMod, C}]],
+    #{me := {Me, Mine}, peer := {Peer, Theirs}, to_me := ToMe} = ends(Role, R),
+    %% 70 records towards ?M, more than its replay window (64).
+    relay_policy(Relay, fun pass/4),
+    Many = [integer_to_binary(I) || I <- lists:seq(100, 169)],
+    [ok = Peer:send(Theirs, M) || M <- Many],
+    ?assertEqual(Many, recv_all(Me, Mine, length(Many))),
+    Sent = [D || {Dir, _, _, D} <- relay_log(Relay), Dir =:= ToMe],
+    relay_inject(Relay, ToMe, [hd(Sent), lists:last(Sent), <<>>]),
+    ok = Peer:send(Theirs, <<"after">>),
+    ?assertEqual({ok, <<"after">>}, Me:recv(Mine, 0, ?T)),
+    ok = Me:send(Mine, <<"still here">>),
+    ?assertEqual({ok, <<"still here">>}, Peer:recv(Theirs, 0, ?T)),
+    relayed_close(R).
+
+%% Towards ?M after the handshake: a forged copy (bad MAC) of a record
+%% before the record, garbage, a cut record and the handshake's first
+%% datagram again are dropped without a word (RFC 6347 4.1.2.7), and the
+%% connection goes on.
+forged_and_stale_datagrams(Config) ->
+    Role = proplists:get_value(role, Config),
+    Pki = proplists:get_value(pki, Config),
+    R = relayed(Pki, client_mod(Role), server_mod(Role), fun pass/4),
+    #{relay := Relay} = R,
+    #{me := {Me, Mine}, peer := {Peer, Theirs}, to_me := ToMe} = ends(Role, R),
+    [Hello | _] = [D || {Dir, _, _, D} <- relay_log(Relay), Dir =:= ToMe],
+    relay_policy(Relay, fun(_, _, _, _) -> forge end),
+    ok = Peer:send(Theirs, <<"forged first">>),
+    ?assertEqual({ok, <<"forged first">>}, Me:recv(Mine, 0, ?T)),
+    [Record | _] = [D || {Dir, _, _, D} <- relay_log(Relay), Dir =:= ToMe],
+    relay_inject(Relay, ToMe, [binary:part(Record, 0, 20), <<23, 254, 253, "no record">>,
+                               Hello]),
+    relay_policy(Relay, fun pass/4),
+    ok = Peer:send(Theirs, <<"after">>),
+    ?assertEqual({ok, <<"after">>}, Me:recv(Mine, 0, ?T)),
+    ?assertEqual({error, timeout}, Me:recv(Mine, 0, 0)),
+    ok = Me:send(Mine, <<"still here">>),
+    ?assertEqual({ok, <<"still here">>}, Peer:recv(Theirs, 0, ?T)),
+    relayed_close(R).
+
+%% ?M's end, the peer's, and the direction towards ?M.
+ends(client, #{c := C, s := S, cmod := CMod, smod := SMod}) ->
+    #{me => {CMod, C}, peer => {SMod, S}, to_me => to_client};
+ends(server, #{c := C, s := S, cmod := CMod, smod := SMod}) ->
+    #{me => {SMod, S}, peer => {CMod, C}, to_me => to_server}.
+
+%% The server's last flight (with its ChangeCipherSpec and Finished) lost
+%% once: the client, still waiting for it, sends its own last flight again
+%% at its timeout, and the server, done already, answers that with its
+%% last flight again (RFC 6347 4.2.4). ?M serves an ssl client, then a ?M
+%% client.
+lost_final_flight(Config) ->
+    Pki = proplists:get_value(pki, Config),
+    %% The policy runs in the relay process: its dictionary remembers that
+    %% the flight was lost once.
+    LoseLast = fun(to_client, _, D, _) ->
+                       case has_change_cipher_spec(D) andalso get(lost) =:= undefined of
+                           true -> put(lost, true), drop;
+                           false -> pass
+                       end;
+                  (_, _, _, _) -> pass
+               end,
+    [begin
+         #{c := C, s := S, relay := Relay} = R = relayed(Pki, CMod, ?M, LoseLast),
+         Log = [{Dir, A, has_change_cipher_spec(D)} || {Dir, _, A, D} <- relay_log(Relay)],
+         ct:log("~p client: ~p", [CMod, relay_summary(Relay)]),
+         %% Lost; the client's flight again; the server's again, passed.
+         [{to_client, drop, true} | After] = lists:dropwhile(
+                                               fun(E) -> E =/= {to_client, drop, true} end, Log),
+         [_ | Resent] = lists:dropwhile(fun({Dir, _, _}) -> Dir =/= to_server end, After),
+         ?assert(lists:member({to_client, pass, true}, Resent)),
+         ok = CMod:send(C, <<"ping">>),
+         ?assertEqual({ok, <<"ping">>}, ?M:recv(S, 0, ?T)),
+         ok = ?M:send(S, <<"pong">>),
+         ?assertEqual({ok, <<"pong">>}, CMod:recv(C, 0, ?T)),
+         relayed_close(R)
+     end || CMod <- [?PEER, ?M]],
+    ok.
+
+%% A connection of CMod (client) and SMod (server) through a relay with
+%% Policy; fails with what the relay saw if the handshake fails.
+relayed(Pki, CMod, SMod, Policy) ->
+    {ok, L} = SMod:listen(0, [?RECBUF | server_opts(Pki)]),
     {ok, {_, Port}} = SMod:sockname(L),
-    Relay = relay_start(Port, Handshake),
+    Relay = relay_start(Port, Policy),
     Parent = self(),
     Client = spawn_link(fun() ->
                                 R = CMod:connect("localhost", relay_port(Relay),
-                                                 client_opts(Pki), 4 * ?T),
+                                                 [?RECBUF | client_opts(Pki)], 4 * ?T),
                                 Parent ! {self(), R},
                                 receive stop -> ok end
                         end),
@@ -606,29 +747,17 @@ lossy(Config, CMod, SMod, Handshake) ->
             {Client, Failed} -> ct:fail({client, Failed, relay_summary(Relay)})
         after 4 * ?T -> ct:fail(no_client)
         end,
-    Summary = relay_summary(Relay),
-    ct:log("the handshake through the relay: ~p", [Summary]),
-    %% Something was lost: the handshake needed retransmissions.
-    ?assert(length([x || {_, _, drop, _, _} <- Summary]) >= 1),
-    Replays = fun(_Dir, N, _, _) when N rem 2 =:= 1 -> hold_dup;
-                 (_, _, _, _) -> dup
-              end,
-    Msgs = [integer_to_binary(I) || I <- lists:seq(1, 20)],
-    [begin
-         relay_policy(Relay, Replays),
-         [ok = From:send(FromS, M) || M <- Msgs],
-         ?assertEqual(lists:sort(Msgs), lists:sort(recv_all(To, ToS, length(Msgs)))),
-         %% A last message, sent alone after the others arrived: nothing of
-         %% theirs (no duplicate) comes before it.
-         relay_policy(Relay, fun(_, _, _, _) -> pass end),
-         ok = From:send(FromS, <<"end">>),
-         ?assertEqual({ok, <<"end">>}, To:recv(ToS, 0, ?T))
-     end || {From, FromS, To, ToS} <- [{CMod, C, SMod, S}, {SMod, S, CMod, C}]],
+    #{c => C, s => S, l => L, relay => Relay, client => Client, cmod => CMod, smod => SMod}.
+
+relayed_close(#{c := C, s := S, l := L, relay := Relay, client := Client,
+                cmod := CMod, smod := SMod}) ->
     Client ! stop,
     ok = CMod:close(C),
     ok = SMod:close(S),
     ok = SMod:close(L),
     relay_stop(Relay).
+
+pass(_Dir, _N, _D, _Seen) -> pass.
 
 client_mod(client) -> ?M;
 client_mod(server) -> ?PEER.
@@ -648,13 +777,15 @@ recv_all(Mod, S, N) ->
 %% direction and size came before (a retransmission has its original's
 %% size), says what becomes of each datagram: pass, drop, dup (sent
 %% twice), hold (sent after the next one in its direction, or 20 ms later,
-%% as a network that reorders), hold_dup (held, then sent twice). Every
+%% as a network that reorders), hold_dup (held, then sent twice), forge (a
+%% copy with a bad MAC first, then the datagram). Every
 %% datagram is logged as it came.
 relay_start(ServerPort, Policy) ->
     Parent = self(),
     Pid = spawn_link(fun() ->
-                             {ok, Front} = gen_udp:open(0, [binary, {active, true}, {ip, {127, 0, 0, 1}}]),
-                             {ok, Back} = gen_udp:open(0, [binary, {active, true}, {ip, {127, 0, 0, 1}}]),
+                             Opts = [binary, {active, true}, {ip, {127, 0, 0, 1}}, ?RECBUF],
+                             {ok, Front} = gen_udp:open(0, Opts),
+                             {ok, Back} = gen_udp:open(0, Opts),
                              {ok, FrontPort} = inet:port(Front),
                              Parent ! {self(), FrontPort},
                              relay_loop(#{front => Front, back => Back, server => ServerPort,
@@ -677,6 +808,8 @@ record_type(<<Type, _/binary>>) -> Type.
 relay_log(#{pid := Pid}) -> relay_call(Pid, log).
 relay_policy(#{pid := Pid}, Policy) -> relay_call(Pid, {policy, Policy}).
 relay_stop(#{pid := Pid}) -> relay_call(Pid, stop).
+%% Datagrams sent as they are, in Dir, not logged.
+relay_inject(#{pid := Pid}, Dir, Datagrams) -> relay_call(Pid, {inject, Dir, Datagrams}).
 
 relay_call(Pid, Request) ->
     Pid ! {self(), Request},
@@ -701,6 +834,11 @@ relay_loop(#{front := Front, back := Back, server := ServerPort} = St) ->
             end;
         {From, log} ->
             From ! {self(), lists:reverse(maps:get(log, St))},
+            relay_loop(St);
+        {From, {inject, Dir, Datagrams}} ->
+            Send = case Dir of to_server -> ToServer; to_client -> ToClient end,
+            [ok = Send(X) || X <- Datagrams],
+            From ! {self(), ok},
             relay_loop(St);
         {From, {policy, Policy}} ->
             From ! {self(), ok},
@@ -737,10 +875,23 @@ relay(Dir, D, Send, #{policy := Policy, n := Ns, seen := Seen0, log := Log} = St
         dup -> ok = Send(D), ok = Send(D), Release(St1);
         drop -> St1#{dropped := maps:get(dropped, St1) + 1};
         hold -> Hold([D]);
-        hold_dup -> Hold([D, D])
+        hold_dup -> Hold([D, D]);
+        forge -> ok = Send(forge(D)), ok = Send(D), Release(St1)
     end.
 
+%% The datagram with its last byte (the record's MAC or tag) changed.
+forge(D) ->
+    Size = byte_size(D) - 1,
+    <<Head:Size/binary, Last>> = D,
+    <<Head/binary, (Last bxor 1)>>.
+
 %%% DTLS records by hand --------------------------------------------------------
+
+%% Whether a datagram holds a ChangeCipherSpec record.
+has_change_cipher_spec(<<20, _/binary>>) -> true;
+has_change_cipher_spec(<<_Type, _:16, _:16, _:48, Len:16, _:Len/binary, Rest/binary>>) ->
+    has_change_cipher_spec(Rest);
+has_change_cipher_spec(_) -> false.
 
 %% The handshake message type of a datagram's first record.
 handshake_type(<<22, _:16, _:16, _:48, _:16, Type, _/binary>>) ->

@@ -199,6 +199,11 @@ impl<H: Host> Conn<H> {
             // A short read may stop early: the end of input, if it is
             // already here, still raises an event for the poller.
             s.pump_input(INLINE_READ_BUDGET, false);
+            if s.tls.is_datagram() {
+                // What reading answered goes out now: a DTLS peer that sent
+                // its last flight again gets ours again (ours was lost).
+                s.flush_datagrams();
+            }
         }
         let options = s.options;
         match s.take_packet(len) {

@@ -307,7 +307,7 @@ mod retransmit_tests {
     use super::*;
     use crate::engine::connection::tests::{client_options, server_options, test_pki};
     use crate::engine::connection::PeerName;
-    use crate::engine::{Config, Progress, Version};
+    use crate::engine::{Config, Progress, ReadOutcome, Version};
 
     extern "C" {
         fn DTLS_set_timer_cb(
@@ -381,5 +381,172 @@ mod retransmit_tests {
         }
         assert_eq!(done, (true, true));
         assert!(lost > 0);
+    }
+
+    fn pair() -> (Connection, Connection) {
+        let pki = test_pki();
+        let (mut c, mut s) = (client_options(&pki), server_options(&pki));
+        c.versions = vec![Version::Dtls12];
+        s.versions = vec![Version::Dtls12];
+        let (cc, sc) = (Config::build(c).unwrap(), Config::build(s).unwrap());
+        let peer = PeerName {
+            verify_host: Some("localhost".into()),
+            ..PeerName::default()
+        };
+        let mut client = Connection::new(&cc, &peer).unwrap();
+        let mut server = Connection::new(&sc, &PeerName::default()).unwrap();
+        fast(&mut client);
+        fast(&mut server);
+        (client, server)
+    }
+
+    /// Whether a datagram holds a ChangeCipherSpec record (a DTLS record
+    /// header: type, version, epoch, sequence number, length).
+    fn has_change_cipher_spec(mut d: &[u8]) -> bool {
+        while d.len() >= 13 {
+            if d[0] == 20 {
+                return true;
+            }
+            let len = usize::from(u16::from_be_bytes([d[11], d[12]]));
+            d = &d[(13 + len).min(d.len())..];
+        }
+        false
+    }
+
+    fn deliver(ds: &[Vec<u8>], to: &mut Connection) {
+        ds.iter().for_each(|d| to.receive(d));
+    }
+
+    /// The server's last flight (ChangeCipherSpec, Finished) lost: the
+    /// client sends its own again at its timeout, and the server, done
+    /// already, answers that with its last flight again (RFC 6347 4.2.4).
+    #[test]
+    fn a_lost_last_flight_comes_again_when_the_peer_repeats_its_own() {
+        let (mut client, mut server) = pair();
+        assert_eq!(client.handshake().unwrap(), Progress::Pending);
+        deliver(&take(&mut client), &mut server);
+        assert_eq!(server.handshake().unwrap(), Progress::Pending);
+        deliver(&take(&mut server), &mut client);
+        assert_eq!(client.handshake().unwrap(), Progress::Pending);
+        let last = take(&mut client);
+        deliver(&last, &mut server);
+        assert_eq!(server.handshake().unwrap(), Progress::Done);
+        let lost = take(&mut server);
+        assert!(lost.iter().any(|d| has_change_cipher_spec(d)), "{lost:?}");
+        // Nothing comes: the client's timer runs out, its flight goes again.
+        assert_eq!(client.handshake().unwrap(), Progress::Pending);
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        client.handle_retransmit_timeout().unwrap();
+        let again = take(&mut client);
+        assert!(!again.is_empty());
+        deliver(&again, &mut server);
+        // The established server reads it and sends its last flight again.
+        let mut buf = [0u8; 64];
+        assert_eq!(server.read(&mut buf).unwrap(), ReadOutcome::WouldBlock);
+        let resent = take(&mut server);
+        assert_eq!(
+            resent.iter().map(Vec::len).sum::<usize>(),
+            lost.iter().map(Vec::len).sum::<usize>()
+        );
+        deliver(&resent, &mut client);
+        assert_eq!(client.handshake().unwrap(), Progress::Done);
+        client.write(b"after").unwrap();
+        deliver(&take(&mut client), &mut server);
+        assert_eq!(server.read(&mut buf).unwrap(), ReadOutcome::Data(5));
+    }
+
+    /// After the handshake (RFC 6347 4.1.2.6, 4.1.2.7): records out of
+    /// order are read, each once; copies, records older than the replay
+    /// window, stale handshake datagrams and datagrams that are no valid
+    /// record are dropped without an error, and the connection goes on.
+    #[test]
+    fn records_reordered_doubled_replayed_or_forged_after_the_handshake() {
+        let (mut client, mut server) = pair();
+        let mut first_hello = None;
+        for _ in 0..10 {
+            let _ = client.handshake().unwrap();
+            let to_server = take(&mut client);
+            first_hello.get_or_insert_with(|| to_server[0].clone());
+            deliver(&to_server, &mut server);
+            let _ = server.handshake().unwrap();
+            deliver(&take(&mut server), &mut client);
+        }
+        assert!(client.is_established() && server.is_established());
+        let records = |c: &mut Connection, msgs: &[&[u8]]| -> Vec<Vec<u8>> {
+            msgs.iter().for_each(|m| c.write(m).unwrap());
+            take(c)
+        };
+        let read_all = |c: &mut Connection| {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 64];
+            while let ReadOutcome::Data(n) = c.read(&mut buf).unwrap() {
+                got.push(buf[..n].to_vec());
+            }
+            got
+        };
+        let sent = records(&mut client, &[b"a", b"b", b"c", b"d"]);
+        // Reordered and doubled: each once, in the order they came.
+        let (a, b, c, d) = (&sent[0], &sent[1], &sent[2], &sent[3]);
+        deliver(&[c.clone(), a.clone(), c.clone(), d.clone()], &mut server);
+        deliver(&[a.clone(), b.clone(), d.clone()], &mut server);
+        assert_eq!(read_all(&mut server), [b"c", b"a", b"d", b"b"]);
+        // A forged copy of the next record (a bad tag) does not keep the
+        // real one out.
+        let next = records(&mut client, &[b"e"]).remove(0);
+        let mut forged = next.clone();
+        *forged.last_mut().unwrap() ^= 1;
+        deliver(&[forged, next.clone()], &mut server);
+        assert_eq!(read_all(&mut server), [b"e"]);
+        // Garbage, a cut record, the handshake's first datagram again.
+        let garbage: [&[u8]; 3] = [b"\x17\xfe\xfd no record", &next[..20], b""];
+        garbage.iter().for_each(|g| server.receive(g));
+        server.receive(first_hello.as_ref().unwrap());
+        assert!(read_all(&mut server).is_empty());
+        // Past the window (64 records on): the first record is dropped.
+        let msgs: Vec<Vec<u8>> = (0..70).map(|i| format!("m{i}").into_bytes()).collect();
+        let many = records(
+            &mut client,
+            &msgs.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+        );
+        deliver(&many, &mut server);
+        assert_eq!(read_all(&mut server), msgs);
+        deliver(&[a.clone(), many[0].clone(), many[69].clone()], &mut server);
+        assert!(read_all(&mut server).is_empty());
+        // And the connection works both ways.
+        let back = records(&mut server, &[b"still here"]);
+        deliver(&back, &mut client);
+        assert_eq!(read_all(&mut client), [b"still here"]);
+        assert!(server.output().is_empty());
+    }
+
+    /// A flight sent again and again keeps its datagrams: the memory BIO
+    /// knows no path MTU to fall back to after repeated timeouts.
+    #[test]
+    fn retransmissions_keep_the_datagram_size() {
+        let pki = test_pki();
+        let (mut c, mut s) = (client_options(&pki), server_options(&pki));
+        c.versions = vec![Version::Dtls12];
+        s.versions = vec![Version::Dtls12];
+        let (cc, sc) = (Config::build(c).unwrap(), Config::build(s).unwrap());
+        let mut client = Connection::new(&cc, &PeerName::default()).unwrap();
+        let mut server = Connection::new(&sc, &PeerName::default()).unwrap();
+        fast(&mut server);
+        assert_eq!(client.handshake().unwrap(), Progress::Pending);
+        take(&mut client).iter().for_each(|d| server.receive(d));
+        assert_eq!(server.handshake().unwrap(), Progress::Pending);
+        let sizes = |ds: Vec<Vec<u8>>| ds.iter().map(Vec::len).collect::<Vec<_>>();
+        assert!(!take(&mut server).is_empty());
+        let mut again = || {
+            std::thread::sleep(std::time::Duration::from_millis(60));
+            server.handle_retransmit_timeout().unwrap();
+            sizes(take(&mut server))
+        };
+        // A message per datagram when sent again, one of them longer than
+        // OpenSSL's smallest MTU (256): falling back to it would show.
+        let first = again();
+        assert!(first.iter().any(|&n| n > 300), "{first:?}");
+        for round in 1..6 {
+            assert_eq!(again(), first, "retransmission {round}");
+        }
     }
 }
