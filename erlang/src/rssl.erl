@@ -407,18 +407,16 @@ connect_tls(Host, Port, Options, Timeout) ->
 
 client_handshake({Module, _} = Transport, TSock, Host, SNI, Tls0, Emulated, Initial, Deadline) ->
     {Peer00, Tls1} = rssl_options:hostname_check(rssl_options:peer(Host, SNI, Tls0), Tls0),
-    {Session, Tls2} = session_by_hand(Tls1),
+    {Session, Tls2} = rssl_client_session:by_hand(Tls1),
     {Peer0, Tls} = tickets_by_hand(Peer00, Tls2),
     case rssl_handshake:config(client, Tls) of
         {ok, Config} ->
-            Peer = case Session of
-                       save -> Peer0;  % a new session: none offered
-                       _ -> with_session(session_peer(Peer0, Transport, TSock, Host), Session)
-                   end,
+            Peername = transport_call(Transport, peername, TSock),
+            Peer = rssl_client_session:peer(Peer0, Session, Peername, Host),
             case adopt(Transport, TSock, Config, Peer, Emulated, undefined, Initial) of
                 {ok, Socket} ->
                     Result = rssl_handshake:run(Socket, Deadline, Tls#{role => client}),
-                    save_session(Session, Result);
+                    rssl_client_session:save(Session, Result);
                 Error -> Error
             end;
         Error ->
@@ -1008,22 +1006,6 @@ release_port(Port) ->
     _ = spawn(fun() -> catch erlang:port_close(Port) end),
     ok.
 
-%% TLS 1.2 sessions by hand: `{reuse_sessions, save}' (save), or a
-%% session to offer (`{reuse_session, Id}' looked up among those saved, or
-%% `{reuse_session, {Id, Data}}'). Kept out of the configuration.
-session_by_hand(Tls = #{save_session := true}) ->
-    {save, maps:remove(save_session, Tls)};
-session_by_hand(Tls = #{offer_session := {id, Id}}) ->
-    Offer = case rssl_nif:session_lookup(Id) of
-                {ok, Data} -> Data;
-                undefined -> none
-            end,
-    {Offer, maps:remove(offer_session, Tls)};
-session_by_hand(Tls = #{offer_session := {data, Data}}) ->
-    {Data, maps:remove(offer_session, Tls)};
-session_by_hand(Tls) ->
-    {none, Tls}.
-
 %% TLS 1.3 tickets given with `use_ticket' and the early data to send:
 %% per connection, kept out of the configuration. A ticket is what
 %% `{ssl, session_ticket, Ticket}' gave (a map whose `ticket' is
@@ -1044,37 +1026,3 @@ tickets_by_hand(Peer0, Tls) ->
 ticket_der(#{ticket := Der}) when is_binary(Der) -> Der;
 ticket_der(Der) when is_binary(Der) -> Der;
 ticket_der(_) -> undefined.
-
-with_session(Peer, Data) when is_binary(Data) -> Peer#{session => Data};
-with_session(Peer, none) -> Peer.
-
-host_text(Host) when is_tuple(Host) -> list_to_binary(inet:ntoa(Host));
-host_text(Host) when is_atom(Host) -> atom_to_binary(Host);
-host_text(Host) ->
-    case unicode:characters_to_binary(Host) of
-        Bin when is_binary(Bin) -> Bin;
-        _ -> term_to_binary(Host)
-    end.
-
-%% `save': the handshake is over once the session is kept.
-save_session(save, {ok, Socket} = Ok) ->
-    _ = rssl_nif:session_save(Socket),
-    Ok;
-save_session(_, Result) ->
-    Result.
-
-%% A client reuses sessions per server, as OTP's ssl keys them: the host
-%% as given and the port (made into text without io_lib: this runs on
-%% every connect).
-session_peer(Peer, Transport, TSock, Host) ->
-    case transport_call(Transport, peername, TSock) of
-        {ok, {Address, Port}} ->
-            Name = case Host of
-                       undefined -> Address;
-                       _ -> Host
-                   end,
-            Key = <<(host_text(Name))/binary, ":", (integer_to_binary(Port))/binary>>,
-            Peer#{session_key => Key};
-        _ ->
-            Peer
-    end.

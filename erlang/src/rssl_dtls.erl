@@ -69,12 +69,19 @@ connect(Host, Port, Options, Timeout) ->
             Error
     end.
 
+%% The session saved for this server (the host as given and the port, as
+%% for TLS) is offered, unless `{reuse_sessions, false}'; the options'
+%% `reuse_session' and `{reuse_sessions, save}' apply as for TLS.
 client_handshake(Udp, Host, SNI, Tls0, Emulated, Deadline) ->
-    {Peer, Tls} = rssl_options:hostname_check(rssl_options:peer(Host, SNI, Tls0), Tls0),
+    {Peer0, Tls1} = rssl_options:hostname_check(rssl_options:peer(Host, SNI, Tls0), Tls0),
+    {Session, Tls} = rssl_client_session:by_hand(Tls1),
     case rssl_handshake:config(client, Tls) of
         {ok, Config} ->
+            Peer = rssl_client_session:peer(Peer0, Session, inet:peername(Udp), Host),
             case adopt(Udp, Config, Peer, Emulated) of
-                {ok, Socket} -> rssl_handshake:run(Socket, Deadline, Tls#{role => client});
+                {ok, Socket} ->
+                    Result = rssl_handshake:run(Socket, Deadline, Tls#{role => client}),
+                    rssl_client_session:save(Session, Result);
                 Error -> Error
             end;
         Error ->

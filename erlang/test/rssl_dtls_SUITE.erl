@@ -20,6 +20,14 @@
 %% Room in a socket's buffer for a burst of small datagrams (gen_udp's
 %% default of 16 KiB holds about 18 on loopback; more are lost).
 -define(RECBUF, {recbuf, 212992}).
+%% Measured with OTP 25 (ssl 10.8.7): its DTLS client's ClientHello has an
+%% empty session id on a second connection to the same ssl server, by
+%% default, with {reuse_sessions, save}, and with {reuse_session, Id} of
+%% a saved session; its DTLS server does resume an OpenSSL client's session.
+-define(NO_OFFER, "OTP 25's DTLS client offers no session to resume (empty session "
+                  "id in its ClientHello: by default, with {reuse_sessions, save} "
+                  "and with {reuse_session, Id}), so its second connection is a "
+                  "full handshake").
 
 -export([suite/0, all/0, groups/0,
          init_per_suite/1, end_per_suite/1,
@@ -36,7 +44,10 @@
          openssl_s_client/1,
          lossy_handshake_and_replays/1, rssl_both_lossy/1,
          lossy_application_data/1, forged_and_stale_datagrams/1, lost_final_flight/1,
-         listen_controlling_process/1, listen_socket_outlives_its_owner/1]).
+         listen_controlling_process/1, listen_socket_outlives_its_owner/1,
+         dtls_resumes_second_connection/1, dtls_client_resumes_with_ssl_server/1,
+         dtls_server_resumes_openssl_client/1, dtls_reuse_sessions_false/1,
+         dtls_reuse_session_by_hand/1, dtls_lossy_resumption/1]).
 
 suite() -> [{timetrap, {seconds, 60}}].
 
@@ -44,7 +55,10 @@ all() -> [{group, as_client}, {group, as_server}, retransmits_then_times_out,
           bad_options, openssl_s_server, many_peers_one_port,
           spoofed_address_gets_no_state, silent_peer_dropped, listener_close,
           bad_listen_options, openssl_s_client, rssl_both_lossy, lost_final_flight,
-          listen_controlling_process, listen_socket_outlives_its_owner].
+          listen_controlling_process, listen_socket_outlives_its_owner,
+          dtls_resumes_second_connection, dtls_client_resumes_with_ssl_server,
+          dtls_server_resumes_openssl_client, dtls_reuse_sessions_false,
+          dtls_reuse_session_by_hand, dtls_lossy_resumption].
 
 groups() ->
     Cases = [echo_passive, one_message_per_send, large_send, active_modes,
@@ -95,7 +109,11 @@ otp_skips() ->
                                   "(RFC 6347 4.1.2.7: such records are dropped)"},
      {lost_final_flight, "OTP 25's DTLS server does not send its last flight again "
                          "when the client's comes again (RFC 6347 4.2.4): the client "
-                         "waits for its Finished until it times out"}].
+                         "waits for its Finished until it times out"},
+     {dtls_resumes_second_connection, ?NO_OFFER},
+     {dtls_client_resumes_with_ssl_server, ?NO_OFFER},
+     {dtls_reuse_session_by_hand, ?NO_OFFER},
+     {dtls_lossy_resumption, ?NO_OFFER}].
 
 end_per_testcase(_TC, Config) ->
     case proplists:get_value(tc_status, Config) of
@@ -1017,3 +1035,192 @@ stop(Pid) ->
 gone() ->
     {Pid, Ref} = spawn_monitor(fun() -> ok end),
     receive {'DOWN', Ref, process, Pid, _} -> Pid end.
+
+%%% Session resumption ----------------------------------------------------------
+
+%% A ?M client's second connection to the same ?M server resumes the first
+%% one's session (an abbreviated handshake): the session id the client had
+%% on both ends, and both ends say it was resumed. (An rssl server keeps
+%% the session in a ticket (RFC 5077) for a client that takes tickets, as
+%% OpenSSL's do: its ServerHello then has no session id, and the client
+%% names the session itself.)
+dtls_resumes_second_connection(Config) ->
+    Pki = proplists:get_value(pki, Config),
+    [First, Second] = twice(Pki, ?M, ?M, [], []),
+    ?assertMatch(#{client := #{resumed := false}, server := #{resumed := false}}, First),
+    #{client := #{id := Id}} = First,
+    ?assertEqual(32, byte_size(Id)),
+    ?assertMatch(#{client := #{id := Id, resumed := true},
+                   server := #{id := Id, resumed := true}}, Second).
+
+%% Against OTP's ssl DTLS server, a ?M client resumes too: the same session
+%% id on both ends (OTP 25 reports session_resumption false for a resumed
+%% DTLS 1.2 session, as for TLS 1.2). (OTP 25's DTLS client offers no
+%% session to resume, see otp_skips/0; an OpenSSL client resumes with a ?M
+%% server in dtls_server_resumes_openssl_client.)
+dtls_client_resumes_with_ssl_server(Config) ->
+    Pki = proplists:get_value(pki, Config),
+    [First, Second] = twice(Pki, ?M, ?PEER, [], []),
+    #{client := #{id := Id, resumed := false}, server := #{id := Id, resumed := false}} = First,
+    ?assertMatch(#{client := #{id := Id, resumed := true},
+                   server := #{id := Id, resumed := false}}, Second).
+
+%% `openssl s_client -dtls1_2 -sess_out', then `-sess_in' with the saved
+%% session: ?M's server resumes it (s_client says "Reused", ?M's end has
+%% the first session's id).
+dtls_server_resumes_openssl_client(Config) ->
+    Pki = proplists:get_value(pki, Config),
+    #{ca := #{cert := Ca}} = Pki,
+    Dir = proplists:get_value(priv_dir, Config),
+    SessFile = filename:join(Dir, "dtls_session.pem"),
+    {ok, L} = ?M:listen(0, server_opts(Pki)),
+    {ok, {_, Port}} = ?M:sockname(L),
+    {ok, SessionId} = re:compile("Session-ID: ([0-9A-F]*)\\R"),
+    Once = fun(SessArg, Expect) ->
+                   Exe = rssl_tool_lib:exe("openssl"),
+                   Tool0 = rssl_tool_lib:start(
+                             [rssl_tool_lib:q(Exe), " s_client -dtls1_2 -connect 127.0.0.1:",
+                              integer_to_list(Port), " -CAfile ", rssl_tool_lib:q(Ca),
+                              " -verify_return_error -servername localhost ", SessArg,
+                              " ", rssl_tool_lib:q(SessFile)]),
+                   try
+                       {ok, T} = ?M:transport_accept(L, ?T),
+                       {ok, S} = ?M:handshake(T, ?T),
+                       {ok, _, Tool01} = rssl_tool_lib:wait_output(Tool0, Expect, ?T),
+                       {ok, Hex, Tool1} = rssl_tool_lib:wait_output(Tool01, SessionId, ?T),
+                       ok = ?M:send(S, <<"from server\n">>),
+                       {ok, _, Tool2} = rssl_tool_lib:wait_output(Tool1, <<"from server">>, ?T),
+                       Seen = seen(?M, S),
+                       true = port_command(maps:get(port, Tool2), <<"Q\n">>),
+                       ?assertEqual({error, closed}, ?M:recv(S, 0, ?T)),
+                       rssl_tool_lib:wait_exit(Tool2, ?T),
+                       ok = ?M:close(S),
+                       {binary:decode_hex(Hex), Seen}
+                   after
+                       rssl_tool_lib:stop(Tool0)
+                   end
+           end,
+    {Id, #{resumed := false}} = Once("-sess_out", <<"New, TLSv1.2">>),
+    ?assertEqual(32, byte_size(Id)),
+    ?assertEqual({Id, #{id => Id, resumed => tls12_resumed(?M)}},
+                 Once("-sess_in", <<"Reused, TLSv1.2">>)),
+    ok = ?M:close(L).
+
+%% `{reuse_sessions, false}' on the client, or on the server: each
+%% connection is a full handshake (neither end says resumed), with a new
+%% session.
+dtls_reuse_sessions_false(Config) ->
+    Pki = proplists:get_value(pki, Config),
+    [begin
+         [First, Second] = twice(Pki, ?M, ?M, CExtra, SExtra),
+         #{client := #{id := Id1}} = First,
+         ?assertMatch(#{client := #{resumed := false}, server := #{resumed := false}}, Second),
+         %% (Without a session id when the server sent a ticket the
+         %% client does not keep.)
+         #{client := #{id := Id2}} = Second,
+         ?assert(Id2 =:= <<>> orelse Id2 =/= Id1)
+     end || {CExtra, SExtra} <- [{[{reuse_sessions, false}], []},
+                                 {[], [{reuse_sessions, false}]}]],
+    ok.
+
+%% Sessions by hand: a session kept with `{reuse_sessions, save}' (not
+%% offered on its own later: it is not saved for the server) is offered
+%% with `{reuse_session, Id}'.
+dtls_reuse_session_by_hand(Config) ->
+    Pki = proplists:get_value(pki, Config),
+    {ok, L} = ?M:listen(0, server_opts(Pki)),
+    {ok, {_, Port}} = ?M:sockname(L),
+    First = session_once(?M, ?M, L, Port, Pki, [{reuse_sessions, save}]),
+    #{client := #{id := Id, resumed := false}} = First,
+    Plain = session_once(?M, ?M, L, Port, Pki, []),
+    ?assertMatch(#{client := #{resumed := false}}, Plain),
+    ?assertNotEqual(Id, maps:get(id, maps:get(client, Plain))),
+    ByHand = session_once(?M, ?M, L, Port, Pki, [{reuse_session, Id}]),
+    ?assertMatch(#{client := #{id := Id, resumed := true},
+                   server := #{id := Id, resumed := true}}, ByHand),
+    ok = ?M:close(L).
+
+%% An abbreviated handshake through the relay, the client's last flight
+%% (its ChangeCipherSpec and Finished, after the server's) lost once: the
+%% server, waiting for it, sends its own flight again at its timeout, the
+%% client, done already, answers that with its last flight again (RFC
+%% 6347 4.2.4), and the server gets it.
+dtls_lossy_resumption(Config) ->
+    Pki = proplists:get_value(pki, Config),
+    {ok, L} = ?M:listen(0, [?RECBUF | server_opts(Pki)]),
+    {ok, {_, Port}} = ?M:sockname(L),
+    Relay = relay_start(Port, fun pass/4),
+    RelayPort = relay_port(Relay),
+    First = session_once(?M, ?M, L, RelayPort, Pki, [?RECBUF]),
+    #{client := #{id := Id, resumed := false}} = First,
+    LoseClientLast = fun(to_server, _, D, _) ->
+                             case has_change_cipher_spec(D) andalso get(lost) =:= undefined of
+                                 true -> put(lost, true), drop;
+                                 false -> pass
+                             end;
+                        (_, _, _, _) -> pass
+                     end,
+    relay_policy(Relay, LoseClientLast),
+    Second = session_once(?M, ?M, L, RelayPort, Pki, [?RECBUF]),
+    ct:log("the resumption through the relay: ~p", [relay_summary(Relay)]),
+    ?assertMatch(#{client := #{id := Id, resumed := true},
+                   server := #{id := Id, resumed := true}}, Second),
+    Log = [{Dir, A, has_change_cipher_spec(D)} || {Dir, _, A, D} <- relay_log(Relay)],
+    %% Abbreviated: the server's ChangeCipherSpec came first.
+    [{to_client, pass, true} | _] = [E || {_, _, true} = E <- Log],
+    %% The client's lost, then sent again and passed.
+    [{to_server, drop, true} | After] = lists:dropwhile(
+                                          fun(E) -> E =/= {to_server, drop, true} end, Log),
+    ?assert(lists:member({to_server, pass, true}, After)),
+    relay_stop(Relay),
+    ok = ?M:close(L).
+
+%% Two connections one after the other of a CMod client to one SMod
+%% listener: what each end saw of each.
+twice(Pki, CMod, SMod, CExtra, SExtra) ->
+    {ok, L} = SMod:listen(0, rssl_test_lib:merge_opts(SExtra, server_opts(Pki))),
+    {ok, {_, Port}} = SMod:sockname(L),
+    Seen = [session_once(CMod, SMod, L, Port, Pki, CExtra) || _ <- [1, 2]],
+    ok = SMod:close(L),
+    Seen.
+
+%% One connection of a CMod client (to Port, L's or a relay's) and SMod's
+%% listener L; the client speaks once the server has spoken, so nothing is
+%% sent before the server's handshake is over. Closed once both ends saw
+%% what they were: #{client => Seen, server => Seen}.
+session_once(CMod, SMod, L, Port, Pki, CExtra) ->
+    Parent = self(),
+    Opts = rssl_test_lib:merge_opts(CExtra, client_opts(Pki)),
+    Client = spawn_link(fun() ->
+                                {ok, C} = CMod:connect("localhost", Port, Opts, 4 * ?T),
+                                {ok, <<"hello">>} = CMod:recv(C, 0, ?T),
+                                ok = CMod:send(C, <<"ping">>),
+                                Parent ! {self(), seen(CMod, C)},
+                                receive stop -> ok = CMod:close(C) end,
+                                session_saved(CMod)
+                        end),
+    {ok, T} = SMod:transport_accept(L, 4 * ?T),
+    {ok, S} = SMod:handshake(T, 4 * ?T),
+    ok = SMod:send(S, <<"hello">>),
+    ?assertEqual({ok, <<"ping">>}, SMod:recv(S, 0, ?T)),
+    Server = seen(SMod, S),
+    ClientSeen = receive {Client, Seen} -> Seen after ?T -> ct:fail(client_silent) end,
+    stop(Client),
+    ok = SMod:close(S),
+    #{client => ClientSeen, server => Server}.
+
+seen(Mod, S) ->
+    {ok, Info} = Mod:connection_information(S, [session_id, session_resumption]),
+    #{id => proplists:get_value(session_id, Info),
+      resumed => proplists:get_value(session_resumption, Info)}.
+
+%% Returns once Mod's client has saved the session it may offer next: OTP's
+%% ssl hands it to ssl_manager in a cast, answered by a call after it;
+%% rssl saves it before connect/3 returns.
+session_saved(ssl) -> _ = sys:get_state(ssl_manager), ok;
+session_saved(rssl) -> ok.
+
+%% What session_resumption says for a resumed DTLS 1.2 session: OTP 25's
+%% ssl says false, as for TLS 1.2 (README).
+tls12_resumed(ssl) -> false;
+tls12_resumed(rssl) -> true.
