@@ -113,6 +113,10 @@ otp_skips() ->
      {dtls_resumes_second_connection, ?NO_OFFER},
      {dtls_client_resumes_with_ssl_server, ?NO_OFFER},
      {dtls_reuse_session_by_hand, ?NO_OFFER},
+     {dtls_reuse_sessions_false, "OTP 25's DTLS client never resumes (" ?NO_OFFER "): "
+                                 "{reuse_sessions, false} changes nothing to check; "
+                                 "besides, its second connect timed out against OTP's "
+                                 "listener in 1 run of 4 here"},
      {dtls_lossy_resumption, ?NO_OFFER}].
 
 end_per_testcase(_TC, Config) ->
@@ -1125,19 +1129,24 @@ dtls_reuse_sessions_false(Config) ->
 
 %% Sessions by hand: a session kept with `{reuse_sessions, save}' (not
 %% offered on its own later: it is not saved for the server) is offered
-%% with `{reuse_session, Id}'.
+%% with `{reuse_session, Id}', and with `{reuse_session, {Id, Data}}'
+%% (Data: connection_information's session_data).
 dtls_reuse_session_by_hand(Config) ->
     Pki = proplists:get_value(pki, Config),
     {ok, L} = ?M:listen(0, server_opts(Pki)),
     {ok, {_, Port}} = ?M:sockname(L),
     First = session_once(?M, ?M, L, Port, Pki, [{reuse_sessions, save}]),
-    #{client := #{id := Id, resumed := false}} = First,
+    #{client := #{id := Id, resumed := false, data := Data}} = First,
+    ?assert(is_binary(Data)),
     Plain = session_once(?M, ?M, L, Port, Pki, []),
     ?assertMatch(#{client := #{resumed := false}}, Plain),
     ?assertNotEqual(Id, maps:get(id, maps:get(client, Plain))),
     ByHand = session_once(?M, ?M, L, Port, Pki, [{reuse_session, Id}]),
     ?assertMatch(#{client := #{id := Id, resumed := true},
                    server := #{id := Id, resumed := true}}, ByHand),
+    WithData = session_once(?M, ?M, L, Port, Pki, [{reuse_session, {Id, Data}}]),
+    ?assertMatch(#{client := #{id := Id, resumed := true},
+                   server := #{id := Id, resumed := true}}, WithData),
     ok = ?M:close(L).
 
 %% An abbreviated handshake through the relay, the client's last flight
@@ -1185,24 +1194,29 @@ twice(Pki, CMod, SMod, CExtra, SExtra) ->
     Seen.
 
 %% One connection of a CMod client (to Port, L's or a relay's) and SMod's
-%% listener L; the client speaks once the server has spoken, so nothing is
-%% sent before the server's handshake is over. Closed once both ends saw
-%% what they were: #{client => Seen, server => Seen}.
+%% listener L; the client sends once both handshakes are over (a record
+%% that overtakes the peer's last handshake message may be dropped), the
+%% server answers. Closed once both ends saw what they were:
+%% #{client => Seen, server => Seen}.
 session_once(CMod, SMod, L, Port, Pki, CExtra) ->
     Parent = self(),
     Opts = rssl_test_lib:merge_opts(CExtra, client_opts(Pki)),
     Client = spawn_link(fun() ->
                                 {ok, C} = CMod:connect("localhost", Port, Opts, 4 * ?T),
-                                {ok, <<"hello">>} = CMod:recv(C, 0, ?T),
+                                receive go -> ok end,
                                 ok = CMod:send(C, <<"ping">>),
-                                Parent ! {self(), seen(CMod, C)},
+                                {ok, <<"pong">>} = CMod:recv(C, 0, ?T),
+                                {ok, All} = CMod:connection_information(C),
+                                Data = proplists:get_value(session_data, All),
+                                Parent ! {self(), (seen(CMod, C))#{data => Data}},
                                 receive stop -> ok = CMod:close(C) end,
                                 session_saved(CMod)
                         end),
     {ok, T} = SMod:transport_accept(L, 4 * ?T),
     {ok, S} = SMod:handshake(T, 4 * ?T),
-    ok = SMod:send(S, <<"hello">>),
+    Client ! go,
     ?assertEqual({ok, <<"ping">>}, SMod:recv(S, 0, ?T)),
+    ok = SMod:send(S, <<"pong">>),
     Server = seen(SMod, S),
     ClientSeen = receive {Client, Seen} -> Seen after ?T -> ct:fail(client_silent) end,
     stop(Client),
