@@ -36,7 +36,8 @@
          openssl_s_client/1,
          lossy_handshake_and_replays/1, rssl_both_lossy/1,
          lossy_application_data/1, forged_and_stale_datagrams/1, lost_final_flight/1,
-         listen_controlling_process/1, listen_socket_outlives_its_owner/1]).
+         listen_controlling_process/1, listen_socket_outlives_its_owner/1,
+         dtlsv1_not_by_default/1]).
 
 suite() -> [{timetrap, {seconds, 60}}].
 
@@ -44,7 +45,8 @@ all() -> [{group, as_client}, {group, as_server}, retransmits_then_times_out,
           bad_options, openssl_s_server, many_peers_one_port,
           spoofed_address_gets_no_state, silent_peer_dropped, listener_close,
           bad_listen_options, openssl_s_client, rssl_both_lossy, lost_final_flight,
-          listen_controlling_process, listen_socket_outlives_its_owner].
+          listen_controlling_process, listen_socket_outlives_its_owner,
+          dtlsv1_not_by_default].
 
 groups() ->
     Cases = [echo_passive, one_message_per_send, large_send, active_modes,
@@ -1017,3 +1019,30 @@ stop(Pid) ->
 gone() ->
     {Pid, Ref} = spawn_monitor(fun() -> ok end),
     receive {'DOWN', Ref, process, Pid, _} -> Pid end.
+
+%% DTLS 1.0 only when asked for: by default each end offers DTLS 1.2
+%% alone, as OTP 25's, and a DTLS 1.0 peer gets protocol_version, in
+%% either role.
+dtlsv1_not_by_default(Config) ->
+    Pki = proplists:get_value(pki, Config),
+    Default = fun(Opts) -> [O || O <- Opts, not is_tuple(O) orelse element(1, O) =/= versions] end,
+    V1 = fun(Opts) -> Default(Opts) ++ [{versions, [dtlsv1]}] end,
+    ?assertMatch({error, {tls_alert, {protocol_version, _}}},
+                 refused(?M, Default(server_opts(Pki)), ?PEER, V1(client_opts(Pki)))),
+    ?assertMatch({error, {tls_alert, {protocol_version, _}}},
+                 refused(?PEER, V1(server_opts(Pki)), ?M, Default(client_opts(Pki)))).
+
+%% ClientMod's connect result against a ServerMod listener.
+refused(ServerMod, ServerOpts, ClientMod, ClientOpts) ->
+    {ok, L} = ServerMod:listen(0, ServerOpts),
+    {ok, {_, Port}} = ServerMod:sockname(L),
+    Acceptor = spawn(fun() ->
+                             case ServerMod:transport_accept(L, ?T) of
+                                 {ok, T} -> ServerMod:handshake(T, ?T);
+                                 Error -> Error
+                             end
+                     end),
+    Result = ClientMod:connect("localhost", Port, ClientOpts, ?T),
+    exit(Acceptor, kill),
+    ok = ServerMod:close(L),
+    Result.
