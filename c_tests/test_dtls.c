@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 static const uint16_t DTLS12[] = {RSSL_DTLS1_2};
+static const uint16_t DTLS10[] = {RSSL_DTLS1_0};
 
 static rssl_config_builder *dtls_server_builder(void)
 {
@@ -254,6 +255,65 @@ static void memory_pair(rssl_conn **client, rssl_conn **server)
     CHECK_OK(rssl_conn_new(sconfig, NULL, server));
     rssl_config_free(cconfig);
     rssl_config_free(sconfig);
+}
+
+/* Runs a memory pair's handshake, passing every datagram on; returns
+ * RSSL_OK once both ends are established, or the first failure. */
+static rssl_result dtls_memory_handshake(rssl_conn *client, rssl_conn *server)
+{
+    for (int round = 0; round < 20; round++) {
+        rssl_result c = rssl_conn_handshake_step(client);
+        if (c != RSSL_OK && c != RSSL_WANT_READ)
+            return c;
+        shuttle(client, server, NULL, NULL);
+        rssl_result s = rssl_conn_handshake_step(server);
+        if (s != RSSL_OK && s != RSSL_WANT_READ)
+            return s;
+        shuttle(server, client, NULL, NULL);
+        if (c == RSSL_OK && s == RSSL_OK)
+            return RSSL_OK;
+    }
+    return RSSL_TIMEOUT;
+}
+
+/* DTLS 1.2 alone by default, as OTP 25: two default ends meet at 1.2, and
+ * a DTLS 1.0 peer is refused in either role. */
+static void default_versions(void)
+{
+    const rssl_config *client_default = build(dtls_client_builder());
+    const rssl_config *server_default = build(dtls_server_builder());
+    rssl_config_builder *b = dtls_client_builder();
+    CHECK_OK(rssl_config_builder_set_versions(b, DTLS10, 1));
+    const rssl_config *client_v1 = build(b);
+    b = dtls_server_builder();
+    CHECK_OK(rssl_config_builder_set_versions(b, DTLS10, 1));
+    const rssl_config *server_v1 = build(b);
+    const struct {
+        const rssl_config *client, *server;
+        bool meets;
+    } pairs[] = {{client_default, server_default, true},
+                 {client_v1, server_default, false},
+                 {client_default, server_v1, false}};
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        rssl_conn *client = NULL, *server = NULL;
+        CHECK_OK(rssl_conn_new(pairs[i].client, "localhost", &client));
+        CHECK_OK(rssl_conn_new(pairs[i].server, NULL, &server));
+        rssl_result r = dtls_memory_handshake(client, server);
+        if (pairs[i].meets) {
+            CHECK_OK(r);
+            uint16_t version = 0;
+            CHECK_OK(rssl_conn_version(server, &version));
+            CHECK(version == RSSL_DTLS1_2);
+        } else {
+            CHECK(r != RSSL_OK && r != RSSL_TIMEOUT);
+        }
+        rssl_conn_free(client);
+        rssl_conn_free(server);
+    }
+    rssl_config_free(client_default);
+    rssl_config_free(server_default);
+    rssl_config_free(client_v1);
+    rssl_config_free(server_v1);
 }
 
 static bool step(rssl_conn *conn)
@@ -843,6 +903,7 @@ static const struct test_case TESTS[] = {
     {"s_client", s_client},
     {"connect_timeout", connect_timeout},
     {"memory_loss", memory_loss},
+    {"default_versions", default_versions},
     {"memory_event_loop", memory_event_loop},
     {"duplicate_hello", duplicate_hello},
     {"lost_last_flight", lost_last_flight},
