@@ -330,7 +330,7 @@ serve(#{hellos := Hellos, accepters := Accepters} = St) ->
 split(Role, Options) when is_list(Options) ->
     try
         Versions = versions(Options),
-        Rest = [O || O <- Options, not is_versions(O)],
+        Rest = [O || O <- Options, not is_versions(O), not is_gen_udp(O)],
         [throw({options, {not_supported, O}}) || {K, _} = O <- Rest,
                                                 lists:member(K, ?FRAMING) orelse K =:= cb_info],
         case rssl_options:split(Role, Rest) of
@@ -345,6 +345,12 @@ split(_Role, Options) ->
 
 is_versions({versions, _}) -> true;
 is_versions(_) -> false.
+
+%% `cb_info' naming gen_udp is the transport rssl uses anyway (OTP's
+%% default for DTLS); another transport module is refused.
+is_gen_udp({cb_info, {gen_udp, udp, udp_closed, udp_error}}) -> true;
+is_gen_udp({cb_info, {gen_udp, udp, udp_closed, udp_error, udp_passive}}) -> true;
+is_gen_udp(_) -> false.
 
 %% DTLS versions only; a TLS one is refused as OTP refuses a DTLS one
 %% among TLS versions ({options, {Version, {versions, List}}}).

@@ -37,7 +37,7 @@
          lossy_handshake_and_replays/1, rssl_both_lossy/1,
          lossy_application_data/1, forged_and_stale_datagrams/1, lost_final_flight/1,
          listen_controlling_process/1, listen_socket_outlives_its_owner/1,
-         dtlsv1_not_by_default/1]).
+         dtlsv1_not_by_default/1, cb_info_gen_udp/1]).
 
 suite() -> [{timetrap, {seconds, 60}}].
 
@@ -46,7 +46,7 @@ all() -> [{group, as_client}, {group, as_server}, retransmits_then_times_out,
           spoofed_address_gets_no_state, silent_peer_dropped, listener_close,
           bad_listen_options, openssl_s_client, rssl_both_lossy, lost_final_flight,
           listen_controlling_process, listen_socket_outlives_its_owner,
-          dtlsv1_not_by_default].
+          dtlsv1_not_by_default, cb_info_gen_udp].
 
 groups() ->
     Cases = [echo_passive, one_message_per_send, large_send, active_modes,
@@ -1046,3 +1046,24 @@ refused(ServerMod, ServerOpts, ClientMod, ClientOpts) ->
     exit(Acceptor, kill),
     ok = ServerMod:close(L),
     Result.
+
+%% `cb_info' naming gen_udp, OTP's DTLS default, works (both tuple
+%% shapes); rssl refuses another transport module (OTP would use it).
+cb_info_gen_udp(Config) ->
+    Pki = proplists:get_value(pki, Config),
+    [begin
+         {S, Peer} = pair(client, Pki, [{cb_info, CbInfo}], []),
+         ok = ?M:send(S, <<"cb">>),
+         ?assertEqual({ok, <<"cb">>}, rssl_test_lib:call(Peer, {recv, 0, ?T})),
+         ok = ?M:close(S),
+         ok = rssl_test_lib:stop_peer(Peer)
+     end || CbInfo <- [{gen_udp, udp, udp_closed, udp_error},
+                       {gen_udp, udp, udp_closed, udp_error, udp_passive}]],
+    case is_ssl() of
+        true ->
+            ok;
+        false ->
+            Other = {cb_info, {my_udp, udp, udp_closed, udp_error}},
+            ?assertEqual({error, {options, {not_supported, Other}}},
+                         rssl:connect("localhost", 9, [Other | client_opts(Pki)], 1000))
+    end.
