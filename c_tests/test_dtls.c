@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 static const uint16_t DTLS12[] = {RSSL_DTLS1_2};
+static const uint16_t DTLS10[] = {RSSL_DTLS1_0};
 
 static rssl_config_builder *dtls_server_builder(void)
 {
@@ -256,6 +257,65 @@ static void memory_pair(rssl_conn **client, rssl_conn **server)
     rssl_config_free(sconfig);
 }
 
+/* Runs a memory pair's handshake, passing every datagram on; returns
+ * RSSL_OK once both ends are established, or the first failure. */
+static rssl_result dtls_memory_handshake(rssl_conn *client, rssl_conn *server)
+{
+    for (int round = 0; round < 20; round++) {
+        rssl_result c = rssl_conn_handshake_step(client);
+        if (c != RSSL_OK && c != RSSL_WANT_READ)
+            return c;
+        shuttle(client, server, NULL, NULL);
+        rssl_result s = rssl_conn_handshake_step(server);
+        if (s != RSSL_OK && s != RSSL_WANT_READ)
+            return s;
+        shuttle(server, client, NULL, NULL);
+        if (c == RSSL_OK && s == RSSL_OK)
+            return RSSL_OK;
+    }
+    return RSSL_TIMEOUT;
+}
+
+/* DTLS 1.2 alone by default, as OTP 25: two default ends meet at 1.2, and
+ * a DTLS 1.0 peer is refused in either role. */
+static void default_versions(void)
+{
+    const rssl_config *client_default = build(dtls_client_builder());
+    const rssl_config *server_default = build(dtls_server_builder());
+    rssl_config_builder *b = dtls_client_builder();
+    CHECK_OK(rssl_config_builder_set_versions(b, DTLS10, 1));
+    const rssl_config *client_v1 = build(b);
+    b = dtls_server_builder();
+    CHECK_OK(rssl_config_builder_set_versions(b, DTLS10, 1));
+    const rssl_config *server_v1 = build(b);
+    const struct {
+        const rssl_config *client, *server;
+        bool meets;
+    } pairs[] = {{client_default, server_default, true},
+                 {client_v1, server_default, false},
+                 {client_default, server_v1, false}};
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        rssl_conn *client = NULL, *server = NULL;
+        CHECK_OK(rssl_conn_new(pairs[i].client, "localhost", &client));
+        CHECK_OK(rssl_conn_new(pairs[i].server, NULL, &server));
+        rssl_result r = dtls_memory_handshake(client, server);
+        if (pairs[i].meets) {
+            CHECK_OK(r);
+            uint16_t version = 0;
+            CHECK_OK(rssl_conn_version(server, &version));
+            CHECK(version == RSSL_DTLS1_2);
+        } else {
+            CHECK(r != RSSL_OK && r != RSSL_TIMEOUT);
+        }
+        rssl_conn_free(client);
+        rssl_conn_free(server);
+    }
+    rssl_config_free(client_default);
+    rssl_config_free(server_default);
+    rssl_config_free(client_v1);
+    rssl_config_free(server_v1);
+}
+
 static bool step(rssl_conn *conn)
 {
     rssl_result r = rssl_conn_handshake_step(conn);
@@ -435,6 +495,254 @@ static void memory_event_loop(void)
     rssl_config_free(sconfig);
 }
 
+/* ---- Memory clients over UDP against the blocking listener ---- */
+
+/* A UDP socket connected to the loopback's `port`. */
+static int udp_socket_to(unsigned short port)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET,
+                               .sin_port = htons(port),
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK(connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0);
+    return fd;
+}
+
+/* Sends the connection's queued datagrams, each `copies` times (the
+ * network may double datagrams); returns how many there were. */
+static int send_datagrams(rssl_conn *conn, int fd, int copies)
+{
+    int n = 0;
+    const uint8_t *d = NULL;
+    size_t len = 0;
+    while (rssl_conn_next_datagram(conn, &d, &len) == RSSL_OK && len > 0) {
+        for (int i = 0; i < copies; i++)
+            CHECK(send(fd, d, len, 0) == (ssize_t)len);
+        CHECK_OK(rssl_conn_consume_output(conn, len));
+        n++;
+    }
+    return n;
+}
+
+/* Waits for `fd` to have a datagram. */
+static void wait_readable(int fd)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    CHECK(poll(&pfd, 1, TEST_TIMEOUT_MS) == 1);
+}
+
+/* Receives one datagram into `buf`, or handles the connection's
+ * retransmission timer if it runs out first (the connection queues its
+ * last flight again) and returns 0. */
+static size_t receive_or_retransmit(rssl_conn *conn, int fd, uint8_t *buf, size_t size)
+{
+    int timeout = -1;
+    CHECK_OK(rssl_conn_retransmit_timeout(conn, &timeout));
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int ready = poll(&pfd, 1, timeout < 0 ? TEST_TIMEOUT_MS : timeout);
+    CHECK(ready >= 0);
+    if (ready == 0) {
+        CHECK(timeout >= 0); /* no timer: the peer went silent */
+        CHECK_OK(rssl_conn_handle_retransmit_timeout(conn));
+        return 0;
+    }
+    ssize_t n = recv(fd, buf, size, 0);
+    CHECK(n > 0);
+    return (size_t)n;
+}
+
+/* Whether a datagram holds a ChangeCipherSpec or an encrypted record
+ * (epoch above 0): the start of the server's last flight. */
+static bool changes_cipher(const uint8_t *d, size_t len)
+{
+    for (size_t at = 0; at + 13 <= len; at += 13 + ((size_t)d[at + 11] << 8 | d[at + 12])) {
+        if (d[at] == 20 || d[at + 3] != 0 || d[at + 4] != 0)
+            return true;
+    }
+    return false;
+}
+
+/* Runs a memory client's handshake over `fd`. With `lose_last_flight`,
+ * the server's last flight is lost until the client's timer has sent
+ * the client's own last flight again. Returns how many datagrams were lost. */
+static int udp_handshake(rssl_conn *conn, int fd, bool lose_last_flight)
+{
+    static uint8_t buf[RSSL_DTLS_MAX_PLAINTEXT + 512];
+    int lost = 0, retransmits = 0, losing_at = -1;
+    long long deadline = now_ms() + TEST_TIMEOUT_MS;
+    while (!step(conn)) {
+        CHECK(now_ms() < deadline);
+        send_datagrams(conn, fd, 1);
+        size_t n = receive_or_retransmit(conn, fd, buf, sizeof buf);
+        if (n == 0) {
+            retransmits++;
+            continue;
+        }
+        if (lose_last_flight &&
+            (losing_at >= 0 ? retransmits == losing_at : changes_cipher(buf, n))) {
+            losing_at = retransmits;
+            lost++;
+            continue;
+        }
+        CHECK_OK(rssl_conn_feed(conn, buf, n));
+    }
+    send_datagrams(conn, fd, 1);
+    return lost;
+}
+
+/* Sends `msg` from an established memory client and expects it back. */
+static void udp_echo(rssl_conn *conn, int fd, const char *msg)
+{
+    static uint8_t buf[RSSL_DTLS_MAX_PLAINTEXT + 512];
+    size_t len = strlen(msg);
+    CHECK_OK(rssl_conn_write(conn, (const uint8_t *)msg, len));
+    CHECK(send_datagrams(conn, fd, 1) == 1);
+    long long deadline = now_ms() + TEST_TIMEOUT_MS;
+    for (;;) {
+        CHECK(now_ms() < deadline);
+        size_t n = receive_or_retransmit(conn, fd, buf, sizeof buf);
+        CHECK(n > 0);
+        CHECK_OK(rssl_conn_feed(conn, buf, n));
+        size_t got = 0;
+        rssl_result r = rssl_conn_read(conn, buf, sizeof buf, &got);
+        if (r == RSSL_OK) {
+            CHECK(got == len && memcmp(buf, msg, len) == 0);
+            return;
+        }
+        CHECK_RESULT(r, RSSL_WANT_READ);
+    }
+}
+
+static void udp_close_notify(rssl_conn *conn, int fd)
+{
+    CHECK_OK(rssl_conn_close_notify(conn));
+    CHECK(send_datagrams(conn, fd, 1) == 1);
+}
+
+/* The blocking server of `duplicate_hello`: two accepts in a row, then
+ * one echo on each, then reads until each peer closes. */
+struct two_accepts {
+    pthread_t thread;
+    rssl_listener *listener;
+    const rssl_config *config;
+    rssl_result accepted[2];
+    rssl_result echoed[2];
+    rssl_result ended[2];
+};
+
+static void *accept_two(void *arg)
+{
+    struct two_accepts *s = arg;
+    rssl_conn *conns[2] = {NULL, NULL};
+    static uint8_t buf[RSSL_DTLS_MAX_PLAINTEXT];
+    for (int i = 0; i < 2; i++)
+        s->accepted[i] = rssl_accept(s->listener, s->config, TEST_TIMEOUT_MS, &conns[i]);
+    for (int i = 0; i < 2; i++) {
+        size_t n = 0;
+        if (conns[i] == NULL)
+            continue;
+        s->echoed[i] = rssl_recv(conns[i], buf, sizeof buf, TEST_TIMEOUT_MS, &n);
+        if (s->echoed[i] == RSSL_OK)
+            s->echoed[i] = rssl_send(conns[i], buf, n, TEST_TIMEOUT_MS);
+    }
+    for (int i = 0; i < 2; i++) {
+        size_t n = 0;
+        if (conns[i] == NULL)
+            continue;
+        do
+            s->ended[i] = rssl_recv(conns[i], buf, sizeof buf, TEST_TIMEOUT_MS, &n);
+        while (s->ended[i] == RSSL_OK);
+        rssl_close(conns[i]);
+    }
+    return NULL;
+}
+
+/* The network doubles the ClientHello that carries the cookie, and both
+ * copies wait at the listener: the first gets the peer its socket, the
+ * second is a copy of a handshake under way, not a new peer (a second
+ * socket connected to the same peer would take the peer's datagrams
+ * from the first). The next accept gets the next peer. */
+static void duplicate_hello(void)
+{
+    const rssl_config *sconfig = build(dtls_server_builder());
+    const rssl_config *cconfig = build(dtls_client_builder());
+    struct two_accepts server = {.config = sconfig};
+    unsigned short port = 0;
+    CHECK_OK(rssl_dtls_listen("127.0.0.1", 0, &server.listener));
+    CHECK_OK(rssl_listener_port(server.listener, &port));
+    int lfd = -1;
+    CHECK_OK(rssl_listener_fd(server.listener, &lfd));
+    int fd = udp_socket_to(port);
+    rssl_conn *conn = NULL;
+    CHECK_OK(rssl_conn_new(cconfig, "localhost", &conn));
+    /* The first ClientHello gets a HelloVerifyRequest: nobody is
+     * accepted yet (timeout 0: the datagram is already there). */
+    CHECK(!step(conn));
+    CHECK(send_datagrams(conn, fd, 1) == 1);
+    wait_readable(lfd);
+    rssl_conn *none = NULL;
+    CHECK_RESULT(rssl_accept(server.listener, sconfig, 0, &none), RSSL_TIMEOUT);
+    CHECK(none == NULL);
+    uint8_t buf[2048];
+    wait_readable(fd);
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    CHECK(n > 13 && buf[0] == 22 && buf[13] == 3);
+    CHECK_OK(rssl_conn_feed(conn, buf, (size_t)n));
+    /* The ClientHello with the cookie, twice, before anyone reads. */
+    CHECK(!step(conn));
+    CHECK(send_datagrams(conn, fd, 2) == 1);
+    wait_readable(lfd);
+    CHECK(pthread_create(&server.thread, NULL, accept_two, &server) == 0);
+    CHECK(udp_handshake(conn, fd, false) == 0);
+    /* A second peer: the server's second accept is for it. */
+    rssl_conn *other = NULL;
+    CHECK_OK(rssl_connect(cconfig, "localhost", port, TEST_TIMEOUT_MS, &other));
+    /* Both peers reach their own connection. */
+    udp_echo(conn, fd, "first");
+    echo(other, (const uint8_t *)"second", 6);
+    udp_close_notify(conn, fd);
+    rssl_close(other);
+    CHECK(pthread_join(server.thread, NULL) == 0);
+    for (int i = 0; i < 2; i++) {
+        CHECK_RESULT(server.accepted[i], RSSL_OK);
+        CHECK_RESULT(server.echoed[i], RSSL_OK);
+        CHECK_RESULT(server.ended[i], RSSL_CLOSED);
+    }
+    rssl_listener_free(server.listener);
+    rssl_conn_free(conn);
+    close(fd);
+    rssl_config_free(cconfig);
+    rssl_config_free(sconfig);
+}
+
+/* The server's last flight is lost: the client's timer sends the
+ * client's last flight again, and the server, already established and
+ * blocked in rssl_recv, answers it with its own at once. */
+static void lost_last_flight(void)
+{
+    const rssl_config *sconfig = build(dtls_server_builder());
+    rssl_config_builder *cb = dtls_client_builder();
+    CHECK_OK(rssl_config_builder_set_versions(cb, DTLS12, 1));
+    const rssl_config *cconfig = build(cb);
+    struct dtls_server server;
+    dtls_server_start(&server, sconfig, 1);
+    int fd = udp_socket_to(server.port);
+    rssl_conn *conn = NULL;
+    CHECK_OK(rssl_conn_new(cconfig, "localhost", &conn));
+    CHECK(udp_handshake(conn, fd, true) >= 1);
+    udp_echo(conn, fd, "after the loss");
+    udp_close_notify(conn, fd);
+    dtls_server_join(&server);
+    CHECK_RESULT(server.accepted[0], RSSL_OK);
+    CHECK_RESULT(server.ended[0], RSSL_CLOSED);
+    CHECK(server.datagrams[0] == 1);
+    rssl_conn_free(conn);
+    close(fd);
+    rssl_config_free(cconfig);
+    rssl_config_free(sconfig);
+}
+
 /* ---- Bad inputs ---- */
 
 static void bad_config(void)
@@ -595,7 +903,10 @@ static const struct test_case TESTS[] = {
     {"s_client", s_client},
     {"connect_timeout", connect_timeout},
     {"memory_loss", memory_loss},
+    {"default_versions", default_versions},
     {"memory_event_loop", memory_event_loop},
+    {"duplicate_hello", duplicate_hello},
+    {"lost_last_flight", lost_last_flight},
     {"bad_config", bad_config},
     {"bad_calls", bad_calls},
 };

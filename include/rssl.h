@@ -1418,7 +1418,9 @@ rssl_result rssl_listener_fd(const rssl_listener *listener, int *fd_out);
  * with one arrives; that peer gets its own UDP socket (connected to
  * it, on the listener's port) and the handshake runs on it, all
  * within `timeout_ms`. A peer that does not finish its handshake
- * then fails the call, not the listener.
+ * then fails the call, not the listener. Copies of a ClientHello
+ * whose handshake already got a socket (the network doubled it) are
+ * skipped: the listener remembers its last 256 such handshakes.
  */
 rssl_result rssl_accept(const rssl_listener *listener,
                         const rssl_config *config,

@@ -37,7 +37,7 @@
 %% and option lists are rssl's: the options listed are those rssl takes
 %% (README lists the ones it refuses as not supported).
 
--export_type([socket/0, sslsocket/0, socket_option/0, active_msgs/0, host/0,
+-export_type([socket/0, sslsocket/0, dtls_version/0, socket_option/0, active_msgs/0, host/0,
               tls_option/0, tls_client_option/0, tls_server_option/0,
               erl_cipher_suite/0, old_cipher_suite/0, ciphers/0, cipher/0,
               hash/0, key/0, kex_algo/0, prf_random/0, cipher_filters/0,
@@ -59,8 +59,9 @@
 %% What the owner of an active socket receives (docs/messages.md).
 -type host() :: inet:hostname() | inet:ip_address().
 -type session_id() :: binary().
--type protocol_version() :: tls_version().
+-type protocol_version() :: tls_version() | dtls_version().
 -type tls_version() :: 'tlsv1.3' | 'tlsv1.2' | 'tlsv1.1' | tlsv1.
+-type dtls_version() :: 'dtlsv1.2' | dtlsv1.
 -type erl_cipher_suite() :: ssl:erl_cipher_suite().
 -type old_cipher_suite() :: ssl:old_cipher_suite().
 -type ciphers() :: ssl:ciphers().
@@ -822,14 +823,16 @@ groups() -> rssl_ciphers:groups(all).
 groups(default) -> rssl_ciphers:groups(default).
 -spec eccs() -> [named_curve()].
 eccs() -> rssl_ciphers:eccs().
--spec eccs(tlsv1 | 'tlsv1.1' | 'tlsv1.2') -> [named_curve()].
-eccs(Version) when Version =:= 'tlsv1.2'; Version =:= 'tlsv1.1'; Version =:= tlsv1 -> eccs().
+-spec eccs(tlsv1 | 'tlsv1.1' | 'tlsv1.2' | dtls_version()) -> [named_curve()].
+eccs(Version) when Version =:= 'tlsv1.2'; Version =:= 'tlsv1.1'; Version =:= tlsv1;
+                   Version =:= 'dtlsv1.2'; Version =:= dtlsv1 -> eccs().
 
-%% @doc What rssl supports (TLS 1.2 and 1.3 by default; 1.0 and 1.1 when
-%% asked for; no DTLS), in the shape of `ssl:versions/0'.
+%% @doc What rssl supports (TLS 1.2 and 1.3 by default, 1.0 and 1.1 when
+%% asked for; DTLS 1.2 by default, 1.0 when asked for), in the shape of
+%% `ssl:versions/0'.
 -spec versions() -> [{ssl_app, string()}
                      | {supported | available | implemented, [tls_version()]}
-                     | {supported_dtls | available_dtls | implemented_dtls, []}].
+                     | {supported_dtls | available_dtls | implemented_dtls, [dtls_version()]}].
 versions() ->
     Vsn = case application:get_key(rssl, vsn) of
               {ok, V} -> V;
@@ -837,11 +840,11 @@ versions() ->
           end,
     [{ssl_app, Vsn},
      {supported, ['tlsv1.3', 'tlsv1.2']},
-     {supported_dtls, []},
+     {supported_dtls, ['dtlsv1.2']},
      {available, ['tlsv1.3', 'tlsv1.2', 'tlsv1.1', tlsv1]},
-     {available_dtls, []},
+     {available_dtls, ['dtlsv1.2', dtlsv1]},
      {implemented, ['tlsv1.3', 'tlsv1.2', 'tlsv1.1', tlsv1]},
-     {implemented_dtls, []}].
+     {implemented_dtls, ['dtlsv1.2', dtlsv1]}].
 
 %% @doc The old API: `{Kex, Cipher, Mac}' tuples (erlang, all) or OpenSSL names.
 -spec cipher_suites() -> [old_cipher_suite()].

@@ -47,6 +47,12 @@ described(Description, Version) ->
 %% `exclusive' only the TLS 1.3 ones.
 select(Description, 'tlsv1.3') when Description =:= default; Description =:= all ->
     select(exclusive_of(Description), 'tlsv1.3') ++ select(Description, 'tlsv1.2');
+%% DTLS has the suites of the TLS version it is built on but the stream
+%% cipher RC4 (RFC 6347 4.1.2.2), as OTP 25 lists them.
+select(Description, 'dtlsv1.2') ->
+    without_rc4(select(Description, 'tlsv1.2'));
+select(Description, dtlsv1) ->
+    without_rc4(select(Description, 'tlsv1.1'));
 select(Description, Version) ->
     Suites = case Description of
                  default -> listed(default);
@@ -61,6 +67,8 @@ select(Description, Version) ->
     [S || S <- Suites, for_version(S, Version, Exclusive)].
 
 is_anonymous(#{key_exchange := K}) -> lists:member(K, ?ANONYMOUS).
+
+without_rc4(Suites) -> [S || #{cipher := C} = S <- Suites, C =/= rc4_128].
 
 %% The TLS 1.3 suites of a description.
 exclusive_of(default) -> exclusive_default;

@@ -23,8 +23,8 @@
 %% datagrams from the first. A peer that goes silent is dropped by its
 %% handshake's timeout, as a TLS one is.
 %%
-%% Options are those of TLS, with DTLS versions (`dtlsv1', `''dtlsv1.2''',
-%% both by default, as OTP 25), and without the packet framing options
+%% Options are those of TLS, with DTLS versions (`''dtlsv1.2'' by default,
+%% as OTP 25; `dtlsv1' when asked for), and without the packet framing options
 %% (`packet', `header', `packet_size'), which OTP's DTLS refuses too.
 -module(rssl_dtls).
 
@@ -33,6 +33,8 @@
 
 -include("rssl_socket.hrl").
 
+%% OTP 25 offers DTLS 1.2 alone unless `dtlsv1' is asked for.
+-define(DEFAULT_VERSIONS, ['dtlsv1.2']).
 -define(VERSIONS, ['dtlsv1.2', dtlsv1]).
 -define(TLS_VERSIONS, ['tlsv1.3', 'tlsv1.2', 'tlsv1.1', tlsv1]).
 -define(RECBUF, 212992).
@@ -335,7 +337,7 @@ serve(#{hellos := Hellos, accepters := Accepters} = St) ->
 split(Role, Options) when is_list(Options) ->
     try
         Versions = versions(Options),
-        Rest = [O || O <- Options, not is_versions(O)],
+        Rest = [O || O <- Options, not is_versions(O), not is_gen_udp(O)],
         [throw({options, {not_supported, O}}) || {K, _} = O <- Rest,
                                                 lists:member(K, ?FRAMING) orelse K =:= cb_info],
         case rssl_options:split(Role, Rest) of
@@ -351,12 +353,18 @@ split(_Role, Options) ->
 is_versions({versions, _}) -> true;
 is_versions(_) -> false.
 
+%% `cb_info' naming gen_udp is the transport rssl uses anyway (OTP's
+%% default for DTLS); another transport module is refused.
+is_gen_udp({cb_info, {gen_udp, udp, udp_closed, udp_error}}) -> true;
+is_gen_udp({cb_info, {gen_udp, udp, udp_closed, udp_error, udp_passive}}) -> true;
+is_gen_udp(_) -> false.
+
 %% DTLS versions only; a TLS one is refused as OTP refuses a DTLS one
 %% among TLS versions ({options, {Version, {versions, List}}}).
 versions(Options) ->
     case lists:keyfind(versions, 1, [O || O <- Options, is_tuple(O)]) of
         false ->
-            ?VERSIONS;
+            ?DEFAULT_VERSIONS;
         {versions, Vs} = Opt when is_list(Vs), Vs =/= [] ->
             [case lists:member(V, ?VERSIONS) of
                  true -> V;

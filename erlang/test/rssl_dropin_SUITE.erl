@@ -22,7 +22,7 @@
 -export([suite/0, all/0, init_per_suite/1, end_per_suite/1,
          init_per_testcase/2, end_per_testcase/2]).
 -export([http_tls13/1, http_tls12/1, http_connect3/1, unknown_ca/1, wrong_host/1,
-         connection_refused/1, versions_as_ssl/1, cipher_suite_helpers/1,
+         connection_refused/1, versions_as_ssl/1, dtls_suites_as_ssl/1, cipher_suite_helpers/1,
          format_error_as_ssl/1, peer_gone_in_handshake/1,
          bad_arguments/1]).
 
@@ -30,7 +30,7 @@ suite() -> [{timetrap, {seconds, 120}}].
 
 all() ->
     [http_tls13, http_tls12, http_connect3, unknown_ca, wrong_host, connection_refused,
-     versions_as_ssl, cipher_suite_helpers, format_error_as_ssl,
+     versions_as_ssl, dtls_suites_as_ssl, cipher_suite_helpers, format_error_as_ssl,
      peer_gone_in_handshake, bad_arguments].
 
 init_per_suite(Config) ->
@@ -87,20 +87,26 @@ connection_refused(Config) ->
     ?assertEqual([{connect, {error, econnrefused}}], Run(ssl)),
     ?assertEqual(Run(ssl), Run(?M)).
 
-%% versions/0 as ssl's, but for the application's own version and DTLS,
-%% which rssl does not have (README: absent).
+%% versions/0 as ssl's, but for the application's own version.
 versions_as_ssl(_Config) ->
-    View = fun(Mod) -> [I || {K, _} = I <- Mod:versions(), K =/= ssl_app,
-                             not lists:member(K, [supported_dtls, available_dtls, implemented_dtls])] end,
+    View = fun(Mod) -> [I || {K, _} = I <- Mod:versions(), K =/= ssl_app] end,
     ?assertEqual(View(ssl), View(?M)),
-    ?assertMatch({ssl_app, [_ | _]}, lists:keyfind(ssl_app, 1, ?M:versions())),
-    no_dtls(?M).
+    ?assertMatch({ssl_app, [_ | _]}, lists:keyfind(ssl_app, 1, ?M:versions())).
 
-no_dtls(rssl) ->
-    [?assertEqual({K, []}, lists:keyfind(K, 1, rssl:versions()))
-     || K <- [supported_dtls, available_dtls, implemented_dtls]];
-no_dtls(ssl) ->
-    ok.
+%% The DTLS versions list the suites of the TLS version each is built on
+%% but RC4, as OTP's do; their curves are TLS's.
+dtls_suites_as_ssl(_Config) ->
+    Shape = fun(Mod) ->
+                    [{D, Dv, Mod:cipher_suites(D, Dv) =:=
+                             [S || #{cipher := C} = S <- Mod:cipher_suites(D, Tv), C =/= rc4_128]}
+                     || D <- [default, all, exclusive, anonymous, exclusive_anonymous],
+                        {Dv, Tv} <- [{'dtlsv1.2', 'tlsv1.2'}, {dtlsv1, 'tlsv1.1'}]]
+            end,
+    ?assertEqual(Shape(ssl), Shape(?M)),
+    ?assert(lists:all(fun({_, _, Same}) -> Same end, Shape(?M))),
+    ?assert(length(?M:cipher_suites(default, 'dtlsv1.2')) > 0),
+    ?assertEqual(?M:cipher_suites(default, 'dtlsv1.2', rfc) -- ?M:cipher_suites(default, 'tlsv1.2', rfc), []),
+    [?assertEqual(?M:eccs(), ?M:eccs(V)) || V <- ['dtlsv1.2', dtlsv1]].
 
 %% What Mint and hackney do with the suite helpers: list the suites of a
 %% version, filter them, give them back in `ciphers' (the http cases do

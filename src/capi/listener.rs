@@ -10,6 +10,14 @@
 //! listener's random secret, RFC 6347 4.2.1); one with it gets its own UDP
 //! socket on the listener's port, connected to the peer, and the handshake
 //! goes on there (as the Erlang listener does).
+//!
+//! The network may double a datagram: a copy of a verified ClientHello
+//! that still waits at the listener is the same handshake, not a new peer.
+//! A second socket connected to that peer would take the peer's later
+//! datagrams (the kernel gives them to the newest of equal sockets) and
+//! stall the first handshake, so the listener remembers the last
+//! `KNOWN_HELLOS` handshakes it gave a socket to (peer and ClientHello
+//! random, new in each handshake) and skips their copies.
 
 use super::config::rssl_config;
 use super::conn::rssl_conn;
@@ -19,9 +27,15 @@ use super::socket::{self, Deadline};
 use super::udp;
 use crate::engine::datagram::{CookieKey, Hello};
 use crate::engine::Connection;
+use std::collections::VecDeque;
 use std::ffi::{c_char, c_int};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Mutex;
+
+/// How many handshakes given a socket the listener remembers, to know
+/// late copies of their ClientHello.
+const KNOWN_HELLOS: usize = 256;
 
 /// A listening TCP socket, or a DTLS listener's UDP socket.
 pub struct rssl_listener {
@@ -33,6 +47,59 @@ pub struct rssl_listener {
 struct Datagram {
     local: SocketAddr,
     secret: Vec<u8>,
+    /// The latest handshakes given a socket, oldest first (threads may
+    /// accept at the same time).
+    known: Mutex<VecDeque<HelloKey>>,
+}
+
+/// A handshake: its peer and its ClientHello's random, the same in every
+/// copy of the ClientHello (and in the one after the HelloVerifyRequest).
+#[derive(PartialEq)]
+struct HelloKey {
+    peer: SocketAddr,
+    random: Vec<u8>,
+}
+
+impl HelloKey {
+    /// The random of a ClientHello that starts the datagram (record
+    /// header, handshake header with fragment offset 0, version); a
+    /// datagram of another shape is its own key.
+    fn new(peer: SocketAddr, datagram: &[u8]) -> HelloKey {
+        const RANDOM_AT: usize = 13 + 12 + 2;
+        let is_hello = datagram.len() >= RANDOM_AT + 32
+            && datagram[0] == 22
+            && datagram[13] == 1
+            && datagram[19..22] == [0, 0, 0];
+        let random = if is_hello {
+            datagram[RANDOM_AT..RANDOM_AT + 32].to_vec()
+        } else {
+            datagram.to_vec()
+        };
+        HelloKey { peer, random }
+    }
+}
+
+impl Datagram {
+    /// Remembers a handshake about to get a socket; false when it already
+    /// has one (this is a copy of its ClientHello).
+    fn claim(&self, key: HelloKey) -> bool {
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        if known.contains(&key) {
+            return false;
+        }
+        if known.len() == KNOWN_HELLOS {
+            known.pop_front();
+        }
+        known.push_back(key);
+        true
+    }
+
+    /// The handshake got no socket after all: a resent ClientHello may
+    /// try again.
+    fn forget(&self, key: &HelloKey) {
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        known.retain(|k| k != key);
+    }
 }
 
 impl rssl_listener {
@@ -87,7 +154,11 @@ impl rssl_listener {
             if openssl::rand::rand_bytes(&mut secret).is_err() {
                 return error::set(RSSL_TLS_ERROR, "no random bytes for the cookie secret");
             }
-            let datagram = Some(Datagram { local, secret });
+            let datagram = Some(Datagram {
+                local,
+                secret,
+                known: Mutex::new(VecDeque::with_capacity(KNOWN_HELLOS)),
+            });
             *listener_out = Box::into_raw(Box::new(rssl_listener { fd, datagram }));
             RSSL_OK
         }
@@ -146,7 +217,9 @@ impl rssl_listener {
     /// with one arrives; that peer gets its own UDP socket (connected to
     /// it, on the listener's port) and the handshake runs on it, all
     /// within `timeout_ms`. A peer that does not finish its handshake
-    /// then fails the call, not the listener.
+    /// then fails the call, not the listener. Copies of a ClientHello
+    /// whose handshake already got a socket (the network doubled it) are
+    /// skipped: the listener remembers its last 256 such handshakes.
     #[no_mangle]
     pub unsafe extern "C" fn rssl_accept(
         listener: *const rssl_listener,
@@ -231,8 +304,13 @@ impl rssl_listener {
             match tls.listen(key) {
                 Ok(Hello::Verified) => {
                     // The handshake goes on from this ClientHello, on the
-                    // peer's own socket.
-                    let fd = udp::peer_socket(&datagram.local, &peer)?;
+                    // peer's own socket, unless a copy of it got one.
+                    if !datagram.claim(HelloKey::new(peer, &buf)) {
+                        continue;
+                    }
+                    let fd = udp::peer_socket(&datagram.local, &peer).inspect_err(|_| {
+                        datagram.forget(&HelloKey::new(peer, &buf));
+                    })?;
                     return rssl_conn::accepted_datagram(tls, fd, deadline);
                 }
                 Ok(Hello::VerifyRequest) => {
@@ -243,5 +321,57 @@ impl rssl_listener {
                 Ok(Hello::Ignored) | Err(_) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A DTLS 1.2 ClientHello's first bytes: record and handshake headers,
+    /// version, then `random`.
+    fn hello(random: u8, cookie: u8) -> Vec<u8> {
+        let mut d = vec![22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 1, 0, 80];
+        d.extend([1, 0, 0, 68, 0, 1, 0, 0, 0, 0, 0, 68, 0xfe, 0xfd]);
+        d.extend([random; 32]);
+        d.extend([0, 1, cookie]);
+        d
+    }
+
+    #[test]
+    fn copies_of_a_hello_are_claimed_once() {
+        let datagram = Datagram {
+            local: "127.0.0.1:1".parse().unwrap(),
+            secret: Vec::new(),
+            known: Mutex::new(VecDeque::new()),
+        };
+        let peer: SocketAddr = "127.0.0.1:2".parse().unwrap();
+        let other: SocketAddr = "127.0.0.1:3".parse().unwrap();
+        assert!(datagram.claim(HelloKey::new(peer, &hello(7, 1))));
+        // A copy, or the same handshake's hello with another cookie.
+        assert!(!datagram.claim(HelloKey::new(peer, &hello(7, 1))));
+        assert!(!datagram.claim(HelloKey::new(peer, &hello(7, 2))));
+        // A new handshake from the same peer, the same hello from another.
+        assert!(datagram.claim(HelloKey::new(peer, &hello(8, 1))));
+        assert!(datagram.claim(HelloKey::new(other, &hello(7, 1))));
+        // Forgotten: may claim again.
+        datagram.forget(&HelloKey::new(other, &hello(7, 1)));
+        assert!(datagram.claim(HelloKey::new(other, &hello(7, 1))));
+    }
+
+    #[test]
+    fn the_oldest_handshakes_are_forgotten() {
+        let datagram = Datagram {
+            local: "127.0.0.1:1".parse().unwrap(),
+            secret: Vec::new(),
+            known: Mutex::new(VecDeque::new()),
+        };
+        let peer = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        for port in 0..=KNOWN_HELLOS as u16 {
+            assert!(datagram.claim(HelloKey::new(peer(port), &hello(1, 1))));
+        }
+        assert_eq!(datagram.known.lock().unwrap().len(), KNOWN_HELLOS);
+        assert!(datagram.claim(HelloKey::new(peer(0), &hello(1, 1))));
+        assert!(!datagram.claim(HelloKey::new(peer(KNOWN_HELLOS as u16), &hello(1, 1))));
     }
 }

@@ -26,9 +26,9 @@ impl Version {
     pub const DEFAULT: [Version; 2] = [Version::Tls13, Version::Tls12];
     /// The DTLS versions this build can negotiate, newest first.
     pub const AVAILABLE_DTLS: [Version; 2] = [Version::Dtls12, Version::Dtls10];
-    /// DTLS versions enabled when the user does not choose (OTP 25 offers
-    /// both: its DTLS 1.0 is allowed by default).
-    pub const DEFAULT_DTLS: [Version; 2] = [Version::Dtls12, Version::Dtls10];
+    /// DTLS versions enabled when the user does not choose: 1.2 alone, as
+    /// OTP 25 (a DTLS 1.0 peer gets protocol_version unless asked for).
+    pub const DEFAULT_DTLS: [Version; 1] = [Version::Dtls12];
 
     /// A DTLS version (datagrams), not a TLS one.
     pub fn is_dtls(self) -> bool {
