@@ -1125,15 +1125,16 @@ rssl_result rssl_conn_fd(const rssl_conn *conn, int *fd_out);
 /**
  * Chooses TLS over TCP (`RSSL_PROTOCOL_TLS`, the default) or DTLS over
  * UDP (`RSSL_PROTOCOL_DTLS`, OTP's `{protocol, dtls}`) and enables
- * that protocol's default versions (DTLS: 1.2 and 1.0, as OTP 25).
- * Call it before setting versions. A DTLS configuration refuses the
+ * that protocol's default versions (DTLS: 1.2 alone, as OTP 25; 1.0
+ * through `rssl_config_builder_set_version_range`). Call it before setting versions. A DTLS configuration refuses the
  * TLS 1.3 options (TLS 1.3 cipher suites, session tickets, early data,
  * anti-replay: `RSSL_INVALID_OPTION`, here or at build) and TLS
  * versions (`RSSL_INVALID_ARGUMENT`); its connections are made with
  * `rssl_connect` (UDP), `rssl_accept` on a `rssl_dtls_listen`
  * listener, `rssl_conn_from_fd` with a UDP socket, or `rssl_conn_new`.
  */
-rssl_result rssl_config_builder_set_protocol(rssl_config_builder *builder, uint32_t protocol);
+rssl_result rssl_config_builder_set_protocol(rssl_config_builder *builder,
+                                             uint32_t protocol);
 
 /**
  * DTLS memory connection: points `*data_out` at the first datagram
