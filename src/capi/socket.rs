@@ -6,7 +6,7 @@ use super::error;
 use super::result::rssl_result::{self, *};
 use libc::c_int;
 use std::io;
-use std::net::{TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
@@ -148,9 +148,8 @@ pub(crate) fn io_error(what: &str, err: &io::Error) -> rssl_result {
     error::set(code, format!("{what}: {err}"))
 }
 
-/// Resolves `host` with getaddrinfo and connects to the first address that
-/// accepts, within the deadline. The socket is left in blocking mode.
-pub(crate) fn connect(host: &str, port: u16, deadline: Deadline) -> Result<OwnedFd, rssl_result> {
+/// `host`'s addresses by getaddrinfo; `RSSL_RESOLVE_FAILED` when it has none.
+pub(crate) fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, rssl_result> {
     let addrs: Vec<_> = match (host, port).to_socket_addrs() {
         Ok(addrs) => addrs.collect(),
         Err(err) => {
@@ -166,6 +165,13 @@ pub(crate) fn connect(host: &str, port: u16, deadline: Deadline) -> Result<Owned
             format!("{host:?} has no address"),
         ));
     }
+    Ok(addrs)
+}
+
+/// Resolves `host` with getaddrinfo and connects to the first address that
+/// accepts, within the deadline. The socket is left in blocking mode.
+pub(crate) fn connect(host: &str, port: u16, deadline: Deadline) -> Result<OwnedFd, rssl_result> {
+    let addrs = resolve(host, port)?;
     let mut last = None;
     for addr in &addrs {
         let attempt = match deadline.remaining() {

@@ -5,33 +5,14 @@
 
 use super::error;
 use super::result::rssl_result::{self, *};
-use super::socket::{io_error, wait, Deadline, Interest};
+use super::socket::{self, io_error, wait, Deadline, Interest};
 use std::io;
 use std::mem::{size_of, MaybeUninit};
-use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6, ToSocketAddrs, UdpSocket};
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// The largest UDP payload: one read takes any datagram whole.
 pub(crate) const MAX_DATAGRAM: usize = 65535;
-
-fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, rssl_result> {
-    let addrs: Vec<_> = match (host, port).to_socket_addrs() {
-        Ok(addrs) => addrs.collect(),
-        Err(err) => {
-            return Err(error::set(
-                RSSL_RESOLVE_FAILED,
-                format!("cannot resolve {host:?}: {err}"),
-            ))
-        }
-    };
-    if addrs.is_empty() {
-        return Err(error::set(
-            RSSL_RESOLVE_FAILED,
-            format!("{host:?} has no address"),
-        ));
-    }
-    Ok(addrs)
-}
 
 /// A UDP socket connected to `host`:`port`: its first IPv4 address, or
 /// its first address when it has none (OTP's default family is IPv4; UDP's
@@ -39,7 +20,7 @@ fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, rssl_result> {
 /// failure is not possible). Left blocking: rssl's calls never wait on it
 /// unasked.
 pub(crate) fn connect(host: &str, port: u16) -> Result<OwnedFd, rssl_result> {
-    let addrs = resolve(host, port)?;
+    let addrs = socket::resolve(host, port)?;
     let addr = *addrs.iter().find(|a| a.is_ipv4()).unwrap_or(&addrs[0]);
     let any: SocketAddr = match addr {
         SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
@@ -168,7 +149,7 @@ fn bind_shared(addr: &SocketAddr) -> io::Result<OwnedFd> {
 /// `port` (0 picks a free one).
 pub(crate) fn listen(host: Option<&str>, port: u16) -> Result<OwnedFd, rssl_result> {
     let host = host.unwrap_or("0.0.0.0");
-    let addrs = resolve(host, port)?;
+    let addrs = socket::resolve(host, port)?;
     let mut last = None;
     for addr in &addrs {
         match bind_shared(addr) {
