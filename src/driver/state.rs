@@ -110,6 +110,9 @@ pub(super) struct State<H: Host> {
     /// The owner reads the socket itself (`Conn::read_here`, the
     /// distribution carrier): the poller only writes, and hands out no data.
     pub reads_on_caller: bool,
+    /// The duplicate `read_on_caller` handed out, until its new owner
+    /// took it (`Conn::close_unclaimed_dup` closes it if none could).
+    pub caller_dup: RawFd,
 }
 
 impl<H: Host> State<H> {
@@ -137,6 +140,7 @@ impl<H: Host> State<H> {
             closed_on_send_timeout: false,
             retransmit_at: None,
             reads_on_caller: false,
+            caller_dup: -1,
         }
     }
 

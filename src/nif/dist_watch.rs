@@ -34,7 +34,7 @@ const READ_BUDGET: usize = 128 * 1024;
 /// Plaintext that a normal scheduler may copy out in one call; more is
 /// copied on a dirty one (a packet over 8 MiB is not decrypted straight
 /// into its own binary, see driver/input.rs).
-const COPY_LIMIT: usize = 1024 * 1024;
+pub(super) const COPY_LIMIT: usize = 1024 * 1024;
 
 /// What a watch resource holds.
 struct Watch {
@@ -273,12 +273,23 @@ fn arm(env: Env, watch: &Watch) -> Result<(), c_int> {
 }
 
 /// Gathers what a read hands out into the caller's terms.
-struct Collect<'a> {
+pub(super) struct Collect<'a> {
     env: Env<'a>,
-    packets: Vec<Term<'a>>,
-    bytes: usize,
+    pub packets: Vec<Term<'a>>,
+    pub bytes: usize,
     /// The failure input ended with, if it failed.
-    end: Option<Term<'a>>,
+    pub end: Option<Term<'a>>,
+}
+
+impl<'a> Collect<'a> {
+    pub fn new(env: Env<'a>) -> Self {
+        Collect {
+            env,
+            packets: Vec::new(),
+            bytes: 0,
+            end: None,
+        }
+    }
 }
 
 impl Outbox<ErlHost> for Collect<'_> {

@@ -5,6 +5,7 @@ mod callback;
 mod cell;
 mod config;
 mod dist;
+mod dist_feed;
 mod dist_watch;
 mod downgrade;
 mod dtls;

@@ -43,9 +43,23 @@ impl<H: Host> Conn<H> {
         let watch =
             socket::adopt(s.fd).map_err(|e| Failure::Posix(crate::posix::error_name(&e)))?;
         s.reads_on_caller = true;
+        s.caller_dup = watch;
         s.options.active = Active::True;
         self.poller.watch_output_only(self.token, s.fd);
         Ok(watch)
+    }
+
+    /// The duplicate `fd` that `read_on_caller` handed out found no owner
+    /// (opening a port on it failed): closes it. Any other descriptor, or
+    /// the same one a second time, is left alone.
+    pub fn close_unclaimed_dup(&self, fd: RawFd) -> bool {
+        let mut s = self.state.lock();
+        if fd < 0 || s.caller_dup != fd {
+            return false;
+        }
+        s.caller_dup = -1;
+        socket::close(fd);
+        true
     }
 
     /// Reads and decrypts about `budget` bytes of ciphertext (the last read
@@ -101,6 +115,96 @@ impl<H: Host> Conn<H> {
         if s.end_told() {
             drop(s);
             // The poller answers senders and lets the socket go.
+            self.poller.kick(self.token);
+            return ReadHere::Ended;
+        }
+        more |= s.direct_ready();
+        if !more && s.buffered().is_empty() && s.plain.capacity() > KEEP_PLAIN {
+            s.plain = Vec::new();
+            s.plain_pos = 0;
+            s.plain_scan = 0;
+        }
+        if more {
+            ReadHere::More
+        } else {
+            ReadHere::Drained
+        }
+    }
+}
+
+impl<H: Host> Conn<H> {
+    /// Takes ciphertext the owner read itself (from a port on the
+    /// duplicate `read_on_caller` gave), decrypts it and hands the whole
+    /// packets to `outbox`, as `read_here` does; an empty `ciphertext`
+    /// goes on with what is already buffered (after `More` or `Large`).
+    pub fn feed_here(
+        &self,
+        ciphertext: &[u8],
+        copy_limit: Option<usize>,
+        outbox: &mut dyn Outbox<H>,
+    ) -> ReadHere {
+        let mut s = self.state.lock();
+        if !s.reads_on_caller || s.closed_by_user() {
+            return ReadHere::Ended;
+        }
+        if !ciphertext.is_empty() && s.reading == Reading::Open {
+            s.tls.receive(ciphertext);
+            s.stats.received(ciphertext.len());
+        }
+        s.decrypt();
+        self.hand_out(s, copy_limit, outbox)
+    }
+
+    /// The owner's reads found the end of the stream (or a reset): what is
+    /// buffered is handed out, then the end.
+    pub fn feed_end(&self, outbox: &mut dyn Outbox<H>) -> ReadHere {
+        let mut s = self.state.lock();
+        if !s.reads_on_caller || s.closed_by_user() {
+            return ReadHere::Ended;
+        }
+        if s.reading == Reading::Open {
+            s.end_of_stream();
+        }
+        self.hand_out(s, None, outbox)
+    }
+
+    /// Hands out what is decrypted: large packets one at a time (each
+    /// decrypted on its own, the next after it is out).
+    fn hand_out(
+        &self,
+        mut s: parking_lot::MutexGuard<'_, State<H>>,
+        copy_limit: Option<usize>,
+        outbox: &mut dyn Outbox<H>,
+    ) -> ReadHere {
+        let mut rounds = 0;
+        let mut more = false;
+        loop {
+            if s.reading == Reading::Ended || s.fd < 0 {
+                s.end_input(None);
+            }
+            if let Some(limit) = copy_limit {
+                if s.buffered().len() > limit && s.next_packet_whole() {
+                    return ReadHere::Large;
+                }
+            }
+            let large_done = s.direct_ready();
+            s.deliver_now(outbox);
+            if !large_done {
+                break;
+            }
+            if rounds == DIRECT_ROUNDS {
+                more = true;
+                break;
+            }
+            s.decrypt();
+            rounds += 1;
+        }
+        if let Err(failure) = s.flush() {
+            s.record_failure(failure);
+            s.deliver_now(outbox);
+        }
+        if s.end_told() {
+            drop(s);
             self.poller.kick(self.token);
             return ReadHere::Ended;
         }
