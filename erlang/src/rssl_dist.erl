@@ -6,11 +6,13 @@
 %% connections use TLS 1.2, as inet_tls does in OTP 25.
 %%
 %% A connection is one controller process, which owns the rssl socket.
-%% After the distribution handshake it reads the socket itself: it waits
-%% in the VM's poll set (`{select, Watch, undefined, ready_input}'), then
-%% a NIF call reads and decrypts on its scheduler and returns the whole
-%% packets ({packet, 4} is framed by the NIF), which go straight to
-%% erlang:dist_ctrl_put_data/2; no other thread takes part. What
+%% After the distribution handshake it reads the socket itself, through a
+%% gen_tcp port on a duplicate of the descriptor (`{active, N}', raw),
+%% which the schedulers poll themselves as they poll inet_tcp's; each
+%% `{tcp, Port, Ciphertext}' goes to a NIF call that decrypts it on the
+%% controller's scheduler and returns the whole packets ({packet, 4} is
+%% framed by the NIF), which go straight to erlang:dist_ctrl_put_data/2;
+%% no other thread takes part. What
 %% erlang:dist_ctrl_get_data/1 returns goes straight to the NIF's send,
 %% which encrypts and writes it in the calling scheduler (rssl's poller
 %% thread writes only what the socket did not take at once).

@@ -107,7 +107,7 @@ pub(super) struct State<H: Host> {
     /// DTLS: when the poller is due to check the handshake's retransmission
     /// timer (see datagram.rs).
     pub retransmit_at: Option<std::time::Instant>,
-    /// The owner reads the socket itself (`Conn::read_here`, the
+    /// The owner reads the socket itself (`Conn::feed_here`, the
     /// distribution carrier): the poller only writes, and hands out no data.
     pub reads_on_caller: bool,
     /// The duplicate `read_on_caller` handed out, until its new owner

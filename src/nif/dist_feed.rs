@@ -8,10 +8,16 @@
 //! connection's own descriptor (`send_packets/3`).
 
 use super::atoms;
-use super::dist_watch::{Collect, COPY_LIMIT};
+use super::host::{ErlBuffer, ErlHost, Waiter};
 use super::socket::conn_of;
-use crate::driver::ReadHere;
+use super::terms::{binary, failure_term};
+use crate::driver::{Message, Outbox, ReadHere, Reply, SocketOptions};
 use rustler::{Binary, Encoder, Env, NifResult, Term};
+
+/// Plaintext that a normal scheduler may copy out in one call; more is
+/// copied on a dirty one (a packet over 8 MiB is not decrypted straight
+/// into its own binary, see driver/input.rs).
+const COPY_LIMIT: usize = 1024 * 1024;
 
 /// `dist_read_port(Socket)`: the connection is read by its owner from now
 /// on (see `Conn::read_on_caller`); `{ok, Fd}`, a duplicate of the socket
@@ -84,4 +90,48 @@ fn feed<'a>(
             None => (atoms::closed(), packets).encode(env),
         },
     })
+}
+
+/// Gathers what a read hands out into the caller's terms.
+struct Collect<'a> {
+    env: Env<'a>,
+    packets: Vec<Term<'a>>,
+    bytes: usize,
+    /// The failure input ended with, if it failed.
+    end: Option<Term<'a>>,
+}
+
+impl<'a> Collect<'a> {
+    fn new(env: Env<'a>) -> Self {
+        Collect {
+            env,
+            packets: Vec::new(),
+            bytes: 0,
+            end: None,
+        }
+    }
+}
+
+impl Outbox<ErlHost> for Collect<'_> {
+    fn to_owner(&mut self, _: &super::host::Owner, _: &SocketOptions, message: Message<'_>) {
+        match message {
+            Message::Data(data) => {
+                self.bytes += data.len();
+                self.packets.push(binary(self.env, data));
+            }
+            Message::Error(failure) => self.end = Some(failure_term(self.env, failure)),
+            Message::Closed => {}
+            // Not for an active binary socket without manual tickets.
+            Message::Passive | Message::SessionTicket(_) | Message::EarlyData(_) => {}
+        }
+    }
+
+    fn packet_to_owner(&mut self, _: &super::host::Owner, _: &SocketOptions, packet: ErlBuffer) {
+        self.bytes += packet.len();
+        self.packets.push(packet.into_term(self.env));
+    }
+
+    fn reply(&mut self, waiter: Waiter, options: &SocketOptions, reply: Reply<'_>) {
+        super::host::CallerOutbox { env: self.env }.reply(waiter, options, reply);
+    }
 }
