@@ -6,11 +6,13 @@
 %% connections use TLS 1.2, as inet_tls does in OTP 25.
 %%
 %% A connection is one controller process, which owns the rssl socket.
-%% After the distribution handshake it reads the socket itself: it waits
-%% in the VM's poll set (`{select, Watch, undefined, ready_input}'), then
-%% a NIF call reads and decrypts on its scheduler and returns the whole
-%% packets ({packet, 4} is framed by the NIF), which go straight to
-%% erlang:dist_ctrl_put_data/2; no other thread takes part. What
+%% After the distribution handshake it reads the socket itself, through a
+%% gen_tcp port on a duplicate of the descriptor (`{active, N}', raw),
+%% which the schedulers poll themselves as they poll inet_tcp's; each
+%% `{tcp, Port, Ciphertext}' goes to a NIF call that decrypts it on the
+%% controller's scheduler and returns the whole packets ({packet, 4} is
+%% framed by the NIF), which go straight to erlang:dist_ctrl_put_data/2;
+%% no other thread takes part. What
 %% erlang:dist_ctrl_get_data/1 returns goes straight to the NIF's send,
 %% which encrypts and writes it in the calling scheduler (rssl's poller
 %% thread writes only what the socket did not take at once).
@@ -373,77 +375,120 @@ handshaking(Tls) ->
             From ! {Ref, Tls},
             handshaking(Tls);
         {Ref, From, {handshake_complete, _Node, DHandle}} ->
-            %% Still passive: what the handshake left buffered is read
-            %% first, by the first read below.
-            Watch = case rssl_nif:dist_read_here(Tls) of
-                        {ok, W} -> W;
-                        {error, _} -> exit(connection_closed)
-                    end,
+            %% Still passive: what the handshake left buffered is handed
+            %% out first, by the first feed below.
+            Port = open_reader(Tls),
             From ! {Ref, ok},
             _ = erlang:dist_ctrl_set_opt(DHandle, get_size, true),
             ok = erlang:dist_ctrl_get_data_notification(DHandle),
-            read_input(Watch, DHandle),
-            running(Tls, Watch, DHandle);
+            feed(Tls, DHandle, <<>>),
+            running(Tls, Port, DHandle);
         tick ->
             handshaking(Tls)
     after 2 * net_kernel:connecttime() ->
         exit(handshake_timeout)
     end.
 
-%% What arrives is read as soon as the socket is readable, even while a
-%% send waits for the socket to drain (wait_sent/4), so two nodes sending
-%% to each other at full speed cannot block each other. The poller tells
-%% the end only when a write finds the peer gone (`ssl_closed',
-%% `ssl_error'); reads tell it otherwise.
-running(Tls, Watch, DHandle) ->
+%% Messages a reading port hands over at a time before it must be asked again.
+-define(ACTIVE_N, 64).
+%% Ciphertext the port reads at a time (its buffer): bounds one feed's work.
+-define(READ_BUFFER, 131072).
+
+%% The port that reads the connection from now on: a gen_tcp port on a
+%% duplicate of its socket, which never writes (sends go through the NIF
+%% on the connection's own descriptor). A port's descriptor is polled by
+%% the schedulers themselves, so a packet wakes the controller's
+%% scheduler directly. A port opened on a descriptor does not close it:
+%% a process watching the port closes the duplicate once the port is
+%% gone (with the controller, linked), so the descriptor leaves the poll
+%% set before its number can be reused.
+open_reader(Tls) ->
+    Fd = case rssl_nif:dist_read_port(Tls) of
+             {ok, F} -> F;
+             {error, _} -> exit(connection_closed)
+         end,
+    Family = case rssl:sockname(Tls) of
+                 {ok, {Ip, _}} when tuple_size(Ip) =:= 8 -> inet6;
+                 _ -> inet
+             end,
+    case gen_tcp:fdopen(Fd, [Family, binary, {packet, raw}, {active, ?ACTIVE_N},
+                             {buffer, ?READ_BUFFER}]) of
+        {ok, Port} ->
+            _ = spawn(fun() -> close_after(Port, Tls, Fd) end),
+            Port;
+        {error, Reason} ->
+            _ = rssl_nif:dist_close_dup(Tls, Fd),
+            exit({reader, Reason})
+    end.
+
+close_after(Port, Tls, Fd) ->
+    Ref = erlang:monitor(port, Port),
     receive
-        {select, Watch, undefined, ready_input} ->
-            read_input(Watch, DHandle),
-            running(Tls, Watch, DHandle);
+        {'DOWN', Ref, port, Port, _} -> rssl_nif:dist_close_dup(Tls, Fd)
+    end.
+
+%% What arrives is read as soon as it comes, even while a send waits for
+%% the socket to drain (wait_sent/4), so two nodes sending to each other
+%% at full speed cannot block each other. The poller tells the end only
+%% when a write finds the peer gone (`ssl_closed', `ssl_error'); the
+%% port tells it otherwise.
+running(Tls, Port, DHandle) ->
+    receive
+        {tcp, Port, Data} ->
+            feed(Tls, DHandle, Data),
+            running(Tls, Port, DHandle);
         dist_data ->
-            send_queued(Tls, Watch, DHandle),
-            running(Tls, Watch, DHandle);
+            send_queued(Tls, Port, DHandle),
+            running(Tls, Port, DHandle);
         tick ->
-            send(Tls, Watch, DHandle, 0, [<<>>]),
-            running(Tls, Watch, DHandle);
+            send(Tls, Port, DHandle, 0, [<<>>]),
+            running(Tls, Port, DHandle);
+        Other ->
+            other(Tls, Port, DHandle, Other),
+            running(Tls, Port, DHandle)
+    end.
+
+%% The rest of what the controller may get, while running or waiting.
+other(Tls, Port, DHandle, Message) ->
+    case Message of
+        {tcp_passive, Port} ->
+            _ = inet:setopts(Port, [{active, ?ACTIVE_N}]),
+            ok;
+        {tcp_closed, Port} ->
+            feed_done(rssl_nif:dist_feed_end(Tls), Tls, DHandle),
+            exit(connection_closed);
+        {tcp_error, Port, _} ->
+            feed_done(rssl_nif:dist_feed_end(Tls), Tls, DHandle),
+            exit(connection_closed);
         {ssl_closed, _} ->
             exit(connection_closed);
         {ssl_error, _, Reason} ->
             exit({ssl_error, Reason});
         {Ref, From, socket} ->
             From ! {Ref, Tls},
-            running(Tls, Watch, DHandle);
+            ok;
         _ ->
-            running(Tls, Watch, DHandle)
+            ok
     end.
 
-%% One read's packets go to the VM. A read that stopped at its budget
-%% puts a wake-up at the end of the mailbox rather than reading on, so
-%% sends and ticks queued meanwhile take their turn; one that found the
-%% socket empty has armed the watch again.
-read_input(Watch, DHandle) ->
-    case rssl_nif:dist_recv(Watch) of
-        {large, Packets} ->
-            put_all(DHandle, Packets),
-            read_done(rssl_nif:dist_recv_dirty(Watch), Watch, DHandle);
-        Result ->
-            read_done(Result, Watch, DHandle)
-    end.
+%% One port read's packets go to the VM. A feed that stopped at its
+%% budget (large packets) goes on at once; a whole packet over the copy
+%% limit is copied out on a dirty scheduler.
+feed(Tls, DHandle, Data) ->
+    feed_done(rssl_nif:dist_feed(Tls, Data), Tls, DHandle).
 
-read_done({ok, Packets}, _Watch, DHandle) ->
+feed_done({ok, Packets}, _Tls, DHandle) ->
     put_all(DHandle, Packets);
-read_done({more, Packets}, Watch, DHandle) ->
+feed_done({more, Packets}, Tls, DHandle) ->
     put_all(DHandle, Packets),
-    self() ! {select, Watch, undefined, ready_input},
-    ok;
-read_done({large, Packets}, Watch, DHandle) ->
+    feed(Tls, DHandle, <<>>);
+feed_done({large, Packets}, Tls, DHandle) ->
     put_all(DHandle, Packets),
-    self() ! {select, Watch, undefined, ready_input},
-    ok;
-read_done({closed, Packets}, _Watch, DHandle) ->
+    feed_done(rssl_nif:dist_feed_dirty(Tls, <<>>), Tls, DHandle);
+feed_done({closed, Packets}, _Tls, DHandle) ->
     put_all(DHandle, Packets),
     exit(connection_closed);
-read_done({error, Reason, Packets}, _Watch, DHandle) ->
+feed_done({error, Reason, Packets}, _Tls, DHandle) ->
     put_all(DHandle, Packets),
     exit({ssl_error, Reason}).
 
@@ -469,15 +514,15 @@ put_data(DHandle, Data) ->
 %% Batches bigger than this are encrypted on a dirty scheduler.
 -define(DIRTY_SEND, 262144).
 
-send_queued(Tls, Watch, DHandle) ->
+send_queued(Tls, Port, DHandle) ->
     case collect(DHandle, 0, []) of
         {0, []} ->
             try erlang:dist_ctrl_get_data_notification(DHandle)
             catch error:badarg -> exit(connection_closed)
             end;
         {Size, Packets} ->
-            send(Tls, Watch, DHandle, Size, lists:reverse(Packets)),
-            send_queued(Tls, Watch, DHandle)
+            send(Tls, Port, DHandle, Size, lists:reverse(Packets)),
+            send_queued(Tls, Port, DHandle)
     end.
 
 collect(_DHandle, Size, Acc) when Size >= ?BATCH ->
@@ -493,7 +538,7 @@ collect(DHandle, Size, Acc) ->
 %% The NIF's send, as rssl:send/2 but for the wait: a send that finds the
 %% backlog high waits here for the socket to drain, reading what arrives
 %% meanwhile; the distribution has no send timeout (ticks find dead peers).
-send(Tls, Watch, DHandle, Size, Packets) ->
+send(Tls, Port, DHandle, Size, Packets) ->
     Tag = erlang:unique_integer(),
     Result = case Size > ?DIRTY_SEND of
                  true -> rssl_nif:send_packets_dirty(Tls, Packets, Tag);
@@ -501,19 +546,26 @@ send(Tls, Watch, DHandle, Size, Packets) ->
              end,
     case Result of
         ok -> ok;
-        wait -> wait_sent(Watch, DHandle, Tag);
+        wait -> wait_sent(Tls, Port, DHandle, Tag);
         {error, Reason} -> exit({send_error, Reason})
     end.
 
-wait_sent(Watch, DHandle, Tag) ->
+wait_sent(Tls, Port, DHandle, Tag) ->
     receive
         {rssl_reply, Tag, ok} ->
             ok;
         {rssl_reply, Tag, {error, Reason}} ->
             exit({send_error, Reason});
-        {select, Watch, undefined, ready_input} ->
-            read_input(Watch, DHandle),
-            wait_sent(Watch, DHandle, Tag);
+        {tcp, Port, Data} ->
+            feed(Tls, DHandle, Data),
+            wait_sent(Tls, Port, DHandle, Tag);
+        {tcp_passive, Port} = Passive ->
+            other(Tls, Port, DHandle, Passive),
+            wait_sent(Tls, Port, DHandle, Tag);
+        {tcp_closed, Port} = Closed ->
+            other(Tls, Port, DHandle, Closed);
+        {tcp_error, Port, _} = Error ->
+            other(Tls, Port, DHandle, Error);
         {ssl_closed, _} ->
             exit(connection_closed);
         {ssl_error, _, Reason} ->

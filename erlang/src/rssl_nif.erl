@@ -12,7 +12,7 @@
          set_sockopts/2, get_sockopts/2, getstat/1, send_cancel/2,
          cell_new/1, cell_get/1, cell_set/2, callback_reply/3, prf/5, renegotiate/2, update_keys/2, notify_passive/1,
          send_packets/3, send_packets_dirty/3,
-         dist_read_here/1, dist_recv/1, dist_recv_dirty/1,
+         dist_read_port/1, dist_close_dup/2, dist_feed/2, dist_feed_dirty/2, dist_feed_end/1,
          dtls_check_hello/4]).
 -on_load(init/0).
 
@@ -133,11 +133,15 @@ send_packets(_Socket, _Packets, _Tag) -> ?NIF.
 send_packets_dirty(_Socket, _Packets, _Tag) -> ?NIF.
 %% The distribution controller reads its socket itself (rssl_dist).
 -type dist_read() :: {ok | more | large | closed, [binary()]} | {error, term(), [binary()]}.
--spec dist_read_here(conn()) -> {ok, reference()} | {error, term()}.
-dist_read_here(_Socket) -> ?NIF.
--spec dist_recv(reference()) -> dist_read().
-dist_recv(_Watch) -> ?NIF.
--spec dist_recv_dirty(reference()) -> dist_read().
-dist_recv_dirty(_Watch) -> ?NIF.
+-spec dist_read_port(conn()) -> {ok, non_neg_integer()} | {error, term()}.
+dist_read_port(_Socket) -> ?NIF.
+-spec dist_close_dup(conn(), integer()) -> boolean().
+dist_close_dup(_Socket, _Fd) -> ?NIF.
+-spec dist_feed(conn(), binary()) -> dist_read().
+dist_feed(_Socket, _Ciphertext) -> ?NIF.
+-spec dist_feed_dirty(conn(), binary()) -> dist_read().
+dist_feed_dirty(_Socket, _Ciphertext) -> ?NIF.
+-spec dist_feed_end(conn()) -> dist_read().
+dist_feed_end(_Socket) -> ?NIF.
 -spec dtls_check_hello(config(), binary(), binary(), binary()) -> ok | {reply, binary()} | ignore.
 dtls_check_hello(_Config, _Secret, _Peer, _Datagram) -> ?NIF.

@@ -16,7 +16,7 @@ impl<H: Host> State<H> {
         self.deliver_now(outbox);
     }
 
-    /// `deliver`, also for an owner that reads itself (`Conn::read_here`).
+    /// `deliver`, also for an owner that reads itself (`Conn::feed_here`).
     pub fn deliver_now(&mut self, outbox: &mut dyn Outbox<H>) {
         if self.phase != Phase::Established || self.end_told() {
             return;

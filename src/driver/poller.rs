@@ -174,7 +174,7 @@ impl Poller {
     }
 
     /// Watches only writability of `fd` from now on: its input is read by
-    /// someone else (`Conn::read_here`), so it must not wake the poller.
+    /// someone else (`Conn::feed_here`), so it must not wake the poller.
     pub fn watch_output_only(&self, token: u64, fd: RawFd) {
         let mut ev = libc::epoll_event {
             events: (libc::EPOLLOUT | libc::EPOLLET) as u32,

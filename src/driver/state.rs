@@ -107,9 +107,12 @@ pub(super) struct State<H: Host> {
     /// DTLS: when the poller is due to check the handshake's retransmission
     /// timer (see datagram.rs).
     pub retransmit_at: Option<std::time::Instant>,
-    /// The owner reads the socket itself (`Conn::read_here`, the
+    /// The owner reads the socket itself (`Conn::feed_here`, the
     /// distribution carrier): the poller only writes, and hands out no data.
     pub reads_on_caller: bool,
+    /// The duplicate `read_on_caller` handed out, until its new owner
+    /// took it (`Conn::close_unclaimed_dup` closes it if none could).
+    pub caller_dup: RawFd,
 }
 
 impl<H: Host> State<H> {
@@ -137,6 +140,7 @@ impl<H: Host> State<H> {
             closed_on_send_timeout: false,
             retransmit_at: None,
             reads_on_caller: false,
+            caller_dup: -1,
         }
     }
 

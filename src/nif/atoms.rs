@@ -7,7 +7,6 @@ rustler::atoms! {
     wait,
     more,
     large,
-    select,
     gone,
     miss,
     closed,

@@ -5,7 +5,7 @@ mod callback;
 mod cell;
 mod config;
 mod dist;
-mod dist_watch;
+mod dist_feed;
 mod downgrade;
 mod dtls;
 mod host;
@@ -15,9 +15,4 @@ mod sessions;
 mod socket;
 mod terms;
 
-/// Resource types rustler cannot open itself (see dist_watch.rs).
-fn load(env: rustler::Env, _info: rustler::Term) -> bool {
-    dist_watch::open_type(env)
-}
-
-rustler::init!("rssl_nif", load = load);
+rustler::init!("rssl_nif");

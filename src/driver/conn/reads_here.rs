@@ -1,18 +1,19 @@
 //! Reading on the owner's side: the Erlang distribution carrier's
-//! controller waits for its socket in the VM's own poll set and reads and
-//! decrypts in its NIF call, so a packet goes from the socket to the
-//! scheduler with no poller thread in between. The poller then only
-//! writes what the socket did not take at once.
+//! controller reads its socket itself, through a gen_tcp port on a
+//! duplicate of the descriptor (polled by the schedulers, as inet_tcp's
+//! sockets are), and hands the ciphertext here, where it is decrypted
+//! and cut into packets on the controller's scheduler. The poller then
+//! only writes what the socket did not take at once.
 
 use super::*;
 use crate::driver::options::Active;
 
-/// What `read_here` did.
+/// What `feed_here` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadHere {
-    /// The socket is empty: wait until it is readable again.
+    /// Everything fed is out: wait for more.
     Drained,
-    /// The budget ran out (or a large packet waits): read again at once.
+    /// Large packets wait (more than a call hands out): call again at once.
     More,
     /// A packet bigger than the copy limit is whole and waits to be copied
     /// out: read again where a long copy may run (a dirty scheduler).
@@ -24,17 +25,17 @@ pub enum ReadHere {
 
 /// Large packets (decrypted on their own) handed out per call.
 const DIRECT_ROUNDS: usize = 8;
-/// Plaintext buffer capacity kept between reads; a larger one (grown for a
+/// Plaintext buffer capacity kept between feeds; a larger one (grown for a
 /// big packet) is given back once it has been handed out.
 const KEEP_PLAIN: usize = 256 * 1024;
 
 impl<H: Host> Conn<H> {
     /// Switches reading to the owner (see the module doc): from now on the
     /// poller neither reads the socket nor is woken by its input, and the
-    /// owner calls `read_here` whenever the socket is readable. The socket
-    /// turns active (data is handed out as it is read). Returns a
-    /// duplicate of the socket for the owner to wait on; it is the
-    /// caller's to close.
+    /// owner hands what it reads to `feed_here` (`feed_end` at the
+    /// end). The socket turns active (data is handed out as it is read). Returns a
+    /// duplicate of the socket for the owner to read; it is the
+    /// caller's to close (or `close_unclaimed_dup`'s).
     pub fn read_on_caller(&self) -> Result<RawFd, Failure> {
         let mut s = self.state.lock();
         if s.closed_by_user() || s.fd < 0 || s.phase != Phase::Established {
@@ -43,20 +44,36 @@ impl<H: Host> Conn<H> {
         let watch =
             socket::adopt(s.fd).map_err(|e| Failure::Posix(crate::posix::error_name(&e)))?;
         s.reads_on_caller = true;
+        s.caller_dup = watch;
         s.options.active = Active::True;
         self.poller.watch_output_only(self.token, s.fd);
         Ok(watch)
     }
 
-    /// Reads and decrypts about `budget` bytes of ciphertext (the last read
-    /// may take a little more) and hands the
-    /// whole packets to `outbox` (as `to_owner`/`packet_to_owner`, in
-    /// order), then the end of input if it came. With `copy_limit`, a
-    /// packet longer than that which would have to be copied out of the
+    /// The duplicate `fd` that `read_on_caller` handed out found no owner
+    /// (opening a port on it failed): closes it. Any other descriptor, or
+    /// the same one a second time, is left alone.
+    pub fn close_unclaimed_dup(&self, fd: RawFd) -> bool {
+        let mut s = self.state.lock();
+        if fd < 0 || s.caller_dup != fd {
+            return false;
+        }
+        s.caller_dup = -1;
+        socket::close(fd);
+        true
+    }
+
+    /// Takes ciphertext the owner read itself (from a port on the
+    /// duplicate `read_on_caller` gave), decrypts it and hands the whole
+    /// packets to `outbox` (as `to_owner`/`packet_to_owner`, in order),
+    /// then the end of input if it came. With `copy_limit`, a packet
+    /// longer than that which would have to be copied out of the
     /// plaintext buffer is left for a call without the limit (`Large`).
-    pub fn read_here(
+    /// An empty `ciphertext` goes on with what is buffered (after `More`
+    /// or `Large`, and first of all: the handshake may have left some).
+    pub fn feed_here(
         &self,
-        budget: usize,
+        ciphertext: &[u8],
         copy_limit: Option<usize>,
         outbox: &mut dyn Outbox<H>,
     ) -> ReadHere {
@@ -64,12 +81,39 @@ impl<H: Host> Conn<H> {
         if !s.reads_on_caller || s.closed_by_user() {
             return ReadHere::Ended;
         }
-        let start = s.stats.recv_oct;
-        let mut more = s.pump_input(budget, false);
+        if !ciphertext.is_empty() && s.reading == Reading::Open {
+            s.tls.receive(ciphertext);
+            s.stats.received(ciphertext.len());
+        }
+        s.decrypt();
+        self.hand_out(s, copy_limit, outbox)
+    }
+
+    /// The owner's reads found the end of the stream (or a reset): what is
+    /// buffered is handed out, then the end.
+    pub fn feed_end(&self, outbox: &mut dyn Outbox<H>) -> ReadHere {
+        let mut s = self.state.lock();
+        if !s.reads_on_caller || s.closed_by_user() {
+            return ReadHere::Ended;
+        }
+        if s.reading == Reading::Open {
+            s.end_of_stream();
+        }
+        self.hand_out(s, None, outbox)
+    }
+
+    /// Hands out what is decrypted: large packets one at a time (each
+    /// decrypted on its own, the next after it is out).
+    fn hand_out(
+        &self,
+        mut s: parking_lot::MutexGuard<'_, State<H>>,
+        copy_limit: Option<usize>,
+        outbox: &mut dyn Outbox<H>,
+    ) -> ReadHere {
         let mut rounds = 0;
+        let mut more = false;
         loop {
             if s.reading == Reading::Ended || s.fd < 0 {
-                // No more ciphertext: the end comes after what is buffered.
                 s.end_input(None);
             }
             if let Some(limit) = copy_limit {
@@ -82,25 +126,19 @@ impl<H: Host> Conn<H> {
             if !large_done {
                 break;
             }
-            // Decrypting stopped at the end of a large packet, maybe with
-            // ciphertext already read: the socket may not wake us for it.
-            let read = (s.stats.recv_oct - start) as usize;
-            if rounds == DIRECT_ROUNDS || read >= budget {
+            if rounds == DIRECT_ROUNDS {
                 more = true;
                 break;
             }
             s.decrypt();
-            more |= s.pump_input(budget - read, false);
             rounds += 1;
         }
-        // Reading may have produced output (key updates, renegotiation).
         if let Err(failure) = s.flush() {
             s.record_failure(failure);
             s.deliver_now(outbox);
         }
         if s.end_told() {
             drop(s);
-            // The poller answers senders and lets the socket go.
             self.poller.kick(self.token);
             return ReadHere::Ended;
         }
