@@ -110,8 +110,8 @@ pub(super) struct State<H: Host> {
     /// The owner reads the socket itself (`Conn::feed_here`, the
     /// distribution carrier): the poller only writes, and hands out no data.
     pub reads_on_caller: bool,
-    /// The duplicate `read_on_caller` handed out, until its new owner
-    /// took it (`Conn::close_unclaimed_dup` closes it if none could).
+    /// The duplicate `read_on_caller` handed out, until
+    /// `Conn::close_caller_dup` closes it (-1 then).
     pub caller_dup: RawFd,
 }
 

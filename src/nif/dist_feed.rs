@@ -3,9 +3,9 @@
 //! poll set as inet_tcp's do, and hands each `{tcp, Port, Ciphertext}`
 //! to these NIFs, which decrypt it and return the whole packets.
 //!
-//! The port owns the duplicate (it closes it, once, when it closes or
-//! its owner dies) and only reads: every write goes through the
-//! connection's own descriptor (`send_packets/3`).
+//! The port only reads: every write goes through the connection's own
+//! descriptor (`send_packets/3`). A port opened on a descriptor does not
+//! close it: `dist_close_dup/2` does, once the port is gone.
 
 use super::atoms;
 use super::host::{ErlBuffer, ErlHost, Waiter};
@@ -33,12 +33,12 @@ fn dist_read_port<'a>(env: Env<'a>, socket: Term<'a>) -> NifResult<Term<'a>> {
     })
 }
 
-/// `dist_close_dup(Socket, Fd)`: no port could be opened on the duplicate
-/// `dist_read_port/1` gave: closes it (`true`); `false` for any other
-/// descriptor.
+/// `dist_close_dup(Socket, Fd)`: the port on the duplicate
+/// `dist_read_port/1` gave is gone (or none could be opened): closes it
+/// (`true`); `false` for any other descriptor, or the second time.
 #[rustler::nif]
 fn dist_close_dup(socket: Term, fd: i32) -> NifResult<bool> {
-    Ok(conn_of(socket)?.conn.close_unclaimed_dup(fd))
+    Ok(conn_of(socket)?.conn.close_caller_dup(fd))
 }
 
 /// `dist_feed(Socket, Ciphertext)`: decrypts what the port read and

@@ -33,9 +33,9 @@ impl<H: Host> Conn<H> {
     /// Switches reading to the owner (see the module doc): from now on the
     /// poller neither reads the socket nor is woken by its input, and the
     /// owner hands what it reads to `feed_here` (`feed_end` at the
-    /// end). The socket turns active (data is handed out as it is read). Returns a
-    /// duplicate of the socket for the owner to read; it is the
-    /// caller's to close (or `close_unclaimed_dup`'s).
+    /// end). The socket turns active (data is handed out as it is read).
+    /// Returns a duplicate of the socket for the owner to read, which
+    /// `close_caller_dup` closes once the owner is done with it.
     pub fn read_on_caller(&self) -> Result<RawFd, Failure> {
         let mut s = self.state.lock();
         if s.closed_by_user() || s.fd < 0 || s.phase != Phase::Established {
@@ -50,10 +50,10 @@ impl<H: Host> Conn<H> {
         Ok(watch)
     }
 
-    /// The duplicate `fd` that `read_on_caller` handed out found no owner
-    /// (opening a port on it failed): closes it. Any other descriptor, or
-    /// the same one a second time, is left alone.
-    pub fn close_unclaimed_dup(&self, fd: RawFd) -> bool {
+    /// Closes the duplicate `fd` that `read_on_caller` handed out, once its
+    /// reader is gone (the port on it closed, or none could be opened).
+    /// Any other descriptor, or the same one a second time, is left alone.
+    pub fn close_caller_dup(&self, fd: RawFd) -> bool {
         let mut s = self.state.lock();
         if fd < 0 || s.caller_dup != fd {
             return false;

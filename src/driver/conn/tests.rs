@@ -784,7 +784,7 @@ fn an_owner_that_reads_itself_gets_every_packet_in_order_then_the_end() {
     assert!(events.try_recv().is_err());
     let _peer = writer.join().unwrap();
     // The duplicate is closed once, and no other descriptor is.
-    assert!(!conn.close_unclaimed_dup(watch + 1));
-    assert!(conn.close_unclaimed_dup(watch));
-    assert!(!conn.close_unclaimed_dup(watch));
+    assert!(!conn.close_caller_dup(watch + 1));
+    assert!(conn.close_caller_dup(watch));
+    assert!(!conn.close_caller_dup(watch));
 }
