@@ -202,7 +202,7 @@ mod tests {
         n
     }
 
-    fn configs() -> (Config, Config) {
+    pub(super) fn configs() -> (Config, Config) {
         let pki = test_pki();
         let mut c = client_options(&pki);
         let mut s = server_options(&pki);
@@ -304,10 +304,10 @@ mod tests {
 
 #[cfg(test)]
 mod retransmit_tests {
+    use super::tests::configs;
     use super::*;
-    use crate::engine::connection::tests::{client_options, server_options, test_pki};
     use crate::engine::connection::PeerName;
-    use crate::engine::{Config, Progress, ReadOutcome, Version};
+    use crate::engine::{Progress, ReadOutcome};
 
     extern "C" {
         fn DTLS_set_timer_cb(
@@ -338,19 +338,7 @@ mod retransmit_tests {
 
     #[test]
     fn lost_flights_are_sent_again_whole() {
-        let pki = test_pki();
-        let (mut c, mut s) = (client_options(&pki), server_options(&pki));
-        c.versions = vec![Version::Dtls12];
-        s.versions = vec![Version::Dtls12];
-        let (cc, sc) = (Config::build(c).unwrap(), Config::build(s).unwrap());
-        let peer = PeerName {
-            verify_host: Some("localhost".into()),
-            ..PeerName::default()
-        };
-        let mut client = Connection::new(&cc, &peer).unwrap();
-        let mut server = Connection::new(&sc, &PeerName::default()).unwrap();
-        fast(&mut client);
-        fast(&mut server);
+        let (mut client, mut server) = pair();
         let valid = |ds: &[Vec<u8>]| ds.iter().all(|d| matches!(d[0], 20..=23));
         let mut done = (false, false);
         let mut lost = 0;
@@ -383,12 +371,10 @@ mod retransmit_tests {
         assert!(lost > 0);
     }
 
+    /// A DTLS 1.2 client (checking the name) and server, with short
+    /// retransmission timers.
     fn pair() -> (Connection, Connection) {
-        let pki = test_pki();
-        let (mut c, mut s) = (client_options(&pki), server_options(&pki));
-        c.versions = vec![Version::Dtls12];
-        s.versions = vec![Version::Dtls12];
-        let (cc, sc) = (Config::build(c).unwrap(), Config::build(s).unwrap());
+        let (cc, sc) = configs();
         let peer = PeerName {
             verify_host: Some("localhost".into()),
             ..PeerName::default()
@@ -523,11 +509,7 @@ mod retransmit_tests {
     /// knows no path MTU to fall back to after repeated timeouts.
     #[test]
     fn retransmissions_keep_the_datagram_size() {
-        let pki = test_pki();
-        let (mut c, mut s) = (client_options(&pki), server_options(&pki));
-        c.versions = vec![Version::Dtls12];
-        s.versions = vec![Version::Dtls12];
-        let (cc, sc) = (Config::build(c).unwrap(), Config::build(s).unwrap());
+        let (cc, sc) = configs();
         let mut client = Connection::new(&cc, &PeerName::default()).unwrap();
         let mut server = Connection::new(&sc, &PeerName::default()).unwrap();
         fast(&mut server);
