@@ -148,6 +148,17 @@ pub(crate) fn io_error(what: &str, err: &io::Error) -> rssl_result {
     error::set(code, format!("{what}: {err}"))
 }
 
+/// A listener that could not bind: `RSSL_ADDRESS_IN_USE` when the port is
+/// taken, `RSSL_IO_ERROR` otherwise.
+pub(crate) fn listen_error(what: &str, err: &io::Error) -> rssl_result {
+    let code = if err.kind() == io::ErrorKind::AddrInUse {
+        RSSL_ADDRESS_IN_USE
+    } else {
+        RSSL_IO_ERROR
+    };
+    error::set(code, format!("{what}: {err}"))
+}
+
 /// `host`'s addresses by getaddrinfo; `RSSL_RESOLVE_FAILED` when it has none.
 pub(crate) fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, rssl_result> {
     let addrs: Vec<_> = match (host, port).to_socket_addrs() {
@@ -207,14 +218,8 @@ pub(crate) fn listen(host: Option<&str>, port: u16, backlog: i32) -> Result<Owne
             ))
         }
     };
-    let listener = TcpListener::bind(&addrs[..]).map_err(|err| {
-        let code = if err.kind() == io::ErrorKind::AddrInUse {
-            RSSL_ADDRESS_IN_USE
-        } else {
-            RSSL_IO_ERROR
-        };
-        error::set(code, format!("listen on {host}:{port}: {err}"))
-    })?;
+    let listener = TcpListener::bind(&addrs[..])
+        .map_err(|err| listen_error(&format!("listen on {host}:{port}"), &err))?;
     let backlog = if backlog > 0 {
         backlog
     } else {

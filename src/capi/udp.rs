@@ -158,14 +158,9 @@ pub(crate) fn listen(host: Option<&str>, port: u16) -> Result<OwnedFd, rssl_resu
         }
     }
     let err = last.unwrap_or_else(|| io::Error::from(io::ErrorKind::AddrNotAvailable));
-    let code = if err.kind() == io::ErrorKind::AddrInUse {
-        RSSL_ADDRESS_IN_USE
-    } else {
-        RSSL_IO_ERROR
-    };
-    Err(error::set(
-        code,
-        format!("listen on {host}:{port} (UDP): {err}"),
+    Err(socket::listen_error(
+        &format!("listen on {host}:{port} (UDP)"),
+        &err,
     ))
 }
 
