@@ -190,7 +190,7 @@ bench: erlang lib
 	mkdir -p $(BUILD)/bench
 	erlc -o $(BUILD)/bench bench/rssl_bench.erl bench/rssl_bench_workloads.erl \
 	  bench/rssl_bench_probe.erl
-	$(CC) $(EXAMPLE_CFLAGS) bench/c/openssl_hs.c -o $(BUILD)/bench/openssl_hs -lssl -lcrypto
+	$(CC) $(EXAMPLE_CFLAGS) bench/c/openssl_hs.c -o $(BUILD)/bench/openssl_hs -lssl -lcrypto -lpthread
 	$(CC) $(EXAMPLE_CFLAGS) -Iinclude bench/c/cbench.c -o $(BUILD)/bench/cbench \
 	  -L$(LIBDIR) -lrssl -lssl -lcrypto -lpthread -Wl,-rpath,$(abspath $(LIBDIR))
 	erl -noshell -pa $(ERL_EBIN) -pa $(BUILD)/bench -eval 'rssl_bench:run(), halt().'

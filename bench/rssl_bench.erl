@@ -25,6 +25,11 @@
 %%                          column: openssl_hs, both ends of each handshake
 %%                          in one thread over memory BIOs (no TCP)
 %%   hs 1.x: x OpenSSL      the row above divided by OpenSSL alone's rate
+%%   OpenSSL on TCP, hs/s   openssl_hs's second figure: the same OpenSSL
+%%                          handshakes over loopback TCP, a client and a
+%%                          server thread on blocking sockets (no VM): what
+%%                          TLS over sockets costs at the least here
+%%   x OpenSSL on TCP       each module's rate divided by that one
 %%   hs/s 1.x, 50 clients   the same with 50 client processes looping at
 %%                          once against 50 acceptor processes
 %%   50 cl. / sequential    that rate divided by the sequential one
@@ -376,7 +381,7 @@ collect(Port, Partial, Result, Tail, Deadline) ->
                 <<?RESULT_TAG, Encoded/binary>> ->
                     collect(Port, <<>>, binary_to_term(base64:decode(Encoded)), Tail, Deadline);
                 <<?C_TAG, Values/binary>> ->
-                    Info = "OpenSSL alone: one thread, memory BIOs, no TCP",
+                    Info = "OpenSSL alone: one thread, memory BIOs, no TCP; sock_: the same over loopback TCP, two threads",
                     collect(Port, <<>>, {{ok, c_values(Values), Info}, #{}}, Tail, Deadline);
                 _ ->
                     io:format("~s~n", [Line]),
@@ -494,15 +499,21 @@ format_ls(_) -> "".
 
 %% {Label, Kind, Version, Key, Target}: a figure per module;
 %% {ratio, Label, Kind, Version, Key, Over, Target}: each module's figure
-%% divided by OpenSSL alone's (Over = openssl) or by its own figure of
-%% another workload (Over = {Kind, Key}).
+%% divided by OpenSSL alone's (Over = openssl), by another figure of
+%% OpenSSL alone's run (Over = {openssl, Key}: sock_rate, its handshakes
+%% over loopback TCP) or by its own figure of another workload (Over =
+%% {Kind, Key}).
 rows() ->
     [{"bulk TLS 1.3 MB/s", bulk, 'tlsv1.3', mbps, {x_ssl_and_tcp, 5}},
      {"bulk TLS 1.2 MB/s", bulk, 'tlsv1.2', mbps, {x_ssl_and_tcp, 5}},
      {"handshakes/s TLS 1.3", hs, 'tlsv1.3', rate, {x_ssl_min, 3.5, 1100}},
      {ratio, "  hs 1.3: x OpenSSL", hs, 'tlsv1.3', rate, openssl, {min, 0.75}},
+     {"  OpenSSL on TCP, hs/s", hs, 'tlsv1.3', sock_rate, none},
+     {ratio, "  x OpenSSL on TCP", hs, 'tlsv1.3', rate, {openssl, sock_rate}, none},
      {"handshakes/s TLS 1.2", hs, 'tlsv1.2', rate, {x_ssl, 3.5}},
      {ratio, "  hs 1.2: x OpenSSL", hs, 'tlsv1.2', rate, openssl, none},
+     {"  OpenSSL on TCP, hs/s", hs, 'tlsv1.2', sock_rate, none},
+     {ratio, "  x OpenSSL on TCP", hs, 'tlsv1.2', rate, {openssl, sock_rate}, none},
      {"hs/s 1.3, 50 clients", hsc, 'tlsv1.3', rate, {x_ssl, 3.5}},
      {ratio, "  50 cl. / sequential", hsc, 'tlsv1.3', rate, {hs, rate}, {min, 1.7}},
      {"hs/s 1.2, 50 clients", hsc, 'tlsv1.2', rate, {x_ssl, 3.5}},
@@ -564,6 +575,7 @@ print_row({ratio, Label, Kind, V, Key, Over, Target}, Measured, Opts) ->
                     A = value(Kind, version(M, V), M, Key, Measured),
                     B = case Over of
                             openssl -> value(Kind, V, openssl, Key, Measured);
+                            {openssl, Key2} -> value(Kind, V, openssl, Key2, Measured);
                             {K2, Key2} -> value(K2, version(M, V), M, Key2, Measured)
                         end,
                     case is_number(A) andalso is_number(B) andalso B > 0 of
@@ -571,7 +583,11 @@ print_row({ratio, Label, Kind, V, Key, Over, Target}, Measured, Opts) ->
                         false -> not_measured
                     end
             end,
-    Vals = [Ratio(ssl), Ratio(rssl), case Over of openssl -> not_measured; _ -> Ratio(gen_tcp) end],
+    Vals = [Ratio(ssl), Ratio(rssl), case Over of
+                                         openssl -> not_measured;
+                                         {openssl, _} -> not_measured;
+                                         _ -> Ratio(gen_tcp)
+                                     end],
     [S, R, T] = Vals,
     {Text, Verdict} = target(Target, S, R, T, Opts),
     io:format(?FMT, [Label | [ratio_cell(X) || X <- Vals] ++ ["", "", "", Text, Verdict]]);

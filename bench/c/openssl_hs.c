@@ -4,8 +4,12 @@
  *
  *   openssl_hs CERT KEY 1.3|1.2 hs SECS
  *       sequential full handshakes for SECS seconds, each pair made, run
- *       to completion and freed; prints "RSSL_BENCH_C rate=<handshakes/s>
- *       n=<handshakes>"
+ *       to completion and freed; then, for as long, the same over
+ *       loopback TCP: a client thread connects, handshakes and closes, a
+ *       server thread accepts, handshakes and closes (blocking sockets,
+ *       the least any TLS over sockets does); prints "RSSL_BENCH_C
+ *       rate=<handshakes/s> n=<handshakes> sock_rate=<handshakes/s over
+ *       TCP> sock_n=<handshakes>"
  *   openssl_hs CERT KEY 1.3|1.2 memory N
  *       N pairs handshaken and kept idle, each with two new, empty
  *       memory BIOs (the used ones keep their capacity); prints
@@ -24,7 +28,12 @@
  * verify_none; the server's certificate and key are the files given (the
  * bench's ECDSA P-256 pair). Exit status 0 unless a handshake failed. */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <malloc.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -205,6 +214,85 @@ static long rss_kib(void)
     return kib;
 }
 
+/* The server thread of the socket handshakes: accepts until the client
+ * connects with nothing to say (its stop signal: a handshake that fails
+ * at once). */
+struct sock_server {
+    SSL_CTX *ctx;
+    int lfd;
+};
+
+static void *sock_server(void *arg)
+{
+    struct sock_server *srv = arg;
+    for (;;) {
+        int fd = accept(srv->lfd, NULL, NULL);
+        if (fd < 0)
+            die("accept");
+        SSL *ssl = SSL_new(srv->ctx);
+        SSL_set_fd(ssl, fd);
+        int ok = SSL_accept(ssl) == 1;
+        if (ok)
+            SSL_shutdown(ssl);
+        SSL_free(ssl);
+        close(fd);
+        ERR_clear_error();
+        if (!ok)
+            return NULL;
+    }
+}
+
+static int sock_connect(uint16_t port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a))
+        die("connect");
+    return fd;
+}
+
+static void sock_handshake(SSL_CTX *cctx, uint16_t port)
+{
+    int fd = sock_connect(port);
+    SSL *ssl = SSL_new(cctx);
+    SSL_set_fd(ssl, fd);
+    if (SSL_connect(ssl) != 1)
+        die("SSL_connect");
+    SSL_shutdown(ssl);
+    SSL_free(ssl);
+    close(fd);
+}
+
+/* Sequential handshakes over loopback TCP for SECS seconds: handshakes/s. */
+static double socket_handshakes(SSL_CTX *cctx, SSL_CTX *sctx, double secs, long *count)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof a) || listen(lfd, 128) ||
+        getsockname(lfd, (struct sockaddr *)&a, &len))
+        die("listen");
+    uint16_t port = ntohs(a.sin_port);
+    struct sock_server srv = {sctx, lfd};
+    pthread_t server;
+    if (pthread_create(&server, NULL, sock_server, &srv))
+        die("pthread_create");
+    sock_handshake(cctx, port); /* untimed, as the first memory pair */
+    long n = 0;
+    double start = now(), end = start + secs, t;
+    while ((t = now()) < end) {
+        sock_handshake(cctx, port);
+        n++;
+    }
+    close(sock_connect(port)); /* the stop signal */
+    pthread_join(server, NULL);
+    close(lfd);
+    *count = n;
+    return n / (t - start);
+}
+
 static void handshakes(SSL_CTX *cctx, SSL_CTX *sctx, double secs)
 {
     /* One first, untimed: lazy initialisation (providers, tables). */
@@ -221,7 +309,10 @@ static void handshakes(SSL_CTX *cctx, SSL_CTX *sctx, double secs)
         SSL_free(p.server);
         n++;
     }
-    printf("RSSL_BENCH_C rate=%.1f n=%ld\n", n / (t - start), n);
+    double rate = n / (t - start);
+    long sock_n = 0;
+    double sock_rate = socket_handshakes(cctx, sctx, secs, &sock_n);
+    printf("RSSL_BENCH_C rate=%.1f n=%ld sock_rate=%.1f sock_n=%ld\n", rate, n, sock_rate, sock_n);
 }
 
 static void memory(SSL_CTX *cctx, SSL_CTX *sctx, int n)

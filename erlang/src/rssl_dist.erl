@@ -389,8 +389,14 @@ handshaking(Tls) ->
         exit(handshake_timeout)
     end.
 
-%% Messages a reading port hands over at a time before it must be asked again.
--define(ACTIVE_N, 64).
+%% The reading port is `{active, true}': a descriptor that is never
+%% deselected is polled by the schedulers themselves (the VM's scheduler
+%% pollset), while `{active, N}' takes it out of that set each time the
+%% port turns passive, and each packet then waits for the poll thread.
+%% The mailbox is bounded by hand: past this many queued port messages
+%% the port is paused (`{active, false}') until the controller has
+%% caught up.
+-define(MAX_QUEUED, 64).
 %% Ciphertext the port reads at a time (its buffer): bounds one feed's work.
 -define(READ_BUFFER, 131072).
 
@@ -411,7 +417,7 @@ open_reader(Tls) ->
                  {ok, {Ip, _}} when tuple_size(Ip) =:= 8 -> inet6;
                  _ -> inet
              end,
-    case gen_tcp:fdopen(Fd, [Family, binary, {packet, raw}, {active, ?ACTIVE_N},
+    case gen_tcp:fdopen(Fd, [Family, binary, {packet, raw}, {active, true},
                              {buffer, ?READ_BUFFER}]) of
         {ok, Port} ->
             _ = spawn(fun() -> close_after(Port, Tls, Fd) end),
@@ -436,6 +442,7 @@ running(Tls, Port, DHandle) ->
     receive
         {tcp, Port, Data} ->
             feed(Tls, DHandle, Data),
+            ok = throttle(Port),
             running(Tls, Port, DHandle);
         dist_data ->
             send_queued(Tls, Port, DHandle),
@@ -451,8 +458,8 @@ running(Tls, Port, DHandle) ->
 %% The rest of what the controller may get, while running or waiting.
 other(Tls, Port, DHandle, Message) ->
     case Message of
-        {tcp_passive, Port} ->
-            _ = inet:setopts(Port, [{active, ?ACTIVE_N}]),
+        {resume_reading, Port} ->
+            _ = inet:setopts(Port, [{active, true}]),
             ok;
         {tcp_closed, Port} ->
             feed_done(rssl_nif:dist_feed_end(Tls), Tls, DHandle),
@@ -466,6 +473,20 @@ other(Tls, Port, DHandle, Message) ->
             exit({ssl_error, Reason});
         {Ref, From, socket} ->
             From ! {Ref, Tls},
+            ok;
+        _ ->
+            ok
+    end.
+
+%% Pauses the reading port while too many messages wait; a note to self
+%% at the end of the queue resumes it once they are handled. The port's
+%% messages stay bounded, and its descriptor leaves the schedulers' poll
+%% set only under such overload.
+throttle(Port) ->
+    case erlang:process_info(self(), message_queue_len) of
+        {message_queue_len, Queued} when Queued > ?MAX_QUEUED ->
+            _ = inet:setopts(Port, [{active, false}]),
+            self() ! {resume_reading, Port},
             ok;
         _ ->
             ok
@@ -558,9 +579,10 @@ wait_sent(Tls, Port, DHandle, Tag) ->
             exit({send_error, Reason});
         {tcp, Port, Data} ->
             feed(Tls, DHandle, Data),
+            ok = throttle(Port),
             wait_sent(Tls, Port, DHandle, Tag);
-        {tcp_passive, Port} = Passive ->
-            other(Tls, Port, DHandle, Passive),
+        {resume_reading, Port} = Resume ->
+            other(Tls, Port, DHandle, Resume),
             wait_sent(Tls, Port, DHandle, Tag);
         {tcp_closed, Port} = Closed ->
             other(Tls, Port, DHandle, Closed);

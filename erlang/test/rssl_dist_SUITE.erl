@@ -22,12 +22,14 @@
 -export([suite/0, all/0, init_per_suite/1, end_per_suite/1,
          init_per_testcase/2, end_per_testcase/2]).
 -export([rpc_both_ways/1, global_names/1, message_sizes/1, concurrent_senders/1,
+         stalled_receiver_catches_up/1,
          longnames/1, ipv6/1, flags_instead_of_file/1, bad_options_stop_the_start/1,
          idle_link_ticks/1, nodedown_when_killed/1, nodedown_when_link_cut/1,
          other_ca_refused/1, wrong_host_refused/1, plain_tcp_node_refused/1,
          nodes_come_and_go/1]).
 %% Run on the peer nodes.
--export([echo_size/1, both_ways/2, make_binary/1, collector/2, senders/3, watch/1, await_down/1,
+-export([echo_size/1, both_ways/2, make_binary/1, collector/2, senders/3, stall/2,
+         watch/1, await_down/1,
          dist_socket/1, resources/0, connect_cycles/2]).
 
 -define(T, 30000).
@@ -35,7 +37,8 @@
 suite() -> [{timetrap, {minutes, 3}}].
 
 all() ->
-    [rpc_both_ways, global_names, message_sizes, concurrent_senders, longnames, ipv6,
+    [rpc_both_ways, global_names, message_sizes, concurrent_senders,
+     stalled_receiver_catches_up, longnames, ipv6,
      flags_instead_of_file, bad_options_stop_the_start, idle_link_ticks,
      nodedown_when_killed, nodedown_when_link_cut, other_ca_refused, wrong_host_refused,
      plain_tcp_node_refused, nodes_come_and_go].
@@ -110,6 +113,24 @@ concurrent_senders(Config) ->
     {A, _} = node_up(Config, "a", good),
     {_B, NB} = node_up(Config, "b", good),
     ?assertEqual({ok, 50 * 200}, peer:call(A, ?MODULE, senders, [NB, 50, 200], 120000)).
+
+%% B's controller for A is suspended while A's senders flood it: what
+%% piles up meanwhile (the reading port has gone on reading) is handled
+%% once it runs again, every message arrives in order, and the link goes
+%% on working.
+stalled_receiver_catches_up(Config) ->
+    {A, NA} = node_up(Config, "a", good),
+    {B, NB} = node_up(Config, "b", good),
+    pong = peer:call(A, net_adm, ping, [NB]),
+    Self = self(),
+    spawn_link(fun() -> Self ! {flood, peer:call(A, ?MODULE, senders, [NB, 50, 200], 120000)} end),
+    timer:sleep(50),
+    Queued = peer:call(B, ?MODULE, stall, [NA, 500]),
+    ct:log("controller queue after the stall: ~p messages", [Queued]),
+    ?assert(Queued > 0),
+    receive {flood, Result} -> ?assertEqual({ok, 50 * 200}, Result) after 120000 -> error(flood) end,
+    ?assertEqual(NB, peer:call(A, rpc, call, [NB, erlang, node, []])),
+    ?assertEqual(NA, peer:call(B, rpc, call, [NA, erlang, node, []])).
 
 longnames(Config) ->
     {A, _} = node_up(Config, "a", good, #{longnames => true, host => "127.0.0.1"}),
@@ -355,6 +376,16 @@ senders(Node, Procs, Each) ->
     [spawn_link(fun() -> [Collector ! {self(), Seq, payload(Seq)} || Seq <- lists:seq(1, Each)] end)
      || _ <- lists:seq(1, Procs)],
     receive {collected, Result} -> Result end.
+
+%% Suspends this node's distribution controller for Node for Ms
+%% milliseconds; returns how many messages it had queued by then.
+stall(Node, Ms) ->
+    {Node, Ctrl} = lists:keyfind(Node, 1, erlang:system_info(dist_ctrl)),
+    true = erlang:suspend_process(Ctrl),
+    timer:sleep(Ms),
+    {message_queue_len, Queued} = erlang:process_info(Ctrl, message_queue_len),
+    true = erlang:resume_process(Ctrl),
+    Queued.
 
 %% A registered process on this node that waits for Node to go down.
 watch(Node) ->

@@ -11,7 +11,7 @@ use super::host::{Failure, Host, Message, Outbox};
 use super::inet::{self, SockOpt, Stats};
 use super::input::Taken;
 use super::options::SocketOptions;
-use super::poller::{Poller, CLOSE_LINGER};
+use super::poller::Poller;
 use super::socket;
 use super::state::{Incoming, Outgoing, Phase, Reading, State};
 use crate::engine::{Connection, MAX_RECORD_PLAINTEXT};
@@ -21,7 +21,6 @@ use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 /// Ciphertext a passive `recv` reads itself, on the caller's scheduler.
 const INLINE_READ_BUDGET: usize = 128 * 1024;
@@ -358,7 +357,7 @@ impl<H: Host> Conn<H> {
     /// Sets a kernel socket option (`nodelay`, `sndbuf`...).
     pub fn set_sockopt(&self, opt: SockOpt) -> Result<(), Failure> {
         let s = self.state.lock();
-        if s.fd < 0 {
+        if s.fd < 0 || s.closed_by_user() {
             return Err(Failure::Closed);
         }
         inet::set(s.fd, opt).map_err(|e| Failure::Posix(crate::posix::error_name(&e)))
@@ -366,7 +365,7 @@ impl<H: Host> Conn<H> {
 
     pub fn get_sockopt(&self, like: SockOpt) -> Result<SockOpt, Failure> {
         let s = self.state.lock();
-        if s.fd < 0 {
+        if s.fd < 0 || s.closed_by_user() {
             return Err(Failure::Closed);
         }
         inet::get(s.fd, like).map_err(|e| Failure::Posix(crate::posix::error_name(&e)))
@@ -421,7 +420,7 @@ impl<H: Host> Conn<H> {
 
     fn addr(&self, call: fn(RawFd) -> io::Result<SocketAddr>) -> Result<SocketAddr, Failure> {
         let s = self.state.lock();
-        if s.fd < 0 {
+        if s.fd < 0 || s.closed_by_user() {
             return Err(Failure::Closed);
         }
         call(s.fd).map_err(|e| Failure::Posix(crate::posix::error_name(&e)))
@@ -436,11 +435,16 @@ impl<H: Host> Conn<H> {
 
     /// Closes for the user: close_notify, flush, then release the socket.
     /// No message reaches the owner afterwards; blocked callers get `closed`.
+    /// The flush and the socket's release run on the poller: they are
+    /// system calls (the kernel's TCP teardown among them) the caller's
+    /// scheduler need not wait for.
     pub fn close(&self, outbox: &mut dyn Outbox<H>) {
         let mut s = self.state.lock();
-        if s.closed_by_user() && s.fd < 0 {
-            drop(s);
-            self.poller.remove(self.token);
+        if s.closed_by_user() {
+            if s.fd < 0 {
+                drop(s);
+                self.poller.remove(self.token);
+            }
             return;
         }
         s.answer_waiters(outbox, Failure::Closed);
@@ -448,15 +452,9 @@ impl<H: Host> Conn<H> {
         if writable && s.outgoing == Outgoing::Open || s.outgoing == Outgoing::Failed {
             s.tls.close();
         }
-        s.phase = Phase::Closing;
-        let _ = s.flush();
-        if s.tls.output().is_empty() || s.fd < 0 {
-            s.finish_closing(self);
-        } else {
-            drop(s);
-            self.poller
-                .deadline(self.token, Instant::now() + CLOSE_LINGER);
-        }
+        s.phase = Phase::CloseRequested;
+        drop(s);
+        self.poller.kick(self.token);
     }
 
     /// `shutdown/2`: `write` sends close_notify and FIN, `read` drops input.

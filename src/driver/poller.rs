@@ -59,11 +59,16 @@ pub struct Poller {
     wake: RawFd,
     commands: Mutex<Vec<Command>>,
     registry: Mutex<Registry>,
+    /// Connections registered now (the registry's size, read without its lock).
+    registered: AtomicUsize,
 }
 
 const WAKE_TOKEN: u64 = 0;
 static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
 static NEXT_POLLER: AtomicUsize = AtomicUsize::new(0);
+/// How many more connections than the least busy poller a thread's own
+/// poller may serve before new ones go elsewhere (see [`Poller::pick`]).
+const AFFINITY_SLACK: usize = 16;
 
 /// How long an idle poller keeps polling without sleeping after it last
 /// read a little data (RSSL_POLLER_SPIN_US, microseconds).
@@ -106,10 +111,25 @@ static POLLERS: Lazy<Vec<Arc<Poller>>> = Lazy::new(|| {
 });
 
 impl Poller {
-    /// Picks a poller for a new connection (round robin).
+    /// Picks the poller for a new connection: the one paired with the
+    /// calling thread, unless it serves [`AFFINITY_SLACK`] connections
+    /// more than the least busy one, which then gets it. Each thread that
+    /// opens connections is paired with a poller on its first call, in
+    /// turn, so the VM's schedulers get one each. The connections of
+    /// processes on one scheduler then share a poller, and the threads
+    /// that pass a connection's messages to and fro wake each other on one
+    /// CPU rather than across two: ping-pong runs no longer fall into the
+    /// slow state of docs/design.md ("Why some ping-pong runs are
+    /// slow"). The slack spreads the connections of a lone acceptor.
     pub fn pick() -> Arc<Poller> {
-        let i = NEXT_POLLER.fetch_add(1, Ordering::Relaxed);
-        POLLERS[i % POLLERS.len()].clone()
+        thread_local! {
+            static MINE: usize = NEXT_POLLER.fetch_add(1, Ordering::Relaxed);
+        }
+        let loads: Vec<usize> = POLLERS
+            .iter()
+            .map(|p| p.registered.load(Ordering::Relaxed))
+            .collect();
+        POLLERS[choose(MINE.with(|i| *i) % POLLERS.len(), &loads)].clone()
     }
 
     pub fn new_token() -> u64 {
@@ -138,6 +158,7 @@ impl Poller {
             wake,
             commands: Mutex::new(Vec::new()),
             registry: Mutex::new(HashMap::new()),
+            registered: AtomicUsize::new(0),
         });
         let runner = poller.clone();
         std::thread::Builder::new()
@@ -164,13 +185,19 @@ impl Poller {
     /// Nothing runs until the socket is ready or the connection is kicked.
     pub fn add(&self, token: u64, fd: RawFd, pollable: Arc<dyn Pollable>) {
         // Into the registry first, so the first event finds it.
-        self.registry.lock().insert(token, pollable);
+        self.register(token, pollable);
         let mut ev = libc::epoll_event {
             events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
             u64: token,
         };
         // SAFETY: `ev` is a valid epoll_event for the call; a bad fd only makes it fail.
         unsafe { libc::epoll_ctl(self.epoll, libc::EPOLL_CTL_ADD, fd, &mut ev) };
+    }
+
+    fn register(&self, token: u64, pollable: Arc<dyn Pollable>) {
+        if self.registry.lock().insert(token, pollable).is_none() {
+            self.registered.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Watches only writability of `fd` from now on: its input is read by
@@ -192,6 +219,9 @@ impl Poller {
     /// Forgets the connection (its fd must already be closed or unwatched).
     pub fn remove(&self, token: u64) {
         let gone = self.registry.lock().remove(&token);
+        if gone.is_some() {
+            self.registered.fetch_sub(1, Ordering::Relaxed);
+        }
         // Dropped outside the lock: the last reference may free a lot.
         drop(gone);
     }
@@ -308,6 +338,18 @@ impl Poller {
     }
 }
 
+/// The poller a thread paired with poller `mine` gets, given each
+/// poller's connection count: its own, unless that serves more than
+/// [`AFFINITY_SLACK`] connections over the least busy one.
+fn choose(mine: usize, loads: &[usize]) -> usize {
+    let least = (0..loads.len()).min_by_key(|&i| loads[i]).unwrap_or(mine);
+    if loads[mine] > loads[least] + AFFINITY_SLACK {
+        least
+    } else {
+        mine
+    }
+}
+
 /// How long a closed connection may take to flush its last bytes.
 pub const CLOSE_LINGER: Duration = Duration::from_secs(5);
 
@@ -400,15 +442,24 @@ mod tests {
     }
 
     #[test]
+    fn a_thread_keeps_its_poller_until_it_is_far_busier() {
+        assert_eq!(choose(1, &[0, 0]), 1);
+        assert_eq!(choose(1, &[0, AFFINITY_SLACK]), 1);
+        assert_eq!(choose(1, &[0, AFFINITY_SLACK + 1]), 0);
+        assert_eq!(choose(0, &[AFFINITY_SLACK + 5, 4, 3]), 2);
+        assert_eq!(choose(0, &[7]), 0);
+    }
+
+    #[test]
     fn a_panicking_connection_does_not_stop_its_poller() {
         let poller = Poller::pick();
         let (bad, bad_calls) = probe(true);
         let bad_token = Poller::new_token();
-        poller.registry.lock().insert(bad_token, bad.clone());
+        poller.register(bad_token, bad.clone());
         poller.kick(bad_token);
         let (good, good_calls) = probe(false);
         let good_token = Poller::new_token();
-        poller.registry.lock().insert(good_token, good.clone());
+        poller.register(good_token, good.clone());
         poller.kick(good_token);
         assert_eq!(
             good_calls.recv_timeout(WAIT),

@@ -14,6 +14,9 @@ pub(super) enum Phase {
     Idle,
     Handshaking,
     Established,
+    /// The user closed; the poller has yet to flush the last bytes and
+    /// let the socket go (done there, off the caller's scheduler).
+    CloseRequested,
     /// The user closed; the last bytes are being flushed.
     Closing,
     Closed,
@@ -145,7 +148,10 @@ impl<H: Host> State<H> {
     }
 
     pub fn closed_by_user(&self) -> bool {
-        matches!(self.phase, Phase::Closing | Phase::Closed)
+        matches!(
+            self.phase,
+            Phase::CloseRequested | Phase::Closing | Phase::Closed
+        )
     }
 
     pub fn input_ended(&self) -> bool {

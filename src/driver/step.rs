@@ -4,9 +4,10 @@
 
 use super::conn::Conn;
 use super::host::{Failure, Host, Message, Outbox, Reply};
-use super::poller::{Pollable, Ready};
+use super::poller::{Pollable, Ready, CLOSE_LINGER};
 use super::state::{Incoming, Outgoing, Phase, Reading, State};
 use crate::engine::{Error, Progress};
+use std::time::Instant;
 
 /// Ciphertext read per wake-up before giving other connections a turn.
 const READ_BUDGET: usize = 512 * 1024;
@@ -26,6 +27,18 @@ impl<H: Host> State<H> {
                     // only this thread may finish it (see finish_closing).
                     self.tls.abandon();
                     conn.poller.remove(conn.token);
+                }
+                return false;
+            }
+            Phase::CloseRequested => {
+                self.tls.abandon();
+                let _ = self.flush();
+                if self.tls.output().is_empty() || self.fd < 0 {
+                    self.finish_closing(conn);
+                } else {
+                    self.phase = Phase::Closing;
+                    conn.poller
+                        .deadline(conn.token, Instant::now() + CLOSE_LINGER);
                 }
                 return false;
             }
