@@ -45,7 +45,7 @@ log(Role, Name, Text) ->
             Alert = {alert, 2, Code, Where, Sender, detail(Text)},
             Report = #{alert => Alert,
                        alerter => case Own of true -> own; false -> peer end,
-                       protocol => "TLS", role => Role, statename => state(Text)},
+                       protocol => protocol(Text), role => Role, statename => state(Text)},
             logger:log(notice, Report, #{depth => 20, report_cb => fun ?MODULE:format/1,
                                          mfa => {?MODULE, log, 3}, file => ?FILE,
                                          line => ?LINE})
@@ -67,6 +67,10 @@ format(#{alert := {alert, _, Code, Where, Sender, Reason}, alerter := Alerter,
         undefined -> {"~s ~p: In state ~p ~s\n", [Protocol, Role, State, Text]};
         _ -> {"~s ~p: In state ~p ~s\n - ~p", [Protocol, Role, State, Text, Reason]}
     end.
+
+%% The alert's text starts with the protocol's name, "TLS" or "DTLS".
+protocol("DTLS" ++ _) -> "DTLS";
+protocol(_) -> "TLS".
 
 peer(client) -> server;
 peer(server) -> client.

@@ -38,7 +38,12 @@ make(Dir0) ->
       wrong_host => leaf(Dir, "wrong_host", ?EC_KEY, Ca, "wrong.example", server_ext("DNS:wrong.example")),
       wildcard => leaf(Dir, "wildcard", ?EC_KEY, Ca, "*.wild.example", server_ext("DNS:*.wild.example")),
       other_server => leaf(Dir, "other_server", ?EC_KEY, OtherCa, "localhost", server_ext("DNS:localhost,IP:127.0.0.1")),
-      client => leaf(Dir, "client", ?EC_KEY, Ca, "rssl test client", client_ext())}.
+      client => leaf(Dir, "client", ?EC_KEY, Ca, "rssl test client", client_ext()),
+      self_signed => self_signed(Dir, "self_signed", "localhost",
+                                 "basicConstraints = critical,CA:FALSE\n"
+                                 "keyUsage = critical,digitalSignature,keyEncipherment\n"
+                                 "extendedKeyUsage = serverAuth\n"
+                                 "subjectAltName = DNS:localhost,IP:127.0.0.1\n")}.
 
 %% Certificates for Erlang distribution nodes (each end is a TLS server and
 %% client): `node' for the given host names and the loopback addresses,
@@ -89,14 +94,16 @@ der(PemFile) ->
 %% --- internals --------------------------------------------------------------
 
 ca(Dir, Name, CN) ->
+    self_signed(Dir, Name, CN, "basicConstraints = critical,CA:TRUE\n"
+                               "keyUsage = critical,keyCertSign,cRLSign\n"
+                               "subjectKeyIdentifier = hash\n").
+
+%% A certificate signed by its own key, with the extensions Ext.
+self_signed(Dir, Name, CN, Ext) ->
     Key = filename:join(Dir, Name ++ "_key.pem"),
     Cert = filename:join(Dir, Name ++ ".pem"),
     Cnf = filename:join(Dir, Name ++ ".cnf"),
-    ok = file:write_file(Cnf, [req_cnf(CN),
-                               "[ext]\n"
-                               "basicConstraints = critical,CA:TRUE\n"
-                               "keyUsage = critical,keyCertSign,cRLSign\n"
-                               "subjectKeyIdentifier = hash\n"]),
+    ok = file:write_file(Cnf, [req_cnf(CN), "[ext]\n", Ext]),
     openssl([?EC_KEY, " -out ", q(Key)], Key),
     openssl(["req -new -x509 -sha256 -days 3650 -config ", q(Cnf), " -extensions ext",
              " -key ", q(Key), " -out ", q(Cert)], Cert),

@@ -22,7 +22,8 @@
          init_per_testcase/2, end_per_testcase/2]).
 -export([wildcard_needs_https_match_fun/1, cacerts_as_combined_certs/1]).
 -export([verify_peer_hostname/1, verify_peer_ip_address/1,
-         client_rejects_unknown_ca/1, server_sees_client_unknown_ca_alert/1,
+         client_rejects_unknown_ca/1, client_rejects_self_signed/1,
+         server_sees_client_unknown_ca_alert/1,
          server_rejects_unknown_ca/1, client_sees_server_unknown_ca_alert/1,
          mutual_auth/1, missing_client_cert/1,
          hostname_mismatch/1, sni_option_hostname_mismatch/1,
@@ -36,7 +37,8 @@ all() -> [{group, 'tlsv1.3'}, {group, 'tlsv1.2'}].
 
 groups() ->
     Cases = [verify_peer_hostname, verify_peer_ip_address,
-             client_rejects_unknown_ca, server_sees_client_unknown_ca_alert,
+             client_rejects_unknown_ca, client_rejects_self_signed,
+             server_sees_client_unknown_ca_alert,
              server_rejects_unknown_ca, client_sees_server_unknown_ca_alert,
              mutual_auth, missing_client_cert,
              cacerts_as_combined_certs, hostname_mismatch, wildcard_needs_https_match_fun,
@@ -92,6 +94,14 @@ client_rejects_unknown_ca(Config) ->
     {Result, Server} = ?P:m_client(?M, ?P:client_opts(Config, other_ca), ?P:server_opts(Config, server), "localhost"),
     ?assertMatch({error, {tls_alert, {unknown_ca, _}}}, Result),
     ?assertMatch({error, {tls_alert, {unknown_ca, _}}}, rssl_test_lib:await(Server)).
+
+%% A self-signed server certificate the client does not trust is a bad
+%% certificate (OTP's selfsigned_peer), not an unknown CA, in both
+%% versions; the server hears the same alert.
+client_rejects_self_signed(Config) ->
+    {Result, Server} = ?P:m_client(?M, ?P:client_opts(Config, other_ca), ?P:server_opts(Config, self_signed), "localhost"),
+    ?assertMatch({error, {tls_alert, {bad_certificate, "TLS client: " ++ _}}}, Result),
+    ?assertMatch({error, {tls_alert, {bad_certificate, _}}}, rssl_test_lib:await(Server)).
 
 %% ?M as server, the ssl client rejects its certificate: the server's
 %% handshake reports the client's unknown_ca alert.

@@ -313,6 +313,18 @@ impl Connection {
         self.stream.get_mut().reserve_outgoing(plain + overhead);
     }
 
+    /// The error for a fatal alert on this connection, sent by us
+    /// (`local`) or received.
+    fn alert_error(&self, alert: Alert, local: bool, detail: impl Into<String>) -> Error {
+        Error::Alert {
+            alert,
+            role: self.role,
+            local,
+            detail: detail.into(),
+            datagram: self.is_datagram(),
+        }
+    }
+
     /// A DTLS connection: its output goes out one datagram at a time.
     pub fn is_datagram(&self) -> bool {
         self.stream.get_ref().is_datagram()
@@ -555,12 +567,11 @@ impl Connection {
         outgoing.truncate(flight_start);
         outgoing.extend_from_slice(&[ffi::SSL3_RT_ALERT, 3, minor, 0, 2]);
         outgoing.extend_from_slice(&[ffi::SSL3_AL_FATAL as u8, super::hello::CANCEL_ALERT]);
-        let err = Error::Alert {
-            alert: Alert(super::hello::CANCEL_ALERT),
-            role: self.role,
-            local: true,
-            detail: "handshake canceled".into(),
-        };
+        let err = self.alert_error(
+            Alert(super::hello::CANCEL_ALERT),
+            true,
+            "handshake canceled",
+        );
         self.failure = Some(Box::new(err.clone()));
         Some(err)
     }
@@ -580,12 +591,7 @@ impl Connection {
         } else {
             super::verify::failure_text(self.stream.ssl(), error).to_string()
         };
-        let err = Error::Alert {
-            alert: Alert(code),
-            role: self.role,
-            local: true,
-            detail,
-        };
+        let err = self.alert_error(Alert(code), true, detail);
         self.failure = Some(Box::new(err.clone()));
         err
     }
@@ -593,12 +599,7 @@ impl Connection {
     /// A failure found here, before anything went to the peer: `alert`
     /// is reported as sent (as OTP reports its own checks).
     pub(super) fn fail_locally(&mut self, alert: Alert, detail: &str) -> Error {
-        let err = Error::Alert {
-            alert,
-            role: self.role,
-            local: true,
-            detail: detail.into(),
-        };
+        let err = self.alert_error(alert, true, detail);
         self.failure = Some(Box::new(err.clone()));
         err
     }
@@ -647,18 +648,8 @@ impl Connection {
             other => other,
         };
         let err = match (sent, received) {
-            (Some(code), _) => Error::Alert {
-                alert: Alert(code),
-                role: self.role,
-                local: true,
-                detail,
-            },
-            (None, Some(code)) => Error::Alert {
-                alert: Alert(code),
-                role: self.role,
-                local: false,
-                detail: String::new(),
-            },
+            (Some(code), _) => self.alert_error(Alert(code), true, detail),
+            (None, Some(code)) => self.alert_error(Alert(code), false, String::new()),
             (None, None) if e.code() == ErrorCode::ZERO_RETURN || e.ssl_error().is_none() => {
                 Error::Closed
             }

@@ -17,6 +17,8 @@ pub enum Error {
         local: bool,
         /// OpenSSL's reason, for humans (e.g. the verify error).
         detail: String,
+        /// A DTLS connection's (the text says DTLS, as OTP's).
+        datagram: bool,
     },
     /// A bad option value: (option name, explanation).
     Option(String, String),
@@ -41,12 +43,14 @@ impl Error {
                 role,
                 local,
                 detail,
+                datagram,
             } => {
                 let me = role.name();
+                let protocol = if *datagram { "DTLS" } else { "TLS" };
                 let raiser = if *local { role } else { &role.peer() };
                 let verb = if *local { "generated" } else { "received" };
                 let mut text = format!(
-                    "TLS {me}: In state {} {verb} {} ALERT: Fatal - {}",
+                    "{protocol} {me}: In state {} {verb} {} ALERT: Fatal - {}",
                     if *local { "connection" } else { "handshake" },
                     raiser.name().to_uppercase(),
                     alert.description()

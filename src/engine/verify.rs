@@ -156,13 +156,7 @@ pub(crate) extern "C" fn verify_trampoline(
             // OTP sends bad_certificate when revocation status is
             // undetermined (OpenSSL would send unknown_ca); the error
             // text still says why.
-            store.set_error(X509VerifyResult::from_raw(X509_V_ERR_CERT_REJECTED));
-            if let Some(ssl) = X509StoreContext::ssl_idx()
-                .ok()
-                .and_then(|idx| store.ex_data(idx))
-            {
-                remember_reason(ssl, X509_V_ERR_UNABLE_TO_GET_CRL);
-            }
+            reject_as_bad_certificate(store, X509_V_ERR_UNABLE_TO_GET_CRL);
         }
         let error = store.error().as_raw();
         if ok == 0 {
@@ -173,6 +167,12 @@ pub(crate) extern "C" fn verify_trampoline(
                     return 1;
                 }
             }
+        }
+        if ok == 0 && error == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT {
+            // OTP answers an untrusted self-signed peer certificate
+            // (selfsigned_peer) with bad_certificate, OpenSSL with
+            // unknown_ca; the error text still says why.
+            reject_as_bad_certificate(store, X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT);
         }
         if ok == 0
             && matches!(
@@ -189,6 +189,20 @@ pub(crate) extern "C" fn verify_trampoline(
         }
         ok
     })
+}
+
+/// Has OpenSSL answer the failure with bad_certificate (it picks that
+/// alert for a rejected certificate), as OTP answers `reason`; the error
+/// text still names `reason` ([`failure_text`]).
+fn reject_as_bad_certificate(store: &mut X509StoreContextRef, reason: i32) {
+    // SAFETY: a valid X509_V_ERR_* code.
+    store.set_error(unsafe { X509VerifyResult::from_raw(X509_V_ERR_CERT_REJECTED) });
+    if let Some(ssl) = X509StoreContext::ssl_idx()
+        .ok()
+        .and_then(|idx| store.ex_data(idx))
+    {
+        remember_reason(ssl, reason);
+    }
 }
 
 /// An SSL ex_data slot (no destructor) for the verification error a
