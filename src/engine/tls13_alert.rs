@@ -107,8 +107,11 @@ pub(crate) fn deferred_error(ssl: &SslRef) -> Option<i32> {
     ssl.ex_data(*DEFERRED).and_then(|slot| slot.lock().error)
 }
 
-/// OpenSSL's alert for a verification error (ssl_x509err2alert), with a
-/// failed host name check as OTP's handshake_failure.
+/// OpenSSL's alert for a verification error (ssl_x509err2alert), as a
+/// TLS 1.3 client sends it in place of OpenSSL. The verify callback has
+/// already turned OpenSSL's own errors into the codes that carry OTP's
+/// alerts (`verify::otp_alert_carrier`); a failed host name check is
+/// OTP's handshake_failure here too.
 pub(crate) fn alert_for(error: i32) -> u8 {
     match error {
         CANCELLED => super::hello::CANCEL_ALERT,

@@ -69,8 +69,10 @@ pub const X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT: i32 = 18;
 pub const X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN: i32 = 19;
 pub const X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY: i32 = 20;
 pub const X509_V_ERR_CERT_REVOKED: i32 = 23;
+pub const X509_V_ERR_PATH_LENGTH_EXCEEDED: i32 = 25;
 pub const X509_V_ERR_INVALID_PURPOSE: i32 = 26;
 pub const X509_V_ERR_CERT_REJECTED: i32 = 28;
+pub const X509_V_ERR_UNHANDLED_CRITICAL_EXTENSION: i32 = 34;
 pub const X509_V_ERR_APPLICATION_VERIFICATION: i32 = 50;
 pub const X509_V_ERR_HOSTNAME_MISMATCH: i32 = 62;
 pub const X509_V_ERR_IP_ADDRESS_MISMATCH: i32 = 64;
@@ -86,9 +88,9 @@ pub fn reason_name(error: i32) -> &'static str {
         4 | 6 | 7 | 8 => "invalid_signature",
         3 | 11 | 12 | 13 | 14 | 15 | 16 | 33 | 35 | 36 => "revocation_status_undetermined",
         23 => "revoked",
-        24 | 37 | 41 => "missing_basic_constraint",
+        24 | 37 | 41 | 79 => "missing_basic_constraint",
         22 | 25 => "max_path_length_reached",
-        26 | 28 | 32 => "invalid_key_usage",
+        26 | 28 | 32 | 39 => "invalid_key_usage",
         34 => "unknown_critical_extension",
         47 | 48 | 49 | 51 | 52 | 53 => "name_not_permitted",
         62..=64 => "hostname_check_failed",
@@ -148,66 +150,90 @@ pub(crate) extern "C" fn verify_trampoline(
     preverify_ok: c_int,
     store: *mut X509_STORE_CTX,
 ) -> c_int {
-    // SAFETY: OpenSSL passes the live store of the verification under way.
+    // SAFETY: OpenSSL passes the live store of the verification under way;
+    // its SSL outlives this call.
     guard(0, || unsafe {
         let store = X509StoreContextRef::from_ptr_mut(store);
-        let ok = apply_hooks(preverify_ok, store);
-        if ok == 0 && store.error().as_raw() == X509_V_ERR_UNABLE_TO_GET_CRL {
-            // OTP sends bad_certificate when revocation status is
-            // undetermined (OpenSSL would send unknown_ca); the error
-            // text still says why.
-            reject_as_bad_certificate(store, X509_V_ERR_UNABLE_TO_GET_CRL);
-        }
-        let error = store.error().as_raw();
+        let preverify_ok = forgive_anchor_path_length(preverify_ok, store);
+        let (ok, chosen) = apply_hooks(preverify_ok, store);
         if ok == 0 {
-            let ssl_idx = X509StoreContext::ssl_idx().ok();
-            if let Some(ssl) = ssl_idx.and_then(|idx| store.ex_data(idx)) {
-                if super::tls13_alert::defer(ssl, error) {
+            // (A pointer: the store is changed while the SSL is in use.)
+            let ssl = X509StoreContext::ssl_idx()
+                .ok()
+                .and_then(|idx| store.ex_data(idx))
+                .map(|ssl| ssl.as_ptr());
+            let ssl = ssl.map(|ptr| openssl::ssl::SslRef::from_ptr(ptr));
+            if let Some(ssl) = ssl {
+                remember_reason(ssl, store.error().as_raw());
+            }
+            if !chosen {
+                if let Some(carrier) = otp_alert_carrier(store.error().as_raw()) {
+                    store.set_error(X509VerifyResult::from_raw(carrier));
+                }
+            }
+            if let Some(ssl) = ssl {
+                if super::tls13_alert::defer(ssl, store.error().as_raw()) {
                     // Reported after the handshake, protected (tls13_alert).
                     return 1;
                 }
             }
         }
-        if ok == 0 && error == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT {
-            // OTP answers an untrusted self-signed peer certificate
-            // (selfsigned_peer) with bad_certificate, OpenSSL with
-            // unknown_ca; the error text still says why.
-            reject_as_bad_certificate(store, X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT);
-        }
-        if ok == 0
-            && matches!(
-                error,
-                X509_V_ERR_HOSTNAME_MISMATCH | X509_V_ERR_IP_ADDRESS_MISMATCH
-            )
-        {
-            // OTP answers a failed host name check with handshake_failure;
-            // OpenSSL sends that alert for application verification errors
-            // (it would send bad_certificate for the mismatch itself).
-            store.set_error(X509VerifyResult::from_raw(
-                X509_V_ERR_APPLICATION_VERIFICATION,
-            ));
-        }
         ok
     })
 }
 
-/// Has OpenSSL answer the failure with bad_certificate (it picks that
-/// alert for a rejected certificate), as OTP answers `reason`; the error
-/// text still names `reason` ([`failure_text`]).
-fn reject_as_bad_certificate(store: &mut X509StoreContextRef, reason: i32) {
-    // SAFETY: a valid X509_V_ERR_* code.
-    store.set_error(unsafe { X509VerifyResult::from_raw(X509_V_ERR_CERT_REJECTED) });
-    if let Some(ssl) = X509StoreContext::ssl_idx()
-        .ok()
-        .and_then(|idx| store.ex_data(idx))
-    {
-        remember_reason(ssl, reason);
+/// OTP, as RFC 5280 allows, does not apply the trust anchor's own path
+/// length constraint (a root with pathlen:0 above an intermediate);
+/// OpenSSL does. A constraint below the anchor still counts.
+///
+/// # Safety
+/// `store` is the store of a verification under way.
+unsafe fn forgive_anchor_path_length(
+    preverify_ok: c_int,
+    store: &mut X509StoreContextRef,
+) -> c_int {
+    if preverify_ok != 0 || store.error().as_raw() != X509_V_ERR_PATH_LENGTH_EXCEEDED {
+        return preverify_ok;
     }
+    let untrusted = ffi::X509_STORE_CTX_get_num_untrusted(store.as_ptr());
+    if untrusted >= 0 && store.error_depth() >= untrusted as u32 {
+        store.set_error(X509VerifyResult::OK);
+        return 1;
+    }
+    preverify_ok
 }
 
-/// An SSL ex_data slot (no destructor) for the verification error a
-/// failure is reported with when the error given to OpenSSL was changed
-/// only to get OTP's alert.
+/// For an error OpenSSL found itself, the `X509_V_ERR_*` code OpenSSL
+/// answers with the alert OTP sends for that failure, when that is another
+/// code (OpenSSL's own alert differs for many: unknown_ca for a CA:FALSE
+/// issuer, bad_certificate for a certificate not yet valid...). The error
+/// text still names the failure itself ([`failure_text`]); a TLS 1.3
+/// client's deferred alert maps the same codes (`tls13_alert::alert_for`).
+fn otp_alert_carrier(error: i32) -> Option<i32> {
+    let carrier = match error {
+        // unknown_ca
+        2 | 19 | 20 | 21 => X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY,
+        // cert_expired, not yet valid too: certificate_expired
+        9 | 10 => X509_V_ERR_CERT_HAS_EXPIRED,
+        // unknown_critical_extension: unsupported_certificate
+        X509_V_ERR_UNHANDLED_CRITICAL_EXTENSION => X509_V_ERR_INVALID_PURPOSE,
+        // selfsigned_peer, invalid_signature, revocation status
+        // undetermined, name_not_permitted: bad_certificate
+        3 | 4 | 6 | 7 | 8 | 11..=16 | 18 | 33 | 35 | 36 | 47..=49 | 51..=53 => {
+            X509_V_ERR_CERT_REJECTED
+        }
+        // missing_basic_constraint, max_path_length_reached, invalid
+        // (extended) key usage, a failed host name check: OTP's catch-all
+        // handshake_failure
+        22 | 24 | 25 | 26 | 32 | 37 | 39 | 41 | 62..=64 | 79 => X509_V_ERR_APPLICATION_VERIFICATION,
+        _ => return None,
+    };
+    (carrier != error).then_some(carrier)
+}
+
+/// An SSL ex_data slot (no destructor) for the first verification error
+/// that failed the handshake, which its text names when the error given
+/// to OpenSSL was changed only to get OTP's alert.
 // SAFETY: a new index with no callbacks; nothing is passed but NULL.
 static REASON_SLOT: once_cell::sync::Lazy<c_int> = once_cell::sync::Lazy::new(|| unsafe {
     openssl_sys::CRYPTO_get_ex_new_index(
@@ -220,11 +246,15 @@ static REASON_SLOT: once_cell::sync::Lazy<c_int> = once_cell::sync::Lazy::new(||
     )
 });
 
+/// Keeps `error` as the reason of the failure, unless one is kept already
+/// (a TLS 1.3 client goes on after its first failure: `tls13_alert`).
 fn remember_reason(ssl: &openssl::ssl::SslRef, error: i32) {
     // SAFETY: called inside the handshake that owns `ssl`; the slot holds
     // a small integer, never a pointer.
     unsafe {
-        openssl_sys::SSL_set_ex_data(ssl.as_ptr(), *REASON_SLOT, error as usize as *mut c_void)
+        if openssl_sys::SSL_get_ex_data(ssl.as_ptr(), *REASON_SLOT).is_null() {
+            openssl_sys::SSL_set_ex_data(ssl.as_ptr(), *REASON_SLOT, error as usize as *mut c_void);
+        }
     };
 }
 
@@ -236,16 +266,19 @@ pub(crate) fn failure_text(ssl: &openssl::ssl::SslRef, error: i32) -> &'static s
     error_text(if kept != 0 { kept as i32 } else { error })
 }
 
-/// The verify function and CRL best-effort rule, when the context has them.
+/// The verify function and CRL best-effort rule, when the context has them:
+/// the verdict, and whether the verify function chose the error to fail
+/// with (`Verdict::Fail`).
 ///
 /// # Safety
 /// `store` is the store of a verification under way, as OpenSSL passes it
 /// to the verify callback.
-unsafe fn apply_hooks(preverify_ok: c_int, store: &mut X509StoreContextRef) -> c_int {
+unsafe fn apply_hooks(preverify_ok: c_int, store: &mut X509StoreContextRef) -> (c_int, bool) {
     {
         let Some((verify_fun, _, crl_best_effort)) = hooks_of(store) else {
-            return preverify_ok;
+            return (preverify_ok, false);
         };
+        let mut chosen = false;
         let mut ok = preverify_ok != 0;
         let mut error = store.error().as_raw();
         if !ok && crl_best_effort && error == X509_V_ERR_UNABLE_TO_GET_CRL {
@@ -300,10 +333,11 @@ unsafe fn apply_hooks(preverify_ok: c_int, store: &mut X509StoreContextRef) -> c
                 Verdict::Fail(code) => {
                     store.set_error(X509VerifyResult::from_raw(code));
                     ok = false;
+                    chosen = true;
                 }
             }
         }
-        ok as c_int
+        (ok as c_int, chosen)
     }
 }
 
