@@ -16,7 +16,7 @@
 -module(rssl_test_pki).
 
 -export([make/1, server_opts/1, server_opts/2, client_opts/1, client_opts/2, der/1,
-         make_nodes/2]).
+         make_nodes/2, make_flawed/2]).
 
 -define(EC_KEY, "genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256").
 -define(RSA_KEY, "genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048").
@@ -64,6 +64,86 @@ make_nodes(Dir0, Hosts) ->
       other_node => leaf(Dir, "other_node", ?EC_KEY, OtherCa, hd(Hosts), node_ext(San)),
       wrong_host_node => leaf(Dir, "wrong_host_node", ?EC_KEY, Ca, "wrong.example",
                               node_ext("DNS:wrong.example"))}.
+
+%% Flawed server certificates for the verification suite, each for
+%% DNS:localhost and IP:127.0.0.1 and issued below Pki's `ca' unless said
+%% otherwise (a chain's `cert' file holds the leaf then its intermediates):
+%%   not_yet_valid  valid from 2090
+%%   expired        valid in 2020 only
+%%   wrong_purpose  extendedKeyUsage clientAuth only
+%%   critical_ext   an unknown critical extension
+%%   ca_false_chain issued by a CA:FALSE certificate
+%%   pathlen_chain  two CAs below an intermediate with pathlen:0
+%%   missing_intermediate  pathlen_chain's leaf alone
+%%   anchored_chain one CA below pathlen0_ca, a root with pathlen:0 (OTP
+%%                  does not apply a trust anchor's own constraint)
+%%   pathlen0_ca    that root
+%% Returns Pki with these added.
+-spec make_flawed(file:filename(), #{atom() => #{cert := string(), key := string()}}) ->
+          #{atom() => #{cert := string(), key := string()}}.
+make_flawed(Dir0, Pki = #{ca := Ca}) ->
+    Tag = os:getpid() ++ "-" ++ integer_to_list(erlang:unique_integer([positive])),
+    Dir = filename:join(Dir0, "flawed-" ++ Tag),
+    ok = filelib:ensure_dir(filename:join(Dir, "x")),
+    San = "DNS:localhost,IP:127.0.0.1",
+    CaExt = fun(Constraint) -> ["basicConstraints = critical,CA:TRUE", Constraint, "\n"
+                                "keyUsage = critical,keyCertSign,cRLSign\n"
+                                "subjectKeyIdentifier = hash\n"] end,
+    NonCa = leaf(Dir, "non_ca", ?EC_KEY, Ca, "rssl CA:FALSE issuer " ++ Tag,
+                 "basicConstraints = critical,CA:FALSE\n"
+                 "keyUsage = critical,digitalSignature,keyCertSign\n"
+                 "subjectKeyIdentifier = hash\n"),
+    Pathlen0 = leaf(Dir, "pathlen0", ?EC_KEY, Ca, "rssl pathlen 0 " ++ Tag, CaExt(",pathlen:0")),
+    BelowPathlen0 = leaf(Dir, "below_pathlen0", ?EC_KEY, Pathlen0, "rssl below pathlen 0 " ++ Tag, CaExt("")),
+    Pathlen0Ca = self_signed(Dir, "pathlen0_ca", "rssl pathlen 0 root " ++ Tag, CaExt(",pathlen:0")),
+    Anchored = leaf(Dir, "anchored", ?EC_KEY, Pathlen0Ca, "rssl below pathlen 0 root " ++ Tag, CaExt("")),
+    PathlenLeaf = leaf(Dir, "pathlen_leaf", ?EC_KEY, BelowPathlen0, "localhost", server_ext(San)),
+    Pki#{not_yet_valid => dated_leaf(Dir, "not_yet_valid", Ca, "20900101000000Z", "20910101000000Z", server_ext(San)),
+         expired => dated_leaf(Dir, "expired", Ca, "20200101000000Z", "20210101000000Z", server_ext(San)),
+         wrong_purpose => leaf(Dir, "wrong_purpose", ?EC_KEY, Ca, "localhost",
+                               ["basicConstraints = critical,CA:FALSE\n"
+                                "keyUsage = critical,digitalSignature\n"
+                                "extendedKeyUsage = clientAuth\n"
+                                "subjectAltName = ", San, "\n"]),
+         critical_ext => leaf(Dir, "critical_ext", ?EC_KEY, Ca, "localhost",
+                              [server_ext(San), "1.3.6.1.4.1.55555.1 = critical,ASN1:UTF8String:rssl\n"]),
+         ca_false_chain => chain(Dir, "ca_false_chain", leaf(Dir, "below_non_ca", ?EC_KEY, NonCa, "localhost", server_ext(San)), [NonCa]),
+         pathlen_chain => chain(Dir, "pathlen_chain", PathlenLeaf, [BelowPathlen0, Pathlen0]),
+         missing_intermediate => PathlenLeaf,
+         anchored_chain => chain(Dir, "anchored_chain",
+                                 leaf(Dir, "anchored_leaf", ?EC_KEY, Anchored, "localhost", server_ext(San)),
+                                 [Anchored]),
+         pathlen0_ca => Pathlen0Ca}.
+
+%% A leaf valid from NotBefore to NotAfter (YYYYMMDDHHMMSSZ), which `openssl
+%% x509' cannot set: signed with `openssl ca'.
+dated_leaf(Dir, Name, #{cert := CaCert, key := CaKey}, NotBefore, NotAfter, Ext) ->
+    Key = filename:join(Dir, Name ++ "_key.pem"),
+    Cert = filename:join(Dir, Name ++ ".pem"),
+    Csr = filename:join(Dir, Name ++ ".csr"),
+    Cnf = filename:join(Dir, Name ++ ".cnf"),
+    Db = filename:join(Dir, Name ++ "_db"),
+    ok = filelib:ensure_dir(filename:join(Db, "x")),
+    ok = file:write_file(filename:join(Db, "index.txt"), ""),
+    ok = file:write_file(filename:join(Db, "serial"), "1000\n"),
+    ok = file:write_file(Cnf, [req_cnf("localhost"), "[ext]\n", Ext,
+                               "[ca]\ndefault_ca = c\n[c]\n"
+                               "database = ", Db, "/index.txt\nserial = ", Db, "/serial\n"
+                               "new_certs_dir = ", Db, "\ndefault_md = sha256\npolicy = p\n"
+                               "unique_subject = no\n[p]\ncommonName = supplied\n"]),
+    openssl([?EC_KEY, " -out ", q(Key)], Key),
+    openssl(["req -new -sha256 -config ", q(Cnf), " -key ", q(Key), " -out ", q(Csr)], Csr),
+    openssl(["ca -batch -notext -config ", q(Cnf), " -cert ", q(CaCert), " -keyfile ", q(CaKey),
+             " -in ", q(Csr), " -out ", q(Cert), " -startdate ", NotBefore, " -enddate ", NotAfter,
+             " -extfile ", q(Cnf), " -extensions ext"], Cert),
+    #{cert => Cert, key => Key}.
+
+%% Leaf's key with a file holding Leaf's certificate then the Issuers'.
+chain(Dir, Name, #{cert := LeafCert, key := Key}, Issuers) ->
+    Cert = filename:join(Dir, Name ++ ".pem"),
+    Pems = [begin {ok, B} = file:read_file(F), B end || #{cert := F} <- [#{cert => LeafCert} | Issuers]],
+    ok = file:write_file(Cert, Pems),
+    #{cert => Cert, key => Key}.
 
 node_ext(San) ->
     ["basicConstraints = critical,CA:FALSE\n"

@@ -30,6 +30,11 @@
          sni_option_used_for_hostname_check/1, verify_none_unknown_ca/1,
          sni_sent_to_server/1, sni_disable/1,
          server_sni_hosts/1, server_sni_fun/1]).
+-export([client_rejects_expired/1, client_rejects_not_yet_valid/1,
+         client_rejects_missing_intermediate/1, client_rejects_wrong_purpose/1,
+         client_rejects_ca_false_issuer/1, client_rejects_path_length_exceeded/1,
+         anchor_path_length_not_applied/1, client_rejects_unknown_critical_extension/1,
+         server_rejects_client_cert_wrong_purpose/1]).
 
 suite() -> [{timetrap, {seconds, 30}}].
 
@@ -45,11 +50,18 @@ groups() ->
              sni_option_hostname_mismatch,
              sni_option_used_for_hostname_check, verify_none_unknown_ca,
              sni_sent_to_server, sni_disable,
-             server_sni_hosts, server_sni_fun],
+             server_sni_hosts, server_sni_fun,
+             client_rejects_expired, client_rejects_not_yet_valid,
+             client_rejects_missing_intermediate, client_rejects_wrong_purpose,
+             client_rejects_ca_false_issuer, client_rejects_path_length_exceeded,
+             anchor_path_length_not_applied, client_rejects_unknown_critical_extension,
+             server_rejects_client_cert_wrong_purpose],
     [{'tlsv1.3', [], Cases}, {'tlsv1.2', [], Cases}].
 
-init_per_suite(Config) ->
-    rssl_socket_lib:init_suite(?M, Config).
+init_per_suite(Config0) ->
+    Config = rssl_socket_lib:init_suite(?M, Config0),
+    Pki = rssl_test_pki:make_flawed(?config(priv_dir, Config), ?config(pki, Config)),
+    lists:keystore(pki, 1, Config, {pki, Pki}).
 
 end_per_suite(_Config) ->
     ok.
@@ -289,3 +301,62 @@ sni_selects_cert(Config, SOpts) ->
     ?P:server_exchange(?M, S2),
     WrongDer = ?P:der(Config, wrong_host),
     ?assertMatch(#{result := ok, server_cert := {ok, WrongDer}}, rssl_test_lib:await(C2)).
+
+%%% Flawed server certificates (rssl_test_pki:make_flawed/2): each failure
+%%% gets the alert OTP sends for it, on both ends, whatever OpenSSL's own
+%%% alert for it would be.
+
+%% The server's certificate CertName fails the ?M client's verification
+%% with Alert, which the ssl server hears.
+client_rejects(Config, CertName, Alert) ->
+    {Result, Server} = ?P:m_client(?M, ?P:client_opts(Config, ca), ?P:server_opts(Config, CertName), "localhost"),
+    ?assertMatch({error, {tls_alert, {Alert, "TLS client: " ++ _}}}, Result),
+    ?assertMatch({error, {tls_alert, {Alert, _}}}, rssl_test_lib:await(Server)).
+
+client_rejects_expired(Config) ->
+    client_rejects(Config, expired, certificate_expired).
+
+%% OpenSSL would say bad_certificate.
+client_rejects_not_yet_valid(Config) ->
+    client_rejects(Config, not_yet_valid, certificate_expired).
+
+%% A leaf whose issuer is not sent and not trusted.
+client_rejects_missing_intermediate(Config) ->
+    client_rejects(Config, missing_intermediate, unknown_ca).
+
+%% extendedKeyUsage clientAuth only: OTP's invalid_ext_key_usage is
+%% handshake_failure (OpenSSL: unsupported_certificate).
+client_rejects_wrong_purpose(Config) ->
+    client_rejects(Config, wrong_purpose, handshake_failure).
+
+%% Issued by a CA:FALSE certificate: OTP's missing_basic_constraint is
+%% handshake_failure (OpenSSL: unknown_ca).
+client_rejects_ca_false_issuer(Config) ->
+    client_rejects(Config, ca_false_chain, handshake_failure).
+
+%% An intermediate's pathlen:0 with another CA below it: OTP's
+%% max_path_length_reached is handshake_failure (OpenSSL: unknown_ca).
+client_rejects_path_length_exceeded(Config) ->
+    client_rejects(Config, pathlen_chain, handshake_failure).
+
+%% The trust anchor's own pathlen:0 does not count, as in OTP (OpenSSL
+%% would reject the chain).
+anchor_path_length_not_applied(Config) ->
+    {{ok, S}, Server} = ?P:m_client(?M, ?P:client_opts(Config, pathlen0_ca),
+                                    ?P:server_opts(Config, anchored_chain), "localhost"),
+    ?P:client_exchange(?M, S),
+    ?assertMatch(#{result := {error, closed}}, rssl_test_lib:await(Server)).
+
+%% OTP: unsupported_certificate (OpenSSL: certificate_unknown in TLS 1.2).
+client_rejects_unknown_critical_extension(Config) ->
+    client_rejects(Config, critical_ext, unsupported_certificate).
+
+%% ?M as server, the ssl client's certificate is for servers only
+%% (extendedKeyUsage serverAuth): handshake_failure, as OTP's
+%% invalid_ext_key_usage (OpenSSL: unsupported_certificate).
+server_rejects_client_cert_wrong_purpose(Config) ->
+    SOpts = ?P:server_opts(Config, server) ++ ?P:require_client_cert(Config, ca),
+    COpts = [{verify, verify_none} | ?P:base_opts(Config)] ++ ?P:cert_opts(Config, server),
+    {Result, Client} = ?P:m_server(?M, SOpts, COpts, "localhost"),
+    ?assertMatch({error, {tls_alert, {handshake_failure, "TLS server: " ++ _}}}, Result),
+    ?P:peer_saw_alert(Config, handshake_failure, rssl_test_lib:await(Client)).

@@ -438,6 +438,44 @@ mod tests {
         assert_eq!(reason_name(62), "hostname_check_failed");
         assert_eq!(error_text(10), "certificate has expired");
     }
+
+    #[test]
+    fn openssl_errors_carry_otps_alerts() {
+        // OpenSSL 3's INVALID_CA (a CA:FALSE issuer): handshake_failure.
+        assert_eq!(
+            otp_alert_carrier(79),
+            Some(X509_V_ERR_APPLICATION_VERIFICATION)
+        );
+        assert_eq!(reason_name(79), "missing_basic_constraint");
+        // Not yet valid: certificate_expired, as an expired certificate.
+        assert_eq!(otp_alert_carrier(9), Some(X509_V_ERR_CERT_HAS_EXPIRED));
+        assert_eq!(
+            otp_alert_carrier(X509_V_ERR_UNHANDLED_CRITICAL_EXTENSION),
+            Some(X509_V_ERR_INVALID_PURPOSE)
+        );
+        assert_eq!(
+            otp_alert_carrier(X509_V_ERR_INVALID_PURPOSE),
+            Some(X509_V_ERR_APPLICATION_VERIFICATION)
+        );
+        assert_eq!(
+            otp_alert_carrier(X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT),
+            Some(X509_V_ERR_CERT_REJECTED)
+        );
+        // Already the carrier of OTP's alert, or no OTP name: unchanged.
+        assert_eq!(otp_alert_carrier(X509_V_ERR_CERT_HAS_EXPIRED), None);
+        assert_eq!(otp_alert_carrier(X509_V_ERR_CERT_REVOKED), None);
+        assert_eq!(otp_alert_carrier(X509_V_ERR_CERT_REJECTED), None);
+        assert_eq!(otp_alert_carrier(17), None);
+        // The carriers are what a TLS 1.3 client sends too.
+        assert_eq!(
+            super::super::tls13_alert::alert_for(X509_V_ERR_INVALID_PURPOSE),
+            43
+        );
+        assert_eq!(
+            super::super::tls13_alert::alert_for(X509_V_ERR_APPLICATION_VERIFICATION),
+            40
+        );
+    }
 }
 
 #[cfg(test)]
