@@ -36,6 +36,7 @@
 -export([echo_passive/1, one_message_per_send/1, large_send/1,
          active_modes/1, setopts_getopts/1, connection_info_and_peercert/1,
          dtlsv1/1, close_reaches_peer/1, untrusted_ca/1, self_signed_server/1, wrong_host/1,
+         flawed_server_certs/1,
          ciphers_option/1,
          retransmits_then_times_out/1, bad_options/1,
          openssl_s_server/1,
@@ -70,7 +71,8 @@ all() -> [{group, as_client}, {group, as_server}, retransmits_then_times_out,
 groups() ->
     Cases = [echo_passive, one_message_per_send, large_send, active_modes,
              setopts_getopts, connection_info_and_peercert, dtlsv1,
-             close_reaches_peer, untrusted_ca, self_signed_server, wrong_host, ciphers_option,
+             close_reaches_peer, untrusted_ca, self_signed_server, wrong_host,
+             flawed_server_certs, ciphers_option,
              lossy_handshake_and_replays, lossy_application_data,
              forged_and_stale_datagrams],
     [{as_client, [], Cases}, {as_server, [], Cases}].
@@ -85,7 +87,8 @@ init_per_suite(Config) ->
          ok = ?M:close(S),
          ok = rssl_test_lib:stop_peer(Peer)
      end || Role <- [client, server]],
-    Config1.
+    Flawed = rssl_test_pki:make_flawed(proplists:get_value(priv_dir, Config1), Pki),
+    lists:keystore(pki, 1, Config1, {pki, Flawed}).
 
 end_per_suite(_Config) ->
     ok.
@@ -319,6 +322,15 @@ self_signed_server(Config) ->
 wrong_host(Config) ->
     client_fails(Config, [], [{certfile, cert(Config, wrong_host)},
                               {keyfile, key(Config, wrong_host)}], handshake_failure).
+
+%% Flawed certificates get OTP's alerts, as in TLS (rssl_verify_SUITE):
+%% OpenSSL's own would be bad_certificate, unknown_ca and
+%% certificate_unknown.
+flawed_server_certs(Config) ->
+    [client_fails(Config, [], [{certfile, cert(Config, Name)}, {keyfile, key(Config, Name)}], Alert)
+     || {Name, Alert} <- [{not_yet_valid, certificate_expired},
+                          {ca_false_chain, handshake_failure},
+                          {critical_ext, unsupported_certificate}]].
 
 cert(Config, Name) ->
     #{Name := #{cert := C}} = proplists:get_value(pki, Config), C.
