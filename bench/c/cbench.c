@@ -37,6 +37,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "plain_client.h"
+
 #define CHUNK 65536
 #define TIMEOUT_MS 30000
 
@@ -288,14 +290,8 @@ static double handshakes(struct run *r, const rssl_config *ccfg, SSL_CTX *cctx, 
     double t0 = now(), deadline = t0 + r->secs, t1;
     while ((t1 = now()) < deadline) {
         if (r->impl == IMPL_OPENSSL) {
-            int fd = tcp_connect(port);
-            SSL *ssl = SSL_new(cctx);
-            SSL_set_fd(ssl, fd);
-            if (SSL_connect(ssl) != 1)
+            if (plain_client_handshake(cctx, tcp_connect(port)))
                 die("SSL_connect");
-            SSL_shutdown(ssl);
-            SSL_free(ssl);
-            close(fd);
         } else {
             rssl_conn *c = NULL;
             rssl_result res = rssl_connect(ccfg, "127.0.0.1", port, TIMEOUT_MS, &c);
