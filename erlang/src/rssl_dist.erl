@@ -459,6 +459,7 @@ running(Tls, Port, DHandle) ->
 other(Tls, Port, DHandle, Message) ->
     case Message of
         {resume_reading, Port} ->
+            _ = erase(rssl_reading_paused),
             _ = inet:setopts(Port, [{active, true}]),
             ok;
         {tcp_closed, Port} ->
@@ -481,11 +482,14 @@ other(Tls, Port, DHandle, Message) ->
 %% Pauses the reading port while too many messages wait; a note to self
 %% at the end of the queue resumes it once they are handled. The port's
 %% messages stay bounded, and its descriptor leaves the schedulers' poll
-%% set only under such overload.
+%% set only under such overload. (A flag in the process dictionary keeps
+%% one pause at a time: the loops' arguments are the carrier's.)
 throttle(Port) ->
-    case erlang:process_info(self(), message_queue_len) of
+    case get(rssl_reading_paused) =:= undefined
+        andalso erlang:process_info(self(), message_queue_len) of
         {message_queue_len, Queued} when Queued > ?MAX_QUEUED ->
             _ = inet:setopts(Port, [{active, false}]),
+            put(rssl_reading_paused, true),
             self() ! {resume_reading, Port},
             ok;
         _ ->

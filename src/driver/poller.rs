@@ -118,9 +118,10 @@ impl Poller {
     /// turn, so the VM's schedulers get one each. The connections of
     /// processes on one scheduler then share a poller, and the threads
     /// that pass a connection's messages to and fro wake each other on one
-    /// CPU rather than across two: ping-pong runs no longer fall into the
-    /// slow state of docs/design.md ("Why some ping-pong runs are
-    /// slow"). The slack spreads the connections of a lone acceptor.
+    /// CPU rather than across two: ping-pong runs fall into the slow state
+    /// of docs/design.md ("Why some ping-pong runs are slow") a third as
+    /// often as with round robin. The slack spreads the connections of a
+    /// lone acceptor.
     pub fn pick() -> Arc<Poller> {
         thread_local! {
             static MINE: usize = NEXT_POLLER.fetch_add(1, Ordering::Relaxed);
