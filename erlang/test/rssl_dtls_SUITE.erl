@@ -742,17 +742,21 @@ ends(server, #{c := C, s := S, cmod := CMod, smod := SMod}) ->
 %% at its timeout, and the server, done already, answers that with its
 %% last flight again (RFC 6347 4.2.4). ?M serves an ssl client, then a ?M
 %% client.
+%% A relay policy that drops the first datagram going Direction with a
+%% ChangeCipherSpec in it. It runs in the relay process: its dictionary
+%% remembers that the flight was lost once.
+lose_first_change_cipher_spec(Direction) ->
+    fun(Dir, _, D, _) when Dir =:= Direction ->
+            case has_change_cipher_spec(D) andalso get(lost) =:= undefined of
+                true -> put(lost, true), drop;
+                false -> pass
+            end;
+       (_, _, _, _) -> pass
+    end.
+
 lost_final_flight(Config) ->
     Pki = proplists:get_value(pki, Config),
-    %% The policy runs in the relay process: its dictionary remembers that
-    %% the flight was lost once.
-    LoseLast = fun(to_client, _, D, _) ->
-                       case has_change_cipher_spec(D) andalso get(lost) =:= undefined of
-                           true -> put(lost, true), drop;
-                           false -> pass
-                       end;
-                  (_, _, _, _) -> pass
-               end,
+    LoseLast = lose_first_change_cipher_spec(to_client),
     [begin
          #{c := C, s := S, relay := Relay} = R = relayed(Pki, CMod, ?M, LoseLast),
          Log = [{Dir, A, has_change_cipher_spec(D)} || {Dir, _, A, D} <- relay_log(Relay)],
@@ -1234,14 +1238,7 @@ dtls_lossy_resumption(Config) ->
     RelayPort = relay_port(Relay),
     First = session_once(?M, ?M, L, RelayPort, Pki, [?RECBUF]),
     #{client := #{id := Id, resumed := false}} = First,
-    LoseClientLast = fun(to_server, _, D, _) ->
-                             case has_change_cipher_spec(D) andalso get(lost) =:= undefined of
-                                 true -> put(lost, true), drop;
-                                 false -> pass
-                             end;
-                        (_, _, _, _) -> pass
-                     end,
-    relay_policy(Relay, LoseClientLast),
+    relay_policy(Relay, lose_first_change_cipher_spec(to_server)),
     Second = session_once(?M, ?M, L, RelayPort, Pki, [?RECBUF]),
     ct:log("the resumption through the relay: ~p", [relay_summary(Relay)]),
     ?assertMatch(#{client := #{id := Id, resumed := true},
