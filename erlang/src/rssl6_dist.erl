@@ -30,9 +30,9 @@ listen(Name, Host) -> rssl_dist:fam_listen(?DRIVER, Name, Host).
 -spec accept(port()) -> pid().
 accept(Listen) -> rssl_dist:fam_accept(?DRIVER, Listen).
 
--spec accept_connection(pid(), pid(), node(), [node()], non_neg_integer()) -> pid().
-accept_connection(AcceptPid, Ctrl, MyNode, Allowed, SetupTime) ->
-    rssl_dist:fam_accept_connection(?DRIVER, AcceptPid, Ctrl, MyNode, Allowed, SetupTime).
+-spec accept_connection(pid(), rssl:sslsocket(), node(), [node()], non_neg_integer()) -> pid().
+accept_connection(AcceptPid, Tls, MyNode, Allowed, SetupTime) ->
+    rssl_dist:fam_accept_connection(?DRIVER, AcceptPid, Tls, MyNode, Allowed, SetupTime).
 
 -spec setup(node(), hidden | normal, node(), shortnames | longnames, non_neg_integer()) -> pid().
 setup(Node, Type, MyNode, LongOrShortNames, SetupTime) ->

@@ -5,17 +5,13 @@
 %% (the names and values `-ssl_dist_opt' takes). Without `versions' the
 %% connections use TLS 1.2, as inet_tls does in OTP 25.
 %%
-%% A connection is one controller process, which owns the rssl socket.
-%% After the distribution handshake it reads the socket itself, through a
-%% gen_tcp port on a duplicate of the descriptor (`{active, N}', raw),
-%% which the schedulers poll themselves as they poll inet_tcp's; each
-%% `{tcp, Port, Ciphertext}' goes to a NIF call that decrypts it on the
-%% controller's scheduler and returns the whole packets ({packet, 4} is
-%% framed by the NIF), which go straight to erlang:dist_ctrl_put_data/2;
-%% no other thread takes part. What
-%% erlang:dist_ctrl_get_data/1 returns goes straight to the NIF's send,
-%% which encrypts and writes it in the calling scheduler (rssl's poller
-%% thread writes only what the socket did not take at once).
+%% After the TLS handshake (rssl's) a connection is handed to a port of
+%% rssl's port driver (src/nif/dist_port.rs, in the NIF's library), and
+%% the distribution runs on that port as it runs on inet_tcp's: the VM
+%% writes its data into the port, which frames ({packet, 4}), encrypts
+%% and sends it, and the port's socket is polled by the schedulers, which
+%% decrypt what comes and hand it to the VM in the same call. No process
+%% takes part in moving a message.
 -module(rssl_dist).
 
 -export([childspecs/0, select/1, address/0, is_node_name/1,
@@ -32,9 +28,15 @@
 
 -define(DRIVER, inet_tcp).
 -define(PROTOCOL, rssl).
-%% As OTP's dist controllers: signals off the heap, and nearly nothing
-%% live between messages, so full sweeps are cheap.
--define(CTRL_SPAWN_OPTS, [{message_queue_data, off_heap}, {fullsweep_after, 0}]).
+%% The port driver's name (the NIF library's) and its port_control
+%% commands (as in src/nif/dist_port.rs).
+-define(PORT_DRIVER, "rssl_nif").
+-define(ATTACH, 1).
+-define(RECV, 2).
+-define(ACTIVE, 3).
+-define(GETSTAT, 4).
+-define(SETOPT, 5).
+-define(GETOPT, 6).
 
 %%% Carrier interface ------------------------------------------------------
 
@@ -133,15 +135,12 @@ accept_one(Driver, Kernel) ->
     Opts = [binary, {active, false}, {packet, 4} | rssl_dist_options:get(server)],
     case rssl:handshake(Socket, Opts, net_kernel:connecttime()) of
         {ok, Tls} ->
-            %% The distribution handshake's small messages must not wait
-            %% for delayed ACKs.
-            _ = rssl:setopts(Tls, [nodelay()]),
-            Ctrl = spawn_controller(Tls),
-            %% A peer gone already: the exit ends the controller (linked).
-            ok =:= rssl:controlling_process(Tls, Ctrl) orelse exit(connection_closed),
-            Kernel ! {accept, self(), Ctrl, Driver:family(), ?PROTOCOL},
+            Kernel ! {accept, self(), Tls, Driver:family(), ?PROTOCOL},
             receive
                 {Kernel, controller, Pid} ->
+                    %% A peer gone already: the handshake process finds
+                    %% the socket closed.
+                    _ = rssl:controlling_process(Tls, Pid),
                     Pid ! {self(), controller};
                 {Kernel, unsupported_protocol} ->
                     exit(unsupported_protocol)
@@ -170,28 +169,32 @@ wait_for_code_server() ->
         _ -> ok
     end.
 
--spec accept_connection(pid(), pid(), node(), [node()], non_neg_integer()) -> pid().
+-spec accept_connection(pid(), rssl:sslsocket(), node(), [node()], non_neg_integer()) -> pid().
 accept_connection(AcceptPid, Ctrl, MyNode, Allowed, SetupTime) ->
     fam_accept_connection(?DRIVER, AcceptPid, Ctrl, MyNode, Allowed, SetupTime).
 
--spec fam_accept_connection(module(), pid(), pid(), node(), [node()], non_neg_integer()) -> pid().
-fam_accept_connection(Driver, AcceptPid, Ctrl, MyNode, Allowed, SetupTime) ->
+-spec fam_accept_connection(module(), pid(), rssl:sslsocket(), node(), [node()],
+                            non_neg_integer()) -> pid().
+fam_accept_connection(Driver, AcceptPid, Tls, MyNode, Allowed, SetupTime) ->
     Kernel = self(),
-    spawn_opt(fun() -> do_accept(Driver, Kernel, AcceptPid, Ctrl, MyNode, Allowed, SetupTime) end,
+    spawn_opt(fun() -> do_accept(Driver, Kernel, AcceptPid, Tls, MyNode, Allowed, SetupTime) end,
               dist_util:net_ticker_spawn_options()).
 
-do_accept(Driver, Kernel, AcceptPid, Ctrl, MyNode, Allowed, SetupTime) ->
+do_accept(Driver, Kernel, AcceptPid, Tls, MyNode, Allowed, SetupTime) ->
     MRef = erlang:monitor(process, AcceptPid),
     receive
         {AcceptPid, controller} ->
             erlang:demonitor(MRef, [flush]),
             Timer = dist_util:start_timer(SetupTime),
-            link(Ctrl),
-            HSData = (hs_data(Driver, Ctrl))#hs_data{kernel_pid = Kernel,
-                                                     this_node = MyNode,
-                                                     timer = Timer,
-                                                     this_flags = 0,
-                                                     allowed = Allowed},
+            {Port, Address} = case carrier_port(Tls) of
+                                  {ok, P, A} -> {P, A};
+                                  {error, _} -> ?shutdown2(MyNode, connection_setup_failed)
+                              end,
+            HSData = (hs_data(Driver, Port, Address))#hs_data{kernel_pid = Kernel,
+                                                              this_node = MyNode,
+                                                              timer = Timer,
+                                                              this_flags = 0,
+                                                              allowed = Allowed},
             dist_util:handshake_other_started(HSData);
         {'DOWN', MRef, process, AcceptPid, _} ->
             ?shutdown2(MyNode, connection_setup_failed)
@@ -220,12 +223,13 @@ do_setup(Driver, Kernel, Node, Type, MyNode, LongOrShortNames, SetupTime) ->
                             | rssl_dist_options:get(client)]),
     case rssl:connect(Ip, Port, Opts, net_kernel:connecttime()) of
         {ok, Tls} ->
-            _ = rssl:setopts(Tls, [nodelay()]),
-            Ctrl = spawn_controller(Tls),
-            ok =:= rssl:controlling_process(Tls, Ctrl)
-                orelse ?shutdown2(Node, {ssl_connect_failed, Ip, Port, {error, closed}}),
-            link(Ctrl),
-            HSData = (hs_data(Driver, Ctrl))#hs_data{kernel_pid = Kernel,
+            {Carrier, Address} =
+                case carrier_port(Tls) of
+                    {ok, P, A} -> {P, A};
+                    {error, Reason} ->
+                        ?shutdown2(Node, {ssl_connect_failed, Ip, Port, {error, Reason}})
+                end,
+            HSData = (hs_data(Driver, Carrier, Address))#hs_data{kernel_pid = Kernel,
                                                      other_node = Node,
                                                      this_node = MyNode,
                                                      timer = Timer,
@@ -295,305 +299,201 @@ nodelay() ->
         _ -> {nodelay, true}
     end.
 
+%%% The connection's port --------------------------------------------------------
+
+%% Hands the TLS connection to a new port of rssl's driver, owned by (and
+%% linked to) the calling process, which runs the distribution handshake
+%% and then stays as the connection's process: `{ok, Port, PeerAddress}'.
+carrier_port(Tls) ->
+    case {rssl:peername(Tls), load_driver()} of
+        {{ok, Address}, ok} ->
+            %% For connection_information/1 (the handshake's details stay
+            %% in the socket's resource).
+            put(rssl_dist_socket, Tls),
+            Port = open_port({spawn_driver, ?PORT_DRIVER}, [binary]),
+            {Id, Ticket} = rssl_nif:dist_ticket(Tls),
+            Attached = control(Port, ?ATTACH, <<Id:64>>),
+            %% The ticket lets the connection go if we die before this.
+            _ = keep(Ticket),
+            case Attached of
+                {ok, _} ->
+                    {ok, Port, Address};
+                Error ->
+                    _ = (catch erlang:port_close(Port)),
+                    carrier_failed(Error)
+            end;
+        {{error, _} = Error, _} ->
+            carrier_failed(Error);
+        {_, Error} ->
+            carrier_failed(Error)
+    end.
+
+carrier_failed(Error) ->
+    logger:notice("rssl distribution: no port for the connection: ~p~n", [Error]),
+    Error.
+
+keep(Term) -> Term.
+
+%% The driver is the NIF's library, loaded for as long as this process
+%% (the connection's) holds it.
+load_driver() ->
+    case erl_ddll:load_driver(rssl_nif:priv_dir(), ?PORT_DRIVER) of
+        ok -> ok;
+        {error, Reason} -> {error, {rssl_dist_driver, erl_ddll:format_error(Reason)}}
+    end.
+
+%% {ok, Reply} or {error, Reason}, from the driver's replies (a first
+%% byte 0 or 1) or a port that has closed.
+control(Port, Command, Arg) ->
+    try erlang:port_control(Port, Command, Arg) of
+        <<0, Reply/binary>> -> {ok, Reply};
+        <<1, Reason/binary>> -> {error, binary_to_atom(Reason)}
+    catch
+        error:badarg -> {error, closed}
+    end.
+
 %%% The distribution handshake's view of a connection -------------------------
 
-hs_data(Driver, Ctrl) ->
-    Tls = call_ctrl(Ctrl, socket),
-    Same = fun(C) when C =:= Ctrl -> ok end,
-    #hs_data{socket = Ctrl,
-             f_send = fun(C, Packet) -> Same(C), rssl:send(Tls, Packet) end,
-             f_recv = fun(C, Length, Timeout) ->
-                              Same(C),
-                              case rssl:recv(Tls, Length, Timeout) of
-                                  {ok, Bin} -> {ok, binary_to_list(Bin)};
-                                  Error -> Error
-                              end
-                      end,
-             f_setopts_pre_nodeup = fun(C) -> Same(C) end,
-             f_setopts_post_nodeup = fun(C) -> Same(C), rssl:setopts(Tls, [nodelay()]) end,
-             f_getll = fun(C) -> Same(C), {ok, Ctrl} end,
-             f_address = fun(C, Node) -> Same(C), net_address(Driver, Tls, Node) end,
-             f_handshake_complete =
-                 fun(C, Node, DHandle) -> Same(C), call_ctrl(Ctrl, {handshake_complete, Node, DHandle}) end,
-             mf_tick = fun(C) -> Same(C), Ctrl ! tick, ok end,
-             mf_getstat = fun(C) -> Same(C), getstat(Tls) end,
-             mf_setopts = fun(C, Opts) ->
-                                  Same(C),
-                                  case framing_options(Opts) of
-                                      [] -> rssl:setopts(Tls, Opts);
-                                      Bad -> {error, {badopts, Bad}}
-                                  end
-                          end,
-             mf_getopts = fun(C, Opts) -> Same(C), rssl:getopts(Tls, Opts) end}.
+hs_data(Driver, Port, Address) ->
+    #hs_data{socket = Port,
+             f_send = fun send/2,
+             f_recv = fun(P, _Length, Timeout) -> recv(P, Timeout) end,
+             f_setopts_pre_nodeup = fun(_) -> ok end,
+             f_setopts_post_nodeup =
+                 fun(P) ->
+                         case control(P, ?ACTIVE, <<>>) of
+                             {ok, _} -> ok;
+                             Error -> Error
+                         end
+                 end,
+             f_getll = fun(P) -> {ok, P} end,
+             f_address = fun(_, Node) -> net_address(Driver, Address, Node) end,
+             mf_tick = fun tick/1,
+             mf_getstat = fun getstat/1,
+             mf_setopts = fun setopts_on/2,
+             mf_getopts = fun getopts_on/2}.
 
-net_address(Driver, Tls, Node) ->
-    case {rssl:peername(Tls), dist_util:split_node(Node)} of
-        {{ok, Address}, {node, _, Host}} ->
+send(Port, Data) ->
+    try erlang:port_command(Port, Data) of
+        true -> ok
+    catch
+        error:badarg -> {error, closed}
+    end.
+
+%% Before the node is up the port is passive: a packet it holds comes in
+%% the reply, else as the next port message.
+recv(Port, Timeout) ->
+    case control(Port, ?RECV, <<>>) of
+        {ok, <<1, Packet/binary>>} ->
+            {ok, binary_to_list(Packet)};
+        {ok, <<>>} ->
+            receive
+                {Port, {data, Packet}} -> {ok, binary_to_list(Packet)}
+            after Timeout ->
+                {error, timeout}
+            end;
+        Error ->
+            Error
+    end.
+
+%% An empty packet, sent even while the port is busy.
+tick(Port) ->
+    try erlang:port_command(Port, <<>>, [force]) of
+        true -> ok
+    catch
+        error:badarg -> {error, closed}
+    end.
+
+net_address(Driver, Address, Node) ->
+    case dist_util:split_node(Node) of
+        {node, _, Host} ->
             #net_address{address = Address, host = Host,
                          protocol = ?PROTOCOL, family = Driver:family()};
-        {{ok, _}, _} -> {error, no_node};
-        {Error, _} -> Error
+        _ -> {error, no_node}
     end.
 
-%% {ok, Received, Sent, Pending}: net_kernel's ticker takes a connection
-%% whose received count stands still for a whole tick time as dead.
-getstat(Tls) ->
-    case rssl:getstat(Tls, [recv_cnt, send_cnt, send_pend]) of
-        {ok, [{recv_cnt, R}, {send_cnt, W}, {send_pend, P}]} -> {ok, R, W, P};
+%% {ok, Received, Sent, Pending}: packets received and sent, bytes not
+%% yet sent. net_kernel's ticker takes a connection whose received count
+%% stands still for a whole tick time as dead.
+getstat(Port) ->
+    case control(Port, ?GETSTAT, <<>>) of
+        {ok, <<R:64, W:64, P:64>>} -> {ok, R, W, P};
         Error -> Error
     end.
+
+%% net_kernel:setopts/2 and getopts/2 on a connection: the socket options
+%% (the framing belongs to the carrier).
+setopts_on(Port, Opts) ->
+    case framing_options(Opts) of
+        [] -> setopts_each(Port, Opts);
+        Bad -> {error, {badopts, Bad}}
+    end.
+
+setopts_each(Port, [Opt | Rest]) ->
+    case sockopt(Opt) of
+        {ok, Arg} ->
+            case control(Port, ?SETOPT, Arg) of
+                {ok, _} -> setopts_each(Port, Rest);
+                Error -> Error
+            end;
+        error ->
+            {error, einval}
+    end;
+setopts_each(_Port, []) ->
+    ok.
+
+getopts_on(Port, Names) -> getopts_each(Port, Names, []).
+
+getopts_each(Port, [Name | Rest], Acc) ->
+    case sockopt_code(Name) of
+        {ok, Code} ->
+            case control(Port, ?GETOPT, <<Code:8, 0:64>>) of
+                {ok, <<Value:32/signed, Extra:32/signed>>} ->
+                    getopts_each(Port, Rest, [{Name, sockopt_value(Name, Value, Extra)} | Acc]);
+                Error ->
+                    Error
+            end;
+        error ->
+            {error, einval}
+    end;
+getopts_each(_Port, [], Acc) ->
+    {ok, lists:reverse(Acc)}.
+
+%% <<Code:8, Value:32/signed, Extra:32/signed>> for the driver.
+sockopt({linger, {OnOff, Secs}}) when is_boolean(OnOff), is_integer(Secs) ->
+    {ok, <<8, (bool(OnOff)):32/signed, Secs:32/signed>>};
+sockopt({Name, Value}) when is_boolean(Value); is_integer(Value) ->
+    case sockopt_code(Name) of
+        {ok, Code} when Code =/= 8 ->
+            V = case Value of
+                    true -> 1;
+                    false -> 0;
+                    N -> N
+                end,
+            {ok, <<Code:8, V:32/signed, 0:32>>};
+        _ ->
+            error
+    end;
+sockopt(_) ->
+    error.
+
+sockopt_code(nodelay) -> {ok, 1};
+sockopt_code(keepalive) -> {ok, 2};
+sockopt_code(sndbuf) -> {ok, 3};
+sockopt_code(recbuf) -> {ok, 4};
+sockopt_code(tos) -> {ok, 5};
+sockopt_code(tclass) -> {ok, 6};
+sockopt_code(priority) -> {ok, 7};
+sockopt_code(linger) -> {ok, 8};
+sockopt_code(_) -> error.
+
+sockopt_value(Name, V, _) when Name =:= nodelay; Name =:= keepalive -> V =/= 0;
+sockopt_value(linger, V, Secs) -> {V =/= 0, Secs};
+sockopt_value(_, V, _) -> V.
+
+bool(true) -> 1;
+bool(false) -> 0.
 
 %% The framing belongs to the carrier.
 framing_options(Opts) ->
     [Opt || {K, _} = Opt <- Opts, K =:= active orelse K =:= deliver orelse K =:= packet].
-
-%%% The controller ---------------------------------------------------------------
-
-%% Linked to its starter until dist_util's process links it: whichever of
-%% them ends, the connection ends, and the socket dies with its owner.
-spawn_controller(Tls) ->
-    spawn_opt(fun() -> handshaking(Tls) end, [link | ?CTRL_SPAWN_OPTS]).
-
-call_ctrl(Ctrl, Request) ->
-    Ref = erlang:monitor(process, Ctrl),
-    Ctrl ! {Ref, self(), Request},
-    receive
-        {Ref, Reply} ->
-            erlang:demonitor(Ref, [flush]),
-            Reply;
-        {'DOWN', Ref, process, Ctrl, Reason} ->
-            exit({dist_controller_exit, Reason})
-    end.
-
-%% During the distribution handshake dist_util sends and receives itself
-%% (passive); the controller only answers questions. A controller whose
-%% handshake process never came (net_kernel gave up on it before linking)
-%% ends by itself, closing the socket.
-handshaking(Tls) ->
-    receive
-        {Ref, From, socket} ->
-            From ! {Ref, Tls},
-            handshaking(Tls);
-        {Ref, From, {handshake_complete, _Node, DHandle}} ->
-            %% Still passive: what the handshake left buffered is handed
-            %% out first, by the first feed below.
-            Port = open_reader(Tls),
-            From ! {Ref, ok},
-            _ = erlang:dist_ctrl_set_opt(DHandle, get_size, true),
-            ok = erlang:dist_ctrl_get_data_notification(DHandle),
-            feed(Tls, DHandle, <<>>),
-            running(Tls, Port, DHandle);
-        tick ->
-            handshaking(Tls)
-    after 2 * net_kernel:connecttime() ->
-        exit(handshake_timeout)
-    end.
-
-%% The reading port is `{active, true}': a descriptor that is never
-%% deselected is polled by the schedulers themselves (the VM's scheduler
-%% pollset), while `{active, N}' takes it out of that set each time the
-%% port turns passive, and each packet then waits for the poll thread.
-%% The mailbox is bounded by hand: past this many queued port messages
-%% the port is paused (`{active, false}') until the controller has
-%% caught up.
--define(MAX_QUEUED, 64).
-%% Ciphertext the port reads at a time (its buffer): bounds one feed's work.
--define(READ_BUFFER, 131072).
-
-%% The port that reads the connection from now on: a gen_tcp port on a
-%% duplicate of its socket, which never writes (sends go through the NIF
-%% on the connection's own descriptor). A port's descriptor is polled by
-%% the schedulers themselves, so a packet wakes the controller's
-%% scheduler directly. A port opened on a descriptor does not close it:
-%% a process watching the port closes the duplicate once the port is
-%% gone (with the controller, linked), so the descriptor leaves the poll
-%% set before its number can be reused.
-open_reader(Tls) ->
-    Fd = case rssl_nif:dist_read_port(Tls) of
-             {ok, F} -> F;
-             {error, _} -> exit(connection_closed)
-         end,
-    Family = case rssl:sockname(Tls) of
-                 {ok, {Ip, _}} when tuple_size(Ip) =:= 8 -> inet6;
-                 _ -> inet
-             end,
-    case gen_tcp:fdopen(Fd, [Family, binary, {packet, raw}, {active, true},
-                             {buffer, ?READ_BUFFER}]) of
-        {ok, Port} ->
-            _ = spawn(fun() -> close_after(Port, Tls, Fd) end),
-            Port;
-        {error, Reason} ->
-            _ = rssl_nif:dist_close_dup(Tls, Fd),
-            exit({reader, Reason})
-    end.
-
-close_after(Port, Tls, Fd) ->
-    Ref = erlang:monitor(port, Port),
-    receive
-        {'DOWN', Ref, port, Port, _} -> rssl_nif:dist_close_dup(Tls, Fd)
-    end.
-
-%% What arrives is read as soon as it comes, even while a send waits for
-%% the socket to drain (wait_sent/4), so two nodes sending to each other
-%% at full speed cannot block each other. The poller tells the end only
-%% when a write finds the peer gone (`ssl_closed', `ssl_error'); the
-%% port tells it otherwise.
-running(Tls, Port, DHandle) ->
-    receive
-        {tcp, Port, Data} ->
-            feed(Tls, DHandle, Data),
-            ok = throttle(Port),
-            running(Tls, Port, DHandle);
-        dist_data ->
-            send_queued(Tls, Port, DHandle),
-            running(Tls, Port, DHandle);
-        tick ->
-            send(Tls, Port, DHandle, 0, [<<>>]),
-            running(Tls, Port, DHandle);
-        Other ->
-            other(Tls, Port, DHandle, Other),
-            running(Tls, Port, DHandle)
-    end.
-
-%% The rest of what the controller may get, while running or waiting.
-other(Tls, Port, DHandle, Message) ->
-    case Message of
-        {resume_reading, Port} ->
-            _ = erase(rssl_reading_paused),
-            _ = inet:setopts(Port, [{active, true}]),
-            ok;
-        {tcp_closed, Port} ->
-            feed_done(rssl_nif:dist_feed_end(Tls), Tls, DHandle),
-            exit(connection_closed);
-        {tcp_error, Port, _} ->
-            feed_done(rssl_nif:dist_feed_end(Tls), Tls, DHandle),
-            exit(connection_closed);
-        {ssl_closed, _} ->
-            exit(connection_closed);
-        {ssl_error, _, Reason} ->
-            exit({ssl_error, Reason});
-        {Ref, From, socket} ->
-            From ! {Ref, Tls},
-            ok;
-        _ ->
-            ok
-    end.
-
-%% Pauses the reading port while too many messages wait; a note to self
-%% at the end of the queue resumes it once they are handled. The port's
-%% messages stay bounded, and its descriptor leaves the schedulers' poll
-%% set only under such overload. (A flag in the process dictionary keeps
-%% one pause at a time: the loops' arguments are the carrier's.)
-throttle(Port) ->
-    case get(rssl_reading_paused) =:= undefined
-        andalso erlang:process_info(self(), message_queue_len) of
-        {message_queue_len, Queued} when Queued > ?MAX_QUEUED ->
-            _ = inet:setopts(Port, [{active, false}]),
-            put(rssl_reading_paused, true),
-            self() ! {resume_reading, Port},
-            ok;
-        _ ->
-            ok
-    end.
-
-%% One port read's packets go to the VM. A feed that stopped at its
-%% budget (large packets) goes on at once; a whole packet over the copy
-%% limit is copied out on a dirty scheduler.
-feed(Tls, DHandle, Data) ->
-    feed_done(rssl_nif:dist_feed(Tls, Data), Tls, DHandle).
-
-feed_done({ok, Packets}, _Tls, DHandle) ->
-    put_all(DHandle, Packets);
-feed_done({more, Packets}, Tls, DHandle) ->
-    put_all(DHandle, Packets),
-    feed(Tls, DHandle, <<>>);
-feed_done({large, Packets}, Tls, DHandle) ->
-    put_all(DHandle, Packets),
-    feed_done(rssl_nif:dist_feed_dirty(Tls, <<>>), Tls, DHandle);
-feed_done({closed, Packets}, _Tls, DHandle) ->
-    put_all(DHandle, Packets),
-    exit(connection_closed);
-feed_done({error, Reason, Packets}, _Tls, DHandle) ->
-    put_all(DHandle, Packets),
-    exit({ssl_error, Reason}).
-
-put_all(DHandle, [Data | Rest]) ->
-    put_data(DHandle, Data),
-    put_all(DHandle, Rest);
-put_all(_DHandle, []) ->
-    ok.
-
-%% An empty packet is a tick: it counts as received, there is nothing to put.
-%% The VM refuses data (badarg) once the connection is being taken down:
-%% the controller ends quietly, as its links end it anyway.
-put_data(_DHandle, <<>>) -> ok;
-put_data(DHandle, Data) ->
-    try erlang:dist_ctrl_put_data(DHandle, Data)
-    catch error:badarg -> exit(connection_closed)
-    end.
-
-%% What the VM has queued goes out in batches of about ?BATCH bytes, each
-%% one NIF call and one write: small messages share TLS records and
-%% system calls, as inet_tcp's port shares writes.
--define(BATCH, 65536).
-%% Batches bigger than this are encrypted on a dirty scheduler.
--define(DIRTY_SEND, 262144).
-
-send_queued(Tls, Port, DHandle) ->
-    case collect(DHandle, 0, []) of
-        {0, []} ->
-            try erlang:dist_ctrl_get_data_notification(DHandle)
-            catch error:badarg -> exit(connection_closed)
-            end;
-        {Size, Packets} ->
-            send(Tls, Port, DHandle, Size, lists:reverse(Packets)),
-            send_queued(Tls, Port, DHandle)
-    end.
-
-collect(_DHandle, Size, Acc) when Size >= ?BATCH ->
-    {Size, Acc};
-collect(DHandle, Size, Acc) ->
-    try erlang:dist_ctrl_get_data(DHandle) of
-        none -> {Size, Acc};
-        {Len, Data} -> collect(DHandle, Size + Len, [Data | Acc])
-    catch
-        error:badarg -> exit(connection_closed)
-    end.
-
-%% The NIF's send, as rssl:send/2 but for the wait: a send that finds the
-%% backlog high waits here for the socket to drain, reading what arrives
-%% meanwhile; the distribution has no send timeout (ticks find dead peers).
-send(Tls, Port, DHandle, Size, Packets) ->
-    Tag = erlang:unique_integer(),
-    Result = case Size > ?DIRTY_SEND of
-                 true -> rssl_nif:send_packets_dirty(Tls, Packets, Tag);
-                 false -> rssl_nif:send_packets(Tls, Packets, Tag)
-             end,
-    case Result of
-        ok -> ok;
-        wait -> wait_sent(Tls, Port, DHandle, Tag);
-        {error, Reason} -> exit({send_error, Reason})
-    end.
-
-wait_sent(Tls, Port, DHandle, Tag) ->
-    receive
-        {rssl_reply, Tag, ok} ->
-            ok;
-        {rssl_reply, Tag, {error, Reason}} ->
-            exit({send_error, Reason});
-        {tcp, Port, Data} ->
-            feed(Tls, DHandle, Data),
-            ok = throttle(Port),
-            wait_sent(Tls, Port, DHandle, Tag);
-        {resume_reading, Port} = Resume ->
-            other(Tls, Port, DHandle, Resume),
-            wait_sent(Tls, Port, DHandle, Tag);
-        {tcp_closed, Port} = Closed ->
-            other(Tls, Port, DHandle, Closed);
-        {tcp_error, Port, _} = Error ->
-            other(Tls, Port, DHandle, Error);
-        {ssl_closed, _} ->
-            exit(connection_closed);
-        {ssl_error, _, Reason} ->
-            exit({ssl_error, Reason})
-    end.

@@ -11,8 +11,7 @@
          sockname/1, peername/1, info/1, security_info/1, peercert/1, suites/2,
          set_sockopts/2, get_sockopts/2, getstat/1, send_cancel/2,
          cell_new/1, cell_get/1, cell_set/2, callback_reply/3, prf/5, renegotiate/2, update_keys/2, notify_passive/1,
-         send_packets/3, send_packets_dirty/3,
-         dist_read_port/1, dist_close_dup/2, dist_feed/2, dist_feed_dirty/2, dist_feed_end/1,
+         dist_ticket/1, priv_dir/0,
          dtls_check_hello/4]).
 -on_load(init/0).
 
@@ -25,12 +24,16 @@
 -type cell() :: reference().
 
 init() ->
-    Dir = case code:priv_dir(rssl) of
-              {error, bad_name} ->
-                  filename:join(filename:dirname(filename:dirname(code:which(?MODULE))), "priv");
-              D -> D
-          end,
-    erlang:load_nif(filename:join(Dir, "rssl_nif"), 0).
+    erlang:load_nif(filename:join(priv_dir(), "rssl_nif"), 0).
+
+%% Where the library is (rssl_dist loads it as a port driver too).
+-spec priv_dir() -> file:filename().
+priv_dir() ->
+    case code:priv_dir(rssl) of
+        {error, bad_name} ->
+            filename:join(filename:dirname(filename:dirname(code:which(?MODULE))), "priv");
+        Dir -> Dir
+    end.
 
 -define(NIF, erlang:nif_error({nif_not_loaded, ?MODULE})).
 
@@ -127,21 +130,10 @@ renegotiate(_Socket, _Tag) -> ?NIF.
 update_keys(_Socket, _PeerToo) -> ?NIF.
 -spec notify_passive(conn()) -> ok | {error, term()}.
 notify_passive(_Socket) -> ?NIF.
--spec send_packets(conn(), [iodata()], integer()) -> ok | wait | {error, term()}.
-send_packets(_Socket, _Packets, _Tag) -> ?NIF.
--spec send_packets_dirty(conn(), [iodata()], integer()) -> ok | wait | {error, term()}.
-send_packets_dirty(_Socket, _Packets, _Tag) -> ?NIF.
-%% The distribution controller reads its socket itself (rssl_dist).
--type dist_read() :: {ok | more | large | closed, [binary()]} | {error, term(), [binary()]}.
--spec dist_read_port(conn()) -> {ok, non_neg_integer()} | {error, term()}.
-dist_read_port(_Socket) -> ?NIF.
--spec dist_close_dup(conn(), integer()) -> boolean().
-dist_close_dup(_Socket, _Fd) -> ?NIF.
--spec dist_feed(conn(), binary()) -> dist_read().
-dist_feed(_Socket, _Ciphertext) -> ?NIF.
--spec dist_feed_dirty(conn(), binary()) -> dist_read().
-dist_feed_dirty(_Socket, _Ciphertext) -> ?NIF.
--spec dist_feed_end(conn()) -> dist_read().
-dist_feed_end(_Socket) -> ?NIF.
+%% The distribution carrier hands a connection to its port driver
+%% (rssl_dist): `{Id, Ticket}', Id for the port's attach command, Ticket
+%% to keep until the port has it (dropped, it lets the connection go).
+-spec dist_ticket(conn()) -> {non_neg_integer(), reference()}.
+dist_ticket(_Socket) -> ?NIF.
 -spec dtls_check_hello(config(), binary(), binary(), binary()) -> ok | {reply, binary()} | ignore.
 dtls_check_hello(_Config, _Secret, _Peer, _Datagram) -> ?NIF.

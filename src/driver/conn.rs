@@ -40,6 +40,14 @@ pub struct Detached {
     pub peer_closed: bool,
 }
 
+/// A socket handed over by [`Conn::hand_over`].
+pub struct HandedOver {
+    /// The socket, now the caller's to close.
+    pub fd: RawFd,
+    /// Plaintext decrypted and not handed out yet.
+    pub plaintext: Vec<u8>,
+}
+
 /// How many connections are alive now (adopted and not yet freed).
 pub fn live_connections() -> usize {
     LIVE.load(Ordering::Relaxed)
@@ -336,22 +344,54 @@ impl<H: Host> Conn<H> {
         Ok(detached)
     }
 
+    /// Hands the established connection's socket over to another reader
+    /// and writer (the distribution carrier's port driver), which from
+    /// then on does all the I/O through `with_tls_mut`: the poller
+    /// forgets the connection and the owner gets no more messages. Gives
+    /// the socket (now the caller's to close) and the plaintext already
+    /// decrypted but not handed out; ciphertext not yet sent or not yet
+    /// decrypted stays in the TLS state.
+    pub fn hand_over(&self) -> Result<HandedOver, Failure> {
+        let mut s = self.state.lock();
+        if s.closed_by_user() || s.fd < 0 || s.input_ended() {
+            return Err(Failure::Closed);
+        }
+        if s.phase != Phase::Established || s.direct.is_some() || s.waiters.any() {
+            return Err(Failure::Posix("ebusy"));
+        }
+        let fd = s.fd;
+        self.poller.unwatch(fd);
+        s.fd = -1;
+        let plaintext = s.buffered().to_vec();
+        s.discard_plain();
+        s.phase = Phase::HandedOver;
+        drop(s);
+        self.poller.remove(self.token);
+        Ok(HandedOver { fd, plaintext })
+    }
+
     /// Runs `f` on the TLS state of a detached connection (see `detach`).
     pub fn with_tls_mut<R>(&self, f: impl FnOnce(&mut Connection) -> R) -> R {
         f(&mut self.state.lock().tls)
     }
 
-    /// Runs `f` on the TLS state (for connection information).
+    /// Runs `f` on the TLS state (for connection information), also
+    /// once handed over.
     pub fn with_tls<R>(&self, f: impl FnOnce(&Connection) -> R) -> Result<R, Failure> {
         let s = self.state.lock();
-        if s.closed_by_user() {
+        if s.closed_by_user() && s.phase != Phase::HandedOver {
             return Err(Failure::Closed);
         }
         Ok(f(&s.tls))
     }
 
+    /// The handshake is done and the connection is open (or handed over,
+    /// whose TLS state can still be asked about).
     pub fn is_established(&self) -> bool {
-        self.state.lock().phase == Phase::Established
+        matches!(
+            self.state.lock().phase,
+            Phase::Established | Phase::HandedOver
+        )
     }
 
     /// Sets a kernel socket option (`nodelay`, `sndbuf`...).
@@ -481,8 +521,5 @@ impl<H: Host> Conn<H> {
     }
 }
 
-mod packets;
-mod reads_here;
-pub use reads_here::ReadHere;
 #[cfg(test)]
 mod tests;

@@ -6,18 +6,8 @@ use super::input::Taken;
 use super::state::{Phase, State};
 
 impl<H: Host> State<H> {
-    /// Hands out plaintext by the active mode, or to a waiting recv. When
-    /// the owner reads the socket itself, its own reads hand out the data
-    /// (in order); this tells only the end, once nothing is left before it.
+    /// Hands out plaintext by the active mode, or to a waiting recv.
     pub fn deliver(&mut self, outbox: &mut dyn Outbox<H>) {
-        if self.reads_on_caller && (!self.buffered().is_empty() || self.direct.is_some()) {
-            return;
-        }
-        self.deliver_now(outbox);
-    }
-
-    /// `deliver`, also for an owner that reads itself (`Conn::feed_here`).
-    pub fn deliver_now(&mut self, outbox: &mut dyn Outbox<H>) {
         if self.phase != Phase::Established || self.end_told() {
             return;
         }

@@ -16,7 +16,7 @@ pub mod socket;
 mod state;
 mod step;
 
-pub use conn::{Conn, ReadHere, RecvOutcome, SendOutcome};
+pub use conn::{Conn, RecvOutcome, SendOutcome};
 pub use host::{Failure, Host, Message, Outbox, Reply};
 pub use options::{Active, SocketOptions};
 pub use packet::Packet;

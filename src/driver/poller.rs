@@ -201,17 +201,6 @@ impl Poller {
         }
     }
 
-    /// Watches only writability of `fd` from now on: its input is read by
-    /// someone else (`Conn::feed_here`), so it must not wake the poller.
-    pub fn watch_output_only(&self, token: u64, fd: RawFd) {
-        let mut ev = libc::epoll_event {
-            events: (libc::EPOLLOUT | libc::EPOLLET) as u32,
-            u64: token,
-        };
-        // SAFETY: `ev` is a valid epoll_event for the call; a bad fd only makes it fail.
-        unsafe { libc::epoll_ctl(self.epoll, libc::EPOLL_CTL_MOD, fd, &mut ev) };
-    }
-
     /// Runs the connection on its poller as if its socket were ready.
     pub fn kick(&self, token: u64) {
         self.push(Command::Kick(token));

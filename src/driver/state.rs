@@ -20,6 +20,9 @@ pub(super) enum Phase {
     /// The user closed; the last bytes are being flushed.
     Closing,
     Closed,
+    /// Another reader and writer has the socket (`Conn::hand_over`): as
+    /// closed, but the TLS state can still be asked about.
+    HandedOver,
 }
 
 /// Reading ciphertext from the socket.
@@ -82,6 +85,15 @@ pub(super) struct Waiters<W> {
     pub renegotiate: Option<W>,
 }
 
+impl<W> Waiters<W> {
+    pub fn any(&self) -> bool {
+        self.handshake.is_some()
+            || self.recv.is_some()
+            || !self.sends.is_empty()
+            || self.renegotiate.is_some()
+    }
+}
+
 pub(super) struct State<H: Host> {
     pub fd: RawFd,
     pub tls: Connection,
@@ -110,12 +122,6 @@ pub(super) struct State<H: Host> {
     /// DTLS: when the poller is due to check the handshake's retransmission
     /// timer (see datagram.rs).
     pub retransmit_at: Option<std::time::Instant>,
-    /// The owner reads the socket itself (`Conn::feed_here`, the
-    /// distribution carrier): the poller only writes, and hands out no data.
-    pub reads_on_caller: bool,
-    /// The duplicate `read_on_caller` handed out, until
-    /// `Conn::close_caller_dup` closes it (-1 then).
-    pub caller_dup: RawFd,
 }
 
 impl<H: Host> State<H> {
@@ -142,15 +148,13 @@ impl<H: Host> State<H> {
             stats: Stats::default(),
             closed_on_send_timeout: false,
             retransmit_at: None,
-            reads_on_caller: false,
-            caller_dup: -1,
         }
     }
 
     pub fn closed_by_user(&self) -> bool {
         matches!(
             self.phase,
-            Phase::CloseRequested | Phase::Closing | Phase::Closed
+            Phase::CloseRequested | Phase::Closing | Phase::Closed | Phase::HandedOver
         )
     }
 

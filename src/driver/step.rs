@@ -20,7 +20,7 @@ impl<H: Host> State<H> {
     fn step(&mut self, conn: &Conn<H>, outbox: &mut dyn Outbox<H>, ready: Ready) -> bool {
         let mut again = false;
         match self.phase {
-            Phase::Idle => return false,
+            Phase::Idle | Phase::HandedOver => return false,
             Phase::Closed => {
                 if self.tls.is_paused() {
                     // Closed while its handshake waited for a callback:
@@ -95,9 +95,6 @@ impl<H: Host> State<H> {
             }
             Phase::Established => {}
         }
-        if self.reads_on_caller {
-            return self.step_writing(conn, outbox);
-        }
         let _ = self.flush();
         again |= self.pump_input(READ_BUDGET, ready.ending);
         // A large packet decrypted on its own stops reading until it is
@@ -139,27 +136,6 @@ impl<H: Host> State<H> {
             self.tls.release_buffers();
         }
         again
-    }
-
-    /// A round for a connection whose owner reads the socket itself: the
-    /// backlog is written, waiting senders answered, the end told once
-    /// the owner has read up to it, and the socket let go after that.
-    fn step_writing(&mut self, conn: &Conn<H>, outbox: &mut dyn Outbox<H>) -> bool {
-        if let Err(failure) = self.flush() {
-            self.record_failure(failure);
-        }
-        self.answer_senders(outbox);
-        self.answer_renegotiation(outbox);
-        self.deliver(outbox);
-        if self.peer_done() {
-            if self.failure().is_none() && self.outgoing == Outgoing::Open {
-                self.tls.close();
-                let _ = self.flush();
-            }
-            self.reply_senders(outbox, Err(Failure::Closed));
-            self.release_socket(conn);
-        }
-        false
     }
 
     /// The socket can go: input has ended and the application has read up

@@ -141,20 +141,8 @@ fn reply_message<'a>(
 }
 
 /// A packet's memory: an Erlang binary from the start (`enif_alloc_binary`),
-/// so delivering it copies nothing, and `erlang:dist_ctrl_put_data/2` may
-/// keep parts of it as sub-binaries.
+/// so delivering it copies nothing.
 pub struct ErlBuffer(OwnedBinary);
-
-impl ErlBuffer {
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// The binary term, without a copy.
-    pub fn into_term(self, env: Env) -> Term {
-        self.0.release(env).encode(env)
-    }
-}
 
 impl AsMut<[u8]> for ErlBuffer {
     fn as_mut(&mut self) -> &mut [u8] {

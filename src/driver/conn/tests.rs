@@ -2,7 +2,6 @@
 //! one end of a socket pair, an engine connection driven by the test
 //! thread at the other.
 
-use super::reads_here::ReadHere;
 use super::*;
 use crate::driver::host::{Message, Reply};
 use crate::driver::options::Active;
@@ -490,53 +489,6 @@ fn framed(size: u8) -> (Arc<Conn<TestHost>>, Receiver<Event>, Peer) {
     (conn, events, peer)
 }
 
-#[test]
-fn send_packets_frames_each_packet_in_one_write() {
-    let (conn, _events, mut peer) = framed(4);
-    let (to, _replies) = channel();
-    let big = vec![7u8; 70_000];
-    let mid: Vec<u8> = (0..20_000u32).map(|i| i as u8).collect();
-    // Pieces that straddle the engine's records every which way.
-    let packets: [&[&[u8]]; 5] = [
-        &[b"abc"],
-        &[],
-        &[b"hel", b"", b"lo"],
-        &[&big],
-        &[b"x", &mid, &big[..16_000], &mid[..3], &big],
-    ];
-    assert!(matches!(
-        conn.send_packets(&packets, || (1, to.clone())),
-        Ok(SendOutcome::Done)
-    ));
-    let mut expected = Vec::new();
-    for pieces in packets {
-        let p = pieces.concat();
-        expected.extend_from_slice(&(p.len() as u32).to_be_bytes());
-        expected.extend_from_slice(&p);
-    }
-    let (got, ended) = peer.recv(expected.len());
-    assert!(!ended);
-    assert_eq!(got, expected);
-}
-
-#[test]
-fn send_packets_refuses_the_whole_batch_when_one_is_too_big() {
-    let (conn, _events, mut peer) = framed(1);
-    let (to, _replies) = channel();
-    let too_big = vec![1u8; 256];
-    let packets: [&[&[u8]]; 2] = [&[b"fits"], &[&too_big[..100], &too_big[100..]]];
-    assert_eq!(
-        conn.send_packets(&packets, || (1, to.clone())).err(),
-        Some(Failure::PacketTooLarge(256, 255))
-    );
-    // Nothing of the batch went out: the next packet is the first seen.
-    assert!(matches!(
-        conn.send_packets(&[&[b"next"]], || (2, to.clone())),
-        Ok(SendOutcome::Done)
-    ));
-    assert_eq!(peer.recv(5), (vec![4, b'n', b'e', b'x', b't'], false));
-}
-
 /// A driver client with manual tickets: each ticket reaches the owner as a
 /// message (passive socket, nothing read by the application); a second
 /// connection with one of them sends early data, and the owner hears the
@@ -665,126 +617,52 @@ fn a_large_packet_half_read_goes_to_a_passive_recv_whole() {
     assert_eq!(recv(&conn, 0, 2, &to, &events), Ok(b"next".to_vec()));
 }
 
-/// Waits until `fd` is readable.
-fn wait_readable(fd: RawFd) {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one live pollfd for the call.
-    let ready = unsafe { libc::poll(&mut pfd, 1, WAIT.as_millis() as i32) };
-    assert_eq!(ready, 1, "nothing came");
-}
-
-/// What `feed_here` hands out, kept apart from what the poller would send
-/// the owner.
-#[derive(Default)]
-struct Collected(Vec<Event>);
-
-impl Outbox<TestHost> for Collected {
-    fn to_owner(&mut self, _: &Sender<Event>, options: &SocketOptions, message: Message<'_>) {
-        let (to, events) = channel();
-        Recorder.to_owner(&to, options, message);
-        self.0.extend(events.try_iter());
-    }
-
-    fn packet_to_owner(&mut self, _: &Sender<Event>, _: &SocketOptions, packet: Vec<u8>) {
-        self.0.push(Event::Packet(packet));
-    }
-
-    fn reply(&mut self, waiter: (u32, Sender<Event>), options: &SocketOptions, reply: Reply<'_>) {
-        Recorder.reply(waiter, options, reply);
-    }
-}
-
+/// Handed over (as to the distribution's port driver), the connection
+/// is the new reader's: the poller reads nothing more and the owner gets
+/// nothing, the plaintext already decrypted and the TLS state come along,
+/// and closing the connection leaves the socket open.
 #[test]
-fn an_owner_that_reads_itself_gets_every_packet_in_order_then_the_end() {
-    let (conn, events, mut peer) = framed(4);
-    let mut options = conn.options().unwrap();
-    options.binary = true;
-    conn.set_options(
-        |o| {
-            *o = options;
-            Some(false)
-        },
-        &mut Recorder,
-    )
-    .unwrap();
-    // Sent before the switch: it waits for the owner's first read.
-    peer.send(&frame4(b"a"));
-    let watch = conn.read_on_caller().unwrap();
-    let record = vec![5u8; 16_384];
-    // Over DIRECT_MAX: copied out of the plaintext buffer, over the limit.
-    let huge: Vec<u8> = (0..9 * 1024 * 1024u32).map(|i| (i % 241) as u8).collect();
-    // Decrypted into its own buffer; the last read has the rest after it.
-    let large: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
-    let sent = vec![
-        b"a".to_vec(),
-        record.clone(),
-        huge.clone(),
-        large.clone(),
-        b"z".to_vec(),
-    ];
-    let writer = std::thread::spawn(move || {
-        // One write, then close_notify without a FIN: once the socket is
-        // read empty, nothing more makes it readable.
-        let all: Vec<u8> = [&record[..], &huge, &large, b"z"]
-            .iter()
-            .flat_map(|d| frame4(d))
-            .collect();
-        peer.tls.write(&all).unwrap();
-        peer.tls.close();
-        peer.flush();
-        peer
-    });
-    let mut got = Collected::default();
-    let mut large_calls = 0;
-    // First what the handshake left buffered, as the controller does.
-    let mut outcome = ReadHere::More;
-    let mut buf = vec![0u8; 128 * 1024];
-    loop {
-        // After `Large`, a call without the limit (a dirty scheduler's).
-        let limit = (outcome != ReadHere::Large).then_some(1024 * 1024);
-        outcome = match outcome {
-            // What the duplicate has, as the owner's port reads it.
-            ReadHere::Drained => {
-                wait_readable(watch);
-                // SAFETY: reads into our own buffer from our own descriptor.
-                let n = unsafe { libc::read(watch, buf.as_mut_ptr().cast(), buf.len()) };
-                match n {
-                    n if n > 0 => conn.feed_here(&buf[..n as usize], limit, &mut got),
-                    0 => conn.feed_end(&mut got),
-                    _ => ReadHere::Drained,
-                }
-            }
-            _ => conn.feed_here(&[], limit, &mut got),
+fn a_handed_over_connection_keeps_its_data_and_leaves_the_socket() {
+    let (conn, events, mut peer) = established(Active::False);
+    peer.send(b"before");
+    // Decrypted by the poller or not yet: either way it comes along.
+    std::thread::sleep(Duration::from_millis(50));
+    let handed = conn.hand_over().unwrap();
+    assert!(conn.hand_over().is_err(), "handed over twice");
+    assert_eq!(conn.with_tls(|tls| tls.is_established()), Ok(true));
+    peer.send(b" after");
+    let mut got = handed.plaintext;
+    let fd = handed.fd;
+    while got.len() < b"before after".len() {
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
         };
-        match outcome {
-            ReadHere::Drained | ReadHere::More => {}
-            ReadHere::Large => large_calls += 1,
-            ReadHere::Ended => break,
-        }
+        // SAFETY: one live pollfd for the call.
+        let ready = unsafe { libc::poll(&mut pfd, 1, WAIT.as_millis() as i32) };
+        assert_eq!(ready, 1, "nothing came");
+        conn.with_tls_mut(|tls| {
+            tls.receive_with(64 * 1024, |buf| socket::read(fd, buf))
+                .unwrap();
+            while let Ok(ReadOutcome::Data(_)) = tls.read_onto(&mut got, 16 * 1024) {}
+        });
     }
-    assert_eq!(got.0.pop(), Some(Event::Closed));
-    let packets: Vec<Vec<u8>> = got
-        .0
-        .into_iter()
-        .map(|e| match e {
-            Event::Data(d) | Event::Packet(d) => d,
-            other => panic!("not a packet: {other:?}"),
-        })
-        .collect();
-    assert!(packets == sent, "packets differ");
+    assert_eq!(got, b"before after");
+    // The new reader writes through the same TLS state.
+    conn.with_tls_mut(|tls| {
+        tls.write(b"reply").unwrap();
+        socket::write(fd, tls.output()).unwrap();
+        let n = tls.output().len();
+        tls.consume_output(n);
+    });
+    assert_eq!(peer.recv(5), (b"reply".to_vec(), false));
+    conn.close(&mut Recorder);
+    assert!(events.try_recv().is_err(), "the owner heard of it");
+    // SAFETY: only asks whether the descriptor is open.
     assert!(
-        large_calls > 0,
-        "the huge packet was copied under the limit"
+        unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0,
+        "closed by the driver"
     );
-    // The poller handed the owner nothing.
-    assert!(events.try_recv().is_err());
-    let _peer = writer.join().unwrap();
-    // The duplicate is closed once, and no other descriptor is.
-    assert!(!conn.close_caller_dup(watch + 1));
-    assert!(conn.close_caller_dup(watch));
-    assert!(!conn.close_caller_dup(watch));
+    socket::close(fd);
 }
