@@ -26,7 +26,7 @@
          longnames/1, ipv6/1, flags_instead_of_file/1, bad_options_stop_the_start/1,
          idle_link_ticks/1, nodedown_when_killed/1, nodedown_when_link_cut/1,
          other_ca_refused/1, wrong_host_refused/1, plain_tcp_node_refused/1,
-         nodes_come_and_go/1]).
+         bad_packets_end_only_their_connection/1, nodes_come_and_go/1]).
 %% Run on the peer nodes.
 -export([echo_size/1, both_ways/2, make_binary/1, collector/2, senders/3, port_stats/1,
          watch/1, await_down/1,
@@ -41,7 +41,7 @@ all() ->
      stalled_receiver_catches_up, longnames, ipv6,
      flags_instead_of_file, bad_options_stop_the_start, idle_link_ticks,
      nodedown_when_killed, nodedown_when_link_cut, other_ca_refused, wrong_host_refused,
-     plain_tcp_node_refused, nodes_come_and_go].
+     plain_tcp_node_refused, bad_packets_end_only_their_connection, nodes_come_and_go].
 
 init_per_suite(Config) ->
     _ = os:cmd("epmd -daemon"),
@@ -307,6 +307,30 @@ plain_tcp_node_refused(Config) ->
     ?assertEqual(NA, peer:call(B, rpc, call, [NA, erlang, node, []])),
     ?assertEqual(NE, peer:call(D, rpc, call, [NE, erlang, node, []])),
     ?assertEqual(ND, peer:call(E, rpc, call, [ND, erlang, node, []])).
+
+%% A peer with a good certificate that sends, before the distribution
+%% handshake, a packet too large for it, or one that is not a handshake
+%% message, or an empty one: A drops that connection only, and goes on
+%% serving nodes.
+bad_packets_end_only_their_connection(Config) ->
+    {A, NA} = node_up(Config, "a", good),
+    {_B, NB} = node_up(Config, "b", good),
+    {Name, Host} = split(NA),
+    {port, Port, _} = erl_epmd:port_please(Name, Host),
+    #{node := #{cert := Cert, key := Key}} = ?config(pki, Config),
+    Opts = [binary, {active, false}, {certfile, Cert}, {keyfile, Key}, {verify, verify_none}],
+    [begin
+         {ok, S} = ?M:connect(Host, Port, Opts, ?T),
+         ok = ?M:send(S, Bad),
+         ?assertEqual({error, closed}, ?M:recv(S, 0, ?T)),
+         _ = ?M:close(S)
+     end || Bad <- [<<16#7fffffff:32, "x">>, <<5:32, "hello">>, <<0:32>>]],
+    ?assertEqual(NB, peer:call(A, rpc, call, [NB, erlang, node, []])),
+    ?assertEqual([NB], peer:call(A, erlang, nodes, [])).
+
+split(Node) ->
+    [Name, Host] = string:split(atom_to_list(Node), "@"),
+    {Name, Host}.
 
 %% Connections made and dropped again and again, and nodes that go away:
 %% once they are gone A is back to the descriptors and (rssl) connections
