@@ -85,7 +85,7 @@ static ENTRY: Entry = Entry(std::cell::UnsafeCell::new(ErlDrvEntry {
     finish: None,
     handle: std::ptr::null_mut(),
     control: Some(control),
-    timeout: None,
+    timeout: Some(timeout),
     outputv: Some(outputv),
     ready_async: None,
     flush: None,
@@ -134,9 +134,11 @@ const LARGE_PACKET: usize = 64 * 1024;
 /// no larger packet, and no more of them waiting to be asked for.
 const HANDSHAKE_PACKET_MAX: usize = 64 * 1024;
 const HANDSHAKE_QUEUE_MAX: usize = 64 * 1024;
-/// Plaintext gathered into one write with a packet's length header
-/// (the rest of a large packet is encrypted where it is).
+/// Small packets are gathered into writes of up to a record's plaintext
+/// (a large packet is encrypted where it is).
 const GATHER: usize = MAX_RECORD_PLAINTEXT;
+/// Ciphertext that is sent at once rather than at the end of the burst.
+const FLUSH_EARLY: usize = 64 * 1024;
 
 enum Mode {
     /// The distribution handshake: packets are queued until asked for
@@ -177,7 +179,10 @@ struct DistPort {
     /// takes a connection whose received count stands still as dead.
     received: u64,
     sent: u64,
-    scratch: Vec<u8>,
+    /// Framed plaintext not yet encrypted (small packets, gathered).
+    staged: Vec<u8>,
+    /// `end_of_output` is due (a timeout of 0 is queued).
+    end_armed: bool,
 }
 
 fn event(fd: RawFd) -> ErlDrvEvent {
@@ -220,7 +225,8 @@ unsafe extern "C" fn start(port: ErlDrvPort, _command: *mut libc::c_char) -> Erl
         failed: false,
         received: 0,
         sent: 0,
-        scratch: Vec::new(),
+        staged: Vec::new(),
+        end_armed: false,
     });
     Box::into_raw(p) as ErlDrvData
 }
@@ -241,6 +247,10 @@ unsafe extern "C" fn ready_input(data: ErlDrvData, _event: ErlDrvEvent) {
 
 unsafe extern "C" fn ready_output(data: ErlDrvData, _event: ErlDrvEvent) {
     guarded(port_data(data), DistPort::flush);
+}
+
+unsafe extern "C" fn timeout(data: ErlDrvData) {
+    guarded(port_data(data), DistPort::end_of_output);
 }
 
 unsafe extern "C" fn outputv(data: ErlDrvData, ev: *mut ErlIOVec) {
@@ -311,7 +321,8 @@ impl DistPort {
                 vec![0]
             }
             command::GETSTAT => {
-                let pending = self.with_tls(|tls| tls.output().len()).unwrap_or(0) as u64;
+                let encrypted = self.with_tls(|tls| tls.output().len()).unwrap_or(0);
+                let pending = (encrypted + self.staged.len()) as u64;
                 let mut out = vec![0];
                 for n in [self.received, self.sent, pending] {
                     out.extend(n.to_be_bytes());
@@ -393,7 +404,11 @@ impl DistPort {
         self.conn.as_ref().map(|c| c.with_tls_mut(f))
     }
 
-    /// Frames, encrypts and sends one packet (`total` bytes in `pieces`).
+    /// Frames one packet (`total` bytes in `pieces`) and queues it: small
+    /// pieces are staged and encrypted together, up to a record's worth,
+    /// large ones encrypted where they are. What is queued goes out at
+    /// the end of the VM's run of `outputv` calls (`end_of_output`), so a
+    /// burst of small messages costs a few records and one system call.
     fn send_packet(&mut self, pieces: &[&[u8]], total: usize) {
         if self.fd < 0 || self.failed {
             return;
@@ -402,40 +417,71 @@ impl DistPort {
             return self.fail(End::TooLarge);
         };
         let conn = self.conn.clone().expect("attached");
-        let scratch = &mut self.scratch;
-        scratch.clear();
-        scratch.extend_from_slice(&header.to_be_bytes());
+        let staged = &mut self.staged;
+        staged.extend_from_slice(&header.to_be_bytes());
         let written = conn.with_tls_mut(|tls| {
             for piece in pieces {
-                if scratch.len() + piece.len() <= GATHER {
-                    scratch.extend_from_slice(piece);
+                if staged.len() + piece.len() <= GATHER {
+                    staged.extend_from_slice(piece);
                     continue;
                 }
-                if !scratch.is_empty() {
-                    tls.write(scratch)?;
-                    scratch.clear();
+                if !staged.is_empty() {
+                    tls.write(staged)?;
+                    staged.clear();
                 }
                 tls.write(piece)?;
             }
-            if scratch.is_empty() {
-                Ok(())
-            } else {
-                tls.write(scratch)
-            }
+            Ok::<usize, crate::engine::Error>(tls.output().len())
         });
-        if scratch.capacity() > 4 * GATHER {
-            *scratch = Vec::new();
-        }
         match written {
-            Ok(()) => {
+            Ok(encrypted) => {
                 self.sent += 1;
-                // While the socket is full, `ready_output` writes it all.
-                if !self.writing {
+                if encrypted > FLUSH_EARLY && !self.writing {
                     self.flush();
                 }
+                self.arm_end_of_output();
             }
             Err(_) => self.fail(End::Tls),
         }
+    }
+
+    /// Has `end_of_output` run once the current port task is done: a
+    /// timeout of 0 is a port task queued at once, after this one.
+    fn arm_end_of_output(&mut self) {
+        if !self.end_armed {
+            self.end_armed = true;
+            // SAFETY: a live port with a timeout callback.
+            unsafe { driver_set_timer(self.port, 0) };
+        }
+    }
+
+    /// Encrypts what is staged and sends what the socket takes.
+    fn end_of_output(&mut self) {
+        self.end_armed = false;
+        if self.fd < 0 || self.failed {
+            return;
+        }
+        if self.encrypt_staged().is_err() {
+            return self.fail(End::Tls);
+        }
+        self.flush();
+    }
+
+    fn encrypt_staged(&mut self) -> Result<(), crate::engine::Error> {
+        if self.staged.is_empty() {
+            return Ok(());
+        }
+        let staged = &mut self.staged;
+        let written = self
+            .conn
+            .as_ref()
+            .expect("attached")
+            .with_tls_mut(|tls| tls.write(staged));
+        staged.clear();
+        if staged.capacity() > 4 * GATHER {
+            *staged = Vec::new();
+        }
+        written
     }
 
     /// Writes what the socket takes of the ciphertext waiting; selects
@@ -679,7 +725,7 @@ impl DistPort {
             return;
         }
         let fd = self.fd;
-        if !self.failed {
+        if !self.failed && self.encrypt_staged().is_ok() {
             self.with_tls(|tls| {
                 tls.close();
                 let _ = socket::write(fd, tls.output());

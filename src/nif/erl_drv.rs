@@ -93,6 +93,7 @@ extern "C" {
     pub fn driver_failure_atom(port: ErlDrvPort, name: *const c_char) -> c_int;
     pub fn driver_failure_posix(port: ErlDrvPort, error: c_int) -> c_int;
     pub fn set_busy_port(port: ErlDrvPort, on: c_int);
+    pub fn driver_set_timer(port: ErlDrvPort, time: libc::c_ulong) -> c_int;
     pub fn set_port_control_flags(port: ErlDrvPort, flags: c_int);
 }
 
