@@ -328,6 +328,9 @@ carrier_port(Tls) ->
             carrier_failed(Error)
     end.
 
+%% A peer that left meanwhile is not worth a report.
+carrier_failed({error, closed} = Error) ->
+    Error;
 carrier_failed(Error) ->
     logger:notice("rssl distribution: no port for the connection: ~p~n", [Error]),
     Error.
