@@ -16,6 +16,13 @@
  *       "RSSL_BENCH_C heap_kib=<malloc'd KiB per pair> rss_kib=<VmRSS
  *       growth KiB per pair> pairs=N" (mallinfo2's in-use bytes: what
  *       OpenSSL itself holds for an idle pair)
+ *   openssl_hs CERT KEY 1.3|1.2 records N
+ *       one pair handshaken, then N messages of SIZE (64) bytes each
+ *       written by one end (one record each) and read by the other,
+ *       alternating directions as a request and its reply; prints
+ *       "RSSL_BENCH_C record_us=<us per record, written and read>": what
+ *       OpenSSL's record layer costs a small message, each way, the part
+ *       of a TLS round trip no transport can save
  *   openssl_hs CERT KEY 1.3|1.2 sites N
  *       as memory, but every OpenSSL allocation is recorded (its file and
  *       line, through CRYPTO_set_mem_functions); prints the bytes per idle
@@ -311,6 +318,33 @@ static void handshakes(SSL_CTX *cctx, SSL_CTX *sctx, double secs)
     printf("RSSL_BENCH_C rate=%.1f n=%ld sock_rate=%.1f sock_n=%ld\n", rate, n, sock_rate, sock_n);
 }
 
+static void transfer(SSL *from, SSL *to, const char *msg, int len)
+{
+    char buf[256];
+    if (SSL_write(from, msg, len) != len || SSL_read(to, buf, sizeof buf) != len)
+        die("record");
+}
+
+static void records(SSL_CTX *cctx, SSL_CTX *sctx, long n)
+{
+    enum { SIZE = 64 };
+    char msg[SIZE];
+    memset(msg, 'x', sizeof msg);
+    struct pair p = pair_new(cctx, sctx);
+    handshake(&p);
+    for (int i = 0; i < 1000; i++)
+        transfer(p.client, p.server, msg, SIZE);
+    double start = now();
+    for (long i = 0; i < n; i++) {
+        transfer(p.client, p.server, msg, SIZE);
+        transfer(p.server, p.client, msg, SIZE);
+    }
+    double us = (now() - start) * 1e6 / (2.0 * n);
+    printf("RSSL_BENCH_C record_us=%.3f n=%ld\n", us, 2 * n);
+    SSL_free(p.client);
+    SSL_free(p.server);
+}
+
 static void memory(SSL_CTX *cctx, SSL_CTX *sctx, int n)
 {
     struct pair *pairs = calloc((size_t)n + 1, sizeof *pairs);
@@ -401,8 +435,10 @@ static void sites(SSL_CTX *cctx, SSL_CTX *sctx, int n)
 int main(int argc, char **argv)
 {
     if (argc != 6 || (strcmp(argv[3], "1.3") && strcmp(argv[3], "1.2")) ||
-        (strcmp(argv[4], "hs") && strcmp(argv[4], "memory") && strcmp(argv[4], "sites"))) {
-        fprintf(stderr, "usage: openssl_hs CERT KEY 1.3|1.2 hs SECS | memory PAIRS | sites PAIRS\n");
+        (strcmp(argv[4], "hs") && strcmp(argv[4], "memory") && strcmp(argv[4], "sites") &&
+         strcmp(argv[4], "records"))) {
+        fprintf(stderr,
+                "usage: openssl_hs CERT KEY 1.3|1.2 hs SECS | memory PAIRS | sites PAIRS | records N\n");
         return 2;
     }
     if (strcmp(argv[4], "sites") == 0) {
@@ -418,6 +454,8 @@ int main(int argc, char **argv)
         handshakes(cctx, sctx, atof(argv[5]));
     else if (strcmp(argv[4], "memory") == 0)
         memory(cctx, sctx, atoi(argv[5]));
+    else if (strcmp(argv[4], "records") == 0)
+        records(cctx, sctx, atol(argv[5]));
     else
         sites(cctx, sctx, atoi(argv[5]));
     SSL_CTX_free(cctx);
