@@ -26,11 +26,11 @@
          longnames/1, ipv6/1, flags_instead_of_file/1, bad_options_stop_the_start/1,
          idle_link_ticks/1, nodedown_when_killed/1, nodedown_when_link_cut/1,
          other_ca_refused/1, wrong_host_refused/1, plain_tcp_node_refused/1,
-         bad_packets_end_only_their_connection/1, nodes_come_and_go/1]).
+         bad_packets_end_only_their_connection/1, port_misuse_refused/1, nodes_come_and_go/1]).
 %% Run on the peer nodes.
 -export([echo_size/1, both_ways/2, make_binary/1, collector/2, senders/3, port_stats/1,
          watch/1, await_down/1,
-         dist_socket/1, resources/0, connect_cycles/2]).
+         dist_socket/1, resources/0, connect_cycles/2, misuse/1]).
 
 -define(T, 30000).
 
@@ -41,7 +41,8 @@ all() ->
      stalled_receiver_catches_up, longnames, ipv6,
      flags_instead_of_file, bad_options_stop_the_start, idle_link_ticks,
      nodedown_when_killed, nodedown_when_link_cut, other_ca_refused, wrong_host_refused,
-     plain_tcp_node_refused, bad_packets_end_only_their_connection, nodes_come_and_go].
+     plain_tcp_node_refused, bad_packets_end_only_their_connection, port_misuse_refused,
+     nodes_come_and_go].
 
 init_per_suite(Config) ->
     _ = os:cmd("epmd -daemon"),
@@ -327,6 +328,29 @@ bad_packets_end_only_their_connection(Config) ->
      end || Bad <- [<<16#7fffffff:32, "x">>, <<5:32, "hello">>, <<0:32>>]],
     ?assertEqual(NB, peer:call(A, rpc, call, [NB, erlang, node, []])),
     ?assertEqual([NB], peer:call(A, erlang, nodes, [])).
+
+%% rssl's connection port refuses commands that do not fit its state
+%% (asking for a packet once the node is up, a second connection), bad
+%% arguments and unknown commands, and the link goes on working.
+port_misuse_refused(Config) ->
+    case otp() of
+        true ->
+            {skip, "rssl's port"};
+        false ->
+            {A, _} = node_up(Config, "a", good),
+            {_B, NB} = node_up(Config, "b", good),
+            ?assertEqual(NB, peer:call(A, rpc, call, [NB, erlang, node, []])),
+            ?assertEqual([<<1, "active">>, <<1, "already_attached">>, <<1, "badarg">>,
+                          <<1, "einval">>, <<1, "einval">>, <<1, "badarg">>],
+                         peer:call(A, ?MODULE, misuse, [NB])),
+            ?assertEqual(NB, peer:call(A, rpc, call, [NB, erlang, node, []]))
+    end.
+
+misuse(Node) ->
+    {Node, Port} = lists:keyfind(Node, 1, erlang:system_info(dist_ctrl)),
+    [erlang:port_control(Port, Command, Arg)
+     || {Command, Arg} <- [{2, <<>>}, {1, <<1:64>>}, {1, <<"short">>}, {5, <<"bad">>},
+                           {6, <<99, 0:64>>}, {99, <<>>}]].
 
 split(Node) ->
     [Name, Host] = string:split(atom_to_list(Node), "@"),

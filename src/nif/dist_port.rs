@@ -281,7 +281,8 @@ unsafe extern "C" fn control(
     } else {
         &[]
     };
-    let mut reply = Vec::new();
+    // What the caller gets if the command panics (the port then fails).
+    let mut reply = error_reply("internal");
     guarded(port_data(data), |p| reply = p.control(command, arg));
     let bin = driver_alloc_binary(reply.len());
     if bin.is_null() {
@@ -384,6 +385,9 @@ impl DistPort {
     /// A packet for dist_util's `f_recv`: `<<0, 1, Packet>>` if one is
     /// queued, else `<<0>>` and the next one comes as a port message.
     fn recv(&mut self) -> Vec<u8> {
+        if let Mode::Active = self.mode {
+            return error_reply("active");
+        }
         match self.queued.pop_front() {
             Some(packet) => {
                 self.queued_bytes -= packet.len();
