@@ -104,14 +104,7 @@ impl Peer {
     /// One blocking read into the engine; false at the end of the stream.
     fn read_some(&mut self) -> bool {
         let fd = self.fd;
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one live pollfd for the call.
-        let ready = unsafe { libc::poll(&mut pfd, 1, WAIT.as_millis() as i32) };
-        assert_eq!(ready, 1, "the driver sent nothing");
+        wait_readable(fd, "the driver sent nothing");
         let n = self
             .tls
             .receive_with(64 * 1024, |buf| socket::read(fd, buf))
@@ -154,6 +147,18 @@ impl Peer {
         }
         (got, false)
     }
+}
+
+/// Waits until `fd` is readable; fails with `why` after `WAIT`.
+fn wait_readable(fd: RawFd, why: &str) {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one live pollfd for the call.
+    let ready = unsafe { libc::poll(&mut pfd, 1, WAIT.as_millis() as i32) };
+    assert_eq!(ready, 1, "{why}");
 }
 
 impl Drop for Peer {
@@ -634,14 +639,7 @@ fn a_handed_over_connection_keeps_its_data_and_leaves_the_socket() {
     let mut got = handed.plaintext;
     let fd = handed.fd;
     while got.len() < b"before after".len() {
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one live pollfd for the call.
-        let ready = unsafe { libc::poll(&mut pfd, 1, WAIT.as_millis() as i32) };
-        assert_eq!(ready, 1, "nothing came");
+        wait_readable(fd, "nothing came");
         conn.with_tls_mut(|tls| {
             tls.receive_with(64 * 1024, |buf| socket::read(fd, buf))
                 .unwrap();
