@@ -206,6 +206,10 @@ unsafe fn port_data<'a>(data: ErlDrvData) -> &'a mut DistPort {
     &mut *(data as *mut DistPort)
 }
 
+// The callbacks. SAFETY (all of them): the VM calls them one at a time per
+// port (ERL_DRV_FLAG_USE_PORT_LOCKING), with the `ErlDrvData` that `start`
+// returned until `stop` takes it back, and with buffers valid for the call.
+
 unsafe extern "C" fn start(port: ErlDrvPort, _command: *mut libc::c_char) -> ErlDrvData {
     set_port_control_flags(port, PORT_CONTROL_FLAG_BINARY);
     let p = Box::new(DistPort {
@@ -674,6 +678,9 @@ impl DistPort {
     /// To the VM: once the node is up, the distribution's input; before,
     /// a `{Port, {data, Packet}}` message to the port's owner.
     fn output(&self, packet: &[u8]) {
+        if self.failed {
+            return;
+        }
         // SAFETY: a live port; the VM copies the bytes.
         unsafe { driver_output(self.port, packet.as_ptr().cast(), packet.len()) };
     }
