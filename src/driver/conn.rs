@@ -326,9 +326,7 @@ impl<H: Host> Conn<H> {
             s.outgoing = Outgoing::Shut;
             s.tls.close();
         }
-        let fd = s.fd;
-        self.poller.unwatch(fd);
-        s.fd = -1;
+        let fd = s.take_socket(self);
         s.discard_plain();
         let unsent = s.tls.output().to_vec();
         s.tls.consume_output(unsent.len());
@@ -359,9 +357,7 @@ impl<H: Host> Conn<H> {
         if s.phase != Phase::Established || s.direct.is_some() || s.waiters.any() {
             return Err(Failure::Posix("ebusy"));
         }
-        let fd = s.fd;
-        self.poller.unwatch(fd);
-        s.fd = -1;
+        let fd = s.take_socket(self);
         let plaintext = s.buffered().to_vec();
         s.discard_plain();
         s.phase = Phase::HandedOver;

@@ -7,6 +7,7 @@ use super::host::{Failure, Host, Message, Outbox, Reply};
 use super::poller::{Pollable, Ready, CLOSE_LINGER};
 use super::state::{Incoming, Outgoing, Phase, Reading, State};
 use crate::engine::{Error, Progress};
+use std::os::fd::RawFd;
 use std::time::Instant;
 
 /// Ciphertext read per wake-up before giving other connections a turn.
@@ -30,23 +31,16 @@ impl<H: Host> State<H> {
                 }
                 return false;
             }
-            Phase::CloseRequested => {
+            Phase::CloseRequested | Phase::Closing => {
                 self.tls.abandon();
                 let _ = self.flush();
                 if self.tls.output().is_empty() || self.fd < 0 {
                     self.finish_closing(conn);
-                } else {
+                } else if self.phase == Phase::CloseRequested {
+                    // The last bytes get a while to go, then the socket does.
                     self.phase = Phase::Closing;
                     conn.poller
                         .deadline(conn.token, Instant::now() + CLOSE_LINGER);
-                }
-                return false;
-            }
-            Phase::Closing => {
-                self.tls.abandon();
-                let _ = self.flush();
-                if self.tls.output().is_empty() || self.fd < 0 {
-                    self.finish_closing(conn);
                 }
                 return false;
             }
@@ -188,11 +182,20 @@ impl<H: Host> State<H> {
     }
 
     pub fn release_socket(&mut self, conn: &Conn<H>) {
-        if self.fd >= 0 {
-            conn.poller.unwatch(self.fd);
-            super::socket::close(self.fd);
-            self.fd = -1;
+        let fd = self.take_socket(conn);
+        if fd >= 0 {
+            super::socket::close(fd);
         }
+    }
+
+    /// Takes the socket from the poller without closing it (-1 if there is
+    /// none): the connection no longer has it.
+    pub fn take_socket(&mut self, conn: &Conn<H>) -> RawFd {
+        let fd = std::mem::replace(&mut self.fd, -1);
+        if fd >= 0 {
+            conn.poller.unwatch(fd);
+        }
+        fd
     }
 
     /// The user's close is complete: the socket goes, and so does the
