@@ -468,11 +468,7 @@ sockopt({linger, {OnOff, Secs}}) when is_boolean(OnOff), is_integer(Secs) ->
 sockopt({Name, Value}) when is_boolean(Value); is_integer(Value) ->
     case sockopt_code(Name) of
         {ok, Code} when Code =/= 8 ->
-            V = case Value of
-                    true -> 1;
-                    false -> 0;
-                    N -> N
-                end,
+            V = if is_boolean(Value) -> bool(Value); true -> Value end,
             {ok, <<Code:8, V:32/signed, 0:32>>};
         _ ->
             error

@@ -158,8 +158,7 @@ struct Large {
 
 struct DistPort {
     port: ErlDrvPort,
-    conn: Option<Arc<Conn<ErlHost>>>,
-    /// Keeps the connection's resource (and so its TLS state) alive.
+    /// The connection, once attached: its resource holds the TLS state.
     res: Option<ResourceArc<ConnRes>>,
     fd: RawFd,
     /// Decrypted plaintext from `pos`: the start of a packet not yet whole.
@@ -214,7 +213,6 @@ unsafe extern "C" fn start(port: ErlDrvPort, _command: *mut libc::c_char) -> Erl
     set_port_control_flags(port, PORT_CONTROL_FLAG_BINARY);
     let p = Box::new(DistPort {
         port,
-        conn: None,
         res: None,
         fd: -1,
         plain: Vec::new(),
@@ -334,27 +332,29 @@ impl DistPort {
                 }
                 out
             }
-            command::SETOPT => match (decode_sockopt(arg), self.fd) {
-                (Some(opt), fd) if fd >= 0 => match inet::set(fd, opt) {
-                    Ok(()) => vec![0],
-                    Err(e) => error_reply(crate::posix::error_name(&e)),
-                },
-                (None, _) => error_reply("einval"),
-                _ => error_reply("closed"),
-            },
-            command::GETOPT => match (decode_sockopt(arg), self.fd) {
-                (Some(like), fd) if fd >= 0 => match inet::get(fd, like) {
-                    Ok(opt) => {
-                        let mut out = vec![0];
-                        out.extend(encode_sockopt(opt));
-                        out
-                    }
-                    Err(e) => error_reply(crate::posix::error_name(&e)),
-                },
-                (None, _) => error_reply("einval"),
-                _ => error_reply("closed"),
-            },
+            command::SETOPT => self.sockopt(arg, |fd, opt| inet::set(fd, opt).map(|()| vec![0])),
+            command::GETOPT => self.sockopt(arg, |fd, like| {
+                let mut out = vec![0];
+                out.extend(encode_sockopt(inet::get(fd, like)?));
+                Ok(out)
+            }),
             _ => error_reply("badarg"),
+        }
+    }
+
+    /// `SETOPT`/`GETOPT`: `call` on the socket with the option `arg`
+    /// encodes; the reply, or the error.
+    fn sockopt(
+        &self,
+        arg: &[u8],
+        call: impl FnOnce(RawFd, SockOpt) -> io::Result<Vec<u8>>,
+    ) -> Vec<u8> {
+        match (decode_sockopt(arg), self.fd) {
+            (None, _) => error_reply("einval"),
+            (Some(_), fd) if fd < 0 => error_reply("closed"),
+            (Some(opt), fd) => {
+                call(fd, opt).unwrap_or_else(|e| error_reply(crate::posix::error_name(&e)))
+            }
         }
     }
 
@@ -366,14 +366,12 @@ impl DistPort {
         let Some(res) = TICKETS.lock().remove(&id) else {
             return error_reply("no_connection");
         };
-        let conn = res.conn.clone();
-        let handed = match conn.hand_over() {
+        let handed = match res.conn.hand_over() {
             Ok(h) => h,
             Err(_) => return error_reply("closed"),
         };
         self.fd = handed.fd;
         self.plain = handed.plaintext;
-        self.conn = Some(conn);
         self.res = Some(res);
         // SAFETY: a live port, our descriptor; ERL_DRV_USE makes the VM
         // call stop_select (which closes it) once it is deselected.
@@ -408,8 +406,13 @@ impl DistPort {
         }
     }
 
+    /// The attached connection (a new reference, so `self` stays free).
+    fn conn(&self) -> Arc<Conn<ErlHost>> {
+        self.res.as_ref().expect("attached").conn.clone()
+    }
+
     fn with_tls<R>(&self, f: impl FnOnce(&mut Connection) -> R) -> Option<R> {
-        self.conn.as_ref().map(|c| c.with_tls_mut(f))
+        self.res.as_ref().map(|r| r.conn.with_tls_mut(f))
     }
 
     /// Frames one packet (`total` bytes in `pieces`) and queues it: small
@@ -424,7 +427,7 @@ impl DistPort {
         let Ok(header) = u32::try_from(total) else {
             return self.fail(End::TooLarge);
         };
-        let conn = self.conn.clone().expect("attached");
+        let conn = self.conn();
         let staged = &mut self.staged;
         staged.extend_from_slice(&header.to_be_bytes());
         let written = conn.with_tls_mut(|tls| {
@@ -479,12 +482,9 @@ impl DistPort {
         if self.staged.is_empty() {
             return Ok(());
         }
+        let conn = self.conn();
         let staged = &mut self.staged;
-        let written = self
-            .conn
-            .as_ref()
-            .expect("attached")
-            .with_tls_mut(|tls| tls.write(staged));
+        let written = conn.with_tls_mut(|tls| tls.write(staged));
         staged.clear();
         if staged.capacity() > 4 * GATHER {
             *staged = Vec::new();
@@ -558,7 +558,7 @@ impl DistPort {
     /// sends what reading made (a key update's answer, say).
     fn take_input(&mut self) {
         self.cut_packets();
-        let conn = self.conn.clone().expect("attached");
+        let conn = self.conn();
         while !self.failed && !self.paused() {
             let outcome = conn.with_tls_mut(|tls| match &mut self.large {
                 Some(large) => large.grow_for_next_record().and_then(|()| {
