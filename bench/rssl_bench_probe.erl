@@ -97,7 +97,9 @@ mfa(X) -> io_lib:format("~p", [X]).
 %% code. Dirty NIFs run on another thread, their call stamps mean nothing:
 %% left out of the call figures, and a slice that begins or ends with a
 %% dirty NIF's return (erts_internal:dirty_nif_finalizer) is left out too,
-%% and so is code loading (a module first used in the traced mix).
+%% and so is code loading (a module first used in the traced mix). A call
+%% during which its process was switched out is left out too (see
+%% tracer_loop/4).
 cpu_probe(M, Tls, Dirty) ->
     Self = self(),
     V = 'tlsv1.3',
@@ -166,7 +168,11 @@ tracer_loop(Dirty, Open, Stats, Where) ->
         {trace_ts, Pid, in, MFA, TS} ->
             tracer_loop(Dirty, Open#{{in, Pid} => {MFA, TS}}, Stats, Where);
         {trace_ts, Pid, out, MFA, TS} ->
-            case maps:take({in, Pid}, Open) of
+            %% A call open across a switch-out has its two stamps from
+            %% two threads' clocks if the process moved (the switch came
+            %% between the call's trace and the NIF): not a figure.
+            Open0 = maps:remove({call, Pid}, Open),
+            case maps:take({in, Pid}, Open0) of
                 {{In, _}, Open1} when In =:= ?FINALIZER; MFA =:= ?FINALIZER;
                                       element(1, In) =:= erl_prim_loader;
                                       element(1, In) =:= code_server ->
@@ -182,7 +188,7 @@ tracer_loop(Dirty, Open, Stats, Where) ->
                              end,
                     tracer_loop(Dirty, Open1, Stats1, Where1);
                 error ->
-                    tracer_loop(Dirty, Open, Stats, Where)
+                    tracer_loop(Dirty, Open0, Stats, Where)
             end;
         {trace_ts, Pid, call, {_, F, _}, TS} ->
             tracer_loop(Dirty, Open#{{call, Pid} => {F, TS}}, Stats, Where);

@@ -992,7 +992,8 @@ adopt({Module, Tags}, TSock, Config, Peer, Emulated, Pending, _Initial) ->
 %% relay of a custom transport.
 adopt_fd(Tcp, Config, Peer, Emulated, Pending, Pump, Initial) ->
     Result = case prim_inet:getfd(Tcp) of
-                 {ok, Fd} -> rssl_nif:adopt(Fd, Config, Peer, Emulated, Pending, Pump, Initial);
+                 {ok, Fd} -> rssl_nif:adopt(Fd, Config, Peer, Emulated, Pending, Pump, Initial,
+                                           erlang:system_info(scheduler_id));
                  Error -> Error
              end,
     release_port(Tcp),

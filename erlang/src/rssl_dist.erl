@@ -462,16 +462,20 @@ getopts_each(Port, [Name | Rest], Acc) ->
 getopts_each(_Port, [], Acc) ->
     {ok, lists:reverse(Acc)}.
 
-%% <<Code:8, Value:32/signed, Extra:32/signed>> for the driver.
-sockopt({linger, {OnOff, Secs}}) when is_boolean(OnOff), is_integer(Secs) ->
+%% <<Code:8, Value:32/signed, Extra:32/signed>> for the driver. A value
+%% that does not fit is refused (einval), where inet would wrap it.
+-define(IS_INT32(X), (is_integer(X) andalso X >= -16#80000000 andalso X =< 16#7fffffff)).
+sockopt({linger, {OnOff, Secs}}) when is_boolean(OnOff), ?IS_INT32(Secs) ->
     {ok, <<8, (bool(OnOff)):32/signed, Secs:32/signed>>};
-sockopt({Name, Value}) when is_boolean(Value); is_integer(Value) ->
+sockopt({Name, Value}) when Name =:= nodelay, is_boolean(Value);
+                            Name =:= keepalive, is_boolean(Value) ->
+    {ok, Code} = sockopt_code(Name),
+    {ok, <<Code:8, (bool(Value)):32/signed, 0:32>>};
+sockopt({Name, Value}) when Name =/= nodelay, Name =/= keepalive, Name =/= linger,
+                            ?IS_INT32(Value) ->
     case sockopt_code(Name) of
-        {ok, Code} when Code =/= 8 ->
-            V = if is_boolean(Value) -> bool(Value); true -> Value end,
-            {ok, <<Code:8, V:32/signed, 0:32>>};
-        _ ->
-            error
+        {ok, Code} -> {ok, <<Code:8, Value:32/signed, 0:32>>};
+        error -> error
     end;
 sockopt(_) ->
     error.

@@ -117,7 +117,8 @@ adopt(Udp, Config, Peer, Emulated) ->
 adopt(Udp, Config, Peer, Emulated, Pending, Initial) ->
     Result = case prim_inet:getfd(Udp) of
                  {ok, Fd} -> rssl_nif:adopt(Fd, Config, Peer, Emulated, Pending,
-                                            undefined, Initial);
+                                            undefined, Initial,
+                                            erlang:system_info(scheduler_id));
                  Error -> Error
              end,
     gen_udp:close(Udp),

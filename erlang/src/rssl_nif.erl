@@ -4,7 +4,7 @@
 %% Rust side returns otherwise.
 -module(rssl_nif).
 -export([config_new/1, config_cached/1, config_clear_cache/0,
-         adopt/7, pending_options/1, park_hello/2, take_hello/1, handshake_rewait/2, transport/1, set_config/3, handshake/2, send/3, send_dirty/3, recv/3, recv_cancel/2,
+         adopt/8, pending_options/1, park_hello/2, take_hello/1, handshake_rewait/2, transport/1, set_config/3, handshake/2, send/3, send_dirty/3, recv/3, recv_cancel/2,
          setopts/2, getopts/1, close/1, close_timed_out/1, live_connections/0,
          downgrade_detach/1, downgrade_feed/2, downgrade_release/1,
          session_save/1, session_lookup/1, shutdown/3, controlling_process/2,
@@ -43,9 +43,11 @@ config_new(_Options) -> ?NIF.
 config_cached(_Options) -> ?NIF.
 -spec config_clear_cache() -> ok.
 config_clear_cache() -> ?NIF.
+%% `Scheduler': the caller's scheduler id (the NIF runs on a dirty one),
+%% which picks the connection's poller.
 -spec adopt(integer(), config(), map(), [{atom(), term()}], map() | undefined,
-            pid() | undefined, binary()) -> {ok, conn()} | {error, term()}.
-adopt(_Fd, _Config, _Peer, _SocketOptions, _Pending, _Pump, _Initial) -> ?NIF.
+            pid() | undefined, binary(), pos_integer()) -> {ok, conn()} | {error, term()}.
+adopt(_Fd, _Config, _Peer, _SocketOptions, _Pending, _Pump, _Initial, _Scheduler) -> ?NIF.
 -spec transport(conn()) -> pid() | undefined.
 transport(_Socket) -> ?NIF.
 -spec pending_options(conn()) -> map() | undefined.

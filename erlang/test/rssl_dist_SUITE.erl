@@ -26,7 +26,8 @@
          longnames/1, ipv6/1, flags_instead_of_file/1, bad_options_stop_the_start/1,
          idle_link_ticks/1, nodedown_when_killed/1, nodedown_when_link_cut/1,
          other_ca_refused/1, wrong_host_refused/1, plain_tcp_node_refused/1,
-         bad_packets_end_only_their_connection/1, port_misuse_refused/1, nodes_come_and_go/1]).
+         bad_packets_end_only_their_connection/1, port_misuse_refused/1, nodes_come_and_go/1,
+         connection_options/1]).
 %% Run on the peer nodes.
 -export([echo_size/1, both_ways/2, make_binary/1, collector/2, senders/3, port_stats/1,
          watch/1, await_down/1,
@@ -42,7 +43,7 @@ all() ->
      flags_instead_of_file, bad_options_stop_the_start, idle_link_ticks,
      nodedown_when_killed, nodedown_when_link_cut, other_ca_refused, wrong_host_refused,
      plain_tcp_node_refused, bad_packets_end_only_their_connection, port_misuse_refused,
-     nodes_come_and_go].
+     nodes_come_and_go, connection_options].
 
 init_per_suite(Config) ->
     _ = os:cmd("epmd -daemon"),
@@ -84,6 +85,36 @@ rpc_both_ways(Config) ->
     %% The TLS session itself: verified both ways, the certificates seen.
     {ok, Props} = peer:call(A, ?M, connection_information, [peer:call(A, ?MODULE, dist_socket, [NB])]),
     ?assertEqual('tlsv1.2', proplists:get_value(protocol, Props)).
+
+%% net_kernel:setopts/2 and getopts/2 reach the connection's socket, and
+%% a value the socket cannot take is refused, as inet refuses it.
+connection_options(Config) ->
+    {A, _} = node_up(Config, "a", good),
+    {_B, NB} = node_up(Config, "b", good),
+    pong = peer:call(A, net_adm, ping, [NB]),
+    Set = fun(Opts) -> peer:call(A, net_kernel, setopts, [NB, Opts]) end,
+    Get = fun(Names) -> peer:call(A, net_kernel, getopts, [NB, Names]) end,
+    ?assertEqual(ok, Set([{nodelay, false}, {sndbuf, 65536}, {keepalive, true}])),
+    %% (In the order asked, as inet_tcp's; inet_tls's come reversed.)
+    {ok, Got} = Get([nodelay, sndbuf, keepalive]),
+    [{keepalive, true}, {nodelay, false}, {sndbuf, SndBuf}] = lists:sort(Got),
+    ?assert(SndBuf >= 65536),
+    ?assertEqual(ok, Set([{nodelay, true}, {linger, {true, 2}}])),
+    {ok, Got2} = Get([nodelay, linger]),
+    ?assertEqual([{linger, {true, 2}}, {nodelay, true}], lists:sort(Got2)),
+    %% Refused: inet_tcp says einval, inet_tls wraps it in ssl's
+    %% {options, ...}; rssl_dist answers as inet_tcp does.
+    Refused = case ?M of
+                  rssl -> fun(R) -> R =:= {error, einval} end;
+                  ssl -> fun(R) -> element(1, R) =:= error end
+              end,
+    ?assert(Refused(Set([{nodelay, 5}]))),
+    ?assert(Refused(Set([{keepalive, 1}]))),
+    %% A value over 32 bits: inet wraps it (and says ok), rssl refuses it.
+    ?assertEqual(case ?M of rssl -> {error, einval}; ssl -> ok end,
+                 Set([{sndbuf, 1 bsl 40}])),
+    %% The link still carries rpc after the refusals.
+    ?assertEqual(NB, peer:call(A, rpc, call, [NB, erlang, node, []])).
 
 global_names(Config) ->
     {A, _NA} = node_up(Config, "a", good),

@@ -78,22 +78,32 @@ pub enum RecvOutcome {
 }
 
 impl<H: Host> Conn<H> {
-    /// Takes over a connected socket (the caller keeps and closes its own fd).
+    /// Takes over a connected socket (the caller keeps and closes its own
+    /// fd), to be run by `poller` ([`Poller::pick`]).
     pub fn adopt(
         fd: RawFd,
         tls: Connection,
         owner: H::Owner,
         options: SocketOptions,
+        poller: Arc<Poller>,
     ) -> io::Result<Arc<Conn<H>>> {
         let fd = socket::adopt(fd)?;
         let conn = Arc::new(Conn {
             token: Poller::new_token(),
-            poller: Poller::pick(),
+            poller,
             state: Mutex::new(State::new(fd, tls, owner, options)),
         });
         LIVE.fetch_add(1, Ordering::Relaxed);
         conn.poller.add(conn.token, fd, conn.clone());
         Ok(conn)
+    }
+
+    /// Lets go of this reference on the connection's poller thread, so that
+    /// if it is the last one, the OpenSSL objects are freed there
+    /// ([`Poller::release`]), not on the caller's (a scheduler's) thread.
+    pub fn release_on_poller(self: Arc<Self>) {
+        let poller = self.poller.clone();
+        poller.release(self);
     }
 
     /// Replaces the TLS state before the handshake (e.g. extra options).

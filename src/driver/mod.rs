@@ -20,3 +20,4 @@ pub use conn::{Conn, RecvOutcome, SendOutcome};
 pub use host::{Failure, Host, Message, Outbox, Reply};
 pub use options::{Active, SocketOptions};
 pub use packet::Packet;
+pub use poller::Poller;

@@ -49,6 +49,8 @@ pub trait Pollable: Send + Sync {
 enum Command {
     Kick(u64),
     Deadline(u64, Instant),
+    /// A reference to drop on the poller thread ([`Poller::release`]).
+    Release(Arc<dyn Pollable>),
 }
 
 type Registry = HashMap<u64, Arc<dyn Pollable>>;
@@ -126,11 +128,19 @@ impl Poller {
         thread_local! {
             static MINE: usize = NEXT_POLLER.fetch_add(1, Ordering::Relaxed);
         }
+        Poller::pick_for(MINE.with(|i| *i))
+    }
+
+    /// [`Poller::pick`] for a caller that names its thread: the VM's
+    /// scheduler `id` (from 1) gets the poller paired with it. The NIF that
+    /// adopts a socket runs on a dirty scheduler, so its own thread would
+    /// not say which scheduler the connection's owner runs on.
+    pub fn pick_for(id: usize) -> Arc<Poller> {
         let loads: Vec<usize> = POLLERS
             .iter()
             .map(|p| p.registered.load(Ordering::Relaxed))
             .collect();
-        POLLERS[choose(MINE.with(|i| *i) % POLLERS.len(), &loads)].clone()
+        POLLERS[choose(id % POLLERS.len(), &loads)].clone()
     }
 
     pub fn new_token() -> u64 {
@@ -216,6 +226,16 @@ impl Poller {
         drop(gone);
     }
 
+    /// Drops `last` on the poller thread rather than the caller's. Freeing
+    /// a connection frees its OpenSSL objects, and OpenSSL 3.0 takes a
+    /// global write lock (ex_data) for each; glibc's rwlock makes waiting
+    /// writers spin while the holder is between two of its own steps, and
+    /// when the holder is preempted there, the spinning scheduler threads
+    /// held both CPUs for up to 7 ms (perf, the cpu bench workload).
+    pub fn release(&self, last: Arc<dyn Pollable>) {
+        self.push(Command::Release(last));
+    }
+
     /// Calls `expired` on the connection at `when` (if still registered).
     pub fn deadline(&self, token: u64, when: Instant) {
         self.push(Command::Deadline(token, when));
@@ -297,6 +317,7 @@ impl Poller {
                     match command {
                         Command::Kick(token) => self.run_one(&mut again, token, Ready::ALL),
                         Command::Deadline(token, when) => deadlines.push((when, token)),
+                        Command::Release(last) => drop(last),
                     }
                 }
             }

@@ -408,7 +408,7 @@ impl DistPort {
 
     /// The attached connection (a new reference, so `self` stays free).
     fn conn(&self) -> Arc<Conn<ErlHost>> {
-        self.res.as_ref().expect("attached").conn.clone()
+        Arc::clone(&self.res.as_ref().expect("attached").conn)
     }
 
     fn with_tls<R>(&self, f: impl FnOnce(&mut Connection) -> R) -> Option<R> {

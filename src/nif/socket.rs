@@ -6,17 +6,19 @@ use super::callback::Mailbox;
 use super::config::ConfigRes;
 use super::host::{CallerOutbox, ErlHost, Owner, Waiter};
 use super::terms::{addr_term, error_term, error_tuple, failure_term};
-use crate::driver::{Conn, RecvOutcome, SendOutcome, SocketOptions};
+use crate::driver::{Conn, Poller, RecvOutcome, SendOutcome, SocketOptions};
 use crate::engine::connection::PeerName;
 use crate::engine::Connection;
 use parking_lot::Mutex;
 use rustler::env::{OwnedEnv, SavedTerm};
 use rustler::{Atom, Binary, Encoder, Env, LocalPid, Monitor, NifResult, ResourceArc, Term};
+use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
 /// The resource behind a connection socket.
 pub struct ConnRes {
-    pub conn: Arc<Conn<ErlHost>>,
+    /// Let go of on the poller when the resource goes (`Drop` below).
+    pub conn: ManuallyDrop<Arc<Conn<ErlHost>>>,
     /// The listener's TLS options, kept from accept to handshake for
     /// `handshake/3`; then, while a handshake waits at the peer's hello, what
     /// `handshake_continue/3` or `handshake_cancel/1` needs to go on.
@@ -25,6 +27,14 @@ pub struct ConnRes {
     transport: Option<LocalPid>,
     /// The handshake's callback questions and answers.
     pub mailbox: Arc<Mailbox>,
+}
+
+impl Drop for ConnRes {
+    fn drop(&mut self) {
+        // SAFETY: `conn` is not used again; this is its only take.
+        let conn = unsafe { ManuallyDrop::take(&mut self.conn) };
+        conn.release_on_poller();
+    }
 }
 
 #[rustler::resource_impl]
@@ -87,9 +97,14 @@ fn peer_name(peer: Term) -> NifResult<PeerName> {
 }
 
 /// Takes over a connected TCP fd; the caller becomes the owner.
-// The arguments are those of rssl_nif:adopt/7, one per Erlang-side fact.
+///
+/// Dirty: making the OpenSSL objects takes OpenSSL 3.0's global ex_data
+/// write lock, on which glibc's rwlock lets waiters spin for as long as a
+/// preempted holder stays off the CPU (7 ms seen, both schedulers
+/// spinning; `Poller::release` has the details).
+// The arguments are those of rssl_nif:adopt/8, one per Erlang-side fact.
 #[allow(clippy::too_many_arguments)]
-#[rustler::nif]
+#[rustler::nif(schedule = "DirtyCpu")]
 fn adopt<'a>(
     env: Env<'a>,
     fd: i32,
@@ -99,6 +114,7 @@ fn adopt<'a>(
     pending: Term<'a>,
     pump: Term<'a>,
     initial: Binary<'a>,
+    scheduler: usize,
 ) -> NifResult<Term<'a>> {
     let tls = match Connection::new(&config.config, &peer_name(peer)?) {
         Ok(mut tls) => {
@@ -150,7 +166,7 @@ fn adopt<'a>(
         socket: None,
         monitor: None,
     };
-    let conn = match Conn::adopt(fd, tls, owner, options) {
+    let conn = match Conn::adopt(fd, tls, owner, options, Poller::pick_for(scheduler)) {
         Ok(conn) => conn,
         Err(e) => {
             let name = crate::posix::error_name(&e);
@@ -163,7 +179,7 @@ fn adopt<'a>(
         (owned, saved)
     });
     let res = ResourceArc::new(ConnRes {
-        conn: conn.clone(),
+        conn: ManuallyDrop::new(conn.clone()),
         pending: Mutex::new(pending),
         transport: pump.decode::<LocalPid>().ok(),
         mailbox: Arc::default(),
@@ -177,7 +193,8 @@ fn adopt<'a>(
 }
 
 /// Replaces the configuration before the handshake (`handshake/3` options).
-#[rustler::nif]
+/// Dirty for the reason `adopt` is.
+#[rustler::nif(schedule = "DirtyCpu")]
 fn set_config<'a>(
     env: Env<'a>,
     socket: Term<'a>,

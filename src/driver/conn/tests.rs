@@ -188,7 +188,9 @@ fn established(active: Active) -> (Arc<Conn<TestHost>>, Receiver<Event>, Peer) {
     let (client, server) = pair(client_options(&pki), server_options(&pki), "localhost");
     let (ours, theirs) = socket_pair();
     let (owner, events) = channel();
-    let conn = Conn::<TestHost>::adopt(ours, server, owner.clone(), options(active)).unwrap();
+    let conn =
+        Conn::<TestHost>::adopt(ours, server, owner.clone(), options(active), Poller::pick())
+            .unwrap();
     // The driver works on its own duplicate of the descriptor.
     socket::close(ours);
     let mut peer = Peer {
@@ -428,8 +430,14 @@ fn paused_handshake(
     server.allow_pausing();
     let (ours, theirs) = socket_pair();
     let (owner, events) = channel();
-    let conn =
-        Conn::<TestHost>::adopt(ours, server, owner.clone(), options(Active::False)).unwrap();
+    let conn = Conn::<TestHost>::adopt(
+        ours,
+        server,
+        owner.clone(),
+        options(Active::False),
+        Poller::pick(),
+    )
+    .unwrap();
     socket::close(ours);
     let mut peer = Peer {
         fd: theirs,
@@ -518,8 +526,14 @@ fn tickets_then_early_data_verdict_before_the_handshake_answer() {
     let connect = |tls: Connection| {
         let (ours, theirs) = socket_pair();
         let (owner, events) = channel();
-        let conn =
-            Conn::<TestHost>::adopt(ours, tls, owner.clone(), options(Active::False)).unwrap();
+        let conn = Conn::<TestHost>::adopt(
+            ours,
+            tls,
+            owner.clone(),
+            options(Active::False),
+            Poller::pick(),
+        )
+        .unwrap();
         socket::close(ours);
         let mut peer = Peer {
             fd: theirs,
