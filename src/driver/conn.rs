@@ -14,6 +14,7 @@ use super::options::SocketOptions;
 use super::poller::Poller;
 use super::socket;
 use super::state::{Incoming, Outgoing, Phase, Reading, State};
+use super::tls::Tls;
 use crate::engine::{Connection, MAX_RECORD_PLAINTEXT};
 use parking_lot::Mutex;
 use std::io;
@@ -82,7 +83,7 @@ impl<H: Host> Conn<H> {
     /// fd), to be run by `poller` ([`Poller::pick`]).
     pub fn adopt(
         fd: RawFd,
-        tls: Connection,
+        tls: Tls,
         owner: H::Owner,
         options: SocketOptions,
         poller: Arc<Poller>,
@@ -107,7 +108,7 @@ impl<H: Host> Conn<H> {
     }
 
     /// Replaces the TLS state before the handshake (e.g. extra options).
-    pub fn replace_tls(&self, tls: Connection) -> Result<(), Failure> {
+    pub fn replace_tls(&self, tls: Tls) -> Result<(), Failure> {
         let mut s = self.state.lock();
         if s.phase != Phase::Idle {
             return Err(Failure::Closed);
@@ -383,12 +384,13 @@ impl<H: Host> Conn<H> {
 
     /// Runs `f` on the TLS state (for connection information), also
     /// once handed over.
+    /// Asked before the handshake, the connection is made here.
     pub fn with_tls<R>(&self, f: impl FnOnce(&Connection) -> R) -> Result<R, Failure> {
-        let s = self.state.lock();
+        let mut s = self.state.lock();
         if s.closed_by_user() && s.phase != Phase::HandedOver {
             return Err(Failure::Closed);
         }
-        Ok(f(&s.tls))
+        Ok(f(s.tls.make().map_err(Failure::Tls)?))
     }
 
     /// The handshake is done and the connection is open (or handed over,

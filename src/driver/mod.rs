@@ -15,9 +15,11 @@ pub mod poller;
 pub mod socket;
 mod state;
 mod step;
+mod tls;
 
 pub use conn::{Conn, RecvOutcome, SendOutcome};
 pub use host::{Failure, Host, Message, Outbox, Reply};
 pub use options::{Active, SocketOptions};
 pub use packet::Packet;
 pub use poller::Poller;
+pub use tls::{Plan, Tls};

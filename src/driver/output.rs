@@ -15,6 +15,9 @@ const SEND_LOW: usize = 128 * 1024;
 impl<H: Host> State<H> {
     /// Sends buffered ciphertext; on a socket error, input ends too.
     pub fn flush(&mut self) -> Result<(), Failure> {
+        if !self.tls.is_made() {
+            return Ok(());
+        }
         if self.tls.is_datagram() {
             self.flush_datagrams();
             return Ok(());

@@ -4,7 +4,7 @@
 use super::host::{Failure, Host};
 use super::inet::Stats;
 use super::options::SocketOptions;
-use crate::engine::Connection;
+use super::tls::Tls;
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
 
@@ -96,7 +96,7 @@ impl<W> Waiters<W> {
 
 pub(super) struct State<H: Host> {
     pub fd: RawFd,
-    pub tls: Connection,
+    pub tls: Tls,
     pub phase: Phase,
     pub reading: Reading,
     pub incoming: Incoming,
@@ -125,7 +125,7 @@ pub(super) struct State<H: Host> {
 }
 
 impl<H: Host> State<H> {
-    pub fn new(fd: RawFd, tls: Connection, owner: H::Owner, options: SocketOptions) -> Self {
+    pub fn new(fd: RawFd, tls: Tls, owner: H::Owner, options: SocketOptions) -> Self {
         State {
             fd,
             tls,

@@ -45,6 +45,12 @@ impl<H: Host> State<H> {
                 return false;
             }
             Phase::Handshaking => {
+                // The connection's OpenSSL objects are made here, off the
+                // schedulers (tls.rs).
+                if let Err(e) = self.tls.make() {
+                    self.fail_handshake(conn, outbox, Failure::Tls(e));
+                    return false;
+                }
                 again = self.pump_input(READ_BUDGET, ready.ending);
                 let tls = &mut self.tls;
                 match H::during_handshake(self.waiters.handshake.as_ref(), || tls.handshake()) {

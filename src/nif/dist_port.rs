@@ -172,8 +172,12 @@ struct DistPort {
     reading: bool,
     writing: bool,
     busy: bool,
-    /// The port is being taken down (`driver_failure_*` was called).
+    /// The connection has failed: the port is being taken down.
     failed: bool,
+    /// Why, until `guarded` tells the VM (`driver_failure_*`) once the
+    /// callback is done: the VM may stop the port, freeing this struct,
+    /// from inside that call.
+    ending: Option<End>,
     /// Packets received and sent (ticks among them): dist_util's ticker
     /// takes a connection whose received count stands still as dead.
     received: u64,
@@ -192,10 +196,24 @@ fn event(fd: RawFd) -> ErlDrvEvent {
 /// goes on.
 fn guarded(p: &mut DistPort, body: impl FnOnce(&mut DistPort)) {
     let port = p.port;
-    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(p)));
-    if run.is_err() {
-        // SAFETY: called from a callback of this live port.
-        unsafe { driver_failure_atom(port, c"rssl_dist_panic".as_ptr()) };
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut *p)));
+    let end = match run {
+        Ok(()) => p.ending.take(),
+        Err(_) => None,
+    };
+    // Last: `p` is not touched after these calls (see `DistPort::ending`).
+    // SAFETY: called from a callback of this live port.
+    unsafe {
+        match (run.is_err(), end) {
+            (true, _) => driver_failure_atom(port, c"rssl_dist_panic".as_ptr()),
+            (false, Some(End::Posix(e))) => {
+                driver_failure_posix(port, e.raw_os_error().unwrap_or(libc::EIO))
+            }
+            (false, Some(End::Closed)) => driver_failure_atom(port, c"connection_closed".as_ptr()),
+            (false, Some(End::Tls)) => driver_failure_atom(port, c"tls_error".as_ptr()),
+            (false, Some(End::TooLarge)) => driver_failure_atom(port, c"packet_too_large".as_ptr()),
+            (false, None) => 0,
+        };
     }
 }
 
@@ -225,6 +243,7 @@ unsafe extern "C" fn start(port: ErlDrvPort, _command: *mut libc::c_char) -> Erl
         writing: false,
         busy: false,
         failed: false,
+        ending: None,
         received: 0,
         sent: 0,
         staged: Vec::new(),
@@ -380,7 +399,9 @@ impl DistPort {
         // The handshake may have left ciphertext to send, and received
         // more than it read.
         self.flush();
-        self.take_input();
+        if !self.failed {
+            self.take_input();
+        }
         vec![0]
     }
 
@@ -406,9 +427,11 @@ impl DistPort {
         }
     }
 
-    /// The attached connection (a new reference, so `self` stays free).
-    fn conn(&self) -> Arc<Conn<ErlHost>> {
-        Arc::clone(&self.res.as_ref().expect("attached").conn)
+    /// The attached connection (a new reference, so `self` stays free);
+    /// None before `attach` or once a failure has let it go (the VM may
+    /// stop the port from inside `driver_failure`).
+    fn conn(&self) -> Option<Arc<Conn<ErlHost>>> {
+        self.res.as_ref().map(|r| Arc::clone(&r.conn))
     }
 
     fn with_tls<R>(&self, f: impl FnOnce(&mut Connection) -> R) -> Option<R> {
@@ -427,7 +450,9 @@ impl DistPort {
         let Ok(header) = u32::try_from(total) else {
             return self.fail(End::TooLarge);
         };
-        let conn = self.conn();
+        let Some(conn) = self.conn() else {
+            return;
+        };
         let staged = &mut self.staged;
         staged.extend_from_slice(&header.to_be_bytes());
         let written = conn.with_tls_mut(|tls| {
@@ -482,7 +507,9 @@ impl DistPort {
         if self.staged.is_empty() {
             return Ok(());
         }
-        let conn = self.conn();
+        let Some(conn) = self.conn() else {
+            return Ok(());
+        };
         let staged = &mut self.staged;
         let written = conn.with_tls_mut(|tls| tls.write(staged));
         staged.clear();
@@ -558,7 +585,9 @@ impl DistPort {
     /// sends what reading made (a key update's answer, say).
     fn take_input(&mut self) {
         self.cut_packets();
-        let conn = self.conn();
+        let Some(conn) = self.conn() else {
+            return;
+        };
         while !self.failed && !self.paused() {
             let outcome = conn.with_tls_mut(|tls| match &mut self.large {
                 Some(large) => large.grow_for_next_record().and_then(|()| {
@@ -707,22 +736,13 @@ impl DistPort {
 
     /// Ends the port, which ends the connection (its linked owner, then
     /// the node's connection, go with it).
+    /// The connection ends: the VM is told when the callback is done.
     fn fail(&mut self, end: End) {
         if self.failed {
             return;
         }
         self.failed = true;
-        // SAFETY: a live port, from one of its callbacks.
-        unsafe {
-            match end {
-                End::Posix(e) => {
-                    driver_failure_posix(self.port, e.raw_os_error().unwrap_or(libc::EIO))
-                }
-                End::Closed => driver_failure_atom(self.port, c"connection_closed".as_ptr()),
-                End::Tls => driver_failure_atom(self.port, c"tls_error".as_ptr()),
-                End::TooLarge => driver_failure_atom(self.port, c"packet_too_large".as_ptr()),
-            }
-        };
+        self.ending = Some(end);
     }
 
     /// The port is closing: a close_notify if the socket takes it, then

@@ -49,10 +49,13 @@ fn dtls_check_hello<'a>(
 /// For `adopt`: a peer map with `dtls_hello` marks a DTLS server
 /// connection whose initial datagram is the ClientHello the listener
 /// checked; the handshake goes on from it.
-pub(super) fn continue_hello(tls: &mut Connection, peer: Term) -> Result<(), Error> {
-    if peer.map_get(dtls_hello()).is_err() {
-        return Ok(());
-    }
+/// Whether `adopt`'s peer map carries a DTLS ClientHello already checked.
+pub(super) fn has_hello(peer: Term) -> bool {
+    peer.map_get(dtls_hello()).is_ok()
+}
+
+/// Feeds the checked ClientHello (in the connection's input) to OpenSSL.
+pub(super) fn continue_hello(tls: &mut Connection) -> Result<(), Error> {
     match tls.listen(CookieKey::Checked)? {
         Hello::Verified => Ok(()),
         _ => Err(Error::Internal("the ClientHello did not verify".into())),

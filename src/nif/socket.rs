@@ -5,8 +5,8 @@ use super::atoms;
 use super::callback::Mailbox;
 use super::config::ConfigRes;
 use super::host::{CallerOutbox, ErlHost, Owner, Waiter};
-use super::terms::{addr_term, error_term, error_tuple, failure_term};
-use crate::driver::{Conn, Poller, RecvOutcome, SendOutcome, SocketOptions};
+use super::terms::{addr_term, error_tuple, failure_term};
+use crate::driver::{Conn, Poller, RecvOutcome, SendOutcome, SocketOptions, Tls};
 use crate::engine::connection::PeerName;
 use crate::engine::Connection;
 use parking_lot::Mutex;
@@ -96,15 +96,11 @@ fn peer_name(peer: Term) -> NifResult<PeerName> {
     })
 }
 
-/// Takes over a connected TCP fd; the caller becomes the owner.
-///
-/// Dirty: making the OpenSSL objects takes OpenSSL 3.0's global ex_data
-/// write lock, on which glibc's rwlock lets waiters spin for as long as a
-/// preempted holder stays off the CPU (7 ms seen, both schedulers
-/// spinning; `Poller::release` has the details).
+/// Takes over a connected TCP fd; the caller becomes the owner. The TLS
+/// connection is only planned here: its poller makes it (`driver::Tls`).
 // The arguments are those of rssl_nif:adopt/8, one per Erlang-side fact.
 #[allow(clippy::too_many_arguments)]
-#[rustler::nif(schedule = "DirtyCpu")]
+#[rustler::nif]
 fn adopt<'a>(
     env: Env<'a>,
     fd: i32,
@@ -116,41 +112,7 @@ fn adopt<'a>(
     initial: Binary<'a>,
     scheduler: usize,
 ) -> NifResult<Term<'a>> {
-    let tls = match Connection::new(&config.config, &peer_name(peer)?) {
-        Ok(mut tls) => {
-            // Ciphertext gen_tcp had already read from the socket.
-            tls.receive(initial.as_slice());
-            if let Err(e) = super::dtls::continue_hello(&mut tls, peer) {
-                return Ok((atoms::error(), error_term(env, &e)).encode(env));
-            }
-            // A client's session to offer (`reuse_session`); one OpenSSL
-            // cannot read is not offered (a full handshake, as OTP does).
-            if let Ok(der) = peer
-                .map_get(atoms::session())
-                .and_then(|t| t.decode::<Binary>())
-            {
-                let _ = tls.set_session(der.as_slice());
-            }
-            // Manual TLS 1.3 tickets (`use_ticket`): one is offered, or a
-            // full handshake; early data then needs a ticket allowing it.
-            let manual = peer.map_get(atoms::tickets()).ok();
-            if let Some(list) = manual.and_then(|t| t.decode::<Vec<Binary>>().ok()) {
-                let ders: Vec<&[u8]> = list.iter().map(|b| b.as_slice()).collect();
-                let early = peer.map_get(atoms::early_data()).is_ok();
-                tls.use_tickets(&ders, early);
-            }
-            if let Ok(data) = peer
-                .map_get(atoms::early_data())
-                .and_then(|t| t.decode::<Binary>())
-            {
-                tls.set_early_data(data.as_slice().to_vec(), manual.is_some());
-            }
-            // Callbacks answer from Erlang: the handshake pauses for them.
-            tls.allow_pausing();
-            tls
-        }
-        Err(e) => return Ok((atoms::error(), error_term(env, &e)).encode(env)),
-    };
+    let tls = plan(&config, peer_name(peer)?, peer, initial.as_slice());
     let mut options = SocketOptions::default();
     match super::options::apply_options(&mut options, &socket_options) {
         Ok(_) => {}
@@ -192,9 +154,63 @@ fn adopt<'a>(
     Ok((atoms::ok(), socket_term(env, &res)).encode(env))
 }
 
+/// The plan for a connection's TLS state (`driver::Tls`): what `adopt`
+/// was given, copied out of its terms, for the poller to make it with.
+fn plan(config: &ConfigRes, name: PeerName, peer: Term, initial: &[u8]) -> Tls {
+    let config = config.config.clone();
+    let datagram = config.options().is_dtls();
+    // Ciphertext gen_tcp had already read from the socket.
+    let initial = initial.to_vec();
+    let dtls_hello = super::dtls::has_hello(peer);
+    // A client's session to offer (`reuse_session`); one OpenSSL cannot
+    // read is not offered (a full handshake, as OTP does).
+    let session = peer
+        .map_get(atoms::session())
+        .and_then(|t| t.decode::<Binary>())
+        .map(|der| der.as_slice().to_vec())
+        .ok();
+    // Manual TLS 1.3 tickets (`use_ticket`): one is offered, or a full
+    // handshake; early data then needs a ticket allowing it.
+    let manual = peer.map_get(atoms::tickets()).ok();
+    let tickets = manual
+        .and_then(|t| t.decode::<Vec<Binary>>().ok())
+        .map(|list| {
+            list.iter()
+                .map(|b| b.as_slice().to_vec())
+                .collect::<Vec<_>>()
+        });
+    let offers_early = peer.map_get(atoms::early_data()).is_ok();
+    let early_data = peer
+        .map_get(atoms::early_data())
+        .and_then(|t| t.decode::<Binary>())
+        .map(|data| data.as_slice().to_vec())
+        .ok();
+    let early_required = manual.is_some();
+    let plan = move || {
+        let mut tls = Connection::new(&config, &name)?;
+        tls.receive(&initial);
+        if dtls_hello {
+            super::dtls::continue_hello(&mut tls)?;
+        }
+        if let Some(der) = session {
+            let _ = tls.set_session(&der);
+        }
+        if let Some(list) = tickets {
+            let ders: Vec<&[u8]> = list.iter().map(|t| t.as_slice()).collect();
+            tls.use_tickets(&ders, offers_early);
+        }
+        if let Some(data) = early_data {
+            tls.set_early_data(data, early_required);
+        }
+        // Callbacks answer from Erlang: the handshake pauses for them.
+        tls.allow_pausing();
+        Ok(tls)
+    };
+    Tls::planned(Box::new(plan), datagram)
+}
+
 /// Replaces the configuration before the handshake (`handshake/3` options).
-/// Dirty for the reason `adopt` is.
-#[rustler::nif(schedule = "DirtyCpu")]
+#[rustler::nif]
 fn set_config<'a>(
     env: Env<'a>,
     socket: Term<'a>,
@@ -202,17 +218,20 @@ fn set_config<'a>(
     peer: Term<'a>,
 ) -> NifResult<Term<'a>> {
     let res = conn_of(socket)?;
-    let tls = match Connection::new(&config.config, &peer_name(peer)?) {
-        Ok(mut tls) => {
-            tls.allow_pausing();
-            tls
-        }
-        Err(e) => return Ok((atoms::error(), error_term(env, &e)).encode(env)),
+    let config = config.config.clone();
+    let datagram = config.options().is_dtls();
+    let name = peer_name(peer)?;
+    let plan = move || {
+        let mut tls = Connection::new(&config, &name)?;
+        tls.allow_pausing();
+        Ok(tls)
     };
-    Ok(match res.conn.replace_tls(tls) {
-        Ok(()) => atoms::ok().encode(env),
-        Err(f) => error_tuple(env, &f),
-    })
+    Ok(
+        match res.conn.replace_tls(Tls::planned(Box::new(plan), datagram)) {
+            Ok(()) => atoms::ok().encode(env),
+            Err(f) => error_tuple(env, &f),
+        },
+    )
 }
 
 /// The listener's TLS options of a socket not yet handshaken, or `undefined`.

@@ -188,9 +188,10 @@ fn established(active: Active) -> (Arc<Conn<TestHost>>, Receiver<Event>, Peer) {
     let (client, server) = pair(client_options(&pki), server_options(&pki), "localhost");
     let (ours, theirs) = socket_pair();
     let (owner, events) = channel();
-    let conn =
-        Conn::<TestHost>::adopt(ours, server, owner.clone(), options(active), Poller::pick())
-            .unwrap();
+    // Adopted with a plan, as the NIF does: the poller makes it.
+    let plan = Tls::planned(Box::new(move || Ok(server)), false);
+    let conn = Conn::<TestHost>::adopt(ours, plan, owner.clone(), options(active), Poller::pick())
+        .unwrap();
     // The driver works on its own duplicate of the descriptor.
     socket::close(ours);
     let mut peer = Peer {
@@ -386,6 +387,77 @@ fn close_answers_blocked_callers_and_sends_close_notify() {
     assert_eq!(conn.options(), Err(Failure::Closed));
 }
 
+/// A socket adopted with a plan that will fail, and its peer's fd.
+fn failing_plan() -> (Arc<Conn<TestHost>>, Receiver<Event>, RawFd, Sender<Event>) {
+    let (ours, theirs) = socket_pair();
+    let (owner, events) = channel();
+    let plan = Tls::planned(
+        Box::new(|| Err(crate::engine::Error::Option("sni".into(), "bad".into()))),
+        false,
+    );
+    let conn = Conn::<TestHost>::adopt(
+        ours,
+        plan,
+        owner.clone(),
+        options(Active::False),
+        Poller::pick(),
+    )
+    .unwrap();
+    socket::close(ours);
+    (conn, events, theirs, owner)
+}
+
+#[test]
+fn a_plan_that_fails_fails_the_handshake_and_lets_the_socket_go() {
+    let (conn, events, theirs, owner) = failing_plan();
+    conn.handshake((3, owner)).unwrap();
+    match next(&events) {
+        Event::Handshake(3, Err(Failure::Tls(crate::engine::Error::Option(name, _)))) => {
+            assert_eq!(name, "sni")
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // The driver's end of the socket is closed: the peer reads end of file.
+    wait_readable(theirs, "the socket's release");
+    let mut buf = [0u8; 16];
+    // SAFETY: reads into a live local buffer from our socket.
+    let n = unsafe { libc::read(theirs, buf.as_mut_ptr().cast(), buf.len()) };
+    assert_eq!(n, 0);
+    assert_eq!(
+        conn.with_tls(|_| ()),
+        Err(Failure::Closed),
+        "nothing to ask about"
+    );
+    socket::close(theirs);
+}
+
+#[test]
+fn a_socket_closed_before_its_handshake_never_makes_its_connection() {
+    let (conn, events, theirs, _owner) = failing_plan();
+    assert_eq!(conn.stats().map(|s| s.send_pend), Ok(0));
+    let mut outbox = Recorder;
+    conn.close(&mut outbox);
+    // No close_notify (nothing was made, nothing to close): end of file.
+    wait_readable(theirs, "the socket's release");
+    let mut buf = [0u8; 16];
+    // SAFETY: reads into a live local buffer from our socket.
+    let n = unsafe { libc::read(theirs, buf.as_mut_ptr().cast(), buf.len()) };
+    assert_eq!(n, 0);
+    assert!(events.try_recv().is_err(), "the owner is told nothing");
+    socket::close(theirs);
+}
+
+#[test]
+fn asked_before_its_handshake_a_plan_is_made_at_once() {
+    let (conn, _events, theirs, _owner) = failing_plan();
+    // The plan fails when made: the question gets that failure.
+    assert!(matches!(
+        conn.with_tls(|_| ()),
+        Err(Failure::Tls(crate::engine::Error::Option(..)))
+    ));
+    socket::close(theirs);
+}
+
 #[test]
 fn packet_framing_on_passive_recv() {
     let (conn, _events, mut peer) = established(Active::False);
@@ -432,7 +504,7 @@ fn paused_handshake(
     let (owner, events) = channel();
     let conn = Conn::<TestHost>::adopt(
         ours,
-        server,
+        server.into(),
         owner.clone(),
         options(Active::False),
         Poller::pick(),
@@ -528,7 +600,7 @@ fn tickets_then_early_data_verdict_before_the_handshake_answer() {
         let (owner, events) = channel();
         let conn = Conn::<TestHost>::adopt(
             ours,
-            tls,
+            tls.into(),
             owner.clone(),
             options(Active::False),
             Poller::pick(),
