@@ -182,6 +182,11 @@ fn options(active: Active) -> SocketOptions {
     }
 }
 
+/// The driver takes over `ours` (on the poller of this thread).
+fn adopt(ours: RawFd, tls: Tls, owner: &Sender<Event>, active: Active) -> Arc<Conn<TestHost>> {
+    Conn::<TestHost>::adopt(ours, tls, owner.clone(), options(active), Poller::pick()).unwrap()
+}
+
 /// An established driver server (owner events on the receiver) and its peer.
 fn established(active: Active) -> (Arc<Conn<TestHost>>, Receiver<Event>, Peer) {
     let pki = test_pki();
@@ -190,8 +195,7 @@ fn established(active: Active) -> (Arc<Conn<TestHost>>, Receiver<Event>, Peer) {
     let (owner, events) = channel();
     // Adopted with a plan, as the NIF does: the poller makes it.
     let plan = Tls::planned(Box::new(move || Ok(server)), false);
-    let conn = Conn::<TestHost>::adopt(ours, plan, owner.clone(), options(active), Poller::pick())
-        .unwrap();
+    let conn = adopt(ours, plan, &owner, active);
     // The driver works on its own duplicate of the descriptor.
     socket::close(ours);
     let mut peer = Peer {
@@ -395,14 +399,7 @@ fn failing_plan() -> (Arc<Conn<TestHost>>, Receiver<Event>, RawFd, Sender<Event>
         Box::new(|| Err(crate::engine::Error::Option("sni".into(), "bad".into()))),
         false,
     );
-    let conn = Conn::<TestHost>::adopt(
-        ours,
-        plan,
-        owner.clone(),
-        options(Active::False),
-        Poller::pick(),
-    )
-    .unwrap();
+    let conn = adopt(ours, plan, &owner, Active::False);
     socket::close(ours);
     (conn, events, theirs, owner)
 }
@@ -502,14 +499,7 @@ fn paused_handshake(
     server.allow_pausing();
     let (ours, theirs) = socket_pair();
     let (owner, events) = channel();
-    let conn = Conn::<TestHost>::adopt(
-        ours,
-        server.into(),
-        owner.clone(),
-        options(Active::False),
-        Poller::pick(),
-    )
-    .unwrap();
+    let conn = adopt(ours, server.into(), &owner, Active::False);
     socket::close(ours);
     let mut peer = Peer {
         fd: theirs,
@@ -598,14 +588,7 @@ fn tickets_then_early_data_verdict_before_the_handshake_answer() {
     let connect = |tls: Connection| {
         let (ours, theirs) = socket_pair();
         let (owner, events) = channel();
-        let conn = Conn::<TestHost>::adopt(
-            ours,
-            tls.into(),
-            owner.clone(),
-            options(Active::False),
-            Poller::pick(),
-        )
-        .unwrap();
+        let conn = adopt(ours, tls.into(), &owner, Active::False);
         socket::close(ours);
         let mut peer = Peer {
             fd: theirs,
