@@ -43,8 +43,8 @@ config_new(_Options) -> ?NIF.
 config_cached(_Options) -> ?NIF.
 -spec config_clear_cache() -> ok.
 config_clear_cache() -> ?NIF.
-%% `Scheduler': the caller's scheduler id (the NIF runs on a dirty one),
-%% which picks the connection's poller.
+%% `Scheduler': the caller's scheduler id, which picks the connection's
+%% poller (the one paired with that scheduler).
 -spec adopt(integer(), config(), map(), [{atom(), term()}], map() | undefined,
             pid() | undefined, binary(), pos_integer()) -> {ok, conn()} | {error, term()}.
 adopt(_Fd, _Config, _Peer, _SocketOptions, _Pending, _Pump, _Initial, _Scheduler) -> ?NIF.

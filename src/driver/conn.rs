@@ -383,8 +383,8 @@ impl<H: Host> Conn<H> {
     }
 
     /// Runs `f` on the TLS state (for connection information), also
-    /// once handed over.
-    /// Asked before the handshake, the connection is made here.
+    /// once handed over. Asked before the handshake, the connection is
+    /// made here.
     pub fn with_tls<R>(&self, f: impl FnOnce(&Connection) -> R) -> Result<R, Failure> {
         let mut s = self.state.lock();
         if s.closed_by_user() && s.phase != Phase::HandedOver {

@@ -132,9 +132,8 @@ impl Poller {
     }
 
     /// [`Poller::pick`] for a caller that names its thread: the VM's
-    /// scheduler `id` (from 1) gets the poller paired with it. The NIF that
-    /// adopts a socket runs on a dirty scheduler, so its own thread would
-    /// not say which scheduler the connection's owner runs on.
+    /// scheduler `id` (from 1; `rssl_nif:adopt/8` passes the caller's)
+    /// gets the poller paired with it, the same one each run.
     pub fn pick_for(id: usize) -> Arc<Poller> {
         let loads: Vec<usize> = POLLERS
             .iter()
