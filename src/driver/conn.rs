@@ -80,7 +80,7 @@ pub enum RecvOutcome {
 
 impl<H: Host> Conn<H> {
     /// Takes over a connected socket (the caller keeps and closes its own
-    /// fd), to be run by `poller` ([`Poller::pick`]).
+    /// fd), to be run by `poller` ([`Poller::pick_for`]).
     pub fn adopt(
         fd: RawFd,
         tls: Tls,

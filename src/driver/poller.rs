@@ -69,7 +69,7 @@ const WAKE_TOKEN: u64 = 0;
 static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
 static NEXT_POLLER: AtomicUsize = AtomicUsize::new(0);
 /// How many more connections than the least busy poller a thread's own
-/// poller may serve before new ones go elsewhere (see [`Poller::pick`]).
+/// poller may serve before new ones go elsewhere (see [`Poller::pick_for`]).
 const AFFINITY_SLACK: usize = 16;
 
 /// How long an idle poller keeps polling without sleeping after it last
@@ -113,17 +113,9 @@ static POLLERS: Lazy<Vec<Arc<Poller>>> = Lazy::new(|| {
 });
 
 impl Poller {
-    /// Picks the poller for a new connection: the one paired with the
-    /// calling thread, unless it serves [`AFFINITY_SLACK`] connections
-    /// more than the least busy one, which then gets it. Each thread that
-    /// opens connections is paired with a poller on its first call, in
-    /// turn, so the VM's schedulers get one each. The connections of
-    /// processes on one scheduler then share a poller, and the threads
-    /// that pass a connection's messages to and fro wake each other on one
-    /// CPU rather than across two: ping-pong runs fall into the slow state
-    /// of docs/design.md ("Why some ping-pong runs are slow") a third as
-    /// often as with round robin. The slack spreads the connections of a
-    /// lone acceptor.
+    /// [`Poller::pick_for`] for a thread that is not one of the VM's
+    /// schedulers (the unit tests): threads are paired with a poller on
+    /// their first call, in turn.
     pub fn pick() -> Arc<Poller> {
         thread_local! {
             static MINE: usize = NEXT_POLLER.fetch_add(1, Ordering::Relaxed);
@@ -131,9 +123,16 @@ impl Poller {
         Poller::pick_for(MINE.with(|i| *i))
     }
 
-    /// [`Poller::pick`] for a caller that names its thread: the VM's
-    /// scheduler `id` (from 1; `rssl_nif:adopt/8` passes the caller's)
-    /// gets the poller paired with it, the same one each run.
+    /// Picks the poller for a new connection: the one paired with the VM's
+    /// scheduler `id` (from 1; `rssl_nif:adopt/8` passes the caller's),
+    /// unless it serves [`AFFINITY_SLACK`] connections more than the least
+    /// busy one, which then gets it. The connections of processes on one
+    /// scheduler then share a poller, and the threads that pass a
+    /// connection's messages to and fro wake each other on one CPU rather
+    /// than across two: ping-pong runs fall into the slow state of
+    /// docs/design.md ("Why some ping-pong runs are slow") a third as often
+    /// as with round robin. The slack spreads the connections of a lone
+    /// acceptor.
     pub fn pick_for(id: usize) -> Arc<Poller> {
         let loads: Vec<usize> = POLLERS
             .iter()
