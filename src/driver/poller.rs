@@ -125,7 +125,7 @@ impl Poller {
 
     /// Picks the poller for a new connection: the one paired with the VM's
     /// scheduler `id` (from 1; `rssl_nif:adopt/8` passes the caller's),
-    /// unless it serves [`AFFINITY_SLACK`] connections more than the least
+    /// unless it serves `AFFINITY_SLACK` connections more than the least
     /// busy one, which then gets it. The connections of processes on one
     /// scheduler then share a poller, and the threads that pass a
     /// connection's messages to and fro wake each other on one CPU rather
