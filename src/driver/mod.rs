@@ -22,4 +22,4 @@ pub use host::{Failure, Host, Message, Outbox, Reply};
 pub use options::{Active, SocketOptions};
 pub use packet::Packet;
 pub use poller::Poller;
-pub use tls::{Plan, Tls};
+pub use tls::Tls;

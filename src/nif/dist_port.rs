@@ -428,8 +428,7 @@ impl DistPort {
     }
 
     /// The attached connection (a new reference, so `self` stays free);
-    /// None before `attach` or once a failure has let it go (the VM may
-    /// stop the port from inside `driver_failure`).
+    /// None before `attach`.
     fn conn(&self) -> Option<Arc<Conn<ErlHost>>> {
         self.res.as_ref().map(|r| Arc::clone(&r.conn))
     }
@@ -735,8 +734,8 @@ impl DistPort {
     }
 
     /// Ends the port, which ends the connection (its linked owner, then
-    /// the node's connection, go with it).
-    /// The connection ends: the VM is told when the callback is done.
+    /// the node's connection, go with it). The VM is told once the
+    /// callback is done (`guarded`, `DistPort::ending`).
     fn fail(&mut self, end: End) {
         if self.failed {
             return;

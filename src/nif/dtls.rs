@@ -48,8 +48,7 @@ fn dtls_check_hello<'a>(
 
 /// For `adopt`: a peer map with `dtls_hello` marks a DTLS server
 /// connection whose initial datagram is the ClientHello the listener
-/// checked; the handshake goes on from it.
-/// Whether `adopt`'s peer map carries a DTLS ClientHello already checked.
+/// checked; the handshake goes on from it (`continue_hello`).
 pub(super) fn has_hello(peer: Term) -> bool {
     peer.map_get(dtls_hello()).is_ok()
 }

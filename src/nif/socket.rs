@@ -8,7 +8,7 @@ use super::host::{CallerOutbox, ErlHost, Owner, Waiter};
 use super::terms::{addr_term, error_tuple, failure_term};
 use crate::driver::{Conn, Poller, RecvOutcome, SendOutcome, SocketOptions, Tls};
 use crate::engine::connection::PeerName;
-use crate::engine::Connection;
+use crate::engine::{Connection, Error};
 use parking_lot::Mutex;
 use rustler::env::{OwnedEnv, SavedTerm};
 use rustler::{Atom, Binary, Encoder, Env, LocalPid, Monitor, NifResult, ResourceArc, Term};
@@ -154,11 +154,27 @@ fn adopt<'a>(
     Ok((atoms::ok(), socket_term(env, &res)).encode(env))
 }
 
-/// The plan for a connection's TLS state (`driver::Tls`): what `adopt`
-/// was given, copied out of its terms, for the poller to make it with.
-fn plan(config: &ConfigRes, name: PeerName, peer: Term, initial: &[u8]) -> Tls {
+/// A plan for a connection's TLS state (`driver::Tls`), made by the
+/// poller: `Connection::new`, then `setup`, then pausing for callbacks
+/// (they answer from Erlang).
+fn planned(
+    config: &ConfigRes,
+    name: PeerName,
+    setup: impl FnOnce(&mut Connection) -> Result<(), Error> + Send + 'static,
+) -> Tls {
     let config = config.config.clone();
     let datagram = config.options().is_dtls();
+    let plan = move || {
+        let mut tls = Connection::new(&config, &name)?;
+        setup(&mut tls)?;
+        tls.allow_pausing();
+        Ok(tls)
+    };
+    Tls::planned(Box::new(plan), datagram)
+}
+
+/// The plan for `adopt`: what it was given, copied out of its terms.
+fn plan(config: &ConfigRes, name: PeerName, peer: Term, initial: &[u8]) -> Tls {
     // Ciphertext gen_tcp had already read from the socket.
     let initial = initial.to_vec();
     let dtls_hello = super::dtls::has_hello(peer);
@@ -186,11 +202,10 @@ fn plan(config: &ConfigRes, name: PeerName, peer: Term, initial: &[u8]) -> Tls {
         .map(|data| data.as_slice().to_vec())
         .ok();
     let early_required = manual.is_some();
-    let plan = move || {
-        let mut tls = Connection::new(&config, &name)?;
+    planned(config, name, move |tls| {
         tls.receive(&initial);
         if dtls_hello {
-            super::dtls::continue_hello(&mut tls)?;
+            super::dtls::continue_hello(tls)?;
         }
         if let Some(der) = session {
             let _ = tls.set_session(&der);
@@ -202,11 +217,8 @@ fn plan(config: &ConfigRes, name: PeerName, peer: Term, initial: &[u8]) -> Tls {
         if let Some(data) = early_data {
             tls.set_early_data(data, early_required);
         }
-        // Callbacks answer from Erlang: the handshake pauses for them.
-        tls.allow_pausing();
-        Ok(tls)
-    };
-    Tls::planned(Box::new(plan), datagram)
+        Ok(())
+    })
 }
 
 /// Replaces the configuration before the handshake (`handshake/3` options).
@@ -218,20 +230,11 @@ fn set_config<'a>(
     peer: Term<'a>,
 ) -> NifResult<Term<'a>> {
     let res = conn_of(socket)?;
-    let config = config.config.clone();
-    let datagram = config.options().is_dtls();
-    let name = peer_name(peer)?;
-    let plan = move || {
-        let mut tls = Connection::new(&config, &name)?;
-        tls.allow_pausing();
-        Ok(tls)
-    };
-    Ok(
-        match res.conn.replace_tls(Tls::planned(Box::new(plan), datagram)) {
-            Ok(()) => atoms::ok().encode(env),
-            Err(f) => error_tuple(env, &f),
-        },
-    )
+    let tls = planned(&config, peer_name(peer)?, |_| Ok(()));
+    Ok(match res.conn.replace_tls(tls) {
+        Ok(()) => atoms::ok().encode(env),
+        Err(f) => error_tuple(env, &f),
+    })
 }
 
 /// The listener's TLS options of a socket not yet handshaken, or `undefined`.
