@@ -26,13 +26,22 @@
 init() ->
     erlang:load_nif(filename:join(priv_dir(), "rssl_nif"), 0).
 
-%% Where the library is (rssl_dist loads it as a port driver too).
+%% Where the library is (rssl_dist loads it as a port driver too, for
+%% each connection: kept after the first time, which asks the code server).
 -spec priv_dir() -> file:filename().
 priv_dir() ->
-    case code:priv_dir(rssl) of
-        {error, bad_name} ->
-            filename:join(filename:dirname(filename:dirname(code:which(?MODULE))), "priv");
-        Dir -> Dir
+    case persistent_term:get({?MODULE, priv_dir}, undefined) of
+        undefined ->
+            Dir = case code:priv_dir(rssl) of
+                      {error, bad_name} ->
+                          filename:join(filename:dirname(filename:dirname(code:which(?MODULE))),
+                                        "priv");
+                      Found -> Found
+                  end,
+            persistent_term:put({?MODULE, priv_dir}, Dir),
+            Dir;
+        Dir ->
+            Dir
     end.
 
 -define(NIF, erlang:nif_error({nif_not_loaded, ?MODULE})).

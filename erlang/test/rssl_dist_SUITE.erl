@@ -27,11 +27,11 @@
          idle_link_ticks/1, nodedown_when_killed/1, nodedown_when_link_cut/1,
          other_ca_refused/1, wrong_host_refused/1, plain_tcp_node_refused/1,
          bad_packets_end_only_their_connection/1, port_misuse_refused/1, nodes_come_and_go/1,
-         connection_options/1]).
+         connection_options/1, reconnect_resumes_session/1]).
 %% Run on the peer nodes.
 -export([echo_size/1, both_ways/2, make_binary/1, collector/2, senders/3, port_stats/1,
          watch/1, await_down/1,
-         dist_socket/1, resources/0, connect_cycles/2, misuse/1]).
+         dist_socket/1, resources/0, connect_cycles/2, wait_gone/1, misuse/1]).
 
 -define(T, 30000).
 
@@ -43,7 +43,7 @@ all() ->
      flags_instead_of_file, bad_options_stop_the_start, idle_link_ticks,
      nodedown_when_killed, nodedown_when_link_cut, other_ca_refused, wrong_host_refused,
      plain_tcp_node_refused, bad_packets_end_only_their_connection, port_misuse_refused,
-     nodes_come_and_go, connection_options].
+     nodes_come_and_go, connection_options, reconnect_resumes_session].
 
 init_per_suite(Config) ->
     _ = os:cmd("epmd -daemon"),
@@ -115,6 +115,36 @@ connection_options(Config) ->
                  Set([{sndbuf, 1 bsl 40}])),
     %% The link still carries rpc after the refusals.
     ?assertEqual(NB, peer:call(A, rpc, call, [NB, erlang, node, []])).
+
+%% Connections made again between two nodes resume the first one's TLS
+%% session (its id each time), whichever node ended the one before: the
+%% node told of the end by the other's close_notify answers with its own,
+%% which keeps the session resumable. (Neither node connects on its own
+%% here, so A is always the client.) OTP's inet_tls resumes none.
+reconnect_resumes_session(Config) ->
+    Quiet = #{args => ["-connect_all", "false", "-kernel", "dist_auto_connect", "never"]},
+    {A, NA} = node_up(Config, "a", good, Quiet),
+    {B, NB} = node_up(Config, "b", good, Quiet),
+    Ids = [begin
+               true = peer:call(A, net_kernel, connect_node, [NB]),
+               S = peer:call(A, ?MODULE, dist_socket, [NB]),
+               {ok, [{session_id, Id}]} =
+                   peer:call(A, ?M, connection_information, [S, [session_id]]),
+               true = case Closer of
+                          a -> peer:call(A, erlang, disconnect_node, [NB]);
+                          b -> peer:call(B, erlang, disconnect_node, [NA])
+                      end,
+               ok = peer:call(A, ?MODULE, wait_gone, [NB], ?T),
+               ok = peer:call(B, ?MODULE, wait_gone, [NA], ?T),
+               Id
+           end || Closer <- [a, b, a, b, a, b]],
+    [First | _] = Ids,
+    ?assertEqual(32, byte_size(First)),
+    case ?M of
+        rssl -> ?assertEqual(lists:duplicate(6, First), Ids);
+        %% (inet_tls makes a new session each time.)
+        ssl -> ?assertEqual(6, length(lists:usort(Ids)))
+    end.
 
 global_names(Config) ->
     {A, _NA} = node_up(Config, "a", good),

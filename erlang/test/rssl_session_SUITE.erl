@@ -27,7 +27,8 @@
          init_per_suite/1, end_per_suite/1,
          init_per_testcase/2, end_per_testcase/2]).
 -export([client_reuses_session/1, client_reuse_sessions_false/1,
-         server_resumes/1, server_reuse_session_fun/1, server_reuse_sessions_false/1,
+         server_resumes/1, server_resumes_openssl_client_by_id/1,
+         server_reuse_session_fun/1, server_reuse_sessions_false/1,
          client_tickets_auto/1, client_tickets_disabled/1,
          server_tickets_stateless/1, server_tickets_stateful/1]).
 
@@ -35,7 +36,8 @@ suite() -> [{timetrap, {seconds, 60}}].
 
 all() ->
     [client_reuses_session, client_reuse_sessions_false,
-     server_resumes, server_reuse_session_fun, server_reuse_sessions_false,
+     server_resumes, server_resumes_openssl_client_by_id,
+     server_reuse_session_fun, server_reuse_sessions_false,
      client_tickets_auto, client_tickets_disabled,
      server_tickets_stateless, server_tickets_stateful].
 
@@ -79,6 +81,56 @@ server_resumes(Config) ->
     ?assertMatch(#{id := Id, client_id := Id}, Second),
     ?assertEqual({tls12_resumed(?M), tls12_resumed(?PEER)},
                  {maps:get(resumed, Second), maps:get(client_resumed, Second)}).
+
+%% A TLS 1.2 session resumes by its id, as with OTP's servers, also for a
+%% client that offers RFC 5077 tickets: `openssl s_client -tls1_2
+%% -sess_out', then `-sess_in' with the saved session. The server sends no
+%% ticket (the saved session has none) and its session id, which s_client
+%% shows and offers again ("Reused"), with TLS 1.2 alone and with TLS 1.3
+%% enabled too (TLS 1.3 tickets are a separate choice, session_tickets).
+server_resumes_openssl_client_by_id(Config) ->
+    Pki = ?config(pki, Config),
+    #{ca := #{cert := Ca}} = Pki,
+    SessFile = filename:join(?config(priv_dir, Config), "tls12_session.pem"),
+    {ok, SessionId} = re:compile("Session-ID: ([0-9A-F]*)\\R"),
+    [begin
+         SOpts = lists:keystore(versions, 1, server_opts(Config, 'tlsv1.2'), {versions, Versions}),
+         {ok, L} = ?M:listen(0, [{reuseaddr, true} | SOpts]),
+         {ok, {_, Port}} = ?M:sockname(L),
+         Once = fun(SessArg, Expect) ->
+                        Tool0 = rssl_tool_lib:start(
+                                  [rssl_tool_lib:q(rssl_tool_lib:exe("openssl")),
+                                   " s_client -tls1_2 -connect 127.0.0.1:", integer_to_list(Port),
+                                   " -CAfile ", rssl_tool_lib:q(Ca),
+                                   " -verify_return_error -servername localhost ", SessArg, " ",
+                                   rssl_tool_lib:q(SessFile)]),
+                        try
+                            {ok, T} = ?M:transport_accept(L, ?T),
+                            {ok, S} = ?M:handshake(T, ?T),
+                            {ok, _, Tool1} = rssl_tool_lib:wait_output(Tool0, Expect, ?T),
+                            {ok, Hex, Tool2} = rssl_tool_lib:wait_output(Tool1, SessionId, ?T),
+                            ok = ?M:send(S, <<"from server\n">>),
+                            {ok, _, Tool3} = rssl_tool_lib:wait_output(Tool2, <<"from server">>, ?T),
+                            Seen = seen(?M, S),
+                            true = port_command(maps:get(port, Tool3), <<"Q\n">>),
+                            ?assertEqual({error, closed}, ?M:recv(S, 0, ?T)),
+                            rssl_tool_lib:wait_exit(Tool3, ?T),
+                            ok = ?M:close(S),
+                            {binary:decode_hex(Hex), Seen}
+                        after
+                            rssl_tool_lib:stop(Tool0)
+                        end
+                end,
+         {Id, #{id := Id, resumed := false}} = Once("-sess_out", <<"New, TLSv1.2">>),
+         ?assertEqual(32, byte_size(Id)),
+         Saved = os:cmd(rssl_tool_lib:q(rssl_tool_lib:exe("openssl")) ++ " sess_id -noout -text -in "
+                        ++ rssl_tool_lib:q(SessFile)),
+         ?assertEqual(nomatch, string:find(Saved, "TLS session ticket:"), Saved),
+         ?assertEqual({Id, #{id => Id, resumed => tls12_resumed(?M)}},
+                      Once("-sess_in", <<"Reused, TLSv1.2">>)),
+         ok = ?M:close(L)
+     end || Versions <- [['tlsv1.2'], ['tlsv1.3', 'tlsv1.2']]],
+    ok.
 
 %% The server's reuse_session fun decides, and sees the offered session:
 %% its id, no client certificate, compression 0 and the suite.

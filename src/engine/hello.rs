@@ -69,40 +69,64 @@ const HRR_RANDOM: [u8; 32] = [
     0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
 ];
 
+/// A server's client-hello callback also chooses how TLS 1.2 resumes
+/// (`session::tls12_without_tickets`): OpenSSL has one such callback.
 pub(crate) fn install(b: &mut SslContextBuilder, o: &Options) {
-    let Some(fun) = o.hello.clone() else {
-        return;
-    };
+    let fun = o.hello.clone();
     match o.role {
-        super::Role::Server => b.set_client_hello_callback(move |ssl, alert| {
-            guard(Ok(ClientHelloResponse::SUCCESS), || {
-                if !first_time(ssl) {
-                    return Ok(ClientHelloResponse::SUCCESS);
+        super::Role::Server => {
+            let tickets_per_hello = super::session::tls12_tickets_per_hello(o);
+            if fun.is_none() && !tickets_per_hello {
+                return;
+            }
+            b.set_client_hello_callback(move |ssl, alert| {
+                if tickets_per_hello {
+                    super::session::tls12_without_tickets(ssl);
                 }
-                let hello = Hello::Client {
-                    extensions: client_extensions(ssl),
-                };
-                match decide(ssl, &*fun, hello) {
-                    Some(HelloChoice::Continue(config)) => {
-                        if let Some(config) = config {
-                            super::sni::switch(ssl, config);
-                        }
-                        Ok(ClientHelloResponse::SUCCESS)
-                    }
-                    Some(HelloChoice::Cancel) | None => {
-                        *alert = SslAlert::USER_CANCELLED;
-                        Err(openssl::error::ErrorStack::get())
-                    }
+                match &fun {
+                    Some(fun) => on_client_hello(ssl, alert, &**fun),
+                    None => Ok(ClientHelloResponse::SUCCESS),
                 }
             })
-        }),
+        }
         super::Role::Client => {
+            if fun.is_none() {
+                return;
+            }
             // SAFETY: a context being built; `on_message` matches the
             // callback type and reads the hello function from the
             // context's hooks, which live as long as the context.
             unsafe { ffi::SSL_CTX_set_msg_callback(b.as_ptr(), Some(on_message)) };
         }
     }
+}
+
+/// A server's hello function, asked once per handshake.
+fn on_client_hello(
+    ssl: &mut SslRef,
+    alert: &mut SslAlert,
+    fun: &HelloFn,
+) -> Result<ClientHelloResponse, openssl::error::ErrorStack> {
+    guard(Ok(ClientHelloResponse::SUCCESS), || {
+        if !first_time(ssl) {
+            return Ok(ClientHelloResponse::SUCCESS);
+        }
+        let hello = Hello::Client {
+            extensions: client_extensions(ssl),
+        };
+        match decide(ssl, fun, hello) {
+            Some(HelloChoice::Continue(config)) => {
+                if let Some(config) = config {
+                    super::sni::switch(ssl, config);
+                }
+                Ok(ClientHelloResponse::SUCCESS)
+            }
+            Some(HelloChoice::Cancel) | None => {
+                *alert = SslAlert::USER_CANCELLED;
+                Err(openssl::error::ErrorStack::get())
+            }
+        }
+    })
 }
 
 /// Marks the hello as seen; false if it was already (a second ClientHello

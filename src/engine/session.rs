@@ -10,10 +10,13 @@ use super::error::Error;
 use super::ffi;
 use super::hooks::Callback;
 use super::options::{Options, Role};
+use super::version::Version;
 use foreign_types::{ForeignType, ForeignTypeRef};
 use once_cell::sync::Lazy;
 use openssl::ex_data::Index;
-use openssl::ssl::{Ssl, SslContext, SslOptions, SslSession, SslSessionCacheMode, SslVersion};
+use openssl::ssl::{
+    Ssl, SslContext, SslOptions, SslRef, SslSession, SslSessionCacheMode, SslVersion,
+};
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -96,6 +99,16 @@ pub(crate) fn install(b: &mut openssl::ssl::SslContextBuilder, o: &Options) -> R
     b.set_session_id_context(b"rssl")
         .map_err(|e| Error::Internal(format!("session id context: {e}")))?;
     if o.reuse_sessions {
+        if !o.versions.contains(&Version::Tls13) {
+            // TLS 1.2 resumes by session id, as with OTP's servers, not by
+            // RFC 5077 ticket: a ticket carries the whole session, the
+            // client's certificate too, and taking it back costs the
+            // server a decryption and a certificate parse (about 200 us,
+            // most of a resumed handshake) where an id costs a lookup.
+            // With TLS 1.3 enabled too, `tls12_without_tickets` decides
+            // per hello.
+            b.set_options(SslOptions::NO_TICKET);
+        }
         b.set_num_tickets(o.session_tickets as usize)
             .map_err(|e| Error::Internal(format!("session tickets: {e}")))?;
         if o.stateful_tickets {
@@ -117,6 +130,53 @@ pub(crate) fn install(b: &mut openssl::ssl::SslContextBuilder, o: &Options) -> R
         b.set_options(SslOptions::NO_TICKET);
     }
     Ok(())
+}
+
+/// Whether a server decides per hello (`tls12_without_tickets`) that TLS
+/// 1.2 goes without tickets: it resumes sessions, has TLS 1.3 and TLS 1.2
+/// and would otherwise send TLS 1.2 tickets (`install`).
+pub(crate) fn tls12_tickets_per_hello(o: &Options) -> bool {
+    o.role == Role::Server
+        && o.reuse_sessions
+        && !o.stateful_tickets
+        && o.reuse_session.is_none()
+        && o.versions.contains(&Version::Tls13)
+        && o.versions.iter().any(|v| *v != Version::Tls13)
+}
+
+/// In a server's client-hello callback: a client that does not offer TLS
+/// 1.3 gets TLS 1.2 without tickets (session ids only, see `install`);
+/// one that does keeps the TLS 1.3 tickets configured.
+pub(crate) fn tls12_without_tickets(ssl: &mut SslRef) {
+    if !offers_tls13(ssl) {
+        // SAFETY: a live connection, in its client-hello callback, before
+        // OpenSSL looks at tickets.
+        unsafe { ffi::SSL_set_options(ssl.as_ptr(), SslOptions::NO_TICKET.bits()) };
+    }
+}
+
+/// Whether the ClientHello's supported_versions extension lists TLS 1.3.
+fn offers_tls13(ssl: &SslRef) -> bool {
+    const SUPPORTED_VERSIONS: libc::c_uint = 43;
+    let mut data: *const u8 = std::ptr::null();
+    let mut len = 0usize;
+    // SAFETY: inside the client-hello callback; the data stays OpenSSL's
+    // and is read before the callback returns.
+    let found = unsafe {
+        openssl_sys::SSL_client_hello_get0_ext(
+            ssl.as_ptr(),
+            SUPPORTED_VERSIONS,
+            &mut data,
+            &mut len,
+        )
+    };
+    if found != 1 || data.is_null() || len == 0 {
+        return false;
+    }
+    // SAFETY: `len` bytes at `data`, per OpenSSL.
+    let ext = unsafe { std::slice::from_raw_parts(data, len) };
+    // A one-byte length, then two-byte versions.
+    ext[1..].chunks_exact(2).any(|v| v == [0x03, 0x04])
 }
 
 /// A client keeps the sessions it may offer again: TLS 1.2 sessions when

@@ -471,6 +471,11 @@ impl DistPort {
         match written {
             Ok(encrypted) => {
                 self.sent += 1;
+                if !matches!(self.mode, Mode::Active) {
+                    // The distribution handshake: one message, then an
+                    // answer awaited; nothing to gather.
+                    return self.end_of_output();
+                }
                 if encrypted > FLUSH_EARLY && !self.writing {
                     self.flush();
                 }
@@ -610,7 +615,14 @@ impl DistPort {
                     None => self.cut_packets(),
                 },
                 Ok(ReadOutcome::WouldBlock) => break,
-                Ok(ReadOutcome::Closed) => return self.fail(End::Closed),
+                Ok(ReadOutcome::Closed) => {
+                    // The peer closed cleanly: our close_notify answers,
+                    // which also keeps the session resumable (OpenSSL
+                    // drops from its cache the session of a connection
+                    // freed before it sent one).
+                    self.send_close_notify();
+                    return self.fail(End::Closed);
+                }
                 Err(end) => return self.fail(end),
             }
         }
@@ -744,6 +756,16 @@ impl DistPort {
         self.ending = Some(end);
     }
 
+    /// Writes a close_notify after what is queued, as far as the socket
+    /// takes it at once: the connection ends here.
+    fn send_close_notify(&self) {
+        let fd = self.fd;
+        self.with_tls(|tls| {
+            tls.close();
+            let _ = socket::write(fd, tls.output());
+        });
+    }
+
     /// The port is closing: a close_notify if the socket takes it, then
     /// the socket leaves the poll set (and `stop_select` closes it).
     fn stop(&mut self) {
@@ -756,10 +778,7 @@ impl DistPort {
         }
         let fd = self.fd;
         if !self.failed && self.encrypt_staged().is_ok() {
-            self.with_tls(|tls| {
-                tls.close();
-                let _ = socket::write(fd, tls.output());
-            });
+            self.send_close_notify();
         }
         // SAFETY: a live port and its selected descriptor.
         unsafe {
