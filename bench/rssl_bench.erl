@@ -28,8 +28,12 @@
 %%   OpenSSL on TCP, hs/s   openssl_hs's second figure: the same OpenSSL
 %%                          handshakes over loopback TCP, a client and a
 %%                          server thread on blocking sockets (no VM): what
-%%                          TLS over sockets costs at the least here
+%%                          TLS between two threads over sockets costs here
 %%   x OpenSSL on TCP       each module's rate divided by that one
+%%   ... 1 thread, hs/s     openssl_hs's third figure: both ends in one
+%%                          thread over loopback TCP, non-blocking sockets
+%%                          (the system calls, no thread to wake)
+%%   x OpenSSL 1 thread     each module's rate divided by that one
 %%   hs/s 1.x, 50 clients   the same with 50 client processes looping at
 %%                          once against 50 acceptor processes
 %%   50 cl. / sequential    that rate divided by the sequential one
@@ -381,7 +385,7 @@ collect(Port, Partial, Result, Tail, Deadline) ->
                 <<?RESULT_TAG, Encoded/binary>> ->
                     collect(Port, <<>>, binary_to_term(base64:decode(Encoded)), Tail, Deadline);
                 <<?C_TAG, Values/binary>> ->
-                    Info = "OpenSSL alone: one thread, memory BIOs, no TCP; sock_: the same over loopback TCP, two threads",
+                    Info = "OpenSSL alone: one thread, memory BIOs, no TCP; sock_: the same over loopback TCP, two threads; sock1_: over loopback TCP, one thread",
                     collect(Port, <<>>, {{ok, c_values(Values), Info}, #{}}, Tail, Deadline);
                 _ ->
                     io:format("~s~n", [Line]),
@@ -500,8 +504,8 @@ format_ls(_) -> "".
 %% {Label, Kind, Version, Key, Target}: a figure per module;
 %% {ratio, Label, Kind, Version, Key, Over, Target}: each module's figure
 %% divided by OpenSSL alone's (Over = openssl), by another figure of
-%% OpenSSL alone's run (Over = {openssl, Key}: sock_rate, its handshakes
-%% over loopback TCP) or by its own figure of another workload (Over =
+%% OpenSSL alone's run (Over = {openssl, Key}: sock_rate and sock1_rate,
+%% its handshakes over loopback TCP) or by its own figure of another workload (Over =
 %% {Kind, Key}).
 rows() ->
     [{"bulk TLS 1.3 MB/s", bulk, 'tlsv1.3', mbps, {x_ssl_and_tcp, 5}},
@@ -510,10 +514,14 @@ rows() ->
      {ratio, "  hs 1.3: x OpenSSL", hs, 'tlsv1.3', rate, openssl, {min, 0.75}},
      {"  OpenSSL on TCP, hs/s", hs, 'tlsv1.3', sock_rate, none},
      {ratio, "  x OpenSSL on TCP", hs, 'tlsv1.3', rate, {openssl, sock_rate}, none},
+     {"  ... 1 thread, hs/s", hs, 'tlsv1.3', sock1_rate, none},
+     {ratio, "  x OpenSSL 1 thread", hs, 'tlsv1.3', rate, {openssl, sock1_rate}, none},
      {"handshakes/s TLS 1.2", hs, 'tlsv1.2', rate, {x_ssl, 3.5}},
      {ratio, "  hs 1.2: x OpenSSL", hs, 'tlsv1.2', rate, openssl, none},
      {"  OpenSSL on TCP, hs/s", hs, 'tlsv1.2', sock_rate, none},
      {ratio, "  x OpenSSL on TCP", hs, 'tlsv1.2', rate, {openssl, sock_rate}, none},
+     {"  ... 1 thread, hs/s", hs, 'tlsv1.2', sock1_rate, none},
+     {ratio, "  x OpenSSL 1 thread", hs, 'tlsv1.2', rate, {openssl, sock1_rate}, none},
      {"hs/s 1.3, 50 clients", hsc, 'tlsv1.3', rate, {x_ssl, 3.5}},
      {ratio, "  50 cl. / sequential", hsc, 'tlsv1.3', rate, {hs, rate}, {min, 1.7}},
      {"hs/s 1.2, 50 clients", hsc, 'tlsv1.2', rate, {x_ssl, 3.5}},
