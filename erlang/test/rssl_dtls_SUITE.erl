@@ -1155,30 +1155,12 @@ dtls_server_resumes_openssl_client(Config) ->
     SessFile = filename:join(Dir, "dtls_session.pem"),
     {ok, L} = ?M:listen(0, server_opts(Pki)),
     {ok, {_, Port}} = ?M:sockname(L),
-    {ok, SessionId} = re:compile("Session-ID: ([0-9A-F]*)\\R"),
     Once = fun(SessArg, Expect) ->
-                   Exe = rssl_tool_lib:exe("openssl"),
-                   Tool0 = rssl_tool_lib:start(
-                             [rssl_tool_lib:q(Exe), " s_client -dtls1_2 -connect 127.0.0.1:",
-                              integer_to_list(Port), " -CAfile ", rssl_tool_lib:q(Ca),
-                              " -verify_return_error -servername localhost ", SessArg,
-                              " ", rssl_tool_lib:q(SessFile)]),
-                   try
-                       {ok, T} = ?M:transport_accept(L, ?T),
-                       {ok, S} = ?M:handshake(T, ?T),
-                       {ok, _, Tool01} = rssl_tool_lib:wait_output(Tool0, Expect, ?T),
-                       {ok, Hex, Tool1} = rssl_tool_lib:wait_output(Tool01, SessionId, ?T),
-                       ok = ?M:send(S, <<"from server\n">>),
-                       {ok, _, Tool2} = rssl_tool_lib:wait_output(Tool1, <<"from server">>, ?T),
-                       Seen = seen(?M, S),
-                       true = port_command(maps:get(port, Tool2), <<"Q\n">>),
-                       ?assertEqual({error, closed}, ?M:recv(S, 0, ?T)),
-                       rssl_tool_lib:wait_exit(Tool2, ?T),
-                       ok = ?M:close(S),
-                       {binary:decode_hex(Hex), Seen}
-                   after
-                       rssl_tool_lib:stop(Tool0)
-                   end
+                   rssl_tool_lib:s_client_session(
+                     ?M, L, ["-dtls1_2 -connect 127.0.0.1:", integer_to_list(Port),
+                             " -CAfile ", rssl_tool_lib:q(Ca),
+                             " -verify_return_error -servername localhost ", SessArg, " ",
+                             rssl_tool_lib:q(SessFile)], Expect, ?T)
            end,
     {Id, #{resumed := false}} = Once("-sess_out", <<"New, TLSv1.2">>),
     ?assertEqual(32, byte_size(Id)),

@@ -92,34 +92,16 @@ server_resumes_openssl_client_by_id(Config) ->
     Pki = ?config(pki, Config),
     #{ca := #{cert := Ca}} = Pki,
     SessFile = filename:join(?config(priv_dir, Config), "tls12_session.pem"),
-    {ok, SessionId} = re:compile("Session-ID: ([0-9A-F]*)\\R"),
     [begin
          SOpts = lists:keystore(versions, 1, server_opts(Config, 'tlsv1.2'), {versions, Versions}),
          {ok, L} = ?M:listen(0, [{reuseaddr, true} | SOpts]),
          {ok, {_, Port}} = ?M:sockname(L),
          Once = fun(SessArg, Expect) ->
-                        Tool0 = rssl_tool_lib:start(
-                                  [rssl_tool_lib:q(rssl_tool_lib:exe("openssl")),
-                                   " s_client -tls1_2 -connect 127.0.0.1:", integer_to_list(Port),
-                                   " -CAfile ", rssl_tool_lib:q(Ca),
-                                   " -verify_return_error -servername localhost ", SessArg, " ",
-                                   rssl_tool_lib:q(SessFile)]),
-                        try
-                            {ok, T} = ?M:transport_accept(L, ?T),
-                            {ok, S} = ?M:handshake(T, ?T),
-                            {ok, _, Tool1} = rssl_tool_lib:wait_output(Tool0, Expect, ?T),
-                            {ok, Hex, Tool2} = rssl_tool_lib:wait_output(Tool1, SessionId, ?T),
-                            ok = ?M:send(S, <<"from server\n">>),
-                            {ok, _, Tool3} = rssl_tool_lib:wait_output(Tool2, <<"from server">>, ?T),
-                            Seen = seen(?M, S),
-                            true = port_command(maps:get(port, Tool3), <<"Q\n">>),
-                            ?assertEqual({error, closed}, ?M:recv(S, 0, ?T)),
-                            rssl_tool_lib:wait_exit(Tool3, ?T),
-                            ok = ?M:close(S),
-                            {binary:decode_hex(Hex), Seen}
-                        after
-                            rssl_tool_lib:stop(Tool0)
-                        end
+                        rssl_tool_lib:s_client_session(
+                          ?M, L, ["-tls1_2 -connect 127.0.0.1:", integer_to_list(Port),
+                                  " -CAfile ", rssl_tool_lib:q(Ca),
+                                  " -verify_return_error -servername localhost ", SessArg, " ",
+                                  rssl_tool_lib:q(SessFile)], Expect, ?T)
                 end,
          {Id, #{id := Id, resumed := false}} = Once("-sess_out", <<"New, TLSv1.2">>),
          ?assertEqual(32, byte_size(Id)),

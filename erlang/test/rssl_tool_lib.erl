@@ -11,7 +11,7 @@
 
 -export([exe/1, start/1, start/2, wait_output/3, wait_exit/2, stop/1,
          output/1, listening_port/2, q/1, write_temp/3,
-         listener/2, listener_port/1, listener_stop/1]).
+         listener/2, listener_port/1, listener_stop/1, s_client_session/5]).
 
 -define(POLL, 50).
 
@@ -270,4 +270,31 @@ echo(Mod, S) ->
             echo(Mod, S);
         {error, _} ->
             _ = Mod:close(S)
+    end.
+
+%% One `openssl s_client' run against Mod's listener L (Args: what follows
+%% `s_client', with -sess_out or -sess_in and the session file among it):
+%% the connection accepted and handshaken, s_client's Expect line and the
+%% session id it prints awaited, a line sent to it, then it quits.
+%% Returns {Id, #{id, resumed}}: the id s_client printed, and Mod's
+%% connection_information session_id and session_resumption.
+s_client_session(Mod, L, Args, Expect, Timeout) ->
+    {ok, SessionId} = re:compile("Session-ID: ([0-9A-F]*)\\R"),
+    Tool0 = start([q(exe("openssl")), " s_client " | Args]),
+    try
+        {ok, T} = Mod:transport_accept(L, Timeout),
+        {ok, S} = Mod:handshake(T, Timeout),
+        {ok, _, Tool1} = wait_output(Tool0, Expect, Timeout),
+        {ok, Hex, Tool2} = wait_output(Tool1, SessionId, Timeout),
+        ok = Mod:send(S, <<"from server\n">>),
+        {ok, _, Tool3} = wait_output(Tool2, <<"from server">>, Timeout),
+        {ok, Info} = Mod:connection_information(S, [session_id, session_resumption]),
+        true = port_command(maps:get(port, Tool3), <<"Q\n">>),
+        {error, closed} = Mod:recv(S, 0, Timeout),
+        wait_exit(Tool3, Timeout),
+        ok = Mod:close(S),
+        {binary:decode_hex(Hex), #{id => proplists:get_value(session_id, Info),
+                                   resumed => proplists:get_value(session_resumption, Info)}}
+    after
+        stop(Tool0)
     end.
