@@ -256,33 +256,43 @@ static void *sock_server(void *arg)
     }
 }
 
-static int sock_connect(uint16_t port)
+/* A socket connected (or, with SOCK_NONBLOCK in flags, connecting) to
+ * the loopback port. */
+static int sock_connect(uint16_t port, int flags)
 {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a))
+    int fd = socket(AF_INET, SOCK_STREAM | flags, 0);
+    if (fd < 0 || (connect(fd, (struct sockaddr *)&a, sizeof a) && errno != EINPROGRESS))
         die("connect");
     return fd;
 }
 
+/* A socket listening on a loopback port of the system's choosing. */
+static int sock_listen(int flags, uint16_t *port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    int lfd = socket(AF_INET, SOCK_STREAM | flags, 0);
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof a) || listen(lfd, 128) ||
+        getsockname(lfd, (struct sockaddr *)&a, &len))
+        die("listen");
+    *port = ntohs(a.sin_port);
+    return lfd;
+}
+
 static void sock_handshake(SSL_CTX *cctx, uint16_t port)
 {
-    if (plain_client_handshake(cctx, sock_connect(port)))
+    if (plain_client_handshake(cctx, sock_connect(port, 0)))
         die("SSL_connect");
 }
 
 /* Sequential handshakes over loopback TCP for SECS seconds: handshakes/s. */
 static double socket_handshakes(SSL_CTX *cctx, SSL_CTX *sctx, double secs, long *count)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
-    if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof a) || listen(lfd, 128) ||
-        getsockname(lfd, (struct sockaddr *)&a, &len))
-        die("listen");
-    uint16_t port = ntohs(a.sin_port);
+    uint16_t port;
+    int lfd = sock_listen(0, &port);
     struct sock_server srv = {sctx, lfd};
     pthread_t server;
     if (pthread_create(&server, NULL, sock_server, &srv))
@@ -294,7 +304,7 @@ static double socket_handshakes(SSL_CTX *cctx, SSL_CTX *sctx, double secs, long 
         sock_handshake(cctx, port);
         n++;
     }
-    close(sock_connect(port)); /* the stop signal */
+    close(sock_connect(port, 0)); /* the stop signal */
     pthread_join(server, NULL);
     close(lfd);
     *count = n;
@@ -321,11 +331,7 @@ static int step_nonblocking(SSL *ssl)
  * threads of socket_handshakes do. */
 static void sock1_handshake(SSL_CTX *cctx, SSL_CTX *sctx, int lfd, uint16_t port)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int cfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    if (cfd < 0 || (connect(cfd, (struct sockaddr *)&a, sizeof a) && errno != EINPROGRESS))
-        die("connect");
+    int cfd = sock_connect(port, SOCK_NONBLOCK);
     int sfd;
     while ((sfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK)) < 0)
         if (errno != EAGAIN && errno != EINTR)
@@ -357,14 +363,8 @@ static void sock1_handshake(SSL_CTX *cctx, SSL_CTX *sctx, int lfd, uint16_t port
  * loopback TCP: handshakes/s. */
 static double socket_handshakes_one_thread(SSL_CTX *cctx, SSL_CTX *sctx, double secs, long *count)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof a) || listen(lfd, 128) ||
-        getsockname(lfd, (struct sockaddr *)&a, &len))
-        die("listen");
-    uint16_t port = ntohs(a.sin_port);
+    uint16_t port;
+    int lfd = sock_listen(SOCK_NONBLOCK, &port);
     sock1_handshake(cctx, sctx, lfd, port); /* untimed, as the others' first */
     long n = 0;
     double start = now(), end = start + secs, t;
