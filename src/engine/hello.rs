@@ -80,13 +80,15 @@ pub(crate) fn install(b: &mut SslContextBuilder, o: &Options) {
                 return;
             }
             b.set_client_hello_callback(move |ssl, alert| {
-                if tickets_per_hello {
-                    super::session::tls12_without_tickets(ssl);
-                }
-                match &fun {
-                    Some(fun) => on_client_hello(ssl, alert, &**fun),
-                    None => Ok(ClientHelloResponse::SUCCESS),
-                }
+                guard(Ok(ClientHelloResponse::SUCCESS), || {
+                    if tickets_per_hello {
+                        super::session::tls12_without_tickets(ssl);
+                    }
+                    match &fun {
+                        Some(fun) => on_client_hello(ssl, alert, &**fun),
+                        None => Ok(ClientHelloResponse::SUCCESS),
+                    }
+                })
             })
         }
         super::Role::Client => {
@@ -107,26 +109,24 @@ fn on_client_hello(
     alert: &mut SslAlert,
     fun: &HelloFn,
 ) -> Result<ClientHelloResponse, openssl::error::ErrorStack> {
-    guard(Ok(ClientHelloResponse::SUCCESS), || {
-        if !first_time(ssl) {
-            return Ok(ClientHelloResponse::SUCCESS);
-        }
-        let hello = Hello::Client {
-            extensions: client_extensions(ssl),
-        };
-        match decide(ssl, fun, hello) {
-            Some(HelloChoice::Continue(config)) => {
-                if let Some(config) = config {
-                    super::sni::switch(ssl, config);
-                }
-                Ok(ClientHelloResponse::SUCCESS)
+    if !first_time(ssl) {
+        return Ok(ClientHelloResponse::SUCCESS);
+    }
+    let hello = Hello::Client {
+        extensions: client_extensions(ssl),
+    };
+    match decide(ssl, fun, hello) {
+        Some(HelloChoice::Continue(config)) => {
+            if let Some(config) = config {
+                super::sni::switch(ssl, config);
             }
-            Some(HelloChoice::Cancel) | None => {
-                *alert = SslAlert::USER_CANCELLED;
-                Err(openssl::error::ErrorStack::get())
-            }
+            Ok(ClientHelloResponse::SUCCESS)
         }
-    })
+        Some(HelloChoice::Cancel) | None => {
+            *alert = SslAlert::USER_CANCELLED;
+            Err(openssl::error::ErrorStack::get())
+        }
+    }
 }
 
 /// Marks the hello as seen; false if it was already (a second ClientHello

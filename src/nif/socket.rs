@@ -195,12 +195,11 @@ fn plan(config: &ConfigRes, name: PeerName, peer: Term, initial: &[u8]) -> Tls {
                 .map(|b| b.as_slice().to_vec())
                 .collect::<Vec<_>>()
         });
-    let offers_early = peer.map_get(atoms::early_data()).is_ok();
-    let early_data = peer
-        .map_get(atoms::early_data())
-        .and_then(|t| t.decode::<Binary>())
-        .map(|data| data.as_slice().to_vec())
-        .ok();
+    let early_term = peer.map_get(atoms::early_data()).ok();
+    let offers_early = early_term.is_some();
+    let early_data = early_term
+        .and_then(|t| t.decode::<Binary>().ok())
+        .map(|data| data.as_slice().to_vec());
     let early_required = manual.is_some();
     planned(config, name, move |tls| {
         tls.receive(&initial);
