@@ -1154,13 +1154,9 @@ dtls_server_resumes_openssl_client(Config) ->
     Dir = proplists:get_value(priv_dir, Config),
     SessFile = filename:join(Dir, "dtls_session.pem"),
     {ok, L} = ?M:listen(0, server_opts(Pki)),
-    {ok, {_, Port}} = ?M:sockname(L),
     Once = fun(SessArg, Expect) ->
-                   rssl_tool_lib:s_client_session(
-                     ?M, L, ["-dtls1_2 -connect 127.0.0.1:", integer_to_list(Port),
-                             " -CAfile ", rssl_tool_lib:q(Ca),
-                             " -verify_return_error -servername localhost ", SessArg, " ",
-                             rssl_tool_lib:q(SessFile)], Expect, ?T)
+                   Args = ["-dtls1_2", SessArg, rssl_tool_lib:q(SessFile)],
+                   rssl_tool_lib:s_client_session(?M, L, {Ca, Args}, Expect, ?T)
            end,
     {Id, #{resumed := false}} = Once("-sess_out", <<"New, TLSv1.2">>),
     ?assertEqual(32, byte_size(Id)),

@@ -95,13 +95,9 @@ server_resumes_openssl_client_by_id(Config) ->
     [begin
          SOpts = lists:keystore(versions, 1, server_opts(Config, 'tlsv1.2'), {versions, Versions}),
          {ok, L} = ?M:listen(0, [{reuseaddr, true} | SOpts]),
-         {ok, {_, Port}} = ?M:sockname(L),
          Once = fun(SessArg, Expect) ->
-                        rssl_tool_lib:s_client_session(
-                          ?M, L, ["-tls1_2 -connect 127.0.0.1:", integer_to_list(Port),
-                                  " -CAfile ", rssl_tool_lib:q(Ca),
-                                  " -verify_return_error -servername localhost ", SessArg, " ",
-                                  rssl_tool_lib:q(SessFile)], Expect, ?T)
+                        Args = ["-tls1_2", SessArg, rssl_tool_lib:q(SessFile)],
+                        rssl_tool_lib:s_client_session(?M, L, {Ca, Args}, Expect, ?T)
                 end,
          {Id, #{id := Id, resumed := false}} = Once("-sess_out", <<"New, TLSv1.2">>),
          ?assertEqual(32, byte_size(Id)),

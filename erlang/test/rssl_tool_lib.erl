@@ -272,15 +272,19 @@ echo(Mod, S) ->
             _ = Mod:close(S)
     end.
 
-%% One `openssl s_client' run against Mod's listener L (Args: what follows
-%% `s_client', with -sess_out or -sess_in and the session file among it):
-%% the connection accepted and handshaken, s_client's Expect line and the
-%% session id it prints awaited, a line sent to it, then it quits.
-%% Returns {Id, #{id, resumed}}: the id s_client printed, and Mod's
-%% connection_information session_id and session_resumption.
-s_client_session(Mod, L, Args, Expect, Timeout) ->
+%% One `openssl s_client' run against Mod's listener L, verifying the
+%% server for localhost with CA file Ca; Args: the version flag
+%% (`-tls1_2', `-dtls1_2') and the session's, `-sess_out File' or
+%% `-sess_in File'. The connection is accepted and handshaken, s_client's
+%% Expect line and the session id it prints awaited, a line sent to it,
+%% then it quits. Returns {Id, #{id, resumed}}: the id s_client printed,
+%% and Mod's connection_information session_id and session_resumption.
+s_client_session(Mod, L, {Ca, Args}, Expect, Timeout) ->
+    {ok, {_, Port}} = Mod:sockname(L),
     {ok, SessionId} = re:compile("Session-ID: ([0-9A-F]*)\\R"),
-    Tool0 = start([q(exe("openssl")), " s_client " | Args]),
+    Tool0 = start([q(exe("openssl")), " s_client -connect 127.0.0.1:", integer_to_list(Port),
+                   " -CAfile ", q(Ca), " -verify_return_error -servername localhost"
+                   | [[" ", A] || A <- Args]]),
     try
         {ok, T} = Mod:transport_accept(L, Timeout),
         {ok, S} = Mod:handshake(T, Timeout),
