@@ -23,6 +23,14 @@ pub fn error_name(err: &io::Error) -> &'static str {
         Some(libc::ENOMEM) => "enomem",
         Some(libc::EMFILE) => "emfile",
         Some(libc::EINVAL) => "einval",
+        Some(libc::ECONNREFUSED) => "econnrefused",
+        Some(libc::EHOSTDOWN) => "ehostdown",
+        Some(libc::ENETDOWN) => "enetdown",
+        Some(libc::EADDRNOTAVAIL) => "eaddrnotavail",
+        Some(libc::EADDRINUSE) => "eaddrinuse",
+        Some(libc::EAFNOSUPPORT) => "eafnosupport",
+        Some(libc::ENFILE) => "enfile",
+        Some(libc::EPERM) => "eperm",
         _ => "eio",
     }
 }
@@ -40,6 +48,10 @@ mod tests {
         assert_eq!(
             error_name(&io::Error::from_raw_os_error(libc::EPIPE)),
             "epipe"
+        );
+        assert_eq!(
+            error_name(&io::Error::from_raw_os_error(libc::ECONNREFUSED)),
+            "econnrefused"
         );
         assert_eq!(
             error_name(&io::Error::from_raw_os_error(libc::E2BIG)),

@@ -397,31 +397,97 @@ connect_tls(Host, Port, Options, Timeout) ->
       fun(#{tcp := TcpOpts, emulated := Emulated, tls := Tls, sni := SNI,
             transport := {Module, _} = Transport}) ->
           Deadline = deadline(Timeout),
-          Connect = fun() -> Module:connect(Host, Port, tcp_options(TcpOpts), remaining(Deadline)) end,
-          case open_transport(Connect, TcpOpts) of
-              {ok, TSock} ->
-                  client_handshake(Transport, TSock, Host, SNI, Tls, Emulated, <<>>, Deadline);
-              Error ->
-                  Error
+          case native_connect(Transport, Host, TcpOpts) of
+              {ok, Address, Sockopts} ->
+                  Open = fun(Config, Peer) ->
+                                 rssl_nif:connect(tuple_to_list(Address), Port, Sockopts,
+                                                  Config, Peer, Emulated,
+                                                  erlang:system_info(scheduler_id))
+                         end,
+                  client_tls(Open, fun() -> ok end, {ok, {Address, Port}}, Host, SNI, Tls,
+                             Deadline);
+              gen_tcp ->
+                  Connect = fun() -> Module:connect(Host, Port, tcp_options(TcpOpts),
+                                                    remaining(Deadline)) end,
+                  case open_transport(Connect, TcpOpts) of
+                      {ok, TSock} ->
+                          client_handshake(Transport, TSock, Host, SNI, Tls, Emulated, <<>>,
+                                           Deadline);
+                      Error ->
+                          Error
+                  end
           end
       end).
 
-client_handshake({Module, _} = Transport, TSock, Host, SNI, Tls0, Emulated, Initial, Deadline) ->
+%% The NIF makes the TCP connection itself (rssl_nif:connect/7) when
+%% gen_tcp would do nothing more than it does: the default transport, a
+%% host that is one address, and options that are the kernel's (set on
+%% the socket before it connects) or that rssl keeps; gen_tcp's port,
+%% with its options and its close, was a tenth of a handshake's time.
+%% Anything else (several addresses, which gen_tcp tries in turn, a local
+%% address or port, an fd, a network namespace...) goes through gen_tcp.
+native_connect({gen_tcp, _}, Host, TcpOpts) ->
+    Family = case lists:member(inet6, TcpOpts) of
+                 true -> inet6;
+                 false -> inet
+             end,
+    case lists:all(fun native_option/1, TcpOpts) andalso inet:getaddrs(Host, Family) of
+        {ok, [Address]} ->
+            {ok, Address, [Opt || {Key, _} = Opt <- TcpOpts,
+                                  lists:member(Key, [nodelay, keepalive, sndbuf, recbuf,
+                                                     reuseaddr, tos, tclass, priority,
+                                                     linger, ipv6_v6only])]};
+        _ ->
+            gen_tcp
+    end;
+native_connect(_Transport, _Host, _TcpOpts) ->
+    gen_tcp.
+
+%% An option the NIF's own socket takes as gen_tcp would, with a value
+%% gen_tcp accepts (any other value goes to gen_tcp, which refuses it).
+native_option(inet) -> true;
+native_option(inet6) -> true;
+native_option({Key, B}) when Key =:= nodelay; Key =:= keepalive; Key =:= reuseaddr;
+                             Key =:= ipv6_v6only; Key =:= delay_send; Key =:= exit_on_close;
+                             Key =:= send_timeout_close; Key =:= show_econnreset ->
+    is_boolean(B);
+native_option({Key, N}) when Key =:= sndbuf; Key =:= recbuf ->
+    is_integer(N) andalso N > 0 andalso N < 1 bsl 31;
+native_option({Key, N}) when Key =:= tos; Key =:= tclass ->
+    is_integer(N) andalso N >= 0 andalso N =< 255;
+native_option({priority, N}) ->
+    is_integer(N) andalso N >= 0 andalso N < 1 bsl 31;
+native_option({linger, {On, Secs}}) ->
+    is_boolean(On) andalso is_integer(Secs) andalso Secs >= 0 andalso Secs < 1 bsl 31;
+native_option({send_timeout, T}) ->
+    T =:= infinity orelse (is_integer(T) andalso T >= 0);
+native_option(_) ->
+    false.
+
+client_handshake({Module, _} = Transport, TSock, Host, SNI, Tls, Emulated, Initial, Deadline) ->
+    Open = fun(Config, Peer) ->
+                   adopt(Transport, TSock, Config, Peer, Emulated, undefined, Initial)
+           end,
+    Peername = transport_call(Transport, peername, TSock),
+    client_tls(Open, fun() -> Module:close(TSock) end, Peername, Host, SNI, Tls, Deadline).
+
+%% The client's handshake on the connection `Open' makes (`Abandon' lets
+%% the transport go when the options make no configuration).
+client_tls(Open, Abandon, Peername, Host, SNI, Tls0, Deadline) ->
     {Peer00, Tls1} = rssl_options:hostname_check(rssl_options:peer(Host, SNI, Tls0), Tls0),
     {Session, Tls2} = rssl_client_session:by_hand(Tls1),
     {Peer0, Tls} = tickets_by_hand(Peer00, Tls2),
     case rssl_handshake:config(client, Tls) of
         {ok, Config} ->
-            Peername = transport_call(Transport, peername, TSock),
             Peer = rssl_client_session:peer(Peer0, Session, Peername, Host),
-            case adopt(Transport, TSock, Config, Peer, Emulated, undefined, Initial) of
+            case Open(Config, Peer) of
                 {ok, Socket} ->
                     Result = rssl_handshake:run(Socket, Deadline, Tls#{role => client}),
                     rssl_client_session:save(Session, Result);
                 Error -> Error
             end;
         Error ->
-            Module:close(TSock),
+            Abandon(),
             Error
     end.
 

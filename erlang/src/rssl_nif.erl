@@ -4,7 +4,7 @@
 %% Rust side returns otherwise.
 -module(rssl_nif).
 -export([config_new/1, config_cached/1, config_clear_cache/0,
-         adopt/8, pending_options/1, park_hello/2, take_hello/1, handshake_rewait/2, transport/1, set_config/3, handshake/2, send/3, send_dirty/3, recv/3, recv_cancel/2,
+         adopt/8, connect/7, pending_options/1, park_hello/2, take_hello/1, handshake_rewait/2, transport/1, set_config/3, handshake/2, send/3, send_dirty/3, recv/3, recv_cancel/2,
          setopts/2, getopts/1, close/1, close_timed_out/1, live_connections/0,
          downgrade_detach/1, downgrade_feed/2, downgrade_release/1,
          session_save/1, session_lookup/1, shutdown/3, controlling_process/2,
@@ -57,6 +57,12 @@ config_clear_cache() -> ?NIF.
 -spec adopt(integer(), config(), map(), [{atom(), term()}], map() | undefined,
             pid() | undefined, binary(), pos_integer()) -> {ok, conn()} | {error, term()}.
 adopt(_Fd, _Config, _Peer, _SocketOptions, _Pending, _Pump, _Initial, _Scheduler) -> ?NIF.
+%% A client connection on a TCP socket the NIF makes, gives the kernel
+%% options `Sockopts' and connects (`Address' as a list of 4 or 8
+%% integers); the handshake's first write waits for the connection.
+-spec connect([non_neg_integer()], inet:port_number(), [{atom(), term()}], config(), map(),
+              [{atom(), term()}], pos_integer()) -> {ok, conn()} | {error, term()}.
+connect(_Address, _Port, _Sockopts, _Config, _Peer, _SocketOptions, _Scheduler) -> ?NIF.
 -spec transport(conn()) -> pid() | undefined.
 transport(_Socket) -> ?NIF.
 -spec pending_options(conn()) -> map() | undefined.

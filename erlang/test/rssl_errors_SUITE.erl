@@ -253,7 +253,13 @@ connect_refused(Config) ->
     Opts = client_opts(Config),
     ?assertEqual({error, econnrefused}, ?M:connect({127, 0, 0, 1}, Port, Opts, ?T)),
     ?assertEqual({error, econnrefused}, ?M:connect("localhost", Port, Opts, ?T)),
-    ?assertEqual({error, econnrefused}, ?M:connect({127, 0, 0, 1}, Port, Opts)).
+    ?assertEqual({error, econnrefused}, ?M:connect({127, 0, 0, 1}, Port, Opts)),
+    %% Over IPv6 too, and with socket options set before connecting.
+    {ok, L6} = gen_tcp:listen(0, [inet6, {ip, {0, 0, 0, 0, 0, 0, 0, 1}}, {reuseaddr, true}]),
+    {ok, Port6} = inet:port(L6),
+    ok = gen_tcp:close(L6),
+    ?assertEqual({error, econnrefused},
+                 ?M:connect({0, 0, 0, 0, 0, 0, 0, 1}, Port6, [inet6, {nodelay, true} | Opts], ?T)).
 
 %% transport_accept(L, 100) with no client times out; the listener then
 %% still accepts.

@@ -24,7 +24,8 @@
          init_per_group/2, end_per_group/2,
          init_per_testcase/2, end_per_testcase/2]).
 -export([getopts_order_as_ssl/1, getopts_emulated_after_setopts/1,
-         inet_option_defaults/1, inet_options_roundtrip/1, recbuf_and_buffer/1,
+         inet_option_defaults/1, inet_options_roundtrip/1, inet_options_at_connect/1,
+         recbuf_and_buffer/1,
          setopts_error_terms/1, getopts_error_terms/1, closed_socket_calls/1,
          getstat_shape/1, getstat_counts_wire_bytes/1,
          send_timeout_returns_timeout/1, send_timeout_close_closes/1,
@@ -42,7 +43,8 @@ all() ->
 
 groups() ->
     [{connection, [], [getopts_order_as_ssl, getopts_emulated_after_setopts,
-                       inet_option_defaults, inet_options_roundtrip, recbuf_and_buffer,
+                       inet_option_defaults, inet_options_roundtrip, inet_options_at_connect,
+                       recbuf_and_buffer,
                        setopts_error_terms, getopts_error_terms, closed_socket_calls,
                        getstat_shape, getstat_counts_wire_bytes,
                        send_timeout_returns_timeout, send_timeout_close_closes,
@@ -146,6 +148,29 @@ inet_options_roundtrip(Config) ->
     {Trace, _} = Got,
     [?assertEqual({K, ok, {ok, [{K, V}]}}, lists:keyfind(K, 1, Trace))
      || {K, V} <- Sets, K =/= sndbuf, K =/= recbuf].
+
+%% inet options given to connect (rssl sets the kernel's on its own socket
+%% before it connects) read back as ssl reads them back, sndbuf and recbuf
+%% included (the kernel doubles them and, set, leaves them); the
+%% connection works.
+inet_options_at_connect(Config) ->
+    Pki = ?config(pki, Config),
+    Sets = [{nodelay, true}, {keepalive, true}, {sndbuf, 30000}, {recbuf, 20000},
+            {send_timeout, 3000}, {send_timeout_close, true}, {linger, {true, 5}},
+            {exit_on_close, false}, {reuseaddr, true}, {delay_send, true}, {tos, 16},
+            {priority, 3}, {show_econnreset, true}],
+    Got = ?L:same(?M, fun(Mod) ->
+                              {S, Peer} = ?L:pair(Mod, client, Pki, Sets),
+                              Read = sorted(Mod:getopts(S, [K || {K, _} <- Sets])),
+                              ok = Mod:send(S, <<"ping">>),
+                              {ok, <<"ping">>} = ?L:peer_recv(Peer, 4),
+                              ?L:finish(Mod, {S, Peer}, Read)
+                      end),
+    {ok, Read} = Got,
+    [?assertEqual({K, V}, lists:keyfind(K, 1, Read))
+     || {K, V} <- Sets, K =/= sndbuf, K =/= recbuf],
+    ?assertEqual([{recbuf, 40000}, {sndbuf, 60000}],
+                 [lists:keyfind(K, 1, Read) || K <- [recbuf, sndbuf]]).
 
 %% recbuf without an explicit buffer raises buffer; an explicit buffer
 %% stays (inet's rule, kept by ssl).

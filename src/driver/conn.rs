@@ -79,16 +79,18 @@ pub enum RecvOutcome {
 }
 
 impl<H: Host> Conn<H> {
-    /// Takes over a connected socket (the caller keeps and closes its own
-    /// fd), to be run by `poller` ([`Poller::pick_for`]).
-    pub fn adopt(
+    /// Runs a connection on `fd`, a non-blocking socket that is the
+    /// connection's from now on (it closes it): a duplicate of one taken
+    /// over (`socket::adopt`) or one of its own, connected or connecting
+    /// (`socket::connect`: the handshake's first write waits for it). Run
+    /// by `poller` ([`Poller::pick_for`]).
+    pub fn own(
         fd: RawFd,
         tls: Tls,
         owner: H::Owner,
         options: SocketOptions,
         poller: Arc<Poller>,
-    ) -> io::Result<Arc<Conn<H>>> {
-        let fd = socket::adopt(fd)?;
+    ) -> Arc<Conn<H>> {
         let conn = Arc::new(Conn {
             token: Poller::new_token(),
             poller,
@@ -96,7 +98,7 @@ impl<H: Host> Conn<H> {
         });
         LIVE.fetch_add(1, Ordering::Relaxed);
         conn.poller.add(conn.token, fd, conn.clone());
-        Ok(conn)
+        conn
     }
 
     /// Lets go of this reference on the connection's poller thread, so that

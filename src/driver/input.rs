@@ -246,7 +246,14 @@ impl<H: Host> State<H> {
                     self.decrypt();
                     return false;
                 }
-                Err(_) => {
+                Err(e) => {
+                    // A connection that never was (`socket::connect`'s):
+                    // the handshake fails with why, as gen_tcp:connect does.
+                    if let Some(name) = connect_error(&e) {
+                        if self.phase == Phase::Handshaking {
+                            self.record_failure(Failure::Posix(name));
+                        }
+                    }
                     // A reset: end of input, as OTP reports a closed socket.
                     self.end_of_stream();
                     return false;
@@ -363,5 +370,21 @@ impl<H: Host> State<H> {
                 }
             }
         }
+    }
+}
+
+/// The name of an error that only a connection attempt gets (the peer
+/// refused it, or no route or answer reached it); None for the errors of
+/// a connection that was made (a reset is the end of its input).
+fn connect_error(e: &io::Error) -> Option<&'static str> {
+    match e.raw_os_error()? {
+        libc::ECONNREFUSED
+        | libc::EHOSTUNREACH
+        | libc::ENETUNREACH
+        | libc::ETIMEDOUT
+        | libc::EHOSTDOWN
+        | libc::ENETDOWN
+        | libc::EADDRNOTAVAIL => Some(crate::posix::error_name(e)),
+        _ => None,
     }
 }

@@ -29,6 +29,66 @@ pub fn adopt(fd: RawFd) -> io::Result<RawFd> {
     Ok(new)
 }
 
+/// A new non-blocking TCP socket to `addr`, `configure`d (its socket
+/// options), then connecting: the connection is under way, or made, when
+/// this returns; its outcome shows when the socket turns writable or
+/// reports an error. The caller owns the fd.
+pub fn connect(
+    addr: SocketAddr,
+    configure: impl FnOnce(RawFd) -> io::Result<()>,
+) -> io::Result<RawFd> {
+    let family = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    let kind = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    // SAFETY: plain system call; the result is checked.
+    let fd = check(unsafe { libc::socket(family, kind, 0) })?;
+    let (storage, len) = sockaddr(addr);
+    let started = configure(fd).and_then(|()| {
+        // SAFETY: `storage` holds a valid address of `len` bytes for the call.
+        let r = unsafe { libc::connect(fd, &storage as *const _ as *const libc::sockaddr, len) };
+        match check(r) {
+            Err(e) if e.raw_os_error() != Some(libc::EINPROGRESS) => Err(e),
+            _ => Ok(()),
+        }
+    });
+    match started {
+        Ok(()) => Ok(fd),
+        Err(e) => {
+            close(fd);
+            Err(e)
+        }
+    }
+}
+
+fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain old data: all zeroes is a valid value.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            // SAFETY: sockaddr_in fits in sockaddr_storage, which is aligned for it.
+            let sin = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in) };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = a.port().to_be();
+            sin.sin_addr.s_addr = u32::from(*a.ip()).to_be();
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: sockaddr_in6 fits in sockaddr_storage, which is aligned for it.
+            let sin6 = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in6) };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_addr.s6_addr = a.ip().octets();
+            sin6.sin6_flowinfo = a.flowinfo();
+            sin6.sin6_scope_id = a.scope_id();
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
+}
+
 /// Closes `fd`. The caller owns it and never uses it again: every fd the
 /// driver adopts is closed exactly once, by `State::release_socket`.
 pub fn close(fd: RawFd) {

@@ -60,7 +60,8 @@ impl<H: Host> State<H> {
                         // read: a peer that closed after its last flight
                         // (a TLS 1.3 client) still gets it finished.
                         if self.reading == Reading::Ended && !self.tls.is_paused() {
-                            self.fail_handshake(conn, outbox, Failure::Closed);
+                            let failure = self.closed_failure();
+                            self.fail_handshake(conn, outbox, failure);
                         } else {
                             self.arm_retransmit(conn);
                         }
@@ -85,7 +86,7 @@ impl<H: Host> State<H> {
                     }
                     Err(e) => {
                         let failure = match e {
-                            Error::Closed => Failure::Closed,
+                            Error::Closed => self.closed_failure(),
                             e => Failure::Tls(e),
                         };
                         self.fail_handshake(conn, outbox, failure);
@@ -168,6 +169,15 @@ impl<H: Host> State<H> {
         };
         if let Some(w) = self.waiters.renegotiate.take() {
             outbox.reply(w, &self.options, Reply::Send(result));
+        }
+    }
+
+    /// Why a handshake whose input ended failed: `closed`, unless its
+    /// connection was never made (`econnrefused`...: input.rs).
+    fn closed_failure(&self) -> Failure {
+        match self.failure() {
+            Some(f @ Failure::Posix(_)) => f.clone(),
+            _ => Failure::Closed,
         }
     }
 

@@ -240,7 +240,7 @@ fn sockopt_term<'a>(env: Env<'a>, opt: SockOpt) -> Term<'a> {
 }
 
 /// Decodes `{Name, Value}` of a kernel-backed inet option.
-fn decode_sockopt(env: Env, key: Atom, value: Term) -> Option<SockOpt> {
+pub fn decode_sockopt(env: Env, key: Atom, value: Term) -> Option<SockOpt> {
     let name = key.to_term(env).atom_to_string().ok()?;
     Some(match SockOpt::named(&name)? {
         SockOpt::NoDelay(_) => SockOpt::NoDelay(value.decode().ok()?),

@@ -6,13 +6,14 @@ use super::callback::Mailbox;
 use super::config::ConfigRes;
 use super::host::{CallerOutbox, ErlHost, Owner, Waiter};
 use super::terms::{addr_term, error_tuple, failure_term};
-use crate::driver::{Conn, Poller, RecvOutcome, SendOutcome, SocketOptions, Tls};
+use crate::driver::{inet, socket, Conn, Poller, RecvOutcome, SendOutcome, SocketOptions, Tls};
 use crate::engine::connection::PeerName;
 use crate::engine::{Connection, Error};
 use parking_lot::Mutex;
 use rustler::env::{OwnedEnv, SavedTerm};
 use rustler::{Atom, Binary, Encoder, Env, LocalPid, Monitor, NifResult, ResourceArc, Term};
 use std::mem::ManuallyDrop;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 /// The resource behind a connection socket.
@@ -113,28 +114,103 @@ fn adopt<'a>(
     scheduler: usize,
 ) -> NifResult<Term<'a>> {
     let tls = plan(&config, peer_name(peer)?, peer, initial.as_slice());
+    let options = match socket_options_of(env, &socket_options) {
+        Ok(options) => options,
+        Err(refused) => return Ok(refused),
+    };
+    let fd = match socket::adopt(fd) {
+        Ok(fd) => fd,
+        Err(e) => return Ok(posix_error(env, &e)),
+    };
+    let conn = Conn::own(fd, tls, owner(env), options, Poller::pick_for(scheduler));
+    Ok(start(env, conn, pending, pump))
+}
+
+/// A client connection on a TCP socket of the NIF's own: made, given the
+/// kernel options `sockopts`, and connecting to `address` (4 or 8
+/// integers) and `port` when this returns. The handshake's first write
+/// waits for the connection; a connection that fails fails the handshake
+/// with its reason (`econnrefused`...). gen_tcp's port, its options and
+/// its close are not needed for what rssl takes over at once.
+// The arguments are those of rssl_nif:connect/7, one per Erlang-side fact.
+#[allow(clippy::too_many_arguments)]
+#[rustler::nif]
+fn connect<'a>(
+    env: Env<'a>,
+    address: Vec<u16>,
+    port: u16,
+    sockopts: Vec<(Atom, Term<'a>)>,
+    config: ResourceArc<ConfigRes>,
+    peer: Term<'a>,
+    socket_options: Vec<(Atom, Term<'a>)>,
+    scheduler: usize,
+) -> NifResult<Term<'a>> {
+    let ip = match address[..] {
+        [a, b, c, d] if [a, b, c, d].iter().all(|&x| x <= 255) => {
+            IpAddr::V4(Ipv4Addr::new(a as u8, b as u8, c as u8, d as u8))
+        }
+        [a, b, c, d, e, f, g, h] => IpAddr::V6(Ipv6Addr::new(a, b, c, d, e, f, g, h)),
+        _ => return Err(rustler::Error::BadArg),
+    };
+    let kernel = sockopts
+        .iter()
+        .map(|&(key, value)| super::options::decode_sockopt(env, key, value))
+        .collect::<Option<Vec<_>>>()
+        .ok_or(rustler::Error::BadArg)?;
+    let tls = plan(&config, peer_name(peer)?, peer, &[]);
+    let options = match socket_options_of(env, &socket_options) {
+        Ok(options) => options,
+        Err(refused) => return Ok(refused),
+    };
+    let configure = |fd| kernel.iter().try_for_each(|&opt| inet::set(fd, opt));
+    let fd = match socket::connect(SocketAddr::new(ip, port), configure) {
+        Ok(fd) => fd,
+        Err(e) => return Ok(posix_error(env, &e)),
+    };
+    let conn = Conn::own(fd, tls, owner(env), options, Poller::pick_for(scheduler));
+    let undefined = atoms::undefined().encode(env);
+    Ok(start(env, conn, undefined, undefined))
+}
+
+/// The emulated options a new connection starts with, or the error term
+/// for one it cannot take.
+fn socket_options_of<'a>(
+    env: Env<'a>,
+    pairs: &[(Atom, Term<'a>)],
+) -> Result<SocketOptions, Term<'a>> {
     let mut options = SocketOptions::default();
-    match super::options::apply_options(&mut options, &socket_options) {
-        Ok(_) => {}
+    match super::options::apply_options(&mut options, pairs) {
+        Ok(_) => Ok(options),
         Err(super::options::Refused::Unknown(pair)) => {
-            return Ok((atoms::error(), (atoms::options(), pair)).encode(env));
+            Err((atoms::error(), (atoms::options(), pair)).encode(env))
         }
         Err(super::options::Refused::CountTooLarge) => {
-            return Ok((atoms::error(), atoms::einval()).encode(env));
+            Err((atoms::error(), atoms::einval()).encode(env))
         }
     }
-    let owner = Owner {
+}
+
+fn posix_error<'a>(env: Env<'a>, e: &std::io::Error) -> Term<'a> {
+    let name = crate::posix::error_name(e);
+    (atoms::error(), super::terms::atom(env, name)).encode(env)
+}
+
+/// The caller, as a new connection's owner.
+fn owner(env: Env) -> Owner {
+    Owner {
         pid: env.pid(),
         socket: None,
         monitor: None,
-    };
-    let conn = match Conn::adopt(fd, tls, owner, options, Poller::pick_for(scheduler)) {
-        Ok(conn) => conn,
-        Err(e) => {
-            let name = crate::posix::error_name(&e);
-            return Ok((atoms::error(), super::terms::atom(env, name)).encode(env));
-        }
-    };
+    }
+}
+
+/// The socket term of a new connection, owned and monitored by the caller.
+fn start<'a>(
+    env: Env<'a>,
+    conn: Arc<Conn<ErlHost>>,
+    pending: Term<'a>,
+    pump: Term<'a>,
+) -> Term<'a> {
     let pending = pending.is_map().then(|| {
         let owned = OwnedEnv::new();
         let saved = owned.save(pending);
@@ -151,7 +227,7 @@ fn adopt<'a>(
         o.socket = Some(res.clone());
         o.monitor = monitor;
     });
-    Ok((atoms::ok(), socket_term(env, &res)).encode(env))
+    (atoms::ok(), socket_term(env, &res)).encode(env)
 }
 
 /// A plan for a connection's TLS state (`driver::Tls`), made by the

@@ -184,7 +184,8 @@ fn options(active: Active) -> SocketOptions {
 
 /// The driver takes over `ours` (on the poller of this thread).
 fn adopt(ours: RawFd, tls: Tls, owner: &Sender<Event>, active: Active) -> Arc<Conn<TestHost>> {
-    Conn::<TestHost>::adopt(ours, tls, owner.clone(), options(active), Poller::pick()).unwrap()
+    let fd = socket::adopt(ours).unwrap();
+    Conn::<TestHost>::own(fd, tls, owner.clone(), options(active), Poller::pick())
 }
 
 /// An established driver server (owner events on the receiver) and its peer.
