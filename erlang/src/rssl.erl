@@ -3,8 +3,10 @@
 %% (`{ssl, S, Data}', `{ssl_closed, S}', `{ssl_error, S, Reason}',
 %% `{ssl_passive, S}').
 %%
-%% TCP is set up with gen_tcp; the NIF then adopts the file descriptor and
-%% does all TLS I/O on its own threads, delivering straight to the owner.
+%% A client's TCP connection is made by the NIF (gen_tcp's when its
+%% options need gen_tcp); a server's is accepted with gen_tcp and the NIF
+%% adopts its file descriptor. The NIF does all TLS I/O on its own
+%% threads, delivering straight to the owner.
 -module(rssl).
 
 -export([start/0, start/1, stop/0,
