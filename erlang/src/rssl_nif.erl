@@ -5,7 +5,7 @@
 -module(rssl_nif).
 -export([config_new/1, config_cached/1, config_clear_cache/0,
          adopt/8, connect/7, pending_options/1, park_hello/2, take_hello/1, handshake_rewait/2, transport/1, set_config/3, handshake/2, send/3, send_dirty/3, recv/3, recv_cancel/2,
-         setopts/2, getopts/1, close/1, close_timed_out/1, live_connections/0,
+         setopts/2, getopts/1, close/1, close_timed_out/1, live_connections/0, heap_in_use/0,
          downgrade_detach/1, downgrade_feed/2, downgrade_release/1,
          session_save/1, session_lookup/1, shutdown/3, controlling_process/2,
          sockname/1, peername/1, info/1, security_info/1, peercert/1, suites/2,
@@ -106,6 +106,10 @@ session_save(_Socket) -> ?NIF.
 session_lookup(_SessionId) -> ?NIF.
 -spec live_connections() -> non_neg_integer().
 live_connections() -> ?NIF.
+%% Bytes of native heap in use (malloc's count, all threads): for leak
+%% checks finer than the resident set.
+-spec heap_in_use() -> non_neg_integer().
+heap_in_use() -> ?NIF.
 -spec shutdown(conn(), boolean(), boolean()) -> ok | {error, term()}.
 shutdown(_Socket, _Read, _Write) -> ?NIF.
 -spec controlling_process(conn(), pid()) -> ok | {error, closed | not_owner}.

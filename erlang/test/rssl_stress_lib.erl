@@ -23,7 +23,8 @@ rss_kb() ->
 %%   rss => bytes resident}.
 memory() ->
     erlang:garbage_collect(),
-    #{erlang => erlang:memory(total), rss => rss_kb() * 1024}.
+    #{erlang => erlang:memory(total), rss => rss_kb() * 1024,
+      heap => rssl_nif:heap_in_use()}.
 
 %% Growth of each reading from Before to After, in bytes.
 growth(Before, After) ->
