@@ -435,10 +435,7 @@ native_connect({gen_tcp, _}, Host, TcpOpts) ->
              end,
     case lists:all(fun native_option/1, TcpOpts) andalso inet:getaddrs(Host, Family) of
         {ok, [Address]} ->
-            {ok, Address, [Opt || {Key, _} = Opt <- TcpOpts,
-                                  lists:member(Key, [nodelay, keepalive, sndbuf, recbuf,
-                                                     reuseaddr, tos, tclass, priority,
-                                                     linger, ipv6_v6only])]};
+            {ok, Address, [Opt || Opt <- TcpOpts, rssl_options:classify(Opt) =:= sockopt]};
         _ ->
             gen_tcp
     end;

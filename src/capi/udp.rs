@@ -6,9 +6,10 @@
 use super::error;
 use super::result::rssl_result::{self, *};
 use super::socket::{self, io_error, wait, Deadline, Interest};
+use crate::driver::socket::{sockaddr, socket_addr};
 use std::io;
 use std::mem::{size_of, MaybeUninit};
-use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// The largest UDP payload: one read takes any datagram whole.
@@ -31,69 +32,6 @@ pub(crate) fn connect(host: &str, port: u16) -> Result<OwnedFd, rssl_result> {
         .connect(addr)
         .map_err(|e| error::set(RSSL_CONNECT_FAILED, format!("connect to {addr}: {e}")))?;
     Ok(socket.into())
-}
-
-/// `addr` as a C socket address.
-fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: all-zero is a valid sockaddr_storage.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let len = match addr {
-        SocketAddr::V4(a) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(a.ip().octets()),
-                },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
-            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin) };
-            size_of::<libc::sockaddr_in>()
-        }
-        SocketAddr::V6(a) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: a.port().to_be(),
-                sin6_flowinfo: a.flowinfo(),
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                },
-                sin6_scope_id: a.scope_id(),
-            };
-            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
-            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin6) };
-            size_of::<libc::sockaddr_in6>()
-        }
-    };
-    (storage, len as libc::socklen_t)
-}
-
-/// A C socket address as a Rust one (None for other families).
-fn socket_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
-    match storage.ss_family as libc::c_int {
-        libc::AF_INET => {
-            // SAFETY: the family says the storage holds a sockaddr_in.
-            let sin: &libc::sockaddr_in = unsafe { &*(storage as *const _ as *const _) };
-            let ip = std::net::Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
-            Some(SocketAddrV4::new(ip, u16::from_be(sin.sin_port)).into())
-        }
-        libc::AF_INET6 => {
-            // SAFETY: the family says the storage holds a sockaddr_in6.
-            let sin6: &libc::sockaddr_in6 = unsafe { &*(storage as *const _ as *const _) };
-            let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-            Some(
-                SocketAddrV6::new(
-                    ip,
-                    u16::from_be(sin6.sin6_port),
-                    sin6.sin6_flowinfo,
-                    sin6.sin6_scope_id,
-                )
-                .into(),
-            )
-        }
-        _ => None,
-    }
 }
 
 /// A non-blocking UDP socket bound to `addr` with SO_REUSEADDR, so that a
@@ -309,15 +247,6 @@ pub(crate) fn is_socket_type(fd: RawFd, kind: libc::c_int) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn addresses_go_both_ways() {
-        for text in ["127.0.0.1:5684", "[::1]:443", "[fe80::1%2]:9"] {
-            let addr: SocketAddr = text.parse().unwrap();
-            let (storage, _) = sockaddr(&addr);
-            assert_eq!(socket_addr(&storage), Some(addr));
-        }
-    }
 
     #[test]
     fn peer_sockets_share_the_listeners_port() {

@@ -1,8 +1,8 @@
 //! Thin, safe wrappers over the socket system calls the driver needs.
 
 use std::io;
-use std::mem::MaybeUninit;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::mem::{size_of, MaybeUninit};
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::RawFd;
 
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
@@ -45,7 +45,7 @@ pub fn connect(
     let kind = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
     // SAFETY: plain system call; the result is checked.
     let fd = check(unsafe { libc::socket(family, kind, 0) })?;
-    let (storage, len) = sockaddr(addr);
+    let (storage, len) = sockaddr(&addr);
     let started = configure(fd).and_then(|()| {
         // SAFETY: `storage` holds a valid address of `len` bytes for the call.
         let r = unsafe { libc::connect(fd, &storage as *const _ as *const libc::sockaddr, len) };
@@ -61,32 +61,6 @@ pub fn connect(
             Err(e)
         }
     }
-}
-
-fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: sockaddr_storage is plain old data: all zeroes is a valid value.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let len = match addr {
-        SocketAddr::V4(a) => {
-            // SAFETY: sockaddr_in fits in sockaddr_storage, which is aligned for it.
-            let sin = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in) };
-            sin.sin_family = libc::AF_INET as libc::sa_family_t;
-            sin.sin_port = a.port().to_be();
-            sin.sin_addr.s_addr = u32::from(*a.ip()).to_be();
-            std::mem::size_of::<libc::sockaddr_in>()
-        }
-        SocketAddr::V6(a) => {
-            // SAFETY: sockaddr_in6 fits in sockaddr_storage, which is aligned for it.
-            let sin6 = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in6) };
-            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-            sin6.sin6_port = a.port().to_be();
-            sin6.sin6_addr.s6_addr = a.ip().octets();
-            sin6.sin6_flowinfo = a.flowinfo();
-            sin6.sin6_scope_id = a.scope_id();
-            std::mem::size_of::<libc::sockaddr_in6>()
-        }
-    };
-    (storage, len as libc::socklen_t)
 }
 
 /// Closes `fd`. The caller owns it and never uses it again: every fd the
@@ -140,21 +114,66 @@ pub fn shutdown(fd: RawFd, how: libc::c_int) -> io::Result<()> {
     check(unsafe { libc::shutdown(fd, how) }).map(|_| ())
 }
 
-fn to_socket_addr(storage: &libc::sockaddr_storage) -> io::Result<SocketAddr> {
+/// `addr` as a C socket address.
+pub fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin) };
+            size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin6) };
+            size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
+}
+
+/// A C socket address as a Rust one (None for other families).
+pub fn socket_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
     match storage.ss_family as libc::c_int {
         libc::AF_INET => {
-            // SAFETY: the kernel filled `storage` with an AF_INET address, which fits in it.
-            let a = unsafe { &*(storage as *const _ as *const libc::sockaddr_in) };
-            let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
-            Ok(SocketAddr::new(IpAddr::V4(ip), u16::from_be(a.sin_port)))
+            // SAFETY: the family says the storage holds a sockaddr_in.
+            let sin: &libc::sockaddr_in = unsafe { &*(storage as *const _ as *const _) };
+            let ip = std::net::Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
+            Some(SocketAddrV4::new(ip, u16::from_be(sin.sin_port)).into())
         }
         libc::AF_INET6 => {
-            // SAFETY: the kernel filled `storage` with an AF_INET6 address, which fits in it.
-            let a = unsafe { &*(storage as *const _ as *const libc::sockaddr_in6) };
-            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
-            Ok(SocketAddr::new(IpAddr::V6(ip), u16::from_be(a.sin6_port)))
+            // SAFETY: the family says the storage holds a sockaddr_in6.
+            let sin6: &libc::sockaddr_in6 = unsafe { &*(storage as *const _ as *const _) };
+            let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            Some(
+                SocketAddrV6::new(
+                    ip,
+                    u16::from_be(sin6.sin6_port),
+                    sin6.sin6_flowinfo,
+                    sin6.sin6_scope_id,
+                )
+                .into(),
+            )
         }
-        _ => Err(io::Error::from_raw_os_error(libc::EAFNOSUPPORT)),
+        _ => None,
     }
 }
 
@@ -167,7 +186,7 @@ fn name(fd: RawFd, call: NameFn) -> io::Result<SocketAddr> {
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     // SAFETY: `storage` and `len` are live and `len` holds its size.
     check(unsafe { call(fd, &mut storage as *mut _ as *mut libc::sockaddr, &mut len) })?;
-    to_socket_addr(&storage)
+    socket_addr(&storage).ok_or_else(|| io::Error::from_raw_os_error(libc::EAFNOSUPPORT))
 }
 
 pub fn sockname(fd: RawFd) -> io::Result<SocketAddr> {
@@ -176,4 +195,18 @@ pub fn sockname(fd: RawFd) -> io::Result<SocketAddr> {
 
 pub fn peername(fd: RawFd) -> io::Result<SocketAddr> {
     name(fd, libc::getpeername)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_go_both_ways() {
+        for text in ["127.0.0.1:5684", "[::1]:443", "[fe80::1%2]:9"] {
+            let addr: SocketAddr = text.parse().unwrap();
+            let (storage, _) = sockaddr(&addr);
+            assert_eq!(socket_addr(&storage), Some(addr));
+        }
+    }
 }
