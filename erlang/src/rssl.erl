@@ -433,7 +433,8 @@ native_connect({gen_tcp, _}, Host, TcpOpts) ->
                  true -> inet6;
                  false -> inet
              end,
-    case lists:all(fun native_option/1, TcpOpts) andalso inet:getaddrs(Host, Family) of
+    case lists:all(fun(Opt) -> native_option(Family, Opt) end, TcpOpts)
+        andalso inet:getaddrs(Host, Family) of
         {ok, [Address]} ->
             {ok, Address, [Opt || Opt <- TcpOpts, rssl_options:classify(Opt) =:= sockopt]};
         _ ->
@@ -443,7 +444,11 @@ native_connect(_Transport, _Host, _TcpOpts) ->
     gen_tcp.
 
 %% An option the NIF's own socket takes as gen_tcp would, with a value
-%% gen_tcp accepts (any other value goes to gen_tcp, which refuses it).
+%% gen_tcp accepts (any other value goes to gen_tcp, which refuses it, as
+%% it refuses IPv6's options on an IPv4 socket).
+native_option(inet, {Key, _}) when Key =:= tclass; Key =:= ipv6_v6only -> false;
+native_option(_Family, Opt) -> native_option(Opt).
+
 native_option(inet) -> true;
 native_option(inet6) -> true;
 native_option({Key, B}) when Key =:= nodelay; Key =:= keepalive; Key =:= reuseaddr;

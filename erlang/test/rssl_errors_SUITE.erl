@@ -259,7 +259,11 @@ connect_refused(Config) ->
     {ok, Port6} = inet:port(L6),
     ok = gen_tcp:close(L6),
     ?assertEqual({error, econnrefused},
-                 ?M:connect({0, 0, 0, 0, 0, 0, 0, 1}, Port6, [inet6, {nodelay, true} | Opts], ?T)).
+                 ?M:connect({0, 0, 0, 0, 0, 0, 0, 1}, Port6, [inet6, {nodelay, true} | Opts], ?T)),
+    %% IPv6's socket options on an IPv4 socket are refused before connecting.
+    [?assertMatch({error, {options, {socket_options, _}}},
+                  ?M:connect({127, 0, 0, 1}, Port, [Opt | Opts], ?T))
+     || Opt <- [{tclass, 8}, {ipv6_v6only, true}]].
 
 %% transport_accept(L, 100) with no client times out; the listener then
 %% still accepts.
