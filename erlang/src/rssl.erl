@@ -459,8 +459,9 @@ native_option({Key, N}) when Key =:= sndbuf; Key =:= recbuf ->
     is_integer(N) andalso N > 0 andalso N < 1 bsl 31;
 native_option({Key, N}) when Key =:= tos; Key =:= tclass ->
     is_integer(N) andalso N >= 0 andalso N =< 255;
+%% (Above 6 Linux wants CAP_NET_ADMIN: gen_tcp reports its refusal.)
 native_option({priority, N}) ->
-    is_integer(N) andalso N >= 0 andalso N < 1 bsl 31;
+    is_integer(N) andalso N >= 0 andalso N =< 6;
 native_option({linger, {On, Secs}}) ->
     is_boolean(On) andalso is_integer(Secs) andalso Secs >= 0 andalso Secs < 1 bsl 31;
 native_option({send_timeout, T}) ->
